@@ -1,0 +1,1 @@
+"""Sub-commands of ``run.py``; every module here exposes ``register(subparsers)``."""
