@@ -1,0 +1,439 @@
+"""Keys: the server's PKCS#11 token (SoftHSM2 in development) and the demo PKI.
+
+The token holds every secret the server uses in operation:
+
+* ``storage-kek`` (AES-256): wraps each record's random data key (AES-GCM inside the token);
+  records' photos, signatures and minutiae are encrypted with that data key (envelope encryption).
+* ``document-signer`` (EC P-256): signs the chip's EF.SOD; its certificate is issued by the
+  country-signing CA (CSCA).
+* ``biometric-master`` (AES-128, CMAC): per-card biometric keys are diversified from it.
+* ``scp03-master`` (AES-128, CMAC): per-card SCP03 static keys are diversified from it.
+
+``init`` also creates the *demo* PKI outside the token, standing in for parties we do not run:
+the registry CA and its batch-signing key (the registry signs batches), and the CSCA key (an
+offline CA in a real deployment). Those files live in ``var/keys`` and are for development only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.x509.oid import NameOID
+
+from printsrv.config import Settings
+from printsrv.errors import KeyStoreError
+
+STORAGE_KEK = "storage-kek"
+DOCUMENT_SIGNER = "document-signer"
+BIOMETRIC_MASTER = "biometric-master"
+SCP03_MASTER = "scp03-master"
+_NONCE = 12
+
+
+def _pkcs11() -> Any:
+    import pkcs11  # imported lazily: the CLI must start without a token
+
+    return pkcs11
+
+
+def ensure_softhsm_conf(settings: Settings) -> Path:
+    """Write the SoftHSM2 config under the instance folder (unless one is configured) and
+    point ``SOFTHSM2_CONF`` at it."""
+    conf = settings.softhsm_conf_path
+    if "SOFTHSM2_CONF" in os.environ and settings.softhsm_conf is None:
+        return Path(os.environ["SOFTHSM2_CONF"])
+    if not conf.exists():
+        tokens = conf.parent / "tokens"
+        tokens.mkdir(parents=True, exist_ok=True)
+        conf.write_text(
+            f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n"
+        )
+    os.environ["SOFTHSM2_CONF"] = str(conf)
+    return conf
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "ID"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "ktp-printsrv demo"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
+def _certificate(
+    subject: str,
+    public_key: Any,
+    issuer_name: x509.Name | None,
+    issuer_key: Any,
+    *,
+    ca: bool,
+    days: int,
+    key_usage: dict[str, bool],
+) -> x509.Certificate:
+    now = datetime.now(UTC) - timedelta(minutes=5)
+    usage = dict.fromkeys(
+        (
+            "digital_signature",
+            "content_commitment",
+            "key_encipherment",
+            "data_encipherment",
+            "key_agreement",
+            "key_cert_sign",
+            "crl_sign",
+            "encipher_only",
+            "decipher_only",
+        ),
+        False,
+    )
+    usage.update(key_usage)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(issuer_name or _name(subject))
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=0 if ca else None), critical=True)
+        .add_extension(x509.KeyUsage(**usage), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+    )
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def _write_private(path: Path, key: Any) -> None:
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    path.chmod(0o600)
+
+
+def _write_cert(path: Path, cert: x509.Certificate) -> None:
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def create_demo_registry_pki(keys_dir: Path) -> list[str]:
+    """Demo registry CA + batch-signing certificate (the registry's side, for demo batches)."""
+    created: list[str] = []
+    keys_dir.mkdir(parents=True, exist_ok=True)
+    if not (keys_dir / "registry-ca.pem").exists():
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca = _certificate(
+            "DEMO Registry CA (Dukcapil)",
+            ca_key.public_key(),
+            None,
+            ca_key,
+            ca=True,
+            days=3650,
+            key_usage={"key_cert_sign": True, "crl_sign": True},
+        )
+        signer_key = ec.generate_private_key(ec.SECP256R1())
+        signer = _certificate(
+            "DEMO SIAK batch signer",
+            signer_key.public_key(),
+            ca.subject,
+            ca_key,
+            ca=False,
+            days=825,
+            key_usage={"digital_signature": True, "content_commitment": True},
+        )
+        _write_cert(keys_dir / "registry-ca.pem", ca)
+        _write_private(keys_dir / "registry-ca-key.pem", ca_key)
+        _write_cert(keys_dir / "registry-signer.pem", signer)
+        _write_private(keys_dir / "registry-signer-key.pem", signer_key)
+        created.append("demo registry CA and batch signer")
+    return created
+
+
+def init_token(settings: Settings) -> list[str]:
+    """Create the SoftHSM token and its keys when missing; return what was created."""
+    created: list[str] = []
+    ensure_softhsm_conf(settings)
+    keys_dir = settings.keys_dir
+    keys_dir.mkdir(parents=True, exist_ok=True)
+    pin_file = keys_dir / "token.pin"
+    pkcs11 = _pkcs11()
+    lib = pkcs11.lib(settings.pkcs11_module)
+    try:
+        lib.get_token(token_label=settings.token_label)
+    except pkcs11.exceptions.NoSuchToken:
+        pin = settings.token_pin or secrets.token_hex(8)
+        so_pin = secrets.token_hex(8)
+        subprocess.run(
+            [
+                "softhsm2-util",
+                "--init-token",
+                "--free",
+                "--label",
+                settings.token_label,
+                "--pin",
+                pin,
+                "--so-pin",
+                so_pin,
+            ],
+            check=True,
+            capture_output=True,
+        )
+        if not settings.token_pin:
+            pin_file.write_text(pin + "\n")
+            pin_file.chmod(0o600)
+        created.append(f"token {settings.token_label!r}")
+        lib.reinitialize()
+    with KeyStore.open(settings) as store:
+        created += store.create_missing_keys()
+    return created
+
+
+class KeyStore:
+    """An open session on the server's token."""
+
+    def __init__(self, settings: Settings, session: Any) -> None:
+        self.settings = settings
+        self._session = session
+        self._cache: dict[str, Any] = {}
+
+    @classmethod
+    @contextmanager
+    def open(cls, settings: Settings) -> Iterator[KeyStore]:
+        """Open a logged-in session; raises :class:`KeyStoreError` if the token is unusable."""
+        ensure_softhsm_conf(settings)
+        pkcs11 = _pkcs11()
+        try:
+            lib = pkcs11.lib(settings.pkcs11_module)
+            token = lib.get_token(token_label=settings.token_label)
+            session = token.open(rw=True, user_pin=settings.resolved_token_pin())
+        except pkcs11.exceptions.NoSuchToken as exc:
+            raise KeyStoreError(
+                f"token {settings.token_label!r} not found: run 'python run.py init'"
+            ) from exc
+        except (pkcs11.exceptions.PKCS11Error, RuntimeError, OSError) as exc:
+            raise KeyStoreError(f"cannot open token {settings.token_label!r}: {exc!r}") from exc
+        try:
+            yield cls(settings, session)
+        finally:
+            session.close()
+
+    # --- keys -------------------------------------------------------------------------------
+    def _secret(self, label: str) -> Any:
+        pkcs11 = _pkcs11()
+        if label not in self._cache:
+            try:
+                self._cache[label] = self._session.get_key(
+                    object_class=pkcs11.ObjectClass.SECRET_KEY, label=label
+                )
+            except pkcs11.exceptions.NoSuchKey as exc:
+                raise KeyStoreError(f"key {label!r} missing in the token: run init") from exc
+        return self._cache[label]
+
+    def _has(self, label: str, object_class: Any) -> bool:
+        return bool(
+            list(
+                self._session.get_objects(
+                    {_pkcs11().Attribute.LABEL: label, _pkcs11().Attribute.CLASS: object_class}
+                )
+            )
+        )
+
+    def create_missing_keys(self) -> list[str]:
+        """Generate or import every key the server needs that the token lacks."""
+        pkcs11 = _pkcs11()
+        attr, created = pkcs11.Attribute, []
+        secret_template = {attr.SENSITIVE: True, attr.EXTRACTABLE: False, attr.TOKEN: True}
+        if not self._has(STORAGE_KEK, pkcs11.ObjectClass.SECRET_KEY):
+            self._session.generate_key(
+                pkcs11.KeyType.AES,
+                256,
+                label=STORAGE_KEK,
+                store=True,
+                capabilities=pkcs11.MechanismFlag.ENCRYPT | pkcs11.MechanismFlag.DECRYPT,
+                template=secret_template,
+            )
+            created.append(STORAGE_KEK)
+        if not self._has(BIOMETRIC_MASTER, pkcs11.ObjectClass.SECRET_KEY):
+            self._session.generate_key(
+                pkcs11.KeyType.AES,
+                128,
+                label=BIOMETRIC_MASTER,
+                store=True,
+                capabilities=pkcs11.MechanismFlag.SIGN | pkcs11.MechanismFlag.VERIFY,
+                template=secret_template,
+            )
+            created.append(BIOMETRIC_MASTER)
+        if not self._has(SCP03_MASTER, pkcs11.ObjectClass.SECRET_KEY):
+            # Demo only: the simulator derives the same card keys from this known value.
+            self._session.create_object(
+                {
+                    attr.CLASS: pkcs11.ObjectClass.SECRET_KEY,
+                    attr.KEY_TYPE: pkcs11.KeyType.AES,
+                    attr.LABEL: SCP03_MASTER,
+                    attr.VALUE: _demo_scp03_master(self.settings),
+                    attr.SIGN: True,
+                    attr.VERIFY: True,
+                    attr.TOKEN: True,
+                    attr.SENSITIVE: True,
+                    attr.EXTRACTABLE: False,
+                }
+            )
+            created.append(SCP03_MASTER + " (demo value)")
+        if not self._has(DOCUMENT_SIGNER, pkcs11.ObjectClass.PRIVATE_KEY):
+            created += self._create_document_signer()
+        return created
+
+    def _create_document_signer(self) -> list[str]:
+        pkcs11 = _pkcs11()
+        from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
+
+        params = self._session.create_domain_parameters(
+            pkcs11.KeyType.EC,
+            {pkcs11.Attribute.EC_PARAMS: encode_named_curve_parameters("secp256r1")},
+            local=True,
+        )
+        public, _private = params.generate_keypair(
+            store=True,
+            label=DOCUMENT_SIGNER,
+            private_template={
+                pkcs11.Attribute.SENSITIVE: True,
+                pkcs11.Attribute.EXTRACTABLE: False,
+            },
+        )
+        ds_public = serialization.load_der_public_key(encode_ec_public_key(public))
+        keys_dir = self.settings.keys_dir
+        csca_key_path, csca_path = keys_dir / "csca-key.pem", keys_dir / "csca.pem"
+        created = []
+        if not csca_path.exists():
+            csca_key = ec.generate_private_key(ec.SECP256R1())
+            csca = _certificate(
+                "DEMO CSCA Indonesia",
+                csca_key.public_key(),
+                None,
+                csca_key,
+                ca=True,
+                days=3650,
+                key_usage={"key_cert_sign": True, "crl_sign": True},
+            )
+            _write_private(csca_key_path, csca_key)
+            _write_cert(csca_path, csca)
+            created.append("demo CSCA")
+        csca_key = serialization.load_pem_private_key(csca_key_path.read_bytes(), None)
+        csca = x509.load_pem_x509_certificate(csca_path.read_bytes())
+        ds_cert = _certificate(
+            "DEMO Document Signer e-KTP",
+            ds_public,
+            csca.subject,
+            csca_key,
+            ca=False,
+            days=3650,
+            key_usage={"digital_signature": True},
+        )
+        _write_cert(keys_dir / "document-signer.pem", ds_cert)
+        created.append(DOCUMENT_SIGNER)
+        return created
+
+    # --- envelope encryption of record media ---------------------------------------------------
+    def wrap_data_key(self, data_key: bytes, record_ref: bytes) -> bytes:
+        """Encrypt a record's data key inside the token (AES-GCM, AAD = record reference)."""
+        pkcs11 = _pkcs11()
+        nonce = secrets.token_bytes(_NONCE)
+        ct = self._secret(STORAGE_KEK).encrypt(
+            data_key,
+            mechanism=pkcs11.Mechanism.AES_GCM,
+            mechanism_param=pkcs11.GCMParams(nonce, record_ref, 128),
+        )
+        return nonce + bytes(ct)
+
+    def unwrap_data_key(self, wrapped: bytes, record_ref: bytes) -> bytes:
+        """Decrypt a wrapped data key; raises :class:`KeyStoreError` if it was tampered with."""
+        pkcs11 = _pkcs11()
+        try:
+            return bytes(
+                self._secret(STORAGE_KEK).decrypt(
+                    wrapped[_NONCE:],
+                    mechanism=pkcs11.Mechanism.AES_GCM,
+                    mechanism_param=pkcs11.GCMParams(wrapped[:_NONCE], record_ref, 128),
+                )
+            )
+        except pkcs11.exceptions.PKCS11Error as exc:
+            raise KeyStoreError("data key does not decrypt (wrong key or tampered)") from exc
+
+    # --- chip ports ----------------------------------------------------------------------------
+    def document_signer(self) -> TokenDocumentSigner:
+        pkcs11 = _pkcs11()
+        try:
+            key = self._session.get_key(
+                object_class=pkcs11.ObjectClass.PRIVATE_KEY, label=DOCUMENT_SIGNER
+            )
+        except pkcs11.exceptions.NoSuchKey as exc:
+            raise KeyStoreError("document-signer key missing: run init") from exc
+        cert = x509.load_pem_x509_certificate(
+            (self.settings.keys_dir / "document-signer.pem").read_bytes()
+        )
+        return TokenDocumentSigner(key, cert.public_bytes(serialization.Encoding.DER))
+
+    def biometric_master(self) -> TokenDiversifier:
+        return TokenDiversifier(self._secret(BIOMETRIC_MASTER))
+
+    def scp03_master(self) -> TokenDiversifier:
+        return TokenDiversifier(self._secret(SCP03_MASTER))
+
+    def csca_certificate_der(self) -> bytes:
+        cert = x509.load_pem_x509_certificate((self.settings.keys_dir / "csca.pem").read_bytes())
+        return cert.public_bytes(serialization.Encoding.DER)
+
+
+def _demo_scp03_master(settings: Settings) -> bytes:
+    path = settings.keys_dir / "scp03-demo-master.hex"
+    if not path.exists():
+        from chip.softkeys import DEMO_SCP03_MASTER_HEX
+
+        path.write_text(DEMO_SCP03_MASTER_HEX + "\n")
+    return bytes.fromhex(path.read_text().strip())
+
+
+@dataclass
+class TokenDocumentSigner:
+    """``chip.api.DocumentSigner`` backed by the token's EC key (SoftHSM has no
+    CKM_ECDSA_SHA256: hash here, sign raw, DER-encode r‖s)."""
+
+    _key: Any
+    _certificate_der: bytes
+
+    @property
+    def certificate_der(self) -> bytes:
+        return self._certificate_der
+
+    def sign(self, data: bytes) -> bytes:
+        pkcs11 = _pkcs11()
+        raw = bytes(self._key.sign(hashlib.sha256(data).digest(), mechanism=pkcs11.Mechanism.ECDSA))
+        half = len(raw) // 2
+        return encode_dss_signature(
+            int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big")
+        )
+
+
+@dataclass
+class TokenDiversifier:
+    """``chip.api.KeyDiversifier``: AES-CMAC computed inside the token."""
+
+    _key: Any
+
+    def cmac(self, data: bytes) -> bytes:
+        return bytes(self._key.sign(data, mechanism=_pkcs11().Mechanism.AES_CMAC))
