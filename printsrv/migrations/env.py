@@ -18,7 +18,9 @@ def run_migrations() -> None:
 
         engine = make_engine(config.get_main_option("sqlalchemy.url") or "")
         with engine.connect() as conn:
-            context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True)
+            context.configure(
+                connection=conn, target_metadata=target_metadata, render_as_batch=True
+            )
             with context.begin_transaction():
                 context.run_migrations()
         return

@@ -1,0 +1,159 @@
+"""``init``, ``demo-data``, ``import`` and ``audit verify``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from printsrv.config import load_settings
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("init", help="create or upgrade the database; create development keys")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("demo-data", help="write a signed batch of synthetic residents")
+    p.add_argument("--count", type=int, default=50)
+    p.add_argument("--out", required=True, type=Path, help="directory, or a path ending in .zip")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--batch-id")
+    p.add_argument("--office", action="append", help="office code PP.KK.CC (repeatable)")
+    p.set_defaults(func=cmd_demo_data)
+
+    p = sub.add_parser("import", help="import a signed batch (directory or .zip)")
+    p.add_argument("path", type=Path)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument(
+        "--accept-valid",
+        action="store_true",
+        help="import the valid records and write the rejected ones to a report",
+    )
+    p.add_argument("--actor", default="cli", help="who imports (recorded in the audit log)")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("audit", help="the audit log")
+    audit_sub = p.add_subparsers(dest="audit_command", required=True)
+    v = audit_sub.add_parser("verify", help="verify the hash chain of the audit log")
+    v.add_argument("--json", action="store_true")
+    v.set_defaults(func=cmd_audit_verify)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from printsrv import audit, schema
+    from printsrv.audit import AuditTag
+    from printsrv.db import unit_of_work
+    from printsrv.keys import create_demo_registry_pki, init_token
+
+    settings = load_settings()
+    settings.instance_dir.mkdir(parents=True, exist_ok=True)
+    before = schema.current_revision(settings)
+    revision = schema.upgrade(settings)
+    created = init_token(settings)
+    if not settings.registry_ca:
+        created += create_demo_registry_pki(settings.keys_dir)
+    with unit_of_work(settings) as session:
+        if before != revision:
+            audit.record(
+                session,
+                AuditTag.SYSTEM_DATABASE_UPGRADE,
+                actor="init",
+                details={"from": before, "to": revision},
+            )
+        if created:
+            audit.record(
+                session, AuditTag.SYSTEM_KEYS_CREATE, actor="init", details={"created": created}
+            )
+    print(f"database {settings.sqlalchemy_url.split('@')[-1]} at revision {revision}")
+    for item in created:
+        print(f"created {item}")
+    return 0
+
+
+def _progress_bar(total: int, desc: str, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="rec", disable=not enabled, file=sys.stderr)
+
+
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    from printsrv.intake.demo import write_demo_batch
+
+    settings = load_settings()
+    with _progress_bar(args.count, "generating", sys.stderr.isatty()) as bar:
+        out = write_demo_batch(
+            settings,
+            args.count,
+            args.out,
+            seed=args.seed,
+            batch_id=args.batch_id,
+            office_codes=args.office,
+            progress=bar.update,
+        )
+    print(f"wrote {args.count} records to {out}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from printsrv.intake.pipeline import import_batch
+
+    settings = load_settings()
+    with _progress_bar(0, "importing", sys.stderr.isatty() and not args.json) as bar:
+        result = import_batch(
+            settings,
+            args.path,
+            accept_valid=args.accept_valid,
+            actor=args.actor,
+            progress=bar.update,
+        )
+    if args.json:
+        print(json.dumps(result.as_dict(), ensure_ascii=False, indent=1))
+    else:
+        for problem in result.problems:
+            print(problem, file=sys.stderr)
+        if result.accepted:
+            print(
+                f"batch {result.batch_id}: imported {result.imported} "
+                f"({result.held} held for review), {result.already_imported} already imported, "
+                f"{result.rejected} rejected"
+            )
+            for hold in result.holds:
+                print(f"  held {hold['request_id']}: {hold['reason']}")
+            if result.rejection_report:
+                print(f"rejected records written to {result.rejection_report}")
+        else:
+            print(
+                f"batch {result.batch_id or args.path} REJECTED: "
+                f"{len(result.problems)} problem(s); nothing imported",
+                file=sys.stderr,
+            )
+    return 0 if result.accepted else 1
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from printsrv import audit
+    from printsrv.db import session_factory
+
+    settings = load_settings()
+    with session_factory(settings)() as session:
+        report = audit.verify(session)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "events": report.events,
+                    "last_seq": report.last_seq,
+                    "problems": [{"seq": p.seq, "reason": p.reason} for p in report.problems],
+                },
+                indent=1,
+            )
+        )
+    else:
+        for p in report.problems:
+            print(f"event {p.seq}: {p.reason}", file=sys.stderr)
+        status = "OK" if report.ok else "BROKEN"
+        print(f"audit chain {status}: {report.events} events, last {report.last_seq}")
+    return 0 if report.ok else 1

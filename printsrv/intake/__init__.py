@@ -1,0 +1,1 @@
+"""Intake of signed approved-record batches (``ktp-approved-batch/1``)."""

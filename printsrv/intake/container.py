@@ -1,0 +1,172 @@
+"""Reading a batch from a directory or a ``.zip``, refusing anything that escapes the batch.
+
+Refused: ``..`` and absolute paths, links, device files, duplicate names, oversize members and
+zip bombs (declared sizes are checked first; actual bytes are counted while reading, so a lying
+header cannot get past the limit).
+"""
+
+from __future__ import annotations
+
+import stat
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from printsrv.errors import IntakeError
+
+MAX_COMPRESSION_RATIO = 200
+
+
+@dataclass(frozen=True)
+class BatchProblem:
+    """A problem with the batch as a whole (container, signature, manifest, a file)."""
+
+    where: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"batch: {self.where}: {self.reason}"
+
+    def as_dict(self) -> dict[str, object]:
+        return {"scope": "batch", "where": self.where, "reason": self.reason}
+
+
+def unsafe_path_reason(name: str) -> str | None:
+    """The reason ``name`` is not a safe relative path inside the batch, else ``None``."""
+    if not name or "\\" in name or "\x00" in name:
+        return "invalid file name"
+    path = PurePosixPath(name)
+    if path.is_absolute() or name.startswith("/"):
+        return "absolute path"
+    if any(part == ".." for part in path.parts):
+        return "path escapes the batch ('..')"
+    if len(name) >= 2 and name[1] == ":":
+        return "absolute path"
+    return None
+
+
+class BatchContainer:
+    """The files of a batch by relative POSIX path; :meth:`read` enforces the size limits."""
+
+    def __init__(self, source: Path, *, max_total_bytes: int, max_file_bytes: int) -> None:
+        self.source = source
+        self.max_total_bytes = max_total_bytes
+        self.max_file_bytes = max_file_bytes
+        self._zip: zipfile.ZipFile | None = None
+        self._zip_infos: dict[str, zipfile.ZipInfo] = {}
+        self.names: list[str] = []
+        self._read_total = 0
+        if not source.exists():
+            raise IntakeError(f"{source}: no such batch", [BatchProblem(str(source), "not found")])
+        if source.is_dir():
+            self._scan_directory()
+        elif zipfile.is_zipfile(source):
+            self._scan_zip()
+        else:
+            raise IntakeError(
+                f"{source}: not a batch directory or zip file",
+                [BatchProblem(str(source), "not a directory or zip file")],
+            )
+
+    def __enter__(self) -> BatchContainer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._zip is not None:
+            self._zip.close()
+            self._zip = None
+
+    def _fail(self, problems: list[BatchProblem]) -> None:
+        if problems:
+            self.close()
+            raise IntakeError(f"{self.source}: unsafe batch container", problems)
+
+    def _scan_directory(self) -> None:
+        problems: list[BatchProblem] = []
+        root = self.source.resolve()
+        for path in sorted(self.source.rglob("*")):
+            rel = path.relative_to(self.source).as_posix()
+            mode = path.lstat().st_mode
+            if stat.S_ISLNK(mode):
+                problems.append(BatchProblem(rel, "links are not allowed in a batch"))
+            elif stat.S_ISDIR(mode):
+                continue
+            elif not stat.S_ISREG(mode):
+                problems.append(BatchProblem(rel, "not a regular file"))
+            elif not path.resolve().is_relative_to(root):
+                problems.append(BatchProblem(rel, "path escapes the batch"))
+            else:
+                self.names.append(rel)
+        self._fail(problems)
+
+    def _scan_zip(self) -> None:
+        problems: list[BatchProblem] = []
+        try:
+            self._zip = zipfile.ZipFile(self.source)
+            infos = self._zip.infolist()
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise IntakeError(
+                f"{self.source}: broken zip", [BatchProblem(str(self.source), f"broken zip: {exc}")]
+            ) from exc
+        declared_total = 0
+        for info in infos:
+            name = info.filename
+            unix_mode = info.external_attr >> 16
+            if info.is_dir():
+                if reason := unsafe_path_reason(name.rstrip("/")):
+                    problems.append(BatchProblem(name, reason))
+                continue
+            if reason := unsafe_path_reason(name):
+                problems.append(BatchProblem(name, reason))
+                continue
+            if stat.S_ISLNK(unix_mode):
+                problems.append(BatchProblem(name, "links are not allowed in a batch"))
+                continue
+            if unix_mode and not stat.S_ISREG(unix_mode):
+                problems.append(BatchProblem(name, "not a regular file"))
+                continue
+            if name in self._zip_infos:
+                problems.append(BatchProblem(name, "duplicate entry in zip"))
+                continue
+            if info.file_size > self.max_file_bytes:
+                problems.append(
+                    BatchProblem(name, f"{info.file_size} bytes exceeds {self.max_file_bytes}")
+                )
+                continue
+            if info.compress_size and info.file_size / info.compress_size > MAX_COMPRESSION_RATIO:
+                problems.append(BatchProblem(name, "compression ratio too high (zip bomb)"))
+                continue
+            declared_total += info.file_size
+            self._zip_infos[name] = info
+            self.names.append(name)
+        if declared_total > self.max_total_bytes:
+            problems.append(
+                BatchProblem(str(self.source), "uncompressed size exceeds the limit (zip bomb)")
+            )
+        self._fail(problems)
+
+    def read(self, name: str, max_bytes: int | None = None) -> bytes:
+        """The bytes of member ``name``; raises :class:`IntakeError` past the size limits."""
+        max_bytes = min(max_bytes or self.max_file_bytes, self.max_file_bytes)
+        limit = max_bytes + 1
+        if self._zip is not None:
+            with self._zip.open(self._zip_infos[name]) as fh:
+                data = fh.read(limit)
+        else:
+            with open(self.source / name, "rb") as fh:
+                data = fh.read(limit)
+        if len(data) > max_bytes:
+            raise IntakeError(
+                f"{name}: larger than {max_bytes} bytes",
+                [BatchProblem(name, f"larger than {max_bytes} bytes")],
+            )
+        self._read_total += len(data)
+        if self._read_total > self.max_total_bytes:
+            raise IntakeError(
+                "batch larger than the limit",
+                [BatchProblem(name, "batch exceeds the uncompressed size limit (zip bomb)")],
+            )
+        return data

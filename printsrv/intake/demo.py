@@ -1,0 +1,82 @@
+"""Write a valid signed demo batch of synthetic residents (``run.py demo-data``)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from printsrv.config import Settings
+from printsrv.errors import ConfigError
+from printsrv.intake.pipeline import FORMAT, MANIFEST, RECORDS, SIGNATURE
+from printsrv.intake.signature import sign_detached
+from printsrv.synthetic import synthetic_residents
+
+MEDIA_FILES = {
+    "photo": "photo.jpg",
+    "signature": "signature.png",
+    "finger_right_index": "finger-right-index.fmr",
+    "finger_left_index": "finger-left-index.fmr",
+}
+
+
+def write_demo_batch(
+    settings: Settings,
+    count: int,
+    out: Path,
+    *,
+    seed: int = 1,
+    batch_id: str | None = None,
+    office_codes: list[str] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Path:
+    """Write ``count`` synthetic records as a batch directory (or ``.zip`` if ``out`` ends so),
+    signed with the demo registry key from ``init``."""
+    keys = settings.keys_dir
+    cert, key = keys / "registry-signer.pem", keys / "registry-signer-key.pem"
+    if not cert.exists() or not key.exists():
+        raise ConfigError(
+            f"demo registry signing key not found in {keys}: run 'python run.py init'"
+        )
+    files: dict[str, bytes] = {}
+    lines: list[bytes] = []
+    for resident in synthetic_residents(
+        count, seed=seed, today=date.today(), office_codes=office_codes
+    ):
+        record = dict(resident.record)
+        nik = record["nik"]
+        refs: dict[str, str] = {}
+        for kind, data in resident.media.items():
+            path = f"media/{nik}/{MEDIA_FILES[kind]}"
+            files[path] = data
+            refs[kind] = path
+        record["media"] = refs
+        lines.append(json.dumps(record, ensure_ascii=False).encode())
+        if progress:
+            progress(1)
+    files[RECORDS] = b"\n".join(lines) + b"\n"
+    stamp = datetime.now(UTC)
+    manifest = {
+        "format": FORMAT,
+        "batch_id": batch_id or f"DEMO-{stamp:%Y%m%d-%H%M%S}-{seed}",
+        "issuer": "DISDUKCAPIL DEMO",
+        "created_at": stamp.isoformat(timespec="seconds"),
+        "record_count": count,
+        "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())},
+    }
+    files[MANIFEST] = json.dumps(manifest, indent=1).encode()
+    files[SIGNATURE] = sign_detached(files[MANIFEST], cert.read_bytes(), key.read_bytes())
+    if out.suffix == ".zip":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+            for name, data in files.items():
+                zf.writestr(name, data)
+    else:
+        for name, data in files.items():
+            target = out / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+    return out

@@ -1,0 +1,568 @@
+"""Import one signed batch: verify, validate every record, then store all or nothing.
+
+Order of checks: container safety → manifest signature and chain → manifest schema → the file
+list (missing and extra files) → every file hash → every record (fields, media). A batch-level
+problem rejects the whole batch. Record problems reject the whole batch too, unless the operator
+asks for ``accept_valid``; then the valid records are imported and the others written to a
+rejection report. Either way each record is imported completely or not at all: a single
+transaction holds the batch row, the records, their wrapped keys, encrypted media and audit events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from printsrv import audit, regions
+from printsrv.audit import AuditTag
+from printsrv.config import Settings
+from printsrv.db import unit_of_work
+from printsrv.errors import IntakeError
+from printsrv.intake.container import BatchContainer, BatchProblem, unsafe_path_reason
+from printsrv.intake.signature import SignatureInvalid, load_trusted_cas, verify_detached
+from printsrv.keys import KeyStore
+from printsrv.media import MediaError, parse_fmr, verify_jpeg, verify_png
+from printsrv.models import (
+    Batch,
+    MediaKind,
+    Office,
+    OfficeKind,
+    Record,
+    RecordKey,
+    RecordMedia,
+    RecordState,
+)
+from printsrv.validation import validate_record
+
+FORMAT = "ktp-approved-batch/1"
+MANIFEST, SIGNATURE, RECORDS = "manifest.json", "manifest.sig", "records.jsonl"
+_MANIFEST_KEYS = {"format", "batch_id", "issuer", "created_at", "record_count", "files"}
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MEDIA_KINDS = {
+    "photo": MediaKind.PHOTO,
+    "signature": MediaKind.SIGNATURE,
+    "finger_right_index": MediaKind.FINGER_RIGHT_INDEX,
+    "finger_left_index": MediaKind.FINGER_LEFT_INDEX,
+}
+
+
+@dataclass(frozen=True)
+class RecordProblem:
+    """A problem with one record, named by line, request id/NIK and field."""
+
+    line: int
+    request_id: str
+    nik: str
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"record {self.line} ({self.request_id}/{self.nik}): {self.field}: {self.reason}"
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "scope": "record",
+            "line": self.line,
+            "request_id": self.request_id,
+            "nik": self.nik,
+            "field": self.field,
+            "reason": self.reason,
+        }
+
+
+Problem = BatchProblem | RecordProblem
+
+
+@dataclass
+class ImportResult:
+    """What happened to a batch; ``accepted`` is true only when it was imported."""
+
+    source: str
+    batch_id: str | None = None
+    accepted: bool = False
+    imported: int = 0
+    held: int = 0
+    already_imported: int = 0
+    rejected: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    holds: list[dict[str, str]] = field(default_factory=list)
+    rejection_report: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "source": self.source,
+            "batch_id": self.batch_id,
+            "accepted": self.accepted,
+            "imported": self.imported,
+            "held": self.held,
+            "already_imported": self.already_imported,
+            "rejected": self.rejected,
+            "holds": self.holds,
+            "problems": [p.as_dict() for p in self.problems],
+            "rejection_report": self.rejection_report,
+        }
+
+
+@dataclass
+class _Candidate:
+    line: int
+    record: dict[str, Any]
+    hold_reasons: list[str]
+    media: dict[MediaKind, bytes]
+
+
+Progress = Callable[[int], None]
+
+
+def _parse_manifest(raw: bytes) -> tuple[dict[str, Any], list[BatchProblem]]:
+    problems: list[BatchProblem] = []
+    try:
+        manifest = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return {}, [BatchProblem(MANIFEST, f"not valid UTF-8 JSON: {exc}")]
+    if not isinstance(manifest, dict):
+        return {}, [BatchProblem(MANIFEST, "not a JSON object")]
+    for key in sorted(_MANIFEST_KEYS - manifest.keys()):
+        problems.append(BatchProblem(MANIFEST, f"missing key {key!r}"))
+    for key in sorted(manifest.keys() - _MANIFEST_KEYS):
+        problems.append(BatchProblem(MANIFEST, f"unknown key {key!r}"))
+    if manifest.get("format") != FORMAT:
+        problems.append(BatchProblem(MANIFEST, f"format must be {FORMAT!r}"))
+    if not isinstance(manifest.get("batch_id"), str) or not _BATCH_ID.match(manifest["batch_id"]):
+        problems.append(BatchProblem(MANIFEST, "batch_id must be 1-64 letters, digits, . _ -"))
+    if not isinstance(manifest.get("issuer"), str) or not manifest.get("issuer"):
+        problems.append(BatchProblem(MANIFEST, "issuer must be a non-empty string"))
+    try:
+        created = datetime.fromisoformat(str(manifest.get("created_at")))
+        if created.tzinfo is None:
+            problems.append(BatchProblem(MANIFEST, "created_at needs a UTC offset"))
+    except ValueError:
+        problems.append(BatchProblem(MANIFEST, "created_at is not an ISO 8601 date-time"))
+    count = manifest.get("record_count")
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        problems.append(BatchProblem(MANIFEST, "record_count must be a non-negative integer"))
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        problems.append(BatchProblem(MANIFEST, "files must be a non-empty object"))
+    else:
+        for name, digest in files.items():
+            if reason := unsafe_path_reason(name):
+                problems.append(BatchProblem(f"{MANIFEST}: files: {name}", reason))
+            if not isinstance(digest, str) or not _SHA256.match(digest):
+                problems.append(BatchProblem(f"{MANIFEST}: files: {name}", "not a SHA-256 hex"))
+        if RECORDS not in files:
+            problems.append(BatchProblem(MANIFEST, f"files does not list {RECORDS}"))
+    return manifest, problems
+
+
+def _decode_lines(raw: bytes) -> Iterable[tuple[int, object | None, str | None]]:
+    """(line number, parsed JSON or None, reason) for every non-empty line."""
+    for number, line in enumerate(raw.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield number, None, f"not valid UTF-8 (byte {exc.start})"
+            continue
+        try:
+            yield number, json.loads(text), None
+        except json.JSONDecodeError as exc:
+            yield number, None, f"malformed JSON: {exc.msg} at column {exc.colno}"
+
+
+def _ident(obj: object) -> tuple[str, str]:
+    if isinstance(obj, dict):
+        return str(obj.get("request_id", "?"))[:64], str(obj.get("nik", "?"))[:16]
+    return "?", "?"
+
+
+def _verify_media(kind: MediaKind, data: bytes, settings: Settings) -> None:
+    if kind is MediaKind.PHOTO:
+        verify_jpeg(data, max_pixels=settings.max_image_pixels, min_size=settings.min_photo_size)
+    elif kind is MediaKind.SIGNATURE:
+        verify_png(data, max_pixels=settings.max_image_pixels)
+    else:
+        parse_fmr(data)
+
+
+def check_batch(
+    settings: Settings, container: BatchContainer, result: ImportResult, progress: Progress | None
+) -> tuple[dict[str, Any], list[_Candidate]]:
+    """Every check short of the database; fills ``result.problems``."""
+    names = set(container.names)
+    for required in (MANIFEST, SIGNATURE):
+        if required not in names:
+            result.problems.append(BatchProblem(required, "missing"))
+    if result.problems:
+        return {}, []
+    manifest_raw = container.read(MANIFEST, 10_000_000)
+    try:
+        signer = verify_detached(
+            manifest_raw,
+            container.read(SIGNATURE, 1_000_000),
+            load_trusted_cas(settings.registry_ca_paths),
+        )
+    except SignatureInvalid as exc:
+        result.problems.append(BatchProblem(SIGNATURE, str(exc)))
+        return {}, []
+    manifest, problems = _parse_manifest(manifest_raw)
+    result.problems += problems
+    if problems:
+        return manifest, []
+    manifest["_signer"] = signer.subject.rfc4514_string()
+    manifest["_sha256"] = hashlib.sha256(manifest_raw).hexdigest()
+    result.batch_id = manifest["batch_id"]
+    files: dict[str, str] = manifest["files"]
+    for name in sorted(names - files.keys() - {MANIFEST, SIGNATURE}):
+        result.problems.append(BatchProblem(name, "present but not listed in the manifest"))
+    for name in sorted(files.keys() - names):
+        result.problems.append(BatchProblem(name, "listed in the manifest but missing"))
+    if result.problems:
+        return manifest, []
+
+    def read_checked(name: str, max_bytes: int) -> bytes | None:
+        data = container.read(name, max_bytes)
+        if hashlib.sha256(data).hexdigest() != files[name]:
+            result.problems.append(BatchProblem(name, "SHA-256 does not match the manifest"))
+            return None
+        return data
+
+    records_raw = read_checked(RECORDS, settings.max_batch_bytes)
+    if records_raw is None:
+        return manifest, []
+
+    candidates: list[_Candidate] = []
+    seen_request_ids: dict[str, int] = {}
+    used_media: set[str] = set()
+    today = date.today()
+    lines = 0
+    for number, obj, reason in _decode_lines(records_raw):
+        lines += 1
+        if progress:
+            progress(1)
+        request_id, nik = _ident(obj)
+        if reason is not None:
+            result.problems.append(RecordProblem(number, request_id, nik, "-", reason))
+            continue
+        check = validate_record(obj, today=today, religions=settings.religions)
+        problems_here = [
+            RecordProblem(number, request_id, nik, p.field, p.reason) for p in check.problems
+        ]
+        if request_id in seen_request_ids and isinstance(obj, dict) and "request_id" in obj:
+            problems_here.append(
+                RecordProblem(
+                    number,
+                    request_id,
+                    nik,
+                    "request_id",
+                    f"duplicate of line {seen_request_ids[request_id]} in this batch",
+                )
+            )
+        else:
+            seen_request_ids.setdefault(request_id, number)
+        media: dict[MediaKind, bytes] = {}
+        media_refs = obj.get("media") if isinstance(obj, dict) else None
+        if not problems_here and isinstance(media_refs, dict):
+            for key, path in media_refs.items():
+                kind = MEDIA_KINDS.get(key)
+                if kind is None or not isinstance(path, str):
+                    continue
+                if path not in files:
+                    problems_here.append(
+                        RecordProblem(
+                            number, request_id, nik, f"media.{key}", f"{path} not in batch"
+                        )
+                    )
+                    continue
+                if path in used_media:
+                    problems_here.append(
+                        RecordProblem(
+                            number, request_id, nik, f"media.{key}", f"{path} used by two records"
+                        )
+                    )
+                    continue
+                used_media.add(path)
+                data = read_checked(path, settings.max_media_bytes)
+                if data is None:
+                    continue
+                try:
+                    _verify_media(kind, data, settings)
+                except MediaError as exc:
+                    problems_here.append(
+                        RecordProblem(number, request_id, nik, f"media.{key}", str(exc))
+                    )
+                    continue
+                media[kind] = data
+        if problems_here:
+            result.problems += problems_here
+            result.rejected += 1
+            continue
+        candidates.append(_Candidate(number, check.record, list(check.hold_reasons), media))
+
+    if lines != manifest["record_count"]:
+        result.problems.append(
+            BatchProblem(RECORDS, f"{lines} records, manifest says {manifest['record_count']}")
+        )
+    # Every listed file is checked, also those no valid record referenced.
+    for name in sorted(files.keys() - used_media - {RECORDS}):
+        if not any(isinstance(p, BatchProblem) and p.where == name for p in result.problems):
+            read_checked(name, settings.max_media_bytes)
+    return manifest, candidates
+
+
+def _office(session: Session, code: str, cache: dict[str, int]) -> int:
+    """Id of kecamatan office ``code``; creates it and its regency from the region table."""
+    if code in cache:
+        return cache[code]
+    office = session.scalar(select(Office).where(Office.code == code))
+    if office is None:
+        regency_code = code[:5]
+        regency = session.scalar(select(Office).where(Office.code == regency_code))
+        if regency is None:
+            region = regions.lookup(regency_code)
+            regency = Office(
+                code=regency_code,
+                name=f"DISDUKCAPIL {region.upper_name if region else regency_code}",
+                kind=OfficeKind.REGENCY,
+            )
+            session.add(regency)
+            session.flush()
+            audit.record(
+                session,
+                AuditTag.OFFICE_OFFICE_CREATE,
+                actor="intake",
+                office_code=regency_code,
+                subject=regency_code,
+                details={"name": regency.name, "kind": "regency"},
+            )
+        district = regions.lookup(code)
+        office = Office(
+            code=code,
+            name=f"KECAMATAN {district.upper_name if district else code}",
+            kind=OfficeKind.KECAMATAN,
+            parent_id=regency.id,
+        )
+        session.add(office)
+        session.flush()
+        audit.record(
+            session,
+            AuditTag.OFFICE_OFFICE_CREATE,
+            actor="intake",
+            office_code=code,
+            subject=code,
+            details={"name": office.name, "kind": "kecamatan"},
+        )
+    cache[code] = office.id
+    return office.id
+
+
+def encrypt_media(
+    data_key: bytes, request_id: str, kind: MediaKind, plain: bytes
+) -> tuple[bytes, bytes]:
+    """AES-256-GCM with the record's data key; the AAD binds the blob to its record and kind."""
+    nonce = secrets.token_bytes(12)
+    return nonce, AESGCM(data_key).encrypt(nonce, plain, f"{request_id}:{kind.value}".encode())
+
+
+def decrypt_media(
+    data_key: bytes, request_id: str, kind: MediaKind, nonce: bytes, ct: bytes
+) -> bytes:
+    return AESGCM(data_key).decrypt(nonce, ct, f"{request_id}:{kind.value}".encode())
+
+
+def _store(
+    session: Session,
+    keys: KeyStore,
+    manifest: dict[str, Any],
+    candidates: list[_Candidate],
+    result: ImportResult,
+    actor: str,
+) -> None:
+    batch = session.scalar(select(Batch).where(Batch.batch_id == manifest["batch_id"]))
+    if batch is not None and batch.manifest_sha256 != manifest["_sha256"]:
+        result.problems.append(
+            BatchProblem(
+                MANIFEST, f"batch_id {batch.batch_id} was imported before with other content"
+            )
+        )
+        return
+    existing: set[str] = set()
+    ids = [c.record["request_id"] for c in candidates]
+    for start in range(0, len(ids), 500):
+        existing.update(
+            session.scalars(
+                select(Record.request_id).where(Record.request_id.in_(ids[start : start + 500]))
+            )
+        )
+    fresh = [c for c in candidates if c.record["request_id"] not in existing]
+    result.already_imported = len(candidates) - len(fresh)
+    if batch is None:
+        batch = Batch(
+            batch_id=manifest["batch_id"],
+            issuer=manifest["issuer"],
+            created_at=datetime.fromisoformat(manifest["created_at"]).astimezone(UTC),
+            record_count=manifest["record_count"],
+            manifest_sha256=manifest["_sha256"],
+            signer=manifest["_signer"][:400],
+            imported_by=actor,
+        )
+        session.add(batch)
+        session.flush()
+    offices: dict[str, int] = {}
+    now = datetime.now(UTC)
+    for start in range(0, len(fresh), 1000):
+        chunk = fresh[start : start + 1000]
+        rows = []
+        for c in chunk:
+            rec = c.record
+            rows.append(
+                {
+                    "request_id": rec["request_id"],
+                    "batch_id": batch.id,
+                    "line_no": c.line,
+                    "nik": rec["nik"],
+                    "nama": rec["nama"],
+                    "card_type": rec.get("card_type", "KTP-EL"),
+                    "office_id": _office(session, rec["office_code"], offices),
+                    "state": RecordState.HELD if c.hold_reasons else RecordState.QUEUED,
+                    "hold_reason": "; ".join(c.hold_reasons) or None,
+                    "data": {k: v for k, v in rec.items() if k != "media"},
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+        returned = session.execute(insert(Record).returning(Record.id, Record.request_id), rows)
+        id_by_request = {request_id: rid for rid, request_id in returned}
+        key_rows, media_rows = [], []
+        for c in chunk:
+            request_id = c.record["request_id"]
+            data_key = AESGCM.generate_key(256)
+            key_rows.append(
+                {
+                    "record_id": id_by_request[request_id],
+                    "key_label": "storage-kek",
+                    "wrapped_key": keys.wrap_data_key(data_key, request_id.encode()),
+                }
+            )
+            for kind, plain in c.media.items():
+                nonce, ct = encrypt_media(data_key, request_id, kind, plain)
+                media_rows.append(
+                    {
+                        "record_id": id_by_request[request_id],
+                        "kind": kind,
+                        "nonce": nonce,
+                        "ciphertext": ct,
+                    }
+                )
+        session.execute(insert(RecordKey), key_rows)
+        if media_rows:
+            session.execute(insert(RecordMedia), media_rows)
+    for c in fresh:
+        if c.hold_reasons:
+            result.holds.append(
+                {"request_id": c.record["request_id"], "reason": "; ".join(c.hold_reasons)}
+            )
+            audit.record(
+                session,
+                AuditTag.INTAKE_RECORD_HOLD,
+                actor=actor,
+                office_code=c.record["office_code"],
+                subject=c.record["request_id"],
+                details={"reasons": c.hold_reasons},
+            )
+    result.imported = len(fresh)
+    result.held = len(result.holds)
+    batch.imported_count += len(fresh)
+    batch.rejected_count = result.rejected
+    audit.record(
+        session,
+        AuditTag.INTAKE_BATCH_IMPORT,
+        actor=actor,
+        subject=batch.batch_id,
+        details={
+            "imported": result.imported,
+            "held": result.held,
+            "already_imported": result.already_imported,
+            "rejected": result.rejected,
+            "manifest_sha256": batch.manifest_sha256,
+            "signer": batch.signer,
+        },
+    )
+
+
+def import_batch(
+    settings: Settings,
+    path: Path,
+    *,
+    accept_valid: bool = False,
+    actor: str = "cli",
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Import the batch at ``path`` (directory or zip); never raises for a bad batch, the
+    result's ``problems`` say what is wrong and ``accepted`` is false."""
+    result = ImportResult(source=str(path))
+    try:
+        with BatchContainer(
+            path, max_total_bytes=settings.max_batch_bytes, max_file_bytes=settings.max_batch_bytes
+        ) as container:
+            manifest, candidates = check_batch(settings, container, result, progress)
+    except IntakeError as exc:
+        result.problems += [p for p in exc.problems if isinstance(p, BatchProblem | RecordProblem)]
+        if not result.problems:
+            result.problems.append(BatchProblem(str(path), str(exc)))
+    batch_problems = [p for p in result.problems if isinstance(p, BatchProblem)]
+    if batch_problems or (result.problems and not accept_valid):
+        _log_rejection(settings, result, actor)
+        return result
+    with KeyStore.open(settings) as keys, unit_of_work(settings) as session:
+        _store(session, keys, manifest, candidates, result, actor)
+        if any(isinstance(p, BatchProblem) for p in result.problems):
+            session.rollback()
+            result.imported = result.held = 0
+            result.holds = []
+    if any(isinstance(p, BatchProblem) for p in result.problems):
+        _log_rejection(settings, result, actor)
+        return result
+    result.accepted = True
+    if result.rejected:
+        result.rejection_report = str(write_rejection_report(settings, result))
+    return result
+
+
+def _log_rejection(settings: Settings, result: ImportResult, actor: str) -> None:
+    with unit_of_work(settings) as session:
+        audit.record(
+            session,
+            AuditTag.INTAKE_BATCH_REJECT,
+            actor=actor,
+            subject=result.batch_id or result.source[-120:],
+            details={
+                "problems": len(result.problems),
+                "first": [str(p) for p in result.problems[:5]],
+            },
+        )
+
+
+def write_rejection_report(settings: Settings, result: ImportResult) -> Path:
+    """Write the rejected records and their reasons as JSON lines under ``var/reports``."""
+    folder = settings.instance_dir / "reports"
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    path = folder / f"rejected-{result.batch_id}-{stamp}.jsonl"
+    with open(path, "w", encoding="utf-8") as fh:
+        for p in result.problems:
+            fh.write(json.dumps(p.as_dict(), ensure_ascii=False) + "\n")
+    return path

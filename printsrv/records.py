@@ -1,0 +1,122 @@
+"""Records: the state machine, decrypting a record for the card, crypto-shredding its media."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from printsrv import audit
+from printsrv.audit import AuditTag
+from printsrv.cardinput import CardInput
+from printsrv.config import Settings
+from printsrv.db import unit_of_work
+from printsrv.errors import NotFound, StateError
+from printsrv.intake.pipeline import decrypt_media
+from printsrv.keys import KeyStore
+from printsrv.models import MediaKind, Record, RecordKey, RecordMedia, RecordState
+
+S = RecordState
+TRANSITIONS: dict[RecordState, frozenset[RecordState]] = {
+    S.QUEUED: frozenset({S.PRINTING, S.HELD, S.CANCELLED}),
+    S.HELD: frozenset({S.QUEUED, S.CANCELLED}),
+    S.PRINTING: frozenset({S.ISSUED, S.QUEUED, S.FAILED, S.HELD}),
+    S.FAILED: frozenset({S.QUEUED, S.CANCELLED}),
+    S.ISSUED: frozenset(),
+    S.CANCELLED: frozenset(),
+}
+
+
+def transition(
+    session: Session, record: Record, new: RecordState, *, actor: str, reason: str | None = None
+) -> None:
+    """Move ``record`` to ``new`` (audited); raises :class:`StateError` if not allowed."""
+    old = record.state
+    if new not in TRANSITIONS[old]:
+        raise StateError(f"record {record.request_id}: cannot go from {old} to {new}")
+    record.state = new
+    record.updated_at = datetime.now(UTC)
+    if new is S.HELD:
+        record.hold_reason = reason
+    elif new is S.QUEUED:
+        record.hold_reason = None
+    if new is S.ISSUED:
+        record.issued_at = datetime.now(UTC)
+    audit.record(
+        session,
+        AuditTag.RECORD_STATE_CHANGE,
+        actor=actor,
+        office_code=record.office.code if record.office else None,
+        subject=record.request_id,
+        details={"from": old.value, "to": new.value, "reason": reason},
+    )
+
+
+def get_record(session: Session, request_id: str) -> Record:
+    record = session.scalar(select(Record).where(Record.request_id == request_id))
+    if record is None:
+        raise NotFound(f"no record with request_id {request_id!r}")
+    return record
+
+
+def decrypt_record_media(
+    session: Session, keys: KeyStore, record: Record
+) -> dict[MediaKind, bytes]:
+    """The record's media, decrypted in memory; raises :class:`StateError` once purged."""
+    key_row = session.get(RecordKey, record.id)
+    if key_row is None:
+        raise StateError(f"record {record.request_id}: biometric data was purged")
+    data_key = keys.unwrap_data_key(key_row.wrapped_key, record.request_id.encode())
+    media = session.scalars(select(RecordMedia).where(RecordMedia.record_id == record.id))
+    return {
+        m.kind: decrypt_media(data_key, record.request_id, m.kind, m.nonce, m.ciphertext)
+        for m in media
+    }
+
+
+def card_input_for(
+    session: Session, keys: KeyStore, record: Record, *, actor: str, purpose: str
+) -> CardInput:
+    """Build the card input of ``record``; the decryption is an audit event."""
+    media = decrypt_record_media(session, keys, record)
+    audit.record(
+        session,
+        AuditTag.RECORD_MEDIA_DECRYPT,
+        actor=actor,
+        office_code=record.office.code,
+        subject=record.request_id,
+        details={"purpose": purpose, "media": sorted(k.value for k in media)},
+    )
+    return CardInput(
+        request_id=record.request_id,
+        fields={k: v for k, v in record.data.items() if isinstance(v, str)},
+        photo_jpeg=media.get(MediaKind.PHOTO, b""),
+        signature_png=media.get(MediaKind.SIGNATURE, b""),
+        finger_right_index_fmr=media.get(MediaKind.FINGER_RIGHT_INDEX),
+        finger_left_index_fmr=media.get(MediaKind.FINGER_LEFT_INDEX),
+    )
+
+
+def load_card_input(
+    settings: Settings, request_id: str, *, actor: str = "cli", purpose: str = "render"
+) -> CardInput:
+    """Decrypt one record for the card face or chip (a CLI convenience around
+    :func:`card_input_for`)."""
+    with KeyStore.open(settings) as keys, unit_of_work(settings) as session:
+        record = get_record(session, request_id)
+        return card_input_for(session, keys, record, actor=actor, purpose=purpose)
+
+
+def purge_media(session: Session, record: Record, *, actor: str) -> None:
+    """Crypto-shred the record's biometrics: delete its wrapped data key and ciphertexts."""
+    session.execute(delete(RecordMedia).where(RecordMedia.record_id == record.id))
+    session.execute(delete(RecordKey).where(RecordKey.record_id == record.id))
+    record.media_purged_at = datetime.now(UTC)
+    audit.record(
+        session,
+        AuditTag.RECORD_MEDIA_PURGE,
+        actor=actor,
+        office_code=record.office.code,
+        subject=record.request_id,
+    )
