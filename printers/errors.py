@@ -32,7 +32,7 @@ class PrinterError(Exception):
         self,
         message: str,
         *,
-        card_consumed: bool | None | _Default = _DEFAULT,
+        card_consumed: bool | _Default | None = _DEFAULT,
         retryable: bool | _Default = _DEFAULT,
         outcome: PrintOutcome | None = None,
     ) -> None:
@@ -48,7 +48,7 @@ class PrinterError(Exception):
 class ProfileError(PrinterError):
     """A printer profile file is invalid (unknown key, wrong type, missing value)."""
 
-    card_consumed = False
+    card_consumed: bool | None = False
 
 
 # -- unavailable ---------------------------------------------------------------------------------
@@ -57,7 +57,7 @@ class ProfileError(PrinterError):
 class PrinterUnavailableError(PrinterError):
     """The print system or the printer cannot take a card now (no card was fed unless stated)."""
 
-    card_consumed = False
+    card_consumed: bool | None = False
     retryable = True
 
 
@@ -72,7 +72,7 @@ class QueueRejectingError(PrinterUnavailableError):
 class PrinterGoneError(PrinterUnavailableError):
     """The printer went away; if a job was under way its card's fate is unknown."""
 
-    card_consumed = None
+    card_consumed: bool | None = None
 
 
 # -- media ---------------------------------------------------------------------------------------
@@ -87,44 +87,39 @@ class MediaError(PrinterError):
 class MediaJamError(MediaError):
     """A card jammed: it left the hopper and is spoiled."""
 
-    card_consumed = True
+    card_consumed: bool | None = True
 
 
 class RibbonOutError(MediaError):
     """The ribbon (or retransfer film) is used up; the printer checks this before feeding."""
 
-    card_consumed = False
+    card_consumed: bool | None = False
 
 
 class CoverOpenError(MediaError):
     """A cover is open; the printer does not feed a card."""
 
-    card_consumed = False
+    card_consumed: bool | None = False
 
 
 class MediaEmptyError(MediaError):
     """The input hopper is empty."""
 
-    card_consumed = False
+    card_consumed: bool | None = False
 
 
 # -- job failed ----------------------------------------------------------------------------------
 
 
 class JobFailedError(PrinterError):
-    """The job ended without a printed card and the printer gave no recognised reason."""
+    """The job ended (or timed out) without a printed card and without a recognised reason."""
 
-    card_consumed = None
+    card_consumed: bool | None = None
+    retryable = True
 
 
 class JobRejectedError(JobFailedError):
     """The print system refused the job (options, format, media); no card was fed."""
 
-    card_consumed = False
+    card_consumed: bool | None = False
     retryable = False
-
-
-class JobTimeoutError(JobFailedError):
-    """The job did not end in time and was cancelled; its card's fate is unknown."""
-
-    retryable = True

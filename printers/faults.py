@@ -150,8 +150,10 @@ def error_for(outcome: PrintOutcome) -> PrinterError | None:
         return None
     fault = outcome.fault or Fault.UNKNOWN
     cls = _ERRORS[fault]
-    if fault is Fault.REJECTED and outcome.job_id is not None and "paused" not in (
-        outcome.printer_state_reasons
+    if (
+        fault is Fault.REJECTED
+        and outcome.job_id is not None
+        and "paused" not in (outcome.printer_state_reasons)
     ):
         cls = JobRejectedError
     text = f"{outcome.printer}: {outcome.message or fault.value}"
