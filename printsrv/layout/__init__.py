@@ -1,0 +1,40 @@
+"""The card face: templates in ``templates/`` laid out for one record, as PDF and PNG.
+
+Public API (for the CLI and the station daemon)::
+
+    render_card(card_input, *, template=None, page="card" | "bleed", bleed_mm=None,
+                png=False, png_dpi=300, preview_blank=False) -> RenderedCard
+    template_for(card_input) -> str            # "ktp-el", "ktp-el-wna" or "kia"
+    load_template(name) -> Template            # cached; TemplateError names file:line: key
+    sample_card(name) -> CardInput             # built-in sample data of a shipped template
+
+``RenderError.field`` names the record field that cannot be rendered. Pure functions: no
+database, no devices.
+"""
+
+from __future__ import annotations
+
+from printsrv.layout.errors import RenderError, TemplateError
+from printsrv.layout.render import RenderedCard, render_card, template_for
+from printsrv.layout.sample import sample_card
+from printsrv.layout.template import (
+    Box,
+    Template,
+    load_template,
+    load_template_file,
+    template_names,
+)
+
+__all__ = [
+    "Box",
+    "RenderError",
+    "RenderedCard",
+    "Template",
+    "TemplateError",
+    "load_template",
+    "load_template_file",
+    "render_card",
+    "sample_card",
+    "template_for",
+    "template_names",
+]
