@@ -130,7 +130,7 @@ def _age(born: date, on: date) -> int:
 def _text_element(
     layout: CardLayout, el: Element, values: dict[str, str], shifts: dict[str, float]
 ) -> None:
-    """Fit one text element; in a ``stack``, it moves up by the lines earlier elements left unused."""
+    """Fit one text element; in a ``stack`` it moves up by the lines earlier ones left unused."""
     template = layout.template
     if el.stack and shifts.get(el.stack):
         el = replace(el, box=replace(el.box, y=el.box.y - shifts[el.stack]))

@@ -31,7 +31,7 @@ class FittedText:
 
 
 def _wrap(words: list[str], widths: list[float], space: float, limit: float) -> list[list[str]]:
-    """Greedy wrap of ``words`` (widths in em) at ``limit`` em; a too-long word gets its own line."""
+    """Greedy wrap of ``words`` (widths in em) at ``limit`` em; a long word gets its own line."""
     lines: list[list[str]] = []
     current: list[str] = []
     used = 0.0

@@ -23,8 +23,14 @@ ID1_MM = (85.60, 53.98)
 
 #: Record fields (batch-format.md) plus the fields derived by the renderer.
 RECORD_FIELDS = frozenset(
-    ["card_type", "request_id", "nik", "no_kk", "nama", "tempat_lahir", "tanggal_lahir", "jenis_kelamin", "golongan_darah", "alamat", "rt", "rw", "kel_desa", "kecamatan", "kabupaten_kota", "provinsi", "agama", "status_perkawinan", "pekerjaan", "kewarganegaraan", "negara", "berlaku_hingga", "tempat_terbit", "office_code", "nama_kepala_keluarga", "no_akta_lahir"]
-)
+    {
+        "card_type", "request_id", "nik", "no_kk", "nama", "tempat_lahir", "tanggal_lahir",
+        "jenis_kelamin", "golongan_darah", "alamat", "rt", "rw", "kel_desa", "kecamatan",
+        "kabupaten_kota", "provinsi", "agama", "status_perkawinan", "pekerjaan",
+        "kewarganegaraan", "negara", "berlaku_hingga", "tempat_terbit", "office_code",
+        "nama_kepala_keluarga", "no_akta_lahir",
+    }
+)  # fmt: skip
 DERIVED_FIELDS = frozenset({"kab_kota", "tanggal_terbit"})
 KNOWN_FIELDS = RECORD_FIELDS | DERIVED_FIELDS
 FORMATS = frozenset({"", "date"})

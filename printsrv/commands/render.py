@@ -1,0 +1,120 @@
+"""``render``: the card face of a queued record (or the built-in sample) as PDF or PNG."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from printsrv.errors import PrintSrvError
+
+
+def _size(text: str) -> tuple[float, float]:
+    try:
+        w, h = (float(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected WxH in mm, e.g. 86.02x54.86, got {text!r}"
+        ) from None
+    return w, h
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "render",
+        help="render a card face to PDF or PNG",
+        description="Render the face of a queued record (--request-id) or of the sample data of "
+        "a template (--sample). The output format follows the --out suffix (.pdf or .png).",
+    )
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--request-id", help="print request id of a queued record")
+    what.add_argument(
+        "--sample",
+        nargs="?",
+        const="ktp-el",
+        metavar="TEMPLATE",
+        help="render the built-in sample of TEMPLATE (default ktp-el)",
+    )
+    p.add_argument("--out", required=True, type=Path, help="output file: .pdf or .png")
+    p.add_argument("--template", help="override the template chosen from the card type")
+    p.add_argument("--bleed", type=_size, metavar="WxH", help="page = printer image area, in mm")
+    p.add_argument("--profile", help="printer profile id (printers.profiles): its image area")
+    p.add_argument("--dpi", type=int, default=300, help="PNG resolution (default 300)")
+    p.add_argument("--blank", action="store_true", help="PNG: tint with the blank's colour")
+    p.add_argument("--issue-date", type=date.fromisoformat, help="date printed (default: today)")
+    p.add_argument("--json", action="store_true", help="print warnings, coverage and boxes as JSON")
+    p.set_defaults(func=cmd_render)
+
+
+def _bleed_from_profile(profile_id: str) -> tuple[float, float]:
+    try:
+        from printers.profiles import get_profile
+    except ImportError as exc:  # pragma: no cover - printers/ is part of the project
+        raise PrintSrvError("printer profiles are not available") from exc
+    try:
+        media = get_profile(profile_id).media
+    except Exception as exc:  # printers has its own error root; show its message
+        raise PrintSrvError(f"printer profile {profile_id!r}: {exc}") from exc
+    return media.image_width_mm, media.image_height_mm
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from printsrv.layout import render_card, sample_card
+
+    suffix = args.out.suffix.lower()
+    if suffix not in (".pdf", ".png"):
+        print("error: --out must end in .pdf or .png", file=sys.stderr)
+        return 2
+    if args.request_id:
+        from printsrv.config import load_settings
+        from printsrv.records import load_card_input
+
+        card = load_card_input(load_settings(), args.request_id, actor="cli", purpose="render")
+    else:
+        card = sample_card(args.sample)
+    if args.issue_date:
+        card = replace(card, issue_date=args.issue_date)
+    bleed = args.bleed or (_bleed_from_profile(args.profile) if args.profile else None)
+    result = render_card(
+        card,
+        template=args.template or (args.sample if args.sample else None),
+        page="bleed" if bleed else "card",
+        bleed_mm=bleed,
+        png=suffix == ".png",
+        png_dpi=args.dpi,
+        preview_blank=args.blank,
+    )
+    data = result.png if suffix == ".png" else result.pdf
+    assert data is not None
+    args.out.write_bytes(data)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "template": result.template,
+                    "out": str(args.out),
+                    "page_mm": result.page_mm,
+                    "warnings": list(result.warnings),
+                    "ink_coverage": result.ink_coverage,
+                    "font_sizes": result.font_sizes,
+                    "photo_passthrough": result.photo_passthrough,
+                    "boxes": {
+                        k: [[round(v, 3) for v in (b.x, b.y, b.w, b.h)] for b in boxes]
+                        for k, boxes in result.boxes.items()
+                    },
+                },
+                indent=2,
+            )
+        )
+    else:
+        cov = " ".join(f"{k}={v:.3f}" for k, v in result.ink_coverage.items())
+        w, h = result.page_mm
+        print(f"{args.out}: {result.template}, page {w:.2f} x {h:.2f} mm, ink {cov}")
+    return 0
