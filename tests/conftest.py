@@ -94,7 +94,9 @@ def _clean(url: str) -> None:
     with engine.begin() as conn:
         for table in reversed(Base.metadata.sorted_tables):
             if table.name == "audit_head":
-                conn.execute(text(f"UPDATE audit_head SET last_seq = 0, last_hash = '{GENESIS_HASH}'"))
+                conn.execute(
+                    text(f"UPDATE audit_head SET last_seq = 0, last_hash = '{GENESIS_HASH}'")
+                )
             else:
                 conn.execute(table.delete())
 

@@ -125,7 +125,7 @@ class BatchContainer:
             if stat.S_ISLNK(unix_mode):
                 problems.append(BatchProblem(name, "links are not allowed in a batch"))
                 continue
-            if unix_mode and not stat.S_ISREG(unix_mode):
+            if stat.S_IFMT(unix_mode) and not stat.S_ISREG(unix_mode):
                 problems.append(BatchProblem(name, "not a regular file"))
                 continue
             if name in self._zip_infos:

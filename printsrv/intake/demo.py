@@ -15,13 +15,6 @@ from printsrv.intake.pipeline import FORMAT, MANIFEST, RECORDS, SIGNATURE
 from printsrv.intake.signature import sign_detached
 from printsrv.synthetic import synthetic_residents
 
-MEDIA_FILES = {
-    "photo": "photo.jpg",
-    "signature": "signature.png",
-    "finger_right_index": "finger-right-index.fmr",
-    "finger_left_index": "finger-left-index.fmr",
-}
-
 
 def write_demo_batch(
     settings: Settings,
@@ -46,15 +39,8 @@ def write_demo_batch(
     for resident in synthetic_residents(
         count, seed=seed, today=date.today(), office_codes=office_codes
     ):
-        record = dict(resident.record)
-        nik = record["nik"]
-        refs: dict[str, str] = {}
-        for kind, data in resident.media.items():
-            path = f"media/{nik}/{MEDIA_FILES[kind]}"
-            files[path] = data
-            refs[kind] = path
-        record["media"] = refs
-        lines.append(json.dumps(record, ensure_ascii=False).encode())
+        files.update(resident.files())
+        lines.append(json.dumps(resident.record, ensure_ascii=False).encode())
         if progress:
             progress(1)
     files[RECORDS] = b"\n".join(lines) + b"\n"

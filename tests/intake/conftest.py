@@ -23,7 +23,11 @@ def resign(batch: Path, keys_dir: Path, *, cert: str = "registry-signer") -> Non
     files = {}
     for path in sorted(batch.rglob("*")):
         rel = path.relative_to(batch).as_posix()
-        if path.is_file() and not path.is_symlink() and rel not in {"manifest.json", "manifest.sig"}:
+        if (
+            path.is_file()
+            and not path.is_symlink()
+            and rel not in {"manifest.json", "manifest.sig"}
+        ):
             files[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
     manifest["files"] = files
     raw = json.dumps(manifest, indent=1).encode()
@@ -63,8 +67,13 @@ def pristine_batch(tmp_path_factory: pytest.TempPathFactory, instance_dir: Path)
     from printsrv.config import load_settings
 
     out = tmp_path_factory.mktemp("pristine") / "batch"
-    write_demo_batch(load_settings(overrides={"instance_dir": instance_dir}), 6, out, seed=7,
-                     batch_id="TEST-0001")
+    write_demo_batch(
+        load_settings(overrides={"instance_dir": instance_dir}),
+        6,
+        out,
+        seed=7,
+        batch_id="TEST-0001",
+    )
     return out
 
 

@@ -166,7 +166,7 @@ def test_zip_path_escapes(
 
 def test_zip_symlink(settings: Settings, batch: Path, tmp_path: Path) -> None:
     info = zipfile.ZipInfo("media/link")
-    info.external_attr = (0o120777 << 16)
+    info.external_attr = 0o120777 << 16
     path = zip_dir(batch, tmp_path / "b.zip", [(info, b"/etc/passwd")])
     assert_rejected(settings, import_batch(settings, path), "media/link", "links")
 
@@ -225,8 +225,11 @@ def test_truncated_jpeg(settings: Settings, batch: Path) -> None:
 
 def _png_bomb(width: int = 60_000, height: int = 60_000) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(
-            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
         )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
