@@ -1,0 +1,147 @@
+"""Card operations shared by personalization and verification (select, read, card facts)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chip.apdu import CommandApdu, Ins, Sw
+from chip.errors import CardState, FileMissingError, StatusWordError, WrongCardError
+from chip.lds import LDS_AID, Ef
+from chip.tlv import find, parse
+from chip.transport import Transport
+
+LIFE_CYCLE_OPERATIONAL = 0x05
+
+
+def atr_extended_length(atr: bytes) -> bool:
+    """True when the ATR's card capabilities (compact TLV tag 7x) announce extended Lc/Le."""
+    if len(atr) < 2:
+        return False
+    t0 = atr[1]
+    k = t0 & 0x0F
+    pos, y = 2, t0 >> 4
+    while True:  # skip interface bytes
+        td = None
+        for bit in range(4):
+            if y & (1 << bit):
+                if bit == 3:
+                    td = atr[pos] if pos < len(atr) else None
+                pos += 1
+        if td is None:
+            break
+        y = td >> 4
+    hist = atr[pos : pos + k]
+    if not hist or hist[0] != 0x80:
+        return False
+    i = 1
+    while i < len(hist):
+        tag, length = hist[i] >> 4, hist[i] & 0x0F
+        value = hist[i + 1 : i + 1 + length]
+        if tag == 7 and len(value) >= 3:
+            return bool(value[2] & 0x40)
+        i += 1 + length
+    return False
+
+
+@dataclass(frozen=True)
+class CardFacts:
+    """What the card says about itself before we write."""
+
+    uid: bytes
+    atr: bytes
+    life_cycle: int
+    used_bytes: int
+    free_bytes: int | None
+    extended_length: bool
+    max_command_data: int
+    max_response_data: int
+
+    @property
+    def state(self) -> CardState:
+        if self.life_cycle >= LIFE_CYCLE_OPERATIONAL:
+            return CardState.LOCKED
+        return CardState.PARTIAL if self.used_bytes else CardState.BLANK
+
+
+def read_uid(t: Transport) -> bytes:
+    """The chip UID through the PC/SC contactless pseudo-APDU ``FF CA 00 00 00``."""
+    return t.transmit(CommandApdu(0xFF, Ins.GET_DATA, 0, 0, le=256), context="GET UID").data
+
+
+def select_application(t: Transport) -> bytes:
+    """SELECT the LDS application and return its FCP; :class:`WrongCardError` if absent."""
+    try:
+        resp = t.transmit(CommandApdu(0x00, Ins.SELECT, 0x04, 0x04, LDS_AID, le=256),
+                          context="SELECT LDS application", secure=False)
+    except (FileMissingError, StatusWordError) as exc:
+        raise WrongCardError("no e-KTP LDS application on this card",
+                             card_state=CardState.FOREIGN) from exc
+    return find(resp.data, 0x62) or b""
+
+
+def card_facts(t: Transport, atr: bytes) -> CardFacts:
+    """UID, life cycle, used/free memory and buffer sizes (application selected)."""
+    try:
+        uid = read_uid(t)
+    except StatusWordError as exc:
+        raise WrongCardError("card does not report a UID", card_state=CardState.FOREIGN) from exc
+    fcp = dict(parse(select_application(t)))
+    life_cycle = fcp.get(0x8A, b"\x03")[0]
+    used = int.from_bytes(fcp.get(0x81, b"\x00"), "big")
+    free: int | None = None
+    try:
+        res = t.transmit(CommandApdu(0x80, Ins.GET_DATA, 0xFF, 0x21, le=256), secure=False)
+        body = find(res.data, 0xFF21)
+        free_raw = find(body, 0x82) if body else None
+        free = int.from_bytes(free_raw, "big") if free_raw else None
+    except StatusWordError:
+        free = None
+    ext = atr_extended_length(atr)
+    max_cmd = max_resp = 255
+    if ext:
+        max_resp = 256
+        try:
+            res = t.transmit(CommandApdu(0x00, Ins.GET_DATA, 0x7F, 0x66, le=256), secure=False)
+            values = [v for tag, v in parse(find(res.data, 0x7F66) or b"") if tag == 0x02]
+            if len(values) >= 2:
+                max_cmd = int.from_bytes(values[0], "big")
+                max_resp = int.from_bytes(values[1], "big")
+        except StatusWordError:
+            ext = False
+    return CardFacts(uid, atr, life_cycle, used, free, ext, max_cmd, max_resp)
+
+
+def select_ef(t: Transport, ef: Ef, *, secure: bool = False) -> int:
+    """SELECT an EF by FID and return its size from the FCP."""
+    resp = t.transmit(CommandApdu(0x00, Ins.SELECT, 0x02, 0x04,
+                                  ef.value.fid.to_bytes(2, "big"), le=256),
+                      context=f"SELECT {ef.value.name}", secure=secure)
+    size = find(find(resp.data, 0x62) or b"", 0x80)
+    if size is None:
+        raise StatusWordError(f"{ef.value.name}: FCP without size", sw=Sw.WRONG_DATA)
+    return int.from_bytes(size, "big")
+
+
+def read_ef(t: Transport, ef: Ef, facts: CardFacts, *, secure: bool = False) -> bytes:
+    """Read a whole EF in the largest chunks the card returns."""
+    size = select_ef(t, ef, secure=secure)
+    out = bytearray()
+    # Wrapped responses carry padding and an R-MAC: leave room for them.
+    room = facts.max_response_data - (32 if secure else 0)
+    while len(out) < size:
+        want = min(room, size - len(out))
+        offset = len(out)
+        if offset < 0x8000:
+            cmd = CommandApdu(0x00, Ins.READ_BINARY, offset >> 8, offset & 0xFF, le=want,
+                              extended=facts.extended_length and want > 256)
+            chunk = t.transmit(cmd, context=f"READ {ef.value.name}", secure=secure).data
+        else:
+            do54 = bytes((0x54, 3)) + offset.to_bytes(3, "big")
+            cmd = CommandApdu(0x00, Ins.READ_BINARY_ODD, 0, 0, do54, le=min(want + 4, 65536),
+                              extended=facts.extended_length)
+            data = t.transmit(cmd, context=f"READ {ef.value.name}", secure=secure).data
+            chunk = find(data, 0x53) or b""
+        if not chunk:
+            break
+        out += chunk
+    return bytes(out)

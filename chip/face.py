@@ -1,0 +1,91 @@
+"""ISO/IEC 19794-5:2005 face image records, re-encoded to fit a byte budget."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image, UnidentifiedImageError
+
+from chip.errors import DataError
+
+_HEADER = 14
+_FACE_INFO = 20
+_IMAGE_INFO = 12
+RECORD_OVERHEAD = _HEADER + _FACE_INFO + _IMAGE_INFO
+
+
+def face_record(jpeg: bytes, width: int, height: int) -> bytes:
+    """A "FAC\\0" record holding one JPEG (basic face image, no feature points)."""
+    block_len = _FACE_INFO + _IMAGE_INFO + len(jpeg)
+    header = b"FAC\x00" + b"010\x00" + (_HEADER + block_len).to_bytes(4, "big") + b"\x00\x01"
+    face_info = (
+        block_len.to_bytes(4, "big")
+        + b"\x00\x00"  # feature points
+        + b"\x00"  # gender unspecified (the MRZ carries it)
+        + b"\x00\x00"  # eye, hair colour
+        + b"\x00\x00\x00"  # feature mask
+        + b"\x00\x00"  # expression
+        + b"\x00\x00\x00"  # pose angle
+        + b"\x00\x00\x00"  # pose uncertainty
+    )
+    image_info = (
+        b"\x01"  # face image type: full frontal
+        + b"\x00"  # image data type: JPEG
+        + width.to_bytes(2, "big")
+        + height.to_bytes(2, "big")
+        + b"\x01"  # colour space sRGB
+        + b"\x00"  # source type unspecified
+        + b"\x00\x00"  # device type
+        + b"\x00\x00"  # quality
+    )
+    return header + face_info + image_info + jpeg
+
+
+def face_image(record: bytes) -> bytes:
+    """The image data of a face record (raises ``ValueError`` when malformed)."""
+    if record[:4] != b"FAC\x00" or len(record) < RECORD_OVERHEAD:
+        raise ValueError("not an ISO/IEC 19794-5 face record")
+    return record[RECORD_OVERHEAD:]
+
+
+def fit_face(photo: bytes, budget: int, max_width: int = 480) -> bytes:
+    """Re-encode ``photo`` so the whole face record fits ``budget`` bytes.
+
+    Tries falling JPEG qualities, then smaller sizes; raises :class:`DataError` if even a
+    tiny image does not fit.
+    """
+    try:
+        with Image.open(io.BytesIO(photo)) as src:
+            img = src.convert("RGB")
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DataError(f"photo is not a readable image: {exc}") from exc
+    if img.width > max_width:
+        img = img.resize((max_width, round(img.height * max_width / img.width)),
+                         Image.Resampling.LANCZOS)
+    image_budget = budget - RECORD_OVERHEAD
+    while img.width >= 60:
+        for quality in (85, 75, 65, 55, 45, 35, 25):
+            out = io.BytesIO()
+            img.save(out, "JPEG", quality=quality, optimize=True)
+            if out.tell() <= image_budget:
+                return face_record(out.getvalue(), img.width, img.height)
+        img = img.resize((img.width * 4 // 5, img.height * 4 // 5), Image.Resampling.LANCZOS)
+    raise DataError(f"face image cannot fit {budget} bytes")
+
+
+def compact_signature(image: bytes, max_width: int = 300) -> bytes:
+    """The signature as a small greyscale PNG (the chip's displayed-signature DG7)."""
+    try:
+        with Image.open(io.BytesIO(image)) as src:
+            img = src.convert("RGBA")
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DataError(f"signature is not a readable image: {exc}") from exc
+    white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+    img = Image.alpha_composite(white, img).convert("L")
+    if img.width > max_width:
+        img = img.resize((max_width, max(1, round(img.height * max_width / img.width))),
+                         Image.Resampling.LANCZOS)
+    img = img.point(lambda v: 255 if v > 160 else 0).convert("1")
+    out = io.BytesIO()
+    img.save(out, "PNG", optimize=True)
+    return out.getvalue()

@@ -1,0 +1,337 @@
+"""The personalization sequence: build the LDS, write it over SCP03, check it, lock the card.
+
+Entry points for the station: :func:`personalize` (any :class:`~chip.api.CardChannel`),
+:func:`personalize_reader` (a PC/SC reader by name) and :func:`probe_card_state`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+
+from chip import biometrics
+from chip.api import CardChannel, DocumentSigner, KeyDiversifier
+from chip.apdu import CommandApdu, Ins
+from chip.cardops import CardFacts, card_facts, read_ef
+from chip.diversification import scp03_static_keys
+from chip.errors import (
+    CapacityError,
+    CardLockedError,
+    CardState,
+    ChipError,
+    NotBlankError,
+    StatusWordError,
+    VerificationError,
+)
+from chip.face import compact_signature, fit_face
+from chip.lds import DATA_GROUPS, Ef, HolderData, dg1, dg2, dg7, dg11, dg12, ef_com
+from chip.scp03 import SecurityLevel, initialize_update, open_host_session
+from chip.sod import build_sod
+from chip.tlv import tlv
+from chip.transport import Transport
+
+__all__ = [
+    "HolderData",
+    "PersonalizationKeys",
+    "PersonalizationOptions",
+    "PersonalizationResult",
+    "ReadBack",
+    "personalize",
+    "personalize_reader",
+    "probe_card_state",
+]
+
+SECURITY_LEVEL = SecurityLevel.C_MAC | SecurityLevel.C_DECRYPTION | SecurityLevel.R_MAC
+HOST_FILE_OVERHEAD = 32  # conservative per-file allowance for card-side file headers
+
+
+class ReadBack(StrEnum):
+    HASH = "hash"  # the card hashes each file (HASH FILE under R-MAC): few bytes on the wire
+    FULL = "full"  # every file is read back and compared byte for byte
+
+
+@dataclass(frozen=True)
+class PersonalizationKeys:
+    """The three token keys a personalization needs."""
+
+    signer: DocumentSigner
+    scp03_master: KeyDiversifier
+    biometric_master: KeyDiversifier
+    biometric_key_id: bytes = biometrics.DEFAULT_KEY_ID
+
+
+@dataclass(frozen=True)
+class PersonalizationOptions:
+    readback: ReadBack = ReadBack.HASH
+    max_face_bytes: int = 12_000
+    min_face_bytes: int = 2_000
+    scp03_kvn: int = 0x30
+
+
+@dataclass(frozen=True)
+class PersonalizationResult:
+    """What the station logs per card."""
+
+    reader: str
+    chip_uid: str
+    atr: str
+    apdus: int
+    bytes_sent: int
+    bytes_received: int
+    payload_bytes: int
+    seconds: float
+    phases: dict[str, float]
+    files: dict[str, int]
+    face_bytes: int
+    card_state: CardState = CardState.LOCKED
+
+    def as_dict(self) -> dict[str, object]:
+        d = asdict(self)
+        d["card_state"] = self.card_state.value
+        return d
+
+
+@dataclass
+class _WriteTracker:
+    """What we know about the card's content while writing (drives ``card_state``)."""
+
+    confirmed: bool = False  # at least one write acknowledged
+    in_flight: bool = False  # a write was sent and not yet answered
+    lock_sent: bool = False
+    locked: bool = False
+
+    def state_after(self, exc: ChipError) -> CardState:
+        if self.locked:
+            return CardState.LOCKED
+        uncertain = self.in_flight and not isinstance(exc, StatusWordError)
+        if self.lock_sent and uncertain:
+            return CardState.UNKNOWN
+        if self.confirmed:
+            return CardState.PARTIAL
+        return CardState.UNKNOWN if uncertain else CardState.BLANK
+
+    @property
+    def started(self) -> bool:
+        return self.confirmed or self.in_flight or self.lock_sent
+
+
+@dataclass
+class _Clock:
+    phases: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phases[name] = round(self.phases.get(name, 0.0) + time.perf_counter() - t0, 6)
+
+
+def _fingers(h: HolderData) -> list[biometrics.Finger]:
+    out = []
+    if h.finger_right_index_fmr:
+        out.append(biometrics.Finger(biometrics.FINGER_RIGHT_INDEX, h.finger_right_index_fmr))
+    if h.finger_left_index_fmr:
+        out.append(biometrics.Finger(biometrics.FINGER_LEFT_INDEX, h.finger_left_index_fmr))
+    return out
+
+
+def build_files(holder: HolderData, keys: PersonalizationKeys, uid: bytes,
+                free_bytes: int | None, options: PersonalizationOptions) -> dict[Ef, bytes]:
+    """Every EF, EF.SOD last, sized to the card: the face takes what memory is left.
+
+    Raises :class:`CapacityError` (card still blank) when the data cannot fit.
+    """
+    fingers = _fingers(holder)
+    groups: dict[Ef, bytes] = {
+        Ef.DG1: dg1(holder),
+        Ef.DG7: dg7(compact_signature(holder.signature_image)),
+        Ef.DG11: dg11(holder),
+        Ef.DG12: dg12(holder),
+    }
+    if fingers:
+        groups[Ef.DG3] = biometrics.encrypt_dg3(fingers, keys.biometric_master, uid,
+                                                holder.document_number, keys.biometric_key_id)
+    present = [ef for ef in DATA_GROUPS if ef in groups or ef is Ef.DG2]
+    com = ef_com(present)
+    # EF.SOD's size does not depend on DG2's size: measure it with a placeholder.
+    probe = {ef.value.dg or 0: raw for ef, raw in groups.items()} | {2: b"\x75\x00"}
+    sod_size = len(build_sod(probe, keys.signer)) + 16  # ECDSA DER length varies a little
+    fixed = len(com) + sum(len(v) for v in groups.values()) + sod_size
+    n_files = len(present) + 2
+    face_budget = options.max_face_bytes
+    if free_bytes is not None:
+        dg2_wrapper = len(dg2(b"")) + 8
+        face_budget = min(face_budget,
+                          free_bytes - fixed - n_files * HOST_FILE_OVERHEAD - dg2_wrapper)
+    if face_budget < options.min_face_bytes:
+        raise CapacityError(
+            f"card has {free_bytes} bytes free; the data needs {fixed} plus a face image of"
+            f" at least {options.min_face_bytes}", card_state=CardState.BLANK)
+    groups[Ef.DG2] = dg2(fit_face(holder.photo_jpeg, face_budget))
+    files = {Ef.COM: com}
+    files.update({ef: groups[ef] for ef in DATA_GROUPS if ef in groups})
+    sod = build_sod({ef.value.dg or 0: raw for ef, raw in files.items() if ef.value.dg},
+                    keys.signer)
+    files[Ef.SOD] = sod
+    total = sum(len(v) + HOST_FILE_OVERHEAD for v in files.values())
+    if free_bytes is not None and total > free_bytes:
+        raise CapacityError(f"data needs {total} bytes, card has {free_bytes} free",
+                            card_state=CardState.BLANK)
+    return files
+
+
+def _chunk_size(facts: CardFacts) -> int:
+    """Largest plain chunk so that padding (1..16) and the C-MAC (8) fit the card's buffer."""
+    limit = facts.max_command_data if facts.extended_length else 255
+    limit = min(limit, 65535)
+    return (limit - 8) // 16 * 16 - 1
+
+
+def _update_commands(ef: Ef, data: bytes, chunk: int, extended: bool) -> Iterator[CommandApdu]:
+    offset = 0
+    while offset < len(data):
+        if offset < 0x8000:
+            size = min(chunk, len(data) - offset)
+            part = data[offset : offset + size]
+            yield CommandApdu(0x80, Ins.UPDATE_BINARY, offset >> 8, offset & 0xFF, part)
+        else:  # offsets beyond 15 bits: odd INS with offset DO 54
+            size = min(chunk - 12, len(data) - offset)
+            part = data[offset : offset + size]
+            body = tlv(0x54, offset.to_bytes(3, "big")) + tlv(0x53, part)
+            yield CommandApdu(0x80, Ins.UPDATE_BINARY_ODD, ef.value.fid >> 8,
+                              ef.value.fid & 0xFF, body, extended=extended)
+        offset += size
+
+
+def _create_command(ef: Ef, size: int) -> CommandApdu:
+    fcp = tlv(0x62, tlv(0x80, size.to_bytes(2, "big")) + tlv(0x82, b"\x01")
+              + tlv(0x83, ef.value.fid.to_bytes(2, "big")) + tlv(0x88, bytes((ef.value.sfi,))))
+    return CommandApdu(0x80, Ins.CREATE_FILE, 0x00, 0x00, fcp)
+
+
+def personalize(channel: CardChannel, holder: HolderData, keys: PersonalizationKeys,
+                options: PersonalizationOptions | None = None) -> PersonalizationResult:
+    """Personalize and lock the card on ``channel``.
+
+    Raises a :class:`~chip.errors.ChipError` whose ``card_state`` says whether the card is
+    still blank (retry), partly written (spoil), locked or unknown. Never returns for a card
+    whose writes were not all confirmed and checked.
+    """
+    options = options or PersonalizationOptions()
+    t = Transport(channel)
+    tracker = _WriteTracker()
+    clock = _Clock()
+    started = time.perf_counter()
+    try:
+        with clock.phase("inspect"):
+            facts = card_facts(t, channel.atr)
+        if facts.state is CardState.LOCKED:
+            raise CardLockedError("card is already personalized and locked",
+                                  card_state=CardState.LOCKED)
+        if facts.state is CardState.PARTIAL:
+            raise NotBlankError(f"card already holds {facts.used_bytes} bytes of files",
+                                card_state=CardState.PARTIAL)
+        with clock.phase("build"):
+            files = build_files(holder, keys, facts.uid, facts.free_bytes, options)
+        with clock.phase("secure_channel"):
+            static = scp03_static_keys(keys.scp03_master, facts.uid, options.scp03_kvn)
+            host_challenge = os.urandom(8)
+            iu = t.transmit(initialize_update(options.scp03_kvn, host_challenge),
+                            context="INITIALIZE UPDATE")
+            session, _ = open_host_session(static, host_challenge, iu.data)
+            t.transmit(session.external_authenticate(SECURITY_LEVEL),
+                       context="EXTERNAL AUTHENTICATE", secure=False)
+            t.session = session
+        chunk = _chunk_size(facts)
+        for ef, data in files.items():
+            with clock.phase("write"):
+                _write_file(t, tracker, ef, data, chunk, facts.extended_length)
+            with clock.phase("readback"):
+                _check_file(t, ef, data, facts, options.readback)
+        with clock.phase("lock"):
+            tracker.lock_sent = tracker.in_flight = True
+            t.transmit(CommandApdu(0x80, Ins.ACTIVATE_FILE, 0, 0), context="ACTIVATE (lock)")
+            tracker.in_flight = False
+            tracker.locked = True
+            t.session = None
+            if not card_facts(t, channel.atr).state is CardState.LOCKED:
+                raise VerificationError("card does not report the locked life cycle")
+    except ChipError as exc:
+        if tracker.started or exc.card_state is CardState.UNKNOWN:
+            exc.card_state = tracker.state_after(exc)
+        raise
+    elapsed = time.perf_counter() - started
+    payload = sum(len(v) for v in files.values())
+    return PersonalizationResult(
+        reader=channel.reader_name,
+        chip_uid=facts.uid.hex().upper(),
+        atr=channel.atr.hex().upper(),
+        apdus=t.stats.apdus,
+        bytes_sent=t.stats.bytes_sent,
+        bytes_received=t.stats.bytes_received,
+        payload_bytes=payload,
+        seconds=round(elapsed, 6),
+        phases=clock.phases | {"wire": round(t.stats.wire_seconds, 6)},
+        files={ef.value.name: len(v) for ef, v in files.items()},
+        face_bytes=len(files[Ef.DG2]),
+    )
+
+
+def _write_file(t: Transport, tracker: _WriteTracker, ef: Ef, data: bytes, chunk: int,
+                extended: bool) -> None:
+    tracker.in_flight = True
+    t.transmit(_create_command(ef, len(data)), context=f"CREATE {ef.value.name}")
+    tracker.confirmed = True
+    for cmd in _update_commands(ef, data, chunk, extended):
+        t.transmit(cmd, context=f"UPDATE {ef.value.name}")
+    tracker.in_flight = False
+
+
+def _check_file(t: Transport, ef: Ef, data: bytes, facts: CardFacts, mode: ReadBack) -> None:
+    if mode is ReadBack.FULL:
+        got = read_ef(t, ef, facts, secure=True)
+        if not hmac.compare_digest(got, data):
+            raise VerificationError(f"{ef.value.name}: read-back differs from what was written")
+        return
+    resp = t.transmit(CommandApdu(0x80, Ins.HASH_FILE, 0x90, 0x80,
+                                  ef.value.fid.to_bytes(2, "big"), le=256),
+                      context=f"HASH {ef.value.name}")
+    if not hmac.compare_digest(resp.data, hashlib.sha256(data).digest()):
+        raise VerificationError(f"{ef.value.name}: card hash differs from what was written")
+
+
+def probe_card_state(channel: CardChannel) -> CardState:
+    """BLANK, PARTIAL, LOCKED or FOREIGN for the card on ``channel`` (reads only)."""
+    t = Transport(channel)
+    try:
+        return card_facts(t, channel.atr).state
+    except ChipError as exc:
+        if exc.card_state is CardState.FOREIGN:
+            return CardState.FOREIGN
+        raise
+
+
+def personalize_reader(reader: str, holder: HolderData, keys: PersonalizationKeys,
+                       options: PersonalizationOptions | None = None) -> PersonalizationResult:
+    """:func:`personalize` on the card in PC/SC reader ``reader`` (exclusive connection)."""
+    from chip.pcsc import PcscChannel
+
+    try:
+        channel = PcscChannel(reader)
+    except ChipError as exc:
+        exc.card_state = CardState.BLANK  # nothing was sent to the card
+        raise
+    try:
+        return personalize(channel, holder, keys, options)
+    finally:
+        channel.close()
+
+

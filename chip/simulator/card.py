@@ -1,0 +1,435 @@
+"""Card side of our e-KTP personalization profile (ISO 7816-4 + GlobalPlatform SCP03).
+
+Files live in one LDS application (AID A0 00 00 02 47 10 01). Access conditions: READ
+always (DG3 is encrypted); CREATE FILE, UPDATE BINARY and ACTIVATE FILE only under an SCP03
+session with C-MAC and C-DECRYPTION and only while the application's life cycle is
+*initialisation* (03). ACTIVATE FILE moves it to *operational* (05): from then on every write
+is refused with 6985, for ever.
+
+Proprietary extensions (documented in docs/chip.md): ``80 2A 90 80`` HASH FILE returns
+SHA-256 of an EF's content; GET DATA FF21 reports free memory; GET DATA 7F66 the buffer sizes;
+``FF CA 00 00`` returns the UID as a PC/SC contactless reader would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import IntEnum
+from pathlib import Path
+
+from chip.api import KeyDiversifier
+from chip.apdu import CommandApdu, Ins, ResponseApdu, Sw
+from chip.diversification import scp03_static_keys
+from chip.errors import CardRemovedError, SecureChannelError
+from chip.lds import LDS_AID
+from chip.scp03 import InitializeUpdateResponse, Scp03Session, SecurityLevel
+from chip.tlv import find, parse, tlv
+
+FILE_OVERHEAD = 16  # bytes of card memory per EF beyond its content
+REQUIRED_WRITE_LEVEL = SecurityLevel.C_MAC | SecurityLevel.C_DECRYPTION
+
+
+class LifeCycle(IntEnum):
+    INITIALISATION = 0x03
+    OPERATIONAL = 0x05
+
+
+def make_atr(extended_length: bool = True) -> bytes:
+    """Contactless-style ATR (PC/SC part 3 layout) with card capabilities in compact TLV."""
+    third = 0x40 if extended_length else 0x00  # b7: extended Lc and Le fields
+    hist = bytes((0x80, 0x73, 0x00, 0x00, third)) + b"KTP"
+    body = bytes((0x80 | len(hist), 0x80, 0x01)) + hist
+    tck = 0
+    for b in body:
+        tck ^= b
+    return b"\x3b" + body + bytes((tck,))
+
+
+def default_uid(seed: str) -> bytes:
+    """A stable 7-byte NXP-style UID for a simulator instance."""
+    return b"\x04" + hashlib.sha256(seed.encode()).digest()[:6]
+
+
+@dataclass
+class CardFile:
+    fid: int
+    sfi: int
+    data: bytearray
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+@dataclass
+class Faults:
+    """Faults injected on request."""
+
+    tear_after: int | None = None  # execute the Nth APDU, then tear the link (no response)
+    refuse_writes: bool = False  # UPDATE BINARY answers 6581 (memory failure)
+    overstate_free: int = 0  # report this many bytes more free memory than there is
+
+
+@dataclass
+class CardConfig:
+    uid: bytes
+    scp03_master: KeyDiversifier
+    capacity: int = 32768
+    max_command_data: int = 8192
+    max_response_data: int = 8192
+    extended_length: bool = True
+    profile: str = "ktp"  # "foreign": a card without our LDS application (wrong card)
+    eeprom_page: int = 64
+    eeprom_page_seconds: float = 0.0  # 0 disables the EEPROM write-time model
+    state_file: Path | None = None
+
+
+@dataclass
+class _Session:
+    scp: Scp03Session | None = None
+    app_selected: bool = False
+    current_ef: CardFile | None = None
+
+
+class SimulatedCard:
+    """One card: call :meth:`process` with a raw APDU, get the raw response."""
+
+    def __init__(self, config: CardConfig, faults: Faults | None = None) -> None:
+        self.config = config
+        self.faults = faults or Faults()
+        self.files: dict[int, CardFile] = {}
+        self.life_cycle = LifeCycle.INITIALISATION
+        self.apdu_count = 0
+        self.eeprom_seconds = 0.0
+        self._session = _Session()
+        self._lock = threading.Lock()
+        self.atr = make_atr(config.extended_length)
+        if config.state_file and config.state_file.exists():
+            self._load(config.state_file)
+
+    # -- persistence ---------------------------------------------------------------------------
+    def _load(self, path: Path) -> None:
+        state = json.loads(path.read_text())
+        self.config.uid = bytes.fromhex(state["uid"])
+        self.life_cycle = LifeCycle(state["life_cycle"])
+        self.files = {
+            int(fid, 16): CardFile(int(fid, 16), f["sfi"], bytearray.fromhex(f["data"]))
+            for fid, f in state["files"].items()
+        }
+
+    def _save(self) -> None:
+        path = self.config.state_file
+        if path is None:
+            return
+        state = {
+            "uid": self.config.uid.hex(),
+            "life_cycle": int(self.life_cycle),
+            "files": {f"{f.fid:04X}": {"sfi": f.sfi, "data": f.data.hex()}
+                      for f in self.files.values()},
+        }
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, path)
+
+    # -- state ---------------------------------------------------------------------------------
+    @property
+    def used_bytes(self) -> int:
+        return sum(f.size + FILE_OVERHEAD for f in self.files.values())
+
+    @property
+    def free_bytes(self) -> int:
+        return self.config.capacity - self.used_bytes
+
+    def reset(self) -> None:
+        """Power cycle: volatile state (selection, secure channel) is lost."""
+        self._session = _Session()
+
+    def wipe(self) -> None:
+        """Back to a blank card (tests only)."""
+        with self._lock:
+            self.files.clear()
+            self.life_cycle = LifeCycle.INITIALISATION
+            self.reset()
+            self._save()
+
+    # -- APDU processing -----------------------------------------------------------------------
+    def process(self, raw: bytes) -> bytes:
+        """Process one APDU; raises :class:`CardRemovedError` when a tear is injected."""
+        with self._lock:
+            self.apdu_count += 1
+            response = self._process(raw)
+            if self.faults.tear_after is not None and self.apdu_count >= self.faults.tear_after:
+                self.faults.tear_after = None
+                self.reset()
+                raise CardRemovedError("simulated tear")
+            return response
+
+    def _process(self, raw: bytes) -> bytes:
+        try:
+            cmd = CommandApdu.decode(raw)
+        except ValueError:
+            return _sw(Sw.WRONG_LENGTH)
+        if len(cmd.data) > self.config.max_command_data or (
+            cmd.extended and not self.config.extended_length
+        ):
+            return _sw(Sw.WRONG_LENGTH)
+        if cmd.cla == 0xFF:
+            if cmd.ins == Ins.GET_DATA and cmd.p1 == 0x00:
+                return self.config.uid + _sw(Sw.OK)
+            return _sw(Sw.INS_NOT_SUPPORTED)
+        if cmd.cla not in (0x00, 0x80, 0x84, 0x04):
+            return _sw(Sw.CLA_NOT_SUPPORTED)
+        session = self._session
+        wrapped = bool(cmd.cla & 0x04)
+        if cmd.ins == Ins.EXTERNAL_AUTHENTICATE and cmd.cla & 0x80:
+            return self._external_authenticate(cmd)
+        if wrapped:
+            if session.scp is None or not session.scp.authenticated:
+                return _sw(Sw.SECURITY_STATUS)
+            try:
+                cmd = session.scp.unwrap_command(cmd)
+            except SecureChannelError:
+                session.scp = None  # any MAC failure ends the session
+                return _sw(Sw.SECURITY_STATUS)
+        resp = self._dispatch(cmd, wrapped)
+        if wrapped and session.scp is not None:
+            if resp.sw != Sw.OK and resp.sw >> 8 not in (0x62, 0x63):
+                session.scp = None  # abort on error, as the host does
+                return resp.encode()
+            resp = session.scp.wrap_response(resp)
+        return resp.encode()
+
+    def _dispatch(self, cmd: CommandApdu, secure: bool) -> ResponseApdu:
+        ins = cmd.ins
+        if self.config.profile != "ktp" and ins != Ins.GET_DATA:
+            return ResponseApdu(b"", Sw.FILE_NOT_FOUND if ins == Ins.SELECT
+                                else Sw.INS_NOT_SUPPORTED)
+        handlers: dict[int, Callable[[CommandApdu], ResponseApdu]] = {
+            Ins.SELECT: self._select,
+            Ins.READ_BINARY: self._read_binary,
+            Ins.READ_BINARY_ODD: self._read_binary,
+            Ins.GET_DATA: self._get_data,
+            Ins.INITIALIZE_UPDATE: self._initialize_update,
+            Ins.CREATE_FILE: self._create_file,
+            Ins.UPDATE_BINARY: self._update_binary,
+            Ins.UPDATE_BINARY_ODD: self._update_binary,
+            Ins.ACTIVATE_FILE: self._activate,
+            Ins.HASH_FILE: self._hash_file,
+        }
+        handler = handlers.get(ins)
+        if handler is None:
+            return ResponseApdu(b"", Sw.INS_NOT_SUPPORTED)
+        if ins in (Ins.CREATE_FILE, Ins.UPDATE_BINARY, Ins.UPDATE_BINARY_ODD,
+                   Ins.ACTIVATE_FILE):
+            denied = self._write_denied(secure)
+            if denied is not None:
+                return ResponseApdu(b"", denied)
+        return handler(cmd)
+
+    def _write_denied(self, secure: bool) -> int | None:
+        scp = self._session.scp
+        if not secure or scp is None or (scp.level & REQUIRED_WRITE_LEVEL) != REQUIRED_WRITE_LEVEL:
+            return Sw.SECURITY_STATUS
+        if self.life_cycle != LifeCycle.INITIALISATION:
+            return Sw.CONDITIONS
+        if not self._session.app_selected:
+            return Sw.CONDITIONS
+        return None
+
+    # -- commands ------------------------------------------------------------------------------
+    def _app_fcp(self) -> bytes:
+        return tlv(0x62, tlv(0x82, b"\x38") + tlv(0x84, LDS_AID)
+                   + tlv(0x81, self.used_bytes.to_bytes(2, "big"))
+                   + tlv(0x8A, bytes((self.life_cycle,))))
+
+    def _ef_fcp(self, f: CardFile) -> bytes:
+        return tlv(0x62, tlv(0x80, f.size.to_bytes(2, "big")) + tlv(0x82, b"\x01")
+                   + tlv(0x83, f.fid.to_bytes(2, "big")) + tlv(0x88, bytes((f.sfi,)))
+                   + tlv(0x8A, bytes((self.life_cycle,))))
+
+    def _select(self, cmd: CommandApdu) -> ResponseApdu:
+        want_fcp = cmd.p2 & 0x0C == 0x04 or cmd.p2 == 0x00
+        if cmd.p1 == 0x04:
+            if cmd.data != LDS_AID:
+                return ResponseApdu(b"", Sw.FILE_NOT_FOUND)
+            self._session = _Session(app_selected=True)
+            return ResponseApdu(self._app_fcp() if want_fcp else b"", Sw.OK)
+        if cmd.p1 in (0x00, 0x02) and len(cmd.data) == 2:
+            fid = int.from_bytes(cmd.data, "big")
+            f = self.files.get(fid) if self._session.app_selected else None
+            if f is None:
+                return ResponseApdu(b"", Sw.FILE_NOT_FOUND)
+            self._session.current_ef = f
+            return ResponseApdu(self._ef_fcp(f) if want_fcp else b"", Sw.OK)
+        return ResponseApdu(b"", Sw.INCORRECT_P1P2)
+
+    def _file_and_offset(self, cmd: CommandApdu) -> tuple[CardFile | None, int, bytes, int]:
+        """(file, offset, data, status) for the even and odd READ/UPDATE BINARY forms."""
+        if cmd.ins & 1:
+            fid = (cmd.p1 << 8) | cmd.p2
+            f = self.files.get(fid) if fid else self._session.current_ef
+            try:
+                items = dict(parse(cmd.data))
+            except ValueError:
+                return None, 0, b"", Sw.WRONG_DATA
+            if 0x54 not in items:
+                return None, 0, b"", Sw.WRONG_DATA
+            return f, int.from_bytes(items[0x54], "big"), items.get(0x53, b""), Sw.OK
+        if cmd.p1 & 0x80:
+            sfi = cmd.p1 & 0x1F
+            f = next((x for x in self.files.values() if x.sfi == sfi), None)
+            if f is not None:
+                self._session.current_ef = f
+            return f, cmd.p2, cmd.data, Sw.OK
+        return self._session.current_ef, (cmd.p1 << 8) | cmd.p2, cmd.data, Sw.OK
+
+    def _read_binary(self, cmd: CommandApdu) -> ResponseApdu:
+        if not self._session.app_selected:
+            return ResponseApdu(b"", Sw.CONDITIONS)
+        f, offset, _, status = self._file_and_offset(cmd)
+        if status != Sw.OK:
+            return ResponseApdu(b"", status)
+        if f is None:
+            return ResponseApdu(b"", Sw.FILE_NOT_FOUND)
+        if offset > f.size:
+            return ResponseApdu(b"", Sw.WRONG_P1P2)
+        le = min(cmd.le or 256, self.config.max_response_data)
+        chunk = bytes(f.data[offset : offset + le])
+        if cmd.ins & 1:
+            chunk_tlv = tlv(0x53, chunk)
+            return ResponseApdu(chunk_tlv, Sw.OK if len(chunk) == le else Sw.END_OF_FILE)
+        return ResponseApdu(chunk, Sw.OK if len(chunk) == le else Sw.END_OF_FILE)
+
+    def _get_data(self, cmd: CommandApdu) -> ResponseApdu:
+        tag = (cmd.p1 << 8) | cmd.p2
+        if tag == 0xFF21:
+            body = (tlv(0x81, b"\x01") + tlv(0x82, max(0, self.free_bytes + self.faults.overstate_free).to_bytes(4, "big"))
+                    + tlv(0x83, b"\x08\x00"))
+            return ResponseApdu(tlv(0xFF21, body), Sw.OK)
+        if tag == 0x7F66 and self.config.extended_length:
+            body = (tlv(0x02, self.config.max_command_data.to_bytes(2, "big"))
+                    + tlv(0x02, self.config.max_response_data.to_bytes(2, "big")))
+            return ResponseApdu(tlv(0x7F66, body), Sw.OK)
+        return ResponseApdu(b"", Sw.REFERENCED_DATA_NOT_FOUND)
+
+    def _initialize_update(self, cmd: CommandApdu) -> ResponseApdu:
+        if cmd.cla != 0x80 or len(cmd.data) != 8:
+            return ResponseApdu(b"", Sw.WRONG_DATA)
+        if cmd.p1 not in (0x00, 0x30):
+            return ResponseApdu(b"", Sw.REFERENCED_DATA_NOT_FOUND)
+        if not self._session.app_selected:
+            return ResponseApdu(b"", Sw.CONDITIONS)
+        keys = scp03_static_keys(self.config.scp03_master, self.config.uid)
+        card_challenge = os.urandom(8)
+        scp = Scp03Session.derive(keys, cmd.data, card_challenge)
+        self._session.scp = scp
+        iu = InitializeUpdateResponse(
+            self.config.uid.ljust(10, b"\x00"), keys.kvn, 0x03, 0x60,
+            card_challenge, scp.card_cryptogram(), None,
+        )
+        return ResponseApdu(iu.encode(), Sw.OK)
+
+    def _external_authenticate(self, cmd: CommandApdu) -> bytes:
+        scp = self._session.scp
+        if scp is None or scp.authenticated:
+            self._session.scp = None
+            return _sw(Sw.CONDITIONS)
+        try:
+            scp.verify_external_authenticate(cmd)
+        except SecureChannelError:
+            self._session.scp = None
+            return _sw(Sw.SECURITY_STATUS)
+        return _sw(Sw.OK)
+
+    def _create_file(self, cmd: CommandApdu) -> ResponseApdu:
+        try:
+            fcp = dict(parse(find(cmd.data, 0x62) or b""))
+            size = int.from_bytes(fcp[0x80], "big")
+            fid = int.from_bytes(fcp[0x83], "big")
+            sfi = fcp.get(0x88, b"\x00")[0]
+        except (ValueError, KeyError, IndexError):
+            return ResponseApdu(b"", Sw.WRONG_DATA)
+        if fid in self.files:
+            return ResponseApdu(b"", Sw.FILE_EXISTS)
+        if size + FILE_OVERHEAD > self.free_bytes:
+            return ResponseApdu(b"", Sw.NOT_ENOUGH_MEMORY)
+        f = CardFile(fid, sfi, bytearray(size))
+        self.files[fid] = f
+        self._session.current_ef = f
+        self._save()
+        return ResponseApdu(b"", Sw.OK)
+
+    def _update_binary(self, cmd: CommandApdu) -> ResponseApdu:
+        f, offset, data, status = self._file_and_offset(cmd)
+        if status != Sw.OK:
+            return ResponseApdu(b"", status)
+        if f is None:
+            return ResponseApdu(b"", Sw.FILE_NOT_FOUND)
+        if offset + len(data) > f.size:
+            return ResponseApdu(b"", Sw.WRONG_P1P2)
+        if self.faults.refuse_writes:
+            return ResponseApdu(b"", Sw.MEMORY_FAILURE)
+        f.data[offset : offset + len(data)] = data
+        self._eeprom_wait(offset, len(data))
+        self._save()
+        return ResponseApdu(b"", Sw.OK)
+
+    def _eeprom_wait(self, offset: int, length: int) -> None:
+        if self.config.eeprom_page_seconds <= 0 or length == 0:
+            return
+        page = self.config.eeprom_page
+        pages = (offset + length - 1) // page - offset // page + 1
+        delay = pages * self.config.eeprom_page_seconds
+        self.eeprom_seconds += delay
+        time.sleep(delay)
+
+    def _activate(self, cmd: CommandApdu) -> ResponseApdu:
+        self.life_cycle = LifeCycle.OPERATIONAL
+        self._save()
+        return ResponseApdu(b"", Sw.OK)
+
+    def _hash_file(self, cmd: CommandApdu) -> ResponseApdu:
+        if cmd.p1 != 0x90 or cmd.p2 != 0x80 or len(cmd.data) != 2:
+            return ResponseApdu(b"", Sw.INCORRECT_P1P2)
+        f = self.files.get(int.from_bytes(cmd.data, "big"))
+        if f is None:
+            return ResponseApdu(b"", Sw.FILE_NOT_FOUND)
+        return ResponseApdu(hashlib.sha256(f.data).digest(), Sw.OK)
+
+
+def _sw(sw: int) -> bytes:
+    return sw.to_bytes(2, "big")
+
+
+@dataclass
+class SimulatedChannel:
+    """An in-memory :class:`~chip.api.CardChannel` onto a :class:`SimulatedCard`."""
+
+    card: SimulatedCard
+    reader_name: str = "Simulated reader"
+    closed: bool = field(default=False)
+
+    def __post_init__(self) -> None:
+        self.card.reset()
+
+    @property
+    def atr(self) -> bytes:
+        return self.card.atr
+
+    def transmit(self, apdu: bytes) -> bytes:
+        if self.closed:
+            raise CardRemovedError("channel closed")
+        try:
+            return self.card.process(apdu)
+        except CardRemovedError:
+            self.closed = True
+            raise
+
+    def close(self) -> None:
+        self.closed = True

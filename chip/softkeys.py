@@ -1,0 +1,130 @@
+"""Software implementations of the key ports, for tests, the simulator and the benchmark.
+
+Production keys live in the PKCS#11 token (see :mod:`printsrv.keys`); these use
+:mod:`cryptography` in memory. ``DEMO_SCP03_MASTER_HEX`` is a published development constant:
+never use it for real cards.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from chip.scp03 import aes_cmac
+
+# Development-only SCP03 master key (AES-128); the simulator falls back to it when
+# var/keys/scp03-demo-master.hex does not exist, and `run.py init` imports the same value.
+DEMO_SCP03_MASTER_HEX = "4b54502d454c2d4445562d5343503033"  # "KTP-EL-DEV-SCP03"
+# Development-only biometric master key for tests and the benchmark.
+DEMO_BIOMETRIC_MASTER_HEX = "4b54502d454c2d4445562d42494f4d31"  # "KTP-EL-DEV-BIOM1"
+DEFAULT_SCP03_MASTER_FILE = Path("var/keys/scp03-demo-master.hex")
+
+
+class SoftKeyDiversifier:
+    """AES-CMAC with a master key held in memory."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) not in (16, 24, 32):
+            raise ValueError("AES master key must be 16, 24 or 32 bytes")
+        self._key = key
+
+    @classmethod
+    def from_hex(cls, text: str) -> SoftKeyDiversifier:
+        return cls(bytes.fromhex(text.strip()))
+
+    def cmac(self, data: bytes) -> bytes:
+        return aes_cmac(self._key, data)
+
+
+def load_scp03_master(path: Path | None = None) -> SoftKeyDiversifier:
+    """The demo SCP03 master: from ``path`` (or the default file if present), else the constant."""
+    candidate = path or DEFAULT_SCP03_MASTER_FILE
+    if path is not None or candidate.exists():
+        return SoftKeyDiversifier.from_hex(candidate.read_text())
+    return SoftKeyDiversifier.from_hex(DEMO_SCP03_MASTER_HEX)
+
+
+class SoftDocumentSigner:
+    """An EC P-256 document signer with its certificate, in memory."""
+
+    def __init__(self, key: ec.EllipticCurvePrivateKey, certificate: x509.Certificate) -> None:
+        self._key = key
+        self._cert = certificate
+
+    @property
+    def certificate_der(self) -> bytes:
+        return self._cert.public_bytes(serialization.Encoding.DER)
+
+    def sign(self, data: bytes) -> bytes:
+        return self._key.sign(data, ec.ECDSA(hashes.SHA256()))
+
+
+@dataclass(frozen=True)
+class DemoPki:
+    """A demo country-signing CA and one document signer it issued."""
+
+    csca_key: ec.EllipticCurvePrivateKey
+    csca_certificate: x509.Certificate
+    signer: SoftDocumentSigner
+
+    @property
+    def csca_certificate_der(self) -> bytes:
+        return self.csca_certificate.public_bytes(serialization.Encoding.DER)
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "ID"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "ktp-printsrv demo"),
+        x509.NameAttribute(NameOID.COMMON_NAME, cn),
+    ])
+
+
+def make_demo_pki(now: dt.datetime | None = None) -> DemoPki:
+    """Generate a fresh demo CSCA and document signer (EC P-256, ICAO-style extensions)."""
+    now = now or dt.datetime.now(dt.UTC)
+    csca_key = ec.generate_private_key(ec.SECP256R1())
+    csca_name = _name("Demo CSCA Indonesia")
+    csca = (
+        x509.CertificateBuilder()
+        .subject_name(csca_name)
+        .issuer_name(csca_name)
+        .public_key(csca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(csca_key.public_key()),
+                       critical=False)
+        .sign(csca_key, hashes.SHA256())
+    )
+    ds_key = ec.generate_private_key(ec.SECP256R1())
+    ds = (
+        x509.CertificateBuilder()
+        .subject_name(_name("Demo Document Signer 1"))
+        .issuer_name(csca_name)
+        .public_key(ds_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=365 * 3))
+        .add_extension(
+            x509.KeyUsage(True, False, False, False, False, False, False, False, False),
+            critical=True,
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(csca_key.public_key()),
+            critical=False,
+        )
+        .sign(csca_key, hashes.SHA256())
+    )
+    return DemoPki(csca_key, csca, SoftDocumentSigner(ds_key, ds))

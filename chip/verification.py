@@ -1,0 +1,190 @@
+"""Read a personalized card back and check it: passive authentication, biometrics, lock.
+
+:func:`verify_card` plays the terminal: it reads EF.COM, EF.SOD and every data group in the
+clear, checks the SOD signature, the document signer against the CSCA and each hash, and, given
+the biometric master key, decrypts DG3.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from chip import biometrics
+from chip.api import CardChannel, KeyDiversifier
+from chip.cardops import card_facts, read_ef
+from chip.errors import CardState, ChipError, FileMissingError, VerificationError
+from chip.face import face_image
+from chip.lds import Ef, biometric_instances, parse_dg1, parse_ef_com
+from chip.sod import parse_sod, passive_authentication
+from chip.tlv import find, unwrap
+from chip.transport import Transport
+
+_BY_DG = {ef.value.dg: ef for ef in Ef if ef.value.dg}
+
+
+def document_number_from_mrz(mrz: str) -> str:
+    """Document number of a TD1 MRZ, long-number rule included."""
+    line1 = mrz[:30]
+    number = line1[5:14]
+    if line1[14] == "<":  # overflow in the optional data, ended by its check digit
+        overflow = line1[15:30].split("<", 1)[0]
+        number += overflow[:-1]
+    return number.rstrip("<")
+
+
+@dataclass
+class VerificationReport:
+    """Everything ``chip verify`` reports; ``ok`` is the verdict."""
+
+    reader: str
+    chip_uid: str
+    atr: str
+    locked: bool
+    card_state: CardState
+    mrz: str = ""
+    document_number: str = ""
+    files: dict[str, int] = field(default_factory=dict)
+    signature_valid: bool = False
+    chain_valid: bool = False
+    dg_hashes_valid: dict[int, bool] = field(default_factory=dict)
+    signer_subject: str = ""
+    biometrics_checked: bool = False
+    biometrics_ok: bool | None = None
+    fingers_decrypted: int = 0
+    face_bytes: int = 0
+    problems: list[str] = field(default_factory=list)
+    apdus: int = 0
+    bytes_received: int = 0
+    seconds: float = 0.0
+    raw_files: dict[str, bytes] = field(default_factory=dict, repr=False)
+
+    @property
+    def passive_authentication_ok(self) -> bool:
+        return (self.signature_valid and self.chain_valid and bool(self.dg_hashes_valid)
+                and all(self.dg_hashes_valid.values()))
+
+    @property
+    def ok(self) -> bool:
+        return (self.passive_authentication_ok and self.locked and not self.problems
+                and self.biometrics_ok is not False)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "ok": self.ok, "reader": self.reader, "chip_uid": self.chip_uid, "atr": self.atr,
+            "locked": self.locked, "card_state": self.card_state.value,
+            "document_number": self.document_number, "mrz": self.mrz, "files": self.files,
+            "passive_authentication": {
+                "ok": self.passive_authentication_ok, "signature_valid": self.signature_valid,
+                "chain_valid": self.chain_valid, "signer": self.signer_subject,
+                "dg_hashes_valid": {f"DG{n}": v for n, v in self.dg_hashes_valid.items()},
+            },
+            "biometrics": {"checked": self.biometrics_checked, "ok": self.biometrics_ok,
+                           "fingers_decrypted": self.fingers_decrypted,
+                           "face_bytes": self.face_bytes},
+            "problems": self.problems, "apdus": self.apdus,
+            "bytes_received": self.bytes_received, "seconds": self.seconds,
+        }
+
+
+def verify_card(channel: CardChannel, csca_der: bytes | None,
+                biometric_master: KeyDiversifier | None = None,
+                expected_fingers: list[bytes] | None = None) -> VerificationReport:
+    """Read and check the card on ``channel``; problems are reported, not raised.
+
+    Raises :class:`~chip.errors.ChipError` only when the card cannot be read at all.
+    """
+    started = time.perf_counter()
+    t = Transport(channel)
+    facts = card_facts(t, channel.atr)
+    report = VerificationReport(channel.reader_name, facts.uid.hex().upper(),
+                                channel.atr.hex().upper(), facts.state is CardState.LOCKED,
+                                facts.state)
+    files: dict[int, bytes] = {}
+    try:
+        com = read_ef(t, Ef.COM, facts)
+        report.raw_files["EF.COM"] = com
+        sod_raw = read_ef(t, Ef.SOD, facts)
+        report.raw_files["EF.SOD"] = sod_raw
+    except FileMissingError as exc:
+        report.problems.append(f"card is not personalized: {exc}")
+        report.seconds = round(time.perf_counter() - started, 6)
+        return report
+    try:
+        sod = parse_sod(sod_raw)
+    except VerificationError as exc:
+        report.problems.append(str(exc))
+        return report
+    listed = {tag for tag in parse_ef_com(com)}
+    for n in sorted(sod.dg_hashes):
+        ef = _BY_DG.get(n)
+        if ef is None:
+            report.problems.append(f"SOD lists DG{n}, which we do not know")
+            continue
+        if ef.value.tag not in listed:
+            report.problems.append(f"DG{n} is in EF.SOD but not in EF.COM")
+        try:
+            files[n] = read_ef(t, ef, facts)
+            report.raw_files[ef.value.name] = files[n]
+        except FileMissingError:
+            report.problems.append(f"DG{n} listed in EF.SOD is missing")
+    report.files = {name: len(raw) for name, raw in report.raw_files.items()}
+    pa = passive_authentication(sod, files, csca_der)
+    report.signature_valid, report.chain_valid = pa.signature_valid, pa.chain_valid
+    report.dg_hashes_valid, report.signer_subject = pa.dg_hashes_valid, pa.signer_subject
+    if csca_der is None:
+        report.problems.append("no CSCA certificate given: chain not checked")
+    if 1 in files:
+        try:
+            report.mrz = parse_dg1(files[1])
+            report.document_number = document_number_from_mrz(report.mrz)
+        except (ValueError, UnicodeDecodeError) as exc:
+            report.problems.append(f"DG1 unreadable: {exc}")
+    if 2 in files:
+        try:
+            _, items = biometric_instances(files[2], 0x75)[0]
+            report.face_bytes = len(face_image(items.get(0x5F2E, b"")))
+        except (ValueError, IndexError) as exc:
+            report.problems.append(f"DG2 unreadable: {exc}")
+    if biometric_master is not None and 3 in files:
+        report.biometrics_checked = True
+        try:
+            fingers = biometrics.decrypt_dg3(files[3], biometric_master, facts.uid,
+                                             report.document_number)
+            report.fingers_decrypted = len(fingers)
+            well_formed = all(f.fmr.startswith(b"FMR\x00") for f in fingers)
+            matches = expected_fingers is None or sorted(f.fmr for f in fingers) == sorted(
+                expected_fingers)
+            report.biometrics_ok = well_formed and matches
+            if not report.biometrics_ok:
+                report.problems.append("decrypted fingerprints do not match")
+        except VerificationError as exc:
+            report.biometrics_ok = False
+            report.problems.append(str(exc))
+    if not report.locked:
+        report.problems.append("card is not locked")
+    report.apdus = t.stats.apdus
+    report.bytes_received = t.stats.bytes_received
+    report.seconds = round(time.perf_counter() - started, 6)
+    return report
+
+
+def verify_reader(reader: str, csca_der: bytes | None,
+                  biometric_master: KeyDiversifier | None = None) -> VerificationReport:
+    """:func:`verify_card` on PC/SC reader ``reader``."""
+    from chip.pcsc import PcscChannel
+
+    channel = PcscChannel(reader, exclusive=False)
+    try:
+        return verify_card(channel, csca_der, biometric_master)
+    finally:
+        channel.close()
+
+
+def sod_content_info(raw_sod: bytes) -> bytes:
+    """The DER ContentInfo inside EF.SOD (strip tag 77), e.g. for ``openssl cms -verify``."""
+    return unwrap(raw_sod, 0x77)
+
+
+__all__ = ["ChipError", "VerificationReport", "document_number_from_mrz", "find",
+           "sod_content_info", "verify_card", "verify_reader"]
