@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from PIL import Image, ImageDraw, ImageMath
+from PIL import Image, ImageChops, ImageDraw, ImageMath
 
 from printsrv.layout.compose import CardLayout
 from printsrv.layout.template import Box
@@ -68,26 +68,27 @@ def rasterize(
 def ink_coverage(image: Image.Image) -> dict[str, float]:
     """Mean C, M, Y, K coverage (0..1 of the area) of an RGB raster, full black generation.
 
-    K = 1 - max(R, G, B); C = (max - R) / max, and likewise M from G and Y from B.
+    K = 1 - max(R, G, B); C = (max - R) / max, and likewise M from G and Y from B. Channels are
+    quantised to 1/255 and averaged from their histograms.
     """
-    r, g, b = (band.convert("F") for band in image.split())
-    peak = ImageMath.lambda_eval(lambda a: a["max"](a["max"](a["r"], a["g"]), a["b"]),
-                                 r=r, g=g, b=b)  # fmt: skip
-    # ImageStat on mode "F" bins values; scale to 0..65535 in mode "I" for exact sums.
-    result = {"K": 1.0 - _mean(peak) / 255}
+    r, g, b = image.split()
+    peak = ImageChops.lighter(ImageChops.lighter(r, g), b)
+    result = {"K": 1.0 - _mean(peak)}
+    peak_f = peak.convert("F")
     for name, band in (("C", r), ("M", g), ("Y", b)):
         channel = ImageMath.lambda_eval(
-            lambda a: (a["p"] - a["x"]) / (a["p"] + 0.001),
-            p=peak,
-            x=band,
+            lambda a: (a["p"] - a["x"]) * 255 / (a["p"] + 0.001) + 0.5,
+            p=peak_f,
+            x=band.convert("F"),  # noqa: B023
         )
-        result[name] = _mean(channel)
+        result[name] = _mean(channel.convert("L"))
     return {k: round(result[k], 5) for k in ("C", "M", "Y", "K")}
 
 
 def _mean(image: Image.Image) -> float:
-    """Exact mean of a single-band float image."""
-    return sum(image.getdata()) / (image.width * image.height)
+    """Mean of an "L" image as a fraction of 255."""
+    histogram = image.histogram()
+    return sum(i * n for i, n in enumerate(histogram)) / (255 * image.width * image.height)
 
 
 def png_bytes(image: Image.Image, dpi: int) -> bytes:
