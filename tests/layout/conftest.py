@@ -25,7 +25,9 @@ def make_card() -> Callable[..., CardInput]:
     """Build a KTP-el record from the sample, overriding fields (``None`` deletes one)."""
     base = sample_card("ktp-el", ISSUE)
 
-    def make(photo: bytes | None = None, signature: bytes | None = None, **fields: str | None) -> CardInput:
+    def make(
+        photo: bytes | None = None, signature: bytes | None = None, **fields: str | None
+    ) -> CardInput:
         merged = {**base.fields, **fields}
         merged = {k: v for k, v in merged.items() if v is not None}
         return replace(

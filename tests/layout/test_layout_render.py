@@ -62,7 +62,9 @@ def test_png_preview_is_300_dpi(ktp: CardInput) -> None:
     assert image.info["dpi"] == pytest.approx((300, 300), abs=0.01)
 
 
-def test_fitting_jpeg_is_embedded_as_is(make_card: Callable[..., CardInput], box_photo: bytes) -> None:
+def test_fitting_jpeg_is_embedded_as_is(
+    make_card: Callable[..., CardInput], box_photo: bytes
+) -> None:
     result = render_card(make_card(photo=box_photo))
     assert result.photo_passthrough
     assert box_photo in result.pdf
@@ -96,7 +98,9 @@ def test_background_rule_warns(make_card: Callable[..., CardInput]) -> None:
     ok = render_card(make_card(tanggal_lahir="1999-08-05"))
     assert ok.warnings == ()
     wrong = render_card(make_card(tanggal_lahir="2000-08-05", nik="3526014508000001"))
-    assert wrong.warnings == ("photo background looks RED, expected BLUE (birth year 2000 is even)",)
+    assert wrong.warnings == (
+        "photo background looks RED, expected BLUE (birth year 2000 is even)",
+    )
 
 
 def test_missing_field_is_named(make_card: Callable[..., CardInput]) -> None:

@@ -38,18 +38,43 @@ def _line_of(text: str, needle: str) -> int:
 @pytest.mark.parametrize(
     ("old", "new", "key", "reason"),
     [
-        ('size = 8.0\nmin_size = 5.5', 'sise = 8.0\nmin_size = 5.5', "element[0].sise", "unknown key"),
+        (
+            "size = 8.0\nmin_size = 5.5",
+            "sise = 8.0\nmin_size = 5.5",
+            "element[0].sise",
+            "unknown key",
+        ),
         ('value = "{nama}"', 'value = "{name}"', "element[3].value", "unknown field {name}"),
         ('value = "{nama}"', 'value = "{nama:upper}"', "element[3].value", "unknown format"),
-        ('lines = 2', 'lines = "2"', "element[3].lines", "expected int"),
-        ('box = [21.5, 13.0, 39.5, 4.9]', 'box = [21.5, 13.0, 39.5]', "element[3].box", "expected num[4]"),
-        ('box = [21.5, 13.0, 39.5, 4.9]', 'box = [71.5, 13.0, 39.5, 4.9]', "element[3].box", "outside"),
+        ("lines = 2", 'lines = "2"', "element[3].lines", "expected int"),
+        (
+            "box = [21.5, 13.0, 39.5, 4.9]",
+            "box = [21.5, 13.0, 39.5]",
+            "element[3].box",
+            "expected num[4]",
+        ),
+        (
+            "box = [21.5, 13.0, 39.5, 4.9]",
+            "box = [71.5, 13.0, 39.5, 4.9]",
+            "element[3].box",
+            "outside",
+        ),
         ('align = "center"', 'align = "middle"', "element[0].align", "expected one of"),
         ('color = "#000000"', 'color = "black"', "defaults.color", "expected a colour"),
-        ('labels_preprinted = false', 'labels_preprinted = "no"', "card.labels_preprinted", "expected bool"),
+        (
+            "labels_preprinted = false",
+            'labels_preprinted = "no"',
+            "card.labels_preprinted",
+            "expected bool",
+        ),
         ('font = "ocrb"', 'font = "ocr"', "element[2].font", "unknown font"),
         ('ocrb = "../fonts/OCRB.ttf"', 'ocrb = "../fonts/OCRB.otf"', "fonts.ocrb", "not found"),
-        ('size = 5.5\nmin_size = 4.2', 'size = 5.5\nmin_size = 6.0', "defaults.min_size", "min_size <= size"),
+        (
+            "size = 5.5\nmin_size = 4.2",
+            "size = 5.5\nmin_size = 6.0",
+            "defaults.min_size",
+            "min_size <= size",
+        ),
     ],
 )
 def test_mistakes_are_located(old: str, new: str, key: str, reason: str) -> None:
@@ -68,7 +93,7 @@ def test_mistakes_are_located(old: str, new: str, key: str, reason: str) -> None
 
 
 def test_syntax_error_has_line() -> None:
-    text = KTP.read_text().replace('lines = 2', 'lines = = 2', 1)
+    text = KTP.read_text().replace("lines = 2", "lines = = 2", 1)
     error = _error(text)
     assert error.line == _line_of(text, "lines = = 2")
     assert error.key == "(syntax)"

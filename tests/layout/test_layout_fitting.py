@@ -1,0 +1,115 @@
+"""Random long values either fit inside their boxes (checked from the layout) or are refused
+by name; never overflow, never silent truncation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from printsrv.cardinput import CardInput
+from printsrv.layout import RenderError, load_template
+from printsrv.layout.compose import compose
+from printsrv.layout.fitting import fit_text
+from printsrv.layout.fonts import face
+from printsrv.layout.template import Box
+
+LETTERS = st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZ .,'-/0123456789W")
+WORD = st.text(st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZW"), min_size=1, max_size=18)
+VALUE = st.one_of(
+    st.lists(WORD, min_size=1, max_size=12).map(" ".join),
+    st.text(LETTERS, min_size=1, max_size=110).filter(str.strip),
+)
+FIELDS = ("nama", "alamat", "tempat_lahir", "kel_desa", "kecamatan", "pekerjaan", "provinsi")
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(field=st.sampled_from(FIELDS), value=VALUE)
+def test_long_values_fit_or_are_refused(
+    make_card: Callable[..., CardInput], field: str, value: str
+) -> None:
+    template = load_template("ktp-el")
+    card = make_card(**{field: value})
+    try:
+        layout = compose(template, card)
+    except RenderError as error:
+        assert error.field == field
+        assert field in str(error)
+        return
+    elements = {el.id: el for el in template.elements}
+    for el_id, boxes in layout.boxes.items():
+        el = elements[el_id]
+        if el.kind != "text":
+            continue
+        # Stacked rows may move up, never down, and never grow.
+        allowed = Box(el.box.x, 0.0, el.box.w, el.box.y + el.box.h)
+        assert 1 <= len(boxes) <= el.lines
+        for box in boxes:
+            assert allowed.contains(box), (el_id, box, el.box)
+        assert el.style is not None
+        assert el.style.min_size <= layout.sizes[el_id] <= el.style.size
+    # Nothing dropped: the words of the value are all on the card, in order.
+    printed = " ".join(t.text for t in layout.texts)
+    assert " ".join(value.upper().split()) in printed or all(
+        w in printed for w in value.upper().split()
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    text=VALUE,
+    w=st.floats(5, 60),
+    lines=st.integers(1, 4),
+    size=st.floats(4, 9),
+)
+def test_fit_text_stays_in_its_box(text: str, w: float, lines: int, size: float) -> None:
+    font = face(load_template("ktp-el").fonts["sans"])
+    box = Box(10.0, 5.0, w, lines * size * 1.25 * 25.4 / 72)
+    fitted = fit_text(text, font, box, size, 4.0, 1.25, lines, "center")
+    if fitted is None:
+        # Refused only when even the smallest size cannot take the longest word on one line.
+        longest = max(font.width_mm(word, 4.0) for word in text.split())
+        total = font.width_mm(" ".join(text.split()), 4.0)
+        assert longest > w or total > w * lines or lines * 4.0 * 1.25 * 25.4 / 72 > box.h
+        return
+    assert " ".join(line.text for line in fitted.lines) == " ".join(text.split())
+    assert 4.0 <= fitted.size <= size
+    for line in fitted.lines:
+        assert box.contains(line.box)
+        assert font.width_mm(line.text, fitted.size) <= w + 1e-6
+
+
+def test_shrink_before_wrap(make_card: Callable[..., CardInput]) -> None:
+    template = load_template("ktp-el")
+    short = compose(template, make_card(nama="BUDI"))
+    assert short.sizes["nama"] == 5.5 and len(short.boxes["nama"]) == 1
+    longer = compose(template, make_card(nama="SITI NURHALIZA BINTI ABDULLAH BIN MUHAMMAD"))
+    assert len(longer.boxes["nama"]) == 1 and 4.2 <= longer.sizes["nama"] < 5.5
+    longest = compose(template, make_card(nama="A" * 20 + " " + "B" * 20 + " " + "C" * 18))
+    assert len(longest.boxes["nama"]) == 2
+
+
+def test_stack_moves_rows_up(make_card: Callable[..., CardInput]) -> None:
+    template = load_template("ktp-el")
+    one = compose(template, make_card(nama="BUDI"))
+    two = compose(template, make_card(nama="A" * 20 + " " + "B" * 20 + " " + "C" * 18))
+    assert two.boxes["ttl"][0].y - one.boxes["ttl"][0].y == pytest.approx(2.45)
+    assert one.boxes["nik"] == two.boxes["nik"]
+
+
+def test_unfittable_value_is_refused_by_name(make_card: Callable[..., CardInput]) -> None:
+    template = load_template("ktp-el")
+    try:
+        compose(template, make_card(kel_desa="W" * 40))
+    except RenderError as error:
+        assert error.field == "kel_desa"
+        assert "does not fit" in error.reason
+    else:  # pragma: no cover
+        raise AssertionError("should not fit")
+    labels_only = replace(template, labels_preprinted=True)
+    assert compose(labels_only, make_card()).boxes["nama"]
