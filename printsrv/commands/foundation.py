@@ -107,6 +107,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             accept_valid=args.accept_valid,
             actor=args.actor,
             progress=bar.update,
+            on_total=lambda n: setattr(bar, "total", n),
         )
     if args.json:
         print(json.dumps(result.as_dict(), ensure_ascii=False, indent=1))

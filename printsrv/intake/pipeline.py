@@ -199,7 +199,11 @@ def _verify_media(kind: MediaKind, data: bytes, settings: Settings) -> None:
 
 
 def check_batch(
-    settings: Settings, container: BatchContainer, result: ImportResult, progress: Progress | None
+    settings: Settings,
+    container: BatchContainer,
+    result: ImportResult,
+    progress: Progress | None,
+    on_total: Progress | None = None,
 ) -> tuple[dict[str, Any], list[_Candidate]]:
     """Every check short of the database; fills ``result.problems``."""
     names = set(container.names)
@@ -243,6 +247,8 @@ def check_batch(
     records_raw = read_checked(RECORDS, settings.max_batch_bytes)
     if records_raw is None:
         return manifest, []
+    if on_total is not None:
+        on_total(manifest["record_count"])
 
     candidates: list[_Candidate] = []
     seen_request_ids: dict[str, int] = {}
@@ -510,6 +516,7 @@ def import_batch(
     accept_valid: bool = False,
     actor: str = "cli",
     progress: Progress | None = None,
+    on_total: Progress | None = None,
 ) -> ImportResult:
     """Import the batch at ``path`` (directory or zip); never raises for a bad batch, the
     result's ``problems`` say what is wrong and ``accepted`` is false."""
@@ -518,7 +525,7 @@ def import_batch(
         with BatchContainer(
             path, max_total_bytes=settings.max_batch_bytes, max_file_bytes=settings.max_batch_bytes
         ) as container:
-            manifest, candidates = check_batch(settings, container, result, progress)
+            manifest, candidates = check_batch(settings, container, result, progress, on_total)
     except IntakeError as exc:
         result.problems += [p for p in exc.problems if isinstance(p, BatchProblem | RecordProblem)]
         if not result.problems:

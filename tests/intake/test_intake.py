@@ -290,3 +290,20 @@ def test_audit_chain_detects_edit_delete_reorder(settings: Settings, batch: Path
     with session_factory(settings)() as s:
         reasons = " ".join(p.reason for p in audit.verify(s).problems)
         assert "gap" in reasons
+
+
+def test_no_personal_or_biometric_data_in_logs(
+    settings: Settings, batch: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import base64
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    first = json.loads((batch / "records.jsonl").read_text().splitlines()[0])
+    assert import_batch(settings, batch).accepted
+    card = load_card_input(settings, first["request_id"])
+    logged = caplog.text + "".join(repr(r.args) for r in caplog.records)
+    assert first["nik"] not in logged and first["nama"] not in logged
+    for blob in (card.photo_jpeg, card.signature_png):
+        assert blob[200:240].hex() not in logged
+        assert base64.b64encode(blob[200:260]).decode()[:40] not in logged
