@@ -31,6 +31,8 @@ from printers.profiles import PrinterProfile
 
 #: Reasons that mean the CUPS backend cannot reach the printer (no card can have been fed).
 UNREACHABLE_REASONS: Final = frozenset({"connecting-to-device", "offline"})
+#: Job reasons of a job that failed and went back to pending/stopped instead of ending.
+REQUEUED_REASONS: Final = frozenset({"job-completed-with-errors", "job-stopped"})
 _JOB_ATTRS: Final = ["job-state", "job-state-reasons", "job-printer-state-message"]
 
 
@@ -200,6 +202,7 @@ class CupsPrinter:
     ) -> PrintOutcome:
         deadline = time.monotonic() + timeout
         stopped_since: float | None = None
+        seen_processing = False
         while True:
             attrs = conn.getJobAttributes(job_id, requested_attributes=_JOB_ATTRS)
             state = JobState(int(attrs["job-state"]))
@@ -216,6 +219,23 @@ class CupsPrinter:
                 )
                 return self._finish(job_id, state, job_reasons, before, after, verdict, document)
             now = time.monotonic()
+            if state == JobState.PROCESSING:
+                seen_processing = True
+            elif seen_processing or REQUEUED_REASONS & set(job_reasons):
+                # A filter or backend failure put the job back in the queue (or stopped it).
+                printer = self._status_from(self._printer_attrs(conn))
+                self._cancel(conn, job_id)
+                message = str(attrs.get("job-printer-state-message") or printer.message)
+                verdict = Verdict(
+                    fault_from_reasons(printer.reasons) or Fault.UNKNOWN,
+                    None,
+                    None,
+                    True,
+                    f"job failed and was requeued ({message or 'no message'}); cancelled",
+                )
+                return self._finish(
+                    job_id, JobState.CANCELED, job_reasons, before, printer, verdict, document
+                )
             if state in (JobState.PENDING, JobState.HELD, JobState.STOPPED):
                 printer = self._status_from(self._printer_attrs(conn))
                 if printer.state == PrinterState.STOPPED or not printer.accepting_jobs:

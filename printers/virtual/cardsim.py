@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     result = sim.run_card(duplex=duplex, record=record)
     err = sys.stderr
-    print(f"ATTR: marker-names={MARKER_NAME}", file=err)
+    print(f"ATTR: marker-names='{MARKER_NAME}'", file=err)
     print(f"ATTR: marker-levels={result.level_after}", file=err)
     print("STATE: -" + ",".join((*SIM_REASONS, LOW_REASON)), file=err)
     if result.reasons:

@@ -7,7 +7,9 @@ Files in the state directory:
 ``faults.json``
     the control file: a list of ``{"reason": "media-jam", "after_cards": 0}``. A fault fires
     once ``after_cards`` more cards have printed and stays until cleared, like a real printer
-    that waits for an operator.
+    that waits for an operator. An injected jam or ribbon-out spoils the card being printed
+    (consumed); a cover open or empty hopper feeds none; a ribbon that is simply too short for
+    the next card is found before feeding (not consumed).
 ``jobs/<n>.json``
     one record per job handled (inputs and result), for tests to inspect.
 """
@@ -38,6 +40,8 @@ LOW_REASON: Final = "marker-supply-low"
 MARKER_NAME: Final = "Ribbon YMCKOK"
 MARKER_TYPE: Final = "ribbon-wax"
 LOW_PERCENT: Final = 10
+#: ippeveprinter attribute file (``-a``) of the virtual CR80 card printer.
+ATTRIBUTE_FILE: Final = Path(__file__).resolve().parent / "card-printer.attr"
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +164,11 @@ class CardSimulator:
                 state["cards_spoiled"] += 1
                 consumed = True
             elif active == "marker-supply-empty":
+                # The ribbon ends during this card: the card is fed, half printed, spoiled.
                 state["remaining_panels"] = 0
+                state["cards_in_hopper"] = max(0, state["cards_in_hopper"] - 1)
+                state["cards_spoiled"] += 1
+                consumed = True
             elif active is None and state["remaining_panels"] < need:
                 active = "marker-supply-empty"
             elif active is None and state["cards_in_hopper"] <= 0:
@@ -197,7 +205,7 @@ class CardSimulator:
 
     @staticmethod
     def _level(state: dict[str, Any]) -> int:
-        capacity = state.get("capacity_panels", 0)
+        capacity = int(state.get("capacity_panels", 0))
         if capacity <= 0:
             return -2
         return math.ceil(100 * max(0, int(state["remaining_panels"])) / capacity)
