@@ -1,0 +1,198 @@
+"""``chip simulate``, ``chip personalize`` and ``chip verify``."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from printsrv.config import load_settings
+from printsrv.errors import PrintSrvError
+
+if TYPE_CHECKING:
+    from chip.lds import HolderData
+    from printsrv.cardinput import CardInput
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("chip", help="personalize and verify e-KTP chips (PC/SC)")
+    chip_sub = p.add_subparsers(dest="chip_command", required=True)
+
+    from chip.simulator.__main__ import add_arguments
+
+    s = chip_sub.add_parser("simulate", help="run the reference card on a vpcd port")
+    add_arguments(s)
+    s.set_defaults(func=cmd_simulate)
+
+    s = chip_sub.add_parser("personalize", help="write a queued record to the card and lock it")
+    s.add_argument("--reader", required=True, help="PC/SC reader name, e.g. 'Virtual PCD 00 00'")
+    s.add_argument("--request-id", required=True)
+    s.add_argument("--readback", choices=["hash", "full"], default="hash",
+                   help="check writes by card-side hash (default) or by reading everything back")
+    s.add_argument("--max-face-bytes", type=int, default=12_000)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_personalize)
+
+    s = chip_sub.add_parser("verify", help="read a personalized card back and check it")
+    s.add_argument("--reader", required=True)
+    s.add_argument("--csca", type=Path, help="CSCA certificate (PEM/DER); default: the demo CSCA")
+    s.add_argument("--no-biometrics", action="store_true",
+                   help="do not use the token's biometric master key")
+    s.add_argument("--dump", type=Path, help="write every file read (and the CSCA) here")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_verify)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from chip.simulator.__main__ import run
+
+    if args.scp03_master_file is None:
+        candidate = load_settings().keys_dir / "scp03-demo-master.hex"
+        if candidate.exists():
+            args.scp03_master_file = candidate
+    return run(args)
+
+
+def holder_from_card_input(card: CardInput) -> HolderData:
+    """Map a decrypted record (batch-format fields) to the chip's :class:`HolderData`."""
+    from chip.lds import HolderData
+
+    f = card.fields
+    if card.card_type != "KTP-EL":
+        raise PrintSrvError(f"{card.card_type} cards have no chip")
+    sex = {"LAKI-LAKI": "M", "PEREMPUAN": "F"}.get(f.get("jenis_kelamin", ""), "<")
+    valid = f.get("berlaku_hingga", "SEUMUR HIDUP")
+    expiry = None if valid.upper() == "SEUMUR HIDUP" else dt.date.fromisoformat(valid)
+    nationality = "IDN" if f.get("kewarganegaraan", "WNI") == "WNI" else f.get("negara", "XXX")
+    summary = ";".join(
+        f"{label}={f[key]}" for label, key in
+        (("AGAMA", "agama"), ("STATUS", "status_perkawinan"), ("GOLDARAH", "golongan_darah"))
+        if f.get(key)
+    )
+    return HolderData(
+        document_number=card.nik,
+        name=f["nama"],
+        birth_date=dt.date.fromisoformat(f["tanggal_lahir"]),
+        sex=sex,
+        expiry=expiry,
+        place_of_birth=f.get("tempat_lahir", ""),
+        address=(f.get("alamat", ""), f"RT/RW {f.get('rt', '')}/{f.get('rw', '')}",
+                 f.get("kel_desa", ""), f.get("kecamatan", ""), f.get("kabupaten_kota", ""),
+                 f.get("provinsi", "")),
+        issuing_authority=f.get("tempat_terbit", ""),
+        issue_date=card.issue_date,
+        photo_jpeg=card.photo_jpeg,
+        signature_image=card.signature_png,
+        finger_right_index_fmr=card.finger_right_index_fmr,
+        finger_left_index_fmr=card.finger_left_index_fmr,
+        nationality=nationality,
+        occupation=f.get("pekerjaan", ""),
+        personal_summary=summary,
+    )
+
+
+def _emit(payload: dict[str, object], as_json: bool, lines: list[str], stream: Any) -> None:
+    if as_json:
+        print(json.dumps(payload, indent=2, default=str), file=stream)
+    else:
+        for line in lines:
+            print(line, file=stream)
+
+
+def cmd_personalize(args: argparse.Namespace) -> int:
+    from chip.errors import ChipError
+    from chip.personalization import (
+        PersonalizationKeys,
+        PersonalizationOptions,
+        ReadBack,
+        personalize_reader,
+    )
+    from printsrv.keys import KeyStore
+    from printsrv.records import load_card_input
+
+    settings = load_settings()
+    card_input = load_card_input(settings, args.request_id, actor="cli", purpose="chip")
+    holder = holder_from_card_input(card_input)
+    options = PersonalizationOptions(readback=ReadBack(args.readback),
+                                     max_face_bytes=args.max_face_bytes)
+    with KeyStore.open(settings) as store:
+        keys = PersonalizationKeys(store.document_signer(), store.scp03_master(),
+                                   store.biometric_master())
+        try:
+            result = personalize_reader(args.reader, holder, keys, options)
+        except ChipError as exc:
+            payload = {"ok": False, "error": type(exc).__name__, "message": str(exc),
+                       "card_state": exc.card_state.value, "retryable": exc.retryable}
+            _emit(payload, args.json,
+                  [f"error: {exc}", f"card state: {exc.card_state.value}"
+                   f" ({'retry allowed' if exc.retryable else 'do not retry on this card'})"],
+                  sys.stdout if args.json else sys.stderr)
+            return 1
+    d = result.as_dict()
+    _emit({"ok": True, **d}, args.json, [
+        f"personalized and locked: chip UID {result.chip_uid} on {result.reader}",
+        f"ATR {result.atr}",
+        f"{result.apdus} APDUs, {result.bytes_sent} bytes sent, {result.bytes_received} received,"
+        f" payload {result.payload_bytes} bytes, {result.seconds * 1000:.1f} ms",
+        "files: " + ", ".join(f"{k} {v}" for k, v in result.files.items()),
+    ], sys.stdout)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from chip.api import KeyDiversifier
+    from chip.errors import ChipError
+    from chip.verification import verify_reader
+
+    settings = load_settings()
+    master: KeyDiversifier | None = None
+    csca_der: bytes | None = None
+    if args.csca:
+        raw = args.csca.read_bytes()
+        cert = (x509.load_pem_x509_certificate(raw) if raw.startswith(b"-----")
+                else x509.load_der_x509_certificate(raw))
+        csca_der = cert.public_bytes(serialization.Encoding.DER)
+
+    def run(master: KeyDiversifier | None, csca: bytes | None) -> int:
+        try:
+            report = verify_reader(args.reader, csca, master)
+        except ChipError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        if args.dump:
+            args.dump.mkdir(parents=True, exist_ok=True)
+            for name, raw in report.raw_files.items():
+                (args.dump / f"{name}.der").write_bytes(raw)
+            if csca is not None:
+                (args.dump / "CSCA.der").write_bytes(csca)
+                cert = x509.load_der_x509_certificate(csca)
+                (args.dump / "CSCA.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        d = report.as_dict()
+        pa: dict[str, Any] = d["passive_authentication"]  # type: ignore[assignment]
+        bio: dict[str, Any] = d["biometrics"]  # type: ignore[assignment]
+        _emit(d, args.json, [
+            f"{'OK' if report.ok else 'FAILED'}: chip UID {report.chip_uid} on {report.reader}",
+            f"ATR {report.atr}; locked: {report.locked}",
+            f"document number {report.document_number}",
+            f"passive authentication: signature {pa['signature_valid']}, chain"
+            f" {pa['chain_valid']}, hashes {pa['dg_hashes_valid']}",
+            f"biometrics: checked {bio['checked']}, ok {bio['ok']},"
+            f" fingers {bio['fingers_decrypted']}, face {bio['face_bytes']} bytes",
+            *[f"problem: {p}" for p in report.problems],
+        ], sys.stdout)
+        return 0 if report.ok else 1
+
+    if args.no_biometrics and csca_der is not None:
+        return run(None, csca_der)
+    from printsrv.keys import KeyStore
+
+    with KeyStore.open(settings) as store:
+        if not args.no_biometrics:
+            master = store.biometric_master()
+        return run(master, csca_der if csca_der is not None else store.csca_certificate_der())
