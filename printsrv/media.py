@@ -11,6 +11,7 @@ from __future__ import annotations
 import colorsys
 import io
 import struct
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -91,6 +92,27 @@ def _png_header_size(data: bytes) -> tuple[int, int]:
     return width, height
 
 
+def _png_check_chunks(data: bytes) -> None:
+    """Walk every chunk: CRCs must match and the file must end exactly with IEND."""
+    pos = len(PNG_SIGNATURE)
+    n = len(data)
+    while True:
+        if pos + 12 > n:
+            raise MediaError("PNG is truncated (no IEND chunk)")
+        length, ctype = struct.unpack_from(">I4s", data, pos)
+        end = pos + 12 + length
+        if length > 0x7FFFFFFF or end > n:
+            raise MediaError(f"PNG chunk {ctype!r} runs past the end: truncated or corrupt")
+        (crc,) = struct.unpack_from(">I", data, end - 4)
+        if zlib.crc32(data[pos + 4 : end - 4]) & 0xFFFFFFFF != crc:
+            raise MediaError(f"PNG chunk {ctype!r} has a bad CRC")
+        pos = end
+        if ctype == b"IEND":
+            break
+    if pos != n:
+        raise MediaError(f"PNG has {n - pos} bytes after IEND")
+
+
 def _check_pixels(kind: str, width: int, height: int, max_pixels: int) -> None:
     if width <= 0 or height <= 0:
         raise MediaError(f"{kind} header gives an empty image ({width}x{height})")
@@ -148,11 +170,11 @@ def verify_jpeg(
         )
     if not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
         raise MediaError("JPEG is truncated (no end-of-image marker)")
+    if abs(width / height - PHOTO_ASPECT) > PHOTO_ASPECT * aspect_tolerance:
+        raise MediaError(f"photo is {width}x{height}, not a 3:4 portrait")
     min_w, min_h = min_size
     if width < min_w or height < min_h:
         raise MediaError(f"photo is {width}x{height}, at least {min_w}x{min_h} is required")
-    if abs(width / height - PHOTO_ASPECT) > PHOTO_ASPECT * aspect_tolerance:
-        raise MediaError(f"photo is {width}x{height}, not a 3:4 portrait")
     im = _decode(data, "JPEG")
     if im.format not in ("JPEG", "MPO") or im.mode != "RGB":
         raise MediaError(f"photo is a {im.mode} image: a colour (RGB) JPEG is required")
@@ -173,6 +195,7 @@ def verify_png(data: bytes, *, max_pixels: int) -> ImageInfo:
         raise MediaError("signature is not a PNG (bad signature)")
     width, height = _png_header_size(data)
     _check_pixels("PNG", width, height, max_pixels)
+    _png_check_chunks(data)
     im = _decode(data, "PNG")
     if getattr(im, "n_frames", 1) != 1:
         raise MediaError("signature is an animated PNG")
