@@ -162,7 +162,9 @@ class SyntheticResident:
         return {paths[k]: v for k, v in self.media_bytes().items() if v is not None}
 
     def __repr__(self) -> str:
-        return f"SyntheticResident(nik={self.nik!r}, card_type={self.record['card_type']!r})"
+        # synthetic, but handled like real records: no personal data in reprs
+        rid, kind = self.record["request_id"], self.record["card_type"]
+        return f"SyntheticResident(request_id={rid!r}, card_type={kind!r})"
 
 
 def media_paths(nik: str, present: dict[str, bool], root: str = "media") -> dict[str, str | None]:
