@@ -79,7 +79,7 @@ def ink_coverage(image: Image.Image) -> dict[str, float]:
         channel = ImageMath.lambda_eval(
             lambda a: (a["p"] - a["x"]) * 255 / (a["p"] + 0.001) + 0.5,
             p=peak_f,
-            x=band.convert("F"),  # noqa: B023
+            x=band.convert("F"),
         )
         result[name] = _mean(channel.convert("L"))
     return {k: round(result[k], 5) for k in ("C", "M", "Y", "K")}

@@ -54,6 +54,7 @@ def render_card(
     png: bool = False,
     png_dpi: int = PNG_DPI,
     preview_blank: bool = False,
+    coverage: bool = True,
 ) -> RenderedCard:
     """Render the face of ``card``.
 
@@ -61,7 +62,8 @@ def render_card(
     card type (:func:`template_for`). ``page="card"`` gives an exact ID-1 page; ``page="bleed"``
     gives a ``bleed_mm`` page (the printer's image area) with the card centred on it.
     ``png`` adds a preview at ``png_dpi``; ``preview_blank`` tints it with the blank's colour
-    (the PDF never contains the pre-printed blank).
+    (the PDF never contains the pre-printed blank). ``coverage=False`` skips the ink raster
+    (``ink_coverage`` is then empty).
 
     Raises :class:`RenderError` (``.field`` names the record field) when the record cannot be
     put on the card, and ``TemplateError`` for a broken template.
@@ -87,14 +89,14 @@ def render_card(
     if png:
         blank = tpl.preview_blank if preview_blank and tpl.preview_blank else (255, 255, 255)
         preview = png_bytes(rasterize(layout, png_dpi, page_mm, offset, blank), png_dpi)
-    coverage = ink_coverage(rasterize(layout, COVERAGE_DPI))
+    inks = ink_coverage(rasterize(layout, COVERAGE_DPI)) if coverage else {}
     return RenderedCard(
         template=tpl.id,
         pdf=pdf,
         png=preview,
         page_mm=page_mm,
         warnings=tuple(layout.warnings),
-        ink_coverage=coverage,
+        ink_coverage=inks,
         boxes=dict(layout.boxes),
         font_sizes=dict(layout.sizes),
         photo_passthrough=bool(layout.photo and layout.photo.passthrough),
