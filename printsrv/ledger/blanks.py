@@ -1,0 +1,763 @@
+"""Blank movements: receive, transfer, load/unload, reserve/issue/release, spoil, destroy.
+
+Every function takes the caller's session and does not commit. Every state or office change of
+a blank is exactly one :class:`BlankMovement` row plus one audit event, written by
+:func:`move`; illegal moves raise :class:`LedgerError` naming the serial.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from printsrv import audit, regions
+from printsrv.ledger.errors import LedgerError
+from printsrv.ledger.models import (
+    ON_HAND,
+    Blank,
+    BlankMovement,
+    BlankState,
+    DestructionRecord,
+    HandoverKind,
+    HandoverRecord,
+    MovementKind,
+    SpoilCause,
+    Station,
+    StationState,
+)
+from printsrv.ledger.serials import parse_serial, serial_range
+from printsrv.ledger.tags import MOVEMENT_TAGS, LedgerTag
+from printsrv.models import Office, OfficeKind
+
+S = BlankState
+#: The legal ``(from_state, to_state)`` pairs of each movement kind. ``ledger check`` replays the
+#: journal against this table too.
+TRANSITIONS: dict[MovementKind, frozenset[tuple[BlankState | None, BlankState]]] = {
+    MovementKind.RECEIVE: frozenset({(None, S.IN_STOCK)}),
+    MovementKind.TRANSFER: frozenset({(S.IN_STOCK, S.IN_STOCK)}),
+    MovementKind.LOAD: frozenset({(S.IN_STOCK, S.IN_HOPPER)}),
+    MovementKind.UNLOAD: frozenset({(S.IN_HOPPER, S.IN_STOCK)}),
+    MovementKind.RESERVE: frozenset({(S.IN_HOPPER, S.RESERVED)}),
+    MovementKind.RELEASE: frozenset({(S.RESERVED, S.IN_HOPPER)}),
+    MovementKind.ISSUE: frozenset({(S.RESERVED, S.ISSUED)}),
+    MovementKind.SPOIL: frozenset({(s, S.SPOILED) for s in ON_HAND}),
+    MovementKind.DESTROY: frozenset({(S.SPOILED, S.DESTROYED)}),
+    MovementKind.ADJUST: frozenset(
+        {(a, b) for a in ON_HAND for b in (S.IN_STOCK, S.IN_HOPPER)}
+        | {(a, S.SPOILED) for a in ON_HAND}
+    ),
+}
+#: States in which a blank sits at a station.
+AT_STATION = frozenset({S.IN_HOPPER, S.RESERVED})
+
+
+def now() -> datetime:
+    """The ledger's clock (UTC); tests may patch it."""
+    return datetime.now(UTC)
+
+
+# ---------------------------------------------------------------------------- offices, stations
+
+
+def office_by_code(session: Session, code: str) -> Office:
+    """The office with ``code``; :class:`LedgerError` when there is none."""
+    office = session.scalar(select(Office).where(Office.code == code))
+    if office is None:
+        raise LedgerError(f"unknown office {code}")
+    return office
+
+
+def ensure_office(session: Session, code: str, *, actor: str) -> Office:
+    """The office with ``code`` (``PP.KK`` regency or ``PP.KK.CC`` kecamatan), created from the
+    region table when missing; :class:`LedgerError` for a code the table does not know."""
+    office = session.scalar(select(Office).where(Office.code == code))
+    if office is not None:
+        return office
+    region = regions.lookup(code)
+    if region is None or len(code) not in (5, 8):
+        raise LedgerError(f"office code {code!r} is not a regency or kecamatan in the region table")
+    if len(code) == 8:
+        from printsrv.intake.pipeline import _office
+
+        return session.get_one(Office, _office(session, code, {}))
+    office = Office(code=code, name=f"DISDUKCAPIL {region.upper_name}", kind=OfficeKind.REGENCY)
+    session.add(office)
+    session.flush()
+    audit.record(
+        session,
+        LedgerTag.OFFICE_CREATE,
+        actor=actor,
+        office_code=code,
+        subject=code,
+        details={"name": office.name, "kind": "regency"},
+    )
+    return office
+
+
+def get_or_create_station(
+    session: Session,
+    name: str,
+    *,
+    office_code: str,
+    cups_queue: str,
+    reader: str,
+    profile: str,
+    actor: str = "system",
+) -> Station:
+    """The station ``name``, created at ``office_code`` when new; changed queue, reader or
+    profile are updated (and audited). Moving a station to another office needs its hopper
+    empty (:class:`LedgerError`)."""
+    office = ensure_office(session, office_code, actor=actor)
+    station = session.scalar(select(Station).where(Station.name == name))
+    if station is None:
+        station = Station(
+            name=name,
+            office_id=office.id,
+            cups_queue=cups_queue,
+            reader=reader,
+            profile=profile,
+            state=StationState.OFFLINE,
+            printer_status={},
+        )
+        session.add(station)
+        session.flush()
+        audit.record(
+            session,
+            LedgerTag.STATION_CREATE,
+            actor=actor,
+            office_code=office.code,
+            subject=name,
+            details={"cups_queue": cups_queue, "reader": reader, "profile": profile},
+        )
+        return station
+    changes: dict[str, list[object]] = {}
+    if station.office_id != office.id:
+        if blanks_at_station(session, station):
+            raise LedgerError(f"station {name} still holds blanks; unload it before moving it")
+        changes["office"] = [station.office.code, office.code]
+        station.office_id = office.id
+    for field, value in (("cups_queue", cups_queue), ("reader", reader), ("profile", profile)):
+        if getattr(station, field) != value:
+            changes[field] = [getattr(station, field), value]
+            setattr(station, field, value)
+    if changes:
+        session.flush()
+        audit.record(
+            session,
+            LedgerTag.STATION_UPDATE,
+            actor=actor,
+            office_code=office.code,
+            subject=name,
+            details={"changes": changes},
+        )
+    return station
+
+
+def station_by_name(session: Session, name: str) -> Station:
+    """The station ``name``; :class:`LedgerError` when unknown."""
+    station = session.scalar(select(Station).where(Station.name == name))
+    if station is None:
+        raise LedgerError(f"unknown station {name}")
+    return station
+
+
+# ---------------------------------------------------------------------------- lookups
+
+
+def blank_by_serial(session: Session, serial: str, *, lock: bool = False) -> Blank:
+    """The blank ``serial``; :class:`LedgerError` when unknown."""
+    query = select(Blank).where(Blank.serial == str(parse_serial(serial)))
+    if lock:
+        query = query.with_for_update()
+    blank = session.scalar(query)
+    if blank is None:
+        raise LedgerError(f"blank {serial} is not in the ledger", serial=serial)
+    return blank
+
+
+def blanks_by_serials(session: Session, serials: Iterable[str]) -> list[Blank]:
+    """The blanks named, in serial order; :class:`LedgerError` naming the first unknown one."""
+    wanted = [str(parse_serial(s)) for s in serials]
+    found: dict[str, Blank] = {}
+    for i in range(0, len(wanted), 500):
+        chunk = wanted[i : i + 500]
+        for blank in session.scalars(
+            select(Blank).where(Blank.serial.in_(chunk)).with_for_update()
+        ):
+            found[blank.serial] = blank
+    for serial in wanted:
+        if serial not in found:
+            raise LedgerError(f"blank {serial} is not in the ledger", serial=serial)
+    return sorted(found.values(), key=lambda b: (b.prefix, b.number))
+
+
+def blanks_at_station(session: Session, station: Station) -> list[Blank]:
+    """Blanks in the station's hopper or reserved there, in serial order."""
+    return list(
+        session.scalars(
+            select(Blank)
+            .where(Blank.station_id == station.id, Blank.state.in_(AT_STATION))
+            .order_by(Blank.prefix, Blank.number)
+        )
+    )
+
+
+def next_blank_for_station(session: Session, station: Station) -> Blank | None:
+    """The lowest-serial blank in the station's hopper (locked on PostgreSQL), or ``None``."""
+    return session.scalar(
+        select(Blank)
+        .where(Blank.station_id == station.id, Blank.state == BlankState.IN_HOPPER)
+        .order_by(Blank.prefix, Blank.number)
+        .limit(1)
+        .with_for_update()
+    )
+
+
+# ---------------------------------------------------------------------------- the one mover
+
+
+def move(
+    session: Session,
+    blank: Blank,
+    kind: MovementKind,
+    to_state: BlankState,
+    *,
+    actor: str,
+    station_id: int | None = None,
+    to_office_id: int | None = None,
+    record_id: int | None = None,
+    cause: SpoilCause | None = None,
+    handover_id: int | None = None,
+    destruction_id: int | None = None,
+    adjustment_id: int | None = None,
+    reference: str | None = None,
+    note: str | None = None,
+    at: datetime | None = None,
+) -> BlankMovement:
+    """Apply one movement to ``blank``: check it, journal it, audit it, update the blank.
+
+    ``station_id`` is the station the blank ends up at (for load/reserve/release) or the one it
+    was at (for unload/issue/spoil; then it is left off the blank).
+    """
+    from_state = None if kind is MovementKind.RECEIVE else blank.state
+    if (from_state, to_state) not in TRANSITIONS[kind]:
+        raise LedgerError(
+            f"blank {blank.serial}: cannot {kind.value} from {from_state or 'nothing'} "
+            f"to {to_state.value}",
+            serial=blank.serial,
+        )
+    at = at or now()
+    office_id = blank.office_id
+    if to_state in AT_STATION and station_id is None:
+        raise LedgerError(
+            f"blank {blank.serial}: {to_state.value} needs a station", serial=blank.serial
+        )
+    movement = BlankMovement(
+        blank_id=blank.id,
+        serial=blank.serial,
+        kind=kind,
+        from_state=from_state,
+        to_state=to_state,
+        office_id=office_id,
+        to_office_id=to_office_id,
+        station_id=station_id if station_id is not None else blank.station_id,
+        record_id=record_id,
+        cause=cause,
+        handover_id=handover_id,
+        destruction_id=destruction_id,
+        adjustment_id=adjustment_id,
+        reference=reference,
+        note=note,
+        actor=actor,
+        at=at,
+    )
+    session.add(movement)
+    blank.state = to_state
+    blank.station_id = station_id if to_state in AT_STATION else None
+    if to_office_id is not None:
+        blank.office_id = to_office_id
+    if record_id is not None:
+        blank.record_id = record_id
+    if cause is not None:
+        blank.spoil_cause = cause
+    if destruction_id is not None:
+        blank.destruction_id = destruction_id
+    blank.updated_at = at
+    office = session.get_one(Office, office_id)
+    details: dict[str, object] = {
+        "from": from_state.value if from_state else None,
+        "to": to_state.value,
+    }
+    for key, value in (
+        ("station_id", movement.station_id),
+        ("to_office", session.get_one(Office, to_office_id).code if to_office_id else None),
+        ("record_id", record_id),
+        ("cause", cause.value if cause else None),
+        ("reference", reference),
+        ("note", note),
+    ):
+        if value is not None:
+            details[key] = value
+    audit.record(
+        session,
+        MOVEMENT_TAGS[kind.value],
+        actor=actor,
+        office_code=office.code,
+        subject=blank.serial,
+        details=details,
+    )
+    return movement
+
+
+# ---------------------------------------------------------------------------- stock in and out
+
+
+def receive_blanks(
+    session: Session,
+    *,
+    office_code: str,
+    first: str,
+    last: str,
+    handover_number: str,
+    actor: str,
+    carton: str | None = None,
+    from_party: str = "",
+    document_date: date | None = None,
+    note: str | None = None,
+    at: datetime | None = None,
+) -> HandoverRecord:
+    """Receive the carton ``first..last`` at ``office_code`` (created from the region table if
+    new) under the handover record ``handover_number``. A serial already in the ledger or a
+    reused handover number raises :class:`LedgerError`."""
+    serials = serial_range(first, last)
+    if not handover_number.strip():
+        raise LedgerError("a handover record (Berita Acara Serah Terima) number is required")
+    if session.scalar(select(HandoverRecord.id).where(HandoverRecord.number == handover_number)):
+        raise LedgerError(f"handover record {handover_number} is already in the ledger")
+    for i in range(0, len(serials), 500):
+        existing = session.scalar(
+            select(Blank.serial).where(Blank.serial.in_(serials[i : i + 500])).limit(1)
+        )
+        if existing:
+            raise LedgerError(f"blank {existing} is already in the ledger", serial=existing)
+    office = ensure_office(session, office_code, actor=actor)
+    at = at or now()
+    handover = HandoverRecord(
+        number=handover_number,
+        kind=HandoverKind.RECEIPT,
+        from_party=from_party,
+        to_office_id=office.id,
+        carton=carton,
+        first_serial=serials[0],
+        last_serial=serials[-1],
+        count=len(serials),
+        document_date=document_date,
+        note=note,
+        actor=actor,
+        created_at=at,
+    )
+    session.add(handover)
+    session.flush()
+    audit.record(
+        session,
+        LedgerTag.HANDOVER_CREATE,
+        actor=actor,
+        office_code=office.code,
+        subject=handover_number,
+        details={
+            "kind": "receipt",
+            "from": from_party,
+            "first": serials[0],
+            "last": serials[-1],
+            "count": len(serials),
+            "carton": carton,
+        },
+    )
+    blanks = []
+    for serial in serials:
+        parsed = parse_serial(serial)
+        blank = Blank(
+            serial=serial,
+            prefix=parsed.prefix,
+            number=parsed.number,
+            office_id=office.id,
+            state=BlankState.IN_STOCK,
+            handover_id=handover.id,
+            carton=carton,
+            updated_at=at,
+        )
+        blanks.append(blank)
+    session.add_all(blanks)
+    session.flush()
+    for blank in blanks:
+        move(
+            session,
+            blank,
+            MovementKind.RECEIVE,
+            BlankState.IN_STOCK,
+            actor=actor,
+            handover_id=handover.id,
+            reference=handover_number,
+            at=at,
+        )
+    return handover
+
+
+def transfer_blanks(
+    session: Session,
+    *,
+    from_office_code: str,
+    to_office_code: str,
+    serials: Sequence[str],
+    handover_number: str,
+    actor: str,
+    document_date: date | None = None,
+    note: str | None = None,
+    at: datetime | None = None,
+) -> HandoverRecord:
+    """Hand the in-stock blanks ``serials`` of one office to another under a handover record."""
+    if not serials:
+        raise LedgerError("no blanks to transfer")
+    if not handover_number.strip():
+        raise LedgerError("a handover record (Berita Acara Serah Terima) number is required")
+    if session.scalar(select(HandoverRecord.id).where(HandoverRecord.number == handover_number)):
+        raise LedgerError(f"handover record {handover_number} is already in the ledger")
+    source = office_by_code(session, from_office_code)
+    target = ensure_office(session, to_office_code, actor=actor)
+    if source.id == target.id:
+        raise LedgerError("a transfer needs two different offices")
+    blanks = blanks_by_serials(session, serials)
+    for blank in blanks:
+        _require(blank, office=source, states={BlankState.IN_STOCK}, action="transfer")
+    at = at or now()
+    handover = HandoverRecord(
+        number=handover_number,
+        kind=HandoverKind.TRANSFER,
+        from_office_id=source.id,
+        to_office_id=target.id,
+        first_serial=blanks[0].serial,
+        last_serial=blanks[-1].serial,
+        count=len(blanks),
+        document_date=document_date,
+        note=note,
+        actor=actor,
+        created_at=at,
+    )
+    session.add(handover)
+    session.flush()
+    audit.record(
+        session,
+        LedgerTag.HANDOVER_CREATE,
+        actor=actor,
+        office_code=source.code,
+        subject=handover_number,
+        details={
+            "kind": "transfer",
+            "from": source.code,
+            "to": target.code,
+            "first": blanks[0].serial,
+            "last": blanks[-1].serial,
+            "count": len(blanks),
+        },
+    )
+    for blank in blanks:
+        move(
+            session,
+            blank,
+            MovementKind.TRANSFER,
+            BlankState.IN_STOCK,
+            actor=actor,
+            to_office_id=target.id,
+            handover_id=handover.id,
+            reference=handover_number,
+            at=at,
+        )
+    return handover
+
+
+def _require(blank: Blank, *, office: Office, states: set[BlankState], action: str) -> None:
+    if blank.office_id != office.id:
+        raise LedgerError(
+            f"blank {blank.serial} is not at office {office.code}; cannot {action}",
+            serial=blank.serial,
+        )
+    if blank.state not in states:
+        raise LedgerError(
+            f"blank {blank.serial} is {blank.state.value}; cannot {action}", serial=blank.serial
+        )
+
+
+# ---------------------------------------------------------------------------- hopper
+
+
+def load_blanks(
+    session: Session,
+    station: Station,
+    *,
+    actor: str,
+    count: int | None = None,
+    serials: Sequence[str] | None = None,
+    at: datetime | None = None,
+) -> list[Blank]:
+    """Load blanks of the station's office into its hopper, in serial order: the ``count``
+    lowest in-stock serials, or exactly ``serials``."""
+    office = session.get_one(Office, station.office_id)
+    if serials:
+        blanks = blanks_by_serials(session, serials)
+        for blank in blanks:
+            _require(blank, office=office, states={BlankState.IN_STOCK}, action="load")
+    else:
+        if not count or count < 1:
+            raise LedgerError("give a positive count or the serials to load")
+        blanks = list(
+            session.scalars(
+                select(Blank)
+                .where(Blank.office_id == office.id, Blank.state == BlankState.IN_STOCK)
+                .order_by(Blank.prefix, Blank.number)
+                .limit(count)
+                .with_for_update()
+            )
+        )
+        if len(blanks) < count:
+            raise LedgerError(
+                f"office {office.code} has {len(blanks)} blanks in stock, {count} requested"
+            )
+    for blank in blanks:
+        move(
+            session,
+            blank,
+            MovementKind.LOAD,
+            BlankState.IN_HOPPER,
+            actor=actor,
+            station_id=station.id,
+            reference=station.name,
+            at=at,
+        )
+    return blanks
+
+
+def unload_blanks(
+    session: Session,
+    station: Station,
+    *,
+    actor: str,
+    serials: Sequence[str] | None = None,
+    at: datetime | None = None,
+) -> list[Blank]:
+    """Take blanks out of the station's hopper back to stock: ``serials``, or all of them.
+    Reserved blanks are not unloaded (release or spoil them first)."""
+    if serials:
+        blanks = blanks_by_serials(session, serials)
+        for blank in blanks:
+            if blank.station_id != station.id or blank.state is not BlankState.IN_HOPPER:
+                raise LedgerError(
+                    f"blank {blank.serial} is not in the hopper of {station.name}",
+                    serial=blank.serial,
+                )
+    else:
+        blanks = [b for b in blanks_at_station(session, station) if b.state is S.IN_HOPPER]
+    for blank in blanks:
+        move(
+            session,
+            blank,
+            MovementKind.UNLOAD,
+            BlankState.IN_STOCK,
+            actor=actor,
+            station_id=station.id,
+            reference=station.name,
+            at=at,
+        )
+    return blanks
+
+
+# ---------------------------------------------------------------------------- the station daemon
+
+
+def reserve_blank(
+    session: Session, blank: Blank, *, record_id: int, actor: str, at: datetime | None = None
+) -> None:
+    """in_hopper → reserved for ``record_id``: the intent, recorded before any device action."""
+    if blank.state is not BlankState.IN_HOPPER:
+        raise LedgerError(
+            f"blank {blank.serial} is {blank.state.value}; only a hopper blank can be reserved",
+            serial=blank.serial,
+        )
+    move(
+        session,
+        blank,
+        MovementKind.RESERVE,
+        BlankState.RESERVED,
+        actor=actor,
+        station_id=blank.station_id,
+        record_id=record_id,
+        at=at,
+    )
+
+
+def issue_blank(
+    session: Session,
+    blank: Blank,
+    *,
+    record_id: int,
+    chip_uid: str | None,
+    actor: str,
+    at: datetime | None = None,
+) -> None:
+    """reserved → issued: a good card for ``record_id`` came out; ``chip_uid`` is recorded."""
+    if blank.state is BlankState.RESERVED and blank.record_id != record_id:
+        raise LedgerError(
+            f"blank {blank.serial} is reserved for record {blank.record_id}, not {record_id}",
+            serial=blank.serial,
+        )
+    if chip_uid is not None:
+        blank.chip_uid = chip_uid
+    move(
+        session,
+        blank,
+        MovementKind.ISSUE,
+        BlankState.ISSUED,
+        actor=actor,
+        record_id=record_id,
+        note=f"chip {chip_uid}" if chip_uid else None,
+        at=at,
+    )
+
+
+def spoil_blank(
+    session: Session,
+    blank: Blank,
+    *,
+    cause: SpoilCause,
+    actor: str,
+    record_id: int | None = None,
+    note: str | None = None,
+    at: datetime | None = None,
+) -> None:
+    """reserved / in_hopper / in_stock → spoiled with ``cause`` (corner cut, to be destroyed)."""
+    move(
+        session,
+        blank,
+        MovementKind.SPOIL,
+        BlankState.SPOILED,
+        actor=actor,
+        record_id=record_id,
+        cause=SpoilCause(cause),
+        note=note,
+        at=at,
+    )
+
+
+def release_blank(
+    session: Session, blank: Blank, *, actor: str, reason: str, at: datetime | None = None
+) -> None:
+    """reserved → in_hopper, when nothing physically happened to the blank."""
+    move(
+        session,
+        blank,
+        MovementKind.RELEASE,
+        BlankState.IN_HOPPER,
+        actor=actor,
+        station_id=blank.station_id,
+        note=reason,
+        at=at,
+    )
+    blank.record_id = None
+
+
+# ---------------------------------------------------------------------------- destruction
+
+
+def destroy_blanks(
+    session: Session,
+    *,
+    office_code: str,
+    number: str,
+    officers: tuple[str, str],
+    witness: str,
+    actor: str,
+    witness_role: str = "",
+    place: str = "",
+    serials: Sequence[str] | None = None,
+    document_date: date | None = None,
+    at: datetime | None = None,
+) -> DestructionRecord:
+    """Destroy spoiled blanks of an office (``serials``, or every spoiled one that is physically
+    there — written-off *missing* blanks are not) under a *Berita Acara Pemusnahan* signed by two
+    different officers and a witness who is neither."""
+    people = [p.strip() for p in (*officers, witness)]
+    if not all(people) or len({p.casefold() for p in people}) != 3:
+        raise LedgerError("a destruction needs two different officers and a separate witness")
+    if not number.strip():
+        raise LedgerError("a destruction record (Berita Acara Pemusnahan) number is required")
+    if session.scalar(select(DestructionRecord.id).where(DestructionRecord.number == number)):
+        raise LedgerError(f"destruction record {number} is already in the ledger")
+    office = office_by_code(session, office_code)
+    if serials:
+        blanks = blanks_by_serials(session, serials)
+        for blank in blanks:
+            _require(blank, office=office, states={BlankState.SPOILED}, action="destroy")
+            if blank.spoil_cause is SpoilCause.MISSING:
+                raise LedgerError(
+                    f"blank {blank.serial} was written off as missing; it cannot be destroyed",
+                    serial=blank.serial,
+                )
+    else:
+        blanks = list(
+            session.scalars(
+                select(Blank)
+                .where(
+                    Blank.office_id == office.id,
+                    Blank.state == BlankState.SPOILED,
+                    Blank.spoil_cause != SpoilCause.MISSING,
+                )
+                .order_by(Blank.prefix, Blank.number)
+                .with_for_update()
+            )
+        )
+    if not blanks:
+        raise LedgerError(f"office {office.code} has no spoiled blanks to destroy")
+    at = at or now()
+    record = DestructionRecord(
+        number=number,
+        office_id=office.id,
+        officer_1=people[0],
+        officer_2=people[1],
+        witness=people[2],
+        witness_role=witness_role,
+        place=place,
+        count=len(blanks),
+        document_date=document_date,
+        actor=actor,
+        created_at=at,
+    )
+    session.add(record)
+    session.flush()
+    audit.record(
+        session,
+        LedgerTag.DESTRUCTION_CREATE,
+        actor=actor,
+        office_code=office.code,
+        subject=number,
+        details={
+            "officers": people[:2],
+            "witness": people[2],
+            "witness_role": witness_role,
+            "count": len(blanks),
+            "serials": [b.serial for b in blanks] if len(blanks) <= 200 else None,
+        },
+    )
+    for blank in blanks:
+        move(
+            session,
+            blank,
+            MovementKind.DESTROY,
+            BlankState.DESTROYED,
+            actor=actor,
+            destruction_id=record.id,
+            reference=number,
+            at=at,
+        )
+    return record
