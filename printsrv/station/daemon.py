@@ -1,0 +1,663 @@
+"""The station loop: one card at a time, each step journaled before the device acts.
+
+Per card (see ``docs/station.md``)::
+
+    T1  claim record (lease) + reserve blank + CardJob(intent)            commit
+        render the face (pure; a data error holds the record, blank back to hopper)
+    T2  decrypt the record (audited) + CardJob(chip_started)              commit
+        encoder: present blank, personalize, verify (blank → retry same blank)
+    T3  CardJob(chip_done, chip uid) + CardJob(print_submitted, title)    commit
+        printer: print and follow the job; a fault that fed no card pauses the
+        station and the *same* card is printed again after the operator clears it
+    T4  fate: issue (blank issued, record issued, biometrics shredded, ribbon counted)
+        or spoil (blank spoiled with cause, record back to queued / held)  commit
+
+Faults pause the station with a readable reason (written to ``station_runtime`` and the
+ledger's ``station`` row) and the loop resumes when the device reports ready again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from types import FrameType
+from typing import Any
+
+from chip.errors import CardState, ChipError, ReaderError
+from printers.api import CardPrinter, Fault, PrintOutcome
+from printers.errors import PrinterError
+from printers.faults import fault_from_reasons
+from printsrv import audit
+from printsrv.cardinput import CardInput
+from printsrv.config import Settings
+from printsrv.db import unit_of_work
+from printsrv.models import Record, RecordState
+from printsrv.records import card_input_for, purge_media, transition
+from printsrv.station import stock
+from printsrv.station.claim import claim_next, drop_lease, office_ids, renew_lease
+from printsrv.station.devices import CardEncoder, ChipResult, StationConfig
+from printsrv.station.journal import (
+    CardJob,
+    CardOutcome,
+    CardPhase,
+    StationMode,
+    StationRuntime,
+    advance,
+    finish,
+    title_for,
+)
+
+log = logging.getLogger("printsrv.station")
+
+
+class StationTag:
+    """Audit tags written by the station (``source:subject:action``)."""
+
+    START = "station:station:start"
+    STOP = "station:station:stop"
+    PAUSE = "station:station:pause"
+    RESUME = "station:station:resume"
+    ISSUE = "station:card:issue"
+    SPOIL = "station:card:spoil"
+    RELEASE = "station:card:release"
+    RECOVER = "station:card:recover"
+
+
+#: Printer fault → ledger spoil cause when a card was consumed (or may have been).
+FAULT_CAUSE: dict[Fault | None, str] = {
+    Fault.JAM: "jam_misfeed",
+    Fault.RIBBON_OUT: "ribbon_fault",
+    Fault.COVER_OPEN: "jam_misfeed",
+    Fault.MEDIA_EMPTY: "jam_misfeed",
+    Fault.PRINTER_GONE: "printer_gone",
+    Fault.REJECTED: "print_defect",
+    Fault.UNKNOWN: "unknown_crash",
+    None: "print_defect",
+}
+
+PAUSE_TEXT: dict[Fault, str] = {
+    Fault.JAM: "card jam: clear the card path",
+    Fault.RIBBON_OUT: "ribbon out: load a new ribbon",
+    Fault.COVER_OPEN: "cover open: close the printer cover",
+    Fault.MEDIA_EMPTY: "hopper empty: load blanks into the printer",
+    Fault.PRINTER_GONE: "printer gone: check power and cable",
+    Fault.REJECTED: "printer queue paused or rejecting jobs",
+    Fault.UNKNOWN: "printer reports an unknown problem",
+}
+
+
+@dataclass
+class CardResult:
+    """What happened to one card."""
+
+    job_id: int
+    request_id: str
+    blank_serial: str | None
+    outcome: CardOutcome
+    cause: str | None = None
+    message: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class StopRequested(Exception):
+    """The station was asked to stop while waiting on a device."""
+
+
+QcCheck = Callable[[PrintOutcome], str | None]
+
+
+class Station:
+    """A running station: devices, settings and the loop."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        config: StationConfig,
+        printer: CardPrinter,
+        encoder: CardEncoder,
+        *,
+        keys: Any,
+        render: Callable[[CardInput], bytes] | None = None,
+        qc: QcCheck | None = None,
+        idle_sleep: float | None = None,
+    ) -> None:
+        self.settings = settings
+        self.config = config
+        self.printer = printer
+        self.encoder = encoder
+        self.keys = keys
+        self.render = render or _render_pdf
+        self.qc = qc
+        self.idle_sleep = config.poll_interval if idle_sleep is None else idle_sleep
+        self.stop_event = threading.Event()
+        self.paused_reason: str | None = None
+        self.issued = 0
+        self.spoiled = 0
+        self.lease = timedelta(seconds=config.lease_seconds)
+        self._offices: list[int] = []
+        self.on_phase: Callable[[str, CardJob], None] | None = None  # tests: crash points
+
+    # -- life cycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Register the station, write its runtime row (mode starting)."""
+        with unit_of_work(self.settings) as session:
+            stock.ensure_station(session, self.config)
+            self._offices = office_ids(session, self.config.office)
+            self._runtime(session, StationMode.STARTING, None)
+            audit.record(
+                session,
+                StationTag.START,
+                actor=self.config.actor,
+                office_code=self.config.office,
+                subject=self.config.name,
+                details={"pid": os.getpid(), "printer": self.printer.name},
+            )
+
+    def shutdown(self) -> None:
+        with unit_of_work(self.settings) as session:
+            self._runtime(session, StationMode.STOPPED, None)
+            audit.record(
+                session,
+                StationTag.STOP,
+                actor=self.config.actor,
+                office_code=self.config.office,
+                subject=self.config.name,
+                details={"issued": self.issued, "spoiled": self.spoiled},
+            )
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT: finish the current card, then stop; a second signal stops at once."""
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            if self.stop_event.is_set():
+                raise KeyboardInterrupt
+            log.info("station %s: stopping after the current card", self.config.name)
+            self.stop_event.set()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def run(
+        self,
+        *,
+        max_cards: int | None = None,
+        once: bool = False,
+        until_empty: bool = False,
+    ) -> list[CardResult]:
+        """Make cards until stopped (``once``: one card; ``until_empty``: stop when nothing
+        is queued); returns the results."""
+        from printsrv.station.recovery import recover
+
+        recover(self, automatic=True)
+        self.start()
+        results: list[CardResult] = []
+        try:
+            while not self.stop_event.is_set():
+                if max_cards is not None and len(results) >= max_cards:
+                    break
+                try:
+                    self.wait_ready()
+                except StopRequested:
+                    break
+                result = self.process_one()
+                if result is None:
+                    if until_empty or once:
+                        break
+                    self.heartbeat()
+                    self.stop_event.wait(self.idle_sleep)
+                    continue
+                results.append(result)
+                if once:
+                    break
+        finally:
+            self.shutdown()
+        return results
+
+    # -- device readiness ----------------------------------------------------------------------
+
+    def device_problem(self) -> str | None:
+        """A reason the station cannot make a card now, or ``None``."""
+        try:
+            status = self.printer.status()
+        except PrinterError as exc:
+            return f"printer gone: {exc}"
+        if not status.ready:
+            fault = fault_from_reasons(status.reasons)
+            if fault is not None:
+                return PAUSE_TEXT[fault]
+            if not status.accepting_jobs:
+                return "printer queue is not accepting jobs"
+            return f"printer not ready ({status.state.name.lower()})"
+        reason = self.encoder.ready()
+        if reason:
+            return reason
+        return None
+
+    def wait_ready(self, reason: str | None = None) -> None:
+        """Block (paused, with a reason) until the devices are ready; raise
+        :class:`StopRequested` if stopped meanwhile."""
+        problem = reason or self.device_problem()
+        while problem:
+            if self.paused_reason != problem:
+                self.pause(problem)
+            if self.stop_event.wait(self.config.poll_interval):
+                raise StopRequested(problem)
+            problem = self.device_problem()
+            self.heartbeat()
+        if self.paused_reason is not None:
+            self.resume()
+
+    def pause(self, reason: str) -> None:
+        log.warning("station %s paused: %s", self.config.name, reason)
+        self.paused_reason = reason
+        with unit_of_work(self.settings) as session:
+            self._runtime(session, StationMode.PAUSED, reason)
+            audit.record(
+                session,
+                StationTag.PAUSE,
+                actor=self.config.actor,
+                office_code=self.config.office,
+                subject=self.config.name,
+                details={"reason": reason},
+            )
+
+    def resume(self) -> None:
+        log.info("station %s resumed", self.config.name)
+        with unit_of_work(self.settings) as session:
+            self._runtime(session, StationMode.RUNNING, None)
+            audit.record(
+                session,
+                StationTag.RESUME,
+                actor=self.config.actor,
+                office_code=self.config.office,
+                subject=self.config.name,
+                details={"after": self.paused_reason},
+            )
+        self.paused_reason = None
+
+    def heartbeat(self, job: CardJob | None = None) -> None:
+        with unit_of_work(self.settings) as session:
+            mode = StationMode.PAUSED if self.paused_reason else StationMode.RUNNING
+            self._runtime(session, mode, self.paused_reason, job)
+            if job is not None:
+                renew_lease(session, job.record_id, self.config.actor, lease=self.lease)
+
+    def _runtime(
+        self,
+        session: Any,
+        mode: StationMode,
+        reason: str | None,
+        job: CardJob | None = None,
+    ) -> None:
+        from printsrv.models import utcnow
+
+        row = session.get(StationRuntime, self.config.name)
+        if row is None:
+            row = StationRuntime(name=self.config.name, mode=mode, details={})
+            session.add(row)
+        row.mode = mode
+        row.reason = reason
+        row.pid = os.getpid()
+        row.heartbeat_at = row.updated_at = utcnow()
+        row.current_job_id = job.id if job is not None else None
+        row.cards_issued = self.issued
+        row.cards_spoiled = self.spoiled
+        stock.station_status(session, self.config, mode.value, reason)
+
+    def _phase(self, name: str, job: CardJob) -> None:
+        if self.on_phase is not None:
+            self.on_phase(name, job)
+
+    # -- one card ------------------------------------------------------------------------------
+
+    def process_one(self) -> CardResult | None:
+        """Make one card; ``None`` when no record is queued (or no blank is loaded)."""
+        t0 = time.perf_counter()
+        timings: dict[str, float] = {}
+        with unit_of_work(self.settings) as session:
+            if not self._offices:
+                self._offices = office_ids(session, self.config.office)
+            serial = stock.peek_blank(session, self.config)
+            if serial is None:
+                problem = "no blanks in the hopper: load blanks"
+            else:
+                problem = None
+                record = claim_next(session, self._offices, self.config.actor, lease=self.lease)
+                if record is None:
+                    return None
+                stock.reserve(session, self.config, serial, record)
+                job = CardJob(
+                    station=self.config.name,
+                    record_id=record.id,
+                    record=record,
+                    blank_serial=serial,
+                    phase=CardPhase.INTENT,
+                )
+                session.add(job)
+                session.flush()
+                job.print_title = title_for(job)
+                self._runtime(session, StationMode.RUNNING, None, job)
+        if problem:
+            self.pause(problem)
+            return None
+        timings["claim"] = time.perf_counter() - t0
+        self._phase("intent", job)
+
+        # Decrypt and render before the blank moves: a data error costs no blank.
+        t = time.perf_counter()
+        try:
+            with unit_of_work(self.settings) as session:
+                record = session.get(Record, job.record_id)
+                assert record is not None
+                card = card_input_for(
+                    session, self.keys, record, actor=self.config.actor, purpose="card"
+                )
+                db_job = session.get(CardJob, job.id)
+                assert db_job is not None
+                advance(session, db_job, CardPhase.CHIP_STARTED)
+            timings["decrypt"] = time.perf_counter() - t
+            t = time.perf_counter()
+            pdf = self.render(card)
+            timings["render"] = time.perf_counter() - t
+        except Exception as exc:  # noqa: BLE001 - any data problem: hold the record
+            log.error("station %s: cannot prepare %s: %s", self.config.name, job.id, exc)
+            return self._release(job, hold=f"cannot prepare the card: {exc}", timings=timings)
+        self._phase("chip_started", job)
+
+        # Chip first: a chip failure costs a blank but no ribbon.
+        t = time.perf_counter()
+        chip_result: ChipResult | None = None
+        attempts = 0
+        while chip_result is None:
+            attempts += 1
+            try:
+                if attempts == 1:
+                    self.encoder.present_blank(job.blank_serial or "")
+                chip_result = self.encoder.personalize(card, blank_serial=job.blank_serial or "")
+            except ChipError as exc:
+                if isinstance(exc, ReaderError) and exc.card_state is CardState.BLANK:
+                    result = self._release(job, reason=f"reader gone: {exc}", timings=timings)
+                    self.paused_reason = None
+                    self.pause(f"reader gone: {exc}")
+                    return result
+                if exc.card_state is CardState.BLANK and attempts <= self.config.chip_retries:
+                    log.warning("station %s: chip retry on blank: %s", self.config.name, exc)
+                    continue
+                return self._spoil(job, "chip_failure", str(exc), timings=timings)
+        timings["chip"] = time.perf_counter() - t
+        with unit_of_work(self.settings) as session:
+            db_job = session.get(CardJob, job.id)
+            assert db_job is not None
+            advance(
+                session,
+                db_job,
+                CardPhase.CHIP_DONE,
+                chip_uid=chip_result.uid or None,
+                chip_attempts=attempts,
+            )
+        self._phase("chip_done", job)
+        with unit_of_work(self.settings) as session:
+            db_job = session.get(CardJob, job.id)
+            assert db_job is not None
+            advance(session, db_job, CardPhase.PRINT_SUBMITTED)
+        self._phase("print_submitted", job)
+
+        # Print; a fault that fed no card pauses and prints the same card again.
+        t = time.perf_counter()
+        while True:
+            try:
+                outcome = self.printer.print_card(pdf, title=job.print_title or "card")
+                break
+            except PrinterError as exc:
+                outcome = exc.outcome  # type: ignore[assignment]
+                fault = outcome.fault if outcome is not None else None
+                consumed = exc.card_consumed
+                if outcome is not None and outcome.job_id is not None:
+                    self._note_job(job, outcome.job_id)
+                if consumed is False:
+                    reason = PAUSE_TEXT.get(fault, str(exc)) if fault else f"printer: {exc}"
+                    timings["print"] = time.perf_counter() - t
+                    try:
+                        self.wait_ready(reason)
+                    except StopRequested:
+                        cause = FAULT_CAUSE.get(fault, "unknown_crash")
+                        return self._spoil(
+                            job, cause, f"stopped while paused: {exc}", timings=timings
+                        )
+                    continue
+                cause = FAULT_CAUSE.get(fault, "unknown_crash")
+                result = self._spoil(job, cause, str(exc), outcome=outcome, timings=timings)
+                problem = self.device_problem()
+                if problem:
+                    self.pause(problem)
+                return result
+        timings["print"] = time.perf_counter() - t
+        self._note_job(job, outcome.job_id)
+        reject = self.qc(outcome) if self.qc is not None else None
+        if reject:
+            return self._spoil(job, "qc_reject", reject, outcome=outcome, timings=timings)
+        return self._issue(job, chip_result, outcome, timings=timings)
+
+    def _note_job(self, job: CardJob, print_job_id: int | None) -> None:
+        if print_job_id is None:
+            return
+        with unit_of_work(self.settings) as session:
+            db_job = session.get(CardJob, job.id)
+            if db_job is not None and db_job.outcome is None:
+                db_job.print_job_id = print_job_id
+
+    # -- fates ---------------------------------------------------------------------------------
+
+    def _issue(
+        self,
+        job: CardJob,
+        chip: ChipResult,
+        outcome: PrintOutcome,
+        *,
+        timings: dict[str, float],
+    ) -> CardResult:
+        t = time.perf_counter()
+        with unit_of_work(self.settings) as session:
+            db_job = session.get(CardJob, job.id)
+            assert db_job is not None
+            issue_card(
+                session,
+                self.config,
+                db_job,
+                actor=self.config.actor,
+                chip_uid=chip.uid,
+                outcome=outcome,
+            )
+            request_id = db_job.record.request_id
+        self.issued += 1
+        timings["issue"] = time.perf_counter() - t
+        log.info("station %s: issued %s on %s", self.config.name, request_id, job.blank_serial)
+        return CardResult(job.id, request_id, job.blank_serial, CardOutcome.ISSUED,
+                          timings=timings)
+
+    def _spoil(
+        self,
+        job: CardJob,
+        cause: str,
+        message: str,
+        *,
+        outcome: PrintOutcome | None = None,
+        timings: dict[str, float],
+    ) -> CardResult:
+        with unit_of_work(self.settings) as session:
+            db_job = session.get(CardJob, job.id)
+            assert db_job is not None
+            spoil_card(
+                session,
+                self.config,
+                db_job,
+                cause,
+                message,
+                actor=self.config.actor,
+                outcome=outcome,
+            )
+            request_id = db_job.record.request_id
+        self.spoiled += 1
+        log.warning("station %s: spoiled %s (%s): %s", self.config.name, job.blank_serial,
+                    cause, message)
+        return CardResult(job.id, request_id, job.blank_serial, CardOutcome.SPOILED, cause,
+                          message, timings=timings)
+
+    def _release(
+        self,
+        job: CardJob,
+        *,
+        hold: str | None = None,
+        reason: str | None = None,
+        timings: dict[str, float],
+    ) -> CardResult:
+        with unit_of_work(self.settings) as session:
+            db_job = session.get(CardJob, job.id)
+            assert db_job is not None
+            release_card(session, self.config, db_job, hold=hold, reason=reason,
+                         actor=self.config.actor)
+            request_id = db_job.record.request_id
+        return CardResult(job.id, request_id, job.blank_serial, CardOutcome.RELEASED,
+                          None, hold or reason or "", timings=timings)
+
+
+# -- fates as service functions (shared with recovery and ``station resolve``) -------------------
+
+
+def issue_card(
+    session: Any,
+    config: StationConfig,
+    job: CardJob,
+    *,
+    actor: str,
+    chip_uid: str | None = None,
+    outcome: PrintOutcome | None = None,
+    resolved_by: str | None = None,
+) -> None:
+    """The card is good: blank issued, record issued, biometrics shredded, job finished."""
+    record = job.record
+    if record.state is RecordState.ISSUED:
+        raise ValueError(f"record {record.request_id} is already issued")
+    stock.issue(session, config, job.blank_serial or "", record, chip_uid=chip_uid, actor=actor)
+    transition(session, record, RecordState.ISSUED, actor=actor, reason=f"card job {job.id}")
+    drop_lease(record)
+    purge_media(session, record, actor=actor)
+    if outcome is not None:
+        stock.ribbon_used(session, config, outcome, actor=actor)
+    if chip_uid:
+        job.chip_uid = chip_uid
+    finish(session, job, CardOutcome.ISSUED, resolved_by=resolved_by)
+    audit.record(
+        session,
+        StationTag.ISSUE,
+        actor=actor,
+        office_code=record.office.code,
+        subject=record.request_id,
+        details={
+            "card_job": job.id,
+            "station": job.station,
+            "blank_serial": job.blank_serial,
+            "chip_uid": job.chip_uid,
+            "print_job": job.print_job_id,
+            "printer": outcome.printer if outcome is not None else None,
+            "resolved_by": resolved_by,
+        },
+    )
+
+
+def _requeue(session: Any, record: Record, *, actor: str, max_failures: int, why: str) -> None:
+    record.failure_count = (record.failure_count or 0) + 1
+    drop_lease(record)
+    if record.failure_count >= max_failures:
+        transition(session, record, RecordState.HELD, actor=actor,
+                   reason=f"{record.failure_count} failed cards; last: {why}"[:500])
+    else:
+        transition(session, record, RecordState.QUEUED, actor=actor, reason=why[:500])
+
+
+def spoil_card(
+    session: Any,
+    config: StationConfig,
+    job: CardJob,
+    cause: str,
+    message: str,
+    *,
+    actor: str,
+    outcome: PrintOutcome | None = None,
+    resolved_by: str | None = None,
+) -> None:
+    """The blank is spoiled with ``cause``; the record goes back to the queue (held after
+    ``max_failures``); the job finishes."""
+    record = job.record
+    stock.spoil(session, config, job.blank_serial or "", record, cause, note=message, actor=actor)
+    if record.state is RecordState.PRINTING:
+        _requeue(session, record, actor=actor, max_failures=config.max_failures,
+                 why=f"{cause}: {message}")
+    if outcome is not None and outcome.card_consumed:
+        stock.ribbon_used(session, config, outcome, actor=actor)
+    finish(session, job, CardOutcome.SPOILED, cause=cause, message=message,
+           resolved_by=resolved_by)
+    audit.record(
+        session,
+        StationTag.SPOIL,
+        actor=actor,
+        office_code=record.office.code,
+        subject=record.request_id,
+        details={
+            "card_job": job.id,
+            "station": job.station,
+            "blank_serial": job.blank_serial,
+            "chip_uid": job.chip_uid,
+            "cause": cause,
+            "message": message[:500],
+            "phase": job.phase.value if job.phase else None,
+            "resolved_by": resolved_by,
+        },
+    )
+
+
+def release_card(
+    session: Any,
+    config: StationConfig,
+    job: CardJob,
+    *,
+    actor: str,
+    hold: str | None = None,
+    reason: str | None = None,
+    resolved_by: str | None = None,
+) -> None:
+    """Nothing physical happened to the blank: back to the hopper; the record back to the
+    queue (or held with ``hold``) without counting a failure."""
+    record = job.record
+    if job.blank_serial:
+        stock.release(session, config, job.blank_serial, actor=actor)
+    if record.state is RecordState.PRINTING:
+        drop_lease(record)
+        if hold:
+            transition(session, record, RecordState.HELD, actor=actor, reason=hold[:500])
+        else:
+            transition(session, record, RecordState.QUEUED, actor=actor,
+                       reason=(reason or "blank released")[:500])
+    finish(session, job, CardOutcome.RELEASED, message=hold or reason, resolved_by=resolved_by)
+    audit.record(
+        session,
+        StationTag.RELEASE,
+        actor=actor,
+        office_code=record.office.code,
+        subject=record.request_id,
+        details={"card_job": job.id, "station": job.station, "blank_serial": job.blank_serial,
+                 "reason": (hold or reason or "")[:500], "resolved_by": resolved_by},
+    )
+
+
+def _render_pdf(card: CardInput) -> bytes:
+    from printsrv.layout import render_card
+
+    return render_card(card).pdf

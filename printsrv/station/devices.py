@@ -1,0 +1,232 @@
+"""The station's devices: the encoder port, stand-ins, and building a station from settings.
+
+``Settings.stations[NAME]`` keys: ``office`` (office code), ``cups_queue``, ``reader`` (PC/SC
+reader name), ``profile`` (printer profile id); optional ``printer`` = ``"cups"`` (default) or
+``"directory"`` with ``directory`` (a folder), ``encoder`` = ``"pcsc"`` (default) or
+``"fake"``, ``max_failures``, ``chip_retries``, ``poll_interval``, ``cups_server``,
+``cups_port``, ``simulator_state`` (the virtual card's state file, virtual stations only).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from chip.errors import CardState, ChipError, ReaderError
+from printers.api import CardPrinter
+from printsrv.cardinput import CardInput
+from printsrv.config import Settings
+from printsrv.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ChipResult:
+    """A personalized, locked and verified chip."""
+
+    uid: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class CardEncoder(Protocol):
+    """Moves a blank into the contactless station and writes its chip."""
+
+    def ready(self) -> str | None:
+        """``None`` when a card can be encoded, else a reason for an operator."""
+        ...
+
+    def present_blank(self, serial: str) -> None:
+        """Bring blank ``serial`` to the encoder (printer command, or a fresh simulated card)."""
+        ...
+
+    def personalize(self, card: CardInput, *, blank_serial: str) -> ChipResult:
+        """Write, lock and verify the chip; raise :class:`chip.errors.ChipError`."""
+        ...
+
+    def probe(self) -> CardState:
+        """The state of the card now in the encoder (recovery)."""
+        ...
+
+
+@dataclass(frozen=True)
+class StationConfig:
+    """One configured station."""
+
+    name: str
+    office: str
+    profile: str = "virtual-ipp-card"
+    cups_queue: str | None = None
+    reader: str | None = None
+    max_failures: int = 3
+    chip_retries: int = 1
+    poll_interval: float = 1.0
+    lease_seconds: int = 600
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def actor(self) -> str:
+        return f"station:{self.name}"[:64]
+
+    @classmethod
+    def from_settings(cls, settings: Settings, name: str) -> StationConfig:
+        """The station ``name`` of ``settings.stations``; :class:`ConfigError` if unknown."""
+        raw = settings.stations.get(name)
+        if not isinstance(raw, dict):
+            known = ", ".join(sorted(settings.stations)) or "none"
+            raise ConfigError(f"no station {name!r} in settings (configured: {known})")
+        if "office" not in raw:
+            raise ConfigError(f"station {name!r}: 'office' is required")
+        known_keys = {"office", "profile", "cups_queue", "reader", "max_failures",
+                      "chip_retries", "poll_interval", "lease_seconds"}
+        return cls(
+            name=name,
+            office=str(raw["office"]),
+            profile=str(raw.get("profile", "virtual-ipp-card")),
+            cups_queue=raw.get("cups_queue"),
+            reader=raw.get("reader"),
+            max_failures=int(raw.get("max_failures", 3)),
+            chip_retries=int(raw.get("chip_retries", 1)),
+            poll_interval=float(raw.get("poll_interval", 1.0)),
+            lease_seconds=int(raw.get("lease_seconds", 600)),
+            extra={k: v for k, v in raw.items() if k not in known_keys},
+        )
+
+
+class FakeEncoder:
+    """An in-memory encoder stand-in; ``script`` pops one action per personalize call:
+    ``None`` (succeed) or a :class:`ChipError` to raise. ``reader_gone`` pauses the station."""
+
+    def __init__(self, script: list[ChipError | None] | None = None) -> None:
+        self.script = list(script or [])
+        self.reader_gone: str | None = None
+        self.current: str | None = None
+        self.written: dict[str, str] = {}  # blank serial -> request id
+        self.state = CardState.BLANK
+        self.hook: Callable[[str], None] | None = None
+
+    def ready(self) -> str | None:
+        return self.reader_gone
+
+    def present_blank(self, serial: str) -> None:
+        if self.reader_gone:
+            raise ReaderError(self.reader_gone, card_state=CardState.BLANK)
+        self.current = serial
+        self.state = CardState.BLANK
+
+    def personalize(self, card: CardInput, *, blank_serial: str) -> ChipResult:
+        if self.hook:
+            self.hook(blank_serial)
+        if self.reader_gone:
+            raise ReaderError(self.reader_gone, card_state=CardState.BLANK)
+        action = self.script.pop(0) if self.script else None
+        if action is not None:
+            self.state = action.card_state
+            raise action
+        self.written[blank_serial] = card.request_id
+        self.state = CardState.LOCKED
+        uid = hashlib.sha256(blank_serial.encode()).hexdigest()[:14].upper()
+        return ChipResult(uid=uid)
+
+    def probe(self) -> CardState:
+        return self.state
+
+
+def build_printer(settings: Settings, config: StationConfig) -> CardPrinter:
+    """The station's printer: a CUPS queue, or a directory printer (``printer = "directory"``)."""
+    from printers.profiles import get_profile
+
+    profile = get_profile(config.profile)
+    kind = config.extra.get("printer", "cups")
+    if kind == "directory":
+        from printers.directory import DirectoryPrinter
+
+        folder = Path(config.extra.get("directory") or settings.instance_dir / "cards" / config.name)
+        folder.mkdir(parents=True, exist_ok=True)
+        return DirectoryPrinter(folder, profile, name=config.name)
+    if not config.cups_queue:
+        raise ConfigError(f"station {config.name!r}: 'cups_queue' is required")
+    from printers.cups import CupsPrinter
+
+    return CupsPrinter(
+        config.cups_queue,
+        profile,
+        server=config.extra.get("cups_server"),
+        port=config.extra.get("cups_port"),
+        timeout=float(config.extra.get("print_timeout", 120.0)),
+    )
+
+
+def build_encoder(settings: Settings, config: StationConfig) -> CardEncoder:
+    """The station's encoder: PC/SC through the chip library, or the fake stand-in."""
+    kind = config.extra.get("encoder", "pcsc")
+    if kind == "fake":
+        return FakeEncoder()
+    if not config.reader:
+        raise ConfigError(f"station {config.name!r}: 'reader' is required")
+    from printsrv.station.chipenc import PcscEncoder
+
+    return PcscEncoder(settings, config)
+
+
+@dataclass(frozen=True)
+class JobLookup:
+    """What the print system remembers of a card's job after a crash."""
+
+    found: bool
+    printed: bool | None = None  # True: a good card came out
+    consumed: bool | None = None
+    fault: str | None = None
+    job_id: int | None = None
+    message: str = ""
+
+
+def find_print_job(printer: CardPrinter, title: str) -> JobLookup:
+    """Look up the newest job named ``title``; an unfinished one is cancelled (its card's fate
+    then stays unknown). Never raises: an unreachable print system is "not found"."""
+    from printers.api import JobState, normalise_reasons
+    from printers.faults import classify
+
+    simulator = getattr(printer, "simulator", None)
+    if simulator is not None:  # the directory printer keeps a job journal
+        entries = [j for j in simulator.jobs() if j.get("title") == title]
+        if not entries:
+            return JobLookup(False, message="no such job in the printer's journal")
+        last = entries[-1]
+        return JobLookup(True, bool(last.get("ok")), bool(last.get("card_consumed")),
+                         last.get("reason"), int(last.get("job", 0)) or None,
+                         "from the directory printer's journal")
+    try:
+        import cups
+
+        kwargs: dict[str, Any] = {}
+        if getattr(printer, "server", None):
+            kwargs["host"] = printer.server  # type: ignore[attr-defined]
+        if getattr(printer, "port", None):
+            kwargs["port"] = printer.port  # type: ignore[attr-defined]
+        conn = cups.Connection(**kwargs)
+        jobs = conn.getJobs(which_jobs="all", requested_attributes=[
+            "job-id", "job-name", "job-state", "job-state-reasons", "job-printer-uri"])
+        ids = sorted(i for i, a in jobs.items() if a.get("job-name") == title)
+        if not ids:
+            return JobLookup(False, message="no job with this title in CUPS")
+        job_id = ids[-1]
+        attrs = conn.getJobAttributes(job_id)
+        state = JobState(int(attrs["job-state"]))
+        if not state.is_final:
+            try:
+                conn.cancelJob(job_id, purge_job=False)
+            except cups.IPPError:
+                pass
+            return JobLookup(True, None, None, "unknown", job_id,
+                             f"job {job_id} was still {state.name.lower()}; cancelled")
+        reasons = normalise_reasons(
+            conn.getPrinterAttributes(printer.name).get("printer-state-reasons"))
+        verdict = classify(state, normalise_reasons(attrs.get("job-state-reasons")), (),
+                           reasons)
+        return JobLookup(True, verdict.card_printed, verdict.card_consumed,
+                         verdict.fault.value if verdict.fault else None, job_id,
+                         verdict.message)
+    except Exception as exc:  # noqa: BLE001 - recovery must go on without the print system
+        return JobLookup(False, message=f"print system not reachable: {exc}")

@@ -1,0 +1,122 @@
+"""The station's side of the blank and ribbon ledger (:mod:`printsrv.ledger`).
+
+Thin adapter: the daemon speaks in serials and cause names; the ledger owns the rules.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from printers.api import PrintOutcome
+from printsrv.models import Record, utcnow
+from printsrv.station.devices import StationConfig
+
+
+def _station(session: Session, config: StationConfig) -> Any:
+    from printsrv.ledger.blanks import station_by_name
+
+    return station_by_name(session, config.name)
+
+
+def ensure_station(session: Session, config: StationConfig) -> Any:
+    """The ledger's station row for ``config`` (created or updated)."""
+    from printsrv.ledger.blanks import get_or_create_station
+
+    return get_or_create_station(
+        session,
+        config.name,
+        office_code=config.office,
+        cups_queue=config.cups_queue or "",
+        reader=config.reader or "",
+        profile=config.profile,
+        actor=config.actor,
+    )
+
+
+def station_status(
+    session: Session, config: StationConfig, mode: str, reason: str | None,
+    printer_status: dict[str, Any] | None = None,
+) -> None:
+    """Mirror the station's mode and pause reason on the ledger's station row."""
+    from printsrv.ledger.models import Station, StationState
+
+    from sqlalchemy import select
+
+    row = session.scalar(select(Station).where(Station.name == config.name))
+    if row is None:
+        return
+    row.state = {
+        "running": StationState.RUNNING,
+        "paused": StationState.PAUSED,
+        "starting": StationState.RUNNING,
+        "stopped": StationState.OFFLINE,
+    }.get(mode, StationState.IDLE)
+    row.pause_reason = reason
+    row.heartbeat_at = utcnow()
+    if printer_status is not None:
+        row.printer_status = printer_status
+
+
+def peek_blank(session: Session, config: StationConfig) -> str | None:
+    """The serial of the next blank in the station's hopper, or ``None``."""
+    from printsrv.ledger.blanks import next_blank_for_station
+
+    blank = next_blank_for_station(session, _station(session, config))
+    return blank.serial if blank is not None else None
+
+
+def reserve(session: Session, config: StationConfig, serial: str, record: Record) -> None:
+    from printsrv.ledger.blanks import blank_by_serial, reserve_blank
+
+    reserve_blank(session, blank_by_serial(session, serial, lock=True), record_id=record.id,
+                  actor=config.actor)
+
+
+def blank_state(session: Session, serial: str) -> str:
+    from printsrv.ledger.blanks import blank_by_serial
+
+    return blank_by_serial(session, serial).state.value
+
+
+def issue(
+    session: Session, config: StationConfig, serial: str, record: Record, *,
+    chip_uid: str | None, actor: str,
+) -> None:
+    from printsrv.ledger.blanks import blank_by_serial, issue_blank
+
+    issue_blank(session, blank_by_serial(session, serial, lock=True), record_id=record.id,
+                chip_uid=chip_uid or None, actor=actor)
+
+
+def spoil(
+    session: Session, config: StationConfig, serial: str, record: Record, cause: str, *,
+    note: str, actor: str,
+) -> None:
+    from printsrv.ledger.blanks import blank_by_serial, spoil_blank
+    from printsrv.ledger.models import SpoilCause
+
+    spoil_blank(session, blank_by_serial(session, serial, lock=True), cause=SpoilCause(cause),
+                actor=actor, record_id=record.id, note=note[:500])
+
+
+def release(session: Session, config: StationConfig, serial: str, *, actor: str) -> None:
+    from printsrv.ledger.blanks import blank_by_serial, release_blank
+
+    release_blank(session, blank_by_serial(session, serial, lock=True), actor=actor,
+                  reason="nothing happened to the blank")
+
+
+def ribbon_used(
+    session: Session, config: StationConfig, outcome: PrintOutcome, *, actor: str
+) -> None:
+    """Count the ribbon panels one fed card spent (when the ledger tracks ribbons)."""
+    try:
+        from printsrv.ledger import ribbons  # type: ignore[attr-defined]
+    except ImportError:
+        return
+    record_usage = getattr(ribbons, "record_ribbon_usage", None)
+    if record_usage is None:
+        return
+    record_usage(session, _station(session, config), outcome=outcome, actor=actor)
