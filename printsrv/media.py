@@ -130,9 +130,6 @@ def _decode(data: bytes, fmt: str) -> Image.Image:
     (raised as an exception when warnings are errors) and DecompressionBombError are mapped too.
     """
     try:
-        if fmt == "PNG":
-            with Image.open(io.BytesIO(data), formats=[fmt]) as probe:
-                probe.verify()  # chunk CRCs and structure up to IEND
         im = Image.open(io.BytesIO(data), formats=[fmt])
         im.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
