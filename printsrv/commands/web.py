@@ -1,0 +1,98 @@
+"""``serve``, ``user add`` and ``token add``: the web app's commands."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from typing import Any
+
+from printsrv.config import load_settings
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("serve", help="serve the web app and the API (waitress)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--threads", type=int, default=16)
+    p.add_argument(
+        "--insecure-cookies",
+        action="store_true",
+        help="allow the session cookie over plain HTTP (development without TLS only)",
+    )
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("user", help="user accounts")
+    user_sub = p.add_subparsers(dest="user_command", required=True)
+    a = user_sub.add_parser(
+        "add", help="create an account; the password is read from standard input or a prompt"
+    )
+    a.add_argument("name")
+    a.add_argument("--role", required=True, choices=["admin", "supervisor", "operator", "auditor"])
+    a.add_argument("--office", required=True, help="office code PP.KK or PP.KK.CC")
+    a.add_argument("--full-name", default="")
+    a.set_defaults(func=cmd_user_add)
+
+    p = sub.add_parser("token", help="API tokens")
+    token_sub = p.add_subparsers(dest="token_command", required=True)
+    t = token_sub.add_parser("add", help="create an API token (printed once)")
+    t.add_argument("name")
+    t.add_argument("--scope", required=True, choices=["station", "client"])
+    t.add_argument("--office", required=True)
+    t.set_defaults(func=cmd_token_add)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from waitress import serve
+
+    from printsrv.web import create_app
+
+    settings = load_settings()
+    config = {"SESSION_COOKIE_SECURE": False} if args.insecure_cookies else None
+    app = create_app(settings, config)
+    print(f"serving on http://{args.host}:{args.port}", file=sys.stderr)
+    serve(app, host=args.host, port=args.port, threads=args.threads, ident="printsrv")
+    return 0
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass("Password: ")
+        if first != getpass.getpass("Repeat password: "):
+            raise SystemExit("error: passwords differ")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    from printsrv.db import unit_of_work
+    from printsrv.models import Role
+    from printsrv.web.auth_service import create_user
+    from printsrv.web.services import ensure_office
+
+    settings = load_settings()
+    password = _read_password()
+    try:
+        with unit_of_work(settings) as session:
+            office = ensure_office(session, args.office)
+            create_user(
+                session, args.name, Role(args.role), office, password, full_name=args.full_name
+            )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"user {args.name} ({args.role}, {args.office}) created")
+    return 0
+
+
+def cmd_token_add(args: argparse.Namespace) -> int:
+    from printsrv.db import unit_of_work
+    from printsrv.web.models import TokenScope
+    from printsrv.web.services import create_token, ensure_office
+
+    settings = load_settings()
+    with unit_of_work(settings) as session:
+        office = ensure_office(session, args.office)
+        secret = create_token(session, args.name, TokenScope(args.scope), office, actor="cli")
+    print(secret)
+    return 0

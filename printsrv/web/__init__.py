@@ -1,0 +1,141 @@
+"""The web app: application factory, per-request database session, security headers, i18n."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, g, request, session
+from flask_babel import Babel
+from flask_wtf.csrf import CSRFProtect
+from sqlalchemy.orm import Session
+
+from printsrv.config import Settings, load_settings
+
+LANGUAGES = ("id", "en")
+csrf = CSRFProtect()
+babel = Babel()
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; "
+    "object-src 'none'"
+)
+
+
+def _secret_key(settings: Settings) -> str:
+    """``Settings.secret_key`` or a random key kept in the instance's key folder."""
+    if settings.secret_key:
+        return settings.secret_key
+    path = settings.keys_dir / "web-secret.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def select_locale() -> str:
+    lang = session.get("lang")
+    return lang if lang in LANGUAGES else "id"
+
+
+def db() -> Session:
+    """The request's session; its transaction commits after a successful request."""
+    if "db" not in g:
+        from printsrv.db import session_factory
+
+        g.db = session_factory(g.settings)()
+        g.db.begin()
+    return g.db  # type: ignore[no-any-return]
+
+
+def create_app(
+    settings: Settings | None = None, test_config: dict[str, Any] | None = None
+) -> Flask:
+    """Build the web app for ``settings`` (loaded from the environment when omitted)."""
+    import printsrv.web.models  # noqa: F401  (register tables)
+
+    settings = settings or load_settings()
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=_secret_key(settings),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=True,
+        SESSION_COOKIE_NAME="__Host-printsrv",
+        PERMANENT_SESSION_LIFETIME=8 * 3600,
+        MAX_CONTENT_LENGTH=min(settings.max_batch_bytes, 512 * 1024 * 1024),
+        WTF_CSRF_TIME_LIMIT=8 * 3600,
+        BABEL_DEFAULT_LOCALE="id",
+        BABEL_TRANSLATION_DIRECTORIES=str(Path(__file__).parent / "translations"),
+        PRINTSRV_SETTINGS=settings,
+    )
+    if test_config:
+        app.config.update(test_config)
+    if not app.config["SESSION_COOKIE_SECURE"] and app.config["SESSION_COOKIE_NAME"].startswith(
+        "__Host-"
+    ):
+        app.config["SESSION_COOKIE_NAME"] = "printsrv"
+
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=select_locale)
+
+    from printsrv.web import api, auth, views
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(views.bp)
+    app.register_blueprint(api.bp)
+    csrf.exempt(api.bp)
+    views.register_optional(app)
+    views.register_error_handlers(app)
+
+    from printsrv.web.guard import current_user
+    from printsrv.web.services import can
+
+    app.jinja_env.globals.update(
+        current_user=current_user, can=can, get_locale=select_locale, has_ledger="ledger" in app.blueprints
+    )
+
+    @app.before_request
+    def _settings() -> None:
+        g.settings = settings
+
+    @app.after_request
+    def _commit_and_headers(response: Any) -> Any:
+        session_db = g.pop("db", None)
+        if session_db is not None:
+            try:
+                if response.status_code < 400 or getattr(g, "commit_on_error", False):
+                    session_db.commit()
+                else:
+                    session_db.rollback()
+            finally:
+                session_db.close()
+        h = response.headers
+        h.setdefault("Content-Security-Policy", CSP)
+        h["X-Frame-Options"] = "DENY"
+        h["X-Content-Type-Options"] = "nosniff"
+        h["Referrer-Policy"] = "no-referrer"
+        h["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), usb=()"
+        h["Cross-Origin-Opener-Policy"] = "same-origin"
+        h["Cross-Origin-Resource-Policy"] = "same-origin"
+        if app.config["SESSION_COOKIE_SECURE"]:
+            h["Strict-Transport-Security"] = "max-age=31536000"
+        if not request.path.startswith("/static/"):
+            h["Cache-Control"] = "no-store"
+        return response
+
+    @app.teardown_request
+    def _close(_exc: BaseException | None) -> None:
+        session_db = g.pop("db", None)
+        if session_db is not None:
+            session_db.rollback()
+            session_db.close()
+
+    logging.getLogger("waitress").setLevel(logging.INFO)
+    return app

@@ -1,0 +1,145 @@
+"""Sign-in (password, then TOTP; TOTP enrolment for admins and supervisors), sign-out,
+language choice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, g, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_wtf import FlaskForm
+from sqlalchemy.orm import joinedload
+from wtforms import PasswordField, StringField
+from wtforms.validators import DataRequired, Length
+
+from printsrv import audit
+from printsrv.models import User
+from printsrv.web import LANGUAGES, db
+from printsrv.web import auth_service as svc
+from printsrv.web.guard import current_user
+from printsrv.web.tags import WebTag
+
+bp = Blueprint("auth", __name__)
+
+
+class LoginForm(FlaskForm):
+    username = StringField("username", validators=[DataRequired(), Length(max=64)])
+    password = PasswordField("password", validators=[DataRequired(), Length(max=256)])
+
+
+class TotpForm(FlaskForm):
+    code = StringField("code", validators=[DataRequired(), Length(max=10)])
+
+
+def _pending_user() -> User | None:
+    uid = session.get("uid")
+    if uid is None or session.get("stage") not in ("totp", "enrol"):
+        return None
+    return db().get(User, uid, options=[joinedload(User.office)])
+
+
+def _finish(user: User) -> Any:
+    svc.complete_login(db(), user)
+    session["stage"] = "full"
+    session["pw"] = user.password_hash[-16:]
+    session.pop("enrol_secret", None)
+    session.permanent = True
+    return redirect(url_for("views.home"))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    form = LoginForm()
+    error = None
+    if form.validate_on_submit():
+        g.commit_on_error = True  # failure counters and audit events must stick
+        result = svc.check_password(db(), form.username.data or "", form.password.data or "")
+        if result.outcome is svc.LoginOutcome.OK and result.user is not None:
+            user = result.user
+            lang = session.get("lang")
+            session.clear()  # no session fixation
+            if lang:
+                session["lang"] = lang
+            session["uid"] = user.id
+            if user.totp_secret:
+                session["stage"] = "totp"
+                return redirect(url_for("auth.totp"))
+            if svc.needs_totp_enrolment(user):
+                session["stage"] = "enrol"
+                return redirect(url_for("auth.enrol"))
+            return _finish(user)
+        if result.outcome is svc.LoginOutcome.LOCKED:
+            error = _("Akun dikunci sementara karena terlalu banyak percobaan gagal.")
+        else:
+            error = _("Nama pengguna atau kata sandi salah.")
+        return render_template("login.html", form=form, error=error), 401
+    return render_template("login.html", form=form, error=error)
+
+
+@bp.route("/login/totp", methods=["GET", "POST"])
+def totp() -> Any:
+    user = _pending_user()
+    if user is None or session.get("stage") != "totp" or not user.totp_secret:
+        return redirect(url_for("auth.login"))
+    form = TotpForm()
+    if form.validate_on_submit():
+        if svc.verify_totp(user.totp_secret, form.code.data or ""):
+            return _finish(user)
+        g.commit_on_error = True
+        user.failed_logins += 1
+        audit.record(db(), WebTag.LOGIN_FAIL, actor=user.username,
+                     office_code=user.office.code, details={"reason": "totp"})
+        if user.failed_logins >= svc.MAX_FAILURES:
+            session.clear()
+            from datetime import UTC, datetime
+
+            user.locked_until = datetime.now(UTC) + svc.LOCKOUT
+            user.failed_logins = 0
+            return redirect(url_for("auth.login"))
+        return render_template("totp.html", form=form, error=_("Kode salah.")), 401
+    return render_template("totp.html", form=form, error=None)
+
+
+@bp.route("/login/enrol", methods=["GET", "POST"])
+def enrol() -> Any:
+    user = _pending_user()
+    if user is None or session.get("stage") != "enrol":
+        return redirect(url_for("auth.login"))
+    secret = session.get("enrol_secret") or svc.new_totp_secret()
+    session["enrol_secret"] = secret
+    form = TotpForm()
+    error = None
+    if form.validate_on_submit():
+        if svc.verify_totp(secret, form.code.data or ""):
+            svc.enrol_totp(db(), user, secret)
+            return _finish(user)
+        error = _("Kode salah.")
+    return render_template(
+        "enrol.html",
+        form=form,
+        error=error,
+        secret=secret,
+        uri=svc.provisioning_uri(user, secret),
+    )
+
+
+@bp.route("/logout", methods=["POST"])
+def logout() -> Any:
+    user = current_user()
+    if user is not None:
+        audit.record(db(), WebTag.LOGOUT, actor=user.username, office_code=user.office.code)
+    lang = session.get("lang")
+    session.clear()
+    if lang:
+        session["lang"] = lang
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/lang", methods=["POST"])
+def lang() -> Any:
+    choice = request.form.get("lang", "id")
+    session["lang"] = choice if choice in LANGUAGES else "id"
+    target = request.form.get("next", "")
+    if not target.startswith("/") or target.startswith("//"):
+        target = url_for("views.home")
+    return redirect(target)

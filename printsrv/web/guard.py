@@ -1,0 +1,63 @@
+"""The signed-in user and the decorators that guard views."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import abort, g, redirect, request, session, url_for
+from sqlalchemy.orm import joinedload
+
+from printsrv.models import User
+from printsrv.web import db
+from printsrv.web.services import can
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def current_user() -> User | None:
+    """The fully signed-in user (password and, where required, TOTP), or ``None``."""
+    if "user" in g:
+        return g.user  # type: ignore[no-any-return]
+    user = None
+    uid = session.get("uid")
+    if uid is not None and session.get("stage") == "full":
+        user = db().get(User, uid, options=[joinedload(User.office)])
+        if user is not None and (not user.active or user.password_hash[-16:] != session.get("pw")):
+            user = None
+    g.user = user
+    return user
+
+
+def login_required(view: F) -> F:
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if current_user() is None:
+            if request.method == "GET" and not request.path.startswith("/api/"):
+                return redirect(url_for("auth.login"))
+            abort(401)
+        return view(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
+
+
+def permission(name: str) -> Callable[[F], F]:
+    """Require a signed-in user whose role has permission ``name``."""
+
+    def decorator(view: F) -> F:
+        @wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            user = current_user()
+            if user is None:
+                if request.method == "GET":
+                    return redirect(url_for("auth.login"))
+                abort(401)
+            if not can(user, name):
+                abort(403)
+            return view(*args, **kwargs)
+
+        wrapped.permission = name  # type: ignore[attr-defined]
+        return wrapped  # type: ignore[return-value]
+
+    return decorator

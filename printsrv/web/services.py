@@ -1,0 +1,445 @@
+"""Services behind the web views: office scoping, queue queries, holds, reprints, tokens.
+
+Every function takes a session and does not commit; the request owns the transaction.
+:func:`visible_office_ids` is the one place that decides which offices a user may see.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, joinedload
+
+from printsrv import audit
+from printsrv.errors import NotFound, StateError
+from printsrv.models import AuditEvent, Office, OfficeKind, Record, RecordState, Role, User
+from printsrv.records import transition
+from printsrv.web.models import (
+    ApiToken,
+    ApprovalRequest,
+    RequestKind,
+    RequestStatus,
+    TokenScope,
+)
+from printsrv.web.tags import WebTag
+
+PAGE_SIZE = 50
+_NIK = re.compile(r"^\d{16}$")
+
+
+class Forbidden(Exception):
+    """The user's role does not allow the action."""
+
+
+# --- permissions -------------------------------------------------------------------------
+
+A, S, OP, U = Role.ADMIN, Role.SUPERVISOR, Role.OPERATOR, Role.AUDITOR
+PERMISSIONS: dict[str, frozenset[Role]] = {
+    "queue.view": frozenset({A, S, OP}),
+    "record.view": frozenset({A, S, OP, U}),
+    "record.release": frozenset({A, S}),
+    "reprint.request": frozenset({S, OP}),
+    "reprint.approve": frozenset({S}),
+    "audit.view": frozenset({A, S, U}),
+    "ledger.view": frozenset({A, S, U}),
+    "ledger.manage": frozenset({S}),
+    "station.view": frozenset({A, S, OP}),
+    "station.operate": frozenset({S, OP}),
+}
+
+
+def can(user: User, permission: str) -> bool:
+    return user.role in PERMISSIONS[permission]
+
+
+def require(user: User, permission: str) -> None:
+    if not can(user, permission):
+        raise Forbidden(permission)
+
+
+# --- office scoping ----------------------------------------------------------------------
+
+
+def visible_office_ids(session: Session, office: Office) -> list[int]:
+    """The offices a member of ``office`` sees: a regency sees itself and its kecamatan
+    offices, a kecamatan sees itself. The only scoping rule of the web app and the API."""
+    if office.kind is OfficeKind.REGENCY:
+        children = session.scalars(select(Office.id).where(Office.parent_id == office.id)).all()
+        return [office.id, *children]
+    return [office.id]
+
+
+def visible_offices(session: Session, office: Office) -> list[Office]:
+    ids = visible_office_ids(session, office)
+    return list(session.scalars(select(Office).where(Office.id.in_(ids)).order_by(Office.code)))
+
+
+def get_visible_record(session: Session, office: Office, record_id: int) -> Record:
+    """The record ``record_id`` if ``office`` may see it; otherwise :class:`NotFound` (the same
+    answer as for a record that does not exist, so ids of other offices are not probed)."""
+    record = session.get(Record, record_id, options=[joinedload(Record.office)])
+    if record is None or record.office_id not in visible_office_ids(session, office):
+        raise NotFound("record not found")
+    return record
+
+
+def get_visible_record_by_request_id(session: Session, office: Office, request_id: str) -> Record:
+    record_id = session.scalar(select(Record.id).where(Record.request_id == request_id))
+    if record_id is None:
+        raise NotFound("record not found")
+    return get_visible_record(session, office, record_id)
+
+
+# --- queue -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    id: int
+    request_id: str
+    nik: str
+    nama: str
+    card_type: str
+    office_code: str
+    state: str
+    hold_reason: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    rows: list[QueueRow]
+    next_after: int | None
+    counts: dict[str, int]
+
+
+def search_records(
+    session: Session,
+    office: Office,
+    *,
+    query: str = "",
+    state: RecordState | None = None,
+    after: int | None = None,
+    limit: int = PAGE_SIZE,
+    with_counts: bool = True,
+) -> QueuePage:
+    """Records visible to ``office``: by NIK (16 digits), request id or name prefix, and state;
+    keyset-paginated by id."""
+    office_ids = visible_office_ids(session, office)
+    stmt = (
+        select(
+            Record.id,
+            Record.request_id,
+            Record.nik,
+            Record.nama,
+            Record.card_type,
+            Office.code,
+            Record.state,
+            Record.hold_reason,
+            Record.updated_at,
+        )
+        .join(Office, Office.id == Record.office_id)
+        .where(Record.office_id.in_(office_ids))
+    )
+    query = query.strip()
+    if query:
+        if _NIK.match(query):
+            stmt = stmt.where(Record.nik == query)
+        elif query.upper().startswith("PC-") or "-" in query:
+            stmt = stmt.where(Record.request_id == query)
+        else:
+            stmt = stmt.where(Record.nama.like(query.upper().replace("%", "") + "%"))
+    if state is not None:
+        stmt = stmt.where(Record.state == state)
+    if after is not None:
+        stmt = stmt.where(Record.id > after)
+    rows = session.execute(stmt.order_by(Record.id).limit(limit + 1)).all()
+    page = [
+        QueueRow(r[0], r[1], r[2], r[3], r[4], r[5], RecordState(r[6]).value, r[7], r[8])
+        for r in rows[:limit]
+    ]
+    counts: dict[str, int] = {}
+    if with_counts:
+        counts = state_counts(session, office_ids)
+    return QueuePage(page, page[-1].id if len(rows) > limit else None, counts)
+
+
+def state_counts(session: Session, office_ids: list[int]) -> dict[str, int]:
+    rows = session.execute(
+        select(Record.state, func.count())
+        .where(Record.office_id.in_(office_ids))
+        .group_by(Record.state)
+    ).all()
+    counts = {s.value: 0 for s in RecordState}
+    for state, n in rows:
+        counts[RecordState(state).value] = n
+    return counts
+
+
+def audit_view(
+    session: Session,
+    user: User,
+    tag: WebTag,
+    *,
+    subject: str | None = None,
+    office_code: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Record that ``user`` saw or exported personal data, or approved something."""
+    audit.record(
+        session,
+        tag,
+        actor=user.username,
+        office_code=office_code or user.office.code,
+        subject=subject,
+        details=details or {},
+    )
+
+
+# --- holds -------------------------------------------------------------------------------
+
+
+def release_record(session: Session, user: User, record: Record, note: str) -> None:
+    """A supervisor releases a held record to the queue."""
+    require(user, "record.release")
+    if record.state is not RecordState.HELD:
+        raise StateError("record is not held")
+    transition(session, record, RecordState.QUEUED, actor=user.username, reason=note or None)
+    audit_view(
+        session,
+        user,
+        WebTag.RECORD_RELEASE,
+        subject=record.request_id,
+        office_code=record.office.code,
+        details={"note": note},
+    )
+
+
+def reject_record(session: Session, user: User, record: Record, note: str) -> None:
+    """A supervisor rejects a held record: it is cancelled, never printed."""
+    require(user, "record.release")
+    if record.state is not RecordState.HELD:
+        raise StateError("record is not held")
+    if not note.strip():
+        raise StateError("a reason is required")
+    transition(session, record, RecordState.CANCELLED, actor=user.username, reason=note)
+    audit_view(
+        session,
+        user,
+        WebTag.RECORD_REJECT,
+        subject=record.request_id,
+        office_code=record.office.code,
+        details={"note": note},
+    )
+
+
+# --- record history ----------------------------------------------------------------------
+
+
+def record_history(session: Session, record: Record) -> list[AuditEvent]:
+    """Every audit event about the record, oldest first."""
+    return list(
+        session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.subject == record.request_id)
+            .order_by(AuditEvent.seq)
+        )
+    )
+
+
+# --- reprints (dual control) -------------------------------------------------------------
+
+
+def request_reprint(session: Session, user: User, record: Record, reason: str) -> ApprovalRequest:
+    """Ask for a reprint of an issued or failed record; a supervisor must approve it."""
+    require(user, "reprint.request")
+    if record.state not in (RecordState.ISSUED, RecordState.FAILED):
+        raise StateError("only an issued or failed record can be reprinted")
+    if not reason.strip():
+        raise StateError("a reason is required")
+    pending = session.scalar(
+        select(ApprovalRequest.id).where(
+            ApprovalRequest.record_id == record.id,
+            ApprovalRequest.status == RequestStatus.PENDING,
+        )
+    )
+    if pending is not None:
+        raise StateError("a reprint request is already pending")
+    req = ApprovalRequest(
+        kind=RequestKind.REPRINT,
+        status=RequestStatus.PENDING,
+        office_id=record.office_id,
+        record_id=record.id,
+        reason=reason.strip(),
+        payload={},
+        requested_by_id=user.id,
+    )
+    session.add(req)
+    session.flush()
+    audit_view(
+        session,
+        user,
+        WebTag.REPRINT_REQUEST,
+        subject=record.request_id,
+        office_code=record.office.code,
+        details={"request": req.id, "reason": req.reason},
+    )
+    return req
+
+
+def pending_requests(session: Session, office: Office) -> list[ApprovalRequest]:
+    return list(
+        session.scalars(
+            select(ApprovalRequest)
+            .options(joinedload(ApprovalRequest.record), joinedload(ApprovalRequest.requested_by))
+            .where(
+                ApprovalRequest.office_id.in_(visible_office_ids(session, office)),
+                ApprovalRequest.status == RequestStatus.PENDING,
+            )
+            .order_by(ApprovalRequest.id)
+        )
+    )
+
+
+def get_visible_request(session: Session, office: Office, request_id: int) -> ApprovalRequest:
+    req = session.get(ApprovalRequest, request_id)
+    if req is None or req.office_id not in visible_office_ids(session, office):
+        raise NotFound("request not found")
+    return req
+
+
+def decide_reprint(
+    session: Session, user: User, req: ApprovalRequest, *, approve: bool, note: str = ""
+) -> None:
+    """Approve or reject a reprint; the approver must not be the requester. An approved
+    reprint puts an issued record back into the queue."""
+    require(user, "reprint.approve")
+    if req.status is not RequestStatus.PENDING:
+        raise StateError("request already decided")
+    if req.requested_by_id == user.id:
+        raise Forbidden("dual control: the requester cannot approve")
+    req.status = RequestStatus.APPROVED if approve else RequestStatus.REJECTED
+    req.decided_by_id = user.id
+    req.decided_at = datetime.now(UTC)
+    req.decision_note = note or None
+    record = req.record
+    if approve and record is not None and record.state is RecordState.FAILED:
+        transition(session, record, RecordState.QUEUED, actor=user.username, reason="reprint")
+    # An approved reprint of an ISSUED record stays recorded here: the record state machine
+    # has no ISSUED -> QUEUED edge; the station consumes approved reprint requests.
+    audit_view(
+        session,
+        user,
+        WebTag.REPRINT_APPROVE if approve else WebTag.REPRINT_REJECT,
+        subject=record.request_id if record else None,
+        office_code=req.office.code,
+        details={"request": req.id, "requested_by": req.requested_by.username, "note": note},
+    )
+
+
+# --- audit log ---------------------------------------------------------------------------
+
+
+def audit_events(
+    session: Session, office: Office, *, before: int | None = None, limit: int = 100
+) -> list[AuditEvent]:
+    """Audit events of the offices ``office`` sees, newest first."""
+    codes = [o.code for o in visible_offices(session, office)]
+    stmt = select(AuditEvent).where(AuditEvent.office_code.in_(codes))
+    if before is not None:
+        stmt = stmt.where(AuditEvent.seq < before)
+    return list(session.scalars(stmt.order_by(AuditEvent.seq.desc()).limit(limit)))
+
+
+# --- users and tokens --------------------------------------------------------------------
+
+
+def get_office(session: Session, code: str) -> Office:
+    office = session.scalar(select(Office).where(Office.code == code))
+    if office is None:
+        raise NotFound(f"no office {code!r}")
+    return office
+
+
+def ensure_office(session: Session, code: str) -> Office:
+    """Office ``code`` (``PP.KK`` regency or ``PP.KK.CC`` kecamatan), created from the region
+    table when it does not exist yet."""
+    from printsrv import regions
+
+    office = session.scalar(select(Office).where(Office.code == code))
+    if office is not None:
+        return office
+    region = regions.lookup(code)
+    if region is None or len(code) not in (5, 8):
+        raise NotFound(f"unknown office code {code!r}")
+    if len(code) == 5:
+        name = f"DISDUKCAPIL {region.name.upper()}"
+        office = Office(code=code, name=name, kind=OfficeKind.REGENCY)
+    else:
+        parent = ensure_office(session, code[:5])
+        office = Office(
+            code=code,
+            name=f"KECAMATAN {region.name.upper()}",
+            kind=OfficeKind.KECAMATAN,
+            parent_id=parent.id,
+        )
+    session.add(office)
+    session.flush()
+    audit.record(
+        session,
+        "admin:office:create",
+        actor="web",
+        office_code=code,
+        subject=code,
+        details={"name": office.name, "kind": office.kind.value},
+    )
+    return office
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(
+    session: Session, name: str, scope: TokenScope, office: Office, *, actor: str
+) -> str:
+    """Create an API token; returns the secret (shown once, only its hash is kept)."""
+    secret = "kps_" + secrets.token_urlsafe(32)
+    session.add(
+        ApiToken(
+            name=name,
+            prefix=secret[:12],
+            token_hash=hash_token(secret),
+            scope=scope,
+            office_id=office.id,
+        )
+    )
+    session.flush()
+    audit.record(
+        session,
+        WebTag.TOKEN_CREATE,
+        actor=actor,
+        office_code=office.code,
+        subject=name,
+        details={"scope": scope.value},
+    )
+    return secret
+
+
+def token_for(session: Session, secret: str) -> ApiToken | None:
+    if not secret.startswith("kps_"):
+        return None
+    token = session.scalar(
+        select(ApiToken)
+        .options(joinedload(ApiToken.office))
+        .where(ApiToken.token_hash == hash_token(secret), ApiToken.revoked_at.is_(None))
+    )
+    if token is not None:
+        token.last_used_at = datetime.now(UTC)
+    return token

@@ -1,0 +1,28 @@
+"""Audit tags written by the web app (``source:subject:action``)."""
+
+from __future__ import annotations
+
+import enum
+
+
+class WebTag(enum.StrEnum):
+    LOGIN_OK = "web:session:login"
+    LOGIN_FAIL = "web:session:login_failed"
+    LOCKED = "web:session:locked"
+    LOGOUT = "web:session:logout"
+    TOTP_ENROL = "web:user:totp_enrol"
+    USER_CREATE = "admin:user:create"
+    TOKEN_CREATE = "admin:token:create"
+    QUEUE_VIEW = "web:queue:view"
+    HELD_VIEW = "web:held:view"
+    RECORD_VIEW = "web:record:view"
+    RECORD_RELEASE = "web:record:release"
+    RECORD_REJECT = "web:record:reject"
+    AUDIT_VIEW = "web:audit:view"
+    REPRINT_REQUEST = "web:reprint:request"
+    REPRINT_APPROVE = "web:reprint:approve"
+    REPRINT_REJECT = "web:reprint:reject"
+    EXPORT = "web:export:download"
+    API_RECORD_VIEW = "api:record:view"
+    API_BATCH_IMPORT = "api:batch:import"
+    API_STATS_VIEW = "api:stats:view"

@@ -1,0 +1,231 @@
+"""Pages for operators, supervisors and auditors. Views validate input and call services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional
+
+from printsrv import audit
+from printsrv.errors import NotFound, StateError
+from printsrv.models import RecordState, User
+from printsrv.web import db
+from printsrv.web import services as svc
+from printsrv.web.guard import current_user, login_required, permission
+from printsrv.web.tags import WebTag
+
+bp = Blueprint("views", __name__)
+
+STATES = [s.value for s in RecordState]
+
+
+class SearchForm(FlaskForm):
+    q = StringField("q", validators=[Optional(), Length(max=64)])
+    state = StringField("state", validators=[Optional(), Length(max=20)])
+
+
+class NoteForm(FlaskForm):
+    note = TextAreaField("note", validators=[Optional(), Length(max=500)])
+
+
+class ReasonForm(FlaskForm):
+    reason = TextAreaField("reason", validators=[DataRequired(), Length(max=500)])
+
+
+def _user() -> User:
+    user = current_user()
+    assert user is not None
+    return user
+
+
+def _int_arg(name: str) -> int | None:
+    value = request.args.get(name, "")
+    return int(value) if value.isdigit() else None
+
+
+@bp.route("/")
+@login_required
+def home() -> Any:
+    user = _user()
+    if svc.can(user, "queue.view"):
+        return redirect(url_for("views.queue"))
+    return redirect(url_for("views.audit_log"))
+
+
+@bp.route("/queue", methods=["GET", "POST"])
+@permission("queue.view")
+def queue() -> Any:
+    """The queue: GET pages by id and state (no personal data in the URL); POST searches by
+    NIK, name or request id."""
+    user = _user()
+    form = SearchForm()
+    state_value = request.args.get("state", "")
+    query = ""
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            abort(400)
+        query, state_value = form.q.data or "", form.state.data or ""
+    else:
+        form.state.data = state_value
+    try:
+        state = RecordState(state_value) if state_value else None
+    except ValueError:
+        abort(400)
+    page = svc.search_records(
+        db(), user.office, query=query, state=state, after=_int_arg("after")
+    )
+    svc.audit_view(
+        db(),
+        user,
+        WebTag.QUEUE_VIEW,
+        details={
+            "search": bool(query),
+            "state": state_value or None,
+            "shown": [r.request_id for r in page.rows],
+        },
+    )
+    return render_template(
+        "queue.html", form=form, page=page, state=state_value, query=query, states=STATES
+    )
+
+
+@bp.route("/held")
+@permission("queue.view")
+def held() -> Any:
+    user = _user()
+    page = svc.search_records(
+        db(), user.office, state=RecordState.HELD, after=_int_arg("after"), with_counts=False
+    )
+    shown = [r.request_id for r in page.rows]
+    svc.audit_view(db(), user, WebTag.HELD_VIEW, details={"shown": shown})
+    return render_template("held.html", page=page, form=NoteForm())
+
+
+@bp.route("/records/<int:record_id>")
+@permission("record.view")
+def record(record_id: int) -> Any:
+    """One record with its card history (every audit event about it)."""
+    user = _user()
+    rec = svc.get_visible_record(db(), user.office, record_id)
+    history = svc.record_history(db(), rec)
+    svc.audit_view(db(), user, WebTag.RECORD_VIEW, subject=rec.request_id,
+                   office_code=rec.office.code)
+    return render_template(
+        "record.html", rec=rec, history=history, note_form=NoteForm(), reason_form=ReasonForm(),
+        allowed=lambda p: svc.can(user, p),
+    )
+
+
+@bp.route("/records/<int:record_id>/release", methods=["POST"])
+@permission("record.release")
+def release(record_id: int) -> Any:
+    user = _user()
+    form = NoteForm()
+    if not form.validate_on_submit():
+        abort(400)
+    rec = svc.get_visible_record(db(), user.office, record_id)
+    svc.release_record(db(), user, rec, form.note.data or "")
+    flash(_("Rekaman %(rid)s dilepas ke antrean.", rid=rec.request_id), "ok")
+    return redirect(url_for("views.held"))
+
+
+@bp.route("/records/<int:record_id>/reject", methods=["POST"])
+@permission("record.release")
+def reject(record_id: int) -> Any:
+    user = _user()
+    form = NoteForm()
+    if not form.validate_on_submit():
+        abort(400)
+    rec = svc.get_visible_record(db(), user.office, record_id)
+    svc.reject_record(db(), user, rec, form.note.data or "")
+    flash(_("Rekaman %(rid)s ditolak.", rid=rec.request_id), "ok")
+    return redirect(url_for("views.held"))
+
+
+@bp.route("/records/<int:record_id>/reprint", methods=["POST"])
+@permission("reprint.request")
+def reprint(record_id: int) -> Any:
+    user = _user()
+    form = ReasonForm()
+    if not form.validate_on_submit():
+        abort(400)
+    rec = svc.get_visible_record(db(), user.office, record_id)
+    svc.request_reprint(db(), user, rec, form.reason.data or "")
+    flash(_("Permintaan cetak ulang menunggu persetujuan supervisor."), "ok")
+    return redirect(url_for("views.record", record_id=rec.id))
+
+
+@bp.route("/approvals")
+@permission("reprint.approve")
+def approvals() -> Any:
+    user = _user()
+    pending = svc.pending_requests(db(), user.office)
+    svc.audit_view(db(), user, WebTag.RECORD_VIEW, details={"approvals": [r.id for r in pending]})
+    return render_template("approvals.html", pending=pending, form=NoteForm())
+
+
+@bp.route("/approvals/<int:request_id>/<any(approve, reject):decision>", methods=["POST"])
+@permission("reprint.approve")
+def decide(request_id: int, decision: str) -> Any:
+    user = _user()
+    form = NoteForm()
+    if not form.validate_on_submit():
+        abort(400)
+    req = svc.get_visible_request(db(), user.office, request_id)
+    svc.decide_reprint(db(), user, req, approve=decision == "approve", note=form.note.data or "")
+    flash(_("Keputusan dicatat."), "ok")
+    return redirect(url_for("views.approvals"))
+
+
+@bp.route("/audit")
+@permission("audit.view")
+def audit_log() -> Any:
+    """The audit log of the user's offices and the status of the whole hash chain."""
+    user = _user()
+    events = svc.audit_events(db(), user.office, before=_int_arg("before"))
+    report = audit.verify(db())
+    svc.audit_view(db(), user, WebTag.AUDIT_VIEW, details={"events": len(events)})
+    return render_template("audit.html", events=events, report=report)
+
+
+def register_optional(app: Flask) -> None:
+    """Blueprints for modules that land separately (ledger, stations)."""
+    try:
+        from printsrv.web import ledger_views
+    except ImportError:  # the ledger is not installed in this tree yet
+        return
+    app.register_blueprint(ledger_views.bp)
+
+
+def register_error_handlers(app: Flask) -> None:
+    def _page(code: int, message: str) -> Any:
+        if request.path.startswith("/api/"):
+            return {"error": message}, code
+        return render_template("error.html", code=code, message=message), code
+
+    @app.errorhandler(NotFound)
+    def _not_found(_exc: NotFound) -> Any:
+        return _page(404, _("Tidak ditemukan."))
+
+    @app.errorhandler(svc.Forbidden)
+    def _forbidden(_exc: svc.Forbidden) -> Any:
+        return _page(403, _("Tidak diizinkan."))
+
+    @app.errorhandler(StateError)
+    def _state(exc: StateError) -> Any:
+        return _page(409, str(exc))
+
+    for code, message in (
+        (400, _l("Permintaan tidak valid.")),
+        (401, _l("Silakan masuk.")),
+        (403, _l("Tidak diizinkan.")),
+        (404, _l("Tidak ditemukan.")),
+        (405, _l("Metode tidak diizinkan.")),
+        (413, _l("Berkas terlalu besar.")),
+    ):
+        app.register_error_handler(code, lambda _e, c=code, m=message: _page(c, str(m)))

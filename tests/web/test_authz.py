@@ -1,0 +1,137 @@
+"""Authorization matrix: every role × every endpoint × a record of the user's own office or of
+another regency's office. Forbidden roles get 403; other offices' objects are 404 (the same
+answer as for a missing object); list pages never show other offices' records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from flask import Flask
+
+from printsrv import audit
+from printsrv.config import Settings
+from printsrv.db import unit_of_work
+from printsrv.models import Record, Role, User
+from printsrv.web import services as svc
+from tests.web.conftest import World, sign_in
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    method: str
+    path: str  # {record} / {request} are filled per scope
+    permission: str
+    record: str | None = None  # state of the scope's record used
+    form: tuple[tuple[str, str], ...] = ()
+    listing: bool = False
+
+
+ENDPOINTS = [
+    Endpoint("queue", "GET", "/queue", "queue.view", record="queued", listing=True),
+    Endpoint("queue_search", "POST", "/queue", "queue.view", record="queued", listing=True),
+    Endpoint("held", "GET", "/held", "queue.view", record="held", listing=True),
+    Endpoint("record", "GET", "/records/{record}", "record.view", record="queued"),
+    Endpoint("release", "POST", "/records/{record}/release", "record.release", "held",
+             (("note", "ok"),)),
+    Endpoint("reject", "POST", "/records/{record}/reject", "record.release", "held",
+             (("note", "data salah"),)),
+    Endpoint("reprint", "POST", "/records/{record}/reprint", "reprint.request", "issued",
+             (("reason", "kartu rusak"),)),
+    Endpoint("approvals", "GET", "/approvals", "reprint.approve", record="failed", listing=True),
+    Endpoint("approve", "POST", "/approvals/{request}/approve", "reprint.approve", "failed",
+             (("note", "ok"),)),
+    Endpoint("deny", "POST", "/approvals/{request}/reject", "reprint.approve", "failed",
+             (("note", "tidak"),)),
+    Endpoint("audit", "GET", "/audit", "audit.view", record="queued", listing=True),
+]
+
+
+def _prepare(settings: Settings, world: World) -> dict[str, dict[str, str]]:
+    """Reprint requests in both offices (by their operators) and audit events about records."""
+    out: dict[str, dict[str, str]] = {}
+    with unit_of_work(settings) as s:
+        for scope in ("own", "other"):
+            rec = s.get(Record, world.records[f"{scope}_failed"])
+            operator = s.get(User, world.users[f"operator_{scope}"])
+            req = svc.request_reprint(s, operator, rec, "rusak")
+            queued = s.get(Record, world.records[f"{scope}_queued"])
+            audit.record(s, "test:record:touch", actor="t", office_code=queued.office.code,
+                         subject=queued.request_id)
+            out[scope] = {"request": str(req.id), "request_id": queued.request_id,
+                          "nik": queued.nik}
+    return out
+
+
+@pytest.mark.parametrize("scope", ["own", "other"])
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: e.name)
+@pytest.mark.parametrize("role", list(Role), ids=lambda r: r.value)
+def test_matrix(
+    app_nocsrf: Flask, settings: Settings, world: World, role: Role, endpoint: Endpoint, scope: str
+) -> None:
+    prepared = _prepare(settings, world)
+    client = app_nocsrf.test_client()
+    sign_in(client, settings, f"{role.value}_own")
+    record_key = f"{scope}_{endpoint.record}"
+    path = endpoint.path.format(
+        record=world.records.get(record_key, 0), request=prepared[scope]["request"]
+    )
+    form = dict(endpoint.form)
+    if endpoint.name == "queue_search":
+        form = {"q": prepared[scope]["nik"], "state": ""}
+    resp = client.open(path, method=endpoint.method, data=form)
+    allowed = role in svc.PERMISSIONS[endpoint.permission]
+    if not allowed:
+        assert resp.status_code == 403, (resp.status_code, resp.get_data(as_text=True)[:300])
+        return
+    if endpoint.listing:
+        assert resp.status_code == 200
+        body = resp.get_data(as_text=True)
+        with unit_of_work(settings) as s:
+            marker = s.get(Record, world.records[record_key]).request_id
+        assert (marker in body) is (scope == "own"), (endpoint.name, scope)
+        return
+    if scope == "other":
+        assert resp.status_code == 404
+        return
+    assert resp.status_code in (200, 302), resp.get_data(as_text=True)[:500]
+
+
+def test_regency_sees_its_kecamatan(app_nocsrf: Flask, settings: Settings, world: World) -> None:
+    client = app_nocsrf.test_client()
+    sign_in(client, settings, "supervisor_reg")
+    assert client.get(f"/records/{world.records['own_queued']}").status_code == 200
+    assert client.get(f"/records/{world.records['other_queued']}").status_code == 404
+    body = client.get("/queue").get_data(as_text=True)
+    assert "PC-352601-000001" in body and "PC-352701" not in body
+
+
+def test_kecamatan_does_not_see_its_regency(app_nocsrf: Flask, settings: Settings,
+                                            world: World) -> None:
+    with unit_of_work(settings) as s:
+        ids = svc.visible_office_ids(s, s.get(User, world.users["operator_own"]).office)
+    assert ids == [world.offices["own"]]
+
+
+def test_anonymous_is_sent_to_login(app_nocsrf: Flask, world: World) -> None:
+    client = app_nocsrf.test_client()
+    for path in ("/", "/queue", "/held", "/audit", "/approvals", f"/records/{world.records['own_queued']}"):
+        resp = client.get(path)
+        assert resp.status_code == 302 and resp.headers["Location"].endswith("/login")
+    assert client.post(f"/records/{world.records['own_held']}/release").status_code == 401
+
+
+def test_requester_cannot_approve_own_reprint(app_nocsrf: Flask, settings: Settings,
+                                              world: World) -> None:
+    with unit_of_work(settings) as s:
+        sup = s.get(User, world.users["supervisor_own"])
+        req = svc.request_reprint(s, sup, s.get(Record, world.records["own_failed"]), "rusak")
+        req_id = req.id
+    client = app_nocsrf.test_client()
+    sign_in(client, settings, "supervisor_own")
+    assert client.post(f"/approvals/{req_id}/approve", data={"note": ""}).status_code == 403
+    sign_in(client, settings, "supervisor_reg")
+    assert client.post(f"/approvals/{req_id}/approve", data={"note": ""}).status_code == 302
+    with unit_of_work(settings) as s:
+        assert s.get(Record, world.records["own_failed"]).state.value == "queued"
