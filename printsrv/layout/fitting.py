@@ -52,7 +52,7 @@ def _sizes(style_size: float, min_size: float) -> list[float]:
     sizes = []
     size = style_size
     while size >= min_size - 1e-9:
-        sizes.append(round(size, 4))
+        sizes.append(size)
         size -= SIZE_STEP_PT
     if sizes[-1] > min_size:
         sizes.append(min_size)

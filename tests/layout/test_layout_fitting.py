@@ -72,16 +72,29 @@ def test_fit_text_stays_in_its_box(text: str, w: float, lines: int, size: float)
     box = Box(10.0, 5.0, w, lines * size * 1.25 * 25.4 / 72)
     fitted = fit_text(text, font, box, size, 4.0, 1.25, lines, "center")
     if fitted is None:
-        # Refused only when even the smallest size cannot take the longest word on one line.
-        longest = max(font.width_mm(word, 4.0) for word in text.split())
-        total = font.width_mm(" ".join(text.split()), 4.0)
-        assert longest > w or total > w * lines or lines * 4.0 * 1.25 * 25.4 / 72 > box.h
+        # Refused only when, at the smallest size, no word wrap within the box exists: a word
+        # is wider than the box, or greedy wrapping (minimal in lines) needs too many lines.
+        words = text.split()
+        assert max(font.width_mm(word, 4.0) for word in words) > w or _greedy_lines(
+            font, words, w
+        ) > min(lines, int(box.h / (4.0 * 1.25 * 25.4 / 72) + 1e-9))
         return
     assert " ".join(line.text for line in fitted.lines) == " ".join(text.split())
     assert 4.0 <= fitted.size <= size
     for line in fitted.lines:
         assert box.contains(line.box)
         assert font.width_mm(line.text, fitted.size) <= w + 1e-6
+
+
+def _greedy_lines(font: object, words: list[str], w: float) -> int:
+    count, line = 1, ""
+    for word in words:
+        candidate = f"{line} {word}" if line else word
+        if font.width_mm(candidate, 4.0) <= w + 1e-9 or not line:  # type: ignore[attr-defined]
+            line = candidate
+        else:
+            count, line = count + 1, word
+    return count
 
 
 def test_shrink_before_wrap(make_card: Callable[..., CardInput]) -> None:
