@@ -366,7 +366,7 @@ class Station:
             t = time.perf_counter()
             pdf = self.render(card)
             timings["render"] = time.perf_counter() - t
-        except Exception as exc:  # noqa: BLE001 - any data problem: hold the record
+        except Exception as exc:
             log.error("station %s: cannot prepare %s: %s", self.config.name, job.id, exc)
             return self._release(job, hold=f"cannot prepare the card: {exc}", timings=timings)
         self._phase("chip_started", job)
@@ -550,7 +550,8 @@ def issue_card(
     drop_lease(record)
     purge_media(session, record, actor=actor)
     if outcome is not None:
-        stock.ribbon_used(session, config, outcome, actor=actor)
+        stock.ribbon_used(session, config, outcome, record_id=record.id,
+                          blank_serial=job.blank_serial or "", actor=actor)
     if chip_uid:
         job.chip_uid = chip_uid
     finish(session, job, CardOutcome.ISSUED, resolved_by=resolved_by)
@@ -600,8 +601,9 @@ def spoil_card(
     if record.state is RecordState.PRINTING:
         _requeue(session, record, actor=actor, max_failures=config.max_failures,
                  why=f"{cause}: {message}")
-    if outcome is not None and outcome.card_consumed:
-        stock.ribbon_used(session, config, outcome, actor=actor)
+    if outcome is not None and outcome.card_consumed and outcome.ribbon_spent is not False:
+        stock.ribbon_used(session, config, outcome, record_id=record.id,
+                          blank_serial=job.blank_serial or "", actor=actor)
     finish(session, job, CardOutcome.SPOILED, cause=cause, message=message,
            resolved_by=resolved_by)
     audit.record(

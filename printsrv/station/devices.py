@@ -9,6 +9,7 @@ reader name), ``profile`` (printer profile id); optional ``printer`` = ``"cups"`
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -142,7 +143,8 @@ def build_printer(settings: Settings, config: StationConfig) -> CardPrinter:
     if kind == "directory":
         from printers.directory import DirectoryPrinter
 
-        folder = Path(config.extra.get("directory") or settings.instance_dir / "cards" / config.name)
+        default = settings.instance_dir / "cards" / config.name
+        folder = Path(config.extra.get("directory") or default)
         folder.mkdir(parents=True, exist_ok=True)
         return DirectoryPrinter(folder, profile, name=config.name)
     if not config.cups_queue:
@@ -215,10 +217,8 @@ def find_print_job(printer: CardPrinter, title: str) -> JobLookup:
         attrs = conn.getJobAttributes(job_id)
         state = JobState(int(attrs["job-state"]))
         if not state.is_final:
-            try:
+            with contextlib.suppress(cups.IPPError):
                 conn.cancelJob(job_id, purge_job=False)
-            except cups.IPPError:
-                pass
             return JobLookup(True, None, None, "unknown", job_id,
                              f"job {job_id} was still {state.name.lower()}; cancelled")
         reasons = normalise_reasons(
@@ -228,5 +228,5 @@ def find_print_job(printer: CardPrinter, title: str) -> JobLookup:
         return JobLookup(True, verdict.card_printed, verdict.card_consumed,
                          verdict.fault.value if verdict.fault else None, job_id,
                          verdict.message)
-    except Exception as exc:  # noqa: BLE001 - recovery must go on without the print system
+    except Exception as exc:
         return JobLookup(False, message=f"print system not reachable: {exc}")

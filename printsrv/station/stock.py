@@ -40,9 +40,9 @@ def station_status(
     printer_status: dict[str, Any] | None = None,
 ) -> None:
     """Mirror the station's mode and pause reason on the ledger's station row."""
-    from printsrv.ledger.models import Station, StationState
-
     from sqlalchemy import select
+
+    from printsrv.ledger.models import Station, StationState
 
     row = session.scalar(select(Station).where(Station.name == config.name))
     if row is None:
@@ -109,14 +109,28 @@ def release(session: Session, config: StationConfig, serial: str, *, actor: str)
 
 
 def ribbon_used(
-    session: Session, config: StationConfig, outcome: PrintOutcome, *, actor: str
+    session: Session,
+    config: StationConfig,
+    outcome: PrintOutcome,
+    *,
+    record_id: int | None,
+    blank_serial: str,
+    actor: str,
 ) -> None:
-    """Count the ribbon panels one fed card spent (when the ledger tracks ribbons)."""
-    try:
-        from printsrv.ledger import ribbons  # type: ignore[attr-defined]
-    except ImportError:
-        return
-    record_usage = getattr(ribbons, "record_ribbon_usage", None)
-    if record_usage is None:
-        return
-    record_usage(session, _station(session, config), outcome=outcome, actor=actor)
+    """Count the ribbon (and film) panels one fed card spent, with the printer's level."""
+    from printers.profiles import get_profile
+    from printsrv.ledger.ribbons import record_ribbon_usage
+
+    ribbon = get_profile(config.profile).ribbon
+    duplex = get_profile(config.profile).duplex
+    level = next((m.level for m in outcome.markers_after if m.known), None)
+    record_ribbon_usage(
+        session,
+        _station(session, config),
+        record_id=record_id,
+        blank_serial=blank_serial,
+        panels=ribbon.panels_per_card(duplex),
+        film_panels=ribbon.film_per_card(duplex),
+        printer_level=level,
+        actor=actor,
+    )

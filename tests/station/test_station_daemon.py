@@ -1,0 +1,213 @@
+"""The daemon against stand-ins (directory printer + fake encoder): every card fate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conftest import counts, ledger_problems
+from sqlalchemy import select
+
+from chip.errors import CardState, SecureChannelError, StatusWordError
+from printsrv.db import unit_of_work
+from printsrv.ledger.models import Blank, BlankState
+from printsrv.models import AuditEvent, Record, RecordKey, RecordState
+from printsrv.station.journal import CardJob, CardOutcome, StationRuntime
+
+
+def _blanks(settings: Any) -> dict[str, BlankState]:
+    with unit_of_work(settings) as session:
+        return {b.serial: b.state for b in session.scalars(select(Blank))}
+
+
+def test_batch_issued_and_ledger_balanced(rig: Any) -> None:
+    results = rig.station().run(until_empty=True)
+    assert [r.outcome for r in results] == [CardOutcome.ISSUED] * 5
+    assert counts(rig.settings) == {"issued": 5}
+    states = _blanks(rig.settings)
+    assert sum(s is BlankState.ISSUED for s in states.values()) == 5
+    assert sum(s is BlankState.IN_HOPPER for s in states.values()) == 7
+    assert ledger_problems(rig.settings) == []
+    with unit_of_work(rig.settings) as session:
+        assert session.scalars(select(RecordKey)).all() == []  # biometrics shredded
+        issued = session.scalars(select(AuditEvent).where(
+            AuditEvent.tag == "station:card:issue")).all()
+        assert len(issued) == 5 and all(e.details["chip_uid"] for e in issued)
+        runtime = session.get(StationRuntime, "st1")
+        assert runtime is not None and runtime.mode.value == "stopped"
+    assert len(list((rig.printer.directory).glob("*.pdf"))) == 5
+
+
+def test_chip_failure_on_partial_card_spoils_and_requeues(rig: Any) -> None:
+    rig.encoder.script = [StatusWordError("write failed", sw=0x6581, card_state=CardState.PARTIAL)]
+    results = rig.station().run(until_empty=True)
+    assert results[0].outcome is CardOutcome.SPOILED and results[0].cause == "chip_failure"
+    assert sum(r.outcome is CardOutcome.ISSUED for r in results) == 5  # record retried
+    with unit_of_work(rig.settings) as session:
+        blank = session.scalar(select(Blank).where(Blank.serial == results[0].blank_serial))
+        assert blank.state is BlankState.SPOILED and blank.spoil_cause.value == "chip_failure"
+        rec = session.scalar(select(Record).where(Record.request_id == results[0].request_id))
+        assert rec.state is RecordState.ISSUED and rec.failure_count == 1
+    assert ledger_problems(rig.settings) == []
+
+
+def test_chip_failure_on_blank_card_retries_same_blank(rig: Any) -> None:
+    rig.encoder.script = [SecureChannelError("mac", card_state=CardState.BLANK)]
+    results = rig.station().run(max_cards=1)
+    assert results[0].outcome is CardOutcome.ISSUED
+    with unit_of_work(rig.settings) as session:
+        job = session.get(CardJob, results[0].job_id)
+        assert job.chip_attempts == 2
+    assert _blanks(rig.settings)[results[0].blank_serial] is BlankState.ISSUED
+
+
+def test_repeated_failures_hold_the_record(rig: Any) -> None:
+    fail = [StatusWordError("bad", sw=0x6581, card_state=CardState.PARTIAL) for _ in range(3)]
+    rig.encoder.script = fail
+    rig.station().run(max_cards=3)
+    with unit_of_work(rig.settings) as session:
+        held = session.scalars(select(Record).where(Record.state == RecordState.HELD)).all()
+        assert len(held) == 1 and held[0].failure_count == 3
+        assert "failed cards" in (held[0].hold_reason or "")
+    assert ledger_problems(rig.settings) == []
+
+
+def test_jam_spoils_card_and_requeues_record(rig: Any) -> None:
+    rig.printer.inject_fault("media-jam", after_cards=1)
+    station = rig.station()
+    cleared = []
+
+    def clear(name: str, job: Any) -> None:  # the operator clears the jam while paused
+        if station.paused_reason and not cleared:
+            rig.printer.clear_faults()
+            cleared.append(True)
+
+    station.on_phase = clear
+    results = station.run(max_cards=2)
+    assert results[1].outcome is CardOutcome.SPOILED and results[1].cause == "jam_misfeed"
+    assert station.paused_reason and "jam" in station.paused_reason
+    rig.printer.clear_faults()
+    rest = rig.station().run(until_empty=True)
+    assert sum(r.outcome is CardOutcome.ISSUED for r in results + rest) == 5
+    assert ledger_problems(rig.settings) == []
+
+
+def test_ribbon_out_pauses_and_prints_same_card_after_refill(rig: Any) -> None:
+    import threading
+    import time
+
+    rig.printer.inject_fault("ribbon-out", after_cards=1)
+    station = rig.station()
+
+    def operator() -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not station.paused_reason:
+            time.sleep(0.01)
+        time.sleep(0.1)
+        with unit_of_work(rig.settings) as session:
+            reason = session.get(StationRuntime, "st1").reason
+        seen.append(reason)
+        rig.printer.clear_faults()
+        rig.printer.simulator.refill(ribbon=True)
+
+    seen: list[str | None] = []
+    t = threading.Thread(target=operator)
+    t.start()
+    results = station.run(until_empty=True)
+    t.join()
+    assert seen and seen[0] and "ribbon" in seen[0]
+    outcomes = [r.outcome for r in results]
+    assert outcomes.count(CardOutcome.ISSUED) == 5
+    assert ledger_problems(rig.settings) == []
+
+
+def test_stop_while_paused_spoils_written_card(rig: Any) -> None:
+    rig.printer.inject_fault("cover-open", after_cards=0)
+    station = rig.station()
+
+    def stop_when_paused(name: str, job: Any) -> None:
+        pass
+
+    import threading
+    import time
+
+    def stopper() -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not station.paused_reason:
+            time.sleep(0.01)
+        station.stop_event.set()
+
+    t = threading.Thread(target=stopper)
+    t.start()
+    results = station.run()
+    t.join()
+    assert station.paused_reason is not None
+    # Either stopped before claiming (cover open seen first) or spoiled the written card.
+    assert all(r.outcome is not CardOutcome.ISSUED for r in results)
+    assert ledger_problems(rig.settings) == []
+
+
+def test_reader_gone_releases_blank_and_pauses(rig: Any) -> None:
+    station = rig.station()
+    calls = []
+
+    def gone(serial: str) -> None:
+        if not calls:
+            calls.append(serial)
+            rig.encoder.reader_gone = "reader gone: Virtual PCD 00 00 unplugged"
+
+    rig.encoder.hook = gone
+    import threading
+    import time
+
+    def replug() -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not station.paused_reason:
+            time.sleep(0.01)
+        time.sleep(0.05)
+        rig.encoder.reader_gone = None
+
+    t = threading.Thread(target=replug)
+    t.start()
+    results = station.run(until_empty=True)
+    t.join()
+    assert results[0].outcome is CardOutcome.RELEASED
+    assert _blanks(rig.settings)[calls[0]] in (BlankState.IN_HOPPER, BlankState.ISSUED)
+    assert [r.outcome for r in results].count(CardOutcome.ISSUED) == 5
+    assert ledger_problems(rig.settings) == []
+
+
+def test_qc_reject(rig: Any) -> None:
+    rejected: list[int] = []
+
+    def qc(outcome: Any) -> str | None:
+        if not rejected:
+            rejected.append(1)
+            return "photo smeared"
+        return None
+
+    results = rig.station(qc=qc).run(until_empty=True)
+    assert results[0].cause == "qc_reject"
+    assert [r.outcome for r in results].count(CardOutcome.ISSUED) == 5
+    assert ledger_problems(rig.settings) == []
+
+
+def test_render_error_holds_record_and_keeps_blank(rig: Any) -> None:
+    def render(card: Any) -> bytes:
+        raise ValueError("name does not fit")
+
+    results = rig.station(render=render).run(max_cards=1)
+    assert results[0].outcome is CardOutcome.RELEASED
+    assert _blanks(rig.settings)[results[0].blank_serial] is BlankState.IN_HOPPER
+    assert counts(rig.settings)["held"] == 1
+
+
+def test_no_blanks_pauses(settings: Any, tmp_path: Any) -> None:
+    from conftest import make_rig
+
+    with make_rig(settings, tmp_path, records=3, blanks=1) as rig:
+        station = rig.station()
+        first = station.run(max_cards=1)
+        assert first[0].outcome is CardOutcome.ISSUED
+        assert station.process_one() is None
+        assert station.paused_reason and "no blanks" in station.paused_reason
+    assert counts(settings) == {"issued": 1, "queued": 2}
