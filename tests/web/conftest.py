@@ -13,21 +13,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from printsrv.config import Settings
-from printsrv.db import engine_for, unit_of_work
+from printsrv.db import unit_of_work
 from printsrv.models import Batch, Office, OfficeKind, Record, RecordState, Role, User
 
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture(scope="session")
-def database_url(database_url: str) -> str:
-    """The migrated database plus the web tables (until migration 0004 is in the chain)."""
-    import printsrv.web.models  # noqa: F401
-    from printsrv.models import Base
-
-    tables = [Base.metadata.tables[n] for n in ("api_token", "approval_request")]
-    Base.metadata.create_all(engine_for(database_url), tables=tables, checkfirst=True)
-    return database_url
 
 
 @dataclass
