@@ -89,10 +89,16 @@ def check_digit(text: str) -> str:
     return str(total % 10)
 
 
+# Letters without an ASCII decomposition (ICAO 9303-3 section 6 transliteration table).
+_ICAO_TRANSLITERATION = str.maketrans({"Đ": "D", "Ð": "D", "Æ": "AE", "Ø": "OE", "Þ": "TH",
+                                       "ß": "SS", "Ł": "L", "Œ": "OE", "Ħ": "H", "ẞ": "SS"})
+
+
 def mrz_name(name: str, width: int = 30) -> str:
     """Transliterate a name to the MRZ alphabet; Indonesian names have no surname, so the
     whole name is the primary identifier."""
-    text = unicodedata.normalize("NFKD", name.upper()).encode("ascii", "ignore").decode()
+    text = name.upper().translate(_ICAO_TRANSLITERATION)
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     text = re.sub(r"['.]", "", text)
     text = re.sub(r"[^A-Z]+", "<", text).strip("<")
     if not text:
@@ -107,7 +113,7 @@ def _mrz_date(d: dt.date | None) -> str:
 def td1_mrz(h: HolderData) -> str:
     """The three 30-character TD1 lines, concatenated (90 characters)."""
     number = h.document_number
-    if not number.isalnum() or not number.isupper() and not number.isdigit():
+    if not number.isalnum() or (not number.isupper() and not number.isdigit()):
         raise DataError("document number must be upper-case alphanumeric")
     if len(number) <= 9:
         number_field = number.ljust(9, "<") + check_digit(number.ljust(9, "<"))

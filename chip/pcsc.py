@@ -32,7 +32,7 @@ class PcscError(ReaderError):
 def _describe(code: int) -> str:
     try:
         text = scard.SCardGetErrorMessage(code)
-    except Exception:  # noqa: BLE001 - message lookup only
+    except Exception:
         text = ""
     return f"{text.strip()} (0x{code & 0xFFFFFFFF:08X})"
 

@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
 from chip import biometrics
-from chip.api import CardChannel, DocumentSigner, KeyDiversifier
 from chip.apdu import CommandApdu, Ins
+from chip.api import CardChannel, DocumentSigner, KeyDiversifier
 from chip.cardops import CardFacts, card_facts, read_ef
 from chip.diversification import scp03_static_keys
 from chip.errors import (
@@ -262,7 +262,7 @@ def personalize(channel: CardChannel, holder: HolderData, keys: PersonalizationK
             tracker.in_flight = False
             tracker.locked = True
             t.session = None
-            if not card_facts(t, channel.atr).state is CardState.LOCKED:
+            if card_facts(t, channel.atr).state is not CardState.LOCKED:
                 raise VerificationError("card does not report the locked life cycle")
     except ChipError as exc:
         if tracker.started or exc.card_state is CardState.UNKNOWN:

@@ -26,23 +26,26 @@ LDS_SECURITY_OBJECT_OID = "2.23.136.1.1.1"
 cms.ContentType._map[LDS_SECURITY_OBJECT_OID] = "ldsSecurityObject"
 
 
-class DataGroupHash(core.Sequence):
-    _fields = [
+class DataGroupHash(core.Sequence):  # type: ignore[misc]
+    _fields = [  # noqa: RUF012 - asn1crypto's declaration style
         ("data_group_number", core.Integer),
         ("data_group_hash_value", core.OctetString),
     ]
 
 
-class DataGroupHashValues(core.SequenceOf):
+class DataGroupHashValues(core.SequenceOf):  # type: ignore[misc]
     _child_spec = DataGroupHash
 
 
-class LDSVersionInfo(core.Sequence):
-    _fields = [("lds_version", core.PrintableString), ("unicode_version", core.PrintableString)]
+class LDSVersionInfo(core.Sequence):  # type: ignore[misc]
+    _fields = [  # noqa: RUF012 - asn1crypto's declaration style
+        ("lds_version", core.PrintableString),
+        ("unicode_version", core.PrintableString),
+    ]
 
 
-class LDSSecurityObject(core.Sequence):
-    _fields = [
+class LDSSecurityObject(core.Sequence):  # type: ignore[misc]
+    _fields = [  # noqa: RUF012 - asn1crypto's declaration style
         ("version", core.Integer),
         ("hash_algorithm", algos.DigestAlgorithm),
         ("data_group_hash_values", DataGroupHashValues),
@@ -52,14 +55,16 @@ class LDSSecurityObject(core.Sequence):
 
 def lds_security_object(dg_hashes: dict[int, bytes]) -> bytes:
     """DER of an LDSSecurityObject v0 with SHA-256 hashes, data groups in ascending order."""
-    return LDSSecurityObject({
+    lso = LDSSecurityObject({
         "version": 0,
         "hash_algorithm": {"algorithm": "sha256"},
         "data_group_hash_values": [
             {"data_group_number": n, "data_group_hash_value": h}
             for n, h in sorted(dg_hashes.items())
         ],
-    }).dump()
+    })
+    der: bytes = lso.dump()
+    return der
 
 
 def build_sod(data_groups: dict[int, bytes], signer: DocumentSigner,
@@ -140,6 +145,13 @@ _HASHES = {"sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib
            "sha1": hashlib.sha1, "sha224": hashlib.sha224}
 
 
+_CRYPTO_HASHES: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512 | hashes.SHA1
+                                | hashes.SHA224]] = {
+    "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512,
+    "sha1": hashes.SHA1, "sha224": hashes.SHA224,
+}
+
+
 def _verify_with(cert: cx509.Certificate, signature: bytes, data: bytes,
                  algo: hashes.HashAlgorithm, pss: bool = False) -> None:
     key = cert.public_key()
@@ -177,8 +189,7 @@ def passive_authentication(sod: SodContents, files: dict[int, bytes],
     signer_info = sd["signer_infos"][0]
     ds = cx509.load_der_x509_certificate(sod.signer_certificate_der)
     digest_name = signer_info["digest_algorithm"]["algorithm"].native
-    hash_cls = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512,
-                "sha1": hashes.SHA1, "sha224": hashes.SHA224}.get(digest_name)
+    hash_cls = _CRYPTO_HASHES.get(digest_name)
     sig_ok = False
     if hash_cls is not None:
         econtent = sd["encap_content_info"]["content"].contents

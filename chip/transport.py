@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from chip.api import CardChannel
 from chip.apdu import CommandApdu, Ins, ResponseApdu, is_success, status_error
+from chip.api import CardChannel
 from chip.errors import ChipError, SecureChannelError
 from chip.scp03 import Scp03Session
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
 
-from chip.api import KeyDiversifier
 from chip.apdu import CommandApdu, Ins, ResponseApdu, Sw
+from chip.api import KeyDiversifier
 from chip.diversification import scp03_static_keys
 from chip.errors import CardRemovedError, SecureChannelError
 from chip.lds import LDS_AID
@@ -309,7 +309,8 @@ class SimulatedCard:
     def _get_data(self, cmd: CommandApdu) -> ResponseApdu:
         tag = (cmd.p1 << 8) | cmd.p2
         if tag == 0xFF21:
-            body = (tlv(0x81, b"\x01") + tlv(0x82, max(0, self.free_bytes + self.faults.overstate_free).to_bytes(4, "big"))
+            free = max(0, self.free_bytes + self.faults.overstate_free)
+            body = (tlv(0x81, b"\x01") + tlv(0x82, free.to_bytes(4, "big"))
                     + tlv(0x83, b"\x08\x00"))
             return ResponseApdu(tlv(0xFF21, body), Sw.OK)
         if tag == 0x7F66 and self.config.extended_length:

@@ -9,6 +9,7 @@ stalls ~48 ms. Re-arming TCP_QUICKACK before *every* recv avoids it (TCP_NODELAY
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -102,10 +103,8 @@ class VpcdLink:
         self._stop.set()
         sock = self._sock
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def start_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.run, name=f"vpcd-card-{self.port}", daemon=True)
