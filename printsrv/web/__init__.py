@@ -8,7 +8,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, g, request, session
+from flask import Flask, current_app, g, request, session
 from flask_babel import Babel
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.orm import Session
@@ -49,7 +49,7 @@ def db() -> Session:
     if "db" not in g:
         from printsrv.db import session_factory
 
-        g.db = session_factory(g.settings)()
+        g.db = session_factory(current_app.config["PRINTSRV_SETTINGS"])()
         g.db.begin()
     return g.db  # type: ignore[no-any-return]
 
@@ -100,10 +100,6 @@ def create_app(
     app.jinja_env.globals.update(
         current_user=current_user, can=can, get_locale=select_locale, has_ledger="ledger" in app.blueprints
     )
-
-    @app.before_request
-    def _settings() -> None:
-        g.settings = settings
 
     @app.after_request
     def _commit_and_headers(response: Any) -> Any:

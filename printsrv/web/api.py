@@ -9,7 +9,7 @@ from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from printsrv.errors import NotFound
@@ -148,7 +148,7 @@ def import_batch() -> Any:
         path = Path(tmp) / "batch.zip"
         path.write_bytes(data)
         result = run_import(
-            g.settings, path, accept_valid=request.args.get("accept_valid") == "true", actor=actor
+            current_app.config["PRINTSRV_SETTINGS"], path, accept_valid=request.args.get("accept_valid") == "true", actor=actor
         )
     body = result.as_dict()
     body["source"] = "upload"
