@@ -75,13 +75,15 @@ class PcscEncoder:
         config: StationConfig,
         keys: Any = None,
         on_present: Any = None,
-        card_wait: float = 5.0,
+        on_close: Any = None,
+        card_wait: float = 10.0,
     ) -> None:
         self.settings = settings
         self.config = config
         self.reader = config.reader or ""
         self.keys = keys
         self.on_present = on_present
+        self.on_close = on_close
         self.card_wait = card_wait
         self._pkeys: Any = None
         self._csca: bytes | None = None
@@ -128,6 +130,10 @@ class PcscEncoder:
                     f"no card in {self.reader!r} after {self.card_wait:.0f} s",
                     card_state=CardState.BLANK,
                 )
+
+    def close(self) -> None:
+        if self.on_close is not None:
+            self.on_close()
 
     def personalize(self, card: CardInput, *, blank_serial: str) -> ChipResult:
         if card.card_type == "KIA":

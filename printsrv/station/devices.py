@@ -99,8 +99,11 @@ class FakeEncoder:
     """An in-memory encoder stand-in; ``script`` pops one action per personalize call:
     ``None`` (succeed) or a :class:`ChipError` to raise. ``reader_gone`` pauses the station."""
 
-    def __init__(self, script: list[ChipError | None] | None = None) -> None:
+    def __init__(
+        self, script: list[ChipError | None] | None = None, *, seconds: float = 0.0
+    ) -> None:
         self.script = list(script or [])
+        self.seconds = seconds
         self.reader_gone: str | None = None
         self.current: str | None = None
         self.written: dict[str, str] = {}  # blank serial -> request id
@@ -119,6 +122,10 @@ class FakeEncoder:
     def personalize(self, card: CardInput, *, blank_serial: str) -> ChipResult:
         if self.hook:
             self.hook(blank_serial)
+        if self.seconds:
+            import time
+
+            time.sleep(self.seconds)
         if self.reader_gone:
             raise ReaderError(self.reader_gone, card_state=CardState.BLANK)
         action = self.script.pop(0) if self.script else None
@@ -146,7 +153,22 @@ def build_printer(settings: Settings, config: StationConfig) -> CardPrinter:
         default = settings.instance_dir / "cards" / config.name
         folder = Path(config.extra.get("directory") or default)
         folder.mkdir(parents=True, exist_ok=True)
-        return DirectoryPrinter(folder, profile, name=config.name)
+        printer = DirectoryPrinter(folder, profile, name=config.name)
+        delay = float(config.extra.get("print_seconds", 0.0))
+        if delay:
+            original = printer.print_card
+
+            def slow_print(*args: Any, **kw: Any) -> Any:  # a printer takes time per card
+                import time
+
+                time.sleep(delay / 2)
+                try:
+                    return original(*args, **kw)
+                finally:
+                    time.sleep(delay / 2)
+
+            printer.print_card = slow_print  # type: ignore[method-assign]
+        return printer
     if not config.cups_queue:
         raise ConfigError(f"station {config.name!r}: 'cups_queue' is required")
     from printers.cups import CupsPrinter
@@ -164,12 +186,72 @@ def build_encoder(settings: Settings, config: StationConfig) -> CardEncoder:
     """The station's encoder: PC/SC through the chip library, or the fake stand-in."""
     kind = config.extra.get("encoder", "pcsc")
     if kind == "fake":
-        return FakeEncoder()
+        return FakeEncoder(seconds=float(config.extra.get("fake_chip_seconds", 0.0)))
     if not config.reader:
         raise ConfigError(f"station {config.name!r}: 'reader' is required")
     from printsrv.station.chipenc import PcscEncoder
 
+    if kind == "virtual":
+        feeder = VirtualCardFeeder(
+            int(config.extra.get("vpcd_port", 35963)),
+            settings.keys_dir / "scp03-demo-master.hex",
+            log_dir=settings.instance_dir / "log",
+        )
+        return PcscEncoder(settings, config, on_present=feeder.present, on_close=feeder.stop)
     return PcscEncoder(settings, config)
+
+
+class VirtualCardFeeder:
+    """The virtual station's "card transport": each blank is a fresh simulated card process
+    (``python -m chip.simulator``) on a vpcd port, with a chip UID derived from its serial."""
+
+    def __init__(self, port: int, scp03_master_file: Path, *, log_dir: Path,
+                 reader: str = "") -> None:
+        self.port = port
+        self.reader = reader or f"Virtual PCD 00 {port - 35963:02d}"
+        self.master = scp03_master_file
+        self.log_dir = log_dir
+        self.proc: Any = None
+
+    def present(self, serial: str) -> None:
+        import subprocess
+        import sys
+        import time
+
+        from chip.pcsc import card_present
+        from chip.simulator.card import default_uid
+
+        had_card = self.proc is not None
+        self.stop()
+        gone = time.monotonic() + 3.0  # pcscd must see the previous card leave the field
+        while had_card and time.monotonic() < gone:
+            try:
+                if not card_present(self.reader):
+                    break
+            except ChipError:
+                break
+            time.sleep(0.02)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        args = [sys.executable, "-m", "chip.simulator", "--port", str(self.port),
+                "--uid", default_uid(f"blank-{serial}").hex()]
+        if self.master.exists():
+            args += ["--scp03-master-file", str(self.master)]
+        with open(self.log_dir / f"card-sim-{self.port}.log", "ab") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL,
+                                         cwd=Path(__file__).resolve().parents[2])
+
+    def stop(self) -> None:
+        """Take the card away: stop its process (by PID) and reap it."""
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=5)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        self.proc = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,149 @@
+"""``station NAME``, ``station resolve``, ``station status``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+from printsrv.config import load_settings
+
+SUBCOMMANDS = {"resolve", "status"}
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "station",
+        help="run a print station, resolve its interrupted cards, show station status",
+        description="station NAME [--once] [--max-cards N] | station resolve NAME --job ID "
+        "--outcome issued|spoiled|released [--cause C] | station status [--json]",
+    )
+    p.add_argument("name", help="station name (from settings [stations.NAME]), or 'resolve' / "
+                   "'status'")
+    p.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
+    p.add_argument("--once", action="store_true", help="make one card, then stop")
+    p.add_argument("--max-cards", type=int, help="stop after N cards")
+    p.add_argument("--until-empty", action="store_true", help="stop when the queue is empty")
+    p.add_argument("--job", type=int, help="resolve: the card job id")
+    p.add_argument("--outcome", choices=["issued", "spoiled", "released"])
+    p.add_argument("--cause", help="resolve: spoil cause (chip_failure, jam_misfeed, ...)")
+    p.add_argument("--operator", default="operator", help="resolve: who confirms")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=cmd_station)
+
+
+def cmd_station(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    if args.name == "status":
+        return cmd_status(args)
+    if args.name == "resolve":
+        if not args.rest:
+            print("usage: station resolve NAME --job ID --outcome ...", file=sys.stderr)
+            return 2
+        return cmd_resolve(args, args.rest[0])
+    return cmd_run(args)
+
+
+def run_station(settings: Any, name: str, **run_kw: Any) -> list[Any]:
+    """Build the configured station ``name`` and run it until stopped."""
+    from printsrv.keys import KeyStore
+    from printsrv.station.daemon import Station
+    from printsrv.station.devices import StationConfig, build_encoder, build_printer
+
+    config = StationConfig.from_settings(settings, name)
+    printer = build_printer(settings, config)
+    encoder = build_encoder(settings, config)
+    try:
+        with KeyStore.open(settings) as keys:
+            if hasattr(encoder, "bind_keys"):
+                encoder.bind_keys(keys)
+            station = Station(settings, config, printer, encoder, keys=keys)
+            station.install_signal_handlers()
+            return station.run(**run_kw)
+    finally:
+        close = getattr(encoder, "close", None)
+        if close is not None:
+            close()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    results = run_station(
+        settings, args.name, once=args.once, max_cards=args.max_cards,
+        until_empty=args.until_empty,
+    )
+    issued = sum(r.outcome.value == "issued" for r in results)
+    print(f"station {args.name}: {len(results)} cards, {issued} issued, "
+          f"{len(results) - issued} not issued")
+    return 0
+
+
+def cmd_resolve(args: argparse.Namespace, name: str) -> int:
+    from printsrv.station.devices import StationConfig
+    from printsrv.station.journal import CardOutcome
+    from printsrv.station.recovery import apply, pending
+
+    settings = load_settings()
+    config = StationConfig.from_settings(settings, name)
+    if args.job is None or args.outcome is None:
+        jobs = pending(settings, config)
+        if not jobs:
+            print(f"station {name}: no unfinished card jobs")
+            return 0
+        print(f"station {name}: unfinished card jobs (resolve each with --job ID --outcome):")
+        for job in jobs:
+            print(f"  job {job.id}: record {job.record.request_id}, blank {job.blank_serial}, "
+                  f"phase {job.phase.value}, print title {job.print_title}")
+        return 1
+    outcome = CardOutcome(args.outcome)
+    if outcome is CardOutcome.SPOILED and not args.cause:
+        print("--cause is required for --outcome spoiled", file=sys.stderr)
+        return 2
+    res = apply(settings, config, args.job, outcome, args.cause,
+                actor=args.operator[:64], rule="operator confirmed")
+    print(f"card job {res.job_id} ({res.phase}): {res.outcome.value}"
+          + (f" ({res.cause})" if res.cause else ""))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import json
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from printsrv.db import unit_of_work
+    from printsrv.station.journal import CardJob, StationRuntime
+
+    settings = load_settings()
+    rows = []
+    with unit_of_work(settings) as session:
+        for rt in session.scalars(select(StationRuntime).order_by(StationRuntime.name)):
+            open_jobs = session.scalars(select(CardJob.id).where(
+                CardJob.station == rt.name, CardJob.outcome.is_(None))).all()
+            beat = rt.heartbeat_at
+            if beat is not None and beat.tzinfo is None:
+                beat = beat.replace(tzinfo=UTC)
+            age = (datetime.now(UTC) - beat).total_seconds() if beat else None
+            rows.append({
+                "name": rt.name, "mode": rt.mode.value, "reason": rt.reason, "pid": rt.pid,
+                "heartbeat_age_s": round(age, 1) if age is not None else None,
+                "issued": rt.cards_issued, "spoiled": rt.cards_spoiled,
+                "unfinished_jobs": list(open_jobs),
+            })
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    if not rows:
+        print("no station has run yet")
+    for r in rows:
+        print(f"{r['name']}: {r['mode']}" + (f" ({r['reason']})" if r["reason"] else "")
+              + f", pid {r['pid']}, heartbeat {r['heartbeat_age_s']} s ago, issued "
+              f"{r['issued']}, spoiled {r['spoiled']}, unfinished jobs {r['unfinished_jobs']}")
+    return 0
