@@ -32,7 +32,7 @@ from printsrv.errors import IntakeError
 from printsrv.intake.container import BatchContainer, BatchProblem, unsafe_path_reason
 from printsrv.intake.signature import SignatureInvalid, load_trusted_cas, verify_detached
 from printsrv.keys import KeyStore
-from printsrv.media import MediaError, parse_fmr, verify_jpeg, verify_png
+from printsrv.media import FingerPosition, MediaError, parse_fmr, verify_jpeg, verify_png
 from printsrv.models import (
     Batch,
     MediaKind,
@@ -195,7 +195,12 @@ def _verify_media(kind: MediaKind, data: bytes, settings: Settings) -> None:
     elif kind is MediaKind.SIGNATURE:
         verify_png(data, max_pixels=settings.max_image_pixels)
     else:
-        parse_fmr(data)
+        position = (
+            FingerPosition.RIGHT_INDEX
+            if kind is MediaKind.FINGER_RIGHT_INDEX
+            else FingerPosition.LEFT_INDEX
+        )
+        parse_fmr(data, finger_position=position)
 
 
 def check_batch(
