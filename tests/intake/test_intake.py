@@ -307,3 +307,12 @@ def test_no_personal_or_biometric_data_in_logs(
     for blob in (card.photo_jpeg, card.signature_png):
         assert blob[200:240].hex() not in logged
         assert base64.b64encode(blob[200:260]).decode()[:40] not in logged
+
+
+def test_fingers_swapped(settings: Settings, batch: Path) -> None:
+    right, left = first_media(batch, "finger_right_index"), first_media(batch, "finger_left_index")
+    r, lf = right.read_bytes(), left.read_bytes()
+    right.write_bytes(lf)
+    left.write_bytes(r)
+    resign(batch, settings.keys_dir)
+    assert_rejected(settings, import_batch(settings, batch), "media.finger_right_index")
