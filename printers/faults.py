@@ -1,7 +1,8 @@
 """From job state and printer state reasons to a card's fate: one table, one function.
 
 "completed" only means the data reached the printer: a job whose printer vanished mid-job also
-ends completed, with ``cups-ipp-missing-job-history`` as the only hint.
+ends completed, with ``cups-ipp-missing-job-history`` as the only hint, and a job the printer
+aborted can end completed while the printer reports the fault (see ``docs/printers.md``).
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ _ERRORS: Final[dict[Fault, type[PrinterError]]] = {
 }
 
 _MISSING_HISTORY: Final = "missing-job-history"
+#: Reasons about the queue or the link, not about the card of a completed job.
+_NOT_CARD_FAULTS: Final = frozenset({"paused", "offline", "shutdown"})
 
 
 def fault_from_reasons(reasons: Iterable[str]) -> Fault | None:
@@ -109,6 +112,9 @@ def classify(
                 True,
                 "job completed but the printer lost its history: it went away mid-job",
             )
+        fault = fault_from_reasons(r for r in reasons_after if r not in _NOT_CARD_FAULTS)
+        if fault is not None:
+            return _completed_with_fault(fault, markers_before, markers_after)
         return Verdict(None, True, True, False, "card printed")
     if not job_state.is_final:
         return Verdict(Fault.UNKNOWN, None, None, True, f"job still {job_state.name.lower()}")
@@ -131,6 +137,35 @@ def classify(
         False if consumed is not None else None,
         True,
         f"job {job_state.name.lower()}: {fault.value}",
+    )
+
+
+def _completed_with_fault(
+    fault: Fault, markers_before: Sequence[Marker], markers_after: Sequence[Marker]
+) -> Verdict:
+    """A job CUPS calls completed while the printer still reports a card fault.
+
+    The ipp backend sometimes exits 0 for a job the printer aborted (observed with
+    ippeveprinter: remote job ``aborted-by-system``, CUPS job completed), and a good job clears
+    the printer's fault reasons, so a fault reason after "completed" means no good card.
+    An empty hopper or ribbon may also follow the last good card: then the card is unknown.
+    """
+    fell = _levels_fell(markers_before, markers_after)
+    consumed: bool | None
+    if fault is Fault.JAM:
+        consumed, printed = True, False
+    elif fell:
+        consumed, printed = True, None
+    elif fault is Fault.COVER_OPEN:
+        consumed, printed = False, False
+    else:
+        consumed, printed = None, None
+    return Verdict(
+        fault,
+        consumed,
+        printed,
+        True,
+        f"job reported completed but the printer reports {fault.value}",
     )
 
 
