@@ -98,7 +98,10 @@ def create_app(
     from printsrv.web.services import can
 
     app.jinja_env.globals.update(
-        current_user=current_user, can=can, get_locale=select_locale, has_ledger="ledger" in app.blueprints
+        current_user=current_user,
+        can=can,
+        get_locale=select_locale,
+        has_ledger="ledger" in app.blueprints,
     )
 
     @app.after_request

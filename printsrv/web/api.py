@@ -148,7 +148,10 @@ def import_batch() -> Any:
         path = Path(tmp) / "batch.zip"
         path.write_bytes(data)
         result = run_import(
-            current_app.config["PRINTSRV_SETTINGS"], path, accept_valid=request.args.get("accept_valid") == "true", actor=actor
+            current_app.config["PRINTSRV_SETTINGS"],
+            path,
+            accept_valid=request.args.get("accept_valid") == "true",
+            actor=actor,
         )
     body = result.as_dict()
     body["source"] = "upload"

@@ -113,10 +113,16 @@ def record(record_id: int) -> Any:
     user = _user()
     rec = svc.get_visible_record(db(), user.office, record_id)
     history = svc.record_history(db(), rec)
+    try:
+        from printsrv.web.ledger_services import card_history
+    except ImportError:
+        jobs = []
+    else:
+        jobs = card_history(db(), rec)
     svc.audit_view(db(), user, WebTag.RECORD_VIEW, subject=rec.request_id,
                    office_code=rec.office.code)
     return render_template(
-        "record.html", rec=rec, history=history, note_form=NoteForm(), reason_form=ReasonForm(),
+        "record.html", rec=rec, history=history, jobs=jobs, note_form=NoteForm(), reason_form=ReasonForm(),
         allowed=lambda p: svc.can(user, p),
     )
 

@@ -12,6 +12,7 @@ from flask import Flask
 from printsrv import audit
 from printsrv.config import Settings
 from printsrv.db import unit_of_work
+from printsrv.ledger.models import Station
 from printsrv.models import Record, Role, User
 from printsrv.web import services as svc
 from tests.web.conftest import World, sign_in
@@ -45,6 +46,14 @@ ENDPOINTS = [
     Endpoint("deny", "POST", "/approvals/{request}/reject", "reprint.approve", "failed",
              (("note", "tidak"),)),
     Endpoint("audit", "GET", "/audit", "audit.view", record="queued", listing=True),
+    Endpoint("ledger", "GET", "/ledger?office={office}&month=2026-01", "ledger.view"),
+    Endpoint("report_pdf", "GET", "/ledger/report.pdf?office={office}&month=2026-01",
+             "ledger.view"),
+    Endpoint("report_csv", "GET", "/ledger/report.csv?office={office}&month=2026-01",
+             "ledger.view"),
+    Endpoint("stations", "GET", "/stations", "station.view", record="station", listing=True),
+    Endpoint("station", "GET", "/stations/{station}", "station.view"),
+    Endpoint("station_status", "GET", "/stations/{station}/status.json", "station.view"),
 ]
 
 
@@ -59,8 +68,13 @@ def _prepare(settings: Settings, world: World) -> dict[str, dict[str, str]]:
             queued = s.get(Record, world.records[f"{scope}_queued"])
             audit.record(s, "test:record:touch", actor="t", office_code=queued.office.code,
                          subject=queued.request_id)
+            station = Station(name=f"ST-{scope.upper()}", office_id=queued.office_id,
+                              printer_status={})
+            s.add(station)
+            s.flush()
             out[scope] = {"request": str(req.id), "request_id": queued.request_id,
-                          "nik": queued.nik}
+                          "nik": queued.nik, "office": queued.office.code,
+                          "station": str(station.id)}
     return out
 
 
@@ -75,7 +89,10 @@ def test_matrix(
     sign_in(client, settings, f"{role.value}_own")
     record_key = f"{scope}_{endpoint.record}"
     path = endpoint.path.format(
-        record=world.records.get(record_key, 0), request=prepared[scope]["request"]
+        record=world.records.get(record_key, 0),
+        request=prepared[scope]["request"],
+        office=prepared[scope]["office"],
+        station=prepared[scope]["station"],
     )
     form = dict(endpoint.form)
     if endpoint.name == "queue_search":
@@ -88,8 +105,11 @@ def test_matrix(
     if endpoint.listing:
         assert resp.status_code == 200
         body = resp.get_data(as_text=True)
-        with unit_of_work(settings) as s:
-            marker = s.get(Record, world.records[record_key]).request_id
+        if endpoint.record == "station":
+            marker = f"ST-{scope.upper()}"
+        else:
+            with unit_of_work(settings) as s:
+                marker = s.get(Record, world.records[record_key]).request_id
         assert (marker in body) is (scope == "own"), (endpoint.name, scope)
         return
     if scope == "other":

@@ -1,0 +1,165 @@
+"""Read-side queries over the ledger and the stations for the web app (scoped by office)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from printsrv.ledger.blanks import blanks_at_station
+from printsrv.ledger.models import ConsumableKind, Station
+from printsrv.ledger.reports import render_csv, render_pdf, stock_report
+from printsrv.ledger.ribbons import loaded_consumable
+from printsrv.models import Office, Record
+from printsrv.station.journal import CardJob, StationRuntime
+from printsrv.web.services import visible_office_ids
+
+__all__ = ["render_csv", "render_pdf", "stock_report"]
+
+
+def visible_stations(session: Session, office: Office) -> list[Station]:
+    return list(
+        session.scalars(
+            select(Station)
+            .where(Station.office_id.in_(visible_office_ids(session, office)))
+            .order_by(Station.name)
+        )
+    )
+
+
+def get_visible_station(session: Session, office: Office, station_id: int) -> Station:
+    from printsrv.errors import NotFound
+
+    station = session.get(Station, station_id)
+    if station is None or station.office_id not in visible_office_ids(session, office):
+        raise NotFound("station not found")
+    return station
+
+
+@dataclass(frozen=True)
+class StationView:
+    id: int
+    name: str
+    office: str
+    state: str
+    pause_reason: str | None
+    heartbeat_at: str | None
+    stale: bool
+    printer_reasons: list[str]
+    printer_status: dict[str, Any]
+    blanks_in_hopper: int
+    ribbon: str
+    ribbon_remaining: int | None
+    reader: str
+    mode: str | None
+    issued: int
+    spoiled: int
+    jobs: list[dict[str, Any]]
+
+
+def station_view(session: Session, station: Station, *, jobs: int = 20) -> StationView:
+    """What the station daemon last reported, the hopper and ribbon by the ledger's count, and
+    the latest card jobs (for the live progress view)."""
+    runtime = session.get(StationRuntime, station.name)
+    ribbon = loaded_consumable(session, station, ConsumableKind.RIBBON)
+    status = station.printer_status or {}
+    beat = station.heartbeat_at
+    if beat is not None and beat.tzinfo is None:
+        beat = beat.replace(tzinfo=UTC)
+    rows = session.execute(
+        select(CardJob, Record.request_id)
+        .join(Record, Record.id == CardJob.record_id)
+        .where(CardJob.station == station.name)
+        .order_by(CardJob.id.desc())
+        .limit(jobs)
+    ).all()
+    return StationView(
+        id=station.id,
+        name=station.name,
+        office=station.office.code,
+        state=station.state.value,
+        pause_reason=station.pause_reason,
+        heartbeat_at=beat.isoformat(timespec="seconds") if beat else None,
+        stale=beat is None or datetime.now(UTC) - beat > timedelta(minutes=2),
+        printer_reasons=[str(r) for r in status.get("reasons", status.get("state_reasons", []))],
+        printer_status=status,
+        blanks_in_hopper=len(blanks_at_station(session, station)),
+        ribbon=ribbon.serial if ribbon else "",
+        ribbon_remaining=ribbon.panels_remaining if ribbon else None,
+        reader=station.reader,
+        mode=runtime.mode.value if runtime else None,
+        issued=runtime.cards_issued if runtime else 0,
+        spoiled=runtime.cards_spoiled if runtime else 0,
+        jobs=[
+            {
+                "id": job.id,
+                "request_id": request_id,
+                "phase": job.phase.value,
+                "outcome": job.outcome.value if job.outcome else None,
+                "cause": job.cause,
+                "blank": job.blank_serial,
+                "chip_uid": job.chip_uid,
+            }
+            for job, request_id in rows
+        ],
+    )
+
+
+def card_history(session: Session, record: Record) -> list[CardJob]:
+    """Blank serial → record → chip UID → station → outcome, for every attempt at the card."""
+    return list(
+        session.scalars(select(CardJob).where(CardJob.record_id == record.id).order_by(CardJob.id))
+    )
+
+
+def daily_usage(session: Session, office: Office, days: int = 30) -> list[dict[str, Any]]:
+    """Cards issued and spoiled per day over the last ``days`` days (visible offices)."""
+    since = datetime.now(UTC) - timedelta(days=days)
+    day = func.date(CardJob.finished_at)
+    rows = session.execute(
+        select(day, CardJob.outcome, func.count())
+        .join(Record, Record.id == CardJob.record_id)
+        .where(
+            Record.office_id.in_(visible_office_ids(session, office)),
+            CardJob.finished_at >= since,
+        )
+        .group_by(day, CardJob.outcome)
+        .order_by(day)
+    ).all()
+    out: dict[str, dict[str, Any]] = {}
+    for d, outcome, n in rows:
+        entry = out.setdefault(str(d), {"day": str(d), "issued": 0, "spoiled": 0})
+        if outcome is not None and str(getattr(outcome, "value", outcome)) in entry:
+            entry[str(getattr(outcome, "value", outcome))] += n
+    return list(out.values())
+
+
+def spoilage_flags(session: Session, office: Office, factor: float = 2.0) -> list[str]:
+    """Stations whose spoilage rate is far above their peers' (more than ``factor`` times the
+    median rate, with at least 10 cards)."""
+    rows = session.execute(
+        select(CardJob.station, CardJob.outcome, func.count())
+        .join(Record, Record.id == CardJob.record_id)
+        .where(
+            Record.office_id.in_(visible_office_ids(session, office)),
+            CardJob.outcome.is_not(None),
+        )
+        .group_by(CardJob.station, CardJob.outcome)
+    ).all()
+    totals: dict[str, list[int]] = {}
+    for station, outcome, n in rows:
+        t = totals.setdefault(station, [0, 0])
+        t[0] += n
+        if str(getattr(outcome, "value", outcome)) == "spoiled":
+            t[1] += n
+    rates = {s: sp / tot for s, (tot, sp) in totals.items() if tot >= 10}
+    if len(rates) < 2:
+        return []
+    ordered = sorted(rates.values())
+    median = ordered[len(ordered) // 2]
+    return [
+        f"{s}: {rate:.0%}" for s, rate in sorted(rates.items()) if rate > max(median * factor, 0.05)
+    ]

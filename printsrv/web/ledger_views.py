@@ -1,0 +1,129 @@
+"""Pages over the ledger and stations: the monthly stock report (and its exports), station
+state with live card progress, usage and anomaly flags. Imported only when the ledger and
+station packages are installed."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, Response, abort, jsonify, render_template, request
+
+from printsrv.ledger.errors import LedgerError
+from printsrv.web import db
+from printsrv.web import ledger_services as ls
+from printsrv.web import services as svc
+from printsrv.web.guard import current_user, permission
+from printsrv.web.tags import WebTag
+
+bp = Blueprint("ledger", __name__)
+_MONTH = re.compile(r"^\d{4}-\d{2}$")
+
+
+def _month() -> str:
+    month = request.args.get("month") or datetime.now(UTC).strftime("%Y-%m")
+    if not _MONTH.match(month):
+        abort(400)
+    return month
+
+
+def _office_code() -> str:
+    user = current_user()
+    assert user is not None
+    code = request.args.get("office") or user.office.code
+    if code not in {o.code for o in svc.visible_offices(db(), user.office)}:
+        abort(404)
+    return code
+
+
+@bp.route("/ledger")
+@permission("ledger.view")
+def index() -> Any:
+    user = current_user()
+    assert user is not None
+    month, code = _month(), _office_code()
+    try:
+        report = ls.stock_report(db(), code, month)
+    except LedgerError:
+        abort(400)
+    from printsrv.ledger.reports import report_rows
+
+    return render_template(
+        "ledger.html",
+        report=report,
+        rows=report_rows(report),
+        month=month,
+        office=code,
+        offices=svc.visible_offices(db(), user.office),
+        usage=ls.daily_usage(db(), user.office),
+        flags=ls.spoilage_flags(db(), user.office),
+    )
+
+
+@bp.route("/ledger/report.<any(pdf, csv, json):fmt>")
+@permission("ledger.view")
+def report(fmt: str) -> Any:
+    """The monthly report as a download; every export is an audit event."""
+    user = current_user()
+    assert user is not None
+    month, code = _month(), _office_code()
+    try:
+        data = ls.stock_report(db(), code, month)
+    except LedgerError:
+        abort(400)
+    svc.audit_view(db(), user, WebTag.EXPORT, subject=f"stock-report:{code}:{month}",
+                   office_code=code, details={"format": fmt})
+    name = f"laporan-stok-{code}-{month}.{fmt}"
+    if fmt == "json":
+        response = jsonify(data)
+    elif fmt == "csv":
+        response = Response(ls.render_csv(data), mimetype="text/csv")
+    else:
+        response = Response(ls.render_pdf(data), mimetype="application/pdf")
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+@bp.route("/stations")
+@permission("station.view")
+def stations() -> Any:
+    user = current_user()
+    assert user is not None
+    views = [ls.station_view(db(), s, jobs=5) for s in ls.visible_stations(db(), user.office)]
+    return render_template("stations.html", stations=views)
+
+
+@bp.route("/stations/<int:station_id>")
+@permission("station.view")
+def station(station_id: int) -> Any:
+    user = current_user()
+    assert user is not None
+    view = ls.station_view(db(), ls.get_visible_station(db(), user.office, station_id))
+    svc.audit_view(db(), user, WebTag.RECORD_VIEW, subject=view.name,
+                   details={"station_jobs": [j["request_id"] for j in view.jobs]})
+    return render_template("station.html", st=view)
+
+
+@bp.route("/stations/<int:station_id>/status.json")
+@permission("station.view")
+def station_status(station_id: int) -> Any:
+    """Polled by the station page every few seconds (no personal data: ids and states)."""
+    user = current_user()
+    assert user is not None
+    view = ls.station_view(db(), ls.get_visible_station(db(), user.office, station_id))
+    return jsonify(
+        {
+            "state": view.state,
+            "mode": view.mode,
+            "pause_reason": view.pause_reason,
+            "heartbeat_at": view.heartbeat_at,
+            "stale": view.stale,
+            "printer_reasons": view.printer_reasons,
+            "blanks_in_hopper": view.blanks_in_hopper,
+            "ribbon_remaining": view.ribbon_remaining,
+            "issued": view.issued,
+            "spoiled": view.spoiled,
+            "jobs": view.jobs,
+        }
+    )
