@@ -219,6 +219,8 @@ def check_ledger(session: Session, *, max_problems: int = 1000) -> CheckResult:
         if state is None:
             add(f"invalid state {blank.state!r}", blank.serial, blank.office_id)
             continue
+        if state in ON_HAND:
+            balance(blank.office_id).on_hand += 1
         if blank_id not in replay:
             add(f"{state.value} but has no journal (never received)", blank.serial, blank.office_id)
             continue
@@ -242,8 +244,6 @@ def check_ledger(session: Session, *, max_problems: int = 1000) -> CheckResult:
             add(f"{state.value} but still assigned to a station", blank.serial, blank.office_id)
         if state in (BlankState.RESERVED, BlankState.ISSUED) and blank.record_id is None:
             add(f"{state.value} without a record", blank.serial, blank.office_id)
-        if state in ON_HAND:
-            balance(blank.office_id).on_hand += 1
 
     for office_id, bal in sorted(balances.items(), key=lambda kv: kv[1].office):
         if not bal.ok:
