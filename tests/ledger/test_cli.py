@@ -43,10 +43,26 @@ def _adj_id(out: str) -> str:
 def _stock(cli: Cli) -> str:
     """A month of work through the CLI; returns the approved adjustment's id."""
     ok(
-        cli, "ledger", "receive", "--office", OFFICE, "--first", sn(1), "--last", sn(100),
-        "--handover", "BAST/001/2026", "--carton", "C-17", "--from", "DISDUKCAPIL PROV JATIM",
-        "--date", "2026-03-02", "--actor", "alice",
-    )  # fmt: skip
+        cli,
+        "ledger",
+        "receive",
+        "--office",
+        OFFICE,
+        "--first",
+        sn(1),
+        "--last",
+        sn(100),
+        "--handover",
+        "BAST/001/2026",
+        "--carton",
+        "C-17",
+        "--from",
+        "DISDUKCAPIL PROV JATIM",
+        "--date",
+        "2026-03-02",
+        "--actor",
+        "alice",
+    )
     ok(cli, "ledger", "station", "--name", "st1", "--office", OFFICE, "--cups-queue", "Card1")
     ok(cli, "ledger", "load", "--station", "st1", "--count", "10", "--actor", "op1")
     ok(cli, "ledger", "load", "--station", "st1", "--first", sn(50), "--last", sn(52))
@@ -54,30 +70,113 @@ def _stock(cli: Cli) -> str:
     ok(cli, "ledger", "spoil", "--serial", sn(1), "--cause", "print_defect", "--actor", "op1")
     ok(cli, "ledger", "spoil", "--serial", sn(99), "--cause", "handling_damage")
     ok(
-        cli, "ledger", "transfer", "--from", OFFICE, "--to", "35.26.02", "--first", sn(90),
-        "--last", sn(98), "--handover", "BAST/002/2026", "--actor", "alice",
-    )  # fmt: skip
+        cli,
+        "ledger",
+        "transfer",
+        "--from",
+        OFFICE,
+        "--to",
+        "35.26.02",
+        "--first",
+        sn(90),
+        "--last",
+        sn(98),
+        "--handover",
+        "BAST/002/2026",
+        "--actor",
+        "alice",
+    )
     ok(
-        cli, "ledger", "destroy", "--office", OFFICE, "--record", "BAP/001/2026",
-        "--officer", "Budi", "--officer", "Sari", "--witness", "Inspektorat: Joko",
-        "--witness-role", "Inspektorat", "--actor", "alice",
-    )  # fmt: skip
+        cli,
+        "ledger",
+        "destroy",
+        "--office",
+        OFFICE,
+        "--record",
+        "BAP/001/2026",
+        "--officer",
+        "Budi",
+        "--officer",
+        "Sari",
+        "--witness",
+        "Inspektorat: Joko",
+        "--witness-role",
+        "Inspektorat",
+        "--actor",
+        "alice",
+    )
     adj = _adj_id(
         ok(
-            cli, "ledger", "adjust", "--office", OFFICE, "--kind", "write_off", "--serial", sn(89),
-            "--reason", "not found at stock count", "--actor", "alice",
-        )  # fmt: skip
+            cli,
+            "ledger",
+            "adjust",
+            "--office",
+            OFFICE,
+            "--kind",
+            "write_off",
+            "--serial",
+            sn(89),
+            "--reason",
+            "not found at stock count",
+            "--actor",
+            "alice",
+        )
     )
     ok(cli, "ledger", "approve", adj, "--actor", "bob")
-    ok(cli, "ledger", "ribbon", "receive", "--office", OFFICE, "--serial", "R-1", "--capacity", "200")
-    ok(cli, "ledger", "ribbon", "receive", "--office", OFFICE, "--serial", "R-2", "--capacity", "200")
     ok(
-        cli, "ledger", "ribbon", "receive", "--office", OFFICE, "--kind", "film", "--serial", "F-1",
-        "--type", "FILM", "--capacity", "500",
-    )  # fmt: skip
+        cli,
+        "ledger",
+        "ribbon",
+        "receive",
+        "--office",
+        OFFICE,
+        "--serial",
+        "R-1",
+        "--capacity",
+        "200",
+    )
+    ok(
+        cli,
+        "ledger",
+        "ribbon",
+        "receive",
+        "--office",
+        OFFICE,
+        "--serial",
+        "R-2",
+        "--capacity",
+        "200",
+    )
+    ok(
+        cli,
+        "ledger",
+        "ribbon",
+        "receive",
+        "--office",
+        OFFICE,
+        "--kind",
+        "film",
+        "--serial",
+        "F-1",
+        "--type",
+        "FILM",
+        "--capacity",
+        "500",
+    )
     ok(cli, "ledger", "ribbon", "load", "--station", "st1", "--serial", "R-1")
     ok(cli, "ledger", "ribbon", "load", "--station", "st1", "--serial", "F-1", "--kind", "film")
-    ok(cli, "ledger", "ribbon", "replace", "--station", "st1", "--serial", "R-2", "--printer-level", "3")
+    ok(
+        cli,
+        "ledger",
+        "ribbon",
+        "replace",
+        "--station",
+        "st1",
+        "--serial",
+        "R-2",
+        "--printer-level",
+        "3",
+    )
     return adj
 
 
@@ -122,9 +221,22 @@ def test_refusals_exit_nonzero_with_the_reason(cli: Cli, settings: Settings) -> 
     assert code == 1 and "already approved" in err
     adj = _adj_id(
         ok(
-            cli, "ledger", "adjust", "--office", OFFICE, "--kind", "correct_state", "--serial",
-            sn(2), "--to-state", "in_stock", "--reason", "found on the desk", "--actor", "alice",
-        )  # fmt: skip
+            cli,
+            "ledger",
+            "adjust",
+            "--office",
+            OFFICE,
+            "--kind",
+            "correct_state",
+            "--serial",
+            sn(2),
+            "--to-state",
+            "in_stock",
+            "--reason",
+            "found on the desk",
+            "--actor",
+            "alice",
+        )
     ).removeprefix("ADJ-")
     code, _, err = cli("ledger", "approve", adj, "--actor", "alice")
     assert code == 1 and "different person" in err
@@ -132,14 +244,30 @@ def test_refusals_exit_nonzero_with_the_reason(cli: Cli, settings: Settings) -> 
     code, _, err = cli("ledger", "spoil", "--serial", sn(1), "--cause", "qc_reject")
     assert code == 1 and sn(1) in err
     code, _, err = cli(
-        "ledger", "receive", "--office", OFFICE, "--first", sn(100), "--last", sn(101),
-        "--handover", "BAST/003/2026",
-    )  # fmt: skip
+        "ledger",
+        "receive",
+        "--office",
+        OFFICE,
+        "--first",
+        sn(100),
+        "--last",
+        sn(101),
+        "--handover",
+        "BAST/003/2026",
+    )
     assert code == 1 and sn(100) in err
     code, _, err = cli(
-        "ledger", "destroy", "--office", OFFICE, "--record", "BAP/2", "--officer", "A",
-        "--witness", "W",
-    )  # fmt: skip
+        "ledger",
+        "destroy",
+        "--office",
+        OFFICE,
+        "--record",
+        "BAP/2",
+        "--officer",
+        "A",
+        "--witness",
+        "W",
+    )
     assert code == 1 and "two officers" in err
     code, _, err = cli("ledger", "report", "--office", OFFICE, "--month", "2026-13")
     assert code == 1 and "YYYY-MM" in err
@@ -153,10 +281,18 @@ def test_report_csv_and_pdf(cli: Cli, settings: Settings, tmp_path: Path) -> Non
     assert rows[("blanks", "received")] == "100" and rows[("blanks", "closing")] == "88"
     assert rows[("spoiled", "print_defect")] == "1" and rows[("check", "balanced")] == "True"
     pdf = tmp_path / "report.pdf"
-    code, _, err = cli(
-        "ledger", "report", "--office", OFFICE, "--month", MONTH, "--format", "pdf",
-        "--out", str(pdf),
-    )  # fmt: skip
+    code, _, _ = cli(
+        "ledger",
+        "report",
+        "--office",
+        OFFICE,
+        "--month",
+        MONTH,
+        "--format",
+        "pdf",
+        "--out",
+        str(pdf),
+    )
     assert code == 0 and pdf.read_bytes().startswith(b"%PDF")
     info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True)
     assert "Pages:           1" in info.stdout
@@ -164,10 +300,21 @@ def test_report_csv_and_pdf(cli: Cli, settings: Settings, tmp_path: Path) -> Non
         ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
     ).stdout
     for needle in (
-        "Opening stock", "Received", "Transferred in", "Transferred out", "Issued", "Spoiled",
-        "Destroyed", "Closing stock", "print defect", "BAST/001/2026", "BAP/001/2026",
-        "Cards still possible", "R-2", "BALANCED",
-    ):  # fmt: skip
+        "Opening stock",
+        "Received",
+        "Transferred in",
+        "Transferred out",
+        "Issued",
+        "Spoiled",
+        "Destroyed",
+        "Closing stock",
+        "print defect",
+        "BAST/001/2026",
+        "BAP/001/2026",
+        "Cards still possible",
+        "R-2",
+        "BALANCED",
+    ):
         assert needle in body, needle
     closing = next(line for line in body.splitlines() if "Closing stock" in line)
     assert closing.split()[-1] == "88"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from printsrv import audit
 from printsrv.config import Settings
@@ -37,6 +38,7 @@ from printsrv.ledger.models import (
     Ribbon,
     RibbonUsage,
     SpoilCause,
+    Station,
     StationState,
 )
 from printsrv.ledger.serials import parse_serial, serial_range
@@ -58,6 +60,10 @@ def _setup(settings: Settings, count: int = 20) -> None:
         get_or_create_station(
             s, "st1", office_code=OFFICE, cups_queue="Card1", reader="vpcd 0", profile="evolis"
         )
+
+
+def _station(s: Session, office: str = OFFICE) -> Station:
+    return get_or_create_station(s, "st1", office_code=office, cups_queue="", reader="", profile="")
 
 
 def _assert_balanced(settings: Settings) -> None:
@@ -157,11 +163,18 @@ def test_station_daemon_flow(settings: Settings) -> None:
             )
         )
         assert [k.value for k in kinds] == [
-            "receive", "load", "reserve", "release", "reserve", "spoil"
-        ]  # fmt: skip
+            "receive",
+            "load",
+            "reserve",
+            "release",
+            "reserve",
+            "spoil",
+        ]
         moves = s.scalar(select(func.count()).select_from(BlankMovement))
         events = s.scalar(
-            select(func.count()).select_from(AuditEvent).where(AuditEvent.tag.like("ledger:blank:%"))
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.tag.like("ledger:blank:%"))
         )
         assert moves == events
     _assert_balanced(settings)
@@ -174,7 +187,7 @@ def test_ledger_error_is_a_printsrv_state_error() -> None:
 def test_hopper_order_load_and_unload(settings: Settings) -> None:
     _setup(settings)
     with unit_of_work(settings) as s:
-        station = get_or_create_station(s, "st1", office_code=OFFICE, cups_queue="", reader="", profile="")
+        station = _station(s)
         loaded = load_blanks(s, station, actor="op", serials=[sn(9), sn(7), sn(8)])
         assert [b.serial for b in loaded] == [sn(7), sn(8), sn(9)]
         assert next_blank_for_station(s, station).serial == sn(7)  # type: ignore[union-attr]
@@ -191,14 +204,14 @@ def test_hopper_order_load_and_unload(settings: Settings) -> None:
         assert next_blank_for_station(s, station) is None
         load_blanks(s, station, actor="op", count=1)
         with pytest.raises(LedgerError, match="still holds blanks"):
-            get_or_create_station(s, "st1", office_code="35.26.02", cups_queue="", reader="", profile="")
+            _station(s, "35.26.02")
     _assert_balanced(settings)
 
 
 def test_transfer_moves_the_office(settings: Settings) -> None:
     _setup(settings)
     with unit_of_work(settings) as s:
-        station = get_or_create_station(s, "st1", office_code=OFFICE, cups_queue="", reader="", profile="")
+        station = _station(s)
         load_blanks(s, station, actor="op", count=1)
         with pytest.raises(LedgerError, match=sn(1)):  # in a hopper: not transferable
             transfer_blanks(
@@ -234,7 +247,7 @@ def test_destruction_needs_two_officers_and_a_witness(settings: Settings) -> Non
         for n in (3, 4):
             spoil_blank(s, blank_by_serial(s, sn(n)), cause=SpoilCause.FACTORY_DEFECT, actor="op")
     for officers, witness in ((("A", "A"), "W"), (("A", "B"), "a"), (("A", ""), "W")):
-        with pytest.raises(LedgerError, match="two different officers"), unit_of_work(settings) as s:
+        with pytest.raises(LedgerError, match="two different"), unit_of_work(settings) as s:
             destroy_blanks(
                 s, office_code=OFFICE, number="BAP-1", officers=officers, witness=witness, actor="x"
             )
@@ -271,7 +284,7 @@ def test_destruction_needs_two_officers_and_a_witness(settings: Settings) -> Non
 def test_adjustments_need_a_second_person(settings: Settings) -> None:
     _setup(settings)
     with unit_of_work(settings) as s:
-        station = get_or_create_station(s, "st1", office_code=OFFICE, cups_queue="", reader="", profile="")
+        station = _station(s)
         load_blanks(s, station, actor="op", count=2)
         off = adjustments.request_adjustment(
             s,
@@ -327,33 +340,59 @@ def test_adjustments_need_a_second_person(settings: Settings) -> None:
 def test_ribbons_and_film(settings: Settings) -> None:
     _setup(settings)
     with unit_of_work(settings) as s:
-        station = get_or_create_station(s, "st1", office_code=OFFICE, cups_queue="", reader="", profile="")
+        station = _station(s)
         ribbons.receive_consumable(
-            s, kind=ConsumableKind.RIBBON, office_code=OFFICE, serial="R1", type_="YMCKO",
-            capacity=200, actor="a",
-        )  # fmt: skip
+            s,
+            kind=ConsumableKind.RIBBON,
+            office_code=OFFICE,
+            serial="R1",
+            type_="YMCKO",
+            capacity=200,
+            actor="a",
+        )
         ribbons.receive_consumable(
-            s, kind=ConsumableKind.RIBBON, office_code=OFFICE, serial="R2", type_="YMCKOK",
-            capacity=250, actor="a",
-        )  # fmt: skip
+            s,
+            kind=ConsumableKind.RIBBON,
+            office_code=OFFICE,
+            serial="R2",
+            type_="YMCKOK",
+            capacity=250,
+            actor="a",
+        )
         ribbons.receive_consumable(
-            s, kind=ConsumableKind.FILM, office_code=OFFICE, serial="F1", type_="FILM",
-            capacity=500, actor="a",
-        )  # fmt: skip
+            s,
+            kind=ConsumableKind.FILM,
+            office_code=OFFICE,
+            serial="F1",
+            type_="FILM",
+            capacity=500,
+            actor="a",
+        )
         with pytest.raises(LedgerError, match="already"):
             ribbons.receive_consumable(
-                s, kind=ConsumableKind.RIBBON, office_code=OFFICE, serial="R1", type_="YMCKO",
-                capacity=200, actor="a",
-            )  # fmt: skip
+                s,
+                kind=ConsumableKind.RIBBON,
+                office_code=OFFICE,
+                serial="R1",
+                type_="YMCKO",
+                capacity=200,
+                actor="a",
+            )
         ribbons.load_consumable(s, station, kind=ConsumableKind.RIBBON, serial="R1", actor="op")
         ribbons.load_consumable(s, station, kind=ConsumableKind.FILM, serial="F1", actor="op")
         with pytest.raises(LedgerError, match="replace"):
             ribbons.load_consumable(s, station, kind=ConsumableKind.RIBBON, serial="R2", actor="op")
         for i in range(3):
             ribbons.record_ribbon_usage(
-                s, station, record_id=None, blank_serial=sn(i + 1), panels=5, film_panels=1,
-                printer_level=99 - i, actor="daemon",
-            )  # fmt: skip
+                s,
+                station,
+                record_id=None,
+                blank_serial=sn(i + 1),
+                panels=5,
+                film_panels=1,
+                printer_level=99 - i,
+                actor="daemon",
+            )
         r1 = s.scalar(select(Ribbon).where(Ribbon.serial == "R1"))
         f1 = s.scalar(select(Film).where(Film.serial == "F1"))
         assert r1 is not None and f1 is not None
@@ -367,9 +406,14 @@ def test_ribbons_and_film(settings: Settings) -> None:
         assert new.capacity_panels == 1500 and r1.state.value == "finished"
         assert r1.printer_level == 96 and r1.station_id is None
         ribbons.record_ribbon_usage(
-            s, station, record_id=None, blank_serial=sn(4), panels=6, printer_level=None,
+            s,
+            station,
+            record_id=None,
+            blank_serial=sn(4),
+            panels=6,
+            printer_level=None,
             actor="daemon",
-        )  # fmt: skip
+        )
         assert new.panels_used == 6
         usage = s.scalars(select(RibbonUsage).order_by(RibbonUsage.id)).all()
         assert [u.ribbon_id for u in usage] == [r1.id] * 3 + [new.id]
@@ -380,13 +424,16 @@ def test_ribbons_and_film(settings: Settings) -> None:
 def test_usage_without_a_loaded_ribbon_is_kept_and_flagged(settings: Settings) -> None:
     _setup(settings)
     with unit_of_work(settings) as s:
-        station = get_or_create_station(s, "st1", office_code=OFFICE, cups_queue="", reader="", profile="")
+        station = _station(s)
         usage = ribbons.record_ribbon_usage(
-            s, station, record_id=None, blank_serial=sn(1), panels=5, printer_level=None,
+            s,
+            station,
+            record_id=None,
+            blank_serial=sn(1),
+            panels=5,
+            printer_level=None,
             actor="daemon",
-        )  # fmt: skip
-        assert usage.ribbon_id is None
-        event = s.scalar(
-            select(AuditEvent).where(AuditEvent.tag == "ledger:ribbon:usage")
         )
+        assert usage.ribbon_id is None
+        event = s.scalar(select(AuditEvent).where(AuditEvent.tag == "ledger:ribbon:usage"))
         assert event is not None and event.details["problem"] == "no roll loaded in our books"
