@@ -100,7 +100,7 @@ def request_adjustment(
         reason=reason,
         status=AdjustmentStatus.PENDING,
         requested_by=requested_by,
-        requested_at=at or ops.now(),
+        requested_at=ops.stamp(at),
     )
     session.add(adjustment)
     session.flush()
@@ -150,7 +150,7 @@ def approve_adjustment(
     blanks = _validate(
         session, office, adjustment.kind, adjustment.serials, adjustment.target_state, station
     )
-    at = at or ops.now()
+    at = ops.stamp(at)
     adjustment.status = AdjustmentStatus.APPROVED
     adjustment.decided_by = approved_by
     adjustment.decided_at = at
@@ -209,7 +209,7 @@ def reject_adjustment(
     adjustment = _pending(session, adjustment_id, rejected_by)
     adjustment.status = AdjustmentStatus.REJECTED
     adjustment.decided_by = rejected_by
-    adjustment.decided_at = at or ops.now()
+    adjustment.decided_at = ops.stamp(at)
     adjustment.decision_note = note
     office = session.get_one(Office, adjustment.office_id)
     audit.record(

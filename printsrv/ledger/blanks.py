@@ -59,6 +59,14 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def stamp(at: datetime | None) -> datetime:
+    """``at`` (default: now) in UTC. SQLite keeps no offset, so every stored time is UTC;
+    a naive ``at`` is taken as UTC."""
+    if at is None:
+        return now()
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
 # ---------------------------------------------------------------------------- offices, stations
 
 
@@ -249,7 +257,7 @@ def move(
             f"to {to_state.value}",
             serial=blank.serial,
         )
-    at = at or now()
+    at = stamp(at)
     office_id = blank.office_id
     if to_state in AT_STATION and station_id is None:
         raise LedgerError(
@@ -344,7 +352,7 @@ def receive_blanks(
         if existing:
             raise LedgerError(f"blank {existing} is already in the ledger", serial=existing)
     office = ensure_office(session, office_code, actor=actor)
-    at = at or now()
+    at = stamp(at)
     handover = HandoverRecord(
         number=handover_number,
         kind=HandoverKind.RECEIPT,
@@ -432,7 +440,7 @@ def transfer_blanks(
     blanks = blanks_by_serials(session, serials)
     for blank in blanks:
         _require(blank, office=source, states={BlankState.IN_STOCK}, action="transfer")
-    at = at or now()
+    at = stamp(at)
     handover = HandoverRecord(
         number=handover_number,
         kind=HandoverKind.TRANSFER,
@@ -719,7 +727,7 @@ def destroy_blanks(
         )
     if not blanks:
         raise LedgerError(f"office {office.code} has no spoiled blanks to destroy")
-    at = at or now()
+    at = stamp(at)
     record = DestructionRecord(
         number=number,
         office_id=office.id,

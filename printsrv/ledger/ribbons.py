@@ -75,7 +75,7 @@ def receive_consumable(
         raise LedgerError(f"{kind.value} {serial} is already in the ledger")
     office = ops.ensure_office(session, office_code, actor=actor)
     per_set = set_panels or set_panels_for(kind, type_)
-    at = at or ops.now()
+    at = ops.stamp(at)
     item = _CLASSES[kind](
         serial=serial,
         type=type_.upper(),
@@ -141,7 +141,7 @@ def load_consumable(
         raise LedgerError(
             f"station {station.name} already has {kind.value} {current.serial}; replace it"
         )
-    at = at or ops.now()
+    at = ops.stamp(at)
     item.state = ConsumableState.LOADED
     item.station_id = station.id
     item.loaded_at = at
@@ -167,7 +167,7 @@ def finish_consumable(
     """Take a loaded roll out as finished (spent or faulty), recording both counts."""
     if item.state is not ConsumableState.LOADED:
         raise LedgerError(f"{item.kind.value} {item.serial} is {item.state.value}, not loaded")
-    at = at or ops.now()
+    at = ops.stamp(at)
     if printer_level is not None:
         item.printer_level, item.printer_level_at = printer_level, at
     station = item.station
@@ -230,7 +230,7 @@ def record_ribbon_usage(
     """
     if panels < 0 or film_panels < 0:
         raise LedgerError("panel counts cannot be negative", serial=blank_serial)
-    at = at or ops.now()
+    at = ops.stamp(at)
     ribbon = loaded_consumable(session, station, ConsumableKind.RIBBON)
     film = loaded_consumable(session, station, ConsumableKind.FILM) if film_panels else None
     if ribbon is not None:
