@@ -8,6 +8,7 @@ card's fate with :func:`printers.faults.classify`.
 from __future__ import annotations
 
 import contextlib
+import re
 import tempfile
 import time
 from collections.abc import Mapping
@@ -31,6 +32,8 @@ from printers.profiles import PrinterProfile
 
 #: Reasons that mean the CUPS backend cannot reach the printer (no card can have been fed).
 UNREACHABLE_REASONS: Final = frozenset({"connecting-to-device", "offline"})
+#: The ipp backend's printer-state-message while it cannot connect (C locale).
+UNREACHABLE_MESSAGES: Final = ("may not exist or is unavailable", "unable to locate printer")
 #: Job reasons of a job that failed and went back to pending/stopped instead of ending.
 REQUEUED_REASONS: Final = frozenset({"job-completed-with-errors", "job-stopped"})
 _JOB_ATTRS: Final = ["job-state", "job-state-reasons", "job-printer-state-message"]
@@ -81,6 +84,7 @@ class CupsPrinter:
         timeout: float = 120.0,
         poll_interval: float = 0.1,
         stopped_grace: float = 1.0,
+        gone_after: float = 3.0,
     ) -> None:
         self._queue = queue
         self._profile = profile
@@ -89,6 +93,7 @@ class CupsPrinter:
         self.timeout = timeout
         self.poll_interval = poll_interval
         self.stopped_grace = stopped_grace
+        self.gone_after = gone_after
 
     @property
     def name(self) -> str:
@@ -202,6 +207,8 @@ class CupsPrinter:
     ) -> PrintOutcome:
         deadline = time.monotonic() + timeout
         stopped_since: float | None = None
+        unreachable_since: float | None = None
+        started = time.monotonic()
         seen_processing = False
         while True:
             attrs = conn.getJobAttributes(job_id, requested_attributes=_JOB_ATTRS)
@@ -236,6 +243,13 @@ class CupsPrinter:
                 return self._finish(
                     job_id, JobState.CANCELED, job_reasons, before, printer, verdict, document
                 )
+            if state == JobState.PROCESSING and now - started >= self.gone_after:
+                if self._device_answers(conn):
+                    unreachable_since = None
+                else:
+                    unreachable_since = unreachable_since or now
+                    if now - unreachable_since >= self.gone_after:
+                        return self._printer_gone(conn, job_id, job_reasons, before, document)
             if state in (JobState.PENDING, JobState.HELD, JobState.STOPPED):
                 printer = self._status_from(self._printer_attrs(conn))
                 if printer.state == PrinterState.STOPPED or not printer.accepting_jobs:
@@ -270,7 +284,7 @@ class CupsPrinter:
     ) -> PrintOutcome:
         printer = self._status_from(self._printer_attrs(conn))
         self._cancel(conn, job_id)
-        if UNREACHABLE_REASONS & set(printer.reasons):
+        if self._unreachable(printer):
             verdict = Verdict(
                 Fault.PRINTER_GONE,
                 False,
@@ -290,6 +304,58 @@ class CupsPrinter:
                 True,
                 "job did not end within the timeout; cancelled mid-print",
             )
+        return self._finish(
+            job_id, JobState.CANCELED, job_reasons, before, printer, verdict, document
+        )
+
+    @staticmethod
+    def _unreachable(printer: PrinterStatus) -> bool:
+        """Whether the CUPS backend says it cannot reach the printer."""
+        text = printer.message.lower()
+        return bool(UNREACHABLE_REASONS & set(printer.reasons)) or any(
+            hint in text for hint in UNREACHABLE_MESSAGES
+        )
+
+    def _device_answers(self, conn: cups.Connection) -> bool:
+        """Probe an ``ipp``/``ipps`` printer behind the queue directly (others: assume yes)."""
+        try:
+            attrs = conn.getPrinterAttributes(self._queue, requested_attributes=["device-uri"])
+        except (cups.IPPError, RuntimeError):
+            return True  # the queue itself is the question then, not the device
+        match = re.match(r"ipps?://([^/:]+)(?::(\d+))?(/.*)?$", str(attrs.get("device-uri", "")))
+        if match is None:
+            return True
+        host, port = match[1], int(match[2] or 631)
+        try:
+            device = cups.Connection(host=host, port=port)
+            device.getPrinterAttributes(
+                uri=str(attrs["device-uri"]), requested_attributes=["printer-state"]
+            )
+        except (cups.IPPError, RuntimeError):
+            return False
+        return True
+
+    def _printer_gone(
+        self,
+        conn: cups.Connection,
+        job_id: int,
+        job_reasons: tuple[str, ...],
+        before: PrinterStatus,
+        document: Path | None,
+    ) -> PrintOutcome:
+        printer = self._status_from(self._printer_attrs(conn))
+        self._cancel(conn, job_id)
+        if self._unreachable(printer) and "cups-waiting-for-job-completed" not in printer.reasons:
+            consumed, message = False, "printer unreachable before the job reached it"
+        else:
+            consumed, message = None, "printer stopped answering during the job"
+        verdict = Verdict(
+            Fault.PRINTER_GONE,
+            consumed,
+            False if consumed is False else None,
+            True,
+            f"{message}; job cancelled",
+        )
         return self._finish(
             job_id, JobState.CANCELED, job_reasons, before, printer, verdict, document
         )
