@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import threading
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app, g, request, session
 from flask_babel import Babel
 from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session
 
 from printsrv.config import Settings, load_settings
@@ -44,14 +47,48 @@ def select_locale() -> str:
     return lang if lang in LANGUAGES else "id"
 
 
+_SQLITE_WRITE_LOCK = threading.Lock()
+
+
 def db() -> Session:
-    """The request's session; its transaction commits after a successful request."""
+    """The request's read-write session; its transaction commits after a successful request.
+    On SQLite the process's writers queue on a lock instead of SQLite's sleeping busy handler."""
     if "db" not in g:
         from printsrv.db import session_factory
 
-        g.db = session_factory(current_app.config["PRINTSRV_SETTINGS"])()
+        settings: Settings = current_app.config["PRINTSRV_SETTINGS"]
+        if not settings.is_postgres:
+            _SQLITE_WRITE_LOCK.acquire()
+            g.db_locked = True
+        g.db = session_factory(settings)()
         g.db.begin()
     return g.db  # type: ignore[no-any-return]
+
+
+@lru_cache(maxsize=8)
+def _read_engine(url: str) -> Engine:
+    """SQLite: an engine with deferred transactions, so readers never wait for the write lock
+    (WAL). PostgreSQL: the shared engine."""
+    from printsrv.db import _sqlite_pragmas, engine_for
+
+    if not url.startswith("sqlite"):
+        return engine_for(url)
+    engine = create_engine(url, connect_args={"timeout": 30})
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def read_db() -> Session:
+    """A session for the request's reads (pages that only show data)."""
+    if "rdb" not in g:
+        settings: Settings = current_app.config["PRINTSRV_SETTINGS"]
+        g.rdb = Session(bind=_read_engine(settings.sqlalchemy_url), expire_on_commit=False)
+    return g.rdb  # type: ignore[no-any-return]
+
+
+def _release_write_lock() -> None:
+    if g.pop("db_locked", False):
+        _SQLITE_WRITE_LOCK.release()
 
 
 def create_app(
@@ -115,6 +152,10 @@ def create_app(
                     session_db.rollback()
             finally:
                 session_db.close()
+                _release_write_lock()
+        read = g.pop("rdb", None)
+        if read is not None:
+            read.close()
         h = response.headers
         h.setdefault("Content-Security-Policy", CSP)
         h["X-Frame-Options"] = "DENY"
@@ -135,6 +176,10 @@ def create_app(
         if session_db is not None:
             session_db.rollback()
             session_db.close()
+        _release_write_lock()
+        read = g.pop("rdb", None)
+        if read is not None:
+            read.close()
 
     logging.getLogger("waitress").setLevel(logging.INFO)
     return app

@@ -127,7 +127,7 @@ def record_search() -> Any:
 def stats() -> Any:
     token: ApiToken = g.token
     offices = svc.visible_offices(db(), token.office)
-    result = {o.code: svc.state_counts(db(), [o.id]) for o in offices}
+    result = {o.code: svc.state_counts(db(), [o.id], max_age=0) for o in offices}
     _audit(WebTag.API_STATS_VIEW, token, None, {})
     return jsonify({"office": token.office.code, "records_by_state": result})
 

@@ -10,7 +10,7 @@ from flask import abort, g, redirect, request, session, url_for
 from sqlalchemy.orm import joinedload
 
 from printsrv.models import User
-from printsrv.web import db
+from printsrv.web import read_db
 from printsrv.web.services import can
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -23,7 +23,7 @@ def current_user() -> User | None:
     user = None
     uid = session.get("uid")
     if uid is not None and session.get("stage") == "full":
-        user = db().get(User, uid, options=[joinedload(User.office)])
+        user = read_db().get(User, uid, options=[joinedload(User.office)])
         if user is not None and (not user.active or user.password_hash[-16:] != session.get("pw")):
             user = None
     g.user = user

@@ -11,7 +11,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, jsonify, render_template, request
 
 from printsrv.ledger.errors import LedgerError
-from printsrv.web import db
+from printsrv.web import db, read_db
 from printsrv.web import ledger_services as ls
 from printsrv.web import services as svc
 from printsrv.web.guard import current_user, permission
@@ -32,7 +32,7 @@ def _office_code() -> str:
     user = current_user()
     assert user is not None
     code = request.args.get("office") or user.office.code
-    if code not in {o.code for o in svc.visible_offices(db(), user.office)}:
+    if code not in {o.code for o in svc.visible_offices(read_db(), user.office)}:
         abort(404)
     return code
 
@@ -44,7 +44,7 @@ def index() -> Any:
     assert user is not None
     month, code = _month(), _office_code()
     try:
-        report = ls.stock_report(db(), code, month)
+        report = ls.stock_report(read_db(), code, month)
     except LedgerError:
         abort(400)
     from printsrv.ledger.reports import report_rows
@@ -55,9 +55,9 @@ def index() -> Any:
         rows=report_rows(report),
         month=month,
         office=code,
-        offices=svc.visible_offices(db(), user.office),
-        usage=ls.daily_usage(db(), user.office),
-        flags=ls.spoilage_flags(db(), user.office),
+        offices=svc.visible_offices(read_db(), user.office),
+        usage=ls.daily_usage(read_db(), user.office),
+        flags=ls.spoilage_flags(read_db(), user.office),
     )
 
 
@@ -69,7 +69,7 @@ def report(fmt: str) -> Any:
     assert user is not None
     month, code = _month(), _office_code()
     try:
-        data = ls.stock_report(db(), code, month)
+        data = ls.stock_report(read_db(), code, month)
     except LedgerError:
         abort(400)
     svc.audit_view(db(), user, WebTag.EXPORT, subject=f"stock-report:{code}:{month}",
@@ -90,7 +90,8 @@ def report(fmt: str) -> Any:
 def stations() -> Any:
     user = current_user()
     assert user is not None
-    views = [ls.station_view(db(), s, jobs=5) for s in ls.visible_stations(db(), user.office)]
+    found = ls.visible_stations(read_db(), user.office)
+    views = [ls.station_view(read_db(), s, jobs=5) for s in found]
     return render_template("stations.html", stations=views)
 
 
@@ -99,7 +100,7 @@ def stations() -> Any:
 def station(station_id: int) -> Any:
     user = current_user()
     assert user is not None
-    view = ls.station_view(db(), ls.get_visible_station(db(), user.office, station_id))
+    view = ls.station_view(read_db(), ls.get_visible_station(read_db(), user.office, station_id))
     svc.audit_view(db(), user, WebTag.RECORD_VIEW, subject=view.name,
                    details={"station_jobs": [j["request_id"] for j in view.jobs]})
     return render_template("station.html", st=view)
@@ -111,7 +112,7 @@ def station_status(station_id: int) -> Any:
     """Polled by the station page every few seconds (no personal data: ids and states)."""
     user = current_user()
     assert user is not None
-    view = ls.station_view(db(), ls.get_visible_station(db(), user.office, station_id))
+    view = ls.station_view(read_db(), ls.get_visible_station(read_db(), user.office, station_id))
     return jsonify(
         {
             "state": view.state,

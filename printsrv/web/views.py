@@ -14,7 +14,7 @@ from wtforms.validators import DataRequired, Length, Optional
 from printsrv import audit
 from printsrv.errors import NotFound, StateError
 from printsrv.models import RecordState, User
-from printsrv.web import db
+from printsrv.web import db, read_db
 from printsrv.web import services as svc
 from printsrv.web.guard import current_user, login_required, permission
 from printsrv.web.tags import WebTag
@@ -77,7 +77,7 @@ def queue() -> Any:
     except ValueError:
         abort(400)
     page = svc.search_records(
-        db(), user.office, query=query, state=state, after=_int_arg("after")
+        read_db(), user.office, query=query, state=state, after=_int_arg("after")
     )
     svc.audit_view(
         db(),
@@ -99,7 +99,7 @@ def queue() -> Any:
 def held() -> Any:
     user = _user()
     page = svc.search_records(
-        db(), user.office, state=RecordState.HELD, after=_int_arg("after"), with_counts=False
+        read_db(), user.office, state=RecordState.HELD, after=_int_arg("after"), with_counts=False
     )
     shown = [r.request_id for r in page.rows]
     svc.audit_view(db(), user, WebTag.HELD_VIEW, details={"shown": shown})
@@ -111,18 +111,23 @@ def held() -> Any:
 def record(record_id: int) -> Any:
     """One record with its card history (every audit event about it)."""
     user = _user()
-    rec = svc.get_visible_record(db(), user.office, record_id)
-    history = svc.record_history(db(), rec)
+    rec = svc.get_visible_record(read_db(), user.office, record_id)
+    history = svc.record_history(read_db(), rec)
     try:
         from printsrv.web.ledger_services import card_history
     except ImportError:
         jobs = []
     else:
-        jobs = card_history(db(), rec)
+        jobs = card_history(read_db(), rec)
     svc.audit_view(db(), user, WebTag.RECORD_VIEW, subject=rec.request_id,
                    office_code=rec.office.code)
     return render_template(
-        "record.html", rec=rec, history=history, jobs=jobs, note_form=NoteForm(), reason_form=ReasonForm(),
+        "record.html",
+        rec=rec,
+        history=history,
+        jobs=jobs,
+        note_form=NoteForm(),
+        reason_form=ReasonForm(),
         allowed=lambda p: svc.can(user, p),
     )
 
@@ -170,7 +175,7 @@ def reprint(record_id: int) -> Any:
 @permission("reprint.approve")
 def approvals() -> Any:
     user = _user()
-    pending = svc.pending_requests(db(), user.office)
+    pending = svc.pending_requests(read_db(), user.office)
     svc.audit_view(db(), user, WebTag.RECORD_VIEW, details={"approvals": [r.id for r in pending]})
     return render_template("approvals.html", pending=pending, form=NoteForm())
 
@@ -193,8 +198,8 @@ def decide(request_id: int, decision: str) -> Any:
 def audit_log() -> Any:
     """The audit log of the user's offices and the status of the whole hash chain."""
     user = _user()
-    events = svc.audit_events(db(), user.office, before=_int_arg("before"))
-    report = audit.verify(db())
+    events = svc.audit_events(read_db(), user.office, before=_int_arg("before"))
+    report = audit.verify(read_db())
     svc.audit_view(db(), user, WebTag.AUDIT_VIEW, details={"events": len(events)})
     return render_template("audit.html", events=events, report=report)
 

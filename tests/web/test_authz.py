@@ -136,7 +136,8 @@ def test_kecamatan_does_not_see_its_regency(app_nocsrf: Flask, settings: Setting
 
 def test_anonymous_is_sent_to_login(app_nocsrf: Flask, world: World) -> None:
     client = app_nocsrf.test_client()
-    for path in ("/", "/queue", "/held", "/audit", "/approvals", f"/records/{world.records['own_queued']}"):
+    record = f"/records/{world.records['own_queued']}"
+    for path in ("/", "/queue", "/held", "/audit", "/approvals", record):
         resp = client.get(path)
         assert resp.status_code == 302 and resp.headers["Location"].endswith("/login")
     assert client.post(f"/records/{world.records['own_held']}/release").status_code == 401
