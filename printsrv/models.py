@@ -198,3 +198,9 @@ class AuditEvent(Base):
     details: Mapped[dict[str, Any]]
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+# Tables of the later modules register on the same metadata (Alembic, test clean-up).
+import printsrv.ledger.models  # noqa: E402,F401
+import printsrv.station.journal  # noqa: E402,F401
+import printsrv.web.models  # noqa: E402,F401
