@@ -132,25 +132,33 @@ def _spawn(args: Sequence[str], log: Path, **kwargs: Any) -> subprocess.Popen[by
 
 
 def stop_pid(pid: int, timeout: float = 5.0) -> None:
-    """SIGTERM ``pid``, wait (zombies count as gone), then SIGKILL; reap our own children."""
+    """SIGTERM ``pid``, wait, then SIGKILL; our own children are also reaped.
+
+    For a process we did not start, a zombie counts as gone (its parent reaps it).
+    """
     proc = _CHILDREN.pop(pid, None)
+    if proc is not None:
+        # wait() rather than poll(): a multi-threaded daemon shows as a zombie before its
+        # last thread exits, and waitpid(WNOHANG) then still reports it running.
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=timeout)
+        return
     if not pid_alive(pid):
-        if proc is not None:
-            proc.poll()
         return
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while pid_alive(pid) and time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            break
         time.sleep(0.02)
     if pid_alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    if proc is not None:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=2)
 
 
 def _socket_answers(path: Path) -> bool:
