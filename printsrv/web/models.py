@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from printsrv.models import Base, Office, Record, User, _enum, utcnow
@@ -67,3 +67,7 @@ class ApprovalRequest(Base):
     decided_by: Mapped[User | None] = relationship(foreign_keys=[decided_by_id])
     decided_at: Mapped[datetime | None]
     decision_note: Mapped[str | None] = mapped_column(Text)
+
+
+#: The queue page lists an office's records in id order (keyset pagination).
+Index("ix_record_office_id_id", Record.office_id, Record.id)

@@ -84,9 +84,11 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_approval_request_office_id"), "approval_request", ["office_id"], unique=False
     )
+    op.create_index("ix_record_office_id_id", "record", ["office_id", "id"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_record_office_id_id", table_name="record")
     op.drop_index(op.f("ix_approval_request_office_id"), table_name="approval_request")
     op.drop_table("approval_request")
     op.drop_table("api_token")
