@@ -15,6 +15,7 @@ its own config directory, domain socket and TCP port, so parallel test runs neve
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import json
 import os
@@ -51,6 +52,7 @@ REQUIRED_TOOLS: Final = (
 )
 VIRTUAL_PROFILE: Final = "virtual-ipp-card"
 _REPO_ROOT: Final = Path(__file__).resolve().parents[2]
+_PR_SET_PDEATHSIG: Final = 1
 
 _AVAHI_CONFIG: Final = """\
 [server]
@@ -117,7 +119,18 @@ def _wait_until(what: str, check: Callable[[], bool], timeout: float = 10.0) -> 
         delay = min(delay * 1.5, 0.1)
 
 
-def _spawn(args: Sequence[str], log: Path, **kwargs: Any) -> subprocess.Popen[bytes]:
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the process that started us dies (Linux prctl)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _spawn(
+    args: Sequence[str], log: Path, *, tied: bool = False, **kwargs: Any
+) -> subprocess.Popen[bytes]:
+    """Start a daemon; ``tied`` ones die with this process even if it is killed."""
+    if tied:
+        kwargs["preexec_fn"] = _die_with_parent
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             list(args),
@@ -467,6 +480,7 @@ class CupsStack:
         proc = _spawn(
             ["cupsd", "-f", "-c", str(etc / "cupsd.conf"), "-s", str(files)],
             self.workdir / "log" / "cupsd.out",
+            tied=True,
         )
         self.cupsd_pid = proc.pid
 
@@ -533,6 +547,7 @@ class CupsStack:
                 "-c", str(command), f"KTP {printer.name}",
             ],
             printer.log,
+            tied=True,
         )  # fmt: skip
         printer.pid = proc.pid
 
