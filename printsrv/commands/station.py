@@ -16,7 +16,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "station",
         help="run a print station, resolve its interrupted cards, show station status",
-        description="station NAME [--once] [--max-cards N] | station resolve NAME --job ID "
+        description="station NAME [--once] [--max-cards N] | station resume NAME | "
+        "station resolve NAME --job ID "
         "--outcome issued|spoiled|released [--cause C] | station status [--json]",
     )
     p.add_argument("name", help="station name (from settings [stations.NAME]), or 'resolve' / "
@@ -42,6 +43,15 @@ def cmd_station(args: argparse.Namespace) -> int:
     )
     if args.name == "status":
         return cmd_status(args)
+    if args.name == "resume":
+        from printsrv.station.daemon import request_resume
+
+        if not args.rest:
+            print("usage: station resume NAME", file=sys.stderr)
+            return 2
+        ok = request_resume(load_settings(), args.rest[0])
+        print(f"station {args.rest[0]}: " + ("resume requested" if ok else "has not run yet"))
+        return 0 if ok else 1
     if args.name == "resolve":
         if not args.rest:
             print("usage: station resolve NAME --job ID --outcome ...", file=sys.stderr)

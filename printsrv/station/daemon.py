@@ -18,6 +18,7 @@ ledger's ``station`` row) and the loop resumes when the device reports ready aga
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -30,7 +31,7 @@ from types import FrameType
 from typing import Any
 
 from chip.errors import CardState, ChipError, ReaderError
-from printers.api import CardPrinter, Fault, PrintOutcome
+from printers.api import CardPrinter, Fault, PrinterState, PrintOutcome
 from printers.errors import PrinterError
 from printers.faults import fault_from_reasons
 from printsrv import audit
@@ -141,6 +142,7 @@ class Station:
         self.spoiled = 0
         self.lease = timedelta(seconds=config.lease_seconds)
         self._offices: list[int] = []
+        self.acknowledged: set[str] = set()
         self.on_phase: Callable[[str, CardJob], None] | None = None  # tests: crash points
 
     # -- life cycle ----------------------------------------------------------------------------
@@ -223,32 +225,50 @@ class Station:
     # -- device readiness ----------------------------------------------------------------------
 
     def device_problem(self) -> str | None:
-        """A reason the station cannot make a card now, or ``None``."""
+        """A reason the station cannot make a card now, or ``None``.
+
+        CUPS keeps ``…-report`` reasons (a jam, ribbon out) until a later good job, so reasons
+        an operator acknowledged with ``station resume`` are ignored until they go away.
+        """
         try:
             status = self.printer.status()
         except PrinterError as exc:
             return f"printer gone: {exc}"
-        if not status.ready:
-            fault = fault_from_reasons(status.reasons)
-            if fault is not None:
-                return PAUSE_TEXT[fault]
-            if not status.accepting_jobs:
-                return "printer queue is not accepting jobs"
-            return f"printer not ready ({status.state.name.lower()})"
+        current = set(status.reasons)
+        self.acknowledged &= current
+        fault = fault_from_reasons([r for r in status.reasons if r not in self.acknowledged])
+        if fault is not None:
+            return PAUSE_TEXT[fault]
+        if not status.accepting_jobs:
+            return "printer queue is not accepting jobs"
+        if status.state == PrinterState.STOPPED:
+            return "printer stopped (queue disabled)"
         reason = self.encoder.ready()
         if reason:
             return reason
         return None
 
+    def _resume_requested(self) -> bool:
+        with unit_of_work(self.settings) as session:
+            row = session.get(StationRuntime, self.config.name)
+            if row is None or not (row.details or {}).get("resume"):
+                return False
+            row.details = {k: v for k, v in row.details.items() if k != "resume"}
+        with contextlib.suppress(PrinterError):
+            self.acknowledged = set(self.printer.status().reasons)
+        return True
+
     def wait_ready(self, reason: str | None = None) -> None:
-        """Block (paused, with a reason) until the devices are ready; raise
-        :class:`StopRequested` if stopped meanwhile."""
+        """Block (paused, with a reason) until the devices are ready or an operator asks to
+        resume; raise :class:`StopRequested` if stopped meanwhile."""
         problem = reason or self.device_problem()
         while problem:
             if self.paused_reason != problem:
                 self.pause(problem)
             if self.stop_event.wait(self.config.poll_interval):
                 raise StopRequested(problem)
+            if self._resume_requested():
+                log.info("station %s: operator resumed (%s)", self.config.name, problem)
             problem = self.device_problem()
             self.heartbeat()
         if self.paused_reason is not None:
@@ -526,6 +546,16 @@ class Station:
             request_id = db_job.record.request_id
         return CardResult(job.id, request_id, job.blank_serial, CardOutcome.RELEASED,
                           None, hold or reason or "", timings=timings)
+
+
+def request_resume(settings: Settings, name: str) -> bool:
+    """Ask the running station ``name`` to resume: the operator has cleared the printer."""
+    with unit_of_work(settings) as session:
+        row = session.get(StationRuntime, name)
+        if row is None:
+            return False
+        row.details = {**(row.details or {}), "resume": True}
+    return True
 
 
 # -- fates as service functions (shared with recovery and ``station resolve``) -------------------
