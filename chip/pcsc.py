@@ -138,6 +138,10 @@ class PcscChannel:
         except Exception as exc:  # pyscard's SWIG layer raises on malformed buffers
             raise TransmitError(f"SCardTransmit failed: {exc}") from exc
         _check(code, "transmit")
+        if len(response) < 2:
+            # vpcd (and some readers) report success with an empty answer when the card's
+            # link dies mid-exchange: the command's effect on the card is unknown.
+            raise CardRemovedError(f"card link lost: {len(response)}-byte response")
         return bytes(response)
 
     def close(self) -> None:

@@ -33,8 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="EEPROM model: milliseconds per 64-byte page written (0 = off)")
     parser.add_argument("--tear-after", type=int,
                         help="fault: tear the link after executing the Nth APDU")
-    parser.add_argument("--reinsert-after", type=float, default=0.5,
-                        help="seconds until a torn card comes back")
+    parser.add_argument("--reinsert-after", type=float, default=1.0,
+                        help="seconds until a torn card returns (>= 0.6 so pcscd sees it gone)")
     parser.add_argument("--refuse-writes", action="store_true",
                         help="fault: UPDATE BINARY fails with 6581")
     parser.add_argument("--overstate-free", type=int, default=0,

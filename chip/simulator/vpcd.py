@@ -34,7 +34,7 @@ class VpcdLink:
     """Run one card against vpcd at ``host:port``, reconnecting after tears and restarts."""
 
     def __init__(self, card: SimulatedCard, port: int = 35963, host: str = "127.0.0.1",
-                 reinsert_after: float = 0.5) -> None:
+                 reinsert_after: float = 1.0) -> None:
         self.card = card
         self.host = host
         self.port = port

@@ -1,0 +1,203 @@
+"""Through the real stack: pyscard → pcscd → vpcd → simulator processes.
+
+Also checked by independent tools: ``opensc-tool`` reads public files, ``openssl cms -verify``
+checks EF.SOD against the demo CSCA.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from chip.errors import (
+    CapacityError,
+    CardLockedError,
+    CardState,
+    ChipError,
+    NotBlankError,
+    ReaderError,
+    WrongCardError,
+)
+from chip.lds import HolderData
+from chip.pcsc import PcscChannel, list_readers
+from chip.personalization import PersonalizationKeys, personalize_reader, probe_card_state
+from chip.softkeys import DemoPki, SoftKeyDiversifier
+from chip.verification import sod_content_info, verify_reader
+
+pytestmark = pytest.mark.realstack
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _probe(reader: str) -> CardState:
+    channel = PcscChannel(reader)
+    try:
+        return probe_card_state(channel)
+    finally:
+        channel.close()
+
+
+def test_personalize_verify_and_independent_tools(
+        pcsc_stack: Any, keys: PersonalizationKeys, holder: HolderData, pki: DemoPki,
+        bio_master: SoftKeyDiversifier, tmp_path: Path) -> None:
+    pcsc_stack.restart_simulator(0)
+    reader = pcsc_stack.reader_name(0)
+    result = personalize_reader(reader, holder, keys)
+    assert result.card_state is CardState.LOCKED and result.reader == reader
+    assert len(bytes.fromhex(result.chip_uid)) == 7 and result.atr.startswith("3B")
+    assert result.apdus > 10 and result.bytes_sent > result.payload_bytes
+    report = verify_reader(reader, pki.csca_certificate_der, bio_master)
+    assert report.ok, report.problems
+    assert report.chip_uid == result.chip_uid and report.fingers_decrypted == 2
+
+    # openssl checks EF.SOD on its own
+    (tmp_path / "sod.der").write_bytes(sod_content_info(report.raw_files["EF.SOD"]))
+    (tmp_path / "csca.pem").write_bytes(
+        pki.csca_certificate.public_bytes(serialization.Encoding.PEM))
+    proc = subprocess.run(
+        ["openssl", "cms", "-verify", "-inform", "DER", "-in", str(tmp_path / "sod.der"),
+         "-CAfile", str(tmp_path / "csca.pem"), "-purpose", "any", "-binary",
+         "-out", str(tmp_path / "lds.der")], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+
+    # opensc-tool reads the public EF.COM and DG1 in the clear
+    index = list_readers().index(reader)
+    proc = subprocess.run(
+        ["opensc-tool", "-r", str(index), "-s", "00A4040C07A0000002471001",
+         "-s", "00A4020C02011E", "-s", "00B0000000"],
+        capture_output=True, text=True, check=False, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert "60 18 5F 01 04 30 31 30 37" in proc.stdout
+
+
+def test_already_locked_card(pcsc_stack: Any, keys: PersonalizationKeys,
+                             holder: HolderData) -> None:
+    pcsc_stack.restart_simulator(0)
+    reader = pcsc_stack.reader_name(0)
+    personalize_reader(reader, holder, keys)
+    with pytest.raises(CardLockedError) as info:
+        personalize_reader(reader, holder, keys)
+    assert info.value.card_state is CardState.LOCKED
+
+
+def test_tear_mid_write_then_card_returns(pcsc_stack: Any, keys: PersonalizationKeys,
+                                          holder: HolderData) -> None:
+    pcsc_stack.restart_simulator(1, ["--tear-after", "12", "--reinsert-after", "0.8"])
+    reader = pcsc_stack.reader_name(1)
+    with pytest.raises(ChipError) as info:
+        personalize_reader(reader, holder, keys)
+    assert isinstance(info.value, ReaderError)
+    assert info.value.card_state in (CardState.PARTIAL, CardState.UNKNOWN)
+    assert not info.value.retryable
+    pcsc_stack.wait_for_card(1)
+    assert _probe(reader) is CardState.PARTIAL
+    with pytest.raises(NotBlankError):
+        personalize_reader(reader, holder, keys)
+
+
+def test_card_state_survives_restart(pcsc_stack: Any, keys: PersonalizationKeys,
+                                     holder: HolderData, tmp_path: Path) -> None:
+    state = tmp_path / "card.json"
+    pcsc_stack.restart_simulator(1, ["--state", str(state)])
+    reader = pcsc_stack.reader_name(1)
+    personalize_reader(reader, holder, keys)
+    pcsc_stack.restart_simulator(1, ["--state", str(state)])
+    assert _probe(reader) is CardState.LOCKED
+
+
+def test_full_card(pcsc_stack: Any, keys: PersonalizationKeys, holder: HolderData) -> None:
+    pcsc_stack.restart_simulator(1, ["--capacity", "4096"])
+    with pytest.raises(CapacityError) as info:
+        personalize_reader(pcsc_stack.reader_name(1), holder, keys)
+    assert info.value.card_state is CardState.BLANK and info.value.retryable
+    assert _probe(pcsc_stack.reader_name(1)) is CardState.BLANK
+
+
+def test_wrong_card(pcsc_stack: Any, keys: PersonalizationKeys, holder: HolderData) -> None:
+    pcsc_stack.restart_simulator(1, ["--foreign"])
+    with pytest.raises(WrongCardError) as info:
+        personalize_reader(pcsc_stack.reader_name(1), holder, keys)
+    assert info.value.card_state is CardState.FOREIGN
+
+
+def test_short_apdu_card(pcsc_stack: Any, keys: PersonalizationKeys, holder: HolderData,
+                         pki: DemoPki, bio_master: SoftKeyDiversifier) -> None:
+    pcsc_stack.restart_simulator(1, ["--short-only"])
+    result = personalize_reader(pcsc_stack.reader_name(1), holder, keys)
+    assert result.apdus > result.payload_bytes // 239
+    assert verify_reader(pcsc_stack.reader_name(1), pki.csca_certificate_der, bio_master).ok
+
+
+def test_reader_without_card_and_unknown_reader(pcsc_stack: Any, keys: PersonalizationKeys,
+                                                holder: HolderData) -> None:
+    pcsc_stack.stop_simulator(1)
+    try:
+        with pytest.raises(ReaderError) as info:
+            personalize_reader(pcsc_stack.reader_name(1), holder, keys)
+        assert info.value.card_state is CardState.BLANK
+        with pytest.raises(ReaderError, match="no reader named"):
+            personalize_reader("No Such Reader 00 00", holder, keys)
+    finally:
+        pcsc_stack.start_simulator(1)
+
+
+def test_pcscd_gone_and_restarted(pcsc_stack: Any, keys: PersonalizationKeys,
+                                  holder: HolderData) -> None:
+    if not pcsc_stack.owns_pcscd:
+        pytest.skip("pcscd belongs to someone else on this machine; not restarting it")
+    pcsc_stack.kill_pcscd()
+    try:
+        with pytest.raises(ReaderError) as info:
+            personalize_reader(pcsc_stack.reader_name(0), holder, keys)
+        assert info.value.card_state is CardState.BLANK
+    finally:
+        pcsc_stack.restart_pcscd() if pcsc_stack.owns_pcscd else pcsc_stack._start_pcscd()
+    for i in (0, 1):
+        pcsc_stack.wait_for_card(i)
+    pcsc_stack.restart_simulator(0)
+    result = personalize_reader(pcsc_stack.reader_name(0), holder, keys)
+    assert result.card_state is CardState.LOCKED
+
+
+def test_cli_with_token_and_queued_record(pcsc_stack: Any, tmp_path: Path) -> None:
+    """``run.py chip personalize/verify`` with the app's token, record store and demo CSCA."""
+    env = os.environ | {"PRINTSRV_INSTANCE_DIR": str(tmp_path / "instance")}
+    env.pop("PRINTSRV_CONFIG", None)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "run.py", *args], cwd=REPO, env=env,
+                              capture_output=True, text=True, check=False, timeout=120)
+
+    assert run("init").returncode == 0
+    assert run("demo-data", "--count", "1", "--out", str(tmp_path / "batch")).returncode == 0
+    assert run("import", str(tmp_path / "batch")).returncode == 0
+    request_id = json.loads((tmp_path / "batch" / "records.jsonl").read_text()
+                            .splitlines()[0])["request_id"]
+    pcsc_stack.restart_simulator(0)
+    reader = pcsc_stack.reader_name(0)
+    proc = run("chip", "personalize", "--reader", reader, "--request-id", request_id, "--json")
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    result = json.loads(proc.stdout)
+    assert result["ok"] and result["card_state"] == "locked" and result["apdus"] > 10
+    dump = tmp_path / "dump"
+    proc = run("chip", "verify", "--reader", reader, "--json", "--dump", str(dump))
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    report = json.loads(proc.stdout)
+    assert report["ok"] and report["biometrics"]["fingers_decrypted"] == 2
+    assert report["chip_uid"] == result["chip_uid"]
+    for name in ("EF.SOD.der", "EF.COM.der", "DG1.der", "DG2.der", "DG3.der", "CSCA.pem"):
+        assert (dump / name).exists(), name
+    (dump / "sod.cms").write_bytes((dump / "EF.SOD.der").read_bytes()[4:])
+    proc2 = subprocess.run(
+        ["openssl", "cms", "-verify", "-inform", "DER", "-in", str(dump / "sod.cms"),
+         "-CAfile", str(dump / "CSCA.pem"), "-purpose", "any", "-binary", "-out", "/dev/null"],
+        capture_output=True, text=True, check=False)
+    assert proc2.returncode == 0, proc2.stderr
+    proc = run("chip", "personalize", "--reader", reader, "--request-id", request_id, "--json")
+    assert proc.returncode == 1 and json.loads(proc.stdout)["card_state"] == "locked"
