@@ -11,10 +11,10 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import ISSUE
 from PIL import Image, ImageChops
 
 from printsrv.layout import render_card, sample_card, template_names
+from tests.layout.conftest import ISSUE
 
 GOLDEN = Path(__file__).parent / "golden"
 #: A pixel "differs" when a channel moves by more than this many levels...

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import counts, ledger_problems, stock_station
 from sqlalchemy import func, select
 
 from printsrv.db import unit_of_work
 from printsrv.models import AuditEvent
+from tests.station.conftest import counts, ledger_problems, stock_station
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import counts, ledger_problems
 from sqlalchemy import select
 
 from chip.errors import CardState, SecureChannelError, StatusWordError
@@ -13,6 +12,7 @@ from printsrv.db import unit_of_work
 from printsrv.ledger.models import Blank, BlankState
 from printsrv.models import AuditEvent, Record, RecordKey, RecordState
 from printsrv.station.journal import CardJob, CardOutcome, StationRuntime
+from tests.station.conftest import counts, ledger_problems
 
 
 def _blanks(settings: Any) -> dict[str, BlankState]:

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import counts, ledger_problems, stock_station
 from sqlalchemy import select
 
 from printsrv.db import unit_of_work
 from printsrv.ledger.models import Blank, BlankState
 from printsrv.station.journal import CardJob, CardOutcome
+from tests.station.conftest import counts, ledger_problems, stock_station
 
 pytestmark = pytest.mark.realstack
 

@@ -6,7 +6,8 @@ from datetime import date
 from typing import Any
 
 import pytest
-from validation_data import TODAY, first  # type: ignore[import-not-found]
+
+from tests.validation.validation_data import TODAY, first
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
-from validation_data import residents  # type: ignore[import-not-found]
 
 from printsrv.errors import PrintSrvError
 from printsrv.media import (
@@ -28,6 +27,7 @@ from printsrv.media import (
     verify_png,
 )
 from printsrv.synthetic import synthetic_fmr
+from tests.validation.validation_data import residents
 
 MAX = 4_000_000
 

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from validation_data import TODAY, first  # type: ignore[import-not-found]
 
 from printsrv.validation import (
     ALL_FIELDS,
@@ -19,6 +18,7 @@ from printsrv.validation import (
     RecordCheck,
     validate_record,
 )
+from tests.validation.validation_data import TODAY, first
 
 
 def check(rec: object, **kw: Any) -> RecordCheck:

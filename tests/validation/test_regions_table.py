@@ -91,7 +91,7 @@ def test_countries() -> None:
 
 def test_build_script_reproduces_the_file(tmp_path: Path) -> None:
     """The builder writes the same structure from a tiny fake package."""
-    from printsrv.data.build_regions import build  # type: ignore[import-not-found]
+    from printsrv.data.build_regions import build
 
     pkg = tmp_path / "package"
     (pkg / "data").mkdir(parents=True)

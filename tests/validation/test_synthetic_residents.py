@@ -7,12 +7,12 @@ from collections import Counter
 from datetime import date
 
 import pytest
-from validation_data import TODAY, residents  # type: ignore[import-not-found]
 
 from printsrv.media import parse_fmr, verify_jpeg, verify_png
 from printsrv.nik import parse_nik
 from printsrv.synthetic import synthetic_residents
 from printsrv.validation import validate_record
+from tests.validation.validation_data import TODAY, residents
 
 
 def test_every_generated_record_validates_without_holds() -> None:
