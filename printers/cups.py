@@ -26,7 +26,12 @@ from printers.api import (
     PrintOutcome,
     normalise_reasons,
 )
-from printers.errors import PrinterError, PrintServerUnavailableError
+from printers.errors import (
+    JobRejectedError,
+    PrinterError,
+    PrintServerUnavailableError,
+    QueueRejectingError,
+)
 from printers.faults import Verdict, classify, error_for, fault_from_reasons, rejected
 from printers.profiles import PrinterProfile
 
@@ -147,6 +152,10 @@ class CupsPrinter:
         """Read queue state, normalised reasons and supplies (``PrinterUnavailableError``)."""
         return self._status_from(self._printer_attrs(self._connect()))
 
+    def printer_attributes(self) -> dict[str, Any]:
+        """All attributes CUPS holds for the queue (diagnostics, e.g. the error policy)."""
+        return self._printer_attrs(self._connect())
+
     def job_attributes(self, job_id: int) -> dict[str, Any]:
         """All attributes CUPS holds for a job (e.g. ``media``, ``print-scaling`` as sent)."""
         conn = self._connect()
@@ -181,12 +190,16 @@ class CupsPrinter:
         duplex: bool | None,
         timeout: float | None,
         document: Path | None,
+        error: type[PrinterError] | None = None,
     ) -> PrintOutcome:
         conn = self._connect()
         before = self._status_from(self._printer_attrs(conn))
         if not before.accepting_jobs or before.state == PrinterState.STOPPED:
             why = "not accepting jobs" if not before.accepting_jobs else "stopped (disabled)"
-            return self._finish(None, None, (), before, before, rejected(f"queue {why}"), document)
+            verdict = rejected(f"queue {why}")
+            return self._finish(
+                None, None, (), before, before, verdict, document, QueueRejectingError
+            )
         options = self._profile.job_options(duplex)
         try:
             job_id = int(conn.printFile(self._queue, str(path), title, options))
@@ -194,7 +207,8 @@ class CupsPrinter:
             status, text = exc.args
             after = self._status_from(self._printer_attrs(conn))
             verdict = rejected(f"CUPS refused the job: {text} ({status:#06x})")
-            return self._finish(None, None, (), before, after, verdict, document)
+            error = QueueRejectingError if status == cups.IPP_NOT_ACCEPTING else JobRejectedError
+            return self._finish(None, None, (), before, after, verdict, document, error)
         return self._follow(conn, job_id, before, timeout or self.timeout, document)
 
     def _follow(
@@ -204,6 +218,7 @@ class CupsPrinter:
         before: PrinterStatus,
         timeout: float,
         document: Path | None,
+        error: type[PrinterError] | None = None,
     ) -> PrintOutcome:
         deadline = time.monotonic() + timeout
         stopped_since: float | None = None
@@ -266,6 +281,7 @@ class CupsPrinter:
                             printer,
                             verdict,
                             document,
+                            QueueRejectingError,
                         )
                 else:
                     stopped_since = None
@@ -281,6 +297,7 @@ class CupsPrinter:
         job_reasons: tuple[str, ...],
         before: PrinterStatus,
         document: Path | None,
+        error: type[PrinterError] | None = None,
     ) -> PrintOutcome:
         printer = self._status_from(self._printer_attrs(conn))
         self._cancel(conn, job_id)
@@ -342,6 +359,7 @@ class CupsPrinter:
         job_reasons: tuple[str, ...],
         before: PrinterStatus,
         document: Path | None,
+        error: type[PrinterError] | None = None,
     ) -> PrintOutcome:
         printer = self._status_from(self._printer_attrs(conn))
         self._cancel(conn, job_id)
@@ -374,6 +392,7 @@ class CupsPrinter:
         after: PrinterStatus,
         verdict: Verdict,
         document: Path | None,
+        error: type[PrinterError] | None = None,
     ) -> PrintOutcome:
         outcome = PrintOutcome(
             printer=self._queue,
@@ -390,7 +409,7 @@ class CupsPrinter:
             message=verdict.message,
             document=document,
         )
-        exc: PrinterError | None = error_for(outcome)
+        exc: PrinterError | None = error_for(outcome, error)
         if exc is not None:
             raise exc
         return outcome

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from printers.api import JobState, Marker, PrinterState, PrinterStatus, PrintOutcome
+from printers.errors import PrinterError, QueueRejectingError
 from printers.faults import Verdict, classify, error_for, rejected
 from printers.profiles import PrinterProfile
 from printers.virtual.simulator import LOW_PERCENT, MARKER_NAME, MARKER_TYPE, CardSimulator
@@ -100,7 +101,8 @@ class DirectoryPrinter:
             verdict = rejected("document is not a PDF")
             return self._finish(None, None, before, before, verdict, None)
         if not before.accepting_jobs or before.state == PrinterState.STOPPED:
-            return self._finish(None, None, before, before, rejected("printer paused"), None)
+            verdict = rejected("printer paused")
+            return self._finish(None, None, before, before, verdict, None, QueueRejectingError)
         result = self.simulator.run_card(duplex=two_sided, record={"title": title})
         job_id = int(self.simulator.state()["jobs"])
         after = self.status()
@@ -130,6 +132,7 @@ class DirectoryPrinter:
         after: PrinterStatus,
         verdict: Verdict,
         out: Path | None,
+        error: type[PrinterError] | None = None,
     ) -> PrintOutcome:
         outcome = PrintOutcome(
             printer=self._name,
@@ -145,7 +148,7 @@ class DirectoryPrinter:
             message=verdict.message,
             document=out,
         )
-        exc = error_for(outcome)
+        exc = error_for(outcome, error)
         if exc is not None:
             raise exc
         return outcome

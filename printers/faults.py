@@ -179,18 +179,19 @@ def _levels_fell(before: Sequence[Marker], after: Sequence[Marker]) -> bool:
     return any(m.known and m.name in old and m.level < old[m.name] for m in after)
 
 
-def error_for(outcome: PrintOutcome) -> PrinterError | None:
-    """The error matching a finished card's outcome (``None`` for a good card)."""
+def error_for(outcome: PrintOutcome, cls: type[PrinterError] | None = None) -> PrinterError | None:
+    """The error matching a finished card's outcome (``None`` for a good card).
+
+    ``cls`` overrides the class chosen from the fault (a backend that knows better, e.g. a
+    queue that refused the job outright).
+    """
     if outcome.ok:
         return None
     fault = outcome.fault or Fault.UNKNOWN
-    cls = _ERRORS[fault]
-    if (
-        fault is Fault.REJECTED
-        and outcome.job_id is not None
-        and "paused" not in (outcome.printer_state_reasons)
-    ):
-        cls = JobRejectedError
+    if cls is None:
+        cls = _ERRORS[fault]
+        if fault is Fault.REJECTED and "paused" not in outcome.printer_state_reasons:
+            cls = JobRejectedError
     text = f"{outcome.printer}: {outcome.message or fault.value}"
     if outcome.job_id is not None:
         text += f" (job {outcome.job_id})"

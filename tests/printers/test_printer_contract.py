@@ -69,7 +69,7 @@ class TestCardPrinterContract:
         assert outcome is not None
         assert outcome.fault is kind
         assert outcome.operator_action
-        assert outcome.card_printed is False
+        assert outcome.card_printed is not True  # None when CUPS said completed anyway
         assert err.value.card_consumed is consumed == outcome.card_consumed
         assert not outcome.ok
         # A real printer keeps failing until an operator clears it.

@@ -183,7 +183,7 @@ def test_error_for_each_fault(
 
 
 def test_rejected_errors() -> None:
-    queue = error_for(_outcome(Fault.REJECTED, False, job_id=None))
+    queue = error_for(_outcome(Fault.REJECTED, False, job_id=None), QueueRejectingError)
     assert isinstance(queue, QueueRejectingError) and queue.card_consumed is False
     assert queue.retryable
     paused = error_for(_outcome(Fault.REJECTED, False, reasons=("paused",)))

@@ -1,0 +1,118 @@
+"""The directory printer and the card simulator behind both virtual printers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from printers.api import Fault
+from printers.directory import DirectoryPrinter
+from printers.errors import (
+    JobRejectedError,
+    MediaEmptyError,
+    MediaJamError,
+    QueueRejectingError,
+    RibbonOutError,
+)
+from printers.profiles import get_profile
+from printers.virtual.simulator import CardSimulator
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def make_printer(path: Path, **kw: int) -> DirectoryPrinter:
+    return DirectoryPrinter(path, get_profile("virtual-ipp-card"), name="Dir", **kw)
+
+
+def test_writes_each_card(tmp_path: Path, card_pdf: Path) -> None:
+    printer = make_printer(tmp_path)
+    first = printer.print_card(card_pdf, title="NIK 3171/ok")
+    second = printer.print_card(card_pdf.read_bytes())
+    assert first.document == tmp_path / "000001-NIK_3171_ok.pdf"
+    assert first.document.read_bytes() == card_pdf.read_bytes()
+    assert second.job_id == 2 and second.document is not None and second.document.exists()
+
+
+def test_ribbon_runs_out_before_feeding(tmp_path: Path, card_pdf: Path) -> None:
+    printer = make_printer(tmp_path, ribbon_cards=2)
+    levels = [printer.print_card(card_pdf).markers_after[0].level for _ in range(2)]
+    assert levels == [50, 0]
+    with pytest.raises(RibbonOutError) as err:
+        printer.print_card(card_pdf)
+    assert err.value.card_consumed is False
+    assert err.value.outcome is not None and err.value.outcome.fault is Fault.RIBBON_OUT
+
+
+def test_simplex_spends_fewer_panels(tmp_path: Path, card_pdf: Path) -> None:
+    printer = make_printer(tmp_path, ribbon_cards=1)
+    # 1 duplex card = 6 panels (YMCKOK); a simplex card needs the same set
+    assert printer.print_card(card_pdf, duplex=False).ok
+
+
+def test_hopper_empty(tmp_path: Path, card_pdf: Path) -> None:
+    printer = make_printer(tmp_path, cards=1)
+    assert printer.print_card(card_pdf).ok
+    with pytest.raises(MediaEmptyError) as err:
+        printer.print_card(card_pdf)
+    assert err.value.card_consumed is False
+    printer.simulator.refill(ribbon=False, cards=5)
+    assert printer.print_card(card_pdf).ok
+
+
+def test_fault_mid_batch_and_state_survives_reopen(tmp_path: Path, card_pdf: Path) -> None:
+    printer = make_printer(tmp_path)
+    printer.inject_fault("jam", after_cards=1)
+    assert printer.print_card(card_pdf).ok
+    again = make_printer(tmp_path)  # another process would see the same state
+    with pytest.raises(MediaJamError):
+        again.print_card(card_pdf)
+    assert again.simulator.state()["cards_spoiled"] == 1
+    again.clear_faults()
+    assert printer.print_card(card_pdf).ok
+
+
+def test_not_a_pdf_and_paused(tmp_path: Path) -> None:
+    printer = make_printer(tmp_path)
+    with pytest.raises(JobRejectedError):
+        printer.print_card(b"hello")
+    printer.enabled = False
+    with pytest.raises(QueueRejectingError) as err:
+        printer.print_card(b"%PDF-1.4\n")
+    assert err.value.card_consumed is False
+
+
+def test_unknown_fault_name(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown fault"):
+        make_printer(tmp_path).inject_fault("fire")
+
+
+def _cardsim(state: Path, doc: Path, sides: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "IPP_SIDES": sides, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-m", "printers.virtual.cardsim", "--state", str(state), str(doc)],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+
+def test_cardsim_command_protocol(tmp_path: Path, card_pdf: Path) -> None:
+    sim = CardSimulator(tmp_path)
+    sim.initialise(ribbon_panels=12, panels_simplex=6, panels_duplex=6, cards=10)
+    good = _cardsim(tmp_path, card_pdf, "two-sided-long-edge")
+    assert good.returncode == 0
+    assert "ATTR: marker-levels=50" in good.stderr
+    assert "ATTR: marker-names='Ribbon YMCKOK'" in good.stderr
+    sim.inject_fault("cover-open")
+    bad = _cardsim(tmp_path, card_pdf, "one-sided")
+    assert bad.returncode == 1
+    assert "STATE: +cover-open" in bad.stderr.splitlines()
+    record = json.loads((tmp_path / "jobs" / "2.json").read_text())
+    assert record["reason"] == "cover-open" and record["env"]["IPP_SIDES"] == "one-sided"
+    sim.clear_faults()
+    assert _cardsim(tmp_path, card_pdf, "one-sided").returncode == 0
+    empty = _cardsim(tmp_path, card_pdf, "one-sided")
+    assert empty.returncode == 1 and "STATE: +marker-supply-empty" in empty.stderr
