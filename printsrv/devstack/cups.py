@@ -40,6 +40,7 @@ from printers.virtual.simulator import ATTRIBUTE_FILE, CardSimulator
 LOCK_PATH: Final = Path("/tmp/ktp-printsrv-cups.lock")
 SHARED_STATE: Final = Path("/tmp/ktp-printsrv-cups.json")
 AVAHI_CONF: Final = Path("/tmp/ktp-printsrv-avahi.conf")
+SHARED_LOG_DIR: Final = Path("/tmp/ktp-printsrv-cups-logs")
 DBUS_SOCKET: Final = Path("/run/dbus/system_bus_socket")
 AVAHI_SOCKET: Final = Path("/run/avahi-daemon/socket")
 REQUIRED_TOOLS: Final = (
@@ -144,6 +145,16 @@ def _spawn(
     return proc
 
 
+def _spawn_detached(args: Sequence[str], log: Path) -> int:
+    """Start a shared daemon that outlives this process (not our child); return its PID."""
+    shell = subprocess.run(
+        ["sh", "-c", 'log="$1"; shift; "$@" >>"$log" 2>&1 </dev/null & echo $!', "sh",
+         str(log), *args],
+        capture_output=True, text=True, check=True, start_new_session=True,
+    )  # fmt: skip
+    return int(shell.stdout.strip())
+
+
 def stop_pid(pid: int, timeout: float = 5.0) -> None:
     """SIGTERM ``pid``, wait, then SIGKILL; our own children are also reaped.
 
@@ -232,19 +243,19 @@ def acquire_shared_daemons(token: str, log_dir: Path) -> None:
             DBUS_SOCKET.parent.mkdir(parents=True, exist_ok=True)
             with contextlib.suppress(FileNotFoundError):
                 DBUS_SOCKET.unlink()  # stale socket of a dead daemon
-            proc = _spawn(
+            pid = _spawn_detached(
                 ["dbus-daemon", "--system", "--nofork", "--nopidfile"], log_dir / "dbus.log"
             )
             _wait_until("system D-Bus", lambda: _socket_answers(DBUS_SOCKET))
-            state["dbus"] = proc.pid
+            state["dbus"] = pid
         if not _avahi_running():
             AVAHI_CONF.write_text(_AVAHI_CONFIG)
-            proc = _spawn(
+            pid = _spawn_detached(
                 ["avahi-daemon", "--no-rlimits", "--no-chroot", "-f", str(AVAHI_CONF)],
                 log_dir / "avahi.log",
             )
             _wait_until("avahi-daemon", _avahi_running)
-            state["avahi"] = proc.pid
+            state["avahi"] = pid
         state["users"].append({"pid": os.getpid(), "token": token})
 
 
@@ -427,7 +438,8 @@ class CupsStack:
         self.workdir.chmod(0o755)
         (self.workdir / "log").mkdir(exist_ok=True)
         try:
-            acquire_shared_daemons(self.token, self.workdir / "log")
+            SHARED_LOG_DIR.mkdir(exist_ok=True)
+            acquire_shared_daemons(self.token, SHARED_LOG_DIR)
             self._shared = True
             self._start_cupsd()
             for name in self.names:
