@@ -52,6 +52,13 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "ledger.manage": frozenset({S}),
     "station.view": frozenset({A, S, OP}),
     "station.operate": frozenset({S, OP}),
+    "stock.receive": frozenset({S}),
+    "stock.transfer": frozenset({S}),
+    "stock.spoil": frozenset({S, OP}),
+    "adjustment.request": frozenset({S, OP}),
+    "adjustment.approve": frozenset({S}),
+    "destruction.record": frozenset({S}),
+    "anomaly.view": frozenset({A, S, U}),
 }
 
 

@@ -211,6 +211,9 @@ def register_optional(app: Flask) -> None:
     except ImportError:  # the ledger is not installed in this tree yet
         return
     app.register_blueprint(ledger_views.bp)
+    from printsrv.web import stock_views
+
+    app.register_blueprint(stock_views.bp)
 
 
 def register_error_handlers(app: Flask) -> None:
