@@ -36,6 +36,7 @@ class TextRun:
     x: float
     baseline_y: float
     text: str
+    field: str = ""  # the record field (or element id) the text comes from
 
 
 @dataclass(frozen=True)
@@ -145,10 +146,18 @@ def _text_element(
     if el.kind == "text" or template.uppercase_labels:
         text = text.upper()
     font = face(template.fonts[style.font])
+    slots = [name for name, _ in el.slots]
+    missing = font.missing(text)
+    if missing:
+        name = next((n for n in slots if set(values.get(n, "").upper()) & set(missing)), el.id)
+        raise RenderError(
+            name,
+            f"character(s) {missing!r} cannot be printed: font {font.path.name} has no glyph",
+            el.id,
+        )
     fitted = fit_text(text, font, el.box, style.size, style.min_size, style.leading, el.lines,
                       style.align)  # fmt: skip
     if fitted is None:
-        slots = [name for name, _ in el.slots]
         name = max(slots, key=lambda n: len(values.get(n, ""))) if slots else el.id
         raise RenderError(
             name,
@@ -163,16 +172,22 @@ def _text_element(
     layout.boxes[el.id] = tuple(line.box for line in fitted.lines)
     for line in fitted.lines:
         layout.texts.append(TextRun(font, fitted.size, style.color, line.box.x, line.baseline_y,
-                                    line.text))  # fmt: skip
+                                    line.text, slots[0] if len(slots) == 1 else el.id))  # fmt: skip
     if el.kind == "text" and el.label and not template.labels_preprinted and fitted.lines:
         assert el.label_style is not None and el.label_x is not None
         ls = el.label_style
         label = el.label.upper() if template.uppercase_labels else el.label
         label_font = face(template.fonts[ls.font])
+        if label_font.missing(label + ":"):
+            raise RenderError(
+                el.id, f"label {label!r}: font {label_font.path.name} has no glyph for "
+                f"{label_font.missing(label + ':')!r}", el.id,
+            )  # fmt: skip
         baseline = fitted.lines[0].baseline_y
-        layout.texts.append(TextRun(label_font, ls.size, ls.color, el.label_x, baseline, label))
+        layout.texts.append(TextRun(label_font, ls.size, ls.color, el.label_x, baseline, label,
+                                    el.id))  # fmt: skip
         colon_x = el.box.x - el.colon_gap
-        layout.texts.append(TextRun(label_font, ls.size, ls.color, colon_x, baseline, ":"))
+        layout.texts.append(TextRun(label_font, ls.size, ls.color, colon_x, baseline, ":", el.id))
 
 
 def _photo_element(

@@ -1,7 +1,7 @@
 """Fonts: one loaded face per file, shared by the PDF writer (reportlab) and the raster (Pillow).
 
-Metrics come from reportlab so that layout, PDF and raster agree; reportlab embeds a subset of
-each TrueType font in every PDF it writes.
+Metrics come from reportlab so that layout, PDF and raster agree. ``chars`` is the set of
+characters the font has a glyph for: text using any other character is refused by field name.
 """
 
 from __future__ import annotations
@@ -25,10 +25,18 @@ class FontFace:
     path: Path
     ascent: float
     descent: float
+    reportlab: TTFont
+    chars: frozenset[str]
 
     def width_mm(self, text: str, size_pt: float) -> float:
         """Advance width of ``text`` at ``size_pt`` in millimetres."""
         return _width_em(self.name, text) * size_pt * MM_PER_PT
+
+    def missing(self, text: str) -> str:
+        """The characters of ``text`` this font has no glyph for (empty when all are there)."""
+        return "" if self.chars.issuperset(text) else "".join(
+            sorted(set(text) - self.chars)
+        )
 
     def width_em(self, text: str) -> float:
         return _width_em(self.name, text)
@@ -44,7 +52,8 @@ def face(path: Path) -> FontFace:
     name = f"ktp-{path.stem}"
     font = TTFont(name, str(path))
     pdfmetrics.registerFont(font)
-    return FontFace(name, path, font.face.ascent / 1000, font.face.descent / 1000)
+    chars = frozenset(chr(c) for c in font.face.charToGlyph if c >= 32)
+    return FontFace(name, path, font.face.ascent / 1000, font.face.descent / 1000, font, chars)
 
 
 @lru_cache(maxsize=65536)

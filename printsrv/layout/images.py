@@ -21,11 +21,15 @@ def box_px(box: Box, dpi: int = PRINT_DPI) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class PreparedPhoto:
-    """The JPEG to embed (exactly the box size at 300 dpi) and whether it was passed through."""
+    """The JPEG to embed (exactly the box size at 300 dpi) and whether it was passed through.
+
+    ``mode`` is the JPEG's colour mode, ``RGB`` or ``L``.
+    """
 
     jpeg: bytes
     size: tuple[int, int]
     passthrough: bool
+    mode: str = "RGB"
 
 
 class ImageProblem(ValueError):
@@ -51,7 +55,7 @@ def prepare_photo(jpeg: bytes, box: Box) -> PreparedPhoto:
     target = box_px(box)
     image = _open(jpeg, "photo")
     if image.format == "JPEG" and image.mode in ("RGB", "L") and image.size == target:
-        return PreparedPhoto(jpeg, target, True)
+        return PreparedPhoto(jpeg, target, True, image.mode)
     try:
         image.draft("RGB", (target[0], target[1]))  # cheap DCT downscale, never below target
         image = ImageOps.exif_transpose(image).convert("RGB")

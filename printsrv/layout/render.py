@@ -6,14 +6,15 @@ from dataclasses import dataclass
 from typing import Literal
 
 from printsrv.cardinput import CardInput
+from printsrv.layout import pdf as reportlab_pdf
+from printsrv.layout import pdfwriter
 from printsrv.layout.compose import compose
+from printsrv.layout.coverage import estimate_coverage
 from printsrv.layout.errors import RenderError
-from printsrv.layout.pdf import write_pdf
-from printsrv.layout.raster import ink_coverage, png_bytes, rasterize
+from printsrv.layout.raster import png_bytes, rasterize
 from printsrv.layout.template import Box, Template, load_template
 
 PNG_DPI = 300
-COVERAGE_DPI = 100
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,8 @@ class RenderedCard:
 
     ``boxes`` maps each drawn element id to its boxes in card millimetres (top-left origin):
     one box per text line, or the photo/signature/QR box. ``ink_coverage`` gives C, M, Y, K as
-    fractions (0..1) of the ID-1 face, measured on a ``COVERAGE_DPI`` raster.
+    fractions (0..1) of the ID-1 face, estimated per element at 300 dpi without drawing the
+    card (:mod:`printsrv.layout.coverage`).
     """
 
     template: str
@@ -55,6 +57,7 @@ def render_card(
     png_dpi: int = PNG_DPI,
     preview_blank: bool = False,
     coverage: bool = True,
+    backend: Literal["native", "reportlab"] = "native",
 ) -> RenderedCard:
     """Render the face of ``card``.
 
@@ -63,7 +66,8 @@ def render_card(
     gives a ``bleed_mm`` page (the printer's image area) with the card centred on it.
     ``png`` adds a preview at ``png_dpi``; ``preview_blank`` tints it with the blank's colour
     (the PDF never contains the pre-printed blank). ``coverage=False`` skips the ink raster
-    (``ink_coverage`` is then empty).
+    (``ink_coverage`` is then empty). ``backend="reportlab"`` writes the PDF with reportlab
+    (slower; kept for comparison) instead of the built-in writer.
 
     Raises :class:`RenderError` (``.field`` names the record field) when the record cannot be
     put on the card, and ``TemplateError`` for a broken template.
@@ -84,12 +88,17 @@ def render_card(
     else:
         raise RenderError("page", f"unknown page kind {page!r} (card or bleed)")
     layout = compose(tpl, card)
-    pdf = write_pdf(layout, page_mm, offset)
+    if backend == "native":
+        pdf = pdfwriter.write_pdf(layout, page_mm, offset)
+    elif backend == "reportlab":
+        pdf = reportlab_pdf.write_pdf(layout, page_mm, offset)
+    else:
+        raise RenderError("backend", f"unknown PDF backend {backend!r} (native or reportlab)")
     preview = None
     if png:
         blank = tpl.preview_blank if preview_blank and tpl.preview_blank else (255, 255, 255)
         preview = png_bytes(rasterize(layout, png_dpi, page_mm, offset, blank), png_dpi)
-    inks = ink_coverage(rasterize(layout, COVERAGE_DPI)) if coverage else {}
+    inks = estimate_coverage(layout) if coverage else {}
     return RenderedCard(
         template=tpl.id,
         pdf=pdf,
