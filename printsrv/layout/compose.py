@@ -221,7 +221,7 @@ def _photo_element(
     else:
         expected = "RED" if born.year % 2 else "BLUE"
         why = f"birth year {born.year} is {'odd' if born.year % 2 else 'even'}"
-    seen = background_colour(layout.photo.jpeg)
+    seen = background_colour(layout.photo.thumbnail)
     if seen != expected:
         layout.warnings.append(f"photo background looks {seen}, expected {expected} ({why})")
 

@@ -16,7 +16,6 @@ Overlapping elements would be counted twice (each channel is clamped to 1). The 
 
 from __future__ import annotations
 
-import io
 from functools import lru_cache
 
 from PIL import Image, ImageDraw
@@ -27,8 +26,6 @@ from printsrv.layout.images import PRINT_DPI
 from printsrv.layout.raster import ink_coverage
 
 CMYK = tuple[float, float, float, float]
-#: Decoded photo scale for the coverage (the JPEG decoder scales by 1/2, 1/4 or 1/8).
-PHOTO_SCALE = 4
 
 
 @lru_cache(maxsize=64)
@@ -83,10 +80,7 @@ def estimate_coverage(layout: CardLayout) -> dict[str, float]:
                 add(_glyph(run.font, run.size, char, run.color))
     if layout.photo is not None and layout.photo_box is not None:
         box = layout.photo_box
-        image = Image.open(io.BytesIO(layout.photo.jpeg))
-        w, h = layout.photo.size
-        image.draft("RGB", (max(1, w // PHOTO_SCALE), max(1, h // PHOTO_SCALE)))
-        means = ink_coverage(image.convert("RGB"))
+        means = ink_coverage(layout.photo.thumbnail)
         area = box.w * box.h * px_per_mm * px_per_mm
         add((means["C"], means["M"], means["Y"], means["K"]), area)
     if layout.signature is not None:

@@ -52,7 +52,7 @@ def face(path: Path) -> FontFace:
     name = f"ktp-{path.stem}"
     font = TTFont(name, str(path))
     pdfmetrics.registerFont(font)
-    chars = frozenset(chr(c) for c in font.face.charToGlyph if c >= 32)
+    chars = frozenset(chr(c) for c in font.face.charToGlyph if c >= 32 and not 127 <= c < 160)
     return FontFace(name, path, font.face.ascent / 1000, font.face.descent / 1000, font, chars)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import colorsys
 import io
 from dataclasses import dataclass
+from functools import cached_property
 
 from PIL import Image, ImageOps
 
@@ -12,6 +13,10 @@ from printsrv.layout.template import Box
 
 PRINT_DPI = 300
 JPEG_QUALITY = 90
+#: The photo thumbnail (background check, ink coverage) is decoded at this fraction of the size.
+THUMBNAIL_SCALE = 4
+#: Signature opacity stretch: the faintest useful ink prints solid, not grey.
+_STRETCH = [min(255, v * 2) for v in range(256)]
 
 
 def box_px(box: Box, dpi: int = PRINT_DPI) -> tuple[int, int]:
@@ -30,6 +35,14 @@ class PreparedPhoto:
     size: tuple[int, int]
     passthrough: bool
     mode: str = "RGB"
+
+    @cached_property
+    def thumbnail(self) -> Image.Image:
+        """An RGB decode at 1/``THUMBNAIL_SCALE`` of the size (the JPEG decoder's own downscale)."""
+        image = Image.open(io.BytesIO(self.jpeg))
+        w, h = self.size
+        image.draft("RGB", (max(1, w // THUMBNAIL_SCALE), max(1, h // THUMBNAIL_SCALE)))
+        return image.convert("RGB")
 
 
 class ImageProblem(ValueError):
@@ -75,24 +88,22 @@ def prepare_signature(png: bytes, box: Box, ink: tuple[int, int, int]) -> tuple[
     """
     image = _open(png, "signature")
     try:
-        image = image.convert("RGBA")
+        if image.mode in ("RGB", "L"):  # a scan without transparency: opacity is darkness
+            alpha = ImageOps.invert(image.convert("L"))
+        else:
+            image = image.convert("RGBA")
+            darkness = ImageOps.invert(image.convert("L"))
+            alpha = Image.composite(darkness, Image.new("L", image.size, 0), image.getchannel("A"))
     except (OSError, ValueError) as exc:
         raise ImageProblem(f"signature cannot be decoded: {exc}") from exc
-    bbox_src = image.getbbox()  # crop fully transparent borders
-    if bbox_src:
-        image = image.crop(bbox_src)
-    darkness = ImageOps.invert(image.convert("L"))
-    alpha = Image.composite(darkness, Image.new("L", image.size, 0), image.getchannel("A"))
-    crop = alpha.getbbox()  # crop white margins of scans
+    crop = alpha.getbbox()  # trims transparent borders and white margins of scans alike
     if crop is None:
         raise ImageProblem("signature is blank")
     alpha = alpha.crop(crop)
     tw, th = box_px(box)
     scale = min(tw / alpha.width, th / alpha.height)
     size = (max(1, round(alpha.width * scale)), max(1, round(alpha.height * scale)))
-    alpha = alpha.resize(size, Image.Resampling.LANCZOS)
-    # Stretch the faintest useful ink to full opacity: pen strokes print solid, not grey.
-    alpha = alpha.point(lambda v: min(255, v * 2))
+    alpha = alpha.resize(size, Image.Resampling.LANCZOS).point(_STRETCH)
     rgba = Image.new("RGBA", size, (*ink, 0))
     rgba.putalpha(alpha)
     w_mm, h_mm = size[0] / PRINT_DPI * 25.4, size[1] / PRINT_DPI * 25.4
@@ -100,11 +111,16 @@ def prepare_signature(png: bytes, box: Box, ink: tuple[int, int, int]) -> tuple[
     return rgba, placed
 
 
-def background_colour(jpeg: bytes) -> str:
-    """Classify the photo background from its top corners: RED, BLUE, ORANGE or OTHER."""
-    image = _open(jpeg, "photo")
-    image.draft("RGB", (64, 64))
-    small = image.convert("RGB").resize((32, 32), Image.Resampling.BILINEAR)
+def background_colour(photo: bytes | Image.Image) -> str:
+    """Classify the photo background from its top corners: RED, BLUE, ORANGE or OTHER.
+
+    ``photo`` is JPEG data or an already decoded (small) RGB image.
+    """
+    if isinstance(photo, bytes):
+        image = _open(photo, "photo")
+        image.draft("RGB", (64, 64))
+        photo = image.convert("RGB")
+    small = photo.resize((32, 32), Image.Resampling.BILINEAR)
     samples = [small.getpixel((x, y)) for y in range(0, 6) for x in (*range(0, 5), *range(27, 32))]
     r = sum(p[0] for p in samples) / len(samples) / 255  # type: ignore[index]
     g = sum(p[1] for p in samples) / len(samples) / 255  # type: ignore[index]

@@ -48,11 +48,11 @@ class FontObjects:
     def encode(self, text: str, field: str) -> bytes:
         """``text`` as a PDF literal string body in this subset's codes."""
         try:
-            raw = bytes(self.codes[c] for c in text)
+            raw = text.encode("ascii") if text.isascii() else bytes(self.codes[c] for c in text)
         except KeyError as exc:  # compose checks coverage first; this is a safety net
             reason = f"character {exc.args[0]!r} not in the font subset"
             raise RenderError(field or "text", reason) from None
-        if b"\\" in raw or b"(" in raw or b")" in raw or any(b < 32 for b in raw):
+        if b"\\" in raw or b"(" in raw or b")" in raw:
             return b"".join(_ESCAPE.get(b, bytes((b,))) for b in raw)
         return raw
 
