@@ -52,7 +52,7 @@ HOST_FILE_OVERHEAD = 32  # conservative per-file allowance for card-side file he
 
 
 class ReadBack(StrEnum):
-    HASH = "hash"  # the card hashes each file (HASH FILE under R-MAC): few bytes on the wire
+    HASH = "hash"  # the card hashes all files (HASH FILES under R-MAC): few bytes on the wire
     FULL = "full"  # every file is read back and compared byte for byte
 
 
@@ -85,6 +85,7 @@ class PersonalizationResult:
     bytes_sent: int
     bytes_received: int
     payload_bytes: int
+    handshake_bytes: int  # inspect + SCP03 opening, before the first write
     seconds: float
     phases: dict[str, float]
     files: dict[str, int]
@@ -143,6 +144,18 @@ def _fingers(h: HolderData) -> list[biometrics.Finger]:
     return out
 
 
+_SOD_SIZES: dict[tuple[bytes, tuple[int, ...]], int] = {}
+
+
+def _sod_size_estimate(signer: DocumentSigner, dgs: tuple[int, ...]) -> int:
+    """EF.SOD's size does not depend on the data groups' sizes: measure it once per signer and
+    set of data groups with placeholders (+16 for the varying ECDSA DER length, signing time)."""
+    key = (hashlib.sha256(signer.certificate_der).digest(), dgs)
+    if key not in _SOD_SIZES:
+        _SOD_SIZES[key] = len(build_sod(dict.fromkeys(dgs, b""), signer)) + 16
+    return _SOD_SIZES[key]
+
+
 def build_files(holder: HolderData, keys: PersonalizationKeys, uid: bytes,
                 free_bytes: int | None, options: PersonalizationOptions) -> dict[Ef, bytes]:
     """Every EF, EF.SOD last, sized to the card: the face takes what memory is left.
@@ -161,9 +174,8 @@ def build_files(holder: HolderData, keys: PersonalizationKeys, uid: bytes,
                                                 holder.document_number, keys.biometric_key_id)
     present = [ef for ef in DATA_GROUPS if ef in groups or ef is Ef.DG2]
     com = ef_com(present)
-    # EF.SOD's size does not depend on DG2's size: measure it with a placeholder.
-    probe = {ef.value.dg or 0: raw for ef, raw in groups.items()} | {2: b"\x75\x00"}
-    sod_size = len(build_sod(probe, keys.signer)) + 16  # ECDSA DER length varies a little
+    sod_size = _sod_size_estimate(keys.signer, tuple(sorted(
+        [ef.value.dg or 0 for ef in groups] + [2])))
     fixed = len(com) + sum(len(v) for v in groups.values()) + sod_size
     n_files = len(present) + 2
     face_budget = options.max_face_bytes
@@ -250,12 +262,17 @@ def personalize(channel: CardChannel, holder: HolderData, keys: PersonalizationK
             t.transmit(session.external_authenticate(SECURITY_LEVEL),
                        context="EXTERNAL AUTHENTICATE", secure=False)
             t.session = session
+        handshake = t.stats.bytes_sent + t.stats.bytes_received
         chunk = _chunk_size(facts)
         for ef, data in files.items():
             with clock.phase("write"):
                 _write_file(t, tracker, ef, data, chunk, facts.extended_length)
+            if options.readback is ReadBack.FULL:
+                with clock.phase("readback"):
+                    _read_back(t, ef, data, facts)
+        if options.readback is ReadBack.HASH:
             with clock.phase("readback"):
-                _check_file(t, ef, data, facts, options.readback)
+                _check_hashes(t, files)
         with clock.phase("lock"):
             tracker.lock_sent = tracker.in_flight = True
             t.transmit(CommandApdu(0x80, Ins.ACTIVATE_FILE, 0, 0), context="ACTIVATE (lock)")
@@ -278,6 +295,7 @@ def personalize(channel: CardChannel, holder: HolderData, keys: PersonalizationK
         bytes_sent=t.stats.bytes_sent,
         bytes_received=t.stats.bytes_received,
         payload_bytes=payload,
+        handshake_bytes=handshake,
         seconds=round(elapsed, 6),
         phases=clock.phases | {"wire": round(t.stats.wire_seconds, 6)},
         files={ef.value.name: len(v) for ef, v in files.items()},
@@ -295,17 +313,28 @@ def _write_file(t: Transport, tracker: _WriteTracker, ef: Ef, data: bytes, chunk
     tracker.in_flight = False
 
 
-def _check_file(t: Transport, ef: Ef, data: bytes, facts: CardFacts, mode: ReadBack) -> None:
-    if mode is ReadBack.FULL:
-        got = read_ef(t, ef, facts, secure=True)
-        if not hmac.compare_digest(got, data):
-            raise VerificationError(f"{ef.value.name}: read-back differs from what was written")
+def _read_back(t: Transport, ef: Ef, data: bytes, facts: CardFacts) -> None:
+    got = read_ef(t, ef, facts, secure=True)
+    if not hmac.compare_digest(got, data):
+        raise VerificationError(f"{ef.value.name}: read-back differs from what was written")
+
+
+def _card_hash(t: Transport, efs: list[Ef]) -> bytes:
+    fids = b"".join(ef.value.fid.to_bytes(2, "big") for ef in efs)
+    return t.transmit(CommandApdu(0x80, Ins.HASH_FILE, 0x90, 0x80, fids, le=256),
+                      context="HASH FILES").data
+
+
+def _check_hashes(t: Transport, files: dict[Ef, bytes]) -> None:
+    """One HASH FILES over every EF (under R-MAC); on a mismatch, find the file."""
+    expected = hashlib.sha256(b"".join(hashlib.sha256(v).digest() for v in files.values()))
+    if hmac.compare_digest(_card_hash(t, list(files)), expected.digest()):
         return
-    resp = t.transmit(CommandApdu(0x80, Ins.HASH_FILE, 0x90, 0x80,
-                                  ef.value.fid.to_bytes(2, "big"), le=256),
-                      context=f"HASH {ef.value.name}")
-    if not hmac.compare_digest(resp.data, hashlib.sha256(data).digest()):
-        raise VerificationError(f"{ef.value.name}: card hash differs from what was written")
+    for ef, data in files.items():
+        if not hmac.compare_digest(_card_hash(t, [ef]),
+                                   hashlib.sha256(hashlib.sha256(data).digest()).digest()):
+            raise VerificationError(f"{ef.value.name}: card hash differs from what was written")
+    raise VerificationError("card hash over all files differs from what was written")
 
 
 def probe_card_state(channel: CardChannel) -> CardState:

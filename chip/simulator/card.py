@@ -6,9 +6,10 @@ session with C-MAC and C-DECRYPTION and only while the application's life cycle 
 *initialisation* (03). ACTIVATE FILE moves it to *operational* (05): from then on every write
 is refused with 6985, for ever.
 
-Proprietary extensions (documented in docs/chip.md): ``80 2A 90 80`` HASH FILE returns
-SHA-256 of an EF's content; GET DATA FF21 reports free memory; GET DATA 7F66 the buffer sizes;
-``FF CA 00 00`` returns the UID as a PC/SC contactless reader would.
+Extensions (documented in docs/chip.md): ``80 2A 90 80`` HASH FILES with a list of FIDs
+returns SHA-256 over the SHA-256 of each file's content; GET DATA FF21 (GlobalPlatform) reports
+free memory; GET DATA 7F66 the buffer sizes; ``FF CA 00 00`` returns the UID as a PC/SC
+contactless reader would.
 """
 
 from __future__ import annotations
@@ -396,12 +397,18 @@ class SimulatedCard:
         return ResponseApdu(b"", Sw.OK)
 
     def _hash_file(self, cmd: CommandApdu) -> ResponseApdu:
-        if cmd.p1 != 0x90 or cmd.p2 != 0x80 or len(cmd.data) != 2:
+        """HASH FILES: SHA-256 over the SHA-256 of each listed EF's content, in order."""
+        if cmd.p1 != 0x90 or cmd.p2 != 0x80:
             return ResponseApdu(b"", Sw.INCORRECT_P1P2)
-        f = self.files.get(int.from_bytes(cmd.data, "big"))
-        if f is None:
-            return ResponseApdu(b"", Sw.FILE_NOT_FOUND)
-        return ResponseApdu(hashlib.sha256(f.data).digest(), Sw.OK)
+        if not cmd.data or len(cmd.data) % 2:
+            return ResponseApdu(b"", Sw.WRONG_LENGTH)
+        digests = b""
+        for i in range(0, len(cmd.data), 2):
+            f = self.files.get(int.from_bytes(cmd.data[i : i + 2], "big"))
+            if f is None:
+                return ResponseApdu(b"", Sw.FILE_NOT_FOUND)
+            digests += hashlib.sha256(f.data).digest()
+        return ResponseApdu(hashlib.sha256(digests).digest(), Sw.OK)
 
 
 def _sw(sw: int) -> bytes:

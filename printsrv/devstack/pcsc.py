@@ -94,6 +94,8 @@ def _vpcd_readers() -> list[str]:
 class PcscStack:
     """pcscd + one simulator per entry of ``sim_args`` (vpcd ports 35963, 35964)."""
 
+    _active_in_process = False  # flock would deadlock a second stack in the same process
+
     def __init__(self, sim_args: Sequence[Sequence[str]] = ((),), *,
                  lock_timeout: float = 300.0, start_timeout: float = 15.0,
                  log_dir: Path | None = None) -> None:
@@ -138,8 +140,11 @@ class PcscStack:
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)
             self._lock_file.close()
             self._lock_file = None
+            PcscStack._active_in_process = False
 
     def _acquire_lock(self) -> None:
+        if PcscStack._active_in_process:
+            raise StackError("a PcscStack is already up in this process; stop it first")
         fh = open(LOCK_PATH, "ab")  # noqa: SIM115 - held for the stack's lifetime
         deadline = time.monotonic() + self._lock_timeout
         while True:
@@ -152,6 +157,7 @@ class PcscStack:
                     raise StackError(f"another PC/SC stack holds {LOCK_PATH}") from None
                 time.sleep(0.1)
         self._lock_file = fh
+        PcscStack._active_in_process = True
 
     # -- pcscd ----------------------------------------------------------------------------------
     @property

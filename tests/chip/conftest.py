@@ -62,9 +62,11 @@ def make_card(scp03_master: SoftKeyDiversifier) -> CardFactory:
     return factory
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def pcsc_stack() -> Iterator[object]:
-    """pcscd + two simulator processes on vpcd, shared by the session's realstack tests."""
+    """pcscd + two simulator processes on vpcd for one test module. Module scope, so the
+    machine-wide stack lock is released as soon as the module is done (other suites in the
+    same pytest session start their own stacks)."""
     from printsrv.devstack.pcsc import PcscStack, missing_tools
 
     missing = missing_tools()
