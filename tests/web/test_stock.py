@@ -1,0 +1,298 @@
+"""Stock forms through the web app: what each one changes in the ledger, refusals that change
+nothing, dual control of adjustments, destruction with two officers and a witness, the Berita
+Acara PDFs, CSRF on every new form, and the English catalogue."""
+
+from __future__ import annotations
+
+import base64
+import re
+import zlib
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from printsrv.config import Settings
+from printsrv.db import unit_of_work
+from printsrv.ledger.models import (
+    Adjustment,
+    AdjustmentStatus,
+    Blank,
+    BlankState,
+    Consumable,
+    DestructionRecord,
+    HandoverRecord,
+    SpoilCause,
+)
+from printsrv.models import AuditEvent
+from tests.web.conftest import World, sign_in
+from tests.web.stockdata import make_stock, serial
+from tests.web.test_security import _csrf
+
+
+def _blank(settings: Settings, s: str) -> Blank:
+    with unit_of_work(settings) as session:
+        blank = session.scalar(select(Blank).where(Blank.serial == s))
+        assert blank is not None
+        session.expunge(blank)
+        return blank
+
+
+def _flash(client: FlaskClient, resp) -> str:  # type: ignore[no-untyped-def]
+    assert resp.status_code == 303, resp.status_code
+    page = client.get(resp.headers["Location"]).get_data(as_text=True)
+    m = re.search(r'<p class="flash (\w+)">([^<]*)</p>', page)
+    assert m, "no message shown"
+    return f"{m.group(1)}: {m.group(2)}"
+
+
+def _tags(settings: Settings) -> list[tuple[str, str]]:
+    with unit_of_work(settings) as s:
+        return [(e.tag, e.actor) for e in s.scalars(select(AuditEvent).order_by(AuditEvent.seq))]
+
+
+@pytest.fixture
+def stock(settings: Settings, world: World) -> dict[str, dict[str, str]]:
+    return make_stock(settings)
+
+
+def test_operator_records_a_spoiled_card(app_nocsrf: Flask, settings: Settings,
+                                         stock: dict[str, dict[str, str]]) -> None:
+    client = app_nocsrf.test_client()
+    sign_in(client, settings, "operator_own")
+    resp = client.post("/stock/spoil", data={"serial": serial("A", 22), "cause": "jam_misfeed",
+                                             "note": "kartu macet di printer"})
+    assert _flash(client, resp).startswith("ok")
+    blank = _blank(settings, serial("A", 22))
+    assert blank.state is BlankState.SPOILED and blank.spoil_cause is SpoilCause.JAM_MISFEED
+    assert ("ledger:blank:spoil", "operator_own") in _tags(settings)
+    # a cause reserved for write-offs is refused, nothing changes
+    resp = client.post("/stock/spoil", data={"serial": serial("A", 23), "cause": "missing",
+                                             "note": "x"})
+    assert _flash(client, resp).startswith("error")
+    assert _blank(settings, serial("A", 23)).state is BlankState.IN_HOPPER
+    # an already spoiled blank: refused by the ledger, shown as a message
+    resp = client.post("/stock/spoil", data={"serial": serial("A", 22), "cause": "jam_misfeed",
+                                             "note": "lagi"})
+    assert _flash(client, resp).startswith("error")
+    # another office's blank is not found
+    resp = client.post("/stock/spoil", data={"serial": serial("B", 22), "cause": "jam_misfeed",
+                                             "note": "x"})
+    assert resp.status_code == 404
+    assert _blank(settings, serial("B", 22)).state is BlankState.IN_HOPPER
+
+
+def test_receive_and_refusal_rolls_back(app_nocsrf: Flask, settings: Settings,
+                                        stock: dict[str, dict[str, str]]) -> None:
+    client = app_nocsrf.test_client()
+    sign_in(client, settings, "supervisor_reg")  # regency supervisor receives for a kecamatan
+    form = {"office": "35.26.01", "first": serial("C", 1), "last": serial("C", 50),
+            "handover_number": "BAST/470/2026/07", "from_party": "Ditjen Dukcapil",
+            "carton": "CTN-C1", "document_date": "2026-07-01"}
+    assert _flash(client, client.post("/stock/receive", data=form)).startswith("ok")
+    with unit_of_work(settings) as s:
+        handover = s.scalar(select(HandoverRecord).where(HandoverRecord.number == form[
+            "handover_number"]))
+        assert handover is not None and handover.count == 50 and handover.actor == "supervisor_reg"
+        assert str(handover.document_date) == "2026-07-01"
+    # overlapping range under a new number: refused, and nothing of it is written
+    form2 = dict(form, first=serial("C", 40), last=serial("C", 60), handover_number="BAST-2")
+    assert _flash(client, client.post("/stock/receive", data=form2)).startswith("error")
+    with unit_of_work(settings) as s:
+        assert s.scalar(select(HandoverRecord).where(HandoverRecord.number == "BAST-2")) is None
+        assert s.scalar(select(Blank).where(Blank.serial == serial("C", 55))) is None
+
+
+def test_transfer_to_the_regency_and_ribbons(app_nocsrf: Flask, settings: Settings,
+                                             stock: dict[str, dict[str, str]]) -> None:
+    client = app_nocsrf.test_client()
+    sign_in(client, settings, "supervisor_own")
+    resp = client.post("/stock/transfer", data={
+        "from_office": "35.26.01", "to_office": "35.26",
+        "serials": f"{serial('A', 11)}..{serial('A', 13)}\n{serial('A', 16)}",
+        "handover_number": "BAST-RETUR-1"})
+    assert _flash(client, resp).startswith("ok")
+    with unit_of_work(settings) as s:
+        offices = {b.office.code for b in s.scalars(select(Blank).where(Blank.serial.in_(
+            [serial("A", n) for n in (11, 12, 13, 16)])))}
+    assert offices == {"35.26"}
+    # another regency is not a transfer target
+    resp = client.post("/stock/transfer", data={
+        "from_office": "35.26.01", "to_office": "35.27", "serials": serial("A", 17),
+        "handover_number": "BAST-X"})
+    assert resp.status_code == 404
+    resp = client.post("/stock/ribbons/receive", data={
+        "office": "35.26.01", "kind": "ribbon", "serial": "RIB-A2", "type": "YMCKO",
+        "capacity": "500"})
+    assert _flash(client, resp).startswith("ok")
+    st = stock["own"]["station"]
+    assert _flash(client, client.post("/stock/ribbons/load", data={
+        "station": st, "kind": "ribbon", "serial": "RIB-A1"})).startswith("ok")
+    assert _flash(client, client.post("/stock/ribbons/load", data={
+        "station": st, "kind": "ribbon", "serial": "RIB-A2"})).startswith("ok")  # replaces
+    with unit_of_work(settings) as s:
+        states = {c.serial: c.state.value for c in s.scalars(select(Consumable))}
+    assert states["RIB-A1"] == "finished" and states["RIB-A2"] == "loaded"
+
+
+def test_adjustment_needs_a_second_person(app_nocsrf: Flask, settings: Settings,
+                                          stock: dict[str, dict[str, str]]) -> None:
+    client = app_nocsrf.test_client()
+    sign_in(client, settings, "supervisor_own")
+    resp = client.post("/stock/adjustments", data={
+        "office": "35.26.01", "kind": "write_off", "serials": serial("A", 18),
+        "target_state": "", "reason": "tidak ditemukan saat opname"})
+    assert _flash(client, resp).startswith("ok")
+    with unit_of_work(settings) as s:
+        adj = s.scalar(select(Adjustment).where(Adjustment.requested_by == "supervisor_own"))
+        assert adj is not None
+        adj_id = adj.id
+    # the requester cannot approve; nothing changes
+    assert client.post(f"/stock/adjustments/{adj_id}/approve", data={"note": ""}).status_code \
+        == 403
+    assert _blank(settings, serial("A", 18)).state is BlankState.IN_STOCK
+    # an operator cannot approve at all
+    sign_in(client, settings, "operator_own")
+    assert client.post(f"/stock/adjustments/{adj_id}/approve", data={}).status_code == 403
+    # the regency's supervisor approves: the blank is written off as missing
+    sign_in(client, settings, "supervisor_reg")
+    page = client.get("/stock/adjustments").get_data(as_text=True)
+    assert f"ADJ-{adj_id}" in page and "tidak ditemukan saat opname" in page
+    resp = client.post(f"/stock/adjustments/{adj_id}/approve", data={"note": "dicek"})
+    assert _flash(client, resp).startswith("ok")
+    blank = _blank(settings, serial("A", 18))
+    assert blank.state is BlankState.SPOILED and blank.spoil_cause is SpoilCause.MISSING
+    with unit_of_work(settings) as s:
+        adj = s.get_one(Adjustment, adj_id)
+        assert adj.status is AdjustmentStatus.APPROVED and adj.decided_by == "supervisor_reg"
+    # deciding twice is refused
+    resp = client.post(f"/stock/adjustments/{adj_id}/reject", data={"note": ""})
+    assert _flash(client, resp).startswith("error")
+
+
+def _pdf_text(data: bytes) -> str:
+    """The text drawing operators of a reportlab PDF (its content streams are compressed)."""
+    assert data.startswith(b"%PDF")
+    out = []
+    for m in re.finditer(rb"(?<!end)stream\r?\n(.*?)endstream", data, re.S):
+        raw = m.group(1).strip()
+        if raw.endswith(b"~>"):  # /ASCII85Decode first
+            raw = base64.a85decode(raw.removeprefix(b"<~").removesuffix(b"~>"))
+        try:
+            out.append(zlib.decompress(raw).decode("latin-1"))
+        except zlib.error:
+            out.append(raw.decode("latin-1"))
+    return "\n".join(out)
+
+
+def test_destruction_and_berita_acara_pdf(app_nocsrf: Flask, settings: Settings,
+                                          stock: dict[str, dict[str, str]]) -> None:
+    client = app_nocsrf.test_client()
+    sign_in(client, settings, "supervisor_own")
+    form = {"office": "35.26.01", "number": "BAP/470/2026/08", "officer_1": "Budi Santoso",
+            "officer_1_nip": "198001012005011001", "officer_2": "Siti Aminah",
+            "officer_2_nip": "198202022006022002", "witness": "Andi Wijaya",
+            "witness_nip": "198303032007031003", "witness_role": "Inspektorat",
+            "place": "Halaman kantor", "document_date": "2026-08-05", "serials": ""}
+    # the same person twice (same NIP under another spelling of the name): refused
+    bad = dict(form, officer_2="Budi S.", officer_2_nip=form["officer_1_nip"])
+    assert _flash(client, client.post("/stock/destruction", data=bad)).startswith("error")
+    with unit_of_work(settings) as s:
+        assert s.scalar(select(DestructionRecord).where(
+            DestructionRecord.number == form["number"])) is None
+    # every spoiled blank of the office (serials 2..4; 1 was destroyed before)
+    assert _flash(client, client.post("/stock/destruction", data=form)).startswith("ok")
+    with unit_of_work(settings) as s:
+        record = s.scalar(select(DestructionRecord).where(
+            DestructionRecord.number == form["number"]))
+        assert record is not None and record.count == 3
+        assert record.officer_1 == "BUDI SANTOSO / NIP 198001012005011001"
+        rid = record.id
+    for n in (2, 3, 4):
+        assert _blank(settings, serial("A", n)).state is BlankState.DESTROYED
+    page = client.get("/ledger/documents").get_data(as_text=True)
+    assert form["number"] in page
+    resp = client.get(f"/ledger/documents/destruction/{rid}.pdf")
+    assert resp.status_code == 200 and resp.mimetype == "application/pdf"
+    text = _pdf_text(resp.data)
+    for needle in ("BERITA ACARA PEMUSNAHAN", "BAP/470/2026/08", serial("A", 2),
+                   serial("A", 4), "Cacat cetak", "BUDI SANTOSO", "198303032007031003",
+                   "Saksi \\(Inspektorat\\)", "05-08-2026"):
+        assert needle in text, needle
+    assert serial("A", 1) not in text  # destroyed under the earlier record
+    assert ("web:document:download", "supervisor_own") in _tags(settings)
+    # an auditor of the office can download it too; another regency cannot see it
+    sign_in(client, settings, "auditor_own")
+    assert client.get(f"/ledger/documents/destruction/{rid}.pdf").status_code == 200
+    sign_in(client, settings, "auditor_other")
+    assert client.get(f"/ledger/documents/destruction/{rid}.pdf").status_code == 404
+    # nothing left to destroy: refused
+    sign_in(client, settings, "supervisor_own")
+    again = dict(form, number="BAP-2")
+    assert _flash(client, client.post("/stock/destruction", data=again)).startswith("error")
+
+
+def test_handover_pdf_lists_the_serials(app_nocsrf: Flask, settings: Settings,
+                                        stock: dict[str, dict[str, str]]) -> None:
+    client = app_nocsrf.test_client()
+    sign_in(client, settings, "auditor_own")
+    resp = client.get(f"/ledger/documents/handover/{stock['own']['handover']}.pdf")
+    assert resp.status_code == 200
+    text = _pdf_text(resp.data)
+    for needle in ("BERITA ACARA SERAH TERIMA", "BAST-OWN-1", serial("A", 1), serial("A", 30),
+                   "30 keping", "Ditjen Dukcapil"):
+        assert needle in text, needle
+
+
+NEW_POSTS = [
+    "/stock/receive", "/stock/transfer", "/stock/spoil", "/stock/ribbons/receive",
+    "/stock/ribbons/load", "/stock/adjustments", "/stock/adjustments/{adj}/approve",
+    "/stock/adjustments/{adj}/reject", "/stock/destruction",
+]
+
+
+@pytest.mark.parametrize("path", NEW_POSTS)
+def test_new_posts_need_csrf(app: Flask, settings: Settings, stock: dict[str, dict[str, str]],
+                             path: str) -> None:
+    client = app.test_client()
+    sign_in(client, settings, "supervisor_reg")
+    before = len(_tags(settings))
+    resp = client.post(path.format(adj=stock["own"]["adjustment"]),
+                       data={"office": "35.26.01", "serial": serial("A", 21), "note": "x"})
+    assert resp.status_code == 400
+    assert len(_tags(settings)) == before
+
+
+def test_new_forms_carry_csrf_and_work_with_it(app: Flask, settings: Settings,
+                                               stock: dict[str, dict[str, str]]) -> None:
+    client = app.test_client()
+    sign_in(client, settings, "supervisor_own")
+    seen = 0
+    for page in ("/stock", "/stock/adjustments", "/stock/destruction"):
+        html = client.get(page).get_data(as_text=True)
+        for form in re.findall(r"<form.*?</form>", html, re.S):
+            if 'method="post"' in form:
+                seen += 1
+                assert 'name="csrf_token"' in form, form[:200]
+    assert seen >= 7
+    token = _csrf(client.get("/stock").get_data(as_text=True))
+    resp = client.post("/stock/spoil", data={"serial": serial("A", 24), "cause": "test_print",
+                                             "note": "cetak uji", "csrf_token": token})
+    assert resp.status_code == 303
+    assert _blank(settings, serial("A", 24)).state is BlankState.SPOILED
+
+
+def test_stock_pages_in_english(app_nocsrf: Flask, settings: Settings,
+                                stock: dict[str, dict[str, str]]) -> None:
+    client = app_nocsrf.test_client()
+    sign_in(client, settings, "supervisor_own")
+    page = client.get("/stock").get_data(as_text=True)
+    assert "Catat kartu rusak" in page and "Terima blangko" in page
+    client.post("/lang", data={"lang": "en", "next": "/stock"})
+    page = client.get("/stock").get_data(as_text=True)
+    assert "Record a spoiled card" in page and "Receive blanks" in page
+    assert "Stock adjustments" in client.get("/stock/adjustments").get_data(as_text=True)
+    assert "Destruction of spoiled blanks" in client.get("/stock/destruction").get_data(
+        as_text=True)
+    assert "Anomaly flags" in client.get("/anomalies").get_data(as_text=True)
