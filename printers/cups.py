@@ -26,6 +26,7 @@ from printers.api import (
     PrintOutcome,
     normalise_reasons,
 )
+from printers.documents import check_card_document
 from printers.errors import (
     JobRejectedError,
     PrinterError,
@@ -174,6 +175,9 @@ class CupsPrinter:
         timeout: float | None = None,
     ) -> PrintOutcome:
         """Print one card and follow its job to the end (see :class:`printers.api.CardPrinter`)."""
+        data = document if isinstance(document, bytes) else Path(document).read_bytes()
+        two_sided = self._profile.duplex if duplex is None else duplex
+        check_card_document(data, duplex=two_sided, printer=self._queue)
         if isinstance(document, bytes):
             with tempfile.NamedTemporaryFile(suffix=".pdf", prefix="card-") as tmp:
                 tmp.write(document)

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from printers.api import JobState, Marker, PrinterState, PrinterStatus, PrintOutcome
+from printers.documents import check_card_document
 from printers.errors import PrinterError, QueueRejectingError
 from printers.faults import Verdict, classify, error_for, rejected
 from printers.profiles import PrinterProfile
@@ -97,9 +98,7 @@ class DirectoryPrinter:
         data = document if isinstance(document, bytes) else Path(document).read_bytes()
         before = self.status()
         two_sided = self._profile.duplex if duplex is None else duplex
-        if not data.startswith(b"%PDF-"):
-            verdict = rejected("document is not a PDF")
-            return self._finish(None, None, before, before, verdict, None)
+        check_card_document(data, duplex=two_sided, printer=self._name)
         if not before.accepting_jobs or before.state == PrinterState.STOPPED:
             verdict = rejected("printer paused")
             return self._finish(None, None, before, before, verdict, None, QueueRejectingError)

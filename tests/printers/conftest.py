@@ -38,6 +38,12 @@ def card_pdf(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def simplex_pdf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A one-sided card PDF."""
+    return make_card_pdf(tmp_path_factory.mktemp("card") / "simplex.pdf", sides=1)
+
+
+@pytest.fixture(scope="session")
 def cups_stack() -> Iterator[object]:
     """One private cupsd with two virtual card printers for the whole session."""
     from printsrv.devstack.cups import CupsStack, missing_tools

@@ -166,3 +166,55 @@ def test_fault_after_some_cards(stack: CupsStack, card_pdf: Path) -> None:
         printer.print_card(card_pdf)
     assert err.value.outcome is not None and err.value.outcome.fault is Fault.JAM
     assert stack.printer(QUEUE).simulator.state()["cards_spoiled"] >= 1
+
+
+def test_queue_disabled_while_the_job_waits(stack: CupsStack, card_pdf: Path) -> None:
+    printer = stack.open_printer(QUEUE, timeout=30)
+    printer.print_card(card_pdf)
+    state_dir = stack.printer(QUEUE).state_dir
+    (state_dir / "busy").unlink(missing_ok=True)
+    stack.set_card_delay(QUEUE, 2)
+    results: dict[str, Any] = {}
+
+    def submit(key: str) -> None:
+        try:
+            results[key] = printer.print_card(card_pdf, title=key)
+        except PrinterError as exc:
+            results[key] = exc
+
+    first = threading.Thread(target=submit, args=("first",))
+    first.start()
+    while not (state_dir / "busy").exists():
+        time.sleep(0.05)
+    second = threading.Thread(target=submit, args=("second",))
+    second.start()
+    time.sleep(0.5)  # the second job is queued behind the first
+    stack.lp("cupsdisable", QUEUE)
+    second.join(30)
+    first.join(30)
+    waiting = results["second"]
+    assert isinstance(waiting, QueueRejectingError), waiting
+    assert waiting.outcome is not None and waiting.outcome.job_id is not None
+    assert waiting.card_consumed is False
+    assert printer.job_attributes(waiting.outcome.job_id)["job-state"] == JobState.CANCELED
+
+
+def test_queue_refuses_at_submission(
+    stack: CupsStack, card_pdf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    printer = stack.open_printer(QUEUE)
+    healthy = printer.status()
+    stack.lp("cupsreject", QUEUE)
+    # The queue started rejecting between our check and the submission.
+    monkeypatch.setattr(printer, "_status_from", lambda attrs: healthy)
+    with pytest.raises(QueueRejectingError, match="not accepting") as err:
+        printer.print_card(card_pdf)
+    assert err.value.card_consumed is False and err.value.outcome is not None
+    assert err.value.outcome.job_id is None
+
+
+def test_simplex_card_through_cups(stack: CupsStack, simplex_pdf: Path) -> None:
+    printer = stack.open_printer(QUEUE)
+    outcome = printer.print_card(simplex_pdf, duplex=False)
+    assert outcome.ok
+    assert printer.job_attributes(outcome.job_id or 0)["sides"] == "one-sided"

@@ -12,6 +12,7 @@ import pytest
 
 from printers.api import Fault
 from printers.directory import DirectoryPrinter
+from printers.documents import check_card_document, count_pages
 from printers.errors import (
     JobRejectedError,
     MediaEmptyError,
@@ -48,10 +49,21 @@ def test_ribbon_runs_out_before_feeding(tmp_path: Path, card_pdf: Path) -> None:
     assert err.value.outcome is not None and err.value.outcome.fault is Fault.RIBBON_OUT
 
 
-def test_simplex_spends_fewer_panels(tmp_path: Path, card_pdf: Path) -> None:
+def test_simplex_card(tmp_path: Path, simplex_pdf: Path, card_pdf: Path) -> None:
     printer = make_printer(tmp_path, ribbon_cards=1)
-    # 1 duplex card = 6 panels (YMCKOK); a simplex card needs the same set
-    assert printer.print_card(card_pdf, duplex=False).ok
+    assert printer.print_card(simplex_pdf, duplex=False).ok  # YMCKOK: one set per card
+    with pytest.raises(JobRejectedError, match="2 pages"):
+        printer.print_card(card_pdf, duplex=False)  # would print two cards
+
+
+def test_page_count(card_pdf: Path, simplex_pdf: Path) -> None:
+    assert count_pages(card_pdf.read_bytes()) == 2
+    assert count_pages(simplex_pdf.read_bytes()) == 1
+    assert count_pages(b"GIF89a") is None
+    check_card_document(card_pdf.read_bytes(), duplex=True, printer="P")
+    with pytest.raises(JobRejectedError) as err:
+        check_card_document(b"not pdf", duplex=True, printer="P")
+    assert err.value.card_consumed is False and not err.value.retryable
 
 
 def test_hopper_empty(tmp_path: Path, card_pdf: Path) -> None:
