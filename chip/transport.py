@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from chip.apdu import CommandApdu, Ins, ResponseApdu, is_success, status_error
 from chip.api import CardChannel
-from chip.errors import ChipError, SecureChannelError
+from chip.errors import SecureChannelError
 from chip.scp03 import Scp03Session
 
 log = logging.getLogger("chip.apdu")
@@ -99,5 +99,3 @@ def hexdump_trace(direction: str, raw: bytes) -> None:
     if log.isEnabledFor(logging.DEBUG):
         log.debug("%s %s%s", direction, raw[:32].hex(), "…" if len(raw) > 32 else "")
 
-
-__all__ = ["ChipError", "Transport", "TransportStats", "hexdump_trace"]

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from chip import biometrics
 from chip.api import CardChannel, KeyDiversifier
 from chip.cardops import card_facts, read_ef
-from chip.errors import CardState, ChipError, FileMissingError, VerificationError
+from chip.errors import CardState, FileMissingError, VerificationError
 from chip.face import face_image
 from chip.lds import Ef, biometric_instances, parse_dg1, parse_ef_com
 from chip.sod import parse_sod, passive_authentication
-from chip.tlv import find, unwrap
+from chip.tlv import unwrap
 from chip.transport import Transport
 
 _BY_DG = {ef.value.dg: ef for ef in Ef if ef.value.dg}
@@ -185,6 +185,3 @@ def sod_content_info(raw_sod: bytes) -> bytes:
     """The DER ContentInfo inside EF.SOD (strip tag 77), e.g. for ``openssl cms -verify``."""
     return unwrap(raw_sod, 0x77)
 
-
-__all__ = ["ChipError", "VerificationReport", "document_number_from_mrz", "find",
-           "sod_content_info", "verify_card", "verify_reader"]

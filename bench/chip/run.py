@@ -19,7 +19,8 @@ import argparse
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -51,8 +52,8 @@ def _timed(run: Callable[[], PersonalizationResult]) -> PersonalizationResult:
 
 
 def _row(mode: str, results: list[PersonalizationResult]) -> list[str]:
-    def med(values: list[float]) -> float:
-        return statistics.median(values)
+    def med(values: Sequence[float]) -> float:
+        return float(statistics.median(values))
 
     wire = [r.bytes_sent + r.bytes_received for r in results]
     ratio = [(w - r.handshake_bytes) / r.payload_bytes for w, r in zip(wire, results, strict=True)]
@@ -97,7 +98,7 @@ def main() -> int:
     results = []
     for i in range(args.cards + 1):
         card = SimulatedCard(CardConfig(uid=default_uid(f"bench-{i}"), scp03_master=scp))
-        r = _timed(lambda c=card: personalize(SimulatedChannel(c), holder, keys))
+        r = _timed(partial(personalize, SimulatedChannel(card), holder, keys))
         if i:  # the first card warms up imports and caches
             results.append(r)
     rows.append(_row("memory", results))
@@ -114,8 +115,7 @@ def main() -> int:
         with PcscStack(sim_args=[[]]) as stack:
             reader = stack.reader_name(0)
             for mode, sim_args, options in modes:
-                run: Callable[[], PersonalizationResult] = lambda o=options: personalize_reader(  # noqa: E731
-                    reader, holder, keys, o)
+                run = partial(personalize_reader, reader, holder, keys, options)
                 results = []
                 for _ in range(args.cards):
                     stack.restart_simulator(0, sim_args)
