@@ -117,3 +117,18 @@ def test_error_carries_card_state() -> None:
     exc = errors.CapacityError("too big", card_state=errors.CardState.BLANK)
     assert exc.retryable and "[card blank]" in str(exc)
     assert not errors.ChipError("x").retryable
+
+
+@given(st.dictionaries(st.integers(1, 16), st.binary(min_size=32, max_size=32),
+                       min_size=2, max_size=16))
+def test_lds_security_object_round_trip(hashes: dict[int, bytes]) -> None:
+    from chip.sod import LDSSecurityObject, lds_security_object
+
+    der = lds_security_object(hashes)
+    parsed = LDSSecurityObject.load(der)
+    assert parsed.dump(force=True) == der
+    got = {i["data_group_number"].native: i["data_group_hash_value"].native
+           for i in parsed["data_group_hash_values"]}
+    assert got == hashes
+    assert [i["data_group_number"].native for i in parsed["data_group_hash_values"]] == sorted(
+        hashes)
