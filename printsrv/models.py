@@ -201,6 +201,6 @@ class AuditEvent(Base):
 
 
 # Tables of the later modules register on the same metadata (Alembic, test clean-up).
-import printsrv.ledger.models  # noqa: E402,F401
-import printsrv.station.journal  # noqa: E402,F401
-import printsrv.web.models  # noqa: E402,F401
+from printsrv.ledger import models as _ledger_tables  # noqa: E402,F401
+from printsrv.station import journal as _station_tables  # noqa: E402,F401
+from printsrv.web import models as _web_tables  # noqa: E402,F401
