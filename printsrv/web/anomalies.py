@@ -247,8 +247,10 @@ def serial_gaps(session: Session, office: Office) -> list[Flag]:
         present = set(session.scalars(select(Blank.number).where(
             Blank.carton == carton, Blank.prefix == prefix, Blank.number.between(lo, hi))))
         count, listed = _missing_numbers(present, lo, hi)
-        sample = parse_serial(f"{prefix}{lo:04d}")
-        width = max(sample.width, len(str(hi)))
+        sample_serial = session.scalar(
+            select(Blank.serial).where(Blank.carton == carton, Blank.prefix == prefix).limit(1)
+        )
+        width = parse_serial(sample_serial).width if sample_serial else len(str(hi))
         serials = [f"{prefix}{n:0{width}d}" for n in listed]
         out.append(Flag("carton_hole", f"{carton}",
                         f"{count} numbers missing within the carton",
