@@ -168,35 +168,23 @@ def test_fault_after_some_cards(stack: CupsStack, card_pdf: Path) -> None:
     assert stack.printer(QUEUE).simulator.state()["cards_spoiled"] >= 1
 
 
-def test_queue_disabled_while_the_job_waits(stack: CupsStack, card_pdf: Path) -> None:
+def test_queue_disabled_while_the_job_waits(
+    stack: CupsStack, card_pdf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     printer = stack.open_printer(QUEUE, timeout=30)
-    printer.print_card(card_pdf)
-    state_dir = stack.printer(QUEUE).state_dir
-    (state_dir / "busy").unlink(missing_ok=True)
-    stack.set_card_delay(QUEUE, 2)
-    results: dict[str, Any] = {}
-
-    def submit(key: str) -> None:
-        try:
-            results[key] = printer.print_card(card_pdf, title=key)
-        except PrinterError as exc:
-            results[key] = exc
-
-    first = threading.Thread(target=submit, args=("first",))
-    first.start()
-    while not (state_dir / "busy").exists():
-        time.sleep(0.05)
-    second = threading.Thread(target=submit, args=("second",))
-    second.start()
-    time.sleep(0.5)  # the second job is queued behind the first
+    healthy = printer.status()
     stack.lp("cupsdisable", QUEUE)
-    second.join(30)
-    first.join(30)
-    waiting = results["second"]
-    assert isinstance(waiting, QueueRejectingError), waiting
-    assert waiting.outcome is not None and waiting.outcome.job_id is not None
-    assert waiting.card_consumed is False
-    assert printer.job_attributes(waiting.outcome.job_id)["job-state"] == JobState.CANCELED
+    real = printer._status_from
+    calls = iter([healthy])
+    # The queue was stopped between our check and the submission: the job waits, pending.
+    monkeypatch.setattr(printer, "_status_from", lambda attrs: next(calls, None) or real(attrs))
+    with pytest.raises(QueueRejectingError) as err:
+        printer.print_card(card_pdf)
+    outcome = err.value.outcome
+    assert outcome is not None and outcome.job_id is not None
+    assert err.value.card_consumed is False and outcome.fault is Fault.REJECTED
+    # Cancelled, so it cannot print when the queue is enabled again.
+    assert printer.job_attributes(outcome.job_id)["job-state"] == JobState.CANCELED
 
 
 def test_queue_refuses_at_submission(
