@@ -1,9 +1,10 @@
 """Benchmark of the card-face renderer: cards/s for distinct records with photo and signature.
 
-    python bench/render/run.py [--count 1000] [--processes N]
+    python bench/render/run.py [--count 1000] [--processes N] [--mode pdf ...]
 
 Each record has its own name, NIK, address, photo and signature. Prints one table row per mode,
-single process and all cores.
+single process and all cores, and the load average (other work on the machine skews the numbers:
+run it a few times).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ STREETS = ("MERDEKA", "SUDIRMAN", "DIPONEGORO", "GAJAH", "MADA", "PEMUDA", "KART
 MODES = {
     # mode: (photo size, render_card keyword arguments)
     "pdf": ((236, 315), {"coverage": False}),
+    "pdf, reportlab backend": ((236, 315), {"coverage": False, "backend": "reportlab"}),
     "pdf+coverage": ((236, 315), {}),
     "pdf+coverage, photo resampled": ((300, 400), {}),
     "pdf+png 300 dpi+coverage": ((236, 315), {"png": True}),
@@ -85,16 +87,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--mode", action="append", choices=list(MODES), help="default: all")
     args = parser.parse_args()
     print(f"ktp-el, {args.count} distinct records with photo and signature; "
           f"{os.cpu_count()} CPU(s)")  # fmt: skip
     print(f"{'mode':<34} {'1 process':>14} {f'{args.processes} processes':>16}")
     print("-" * 66)
-    for mode in MODES:
+    for mode in args.mode or MODES:
         single = run(mode, args.count, 1)
         multi = run(mode, args.count, args.processes)
         print(f"{mode:<34} {single:>8.0f} card/s {multi:>10.0f} card/s")
     print("goal: >= 200 card/s on one core for PDF")
+    print("load average: " + " ".join(f"{v:.2f}" for v in os.getloadavg()))
 
 
 if __name__ == "__main__":
