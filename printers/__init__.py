@@ -14,6 +14,7 @@ from printers.api import (
     PrintOutcome,
     normalise_reasons,
 )
+from printers.documents import check_card_document, count_pages
 from printers.errors import (
     CoverOpenError,
     JobFailedError,
@@ -54,6 +55,8 @@ __all__ = [
     "QueueRejectingError",
     "RibbonOutError",
     "available_profiles",
+    "check_card_document",
+    "count_pages",
     "get_profile",
     "load_profile",
     "normalise_reasons",

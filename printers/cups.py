@@ -194,7 +194,6 @@ class CupsPrinter:
         duplex: bool | None,
         timeout: float | None,
         document: Path | None,
-        error: type[PrinterError] | None = None,
     ) -> PrintOutcome:
         conn = self._connect()
         before = self._status_from(self._printer_attrs(conn))
@@ -222,7 +221,6 @@ class CupsPrinter:
         before: PrinterStatus,
         timeout: float,
         document: Path | None,
-        error: type[PrinterError] | None = None,
     ) -> PrintOutcome:
         deadline = time.monotonic() + timeout
         stopped_since: float | None = None
@@ -230,7 +228,13 @@ class CupsPrinter:
         started = time.monotonic()
         seen_processing = False
         while True:
-            attrs = conn.getJobAttributes(job_id, requested_attributes=_JOB_ATTRS)
+            try:
+                attrs = conn.getJobAttributes(job_id, requested_attributes=_JOB_ATTRS)
+            except (cups.IPPError, RuntimeError) as exc:
+                raise PrintServerUnavailableError(
+                    f"{self._queue}: lost job {job_id} ({exc}); the card's fate is unknown",
+                    card_consumed=None,
+                ) from exc
             state = JobState(int(attrs["job-state"]))
             job_reasons = normalise_reasons(attrs.get("job-state-reasons"))
             if state.is_final:
@@ -301,7 +305,6 @@ class CupsPrinter:
         job_reasons: tuple[str, ...],
         before: PrinterStatus,
         document: Path | None,
-        error: type[PrinterError] | None = None,
     ) -> PrintOutcome:
         printer = self._status_from(self._printer_attrs(conn))
         self._cancel(conn, job_id)
@@ -363,7 +366,6 @@ class CupsPrinter:
         job_reasons: tuple[str, ...],
         before: PrinterStatus,
         document: Path | None,
-        error: type[PrinterError] | None = None,
     ) -> PrintOutcome:
         printer = self._status_from(self._printer_attrs(conn))
         self._cancel(conn, job_id)

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from printers.api import Fault
 from printers.directory import DirectoryPrinter
@@ -128,3 +130,36 @@ def test_cardsim_command_protocol(tmp_path: Path, card_pdf: Path) -> None:
     assert _cardsim(tmp_path, card_pdf, "one-sided").returncode == 0
     empty = _cardsim(tmp_path, card_pdf, "one-sided")
     assert empty.returncode == 1 and "STATE: +marker-supply-empty" in empty.stderr
+
+
+@given(
+    st.lists(
+        st.one_of(st.booleans(), st.sampled_from(["jam", "ribbon-out", "cover-open", "clear"])),
+        max_size=25,
+    )
+)
+@settings(max_examples=40, deadline=None)
+def test_simulator_accounting(steps: list[bool | str]) -> None:
+    """Every card is printed, spoiled or still in the hopper; the ribbon never grows."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sim = CardSimulator(tmp)
+        sim.initialise(ribbon_panels=60, panels_simplex=6, panels_duplex=6, cards=12)
+        level = sim.level()
+        for step in steps:
+            if step == "clear":
+                sim.clear_faults()
+                continue
+            if isinstance(step, str):
+                sim.inject_fault(step)
+                continue
+            result = sim.run_card(duplex=step)
+            assert result.level_after <= result.level_before == level
+            assert result.ok == (result.reason is None)
+            if result.ok:
+                assert result.card_consumed
+            level = result.level_after
+        state = sim.state()
+        assert state["cards_printed"] + state["cards_spoiled"] + state["cards_in_hopper"] == 12
+        assert state["jobs"] == len(sim.jobs())
