@@ -20,7 +20,7 @@ import pytest
 from PIL import Image, ImageChops
 
 from printsrv.cardinput import CardInput
-from printsrv.layout import RenderError, render_card, sample_card
+from printsrv.layout import RenderError, load_template, load_template_file, render_card, sample_card
 from printsrv.layout.pdfwriter import font_objects
 from tests.layout.conftest import ISSUE
 
@@ -164,3 +164,25 @@ def test_unknown_backend_is_refused(ktp: CardInput) -> None:
     with pytest.raises(RenderError) as info:
         render_card(ktp, backend="fpdf")  # type: ignore[arg-type]
     assert info.value.field == "backend"
+
+
+def test_qr_code_matches_reportlab(ktp: CardInput, tmp_path: Path) -> None:
+    """No shipped template has a QR code: one is added to a copy of ktp-el."""
+    source = Path(load_template("ktp-el").folder) / "layout.toml"
+    layout = tmp_path / "layout.toml"
+    layout.write_text(
+        source.read_text(encoding="utf-8").replace('"../fonts/', f'"{source.parent.parent}/fonts/')
+        + '\n[[element]]\nkind = "qr"\nid = "qr"\nvalue = "{nik}"\nbox = [62.5, 0.5, 9.0, 9.0]\n'
+        'ink = "#203040"\n',
+        encoding="utf-8",
+    )
+    template = load_template_file(layout)
+    native = render_card(ktp, template=template)
+    assert "qr" in native.boxes
+    assert "No syntax or stream encoding errors" in run_on_file(
+        tmp_path, native.pdf, "qpdf", "--check"
+    )
+    reference = render_card(ktp, template=template, backend="reportlab")
+    assert differing(pdftoppm(native.pdf), pdftoppm(reference.pdf)) <= MAX_DIFFERING
+    without = render_card(ktp)
+    assert native.ink_coverage["C"] > without.ink_coverage["C"]  # the QR ink is bluish
