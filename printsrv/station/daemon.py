@@ -104,6 +104,7 @@ class CardResult:
     cause: str | None = None
     message: str = ""
     timings: dict[str, float] = field(default_factory=dict)
+    chip_uid: str | None = None
 
 
 class StopRequested(Exception):
@@ -192,9 +193,15 @@ class Station:
         max_cards: int | None = None,
         once: bool = False,
         until_empty: bool = False,
+        on_result: Callable[[CardResult], None] | None = None,
+        card_interval: float = 0.0,
     ) -> list[CardResult]:
         """Make cards until stopped (``once``: one card; ``until_empty``: stop when nothing
-        is queued); returns the results."""
+        is queued); returns the results.
+
+        ``on_result`` is called after each card (progress output); ``card_interval`` is the
+        least time from one card's start to the next one's (a watchable pace for the demo).
+        """
         from printsrv.station.recovery import recover
 
         recover(self, automatic=True)
@@ -208,6 +215,7 @@ class Station:
                     self.wait_ready()
                 except StopRequested:
                     break
+                started = time.monotonic()
                 result = self.process_one()
                 if result is None:
                     if until_empty or once:
@@ -216,8 +224,14 @@ class Station:
                     self.stop_event.wait(self.idle_sleep)
                     continue
                 results.append(result)
+                if on_result is not None:
+                    on_result(result)
                 if once:
                     break
+                rest = card_interval - (time.monotonic() - started)
+                if rest > 0 and not (max_cards is not None and len(results) >= max_cards):
+                    self.heartbeat()
+                    self.stop_event.wait(rest)
         finally:
             self.shutdown()
         return results
@@ -500,7 +514,7 @@ class Station:
         timings["issue"] = time.perf_counter() - t
         log.info("station %s: issued %s on %s", self.config.name, request_id, job.blank_serial)
         return CardResult(job.id, request_id, job.blank_serial, CardOutcome.ISSUED,
-                          timings=timings)
+                          timings=timings, chip_uid=chip.uid or None)
 
     def _spoil(
         self,

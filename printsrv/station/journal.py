@@ -19,7 +19,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Enum, ForeignKey, Index, String, Text, select
+from sqlalchemy import Enum, ForeignKey, Index, String, Text, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from printsrv.models import Base, Record, utcnow
@@ -96,6 +96,16 @@ class StationRuntime(Base):
     cards_spoiled: Mapped[int] = mapped_column(default=0)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+#: The claim query's index: only queued records, in id order (migration 0006). Without it the
+#: planner walks the primary key past every record already printed (see ``bench/station``).
+Index(
+    "ix_record_queued",
+    Record.id,
+    postgresql_where=text("state = 'queued'"),
+    sqlite_where=text("state = 'queued'"),
+)
 
 
 def title_for(job: CardJob) -> str:
