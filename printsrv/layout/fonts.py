@@ -1,4 +1,4 @@
-"""Fonts: one loaded face per file, shared by the PDF writer (reportlab) and the raster (Pillow).
+"""Fonts: one loaded face per file, shared by the PDF writers (built-in, reportlab) and the raster.
 
 Metrics come from reportlab so that layout, PDF and raster agree. ``chars`` is the set of
 characters the font has a glyph for: text using any other character is refused by field name.
