@@ -118,5 +118,10 @@ class DataError(ChipError):
     """The holder data cannot be encoded (bad date, MRZ, image)."""
 
 
+class HostError(ChipError):
+    """Something on the host side failed mid-personalization (key token, encoder, a bug);
+    wraps the original exception so the card state is still reported."""
+
+
 class VerificationError(ChipError):
     """Read-back, hash, signature or chain check failed."""

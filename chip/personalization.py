@@ -25,6 +25,7 @@ from chip.errors import (
     CardLockedError,
     CardState,
     ChipError,
+    HostError,
     NotBlankError,
     StatusWordError,
     VerificationError,
@@ -285,6 +286,10 @@ def personalize(channel: CardChannel, holder: HolderData, keys: PersonalizationK
         if tracker.started or exc.card_state is CardState.UNKNOWN:
             exc.card_state = tracker.state_after(exc)
         raise
+    except Exception as exc:  # a key token or library failure must still report the card
+        wrapped = HostError(f"personalization failed on the host: {type(exc).__name__}: {exc}")
+        wrapped.card_state = tracker.state_after(wrapped)
+        raise wrapped from exc
     elapsed = time.perf_counter() - started
     payload = sum(len(v) for v in files.values())
     return PersonalizationResult(

@@ -17,6 +17,7 @@ from chip.errors import (
     CardRemovedError,
     CardState,
     ChipError,
+    HostError,
     MemoryFailureError,
     NotBlankError,
     NotEnoughMemoryError,
@@ -205,3 +206,22 @@ def test_tear_at_every_step(make_card: CardFactory, keys: PersonalizationKeys,
             assert reported is CardState.UNKNOWN, n
             assert actual in (CardState.BLANK, CardState.PARTIAL, CardState.LOCKED), n
     assert {CardState.BLANK, CardState.PARTIAL, CardState.UNKNOWN} <= seen
+
+
+class _BrokenSigner:
+    def __init__(self, certificate_der: bytes) -> None:
+        self.certificate_der = certificate_der
+
+    def sign(self, data: bytes) -> bytes:
+        raise RuntimeError("token removed")
+
+
+def test_key_token_failure_reports_a_blank_card(make_card: CardFactory,
+                                                keys: PersonalizationKeys,
+                                                holder: HolderData) -> None:
+    card = make_card()
+    broken = dataclasses.replace(keys, signer=_BrokenSigner(keys.signer.certificate_der))
+    with pytest.raises(HostError) as info:
+        personalize(SimulatedChannel(card), holder, broken)
+    assert info.value.card_state is CardState.BLANK and not card.files
+    assert isinstance(info.value.__cause__, RuntimeError)
