@@ -108,6 +108,7 @@ class PcscStack:
         self._lock_file: IO[bytes] | None = None
         self._pcscd: subprocess.Popen[bytes] | None = None
         self._sims: dict[int, subprocess.Popen[bytes]] = {}
+        self._killed_pcscd = False
 
     # -- lifecycle ------------------------------------------------------------------------------
     def __enter__(self) -> PcscStack:
@@ -200,6 +201,16 @@ class PcscStack:
             raise StackError("this stack did not start pcscd")
         _stop_process(self._pcscd)
         self._pcscd = None
+        self._killed_pcscd = True
+
+    def start_pcscd(self) -> None:
+        """Start pcscd again after :meth:`kill_pcscd` and wait for the cards."""
+        if not self._killed_pcscd:
+            raise StackError("pcscd was not stopped by this stack")
+        self._killed_pcscd = False
+        self._start_pcscd()
+        for i in self._sims:
+            self.wait_for_card(i)
 
     # -- simulators -----------------------------------------------------------------------------
     def reader_name(self, index: int = 0) -> str:

@@ -157,9 +157,7 @@ def test_pcscd_gone_and_restarted(pcsc_stack: Any, keys: PersonalizationKeys,
             personalize_reader(pcsc_stack.reader_name(0), holder, keys)
         assert info.value.card_state is CardState.BLANK
     finally:
-        pcsc_stack.restart_pcscd() if pcsc_stack.owns_pcscd else pcsc_stack._start_pcscd()
-    for i in (0, 1):
-        pcsc_stack.wait_for_card(i)
+        pcsc_stack.start_pcscd()
     pcsc_stack.restart_simulator(0)
     result = personalize_reader(pcsc_stack.reader_name(0), holder, keys)
     assert result.card_state is CardState.LOCKED
