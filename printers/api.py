@@ -196,6 +196,16 @@ class CardPrinter(Protocol):
         """
         ...
 
+    def find_job(self, title: str) -> PrintOutcome | None:
+        """Recovery after a crash: the outcome of the newest job named ``title``.
+
+        ``None`` when there is no such job. A job that has not ended is cancelled and reported
+        with its card's fate unknown. Never raises for card faults (the outcome says them);
+        raises :class:`~printers.errors.PrinterUnavailableError` when the printer or print
+        system cannot be asked.
+        """
+        ...
+
 
 def normalise_reasons(value: str | Sequence[str] | None) -> tuple[str, ...]:
     """Normalise ``printer-state-reasons``/``job-state-reasons`` as pycups returns them.

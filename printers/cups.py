@@ -166,6 +166,55 @@ class CupsPrinter:
             raise PrintServerUnavailableError(f"job {job_id}: {exc.args[1]}") from exc
         return attrs
 
+    def find_job(self, title: str) -> PrintOutcome | None:
+        """The outcome of this queue's newest job named ``title`` (see the port)."""
+        conn = self._connect()
+        try:
+            jobs = conn.getJobs(
+                which_jobs="all",
+                requested_attributes=["job-id", "job-name", "job-printer-uri"],
+            )
+        except (cups.IPPError, RuntimeError) as exc:
+            raise PrintServerUnavailableError(f"{self._queue}: cannot list jobs: {exc}") from exc
+        suffix = f"/printers/{self._queue}"
+        ids = sorted(
+            job_id
+            for job_id, attrs in jobs.items()
+            if attrs.get("job-name") == title
+            and str(attrs.get("job-printer-uri", "")).endswith(suffix)
+        )
+        if not ids:
+            return None
+        job_id = ids[-1]
+        try:
+            attrs = conn.getJobAttributes(job_id, requested_attributes=_JOB_ATTRS)
+        except (cups.IPPError, RuntimeError) as exc:
+            raise PrintServerUnavailableError(f"{self._queue}: job {job_id}: {exc}") from exc
+        state = JobState(int(attrs["job-state"]))
+        job_reasons = normalise_reasons(attrs.get("job-state-reasons"))
+        now = self._status_from(self._printer_attrs(conn))
+        if state.is_final:
+            verdict = classify(state, job_reasons, (), now.reasons)
+        else:
+            self._cancel(conn, job_id)
+            state = JobState.CANCELED
+            verdict = Verdict(
+                Fault.UNKNOWN, None, None, True, "job found unfinished after a restart; cancelled"
+            )
+        return PrintOutcome(
+            printer=self._queue,
+            job_id=job_id,
+            job_state=state,
+            card_consumed=verdict.card_consumed,
+            card_printed=verdict.card_printed,
+            fault=verdict.fault,
+            operator_action=verdict.operator_action,
+            printer_state_reasons=now.reasons,
+            job_state_reasons=job_reasons,
+            markers_after=now.markers,
+            message=verdict.message,
+        )
+
     def print_card(
         self,
         document: Path | bytes,

@@ -85,6 +85,37 @@ class DirectoryPrinter:
             markers=(Marker(MARKER_NAME, self.simulator.level(), MARKER_TYPE, LOW_PERCENT),),
         )
 
+    def find_job(self, title: str) -> PrintOutcome | None:
+        """The outcome of the newest job named ``title``, from the simulator's journal."""
+        entries = [j for j in self.simulator.jobs() if j.get("title") == title]
+        if not entries:
+            return None
+        last = entries[-1]
+        ok = bool(last.get("ok"))
+        reason = last.get("reason")
+        verdict = classify(
+            JobState.COMPLETED if ok else JobState.ABORTED,
+            (),
+            (),
+            () if ok else (str(reason),),
+        )
+        if not ok and verdict.card_consumed is None:
+            consumed = bool(last.get("card_consumed"))
+            verdict = Verdict(verdict.fault, consumed, False, True, verdict.message)
+        written = sorted(self.directory.glob(f"{int(last['job']):06d}-*.pdf"))
+        return PrintOutcome(
+            printer=self._name,
+            job_id=int(last["job"]),
+            job_state=JobState.COMPLETED if ok else JobState.ABORTED,
+            card_consumed=verdict.card_consumed,
+            card_printed=verdict.card_printed,
+            fault=verdict.fault,
+            operator_action=verdict.operator_action,
+            printer_state_reasons=tuple(last.get("reasons", ())),
+            message=verdict.message,
+            document=written[-1] if written else None,
+        )
+
     def print_card(
         self,
         document: Path | bytes,

@@ -479,7 +479,11 @@ class CupsStack:
             "Browsing No\nWebInterface No\nDefaultAuthType None\n"
             "ErrorPolicy abort-job\nJobRetryInterval 1\nPreserveJobHistory Yes\n"
             "<Location />\n  Order allow,deny\n  Allow from 127.0.0.1\n  Allow from @LOCAL\n"
-            "</Location>\n<Policy default>\n  <Limit All>\n    Order deny,allow\n  </Limit>\n"
+            "</Location>\n<Policy default>\n"
+            # Job names stay visible: recovery looks jobs up by title (find_job).
+            "  JobPrivateAccess all\n  JobPrivateValues none\n"
+            "  SubscriptionPrivateAccess all\n  SubscriptionPrivateValues none\n"
+            "  <Limit All>\n    Order deny,allow\n  </Limit>\n"
             "</Policy>\n"
         )
         files = self.workdir / "cups-files.conf"

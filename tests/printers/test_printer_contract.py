@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -80,3 +81,16 @@ class TestCardPrinterContract:
         again = harness.printer.print_card(card_pdf)
         assert again.ok
         assert kind.value not in again.printer_state_reasons
+
+    def test_find_job(self, harness: Harness, card_pdf: Path) -> None:
+        title = f"find-{uuid.uuid4().hex[:8]}"
+        printed = harness.printer.print_card(card_pdf, title=title)
+        found = harness.printer.find_job(title)
+        assert found is not None and found.ok and found.job_id == printed.job_id
+        assert harness.printer.find_job("no-such-title-" + title) is None
+        jam_title = f"jam-{title}"
+        harness.inject("jam")
+        with pytest.raises(MediaJamError):
+            harness.printer.print_card(card_pdf, title=jam_title)
+        lost = harness.printer.find_job(jam_title)
+        assert lost is not None and lost.fault is Fault.JAM and lost.card_consumed is True
