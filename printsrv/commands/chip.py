@@ -148,7 +148,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     from chip.api import KeyDiversifier
     from chip.errors import ChipError
-    from chip.verification import verify_reader
+    from chip.verification import sod_content_info, verify_reader
 
     settings = load_settings()
     master: KeyDiversifier | None = None
@@ -169,6 +169,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
             args.dump.mkdir(parents=True, exist_ok=True)
             for name, raw in report.raw_files.items():
                 (args.dump / f"{name}.der").write_bytes(raw)
+            if "EF.SOD" in report.raw_files:  # the bare ContentInfo, for openssl cms -verify
+                (args.dump / "EF.SOD.cms").write_bytes(
+                    sod_content_info(report.raw_files["EF.SOD"]))
             if csca is not None:
                 (args.dump / "CSCA.der").write_bytes(csca)
                 cert = x509.load_der_x509_certificate(csca)

@@ -225,3 +225,12 @@ def test_key_token_failure_reports_a_blank_card(make_card: CardFactory,
         personalize(SimulatedChannel(card), holder, broken)
     assert info.value.card_state is CardState.BLANK and not card.files
     assert isinstance(info.value.__cause__, RuntimeError)
+
+
+def test_eeprom_write_time_model(make_card: CardFactory, keys: PersonalizationKeys,
+                                 holder: HolderData) -> None:
+    card = make_card(eeprom_page_seconds=0.0001)
+    result = personalize(SimulatedChannel(card), holder, keys)
+    pages = sum(-(-f.size // 64) for f in card.files.values())
+    assert card.eeprom_seconds >= pages * 0.0001 * 0.99
+    assert result.phases["wire"] >= card.eeprom_seconds

@@ -191,9 +191,9 @@ def test_cli_with_token_and_queued_record(pcsc_stack: Any, tmp_path: Path) -> No
     assert report["chip_uid"] == result["chip_uid"]
     for name in ("EF.SOD.der", "EF.COM.der", "DG1.der", "DG2.der", "DG3.der", "CSCA.pem"):
         assert (dump / name).exists(), name
-    (dump / "sod.cms").write_bytes((dump / "EF.SOD.der").read_bytes()[4:])
+    assert (dump / "EF.SOD.cms").read_bytes() == (dump / "EF.SOD.der").read_bytes()[4:]
     proc2 = subprocess.run(
-        ["openssl", "cms", "-verify", "-inform", "DER", "-in", str(dump / "sod.cms"),
+        ["openssl", "cms", "-verify", "-inform", "DER", "-in", str(dump / "EF.SOD.cms"),
          "-CAfile", str(dump / "CSCA.pem"), "-purpose", "any", "-binary", "-out", "/dev/null"],
         capture_output=True, text=True, check=False)
     assert proc2.returncode == 0, proc2.stderr
