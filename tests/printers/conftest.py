@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,8 @@ def cups_stack() -> Iterator[object]:
 
     missing = missing_tools()
     if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CUPS stack required in CI but not installed: {missing}")
         pytest.skip(f"CUPS stack not installed: {missing}")
     with CupsStack(printers=["Card1", "Card2"], ribbon_cards=20) as stack:
         yield stack
