@@ -49,13 +49,15 @@ def _pkcs11() -> Any:
     return pkcs11
 
 
+_loaded_conf: dict[str, Path] = {}
+
+
 def ensure_softhsm_conf(settings: Settings) -> Path:
-    """Write the SoftHSM2 config under the instance folder (unless one is configured) and
-    point ``SOFTHSM2_CONF`` at it."""
+    """Write the instance's SoftHSM2 config (unless ``softhsm_conf`` names one) and point
+    ``SOFTHSM2_CONF`` at it. An inherited ``SOFTHSM2_CONF`` is ignored on purpose: it may
+    belong to another instance (a parent process, an earlier test)."""
     conf = settings.softhsm_conf_path
-    if "SOFTHSM2_CONF" in os.environ and settings.softhsm_conf is None:
-        return Path(os.environ["SOFTHSM2_CONF"])
-    if not conf.exists():
+    if not conf.exists() and settings.softhsm_conf is None:
         tokens = conf.parent / "tokens"
         tokens.mkdir(parents=True, exist_ok=True)
         conf.write_text(
@@ -63,6 +65,21 @@ def ensure_softhsm_conf(settings: Settings) -> Path:
         )
     os.environ["SOFTHSM2_CONF"] = str(conf)
     return conf
+
+
+def _library(settings: Settings) -> Any:
+    """The PKCS#11 library, (re)initialised for this instance's token configuration.
+
+    python-pkcs11 keeps one loaded library per module path; SoftHSM reads its config only at
+    initialisation, so switching instance in one process needs a re-initialisation.
+    """
+    conf = ensure_softhsm_conf(settings)
+    lib = _pkcs11().lib(settings.pkcs11_module)
+    previous = _loaded_conf.get(settings.pkcs11_module)
+    if previous is not None and previous != conf:
+        lib.reinitialize()
+    _loaded_conf[settings.pkcs11_module] = conf
+    return lib
 
 
 def _name(common_name: str) -> x509.Name:
@@ -167,12 +184,11 @@ def create_demo_registry_pki(keys_dir: Path) -> list[str]:
 def init_token(settings: Settings) -> list[str]:
     """Create the SoftHSM token and its keys when missing; return what was created."""
     created: list[str] = []
-    ensure_softhsm_conf(settings)
     keys_dir = settings.keys_dir
     keys_dir.mkdir(parents=True, exist_ok=True)
     pin_file = keys_dir / "token.pin"
     pkcs11 = _pkcs11()
-    lib = pkcs11.lib(settings.pkcs11_module)
+    lib = _library(settings)
     try:
         lib.get_token(token_label=settings.token_label)
     except pkcs11.exceptions.NoSuchToken:
@@ -215,10 +231,9 @@ class KeyStore:
     @contextmanager
     def open(cls, settings: Settings) -> Iterator[KeyStore]:
         """Open a logged-in session; raises :class:`KeyStoreError` if the token is unusable."""
-        ensure_softhsm_conf(settings)
         pkcs11 = _pkcs11()
         try:
-            lib = pkcs11.lib(settings.pkcs11_module)
+            lib = _library(settings)
             token = lib.get_token(token_label=settings.token_label)
             session = token.open(rw=True, user_pin=settings.resolved_token_pin())
         except pkcs11.exceptions.NoSuchToken as exc:
