@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from printsrv import audit, regions
+from printsrv import audit
 from printsrv.audit import AuditTag
 from printsrv.config import Settings
 from printsrv.db import unit_of_work
@@ -36,13 +36,12 @@ from printsrv.media import FingerPosition, MediaError, parse_fmr, verify_jpeg, v
 from printsrv.models import (
     Batch,
     MediaKind,
-    Office,
-    OfficeKind,
     Record,
     RecordKey,
     RecordMedia,
     RecordState,
 )
+from printsrv.offices import ensure_office
 from printsrv.validation import validate_record
 
 FORMAT = "ktp-approved-batch/1"
@@ -335,49 +334,10 @@ def check_batch(
 
 
 def _office(session: Session, code: str, cache: dict[str, int]) -> int:
-    """Id of kecamatan office ``code``; creates it and its regency from the region table."""
-    if code in cache:
-        return cache[code]
-    office = session.scalar(select(Office).where(Office.code == code))
-    if office is None:
-        regency_code = code[:5]
-        regency = session.scalar(select(Office).where(Office.code == regency_code))
-        if regency is None:
-            region = regions.lookup(regency_code)
-            regency = Office(
-                code=regency_code,
-                name=f"DISDUKCAPIL {region.upper_name if region else regency_code}",
-                kind=OfficeKind.REGENCY,
-            )
-            session.add(regency)
-            session.flush()
-            audit.record(
-                session,
-                AuditTag.OFFICE_OFFICE_CREATE,
-                actor="intake",
-                office_code=regency_code,
-                subject=regency_code,
-                details={"name": regency.name, "kind": "regency"},
-            )
-        district = regions.lookup(code)
-        office = Office(
-            code=code,
-            name=f"KECAMATAN {district.upper_name if district else code}",
-            kind=OfficeKind.KECAMATAN,
-            parent_id=regency.id,
-        )
-        session.add(office)
-        session.flush()
-        audit.record(
-            session,
-            AuditTag.OFFICE_OFFICE_CREATE,
-            actor="intake",
-            office_code=code,
-            subject=code,
-            details={"name": office.name, "kind": "kecamatan"},
-        )
-    cache[code] = office.id
-    return office.id
+    """Id of kecamatan office ``code`` (created from the region table when new), cached."""
+    if code not in cache:
+        cache[code] = ensure_office(session, code, actor="intake").id
+    return cache[code]
 
 
 def encrypt_media(

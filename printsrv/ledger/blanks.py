@@ -13,7 +13,8 @@ from datetime import UTC, date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from printsrv import audit, regions
+from printsrv import audit, offices
+from printsrv.errors import NotFound
 from printsrv.ledger.errors import LedgerError
 from printsrv.ledger.models import (
     ON_HAND,
@@ -30,7 +31,7 @@ from printsrv.ledger.models import (
 )
 from printsrv.ledger.serials import parse_serial, serial_range
 from printsrv.ledger.tags import MOVEMENT_TAGS, LedgerTag
-from printsrv.models import Office, OfficeKind
+from printsrv.models import Office
 
 S = BlankState
 #: The legal ``(from_state, to_state)`` pairs of each movement kind. ``ledger check`` replays the
@@ -81,28 +82,10 @@ def office_by_code(session: Session, code: str) -> Office:
 def ensure_office(session: Session, code: str, *, actor: str) -> Office:
     """The office with ``code`` (``PP.KK`` regency or ``PP.KK.CC`` kecamatan), created from the
     region table when missing; :class:`LedgerError` for a code the table does not know."""
-    office = session.scalar(select(Office).where(Office.code == code))
-    if office is not None:
-        return office
-    region = regions.lookup(code)
-    if region is None or len(code) not in (5, 8):
-        raise LedgerError(f"office code {code!r} is not a regency or kecamatan in the region table")
-    if len(code) == 8:
-        from printsrv.intake.pipeline import _office
-
-        return session.get_one(Office, _office(session, code, {}))
-    office = Office(code=code, name=f"DISDUKCAPIL {region.upper_name}", kind=OfficeKind.REGENCY)
-    session.add(office)
-    session.flush()
-    audit.record(
-        session,
-        LedgerTag.OFFICE_CREATE,
-        actor=actor,
-        office_code=code,
-        subject=code,
-        details={"name": office.name, "kind": "regency"},
-    )
-    return office
+    try:
+        return offices.ensure_office(session, code, actor=actor)
+    except NotFound as exc:
+        raise LedgerError(str(exc)) from exc
 
 
 def get_or_create_station(

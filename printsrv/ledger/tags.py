@@ -27,7 +27,6 @@ class LedgerTag(enum.StrEnum):
     RIBBON_LOAD = "ledger:ribbon:load"
     RIBBON_FINISH = "ledger:ribbon:finish"
     RIBBON_USAGE = "ledger:ribbon:usage"
-    OFFICE_CREATE = "admin:office:create"
 
 
 #: Tag of each blank movement kind.
