@@ -11,10 +11,18 @@ from printsrv.config import load_settings
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("serve", help="serve the web app and the API (waitress)")
+    p = sub.add_parser(
+        "serve", help="serve the web app and the API (waitress; gunicorn with --workers N > 1)"
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--threads", type=int, default=16)
+    p.add_argument("--threads", type=int, default=16, help="threads per process")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes; more than 1 serves with gunicorn (pre-fork, threaded workers)",
+    )
     p.add_argument(
         "--insecure-cookies",
         action="store_true",
@@ -43,15 +51,51 @@ def register(sub: Any) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from waitress import serve
-
     from printsrv.web import create_app
 
     settings = load_settings()
     config = {"SESSION_COOKIE_SECURE": False} if args.insecure_cookies else None
     app = create_app(settings, config)
+    if args.workers > 1:
+        return _serve_gunicorn(app, args)
+    from waitress import serve
+
     print(f"serving on http://{args.host}:{args.port}", file=sys.stderr)
     serve(app, host=args.host, port=args.port, threads=args.threads, ident="printsrv")
+    return 0
+
+
+def _serve_gunicorn(app: Any, args: argparse.Namespace) -> int:
+    """Serve ``app`` with gunicorn: ``args.workers`` pre-forked processes of ``args.threads``
+    threads each (``gthread``). The app is built once before the fork; database engines are
+    created lazily, so every worker opens its own connections."""
+    from gunicorn.app.base import BaseApplication
+
+    options = {
+        "bind": f"{args.host}:{args.port}",
+        "workers": args.workers,
+        "worker_class": "gthread",
+        "threads": args.threads,
+        "preload_app": True,
+        "accesslog": None,
+        "errorlog": "-",
+        "loglevel": "warning",
+        "proc_name": "printsrv",
+        "timeout": 120,
+        "keepalive": 5,
+    }
+
+    class _Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            return app
+
+    print(f"serving on http://{args.host}:{args.port} ({args.workers} gunicorn workers)",
+          file=sys.stderr)
+    _Server().run()
     return 0
 
 

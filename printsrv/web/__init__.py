@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import secrets
@@ -48,11 +49,27 @@ def select_locale() -> str:
 
 
 _SQLITE_WRITE_LOCK = threading.Lock()
+_LOCK_FILES: dict[tuple[int, str], int] = {}
+
+
+def _process_lock_fd(settings: Settings) -> int:
+    """This process's descriptor of the instance's web write-lock file (opened after a fork:
+    flock locks belong to the open file description, which a forked worker must not share)."""
+    key = (os.getpid(), str(settings.instance_dir))
+    fd = _LOCK_FILES.get(key)
+    if fd is None:
+        settings.instance_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(settings.instance_dir / "web-write.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        _LOCK_FILES[key] = fd
+    return fd
 
 
 def db() -> Session:
     """The request's read-write session; its transaction commits after a successful request.
-    On SQLite the process's writers queue on a lock instead of SQLite's sleeping busy handler."""
+    On SQLite the writers queue on a lock instead of SQLite's sleeping busy handler (which
+    backs off up to 100 ms a try and makes tail latency): a thread lock within the process,
+    and an ``flock`` on a file in the instance folder between the processes of a pre-forked
+    server (``serve --workers N``)."""
     if "db" not in g:
         from printsrv.db import session_factory
 
@@ -60,6 +77,13 @@ def db() -> Session:
         if not settings.is_postgres:
             _SQLITE_WRITE_LOCK.acquire()
             g.db_locked = True
+            try:
+                fd = _process_lock_fd(settings)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                g.db_flock = fd
+            except BaseException:
+                _release_write_lock()
+                raise
         g.db = session_factory(settings)()
         g.db.begin()
     return g.db  # type: ignore[no-any-return]
@@ -87,6 +111,9 @@ def read_db() -> Session:
 
 
 def _release_write_lock() -> None:
+    fd = g.pop("db_flock", None)
+    if fd is not None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
     if g.pop("db_locked", False):
         _SQLITE_WRITE_LOCK.release()
 
@@ -133,12 +160,14 @@ def create_app(
 
     from printsrv.web.guard import current_user
     from printsrv.web.services import can
+    from printsrv.web.views import queue_rows_html
 
     app.jinja_env.globals.update(
         current_user=current_user,
         can=can,
         get_locale=select_locale,
         has_ledger="ledger" in app.blueprints,
+        queue_rows_html=queue_rows_html,
     )
 
     @app.after_request

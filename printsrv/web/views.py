@@ -8,6 +8,7 @@ from flask import Blueprint, Flask, abort, flash, redirect, render_template, req
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from markupsafe import Markup, escape
 from wtforms import StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
@@ -202,6 +203,21 @@ def audit_log() -> Any:
     report = audit.verify(read_db())
     svc.audit_view(db(), user, WebTag.AUDIT_VIEW, details={"events": len(events)})
     return render_template("audit.html", events=events, report=report)
+
+
+def queue_rows_html(rows: list[svc.QueueRow], record_url: str) -> Markup:
+    """The queue table's rows as escaped HTML. Built here rather than in a Jinja loop: the
+    queue is the busiest page and fifty rows of template nodes were a third of its cost."""
+    out = []
+    for r in rows:
+        out.append(
+            f'<tr><td><a href="{record_url}{r.id}">{escape(r.request_id)}</a></td>'
+            f'<td class="mono">{escape(r.nik)}</td><td>{escape(r.nama)}</td>'
+            f"<td>{escape(r.card_type)}</td><td>{escape(r.office_code)}</td>"
+            f'<td><span class="pill {escape(r.state)}">{escape(r.state)}</span></td>'
+            f"<td>{escape(r.hold_reason or '')}</td></tr>"
+        )
+    return Markup("\n".join(out))
 
 
 def register_optional(app: Flask) -> None:
