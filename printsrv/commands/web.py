@@ -69,7 +69,11 @@ def _serve_gunicorn(app: Any, args: argparse.Namespace) -> int:
     """Serve ``app`` with gunicorn: ``args.workers`` pre-forked processes of ``args.threads``
     threads each (``gthread``). The app is built once before the fork; database engines are
     created lazily, so every worker opens its own connections."""
-    from gunicorn.app.base import BaseApplication
+    try:
+        from gunicorn.app.base import BaseApplication
+    except ImportError:
+        print("error: --workers needs gunicorn (pip install gunicorn==27.0.1)", file=sys.stderr)
+        return 2
 
     options = {
         "bind": f"{args.host}:{args.port}",
