@@ -113,7 +113,8 @@ def card_overhead(instance: Path, database_url: str, cards: int) -> dict[str, li
                            actor="bench")
         load_consumable(session, station, kind=ConsumableKind.RIBBON, serial=f"RIB-{tag}",
                         actor="bench")
-    printer = DirectoryPrinter(instance / f"cards-{tag}", get_profile(config.profile), name=name)
+    printer = DirectoryPrinter(instance / f"cards-{tag}", get_profile(config.profile), name=name,
+                               ribbon_cards=cards + 50, cards=cards + 10)
     out: dict[str, list[float]] = {"total": [], "no_render": [], "render": [], "claim": [],
                                    "issue": []}
     with KeyStore.open(settings) as keys:

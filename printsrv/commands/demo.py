@@ -323,9 +323,13 @@ def _start_devstack(stack: contextlib.ExitStack, log_dir: Path, cards: int,
     """pcscd + vpcd (the card simulator is started per blank by the station), then cupsd +
     ippeveprinter; both are stopped by ``stack`` in reverse order. Returns the CUPS server."""
     from printsrv.devstack.cups import CupsStack
+    from printsrv.devstack.pcsc import LOCK_PATH as PCSC_LOCK
     from printsrv.devstack.pcsc import PcscStack
 
-    pcsc = PcscStack(sim_args=(), log_dir=log_dir)
+    pcsc = PcscStack(sim_args=(), log_dir=log_dir, lock_timeout=3600)
+    if _lock_busy(PCSC_LOCK):
+        console.say(f"devices: another run (a test suite?) holds the PC/SC stack ({PCSC_LOCK}); "
+                    "waiting for it to finish")
     console.say("devices: starting pcscd + vpcd")
     pcsc.start()
     stack.callback(_stopped, pcsc.stop, console, "PC/SC stack (pcscd)")
@@ -338,6 +342,23 @@ def _start_devstack(stack: contextlib.ExitStack, log_dir: Path, cards: int,
     stack.callback(_stopped, cups.stop, console, "CUPS stack (cupsd, ippeveprinter)")
     console.say(f"devices: CUPS queue {PRINTER} -> {cups.printer(PRINTER).uri}")
     return cups.server
+
+
+def _lock_busy(path: Path) -> bool:
+    """Whether another process holds the flock on ``path`` (tried and released at once)."""
+    import fcntl
+
+    try:
+        handle = open(path, "ab")  # noqa: SIM115 - closed below
+    except OSError:
+        return False
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        handle.close()  # closing drops a lock we may have taken
+    return False
 
 
 def _stopped(stop: Callable[[], None], console: _Console, what: str) -> None:
@@ -421,18 +442,32 @@ def _run_station(settings: Settings, stop: threading.Event, cards_per_minute: fl
     interval = 60.0 / cards_per_minute if cards_per_minute > 0 else 0.0
     done = [0]
 
+    def left() -> int:
+        from sqlalchemy import func, select
+
+        from printsrv.db import unit_of_work
+        from printsrv.models import Record, RecordState
+        from printsrv.station.claim import office_ids
+
+        with unit_of_work(settings) as session:
+            offices = office_ids(session, OFFICE) or [-1]
+            return session.scalar(select(func.count()).select_from(Record).where(
+                Record.office_id.in_(offices), Record.state == RecordState.QUEUED)) or 0
+
     def progress(result: CardResult) -> None:
         done[0] += 1
         seconds = sum(result.timings.values())
+        queued = left()
         if result.outcome.value == "issued":
-            console.say(f"card {done[0]}/{queued} issued: {result.request_id}, blank "
+            console.say(f"card {done[0]} issued: {result.request_id}, blank "
                         f"{result.blank_serial}, chip UID {result.chip_uid or '-'} "
-                        f"({seconds:.1f} s)")
+                        f"({seconds:.1f} s; {queued} left in the queue)")
         else:
-            console.say(f"card {done[0]}/{queued} {result.outcome.value}"
+            console.say(f"card {done[0]} {result.outcome.value}"
                         f"{' (' + result.cause + ')' if result.cause else ''}: "
-                        f"{result.request_id}, blank {result.blank_serial}: {result.message}")
-        if done[0] == queued:
+                        f"{result.request_id}, blank {result.blank_serial}: {result.message} "
+                        f"({queued} left in the queue)")
+        if queued == 0:
             console.say("queue done; the station waits for more records (Ctrl-C to stop)")
 
     try:

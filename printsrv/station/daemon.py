@@ -144,6 +144,8 @@ class Station:
         self.lease = timedelta(seconds=config.lease_seconds)
         self._offices: list[int] = []
         self.acknowledged: set[str] = set()
+        #: A problem only an operator's ``station resume`` clears (a software fault).
+        self.sticky_problem: str | None = None
         self.on_phase: Callable[[str, CardJob], None] | None = None  # tests: crash points
 
     # -- life cycle ----------------------------------------------------------------------------
@@ -244,6 +246,8 @@ class Station:
         CUPS keeps ``…-report`` reasons (a jam, ribbon out) until a later good job, so reasons
         an operator acknowledged with ``station resume`` are ignored until they go away.
         """
+        if self.sticky_problem:
+            return self.sticky_problem
         try:
             status = self.printer.status()
         except PrinterError as exc:
@@ -268,6 +272,7 @@ class Station:
             if row is None or not (row.details or {}).get("resume"):
                 return False
             row.details = {k: v for k, v in row.details.items() if k != "resume"}
+        self.sticky_problem = None
         with contextlib.suppress(PrinterError):
             self.acknowledged = set(self.printer.status().reasons)
         return True
@@ -425,6 +430,10 @@ class Station:
                     log.warning("station %s: chip retry on blank: %s", self.config.name, exc)
                     continue
                 return self._spoil(job, "chip_failure", str(exc), timings=timings)
+            except Exception as exc:  # a software fault, not the card's: stop and say so
+                log.exception("station %s: encoder error on card job %s", self.config.name,
+                              job.id)
+                return self._encoder_fault(job, exc, timings)
         timings["chip"] = time.perf_counter() - t
         with unit_of_work(self.settings) as session:
             db_job = session.get(CardJob, job.id)
@@ -478,6 +487,26 @@ class Station:
         if reject:
             return self._spoil(job, "qc_reject", reject, outcome=outcome, timings=timings)
         return self._issue(job, chip_result, outcome, timings=timings)
+
+    def _encoder_fault(self, job: CardJob, exc: Exception, timings: dict[str, float]
+                       ) -> CardResult:
+        """An unexpected error in the encoder software: the blank is released when the card
+        still probes blank, else spoiled ``chip_failure``; the station then stays paused until
+        an operator resumes it (the next card would most likely fail the same way)."""
+        reason = (f"encoder software error: {type(exc).__name__}: {exc}; "
+                  f"after fixing it: python run.py station resume {self.config.name}")[:500]
+        try:
+            state = self.encoder.probe()
+        except Exception:
+            state = CardState.UNKNOWN
+        if state is CardState.BLANK:
+            result = self._release(job, reason=reason, timings=timings)
+        else:
+            result = self._spoil(job, "chip_failure", reason, timings=timings)
+        self.sticky_problem = reason
+        self.paused_reason = None
+        self.pause(reason)
+        return result
 
     def _note_job(self, job: CardJob, print_job_id: int | None) -> None:
         if print_job_id is None:

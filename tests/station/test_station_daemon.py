@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from chip.errors import CardState, SecureChannelError, StatusWordError
@@ -214,3 +213,39 @@ def test_no_blanks_pauses(settings: Any, tmp_path: Any) -> None:
         assert station.process_one() is None
         assert station.paused_reason and "no blanks" in station.paused_reason
     assert counts(settings) == {"issued": 1, "queued": 2}
+
+
+def test_encoder_software_error_releases_blank_and_waits_for_operator(rig: Any) -> None:
+    import threading
+    import time
+
+    from printsrv.station.daemon import request_resume
+
+    calls: list[str] = []
+
+    def boom(serial: str) -> None:
+        if not calls:
+            calls.append(serial)
+            raise ValueError("bug in the chip library")
+
+    rig.encoder.hook = boom
+    station = rig.station()
+    seen: list[str | None] = []
+
+    def operator() -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not station.paused_reason:
+            time.sleep(0.01)
+        time.sleep(0.3)  # several polls: a software fault does not clear by itself
+        seen.append(station.paused_reason)
+        request_resume(rig.settings, "st1")
+
+    t = threading.Thread(target=operator)
+    t.start()
+    results = station.run(until_empty=True)
+    t.join()
+    assert seen and seen[0] and "encoder software error" in seen[0]
+    assert results[0].outcome is CardOutcome.RELEASED
+    assert [r.outcome for r in results].count(CardOutcome.ISSUED) == 5
+    assert _blanks(rig.settings)[calls[0]] in (BlankState.IN_HOPPER, BlankState.ISSUED)
+    assert ledger_problems(rig.settings) == []
