@@ -203,7 +203,10 @@ def test_dashboard_shows_flags_to_auditors(app_nocsrf: Flask, settings: Settings
     client = app_nocsrf.test_client()
     sign_in(client, settings, "auditor_own")
     page = client.get("/anomalies").get_data(as_text=True)
-    assert "LAMA" in page and "2 blanks idle" in page
+    assert "LAMA" in page and "2 blangko diam" in page
+    client.post("/lang", data={"lang": "en", "next": "/anomalies"})
+    assert "2 blanks idle, oldest" in client.get("/anomalies").get_data(as_text=True)
+    client.post("/lang", data={"lang": "id", "next": "/anomalies"})
     page = client.get("/anomalies?idle_days=30").get_data(as_text=True)
     assert "LAMA" not in page
     sign_in(client, settings, "auditor_other")
