@@ -435,6 +435,8 @@ class Station:
                               job.id)
                 return self._encoder_fault(job, exc, timings)
         timings["chip"] = time.perf_counter() - t
+        # One commit for both phases: nothing physical happens between them, and recovery
+        # gives a chip_done job and a print_submitted job without a print job the same fate.
         with unit_of_work(self.settings) as session:
             db_job = session.get(CardJob, job.id)
             assert db_job is not None
@@ -445,11 +447,8 @@ class Station:
                 chip_uid=chip_result.uid or None,
                 chip_attempts=attempts,
             )
-        self._phase("chip_done", job)
-        with unit_of_work(self.settings) as session:
-            db_job = session.get(CardJob, job.id)
-            assert db_job is not None
             advance(session, db_job, CardPhase.PRINT_SUBMITTED)
+        self._phase("chip_done", job)
         self._phase("print_submitted", job)
 
         # Print; a fault that fed no card pauses and prints the same card again.
@@ -482,7 +481,6 @@ class Station:
                     self.pause(problem)
                 return result
         timings["print"] = time.perf_counter() - t
-        self._note_job(job, outcome.job_id)
         reject = self.qc(outcome) if self.qc is not None else None
         if reject:
             return self._spoil(job, "qc_reject", reject, outcome=outcome, timings=timings)
@@ -530,6 +528,8 @@ class Station:
         with unit_of_work(self.settings) as session:
             db_job = session.get(CardJob, job.id)
             assert db_job is not None
+            if outcome.job_id is not None:  # noted with the fate: one commit fewer per card
+                db_job.print_job_id = outcome.job_id
             issue_card(
                 session,
                 self.config,
@@ -557,6 +557,8 @@ class Station:
         with unit_of_work(self.settings) as session:
             db_job = session.get(CardJob, job.id)
             assert db_job is not None
+            if outcome is not None and outcome.job_id is not None:
+                db_job.print_job_id = outcome.job_id
             spoil_card(
                 session,
                 self.config,

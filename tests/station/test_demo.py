@@ -140,6 +140,8 @@ def test_demo_makes_cards_and_stops_cleanly(tmp_path: Path) -> None:
             proc.kill()
             proc.wait(timeout=30)
         reader.join(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
     output = "\n".join(lines)
     assert "password" in output and "card 4 issued" in output, output
     assert "chip UID" in output
