@@ -163,3 +163,15 @@ def spoilage_flags(session: Session, office: Office, factor: float = 2.0) -> lis
     return [
         f"{s}: {rate:.0%}" for s, rate in sorted(rates.items()) if rate > max(median * factor, 0.05)
     ]
+
+
+def request_station_resume(session: Session, station: Station) -> bool:
+    """Ask the running station to resume (an operator cleared the printer), in the request's
+    transaction: the same flag ``run.py station resume`` sets
+    (:func:`printsrv.station.daemon.request_resume`), which the daemon reads while paused.
+    ``False`` when the station has never run."""
+    row = session.get(StationRuntime, station.name)
+    if row is None:
+        return False
+    row.details = {**(row.details or {}), "resume": True}
+    return True

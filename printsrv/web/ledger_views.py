@@ -8,7 +8,19 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, abort, jsonify, render_template, request
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_wtf import FlaskForm
 
 from printsrv.ledger.errors import LedgerError
 from printsrv.web import db, read_db
@@ -104,6 +116,25 @@ def station(station_id: int) -> Any:
     svc.audit_view(db(), user, WebTag.RECORD_VIEW, subject=view.name,
                    details={"station_jobs": [j["request_id"] for j in view.jobs]})
     return render_template("station.html", st=view)
+
+
+@bp.route("/stations/<int:station_id>/resume", methods=["POST"])
+@permission("station.operate")
+def station_resume(station_id: int) -> Any:
+    """The operator cleared the printer: ask the paused station to resume."""
+    user = current_user()
+    assert user is not None
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    station = ls.get_visible_station(db(), user.office, station_id)
+    ok = ls.request_station_resume(db(), station)
+    svc.audit_view(db(), user, WebTag.STATION_RESUME, subject=station.name,
+                   office_code=station.office.code, details={"requested": ok})
+    if ok:
+        flash(_("Permintaan lanjut dikirim ke stasiun %(name)s.", name=station.name), "ok")
+    else:
+        flash(_("Stasiun %(name)s belum pernah berjalan.", name=station.name), "error")
+    return redirect(url_for("ledger.station", station_id=station.id), code=303)
 
 
 @bp.route("/stations/<int:station_id>/status.json")

@@ -26,6 +26,7 @@ class WebTag(enum.StrEnum):
     STOCK_VIEW = "web:stock:view"
     DOCUMENT_DOWNLOAD = "web:document:download"
     ANOMALY_VIEW = "web:anomaly:view"
+    STATION_RESUME = "web:station:resume"
     API_RECORD_VIEW = "api:record:view"
     API_BATCH_IMPORT = "api:batch:import"
     API_STATS_VIEW = "api:stats:view"

@@ -58,6 +58,7 @@ ENDPOINTS = [
     Endpoint("stations", "GET", "/stations", "station.view", record="station", listing=True),
     Endpoint("station", "GET", "/stations/{station}", "station.view"),
     Endpoint("station_status", "GET", "/stations/{station}/status.json", "station.view"),
+    Endpoint("station_resume", "POST", "/stations/{station}/resume", "station.operate"),
     # stock forms, documents, anomalies
     Endpoint("stock", "GET", "/stock", "stock.spoil", listing=True, marker="handover_number"),
     Endpoint("stock_receive", "POST", "/stock/receive", "stock.receive", form=(

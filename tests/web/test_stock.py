@@ -296,3 +296,25 @@ def test_stock_pages_in_english(app_nocsrf: Flask, settings: Settings,
     assert "Destruction of spoiled blanks" in client.get("/stock/destruction").get_data(
         as_text=True)
     assert "Anomaly flags" in client.get("/anomalies").get_data(as_text=True)
+
+
+def test_station_resume_button(app_nocsrf: Flask, settings: Settings,
+                               stock: dict[str, dict[str, str]]) -> None:
+    from printsrv.station.journal import StationMode, StationRuntime
+
+    client = app_nocsrf.test_client()
+    sign_in(client, settings, "operator_own")
+    station = stock["own"]["station"]
+    page = client.get(f"/stations/{station}").get_data(as_text=True)
+    assert f"/stations/{station}/resume" in page
+    # the station never ran: nothing to resume, said so
+    assert _flash(client, client.post(f"/stations/{station}/resume")).startswith("error")
+    with unit_of_work(settings) as s:
+        s.add(StationRuntime(name="ST-OWN", mode=StationMode.PAUSED, reason="printer jam",
+                             details={}))
+    assert _flash(client, client.post(f"/stations/{station}/resume")).startswith("ok")
+    with unit_of_work(settings) as s:
+        assert s.get_one(StationRuntime, "ST-OWN").details.get("resume") is True
+    assert ("web:station:resume", "operator_own") in _tags(settings)
+    sign_in(client, settings, "auditor_own")
+    assert client.post(f"/stations/{station}/resume").status_code == 403
