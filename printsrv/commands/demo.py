@@ -37,6 +37,7 @@ from typing import Any, Final
 
 from printsrv import PROJECT_ROOT
 from printsrv.config import Settings, load_settings
+from printsrv.errors import PrintSrvError
 
 OFFICE: Final = "35.26.01"
 STATION: Final = "demo"
@@ -151,6 +152,8 @@ def run_demo(args: argparse.Namespace) -> int:
         try:
             console.say(f"instance {base.instance_dir}, database "
                         f"{base.sqlalchemy_url.split('@')[-1]}")
+            if not args.no_web and _port_answers(args.port):
+                raise RuntimeError(f"port {args.port} is in use: choose another with --port")
             _init(console)
             check()
             queued = ensure_records(base, args.count, base.instance_dir / "demo", console)
@@ -178,6 +181,9 @@ def run_demo(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             console.say("stopping at once (the station's journal recovers the card next time)")
             return 130
+        except (RuntimeError, PrintSrvError) as exc:  # a daemon that would not start, a port
+            console.say(f"error: {exc}; stopping what was started (logs in {log_dir})")
+            return 1
         issued = sum(r.outcome.value == "issued" for r in results)
         console.say(f"station stopped: {len(results)} cards this run, {issued} issued")
     return 0
