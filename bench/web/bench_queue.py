@@ -165,6 +165,7 @@ def main() -> int:
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
+    load_before = os.getloadavg()[0]  # other work on the machine skews every figure
     try:
         wait_for(base + "/login")
         run(base, args.clients, args.clients * 2)  # warm-up
@@ -181,6 +182,7 @@ def main() -> int:
         ("server", f"{'waitress' if args.workers == 1 else 'gunicorn'}: {args.workers} "
                    f"process(es) × {threads} threads"),
         ("cpus", str(os.cpu_count())),
+        ("load avg (1 min)", f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after"),
         ("fill time", f"{fill_s:.1f} s"),
         ("clients", str(args.clients)),
         ("requests", str(len(lat))),
