@@ -118,15 +118,16 @@ def card_overhead(instance: Path, database_url: str, cards: int) -> dict[str, li
     printer = DirectoryPrinter(instance / f"cards-{tag}", get_profile(config.profile), name=name,
                                ribbon_cards=cards + 50, cards=cards + 10)
     out: dict[str, list[float]] = {"total": [], "no_render": [], "render": [], "claim": [],
-                                   "issue": []}
+                                   "issue": [], "cpu": []}
     with KeyStore.open(settings) as keys:
         station = Station(settings, config, printer, FakeEncoder(), keys=keys, idle_sleep=0.0)
         original = station.process_one
 
         def timed() -> Any:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             res = original()
             if res is not None:
+                out["cpu"].append(time.process_time() - c0)
                 wall = time.perf_counter() - t0
                 device = res.timings.get("chip", 0.0) + res.timings.get("print", 0.0)
                 out["total"].append(wall - device)
@@ -306,7 +307,8 @@ def main() -> int:
                                   ("no_render", "per card, excl. render"),
                                   ("render", "  of which: render (reportlab)"),
                                   ("claim", "  of which: T1 claim+reserve+journal"),
-                                  ("issue", "  of which: T4 issue")):
+                                  ("issue", "  of which: T4 issue"),
+                                  ("cpu", "  station process CPU per card")):
                     v = times[key]
                     rows.append((f"{label}: {what}", f"{args.cards} cards",
                                  f"p50 {pct(v, .5) * 1000:6.1f}  p95 {pct(v, .95) * 1000:6.1f}  "
@@ -317,14 +319,16 @@ def main() -> int:
                 t = time.perf_counter()
                 seed_queue(url, args.records)
                 seeded = time.perf_counter() - t
-                runs = [("back to back", claims(url, args.workers, args.claims_per_worker)),
+                runs = [("1 process, back to back", claims(url, 1, args.claims_per_worker)),
+                        ("back to back", claims(url, args.workers, args.claims_per_worker)),
                         (f"paced {args.paced_rate:g}/s each",
                          claims(url, args.workers, max(20, args.claims_per_worker // 10),
                                 args.paced_rate))]
             finally:
                 drop_pg_database(args.pg, url)
             for how, r in runs:
-                rows.append((f"PostgreSQL claims, {args.workers} processes, {how}",
+                who = how if how.startswith("1 process") else f"{args.workers} processes, {how}"
+                rows.append((f"PostgreSQL claims, {who}",
                              f"{args.records:,} queued (seeded in {seeded:.0f} s)",
                              f"{r['claims']:,} claims, {r['claims_per_s']:,.0f} claims/s"))
                 rows.append(("  claim latency (begin..commit)", "",
