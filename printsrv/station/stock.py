@@ -5,6 +5,7 @@ Thin adapter: the daemon speaks in serials and cause names; the ledger owns the 
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -12,6 +13,14 @@ from sqlalchemy.orm import Session
 from printers.api import PrintOutcome
 from printsrv.models import Record, utcnow
 from printsrv.station.devices import StationConfig
+
+
+@functools.lru_cache(maxsize=16)
+def _profile(name: str) -> Any:
+    """A printer profile, loaded once per process (reading it costs ~1 ms; it is per card)."""
+    from printers.profiles import get_profile
+
+    return get_profile(name)
 
 
 def _station(session: Session, config: StationConfig) -> Any:
@@ -118,11 +127,10 @@ def ribbon_used(
     actor: str,
 ) -> None:
     """Count the ribbon (and film) panels one fed card spent, with the printer's level."""
-    from printers.profiles import get_profile
     from printsrv.ledger.ribbons import record_ribbon_usage
 
-    ribbon = get_profile(config.profile).ribbon
-    duplex = get_profile(config.profile).duplex
+    profile = _profile(config.profile)
+    ribbon, duplex = profile.ribbon, profile.duplex
     level = next((m.level for m in outcome.markers_after if m.known), None)
     record_ribbon_usage(
         session,
