@@ -126,3 +126,11 @@ def test_unfittable_value_is_refused_by_name(make_card: Callable[..., CardInput]
         raise AssertionError("should not fit")
     labels_only = replace(template, labels_preprinted=True)
     assert compose(labels_only, make_card()).boxes["nama"]
+
+
+def test_size_grid_never_drops_below_minimum() -> None:
+    from printsrv.layout.fitting import _sizes
+
+    for start in (4.0, 4.05, 6.3, 7.0, 8.15, 9.0):
+        sizes = _sizes(start, 4.0)
+        assert sizes[0] == start and sizes[-1] == 4.0 and min(sizes) >= 4.0
