@@ -53,7 +53,7 @@ def _sizes(style_size: float, min_size: float) -> list[float]:
     count (not by repeated subtraction) so float drift never yields a size below the minimum."""
     sizes: list[float] = []
     steps = 0
-    while (size := round(style_size - steps * SIZE_STEP_PT, 6)) >= min_size - 1e-9:
+    while (size := style_size - steps * SIZE_STEP_PT) >= min_size - 1e-9:
         sizes.append(max(size, min_size))
         steps += 1
     if not sizes or sizes[-1] > min_size:
@@ -84,7 +84,7 @@ def fit_text(
     fit_size = min(size, box_w_pt / full, box_h_pt / leading)
     if fit_size >= min_size - 1e-9:
         steps = int((size - fit_size) / SIZE_STEP_PT + 0.999999)
-        snapped = max(min_size, round(size - steps * SIZE_STEP_PT, 6))
+        snapped = max(min_size, size - steps * SIZE_STEP_PT)
         chosen = (snapped, [words])
     else:
         for n in range(2, max_lines + 1):
