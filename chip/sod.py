@@ -24,6 +24,10 @@ from chip.tlv import tlv, unwrap
 
 LDS_SECURITY_OBJECT_OID = "2.23.136.1.1.1"
 cms.ContentType._map[LDS_SECURITY_OBJECT_OID] = "ldsSecurityObject"
+# asn1crypto builds the name -> OID map once, on first use: if anything used a content type by
+# name before this module was imported, that map exists already and lacks our name.
+if cms.ContentType._reverse_map is not None:
+    cms.ContentType._reverse_map["ldsSecurityObject"] = LDS_SECURITY_OBJECT_OID
 
 
 class DataGroupHash(core.Sequence):  # type: ignore[misc]

@@ -62,25 +62,6 @@ def holder_for(card: CardInput) -> Any:
     )
 
 
-def _ensure_lds_content_type() -> None:
-    """Make asn1crypto know the LDS security object's content type by name.
-
-    ``chip.sod`` adds the OID to ``cms.ContentType._map`` only; asn1crypto builds the reverse
-    (name → OID) map once, on first use, so when anything in the process used a content type
-    by name before ``chip.sod`` was imported (the batch intake does), building a SOD fails with
-    "invalid literal for int() with base 10: 'ldsSecurityObject'". Adding the name to an already
-    built reverse map fixes that (asn1crypto builds it only once per class).
-    """
-    from asn1crypto import cms
-
-    from chip.sod import LDS_SECURITY_OBJECT_OID
-
-    name = cms.ContentType._map[LDS_SECURITY_OBJECT_OID]
-    reverse = cms.ContentType._reverse_map
-    if reverse is not None and name not in reverse:
-        reverse[name] = LDS_SECURITY_OBJECT_OID
-
-
 class PcscEncoder:
     """Personalize and verify the card in a PC/SC reader with the token's keys.
 
@@ -97,7 +78,6 @@ class PcscEncoder:
         on_close: Any = None,
         card_wait: float = 10.0,
     ) -> None:
-        _ensure_lds_content_type()
         self.settings = settings
         self.config = config
         self.reader = config.reader or ""
