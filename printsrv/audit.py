@@ -16,11 +16,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from printsrv.models import AuditEvent, AuditHead
 
 GENESIS_HASH = "0" * 64
+MAIN_CHAIN = "main"
+CHAIN_KEY = "audit_chain"
 _TAG = re.compile(r"^[a-z0-9_]+:[a-z0-9_]+:[a-z0-9_]+$")
 
 
@@ -40,12 +44,18 @@ class AuditTag(enum.StrEnum):
     USER_USER_CREATE = "admin:user:create"
 
 
+def station_chain(station: str) -> str:
+    """The audit chain a station's own units of work write to."""
+    return f"station:{station}"[:64]
+
+
 def _canonical(fields: dict[str, Any]) -> bytes:
     return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def event_hash(
-    seq: int,
+    chain: str,
+    chain_seq: int,
     at: datetime,
     tag: str,
     actor: str,
@@ -54,11 +64,13 @@ def event_hash(
     details: dict[str, Any],
     prev_hash: str,
 ) -> str:
-    """SHA-256 over the canonical JSON of an event's content and the previous hash."""
+    """SHA-256 over the canonical JSON of an event's content, its place in its chain and the
+    previous hash of that chain."""
     if at.tzinfo is None:  # SQLite hands back naive datetimes; they were written in UTC
         at = at.replace(tzinfo=UTC)
     content = {
-        "seq": seq,
+        "chain": chain,
+        "seq": chain_seq,
         "at": at.astimezone(UTC).isoformat(timespec="microseconds"),
         "tag": tag,
         "actor": actor,
@@ -70,6 +82,25 @@ def event_hash(
     return hashlib.sha256(_canonical(content)).hexdigest()
 
 
+def _advance_head(session: Session, chain: str) -> tuple[int, str]:
+    """Lock the chain's head row and move it one on; creates the head of a new chain."""
+    advance = (
+        update(AuditHead)
+        .where(AuditHead.chain == chain)
+        .values(last_seq=AuditHead.last_seq + 1)
+        .returning(AuditHead.last_seq, AuditHead.last_hash)
+    )
+    row = session.execute(advance).first()
+    if row is None:
+        dialect = session.get_bind().dialect.name
+        insert_head = (pg_insert if dialect == "postgresql" else sqlite_insert)(AuditHead).values(
+            chain=chain, last_seq=0, last_hash=GENESIS_HASH
+        )
+        session.execute(insert_head.on_conflict_do_nothing())
+        row = session.execute(advance).one()
+    return int(row[0]), str(row[1])
+
+
 def record(
     session: Session,
     tag: AuditTag | str,
@@ -79,23 +110,23 @@ def record(
     subject: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one event in the caller's transaction. Never logs personal biometric data."""
+    """Append one event in the caller's transaction. Never logs personal biometric data.
+
+    The event goes to the chain named by ``session.info["audit_chain"]`` (a station's unit of
+    work sets its own), else to the main chain.
+    """
     tag = str(tag)
     if not _TAG.match(tag):
         raise ValueError(f"audit tag {tag!r} is not source:subject:action")
+    chain = str(session.info.get(CHAIN_KEY, MAIN_CHAIN))
     details = json.loads(_canonical(details or {}))  # store exactly what was hashed
     # UPDATE first: it takes the row lock (PostgreSQL) / write lock (SQLite) before we read.
-    row = session.execute(
-        update(AuditHead)
-        .where(AuditHead.id == 1)
-        .values(last_seq=AuditHead.last_seq + 1)
-        .returning(AuditHead.last_seq, AuditHead.last_hash)
-    ).one()
-    seq, prev_hash = int(row[0]), str(row[1])
+    chain_seq, prev_hash = _advance_head(session, chain)
     at = datetime.now(UTC)
-    digest = event_hash(seq, at, tag, actor, office_code, subject, details, prev_hash)
+    digest = event_hash(chain, chain_seq, at, tag, actor, office_code, subject, details, prev_hash)
     event = AuditEvent(
-        seq=seq,
+        chain=chain,
+        chain_seq=chain_seq,
         at=at,
         tag=tag,
         actor=actor,
@@ -106,7 +137,7 @@ def record(
         hash=digest,
     )
     session.add(event)
-    session.execute(update(AuditHead).where(AuditHead.id == 1).values(last_hash=digest))
+    session.execute(update(AuditHead).where(AuditHead.chain == chain).values(last_hash=digest))
     return event
 
 
@@ -121,51 +152,72 @@ class ChainReport:
     events: int
     last_seq: int
     problems: list[ChainProblem]
+    chains: int = 1
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
-def _events(session: Session, chunk: int = 5000) -> Iterator[AuditEvent]:
+def _events(session: Session, chain: str, chunk: int = 5000) -> Iterator[AuditEvent]:
     last = 0
     while True:
         rows = session.scalars(
-            select(AuditEvent).where(AuditEvent.seq > last).order_by(AuditEvent.seq).limit(chunk)
+            select(AuditEvent)
+            .where(AuditEvent.chain == chain, AuditEvent.chain_seq > last)
+            .order_by(AuditEvent.chain_seq)
+            .limit(chunk)
         ).all()
         if not rows:
             return
         yield from rows
-        last = rows[-1].seq
+        last = rows[-1].chain_seq
         session.expunge_all()
 
 
 def verify(session: Session) -> ChainReport:
-    """Walk the whole chain; report every gap, edit, deletion or reordering found."""
+    """Walk every chain; report every gap, edit, deletion or reordering found."""
     problems: list[ChainProblem] = []
-    expected_seq, prev_hash, count = 1, GENESIS_HASH, 0
-    for ev in _events(session):
-        count += 1
-        if ev.seq != expected_seq:
+    heads = {h.chain: (h.last_seq, h.last_hash) for h in session.scalars(select(AuditHead))}
+    chains = sorted(set(heads) | set(session.scalars(select(AuditEvent.chain).distinct())))
+    count, last_seq = 0, 0
+    for chain in chains:
+        expected, prev_hash, last_event = 1, GENESIS_HASH, 0
+        for ev in _events(session, chain):
+            count += 1
+            last_seq, last_event = max(last_seq, ev.seq), ev.seq
+            if ev.chain_seq != expected:
+                problems.append(
+                    ChainProblem(
+                        ev.seq, f"chain {chain}: sequence gap at {expected} (events deleted)"
+                    )
+                )
+            if ev.prev_hash != prev_hash:
+                problems.append(
+                    ChainProblem(
+                        ev.seq, f"chain {chain}: previous-hash link broken (deleted or reordered)"
+                    )
+                )
+            digest = event_hash(
+                chain, ev.chain_seq, ev.at, ev.tag, ev.actor, ev.office_code, ev.subject,
+                ev.details, ev.prev_hash,
+            )  # fmt: skip
+            if digest != ev.hash:
+                problems.append(
+                    ChainProblem(ev.seq, f"chain {chain}: content does not match its hash (edited)")
+                )
+            expected, prev_hash = ev.chain_seq + 1, ev.hash
+        head = heads.get(chain)
+        if head is None:
+            problems.append(ChainProblem(last_event, f"chain {chain}: head row missing"))
+        elif head[0] != expected - 1:
             problems.append(
-                ChainProblem(ev.seq, f"sequence gap: expected {expected_seq} (events deleted)")
+                ChainProblem(
+                    last_event,
+                    f"chain {chain}: head says {head[0]} events, found {expected - 1} "
+                    "(events deleted at the end)",
+                )
             )
-        if ev.prev_hash != prev_hash:
-            problems.append(
-                ChainProblem(ev.seq, "previous-hash link broken (deleted or reordered)")
-            )
-        digest = event_hash(
-            ev.seq, ev.at, ev.tag, ev.actor, ev.office_code, ev.subject, ev.details, ev.prev_hash
-        )
-        if digest != ev.hash:
-            problems.append(ChainProblem(ev.seq, "content does not match its hash (edited)"))
-        expected_seq, prev_hash = ev.seq + 1, ev.hash
-    head = session.get(AuditHead, 1)
-    if head is not None:
-        if head.last_seq != expected_seq - 1:
-            problems.append(
-                ChainProblem(head.last_seq, f"head says {head.last_seq} events, found {count}")
-            )
-        elif head.last_hash != prev_hash:
-            problems.append(ChainProblem(head.last_seq, "head hash differs from last event"))
-    return ChainReport(events=count, last_seq=expected_seq - 1, problems=problems)
+        elif head[1] != prev_hash:
+            problems.append(ChainProblem(last_event, f"chain {chain}: head hash differs"))
+    return ChainReport(events=count, last_seq=last_seq, problems=problems, chains=len(chains))

@@ -55,7 +55,13 @@ def session_factory(settings: Settings) -> sessionmaker[Session]:
 
 
 @contextmanager
-def unit_of_work(settings: Settings) -> Iterator[Session]:
-    """A session whose transaction commits on success and rolls back on any error."""
+def unit_of_work(settings: Settings, *, audit_chain: str | None = None) -> Iterator[Session]:
+    """A session whose transaction commits on success and rolls back on any error.
+
+    ``audit_chain`` names the audit chain its events go to (a station uses its own, so that
+    stations never wait on each other's audit head); default the main chain.
+    """
     with session_factory(settings)() as session, session.begin():
+        if audit_chain:
+            session.info["audit_chain"] = audit_chain
         yield session

@@ -176,20 +176,28 @@ class RecordMedia(Base):
 
 
 class AuditHead(Base):
-    """Single row holding the chain's last sequence number and hash; locking it serialises
-    writers on every database."""
+    """One row per audit chain with its last position and hash. Locking a chain's row
+    serialises that chain's writers only: each station writes its own chain, so stations never
+    wait for one another's audit events."""
 
     __tablename__ = "audit_head"
-    id: Mapped[int] = mapped_column(primary_key=True)
+    chain: Mapped[str] = mapped_column(String(64), primary_key=True)
     last_seq: Mapped[int] = mapped_column(BigInteger)
     last_hash: Mapped[str] = mapped_column(String(64))
 
 
 class AuditEvent(Base):
-    """An append-only, hash-chained audit event; written only by :func:`printsrv.audit.record`."""
+    """An append-only, hash-chained audit event; written only by :func:`printsrv.audit.record`.
+
+    ``seq`` numbers every event (database order); ``chain_seq`` is the position in its chain.
+    """
 
     __tablename__ = "audit_event"
-    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    chain: Mapped[str] = mapped_column(String(64))
+    chain_seq: Mapped[int] = mapped_column(BigInteger)
     at: Mapped[datetime]
     tag: Mapped[str] = mapped_column(String(80), index=True)
     actor: Mapped[str] = mapped_column(String(64))
@@ -198,6 +206,7 @@ class AuditEvent(Base):
     details: Mapped[dict[str, Any]]
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    __table_args__ = (UniqueConstraint("chain", "chain_seq"),)
 
 
 # Tables of the later modules register on the same metadata (Alembic, test clean-up).

@@ -86,19 +86,13 @@ def database_url(
 
 
 def _clean(url: str) -> None:
-    from printsrv.audit import GENESIS_HASH
     from printsrv.db import engine_for
     from printsrv.models import Base
 
     engine = engine_for(url)
     with engine.begin() as conn:
         for table in reversed(Base.metadata.sorted_tables):
-            if table.name == "audit_head":
-                conn.execute(
-                    text(f"UPDATE audit_head SET last_seq = 0, last_hash = '{GENESIS_HASH}'")
-                )
-            else:
-                conn.execute(table.delete())
+            conn.execute(table.delete())
 
 
 @pytest.fixture

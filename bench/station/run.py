@@ -193,6 +193,7 @@ def claim_worker(url: str, worker: int, claims: int, queue: Any, start: Any,
     ``rate`` claims/s with a random phase (an open loop, like stations making cards)."""
     from sqlalchemy import select
 
+    from printsrv.audit import station_chain
     from printsrv.config import load_settings
     from printsrv.db import session_factory
     from printsrv.models import Office
@@ -218,6 +219,7 @@ def claim_worker(url: str, worker: int, claims: int, queue: Any, start: Any,
                 time.sleep(delay)
         t0 = time.perf_counter()
         with factory() as session, session.begin():
+            session.info["audit_chain"] = station_chain(f"bench{worker:02d}")  # as the daemon
             record = claim_next(session, offices, owner)
             if record is None:
                 break
@@ -305,7 +307,7 @@ def main() -> int:
                         drop_pg_database(args.pg, pg_url)
                 for key, what in (("total", "per card, incl. card-face render"),
                                   ("no_render", "per card, excl. render"),
-                                  ("render", "  of which: render (reportlab)"),
+                                  ("render", "  of which: render"),
                                   ("claim", "  of which: T1 claim+reserve+journal"),
                                   ("issue", "  of which: T4 issue"),
                                   ("cpu", "  station process CPU per card")):

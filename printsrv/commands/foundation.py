@@ -147,6 +147,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
                     "ok": report.ok,
                     "events": report.events,
                     "last_seq": report.last_seq,
+                    "chains": report.chains,
                     "problems": [{"seq": p.seq, "reason": p.reason} for p in report.problems],
                 },
                 indent=1,
@@ -156,5 +157,8 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         for p in report.problems:
             print(f"event {p.seq}: {p.reason}", file=sys.stderr)
         status = "OK" if report.ok else "BROKEN"
-        print(f"audit chain {status}: {report.events} events, last {report.last_seq}")
+        print(
+            f"audit chain {status}: {report.events} events in {report.chains} chain(s), "
+            f"last {report.last_seq}"
+        )
     return 0 if report.ok else 1

@@ -25,16 +25,20 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import FrameType
 from typing import Any
+
+from sqlalchemy.orm import Session
 
 from chip.errors import CardState, ChipError, ReaderError
 from printers.api import CardPrinter, Fault, PrinterState, PrintOutcome
 from printers.errors import PrinterError
 from printers.faults import fault_from_reasons
 from printsrv import audit
+from printsrv.audit import station_chain
 from printsrv.cardinput import CardInput
 from printsrv.config import Settings
 from printsrv.db import unit_of_work
@@ -148,11 +152,15 @@ class Station:
         self.sticky_problem: str | None = None
         self.on_phase: Callable[[str, CardJob], None] | None = None  # tests: crash points
 
+    def _unit(self) -> AbstractContextManager[Session]:
+        """A unit of work whose audit events go to this station's own chain."""
+        return unit_of_work(self.settings, audit_chain=station_chain(self.config.name))
+
     # -- life cycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
         """Register the station, write its runtime row (mode starting)."""
-        with unit_of_work(self.settings) as session:
+        with self._unit() as session:
             stock.ensure_station(session, self.config)
             self._offices = office_ids(session, self.config.office)
             self._runtime(session, StationMode.STARTING, None)
@@ -166,7 +174,7 @@ class Station:
             )
 
     def shutdown(self) -> None:
-        with unit_of_work(self.settings) as session:
+        with self._unit() as session:
             self._runtime(session, StationMode.STOPPED, None)
             audit.record(
                 session,
@@ -267,7 +275,7 @@ class Station:
         return None
 
     def _resume_requested(self) -> bool:
-        with unit_of_work(self.settings) as session:
+        with self._unit() as session:
             row = session.get(StationRuntime, self.config.name)
             if row is None or not (row.details or {}).get("resume"):
                 return False
@@ -296,7 +304,7 @@ class Station:
     def pause(self, reason: str) -> None:
         log.warning("station %s paused: %s", self.config.name, reason)
         self.paused_reason = reason
-        with unit_of_work(self.settings) as session:
+        with self._unit() as session:
             self._runtime(session, StationMode.PAUSED, reason)
             audit.record(
                 session,
@@ -309,7 +317,7 @@ class Station:
 
     def resume(self) -> None:
         log.info("station %s resumed", self.config.name)
-        with unit_of_work(self.settings) as session:
+        with self._unit() as session:
             self._runtime(session, StationMode.RUNNING, None)
             audit.record(
                 session,
@@ -322,7 +330,7 @@ class Station:
         self.paused_reason = None
 
     def heartbeat(self, job: CardJob | None = None) -> None:
-        with unit_of_work(self.settings) as session:
+        with self._unit() as session:
             mode = StationMode.PAUSED if self.paused_reason else StationMode.RUNNING
             self._runtime(session, mode, self.paused_reason, job)
             if job is not None:
@@ -360,7 +368,7 @@ class Station:
         """Make one card; ``None`` when no record is queued (or no blank is loaded)."""
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
-        with unit_of_work(self.settings) as session:
+        with self._unit() as session:
             if not self._offices:
                 self._offices = office_ids(session, self.config.office)
             serial = stock.peek_blank(session, self.config)
@@ -392,7 +400,7 @@ class Station:
         # Decrypt and render before the blank moves: a data error costs no blank.
         t = time.perf_counter()
         try:
-            with unit_of_work(self.settings) as session:
+            with self._unit() as session:
                 record = session.get(Record, job.record_id)
                 assert record is not None
                 card = card_input_for(
@@ -437,7 +445,7 @@ class Station:
         timings["chip"] = time.perf_counter() - t
         # One commit for both phases: nothing physical happens between them, and recovery
         # gives a chip_done job and a print_submitted job without a print job the same fate.
-        with unit_of_work(self.settings) as session:
+        with self._unit() as session:
             db_job = session.get(CardJob, job.id)
             assert db_job is not None
             advance(
@@ -509,7 +517,7 @@ class Station:
     def _note_job(self, job: CardJob, print_job_id: int | None) -> None:
         if print_job_id is None:
             return
-        with unit_of_work(self.settings) as session:
+        with self._unit() as session:
             db_job = session.get(CardJob, job.id)
             if db_job is not None and db_job.outcome is None:
                 db_job.print_job_id = print_job_id
@@ -525,7 +533,7 @@ class Station:
         timings: dict[str, float],
     ) -> CardResult:
         t = time.perf_counter()
-        with unit_of_work(self.settings) as session:
+        with self._unit() as session:
             db_job = session.get(CardJob, job.id)
             assert db_job is not None
             if outcome.job_id is not None:  # noted with the fate: one commit fewer per card
@@ -554,7 +562,7 @@ class Station:
         outcome: PrintOutcome | None = None,
         timings: dict[str, float],
     ) -> CardResult:
-        with unit_of_work(self.settings) as session:
+        with self._unit() as session:
             db_job = session.get(CardJob, job.id)
             assert db_job is not None
             if outcome is not None and outcome.job_id is not None:
@@ -583,7 +591,7 @@ class Station:
         reason: str | None = None,
         timings: dict[str, float],
     ) -> CardResult:
-        with unit_of_work(self.settings) as session:
+        with self._unit() as session:
             db_job = session.get(CardJob, job.id)
             assert db_job is not None
             release_card(session, self.config, db_job, hold=hold, reason=reason,

@@ -25,6 +25,7 @@ from typing import Any
 
 from chip.errors import CardState
 from printsrv import audit
+from printsrv.audit import station_chain
 from printsrv.db import unit_of_work
 from printsrv.errors import StateError
 from printsrv.station.devices import StationConfig, find_print_job
@@ -91,7 +92,7 @@ def apply(
     """Give unfinished card job ``job_id`` its outcome in one transaction, audited."""
     from printsrv.station.daemon import StationTag, issue_card, release_card, spoil_card
 
-    with unit_of_work(settings) as session:
+    with unit_of_work(settings, audit_chain=station_chain(config.name)) as session:
         job = session.get(CardJob, job_id, with_for_update=True)
         if job is None or job.station != config.name:
             raise StateError(f"no card job {job_id} at station {config.name}")

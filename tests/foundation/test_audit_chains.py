@@ -1,0 +1,69 @@
+"""Audit chains: a station writes its own chain; every chain is verified on its own."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select, update
+
+from printsrv import audit
+from printsrv.audit import station_chain
+from printsrv.config import Settings
+from printsrv.db import session_factory, unit_of_work
+from printsrv.models import AuditEvent, AuditHead
+
+
+def _write(settings: Settings, chain: str | None, n: int) -> None:
+    for i in range(n):
+        with unit_of_work(settings, audit_chain=chain) as s:
+            audit.record(s, "test:chain:event", actor="t", details={"i": i})
+
+
+def _verify(settings: Settings) -> audit.ChainReport:
+    with session_factory(settings)() as s:
+        return audit.verify(s)
+
+
+def test_station_events_go_to_their_own_chain(settings: Settings) -> None:
+    _write(settings, None, 2)
+    _write(settings, station_chain("st-a"), 3)
+    _write(settings, station_chain("st-b"), 1)
+    report = _verify(settings)
+    assert report.ok and report.events == 6 and report.chains == 3
+    with session_factory(settings)() as s:
+        positions = s.execute(
+            select(AuditEvent.chain, AuditEvent.chain_seq).order_by(AuditEvent.seq)
+        ).all()
+    assert [tuple(p) for p in positions] == [
+        ("main", 1), ("main", 2),
+        ("station:st-a", 1), ("station:st-a", 2), ("station:st-a", 3),
+        ("station:st-b", 1),
+    ]  # fmt: skip
+
+
+def test_edit_in_a_station_chain_is_found(settings: Settings) -> None:
+    _write(settings, station_chain("st-a"), 3)
+    with unit_of_work(settings) as s:
+        s.execute(update(AuditEvent).where(AuditEvent.chain_seq == 2).values(actor="mallory"))
+    report = _verify(settings)
+    assert not report.ok
+    assert any("station:st-a" in p.reason and "edited" in p.reason for p in report.problems)
+
+
+def test_deleting_the_last_events_of_a_chain_is_found(settings: Settings) -> None:
+    _write(settings, station_chain("st-a"), 3)
+    with unit_of_work(settings) as s:
+        s.execute(delete(AuditEvent).where(AuditEvent.chain_seq == 3))
+    reasons = " ".join(p.reason for p in _verify(settings).problems)
+    assert "head says 3 events, found 2" in reasons
+
+
+def test_moving_an_event_to_another_chain_is_found(settings: Settings) -> None:
+    _write(settings, None, 2)
+    _write(settings, station_chain("st-a"), 2)
+    with unit_of_work(settings) as s:
+        s.execute(
+            update(AuditEvent)
+            .where(AuditEvent.chain == "station:st-a", AuditEvent.chain_seq == 2)
+            .values(chain="main", chain_seq=3)
+        )
+        s.execute(update(AuditHead).where(AuditHead.chain == "main").values(last_seq=3))
+    assert not _verify(settings).ok
