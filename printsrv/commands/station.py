@@ -16,7 +16,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "station",
         help="run a print station, resolve its interrupted cards, show station status",
-        description="station NAME [--once] [--max-cards N] | station resume NAME | "
+        description="station NAME [--once] [--max-cards N] [--on-request] | "
+        "station batch NAME --count N | station resume NAME | "
         "station resolve NAME --job ID "
         "--outcome issued|spoiled|released [--cause C] | station status [--json]",
     )
@@ -26,6 +27,12 @@ def register(sub: Any) -> None:
     p.add_argument("--once", action="store_true", help="make one card, then stop")
     p.add_argument("--max-cards", type=int, help="stop after N cards")
     p.add_argument("--until-empty", action="store_true", help="stop when the queue is empty")
+    p.add_argument(
+        "--on-request",
+        action="store_true",
+        help="make cards only when an operator asks for a batch (web page or 'station batch')",
+    )
+    p.add_argument("--count", type=int, help="batch: how many cards to make")
     p.add_argument("--job", type=int, help="resolve: the card job id")
     p.add_argument("--outcome", choices=["issued", "spoiled", "released"])
     p.add_argument("--cause", help="resolve: spoil cause (chip_failure, jam_misfeed, ...)")
@@ -52,6 +59,8 @@ def cmd_station(args: argparse.Namespace) -> int:
         ok = request_resume(load_settings(), args.rest[0])
         print(f"station {args.rest[0]}: " + ("resume requested" if ok else "has not run yet"))
         return 0 if ok else 1
+    if args.name == "batch":
+        return cmd_batch(args)
     if args.name == "resolve":
         if not args.rest:
             print("usage: station resolve NAME --job ID --outcome ...", file=sys.stderr)
@@ -86,11 +95,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings()
     results = run_station(
         settings, args.name, once=args.once, max_cards=args.max_cards,
-        until_empty=args.until_empty,
+        until_empty=args.until_empty, on_request=args.on_request,
     )
     issued = sum(r.outcome.value == "issued" for r in results)
     print(f"station {args.name}: {len(results)} cards, {issued} issued, "
           f"{len(results) - issued} not issued")
+    return 0
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    """Ask a station running with ``--on-request`` for ``--count`` cards."""
+    from printsrv.db import unit_of_work
+    from printsrv.station.daemon import add_batch_request
+
+    if not args.rest or not args.count:
+        print("usage: station batch NAME --count N", file=sys.stderr)
+        return 2
+    with unit_of_work(load_settings()) as session:
+        total = add_batch_request(session, args.rest[0], args.count, actor=args.operator)
+    if total is None:
+        print(f"station {args.rest[0]}: has not run yet", file=sys.stderr)
+        return 1
+    print(f"station {args.rest[0]}: {total} card(s) requested")
     return 0
 
 

@@ -42,6 +42,7 @@ from printsrv.audit import station_chain
 from printsrv.cardinput import CardInput
 from printsrv.config import Settings
 from printsrv.db import unit_of_work
+from printsrv.errors import StateError
 from printsrv.models import Record, RecordState
 from printsrv.records import card_input_for, purge_media, transition
 from printsrv.station import stock
@@ -68,6 +69,7 @@ class StationTag:
     STOP = "station:station:stop"
     PAUSE = "station:station:pause"
     RESUME = "station:station:resume"
+    BATCH_REQUEST = "station:station:batch_request"
     ISSUE = "station:card:issue"
     SPOIL = "station:card:spoil"
     RELEASE = "station:card:release"
@@ -205,9 +207,13 @@ class Station:
         until_empty: bool = False,
         on_result: Callable[[CardResult], None] | None = None,
         card_interval: float = 0.0,
+        on_request: bool = False,
     ) -> list[CardResult]:
         """Make cards until stopped (``once``: one card; ``until_empty``: stop when nothing
         is queued); returns the results.
+
+        ``on_request``: make cards only as operators ask for them (``station batch NAME
+        --count N`` or the web page's "print a batch"), N at a time; idle otherwise.
 
         ``on_result`` is called after each card (progress output); ``card_interval`` is the
         least time from one card's start to the next one's (a watchable pace for the demo).
@@ -225,8 +231,14 @@ class Station:
                     self.wait_ready()
                 except StopRequested:
                     break
+                if on_request and not self._batch_remaining():
+                    self.heartbeat()
+                    self.stop_event.wait(self.idle_sleep)
+                    continue
                 started = time.monotonic()
                 result = self.process_one()
+                if result is not None and on_request:
+                    self._batch_done_one()
                 if result is None:
                     if until_empty or once:
                         break
@@ -284,6 +296,19 @@ class Station:
         with contextlib.suppress(PrinterError):
             self.acknowledged = set(self.printer.status().reasons)
         return True
+
+    def _batch_remaining(self) -> int:
+        """Cards operators asked for and not yet made (``on_request`` mode)."""
+        with self._unit() as session:
+            row = session.get(StationRuntime, self.config.name)
+            return batch_remaining(row)
+
+    def _batch_done_one(self) -> None:
+        with self._unit() as session:
+            row = session.get(StationRuntime, self.config.name)
+            if row is not None:
+                left = max(batch_remaining(row) - 1, 0)
+                row.details = {**(row.details or {}), "batch": left}
 
     def wait_ready(self, reason: str | None = None) -> None:
         """Block (paused, with a reason) until the devices are ready or an operator asks to
@@ -599,6 +624,32 @@ class Station:
             request_id = db_job.record.request_id
         return CardResult(job.id, request_id, job.blank_serial, CardOutcome.RELEASED,
                           None, hold or reason or "", timings=timings)
+
+
+def batch_remaining(row: StationRuntime | None) -> int:
+    """The cards still requested of a station's runtime row."""
+    value = (row.details or {}).get("batch", 0) if row is not None else 0
+    return value if isinstance(value, int) and value > 0 else 0
+
+
+def add_batch_request(session: Session, name: str, count: int, *, actor: str) -> int | None:
+    """Ask station ``name`` (running with ``on_request``) for ``count`` more cards, in the
+    caller's transaction; returns the cards now requested, ``None`` if it has never run."""
+    if not 1 <= count <= 1000:
+        raise StateError(f"a batch is 1 to 1000 cards, not {count}")
+    row = session.get(StationRuntime, name)
+    if row is None:
+        return None
+    total = batch_remaining(row) + count
+    row.details = {**(row.details or {}), "batch": total}
+    audit.record(
+        session,
+        StationTag.BATCH_REQUEST,
+        actor=actor,
+        subject=name,
+        details={"count": count, "requested": total},
+    )
+    return total
 
 
 def request_resume(settings: Settings, name: str) -> bool:

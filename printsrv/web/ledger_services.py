@@ -165,6 +165,16 @@ def spoilage_flags(session: Session, office: Office, factor: float = 2.0) -> lis
     ]
 
 
+def request_station_batch(
+    session: Session, station: Station, count: int, *, actor: str
+) -> int | None:
+    """Ask the station for ``count`` more cards (it makes them when running ``--on-request``),
+    in the request's transaction; ``None`` when the station has never run."""
+    from printsrv.station.daemon import add_batch_request
+
+    return add_batch_request(session, station.name, count, actor=actor)
+
+
 def request_station_resume(session: Session, station: Station) -> bool:
     """Ask the running station to resume (an operator cleared the printer), in the request's
     transaction: the same flag ``run.py station resume`` sets

@@ -21,6 +21,8 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
+from wtforms import IntegerField
+from wtforms.validators import DataRequired, NumberRange
 
 from printsrv.ledger.errors import LedgerError
 from printsrv.web import db, read_db
@@ -115,7 +117,7 @@ def station(station_id: int) -> Any:
     view = ls.station_view(read_db(), ls.get_visible_station(read_db(), user.office, station_id))
     svc.audit_view(db(), user, WebTag.RECORD_VIEW, subject=view.name,
                    details={"station_jobs": [j["request_id"] for j in view.jobs]})
-    return render_template("station.html", st=view)
+    return render_template("station.html", st=view, batch_form=BatchForm())
 
 
 @bp.route("/stations/<int:station_id>/resume", methods=["POST"])
@@ -134,6 +136,31 @@ def station_resume(station_id: int) -> Any:
         flash(_("Permintaan lanjut dikirim ke stasiun %(name)s.", name=station.name), "ok")
     else:
         flash(_("Stasiun %(name)s belum pernah berjalan.", name=station.name), "error")
+    return redirect(url_for("ledger.station", station_id=station.id), code=303)
+
+
+class BatchForm(FlaskForm):
+    count = IntegerField("count", validators=[DataRequired(), NumberRange(1, 1000)])
+
+
+@bp.route("/stations/<int:station_id>/batch", methods=["POST"])
+@permission("station.operate")
+def station_batch(station_id: int) -> Any:
+    """Start a batch: ask the station (running on request) for N more cards."""
+    user = current_user()
+    assert user is not None
+    form = BatchForm()
+    if not form.validate_on_submit():
+        abort(400)
+    station = ls.get_visible_station(db(), user.office, station_id)
+    total = ls.request_station_batch(db(), station, form.count.data, actor=user.username)
+    svc.audit_view(db(), user, WebTag.STATION_BATCH, subject=station.name,
+                   office_code=station.office.code,
+                   details={"count": form.count.data, "requested": total})
+    if total is None:
+        flash(_("Stasiun %(name)s belum pernah berjalan.", name=station.name), "error")
+    else:
+        flash(_("%(n)s kartu diminta dari stasiun %(name)s.", n=total, name=station.name), "ok")
     return redirect(url_for("ledger.station", station_id=station.id), code=303)
 
 

@@ -27,6 +27,7 @@ class WebTag(enum.StrEnum):
     DOCUMENT_DOWNLOAD = "web:document:download"
     ANOMALY_VIEW = "web:anomaly:view"
     STATION_RESUME = "web:station:resume"
+    STATION_BATCH = "web:station:batch"
     API_RECORD_VIEW = "api:record:view"
     API_BATCH_IMPORT = "api:batch:import"
     API_STATS_VIEW = "api:stats:view"

@@ -249,3 +249,33 @@ def test_encoder_software_error_releases_blank_and_waits_for_operator(rig: Any) 
     assert [r.outcome for r in results].count(CardOutcome.ISSUED) == 5
     assert _blanks(rig.settings)[calls[0]] in (BlankState.IN_HOPPER, BlankState.ISSUED)
     assert ledger_problems(rig.settings) == []
+
+
+def test_on_request_makes_only_the_cards_asked_for(rig: Any) -> None:
+    import threading
+    import time
+
+    from printsrv.station.daemon import add_batch_request, batch_remaining
+
+    station = rig.station()
+    results: list[Any] = []
+    runner = threading.Thread(target=lambda: results.extend(station.run(on_request=True)))
+    runner.start()
+    try:
+        time.sleep(0.5)
+        assert results == [] and counts(rig.settings) == {"queued": 5}  # idle: nothing asked
+        with unit_of_work(rig.settings) as session:
+            assert add_batch_request(session, "st1", 2, actor="op") == 2
+        deadline = time.monotonic() + 30
+        while counts(rig.settings).get("issued", 0) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # it must not go on to a third card
+        assert counts(rig.settings) == {"issued": 2, "queued": 3}
+        with unit_of_work(rig.settings) as session:
+            assert batch_remaining(session.get(StationRuntime, "st1")) == 0
+            tags = session.scalars(select(AuditEvent.tag)).all()
+            assert "station:station:batch_request" in tags
+    finally:
+        station.stop_event.set()
+        runner.join(30)
+    assert ledger_problems(rig.settings) == []

@@ -59,6 +59,8 @@ ENDPOINTS = [
     Endpoint("station", "GET", "/stations/{station}", "station.view"),
     Endpoint("station_status", "GET", "/stations/{station}/status.json", "station.view"),
     Endpoint("station_resume", "POST", "/stations/{station}/resume", "station.operate"),
+    Endpoint("station_batch", "POST", "/stations/{station}/batch", "station.operate",
+             form=(("count", "3"),)),
     # stock forms, documents, anomalies
     Endpoint("stock", "GET", "/stock", "stock.spoil", listing=True, marker="handover_number"),
     Endpoint("stock_receive", "POST", "/stock/receive", "stock.receive", form=(

@@ -4,7 +4,8 @@ A temporary instance is built with the CLI (init, users, token, station), ``run.
 listens on a free loopback port, and the browser: signs in as a supervisor (TOTP enrolment
 with pyotp), imports a demo batch through the API, views the queue and a record, receives
 blanks and loads a ribbon through the stock forms, watches the station page while a virtual
-station (``run.py station`` with the directory printer and the fake encoder) prints the batch,
+station (``run.py station --on-request`` with the directory printer and the fake encoder)
+prints the batch the operator starts on the station page,
 downloads the monthly report PDF, and shows the anomaly flags. Screenshots go to
 ``test-artifacts/browser/``.
 """
@@ -198,13 +199,19 @@ def test_browser_end_to_end(stack: Stack) -> None:
             page.click("text=web1")
             expect(page.locator("#st-hopper")).to_have_text("20")
             shot(page, "station-before")
-            station = stack.start("station", "web1", "--until-empty", log="station.log")
+            # the station runs on request: it prints only the batch the operator starts here
+            station = stack.start("station", "web1", "--on-request", log="station.log")
+            expect(page.locator("#st-beat")).not_to_have_text("—", timeout=30_000)
+            page.locator("input[name=count]").fill(str(queued))
+            page.click("text=Cetak batch")
+            expect(page.locator("p.flash.ok")).to_contain_text("kartu diminta")
             # progress arrives by polling (no reload): the first finished card, then all
             expect(page.locator("#st-jobs tr").first).to_contain_text("PC-", timeout=60_000)
             shot(page, "station-printing")
             expect(page.locator("#st-issued")).to_have_text(str(queued), timeout=90_000)
             expect(page.locator("#st-jobs tr")).to_have_count(queued)
             shot(page, "station-after")
+            station.terminate()
             assert station.wait(timeout=60) == 0, (stack.tmp / "station.log").read_text()[-3000:]
             assert len(list((stack.tmp / "cards").glob("*.pdf"))) >= queued
 
