@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -306,6 +307,37 @@ def move(
 # ---------------------------------------------------------------------------- stock in and out
 
 
+def _check_handover_number(session: Session, number: str) -> None:
+    if not number.strip():
+        raise LedgerError("a handover record (Berita Acara Serah Terima) number is required")
+    if session.scalar(select(HandoverRecord.id).where(HandoverRecord.number == number)):
+        raise LedgerError(f"handover record {number} is already in the ledger")
+
+
+def _record_handover(
+    session: Session, *, audit_office: str, audit_details: dict[str, object], **fields: Any
+) -> HandoverRecord:
+    """Add a handover record (Berita Acara Serah Terima) and its audit event."""
+    handover = HandoverRecord(**fields)
+    session.add(handover)
+    session.flush()
+    audit.record(
+        session,
+        LedgerTag.HANDOVER_CREATE,
+        actor=fields["actor"],
+        office_code=audit_office,
+        subject=handover.number,
+        details={
+            "kind": handover.kind.value,
+            **audit_details,
+            "first": handover.first_serial,
+            "last": handover.last_serial,
+            "count": handover.count,
+        },
+    )
+    return handover
+
+
 def receive_blanks(
     session: Session,
     *,
@@ -324,10 +356,7 @@ def receive_blanks(
     new) under the handover record ``handover_number``. A serial already in the ledger or a
     reused handover number raises :class:`LedgerError`."""
     serials = serial_range(first, last)
-    if not handover_number.strip():
-        raise LedgerError("a handover record (Berita Acara Serah Terima) number is required")
-    if session.scalar(select(HandoverRecord.id).where(HandoverRecord.number == handover_number)):
-        raise LedgerError(f"handover record {handover_number} is already in the ledger")
+    _check_handover_number(session, handover_number)
     for i in range(0, len(serials), 500):
         existing = session.scalar(
             select(Blank.serial).where(Blank.serial.in_(serials[i : i + 500])).limit(1)
@@ -336,7 +365,10 @@ def receive_blanks(
             raise LedgerError(f"blank {existing} is already in the ledger", serial=existing)
     office = ensure_office(session, office_code, actor=actor)
     at = stamp(at)
-    handover = HandoverRecord(
+    handover = _record_handover(
+        session,
+        audit_office=office.code,
+        audit_details={"from": from_party, "carton": carton},
         number=handover_number,
         kind=HandoverKind.RECEIPT,
         from_party=from_party,
@@ -349,23 +381,6 @@ def receive_blanks(
         note=note,
         actor=actor,
         created_at=at,
-    )
-    session.add(handover)
-    session.flush()
-    audit.record(
-        session,
-        LedgerTag.HANDOVER_CREATE,
-        actor=actor,
-        office_code=office.code,
-        subject=handover_number,
-        details={
-            "kind": "receipt",
-            "from": from_party,
-            "first": serials[0],
-            "last": serials[-1],
-            "count": len(serials),
-            "carton": carton,
-        },
     )
     blanks = []
     for serial in serials:
@@ -412,10 +427,7 @@ def transfer_blanks(
     """Hand the in-stock blanks ``serials`` of one office to another under a handover record."""
     if not serials:
         raise LedgerError("no blanks to transfer")
-    if not handover_number.strip():
-        raise LedgerError("a handover record (Berita Acara Serah Terima) number is required")
-    if session.scalar(select(HandoverRecord.id).where(HandoverRecord.number == handover_number)):
-        raise LedgerError(f"handover record {handover_number} is already in the ledger")
+    _check_handover_number(session, handover_number)
     source = office_by_code(session, from_office_code)
     target = ensure_office(session, to_office_code, actor=actor)
     if source.id == target.id:
@@ -424,7 +436,10 @@ def transfer_blanks(
     for blank in blanks:
         _require(blank, office=source, states={BlankState.IN_STOCK}, action="transfer")
     at = stamp(at)
-    handover = HandoverRecord(
+    handover = _record_handover(
+        session,
+        audit_office=source.code,
+        audit_details={"from": source.code, "to": target.code},
         number=handover_number,
         kind=HandoverKind.TRANSFER,
         from_office_id=source.id,
@@ -436,23 +451,6 @@ def transfer_blanks(
         note=note,
         actor=actor,
         created_at=at,
-    )
-    session.add(handover)
-    session.flush()
-    audit.record(
-        session,
-        LedgerTag.HANDOVER_CREATE,
-        actor=actor,
-        office_code=source.code,
-        subject=handover_number,
-        details={
-            "kind": "transfer",
-            "from": source.code,
-            "to": target.code,
-            "first": blanks[0].serial,
-            "last": blanks[-1].serial,
-            "count": len(blanks),
-        },
     )
     for blank in blanks:
         move(
