@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -82,22 +82,22 @@ def event_hash(
     return hashlib.sha256(_canonical(content)).hexdigest()
 
 
-def _advance_head(session: Session, chain: str) -> tuple[int, str]:
+def _advance_head(conn: Connection, chain: str) -> tuple[int, str]:
     """Lock the chain's head row and move it one on; creates the head of a new chain."""
     advance = (
-        update(AuditHead)
-        .where(AuditHead.chain == chain)
-        .values(last_seq=AuditHead.last_seq + 1)
-        .returning(AuditHead.last_seq, AuditHead.last_hash)
+        update(AuditHead.__table__)
+        .where(AuditHead.__table__.c.chain == chain)
+        .values(last_seq=AuditHead.__table__.c.last_seq + 1)
+        .returning(AuditHead.__table__.c.last_seq, AuditHead.__table__.c.last_hash)
     )
-    row = session.execute(advance).first()
+    row = conn.execute(advance).first()
     if row is None:
-        dialect = session.get_bind().dialect.name
-        insert_head = (pg_insert if dialect == "postgresql" else sqlite_insert)(AuditHead).values(
-            chain=chain, last_seq=0, last_hash=GENESIS_HASH
-        )
-        session.execute(insert_head.on_conflict_do_nothing())
-        row = session.execute(advance).one()
+        dialect = conn.dialect.name
+        insert_head = (pg_insert if dialect == "postgresql" else sqlite_insert)(
+            AuditHead.__table__
+        ).values(chain=chain, last_seq=0, last_hash=GENESIS_HASH)
+        conn.execute(insert_head.on_conflict_do_nothing())
+        row = conn.execute(advance).one()
     return int(row[0]), str(row[1])
 
 
@@ -109,7 +109,7 @@ def record(
     office_code: str | None = None,
     subject: str | None = None,
     details: dict[str, Any] | None = None,
-) -> AuditEvent:
+) -> None:
     """Append one event in the caller's transaction. Never logs personal biometric data.
 
     The event goes to the chain named by ``session.info["audit_chain"]`` (a station's unit of
@@ -120,25 +120,32 @@ def record(
         raise ValueError(f"audit tag {tag!r} is not source:subject:action")
     chain = str(session.info.get(CHAIN_KEY, MAIN_CHAIN))
     details = json.loads(_canonical(details or {}))  # store exactly what was hashed
-    # UPDATE first: it takes the row lock (PostgreSQL) / write lock (SQLite) before we read.
-    chain_seq, prev_hash = _advance_head(session, chain)
+    # Core statements on the session's connection: no ORM flush or identity-map work on this
+    # hot path (eight events per card); the UPDATE comes first because it takes the chain's
+    # row lock (PostgreSQL) / the write lock (SQLite) before we read the head.
+    conn = session.connection()
+    chain_seq, prev_hash = _advance_head(conn, chain)
     at = datetime.now(UTC)
     digest = event_hash(chain, chain_seq, at, tag, actor, office_code, subject, details, prev_hash)
-    event = AuditEvent(
-        chain=chain,
-        chain_seq=chain_seq,
-        at=at,
-        tag=tag,
-        actor=actor,
-        office_code=office_code,
-        subject=subject,
-        details=details,
-        prev_hash=prev_hash,
-        hash=digest,
+    conn.execute(
+        insert(AuditEvent.__table__).values(
+            chain=chain,
+            chain_seq=chain_seq,
+            at=at,
+            tag=tag,
+            actor=actor,
+            office_code=office_code,
+            subject=subject,
+            details=details,
+            prev_hash=prev_hash,
+            hash=digest,
+        )
     )
-    session.add(event)
-    session.execute(update(AuditHead).where(AuditHead.chain == chain).values(last_hash=digest))
-    return event
+    conn.execute(
+        update(AuditHead.__table__)
+        .where(AuditHead.__table__.c.chain == chain)
+        .values(last_hash=digest)
+    )
 
 
 @dataclass(frozen=True)
