@@ -92,9 +92,19 @@ def claim_next(
     return record
 
 
+_OFFICE_CODES: dict[tuple[str, int], str] = {}
+
+
 def _office_code(session: Session, office_id: int) -> str | None:
-    office = session.get(Office, office_id)
-    return office.code if office is not None else None
+    """An office's code, remembered per database: codes never change, and the claim (every
+    station's hot path) should not pay a round trip for it."""
+    key = (str(session.get_bind().url), office_id)
+    if key not in _OFFICE_CODES:
+        office = session.get(Office, office_id)
+        if office is None:
+            return None
+        _OFFICE_CODES[key] = office.code
+    return _OFFICE_CODES[key]
 
 
 def renew_lease(
