@@ -689,22 +689,11 @@ def issue_card(
     if chip_uid:
         job.chip_uid = chip_uid
     finish(session, job, CardOutcome.ISSUED, resolved_by=resolved_by)
-    audit.record(
-        session,
-        StationTag.ISSUE,
-        actor=actor,
-        office_code=record.office.code,
-        subject=record.request_id,
-        details={
-            "card_job": job.id,
-            "station": job.station,
-            "blank_serial": job.blank_serial,
-            "chip_uid": job.chip_uid,
-            "print_job": job.print_job_id,
-            "printer": outcome.printer if outcome is not None else None,
-            "resolved_by": resolved_by,
-        },
-    )
+    _audit_card(
+        session, StationTag.ISSUE, job, actor=actor, resolved_by=resolved_by,
+        chip_uid=job.chip_uid, print_job=job.print_job_id,
+        printer=outcome.printer if outcome is not None else None,
+    )  # fmt: skip
 
 
 def _requeue(session: Any, record: Record, *, actor: str, max_failures: int, why: str) -> None:
@@ -740,23 +729,11 @@ def spoil_card(
                           blank_serial=job.blank_serial or "", actor=actor)
     finish(session, job, CardOutcome.SPOILED, cause=cause, message=message,
            resolved_by=resolved_by)
-    audit.record(
-        session,
-        StationTag.SPOIL,
-        actor=actor,
-        office_code=record.office.code,
-        subject=record.request_id,
-        details={
-            "card_job": job.id,
-            "station": job.station,
-            "blank_serial": job.blank_serial,
-            "chip_uid": job.chip_uid,
-            "cause": cause,
-            "message": message[:500],
-            "phase": job.phase.value if job.phase else None,
-            "resolved_by": resolved_by,
-        },
-    )
+    _audit_card(
+        session, StationTag.SPOIL, job, actor=actor, resolved_by=resolved_by,
+        chip_uid=job.chip_uid, cause=cause, message=message[:500],
+        phase=job.phase.value if job.phase else None,
+    )  # fmt: skip
 
 
 def release_card(
@@ -782,14 +759,30 @@ def release_card(
             transition(session, record, RecordState.QUEUED, actor=actor,
                        reason=(reason or "blank released")[:500])
     finish(session, job, CardOutcome.RELEASED, message=hold or reason, resolved_by=resolved_by)
+    _audit_card(
+        session, StationTag.RELEASE, job, actor=actor, resolved_by=resolved_by,
+        reason=(hold or reason or "")[:500],
+    )  # fmt: skip
+
+
+def _audit_card(
+    session: Any, tag: str, job: CardJob, *, actor: str, resolved_by: str | None, **extra: Any
+) -> None:
+    """The audit event of a card's fate: the job, station and blank, plus the fate's details."""
+    record = job.record
     audit.record(
         session,
-        StationTag.RELEASE,
+        tag,
         actor=actor,
         office_code=record.office.code,
         subject=record.request_id,
-        details={"card_job": job.id, "station": job.station, "blank_serial": job.blank_serial,
-                 "reason": (hold or reason or "")[:500], "resolved_by": resolved_by},
+        details={
+            "card_job": job.id,
+            "station": job.station,
+            "blank_serial": job.blank_serial,
+            **extra,
+            "resolved_by": resolved_by,
+        },
     )
 
 
