@@ -141,6 +141,13 @@ def register(sub: Any) -> None:
     r.add_argument("--kind", choices=kinds, default="ribbon")
     _actor(r)
     r.set_defaults(func=cmd_ribbon_load)
+    r = rsub.add_parser("transfer", help="hand an in-stock roll to another office")
+    r.add_argument("--serial", required=True)
+    r.add_argument("--kind", choices=kinds, default="ribbon")
+    r.add_argument("--to", required=True, dest="to_office", help="office code")
+    r.add_argument("--handover", required=True, help="Berita Acara Serah Terima number")
+    _actor(r)
+    r.set_defaults(func=cmd_ribbon_transfer)
     r = rsub.add_parser("replace", help="finish the loaded roll and load another")
     r.add_argument("--station", required=True)
     r.add_argument("--serial", required=True, help="the new roll")
@@ -411,6 +418,19 @@ def cmd_ribbon_load(args: argparse.Namespace) -> int:
             session, station, kind=ConsumableKind(args.kind), serial=args.serial, actor=args.actor
         )
         print(f"loaded {args.kind} {args.serial} into {station.name}")
+    return 0
+
+
+def cmd_ribbon_transfer(args: argparse.Namespace) -> int:
+    from printsrv.ledger.models import ConsumableKind
+    from printsrv.ledger.ribbons import transfer_consumable
+
+    with _uow() as session:
+        transfer_consumable(
+            session, kind=ConsumableKind(args.kind), serial=args.serial,
+            to_office_code=args.to_office, reference=args.handover, actor=args.actor,
+        )  # fmt: skip
+        print(f"transferred {args.kind} {args.serial} to {args.to_office}")
     return 0
 
 

@@ -106,6 +106,39 @@ def receive_consumable(
     return item
 
 
+def transfer_consumable(
+    session: Session,
+    *,
+    kind: ConsumableKind,
+    serial: str,
+    to_office_code: str,
+    reference: str,
+    actor: str,
+) -> Consumable:
+    """Hand an in-stock roll to another office under a handover document (``reference``)."""
+    kind = ConsumableKind(kind)
+    if not reference.strip():
+        raise LedgerError("a handover record (Berita Acara Serah Terima) number is required")
+    item = consumable_by_serial(session, kind, serial)
+    if item.state is not ConsumableState.IN_STOCK:
+        raise LedgerError(f"{kind.value} {serial} is {item.state.value}; only stock moves")
+    source = session.get_one(Office, item.office_id)
+    target = ops.ensure_office(session, to_office_code, actor=actor)
+    if target.id == source.id:
+        raise LedgerError("a transfer needs two different offices")
+    item.office_id = target.id
+    item.reference = reference
+    audit.record(
+        session,
+        LedgerTag.RIBBON_TRANSFER,
+        actor=actor,
+        office_code=source.code,
+        subject=f"{kind.value}:{serial}",
+        details={"from": source.code, "to": target.code, "reference": reference},
+    )
+    return item
+
+
 def loaded_consumable(
     session: Session, station: Station, kind: ConsumableKind
 ) -> Consumable | None:

@@ -25,6 +25,7 @@ class LedgerTag(enum.StrEnum):
     STATION_UPDATE = "ledger:station:update"
     RIBBON_RECEIVE = "ledger:ribbon:receive"
     RIBBON_LOAD = "ledger:ribbon:load"
+    RIBBON_TRANSFER = "ledger:ribbon:transfer"
     RIBBON_FINISH = "ledger:ribbon:finish"
     RIBBON_USAGE = "ledger:ribbon:usage"
 

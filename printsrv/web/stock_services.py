@@ -224,6 +224,28 @@ def load_ribbon(
     )
 
 
+def transfer_ribbon(
+    session: Session,
+    user: User,
+    *,
+    kind: ConsumableKind,
+    serial: str,
+    to_office_code: str,
+    handover_number: str,
+) -> Consumable:
+    """Hand an in-stock roll of one of the user's offices to another office."""
+    require(user, "stock.transfer")
+    item = ribbons.consumable_by_serial(session, kind, serial.strip().upper())
+    if item.office_id not in visible_office_ids(session, user.office):
+        raise NotFound("roll not found")
+    if to_office_code not in {o.code for o in transfer_targets(session, user)}:
+        raise NotFound("office not found")
+    return ribbons.transfer_consumable(
+        session, kind=kind, serial=item.serial, to_office_code=to_office_code,
+        reference=handover_number.strip(), actor=user.username,
+    )  # fmt: skip
+
+
 # ---------------------------------------------------------------------------- adjustments
 
 

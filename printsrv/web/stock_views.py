@@ -86,6 +86,13 @@ class RibbonLoadForm(FlaskForm):
     serial = StringField("serial", validators=[DataRequired(), Length(max=64)])
 
 
+class RibbonTransferForm(FlaskForm):
+    kind = StringField("kind", validators=[AnyOf([k.value for k in ConsumableKind])])
+    serial = StringField("serial", validators=[DataRequired(), Length(max=64)])
+    to_office = StringField("to_office", validators=[DataRequired(), Length(max=8)])
+    handover_number = StringField("handover_number", validators=_NUMBER)
+
+
 class AdjustmentForm(FlaskForm):
     office = StringField("office", validators=[DataRequired(), Length(max=8)])
     kind = StringField("kind", validators=[AnyOf([k.value for k in AdjustmentKind])])
@@ -257,6 +264,24 @@ def ribbon_load() -> Any:
     except LedgerError as exc:
         return _refused(exc, "stock.index")
     flash(_("Gulungan %(serial)s dipasang.", serial=item.serial), "ok")
+    return redirect(url_for("stock.index"), code=303)
+
+
+@bp.route("/stock/ribbons/transfer", methods=["POST"])
+@permission("stock.transfer")
+def ribbon_transfer() -> Any:
+    user, form = _user(), RibbonTransferForm()
+    if not form.validate_on_submit():
+        return _invalid(form, "stock.index")
+    try:
+        item = ss.transfer_ribbon(
+            db(), user, kind=ConsumableKind(form.kind.data), serial=form.serial.data or "",
+            to_office_code=form.to_office.data or "",
+            handover_number=form.handover_number.data or "",
+        )
+    except LedgerError as exc:
+        return _refused(exc, "stock.index")
+    flash(_("Gulungan %(serial)s dipindahkan.", serial=item.serial), "ok")
     return redirect(url_for("stock.index"), code=303)
 
 

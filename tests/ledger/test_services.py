@@ -437,3 +437,23 @@ def test_usage_without_a_loaded_ribbon_is_kept_and_flagged(settings: Settings) -
         assert usage.ribbon_id is None
         event = s.scalar(select(AuditEvent).where(AuditEvent.tag == "ledger:ribbon:usage"))
         assert event is not None and event.details["problem"] == "no roll loaded in our books"
+
+
+def test_ribbon_transfer_moves_only_stock_between_offices(settings: Settings) -> None:
+    from printsrv.ledger.models import ConsumableKind
+    from printsrv.ledger.ribbons import receive_consumable, transfer_consumable
+
+    with unit_of_work(settings) as s:
+        receive_consumable(s, kind=ConsumableKind.RIBBON, office_code="35.26.01",
+                           serial="RIB-T1", type_="YMCKO", capacity=100, actor="a")
+        item = transfer_consumable(s, kind=ConsumableKind.RIBBON, serial="RIB-T1",
+                                   to_office_code="35.26.02", reference="BAST-R1", actor="a")
+        assert s.get_one(Office, item.office_id).code == "35.26.02"
+        with pytest.raises(LedgerError, match="two different offices"):
+            transfer_consumable(s, kind=ConsumableKind.RIBBON, serial="RIB-T1",
+                                to_office_code="35.26.02", reference="BAST-R2", actor="a")
+        with pytest.raises(LedgerError, match="Berita Acara"):
+            transfer_consumable(s, kind=ConsumableKind.RIBBON, serial="RIB-T1",
+                                to_office_code="35.26.01", reference=" ", actor="a")
+        tags = s.scalars(select(AuditEvent.tag)).all()
+        assert "ledger:ribbon:transfer" in tags

@@ -44,10 +44,11 @@ def make_stock(settings: Settings) -> dict[str, dict[str, str]]:
                 officers=("BUDI / NIP 1", "SITI / NIP 2"), witness="ANDI / NIP 3",
                 witness_role="Inspektorat", actor="test", serials=[serial(p, 1)],
             )
-            ribbons.receive_consumable(
-                s, kind=ConsumableKind.RIBBON, office_code=code, serial=f"RIB-{p}1",
-                type_="YMCKO", capacity=500, actor="test",
-            )
+            for n in (1, 2):
+                ribbons.receive_consumable(
+                    s, kind=ConsumableKind.RIBBON, office_code=code, serial=f"RIB-{p}{n}",
+                    type_="YMCKO", capacity=500, actor="test",
+                )
             adjustment = adjustments.request_adjustment(
                 s, office_code=code, kind=AdjustmentKind.WRITE_OFF,
                 serials=[serial(p, 10)], reason=f"hilang saat opname {scope}",

@@ -76,6 +76,9 @@ ENDPOINTS = [
         ("capacity", "500"))),
     Endpoint("ribbon_load", "POST", "/stock/ribbons/load", "stock.receive", form=(
         ("station", "{station}"), ("kind", "ribbon"), ("serial", "RIB-{p}1"))),
+    Endpoint("ribbon_transfer", "POST", "/stock/ribbons/transfer", "stock.transfer", form=(
+        ("kind", "ribbon"), ("serial", "RIB-{p}2"), ("to_office", "{parent}"),
+        ("handover_number", "BAST-R-{p}"))),
     Endpoint("adjustments", "GET", "/stock/adjustments", "adjustment.request", listing=True,
              marker="adjustment_reason"),
     Endpoint("adjustment_request", "POST", "/stock/adjustments", "adjustment.request", form=(
