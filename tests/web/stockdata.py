@@ -44,9 +44,9 @@ def make_stock(settings: Settings) -> dict[str, dict[str, str]]:
                 officers=("BUDI / NIP 1", "SITI / NIP 2"), witness="ANDI / NIP 3",
                 witness_role="Inspektorat", actor="test", serials=[serial(p, 1)],
             )
-            for n in (1, 2):
+            for suffix in ("1", "T"):  # T: the roll the authorization matrix transfers
                 ribbons.receive_consumable(
-                    s, kind=ConsumableKind.RIBBON, office_code=code, serial=f"RIB-{p}{n}",
+                    s, kind=ConsumableKind.RIBBON, office_code=code, serial=f"RIB-{p}{suffix}",
                     type_="YMCKO", capacity=500, actor="test",
                 )
             adjustment = adjustments.request_adjustment(

@@ -77,7 +77,7 @@ ENDPOINTS = [
     Endpoint("ribbon_load", "POST", "/stock/ribbons/load", "stock.receive", form=(
         ("station", "{station}"), ("kind", "ribbon"), ("serial", "RIB-{p}1"))),
     Endpoint("ribbon_transfer", "POST", "/stock/ribbons/transfer", "stock.transfer", form=(
-        ("kind", "ribbon"), ("serial", "RIB-{p}2"), ("to_office", "{parent}"),
+        ("kind", "ribbon"), ("serial", "RIB-{p}T"), ("to_office", "{parent}"),
         ("handover_number", "BAST-R-{p}"))),
     Endpoint("adjustments", "GET", "/stock/adjustments", "adjustment.request", listing=True,
              marker="adjustment_reason"),
