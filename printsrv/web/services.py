@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 
-from printsrv import audit
+from printsrv import audit, offices
 from printsrv.errors import NotFound, StateError
 from printsrv.models import AuditEvent, Office, OfficeKind, Record, RecordState, Role, User
 from printsrv.records import transition
@@ -397,37 +397,8 @@ def get_office(session: Session, code: str) -> Office:
 
 def ensure_office(session: Session, code: str) -> Office:
     """Office ``code`` (``PP.KK`` regency or ``PP.KK.CC`` kecamatan), created from the region
-    table when it does not exist yet."""
-    from printsrv import regions
-
-    office = session.scalar(select(Office).where(Office.code == code))
-    if office is not None:
-        return office
-    region = regions.lookup(code)
-    if region is None or len(code) not in (5, 8):
-        raise NotFound(f"unknown office code {code!r}")
-    if len(code) == 5:
-        name = f"DISDUKCAPIL {region.name.upper()}"
-        office = Office(code=code, name=name, kind=OfficeKind.REGENCY)
-    else:
-        parent = ensure_office(session, code[:5])
-        office = Office(
-            code=code,
-            name=f"KECAMATAN {region.name.upper()}",
-            kind=OfficeKind.KECAMATAN,
-            parent_id=parent.id,
-        )
-    session.add(office)
-    session.flush()
-    audit.record(
-        session,
-        "admin:office:create",
-        actor="web",
-        office_code=code,
-        subject=code,
-        details={"name": office.name, "kind": office.kind.value},
-    )
-    return office
+    table when it does not exist yet (:func:`printsrv.offices.ensure_office`)."""
+    return offices.ensure_office(session, code, actor="web")
 
 
 def hash_token(token: str) -> str:
