@@ -33,7 +33,7 @@ from printers.errors import (
     PrintServerUnavailableError,
     QueueRejectingError,
 )
-from printers.faults import Verdict, classify, error_for, fault_from_reasons, rejected
+from printers.faults import Verdict, classify, fault_from_reasons, finish_card, rejected
 from printers.profiles import PrinterProfile
 
 #: Reasons that mean the CUPS backend cannot reach the printer (no card can have been fed).
@@ -449,22 +449,7 @@ class CupsPrinter:
         document: Path | None,
         error: type[PrinterError] | None = None,
     ) -> PrintOutcome:
-        outcome = PrintOutcome(
-            printer=self._queue,
-            job_id=job_id,
-            job_state=state,
-            card_consumed=verdict.card_consumed,
-            card_printed=verdict.card_printed,
-            fault=verdict.fault,
-            operator_action=verdict.operator_action,
-            printer_state_reasons=after.reasons,
-            job_state_reasons=job_reasons,
-            markers_before=before.markers,
-            markers_after=after.markers,
-            message=verdict.message,
-            document=document,
-        )
-        exc: PrinterError | None = error_for(outcome, error)
-        if exc is not None:
-            raise exc
-        return outcome
+        return finish_card(
+            self._queue, job_id, state, before, after, verdict,
+            job_reasons=job_reasons, document=document, error=error,
+        )  # fmt: skip

@@ -13,7 +13,7 @@ from pathlib import Path
 from printers.api import JobState, Marker, PrinterState, PrinterStatus, PrintOutcome
 from printers.documents import check_card_document
 from printers.errors import PrinterError, QueueRejectingError
-from printers.faults import Verdict, classify, error_for, rejected
+from printers.faults import Verdict, classify, finish_card, rejected
 from printers.profiles import PrinterProfile
 from printers.virtual.simulator import LOW_PERCENT, MARKER_NAME, MARKER_TYPE, CardSimulator
 
@@ -164,21 +164,6 @@ class DirectoryPrinter:
         out: Path | None,
         error: type[PrinterError] | None = None,
     ) -> PrintOutcome:
-        outcome = PrintOutcome(
-            printer=self._name,
-            job_id=job_id,
-            job_state=state,
-            card_consumed=verdict.card_consumed,
-            card_printed=verdict.card_printed,
-            fault=verdict.fault,
-            operator_action=verdict.operator_action,
-            printer_state_reasons=after.reasons,
-            markers_before=before.markers,
-            markers_after=after.markers,
-            message=verdict.message,
-            document=out,
+        return finish_card(
+            self._name, job_id, state, before, after, verdict, document=out, error=error
         )
-        exc = error_for(outcome, error)
-        if exc is not None:
-            raise exc
-        return outcome

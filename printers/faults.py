@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
-from printers.api import Fault, JobState, Marker, PrintOutcome
+from printers.api import Fault, JobState, Marker, PrinterStatus, PrintOutcome
 from printers.errors import (
     CoverOpenError,
     JobFailedError,
@@ -196,3 +197,38 @@ def error_for(outcome: PrintOutcome, cls: type[PrinterError] | None = None) -> P
     if outcome.job_id is not None:
         text += f" (job {outcome.job_id})"
     return cls(text, card_consumed=outcome.card_consumed, outcome=outcome)
+
+
+def finish_card(
+    printer: str,
+    job_id: int | None,
+    job_state: JobState | None,
+    before: PrinterStatus,
+    after: PrinterStatus,
+    verdict: Verdict,
+    *,
+    job_reasons: tuple[str, ...] = (),
+    document: Path | None = None,
+    error: type[PrinterError] | None = None,
+) -> PrintOutcome:
+    """A card's :class:`PrintOutcome` from its verdict and the printer status around the job;
+    raises the matching :class:`PrinterError` unless the card is good (every backend's end)."""
+    outcome = PrintOutcome(
+        printer=printer,
+        job_id=job_id,
+        job_state=job_state,
+        card_consumed=verdict.card_consumed,
+        card_printed=verdict.card_printed,
+        fault=verdict.fault,
+        operator_action=verdict.operator_action,
+        printer_state_reasons=after.reasons,
+        job_state_reasons=job_reasons,
+        markers_before=before.markers,
+        markers_after=after.markers,
+        message=verdict.message,
+        document=document,
+    )
+    exc = error_for(outcome, error)
+    if exc is not None:
+        raise exc
+    return outcome
