@@ -82,20 +82,29 @@ def event_hash(
     return hashlib.sha256(_canonical(content)).hexdigest()
 
 
+_PG_ADVANCE = (
+    "UPDATE audit_head SET last_seq = last_seq + 1 WHERE chain = %(chain)s "
+    "RETURNING last_seq, last_hash"
+)
+
+
 def _advance_head(conn: Connection, chain: str) -> tuple[int, str]:
     """Lock the chain's head row and move it one on; creates the head of a new chain."""
+    head = AuditHead.__table__.c
     advance = (
         update(AuditHead.__table__)
-        .where(AuditHead.__table__.c.chain == chain)
-        .values(last_seq=AuditHead.__table__.c.last_seq + 1)
-        .returning(AuditHead.__table__.c.last_seq, AuditHead.__table__.c.last_hash)
+        .where(head.chain == chain)
+        .values(last_seq=head.last_seq + 1)
+        .returning(head.last_seq, head.last_hash)
     )
-    row = conn.execute(advance).first()
+    postgres = conn.dialect.name == "postgresql"
+    row = (
+        conn.exec_driver_sql(_PG_ADVANCE, {"chain": chain}) if postgres else conn.execute(advance)
+    ).first()
     if row is None:
-        dialect = conn.dialect.name
-        insert_head = (pg_insert if dialect == "postgresql" else sqlite_insert)(
-            AuditHead.__table__
-        ).values(chain=chain, last_seq=0, last_hash=GENESIS_HASH)
+        insert_head = (pg_insert if postgres else sqlite_insert)(AuditHead.__table__).values(
+            chain=chain, last_seq=0, last_hash=GENESIS_HASH
+        )
         conn.execute(insert_head.on_conflict_do_nothing())
         row = conn.execute(advance).one()
     return int(row[0]), str(row[1])
@@ -119,14 +128,72 @@ def record(
     if not _TAG.match(tag):
         raise ValueError(f"audit tag {tag!r} is not source:subject:action")
     chain = str(session.info.get(CHAIN_KEY, MAIN_CHAIN))
-    details = json.loads(_canonical(details or {}))  # store exactly what was hashed
     # Core statements on the session's connection: no ORM flush or identity-map work on this
     # hot path (eight events per card); the UPDATE comes first because it takes the chain's
     # row lock (PostgreSQL) / the write lock (SQLite) before we read the head.
     conn = session.connection()
     chain_seq, prev_hash = _advance_head(conn, chain)
+    append(
+        conn,
+        chain,
+        chain_seq,
+        prev_hash,
+        tag,
+        actor=actor,
+        office_code=office_code,
+        subject=subject,
+        details=details,
+    )
+
+
+# One round trip on PostgreSQL: the event and the head's new hash in one statement (a
+# data-modifying CTE), as driver SQL (no statement building on the hot path).
+_PG_APPEND = (
+    "WITH ev AS (INSERT INTO audit_event (chain, chain_seq, at, tag, actor, office_code, "
+    "subject, details, prev_hash, hash) VALUES (%(chain)s, %(chain_seq)s, %(at)s, %(tag)s, "
+    "%(actor)s, %(office_code)s, %(subject)s, %(details)s::json, %(prev_hash)s, %(hash)s)) "
+    "UPDATE audit_head SET last_hash = %(hash)s WHERE chain = %(chain)s"
+)
+
+
+def append(
+    conn: Connection,
+    chain: str,
+    chain_seq: int,
+    prev_hash: str,
+    tag: str,
+    *,
+    actor: str,
+    office_code: str | None = None,
+    subject: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Write event ``chain_seq`` of ``chain`` after ``prev_hash`` and move the head's hash on.
+
+    The caller holds the chain's head, advanced to ``chain_seq`` in this transaction
+    (:func:`record` does that; a station's claim advances it in its own statement).
+    """
+    canonical = _canonical(details or {})
+    details = json.loads(canonical)  # store exactly what was hashed
     at = datetime.now(UTC)
     digest = event_hash(chain, chain_seq, at, tag, actor, office_code, subject, details, prev_hash)
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(
+            _PG_APPEND,
+            {
+                "chain": chain,
+                "chain_seq": chain_seq,
+                "at": at,
+                "tag": tag,
+                "actor": actor,
+                "office_code": office_code,
+                "subject": subject,
+                "details": canonical.decode(),
+                "prev_hash": prev_hash,
+                "hash": digest,
+            },
+        )
+        return
     conn.execute(
         insert(AuditEvent.__table__).values(
             chain=chain,
