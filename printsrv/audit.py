@@ -49,6 +49,12 @@ def station_chain(station: str) -> str:
     return f"station:{station}"[:64]
 
 
+def user_chain(username: str) -> str:
+    """The audit chain of what a web user saw, exported or approved: each user's own, so that
+    concurrent page views never queue on one chain's head."""
+    return f"user:{username}"[:64]
+
+
 def _canonical(fields: dict[str, Any]) -> bytes:
     return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -118,16 +124,18 @@ def record(
     office_code: str | None = None,
     subject: str | None = None,
     details: dict[str, Any] | None = None,
+    chain: str | None = None,
 ) -> None:
     """Append one event in the caller's transaction. Never logs personal biometric data.
 
-    The event goes to the chain named by ``session.info["audit_chain"]`` (a station's unit of
-    work sets its own), else to the main chain.
+    The event goes to ``chain`` if given, else to the chain named by
+    ``session.info["audit_chain"]`` (a station's unit of work sets its own), else to the main
+    chain.
     """
     tag = str(tag)
     if not _TAG.match(tag):
         raise ValueError(f"audit tag {tag!r} is not source:subject:action")
-    chain = str(session.info.get(CHAIN_KEY, MAIN_CHAIN))
+    chain = chain or str(session.info.get(CHAIN_KEY, MAIN_CHAIN))
     # Core statements on the session's connection: no ORM flush or identity-map work on this
     # hot path (eight events per card); the UPDATE comes first because it takes the chain's
     # row lock (PostgreSQL) / the write lock (SQLite) before we read the head.

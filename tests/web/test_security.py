@@ -8,6 +8,8 @@ import pyotp
 import pytest
 from flask import Flask
 
+from sqlalchemy import select
+
 from printsrv import audit
 from printsrv.config import Settings
 from printsrv.db import session_factory, unit_of_work
@@ -205,6 +207,24 @@ def test_views_are_audited(app: Flask, settings: Settings, world: World) -> None
         assert events["web:queue:view"].actor == "supervisor_own"
         assert events["web:record:view"].subject == "PC-35260101-000002".replace("0101", "01")
         assert "web:audit:view" in events
+        assert audit.verify(s).ok
+
+
+def test_each_users_views_go_to_their_own_chain(app: Flask, settings: Settings,
+                                                world: World) -> None:
+    for username in ("supervisor_own", "auditor_own", "supervisor_own"):
+        client = app.test_client()
+        sign_in(client, settings, username)
+        assert client.get("/queue").status_code == 200
+    with unit_of_work(settings) as s:
+        views = s.execute(select(AuditEvent.chain, AuditEvent.chain_seq, AuditEvent.actor)
+                          .where(AuditEvent.tag == "web:queue:view")
+                          .order_by(AuditEvent.seq)).all()
+        assert [tuple(v) for v in views] == [
+            ("user:supervisor_own", 1, "supervisor_own"),
+            ("user:auditor_own", 1, "auditor_own"),
+            ("user:supervisor_own", 2, "supervisor_own"),
+        ]
         assert audit.verify(s).ok
 
 
