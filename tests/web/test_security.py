@@ -212,7 +212,7 @@ def test_views_are_audited(app: Flask, settings: Settings, world: World) -> None
 
 def test_each_users_views_go_to_their_own_chain(app: Flask, settings: Settings,
                                                 world: World) -> None:
-    for username in ("supervisor_own", "auditor_own", "supervisor_own"):
+    for username in ("supervisor_own", "operator_own", "supervisor_own"):
         client = app.test_client()
         sign_in(client, settings, username)
         assert client.get("/queue").status_code == 200
@@ -222,7 +222,7 @@ def test_each_users_views_go_to_their_own_chain(app: Flask, settings: Settings,
                           .order_by(AuditEvent.seq)).all()
         assert [tuple(v) for v in views] == [
             ("user:supervisor_own", 1, "supervisor_own"),
-            ("user:auditor_own", 1, "auditor_own"),
+            ("user:operator_own", 1, "operator_own"),
             ("user:supervisor_own", 2, "supervisor_own"),
         ]
         assert audit.verify(s).ok
