@@ -47,6 +47,8 @@ class Settings:
     min_photo_size: tuple[int, int] = (300, 400)
     stations: dict[str, Any] = field(default_factory=dict)
     secret_key: str = field(default="", repr=False)
+    #: Days an issued card's biometrics stay (encrypted) for a reprint; 0 shreds them at issue.
+    reprint_window_days: int = 0
 
     @property
     def keys_dir(self) -> Path:
@@ -106,6 +108,13 @@ def _coerce(name: str, value: Any, target: Any) -> Any:
             return tuple(str(v) for v in value)
         if isinstance(target, bool):
             return value if isinstance(value, bool) else str(value).lower() in {"1", "true", "yes"}
+        if name == "reprint_window_days":
+            if isinstance(value, bool | float):
+                raise TypeError("expected a whole number of days")
+            days = int(value)
+            if days < 0:
+                raise ValueError("must be 0 (shred at issue) or more days")
+            return days
         if isinstance(target, int):
             return int(value)
         if isinstance(target, dict):

@@ -147,6 +147,9 @@ class Record(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     issued_at: Mapped[datetime | None]
     media_purged_at: Mapped[datetime | None]
+    #: When the kept biometrics of an issued record must be shredded (``reprint_window_days``
+    #: after the issue); NULL when nothing is waiting (shredded, or the window is 0).
+    media_purge_due: Mapped[datetime | None] = mapped_column(index=True)
 
     __table_args__ = (Index("ix_record_office_state", "office_id", "state", "id"),)
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -23,9 +24,14 @@ TRANSITIONS: dict[RecordState, frozenset[RecordState]] = {
     S.HELD: frozenset({S.QUEUED, S.CANCELLED}),
     S.PRINTING: frozenset({S.ISSUED, S.QUEUED, S.FAILED, S.HELD}),
     S.FAILED: frozenset({S.QUEUED, S.CANCELLED}),
-    S.ISSUED: frozenset(),
+    S.ISSUED: frozenset({S.QUEUED}),
     S.CANCELLED: frozenset(),
 }
+
+#: The reason of an approved reprint (dual control in the web app).
+REPRINT = "reprint"
+#: Edges only one reason may take: an issued record goes back to the queue only for a reprint.
+REASON_ONLY: dict[tuple[RecordState, RecordState], str] = {(S.ISSUED, S.QUEUED): REPRINT}
 
 
 def transition(
@@ -35,6 +41,9 @@ def transition(
     old = record.state
     if new not in TRANSITIONS[old]:
         raise StateError(f"record {record.request_id}: cannot go from {old} to {new}")
+    only = REASON_ONLY.get((old, new))
+    if only is not None and reason != only:
+        raise StateError(f"record {record.request_id}: only a {only!r} may go from {old} to {new}")
     record.state = new
     record.updated_at = datetime.now(UTC)
     if new is S.HELD:
@@ -108,15 +117,83 @@ def load_card_input(
         return card_input_for(session, keys, record, actor=actor, purpose=purpose)
 
 
-def purge_media(session: Session, record: Record, *, actor: str) -> None:
+def purge_media(session: Session, record: Record, *, actor: str, reason: str | None = None) -> None:
     """Crypto-shred the record's biometrics: delete its wrapped data key and ciphertexts."""
     session.execute(delete(RecordMedia).where(RecordMedia.record_id == record.id))
     session.execute(delete(RecordKey).where(RecordKey.record_id == record.id))
     record.media_purged_at = datetime.now(UTC)
+    record.media_purge_due = None
     audit.record(
         session,
         AuditTag.RECORD_MEDIA_PURGE,
         actor=actor,
         office_code=record.office.code,
         subject=record.request_id,
+        details={"reason": reason} if reason else None,
     )
+
+
+def media_purged(session: Session, record: Record) -> bool:
+    """Whether the record's biometrics are gone (shredded, or never kept): no card can be
+    made from it any more."""
+    return record.media_purged_at is not None or session.get(RecordKey, record.id) is None
+
+
+def after_issue(
+    session: Session, record: Record, *, actor: str, window_days: int, now: datetime | None = None
+) -> datetime | None:
+    """The biometrics of a just-issued record: shredded at once when ``window_days`` is 0,
+    else kept (encrypted) until the reprint window ends; returns that due time or ``None``."""
+    if window_days <= 0:
+        purge_media(session, record, actor=actor, reason="issued")
+        return None
+    due = (now or datetime.now(UTC)).astimezone(UTC) + timedelta(days=window_days)
+    record.media_purge_due = due
+    return due
+
+
+def purge_expired_media(
+    session: Session,
+    *,
+    now: datetime,
+    actor: str,
+    office_ids: Sequence[int] | None = None,
+    limit: int | None = None,
+) -> int:
+    """Crypto-shred (audited, one event each) the biometrics of every issued record whose
+    reprint window has ended (``media_purge_due <= now``); returns how many were shredded.
+
+    A record queued or printing again for an approved reprint is left alone (its due time was
+    cleared by the approval; the new issue sets it again). ``office_ids`` limits the sweep to
+    those offices (a station sweeps its own), ``None`` sweeps all. Cheap when nothing is due:
+    one probe of ``ix_record_media_purge_due``.
+    """
+    if office_ids is not None and not office_ids:
+        return 0
+    query = (
+        select(Record)
+        .where(
+            Record.media_purge_due <= now.astimezone(UTC),
+            Record.media_purged_at.is_(None),
+            Record.state == RecordState.ISSUED,
+        )
+        .order_by(Record.media_purge_due, Record.id)
+    )
+    if office_ids is not None:
+        query = query.where(Record.office_id.in_(list(office_ids)))
+    if limit is not None:
+        query = query.limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        # Two sweepers (stations of overlapping offices, the CLI) never shred a record twice.
+        query = query.with_for_update(skip_locked=True)
+    shredded = 0
+    for record in session.scalars(query).all():
+        due = record.media_purge_due
+        purge_media(
+            session,
+            record,
+            actor=actor,
+            reason=f"reprint window ended ({due.isoformat() if due else '?'})",
+        )
+        shredded += 1
+    return shredded

@@ -9,8 +9,13 @@ Per card (see ``docs/station.md``)::
     T3  CardJob(chip_done, chip uid) + CardJob(print_submitted, title)    commit
         printer: print and follow the job; a fault that fed no card pauses the
         station and the *same* card is printed again after the operator clears it
-    T4  fate: issue (blank issued, record issued, biometrics shredded, ribbon counted)
+    T4  fate: issue (blank issued, record issued, biometrics shredded — or, with
+        ``reprint_window_days`` > 0, kept until ``media_purge_due`` — ribbon counted)
         or spoil (blank spoiled with cause, record back to queued / held)  commit
+
+When the queue is empty the station also shreds the biometrics whose reprint window has ended
+(:func:`printsrv.records.purge_expired_media`, at most every ``PURGE_SWEEP_SECONDS``), never
+between the steps of a card.
 
 Faults pause the station with a readable reason (written to ``station_runtime`` and the
 ledger's ``station`` row) and the loop resumes when the device reports ready again.
@@ -27,7 +32,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
@@ -44,7 +49,7 @@ from printsrv.config import Settings
 from printsrv.db import unit_of_work
 from printsrv.errors import StateError
 from printsrv.models import Record, RecordState
-from printsrv.records import card_input_for, purge_media, transition
+from printsrv.records import after_issue, card_input_for, purge_expired_media, transition
 from printsrv.station import stock
 from printsrv.station.claim import claim_next, drop_lease, office_ids, renew_lease
 from printsrv.station.devices import CardEncoder, ChipResult, StationConfig
@@ -123,6 +128,9 @@ QcCheck = Callable[[PrintOutcome], str | None]
 class Station:
     """A running station: devices, settings and the loop."""
 
+    #: Least time between two sweeps for biometrics whose reprint window has ended.
+    PURGE_SWEEP_SECONDS = 300.0
+
     def __init__(
         self,
         settings: Settings,
@@ -153,6 +161,7 @@ class Station:
         #: A problem only an operator's ``station resume`` clears (a software fault).
         self.sticky_problem: str | None = None
         self.on_phase: Callable[[str, CardJob], None] | None = None  # tests: crash points
+        self._next_purge_sweep = 0.0  # time.monotonic() of the next sweep; 0: at the first idle
 
     def _unit(self) -> AbstractContextManager[Session]:
         """A unit of work whose audit events go to this station's own chain."""
@@ -232,6 +241,7 @@ class Station:
                 except StopRequested:
                     break
                 if on_request and not self._batch_remaining():
+                    self.purge_sweep()
                     self.heartbeat()
                     self.stop_event.wait(self.idle_sleep)
                     continue
@@ -240,6 +250,7 @@ class Station:
                 if result is not None and on_request:
                     self._batch_done_one()
                 if result is None:
+                    self.purge_sweep()
                     if until_empty or once:
                         break
                     self.heartbeat()
@@ -257,6 +268,36 @@ class Station:
         finally:
             self.shutdown()
         return results
+
+    def purge_sweep(self, *, force: bool = False) -> int:
+        """Shred the biometrics of this station's offices whose reprint window has ended; at
+        most every :attr:`PURGE_SWEEP_SECONDS` (``force``: now). Called from the idle loop
+        only; a failure is logged and retried at the next sweep, it never stops the station."""
+        now = time.monotonic()
+        if not force and now < self._next_purge_sweep:
+            return 0
+        self._next_purge_sweep = now + self.PURGE_SWEEP_SECONDS
+        try:
+            with self._unit() as session:
+                if not self._offices:
+                    self._offices = office_ids(session, self.config.office)
+                shredded = purge_expired_media(
+                    session,
+                    now=datetime.now(UTC),
+                    actor=self.config.actor,
+                    office_ids=self._offices,
+                    limit=500,
+                )
+        except Exception:
+            log.exception("station %s: purge sweep failed", self.config.name)
+            return 0
+        if shredded:
+            log.info(
+                "station %s: shredded the biometrics of %d records (reprint window ended)",
+                self.config.name,
+                shredded,
+            )
+        return shredded
 
     # -- device readiness ----------------------------------------------------------------------
 
@@ -570,6 +611,7 @@ class Station:
                 actor=self.config.actor,
                 chip_uid=chip.uid,
                 outcome=outcome,
+                reprint_window_days=self.settings.reprint_window_days,
             )
             request_id = db_job.record.request_id
         self.issued += 1
@@ -674,15 +716,20 @@ def issue_card(
     chip_uid: str | None = None,
     outcome: PrintOutcome | None = None,
     resolved_by: str | None = None,
+    reprint_window_days: int = 0,
 ) -> None:
-    """The card is good: blank issued, record issued, biometrics shredded, job finished."""
+    """The card is good: blank issued, record issued, biometrics shredded (or kept until the
+    reprint window of ``reprint_window_days`` ends), job finished.
+
+    A record may be issued again after an approved reprint (issued → queued): each issue is
+    its own card job and blank; only a record already *in* state issued is refused here."""
     record = job.record
     if record.state is RecordState.ISSUED:
         raise ValueError(f"record {record.request_id} is already issued")
     stock.issue(session, config, job.blank_serial or "", record, chip_uid=chip_uid, actor=actor)
     transition(session, record, RecordState.ISSUED, actor=actor, reason=f"card job {job.id}")
     drop_lease(record)
-    purge_media(session, record, actor=actor)
+    purge_due = after_issue(session, record, actor=actor, window_days=reprint_window_days)
     if outcome is not None:
         stock.ribbon_used(session, config, outcome, record_id=record.id,
                           blank_serial=job.blank_serial or "", actor=actor)
@@ -693,6 +740,7 @@ def issue_card(
         session, StationTag.ISSUE, job, actor=actor, resolved_by=resolved_by,
         chip_uid=job.chip_uid, print_job=job.print_job_id,
         printer=outcome.printer if outcome is not None else None,
+        media_purge_due=purge_due.isoformat() if purge_due is not None else None,
     )  # fmt: skip
 
 

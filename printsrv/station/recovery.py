@@ -110,7 +110,8 @@ def apply(
         )
         if outcome is CardOutcome.ISSUED:
             issue_card(session, config, job, actor=actor, chip_uid=chip_uid or job.chip_uid,
-                       resolved_by=actor)
+                       resolved_by=actor,
+                       reprint_window_days=settings.reprint_window_days)
         elif outcome is CardOutcome.SPOILED:
             spoil_card(session, config, job, cause or "unknown_crash", f"recovery: {rule}",
                        actor=actor, resolved_by=actor)

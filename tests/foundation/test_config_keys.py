@@ -36,6 +36,25 @@ def test_unknown_key_and_bad_value_are_errors(tmp_path: Path) -> None:
         load_settings(conf)
 
 
+def test_reprint_window_from_file_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PRINTSRV_REPRINT_WINDOW_DAYS", raising=False)
+    monkeypatch.delenv("PRINTSRV_CONFIG", raising=False)
+    assert load_settings(overrides={"instance_dir": tmp_path}).reprint_window_days == 0
+    conf = tmp_path / "s.toml"
+    conf.write_text("reprint_window_days = 30\n")
+    assert load_settings(conf).reprint_window_days == 30
+    monkeypatch.setenv("PRINTSRV_REPRINT_WINDOW_DAYS", "14")
+    assert load_settings(conf).reprint_window_days == 14
+    monkeypatch.setenv("PRINTSRV_REPRINT_WINDOW_DAYS", "-1")
+    with pytest.raises(ConfigError, match="reprint_window_days"):
+        load_settings(conf)
+    monkeypatch.delenv("PRINTSRV_REPRINT_WINDOW_DAYS")
+    for bad in ("1.5", "true", '"a month"'):
+        conf.write_text(f"reprint_window_days = {bad}\n")
+        with pytest.raises(ConfigError, match="reprint_window_days"):
+            load_settings(conf)
+
+
 def test_pin_never_in_repr(tmp_path: Path) -> None:
     s = load_settings(overrides={"instance_dir": tmp_path, "token_pin": "s3cret-pin"})
     assert "s3cret-pin" not in repr(s)
