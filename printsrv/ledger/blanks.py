@@ -586,6 +586,18 @@ def reserve_blank(
     )
 
 
+def last_issued_blank(session: Session, record_id: int) -> Blank | None:
+    """The blank of the latest good card made for ``record_id`` (its latest ``issue``
+    movement), or ``None``. After a reprint this is the card the new one makes invalid."""
+    return session.scalar(
+        select(Blank)
+        .join(BlankMovement, BlankMovement.blank_id == Blank.id)
+        .where(BlankMovement.kind == MovementKind.ISSUE, BlankMovement.record_id == record_id)
+        .order_by(BlankMovement.id.desc())
+        .limit(1)
+    )
+
+
 def issue_blank(
     session: Session,
     blank: Blank,

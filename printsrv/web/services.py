@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, joinedload
 from printsrv import audit, offices
 from printsrv.errors import NotFound, StateError
 from printsrv.models import AuditEvent, Office, OfficeKind, Record, RecordState, Role, User
-from printsrv.records import transition
+from printsrv.records import REPRINT, media_purged, transition
 from printsrv.web.models import (
     ApiToken,
     ApprovalRequest,
@@ -286,11 +286,31 @@ def record_history(session: Session, record: Record) -> list[AuditEvent]:
 # --- reprints (dual control) -------------------------------------------------------------
 
 
+class ReprintNeedsNewRequest(StateError):
+    """The issued record's biometrics were deleted after the reprint window: no card can be
+    made from it; the registry must send a new print request (*permohonan cetak*)."""
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(
+            f"record {request_id}: its biometric data was deleted after the reprint window; "
+            "a reprint needs a new print request (permohonan cetak) from the registry"
+        )
+        self.request_id = request_id
+
+
+def reprint_blocked(session: Session, record: Record) -> bool:
+    """An issued record whose biometrics are gone cannot be reprinted from this server."""
+    return record.state is RecordState.ISSUED and media_purged(session, record)
+
+
 def request_reprint(session: Session, user: User, record: Record, reason: str) -> ApprovalRequest:
-    """Ask for a reprint of an issued or failed record; a supervisor must approve it."""
+    """Ask for a reprint of an issued or failed record; a supervisor must approve it. An
+    issued record can be reprinted only while its biometrics are kept (reprint window)."""
     require(user, "reprint.request")
     if record.state not in (RecordState.ISSUED, RecordState.FAILED):
         raise StateError("only an issued or failed record can be reprinted")
+    if reprint_blocked(session, record):
+        raise ReprintNeedsNewRequest(record.request_id)
     if not reason.strip():
         raise StateError("a reason is required")
     pending = session.scalar(
@@ -323,6 +343,22 @@ def request_reprint(session: Session, user: User, record: Record, reason: str) -
     return req
 
 
+def previous_card(session: Session, record: Record) -> dict[str, Any]:
+    """The card a reprint of issued ``record`` makes invalid: the latest issued blank's serial
+    and chip UID as the ledger knows them (``None`` when it does not)."""
+    from printsrv.ledger.blanks import last_issued_blank
+
+    blank = last_issued_blank(session, record.id)
+    return {
+        "blank_serial": blank.serial if blank is not None else None,
+        "chip_uid": blank.chip_uid if blank is not None else None,
+        "issued_at": record.issued_at.isoformat() if record.issued_at else None,
+        "status": "invalid",
+        "note": "the previous card is invalid once reprinted: recover it from the resident "
+        "and record it for destruction (Berita Acara Pemusnahan)",
+    }
+
+
 def pending_requests(session: Session, office: Office) -> list[ApprovalRequest]:
     return list(
         session.scalars(
@@ -347,29 +383,48 @@ def get_visible_request(session: Session, office: Office, request_id: int) -> Ap
 def decide_reprint(
     session: Session, user: User, req: ApprovalRequest, *, approve: bool, note: str = ""
 ) -> None:
-    """Approve or reject a reprint; the approver must not be the requester. An approved
-    reprint puts an issued record back into the queue."""
+    """Approve or reject a reprint; the approver must not be the requester.
+
+    An approved reprint puts the record back into the queue: a failed one as before, an issued
+    one (issued → queued, reason "reprint") only while its biometrics are kept; its purge due
+    time is cleared (the new issue sets it again) and the previous card is recorded in the
+    approval's audit event as invalid, to be recorded for destruction."""
     require(user, "reprint.approve")
     if req.status is not RequestStatus.PENDING:
         raise StateError("request already decided")
     if req.requested_by_id == user.id:
         raise Forbidden("dual control: the requester cannot approve")
+    record = req.record
+    details: dict[str, Any] = {
+        "request": req.id,
+        "requested_by": req.requested_by.username,
+        "note": note,
+    }
+    if approve and record is not None:
+        if record.state not in (RecordState.ISSUED, RecordState.FAILED):
+            raise StateError(
+                f"record {record.request_id} is {record.state.value} now: only an issued or "
+                "failed record can be reprinted; reject the request"
+            )
+        if reprint_blocked(session, record):
+            raise ReprintNeedsNewRequest(record.request_id)
+        details["from_state"] = record.state.value
+        if record.state is RecordState.ISSUED:
+            details["previous_card"] = previous_card(session, record)
+            req.payload = {**(req.payload or {}), "previous_card": details["previous_card"]}
+            record.media_purge_due = None
+        transition(session, record, RecordState.QUEUED, actor=user.username, reason=REPRINT)
     req.status = RequestStatus.APPROVED if approve else RequestStatus.REJECTED
     req.decided_by_id = user.id
     req.decided_at = datetime.now(UTC)
     req.decision_note = note or None
-    record = req.record
-    if approve and record is not None and record.state is RecordState.FAILED:
-        transition(session, record, RecordState.QUEUED, actor=user.username, reason="reprint")
-    # An approved reprint of an ISSUED record stays recorded here: the record state machine
-    # has no ISSUED -> QUEUED edge; the station consumes approved reprint requests.
     audit_view(
         session,
         user,
         WebTag.REPRINT_APPROVE if approve else WebTag.REPRINT_REJECT,
         subject=record.request_id if record else None,
         office_code=req.office.code,
-        details={"request": req.id, "requested_by": req.requested_by.username, "note": note},
+        details=details,
     )
 
 

@@ -130,6 +130,7 @@ def record(record_id: int) -> Any:
         note_form=NoteForm(),
         reason_form=ReasonForm(),
         allowed=lambda p: svc.can(user, p),
+        reprint_blocked=svc.reprint_blocked(read_db(), rec),
     )
 
 
@@ -167,9 +168,21 @@ def reprint(record_id: int) -> Any:
     if not form.validate_on_submit():
         abort(400)
     rec = svc.get_visible_record(db(), user.office, record_id)
-    svc.request_reprint(db(), user, rec, form.reason.data or "")
+    try:
+        svc.request_reprint(db(), user, rec, form.reason.data or "")
+    except svc.ReprintNeedsNewRequest:
+        flash(_reprint_needs_new_request(rec.request_id), "error")
+        return redirect(url_for("views.record", record_id=rec.id), code=303)
     flash(_("Permintaan cetak ulang menunggu persetujuan supervisor."), "ok")
     return redirect(url_for("views.record", record_id=rec.id))
+
+
+def _reprint_needs_new_request(request_id: str) -> str:
+    return _(
+        "Cetak ulang %(rid)s tidak dapat dilakukan: data biometrik sudah dihapus setelah masa "
+        "cetak ulang berakhir. Diperlukan permohonan cetak baru dari registri (Dukcapil).",
+        rid=request_id,
+    )
 
 
 @bp.route("/approvals")
@@ -189,7 +202,13 @@ def decide(request_id: int, decision: str) -> Any:
     if not form.validate_on_submit():
         abort(400)
     req = svc.get_visible_request(db(), user.office, request_id)
-    svc.decide_reprint(db(), user, req, approve=decision == "approve", note=form.note.data or "")
+    try:
+        svc.decide_reprint(
+            db(), user, req, approve=decision == "approve", note=form.note.data or ""
+        )
+    except svc.ReprintNeedsNewRequest as exc:
+        flash(_reprint_needs_new_request(exc.request_id), "error")
+        return redirect(url_for("views.approvals"), code=303)
     flash(_("Keputusan dicatat."), "ok")
     return redirect(url_for("views.approvals"))
 
