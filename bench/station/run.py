@@ -9,12 +9,18 @@
    (``claim_next`` as the station calls it, audited) from a fresh PostgreSQL database holding
    100,000 queued records. Reports claims/s, p50/p99 latency (begin → commit) and the number of
    records claimed twice, counted from the database (audit events and lease owners). Goal: p99
-   ≤ 20 ms. Run twice: back to back (saturation: the throughput) and paced at
-   ``--paced-rate`` claims/s per station (an open loop; a real station claims about once every
-   15–20 s, so 1/s per station is ~20 times a busy office).
+   ≤ 20 ms. Each process first warms up as a running station is warm (its connection open, its
+   statements prepared: ten claims on an office with nothing queued, six audit events), then:
+   - paced at ``--paced-rate`` claims/s per station with a random phase (an open loop; a real
+     station claims about once every 15–20 s, so 2/s per station is ~30 times a busy office);
+   - bursts: all 16 claim at the same instant, ``--bursts`` times (the worst moment: a batch
+     started on every station at once);
+   - back to back (a closed loop at saturation: its figure is the throughput; its latency is
+     16 / throughput plus scheduling, on this machine's cores shared with the database).
 
     .venv/bin/python bench/station/run.py [--cards 200] [--records 100000] [--workers 16]
-        [--claims-per-worker 500] [--paced-rate 1] [--pg postgresql+psycopg://…/postgres]
+        [--claims-per-worker 500] [--paced-rate 2] [--bursts 40]
+        [--pg postgresql+psycopg://…/postgres]
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 OFFICE = "35.26.01"
+EMPTY_OFFICE = "35.28.01"
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
@@ -167,6 +174,8 @@ def seed_queue(url: str, records: int) -> None:
         cur.execute("INSERT INTO office (code, name, kind) VALUES (%s, %s, %s) RETURNING id",
                     ("35.27.01", "Other", "kecamatan"))
         other_id = cur.fetchone()[0]  # type: ignore[index]
+        cur.execute("INSERT INTO office (code, name, kind) VALUES (%s, %s, %s)",
+                    (EMPTY_OFFICE, "Warm-up (nothing queued)", "kecamatan"))
         cur.execute(
             "INSERT INTO batch (batch_id, issuer, created_at, imported_at, record_count, "
             "imported_count, rejected_count, manifest_sha256, signer, imported_by) VALUES "
@@ -188,11 +197,15 @@ def seed_queue(url: str, records: int) -> None:
 
 
 def claim_worker(url: str, worker: int, claims: int, queue: Any, start: Any,
-                 rate: float = 0.0) -> None:
-    """Claim ``claims`` records one per transaction, back to back (``rate`` 0) or paced at
-    ``rate`` claims/s with a random phase (an open loop, like stations making cards)."""
+                 rate: float = 0.0, burst: Any = None) -> None:
+    """Claim ``claims`` records one per transaction: back to back (``rate`` 0), paced at
+    ``rate`` claims/s with a random phase (an open loop, like stations making cards), or, with
+    ``burst`` (a barrier shared by all workers), all workers at the same instant each round."""
+    import random
+
     from sqlalchemy import select
 
+    from printsrv import audit
     from printsrv.audit import station_chain
     from printsrv.config import load_settings
     from printsrv.db import session_factory
@@ -202,24 +215,37 @@ def claim_worker(url: str, worker: int, claims: int, queue: Any, start: Any,
     settings = load_settings(overrides={"database_url": url})
     factory = session_factory(settings)
     owner = f"station:bench{worker:02d}"
+    chain = station_chain(f"bench{worker:02d}")
     with factory() as session:
         offices = office_ids(session, OFFICE)
+        empty = office_ids(session, EMPTY_OFFICE)
         assert session.scalar(select(Office.id).where(Office.code == OFFICE)) is not None
         session.commit()
+    # Warm up as a running station is: statements prepared, the chain's head row there.
+    for _ in range(10):
+        with factory() as session, session.begin():
+            session.info["audit_chain"] = chain
+            assert claim_next(session, empty, owner) is None
+    for _ in range(6):
+        with factory() as session, session.begin():
+            session.info["audit_chain"] = chain
+            audit.record(session, "bench:station:warmup", actor=owner)
     latencies: list[float] = []
     ids: list[int] = []
-    import random
 
     start.wait()
     begin = time.perf_counter() + (random.random() / rate if rate else 0.0)
     for n in range(claims):
-        if rate:
+        if burst is not None:
+            time.sleep(0.05)  # the machine settles between bursts
+            burst.wait()
+        elif rate:
             delay = begin + n / rate - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
         t0 = time.perf_counter()
         with factory() as session, session.begin():
-            session.info["audit_chain"] = station_chain(f"bench{worker:02d}")  # as the daemon
+            session.info["audit_chain"] = chain  # as the daemon
             record = claim_next(session, offices, owner)
             if record is None:
                 break
@@ -228,7 +254,8 @@ def claim_worker(url: str, worker: int, claims: int, queue: Any, start: Any,
     queue.put((worker, latencies, ids))
 
 
-def claims(url: str, workers: int, per_worker: int, rate: float = 0.0) -> dict[str, Any]:
+def claims(url: str, workers: int, per_worker: int, rate: float = 0.0,
+           bursts: bool = False) -> dict[str, Any]:
     from sqlalchemy import func, select, text
 
     from printsrv.config import load_settings
@@ -238,11 +265,13 @@ def claims(url: str, workers: int, per_worker: int, rate: float = 0.0) -> dict[s
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     start = ctx.Event()
-    procs = [ctx.Process(target=claim_worker, args=(url, w, per_worker, queue, start, rate))
+    barrier = ctx.Barrier(workers) if bursts else None
+    procs = [ctx.Process(target=claim_worker,
+                         args=(url, w, per_worker, queue, start, rate, barrier))
              for w in range(workers)]
     for p in procs:
         p.start()
-    time.sleep(3.0)  # let every worker import and connect
+    time.sleep(6.0)  # let every worker import, connect and warm up
     t0 = time.perf_counter()
     start.set()
     results = [queue.get(timeout=600) for _ in procs]
@@ -285,8 +314,10 @@ def main() -> int:
     ap.add_argument("--records", type=int, default=100_000)
     ap.add_argument("--workers", type=int, default=16)
     ap.add_argument("--claims-per-worker", type=int, default=500)
-    ap.add_argument("--paced-rate", type=float, default=1.0,
+    ap.add_argument("--paced-rate", type=float, default=2.0,
                     help="claims/s per station in the paced run (a real station: ~0.05)")
+    ap.add_argument("--bursts", type=int, default=40,
+                    help="rounds in which every station claims at the same instant")
     ap.add_argument("--pg", default=os.environ.get("PRINTSRV_TEST_POSTGRES_URL", DEFAULT_PG))
     ap.add_argument("--skip-cards", action="store_true")
     ap.add_argument("--skip-claims", action="store_true")
@@ -321,11 +352,14 @@ def main() -> int:
                 t = time.perf_counter()
                 seed_queue(url, args.records)
                 seeded = time.perf_counter() - t
+                paced = max(20, round(args.paced_rate * 30))  # 30 s of claims
                 runs = [("1 process, back to back", claims(url, 1, args.claims_per_worker)),
-                        ("back to back", claims(url, args.workers, args.claims_per_worker)),
                         (f"paced {args.paced_rate:g}/s each",
-                         claims(url, args.workers, max(20, args.claims_per_worker // 10),
-                                args.paced_rate))]
+                         claims(url, args.workers, paced, args.paced_rate)),
+                        (f"{args.bursts} bursts (all at once)",
+                         claims(url, args.workers, args.bursts, bursts=True)),
+                        ("back to back (saturation)",
+                         claims(url, args.workers, args.claims_per_worker))]
             finally:
                 drop_pg_database(args.pg, url)
             for how, r in runs:
