@@ -7,7 +7,6 @@ import re
 import pyotp
 import pytest
 from flask import Flask
-
 from sqlalchemy import select
 
 from printsrv import audit
