@@ -36,7 +36,10 @@ def register(sub: Any) -> None:
     p.add_argument("--job", type=int, help="resolve: the card job id")
     p.add_argument("--outcome", choices=["issued", "spoiled", "released"])
     p.add_argument("--cause", help="resolve: spoil cause (chip_failure, jam_misfeed, ...)")
-    p.add_argument("--operator", default="operator", help="resolve: who confirms")
+    p.add_argument(
+        "--operator",
+        help="who operates the station (run), asks for the batch (batch) or confirms (resolve)",
+    )
     p.add_argument("--json", action="store_true")
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=cmd_station)
@@ -69,13 +72,19 @@ def cmd_station(args: argparse.Namespace) -> int:
     return cmd_run(args)
 
 
-def run_station(settings: Any, name: str, **run_kw: Any) -> list[Any]:
+def run_station(
+    settings: Any, name: str, *, operator: str | None = None, **run_kw: Any
+) -> list[Any]:
     """Build the configured station ``name`` and run it until stopped."""
+    import dataclasses
+
     from printsrv.keys import KeyStore
     from printsrv.station.daemon import Station
     from printsrv.station.devices import StationConfig, build_encoder, build_printer
 
     config = StationConfig.from_settings(settings, name)
+    if operator:
+        config = dataclasses.replace(config, operator=operator[:64])
     printer = build_printer(settings, config)
     encoder = build_encoder(settings, config)
     try:
@@ -95,7 +104,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings()
     results = run_station(
         settings, args.name, once=args.once, max_cards=args.max_cards,
-        until_empty=args.until_empty, on_request=args.on_request,
+        until_empty=args.until_empty, on_request=args.on_request, operator=args.operator,
     )
     issued = sum(r.outcome.value == "issued" for r in results)
     print(f"station {args.name}: {len(results)} cards, {issued} issued, "
@@ -112,7 +121,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
         print("usage: station batch NAME --count N", file=sys.stderr)
         return 2
     with unit_of_work(load_settings()) as session:
-        total = add_batch_request(session, args.rest[0], args.count, actor=args.operator)
+        total = add_batch_request(session, args.rest[0], args.count,
+                                  actor=args.operator or "operator")
     if total is None:
         print(f"station {args.rest[0]}: has not run yet", file=sys.stderr)
         return 1
@@ -142,7 +152,7 @@ def cmd_resolve(args: argparse.Namespace, name: str) -> int:
         print("--cause is required for --outcome spoiled", file=sys.stderr)
         return 2
     res = apply(settings, config, args.job, outcome, args.cause,
-                actor=args.operator[:64], rule="operator confirmed")
+                actor=(args.operator or "operator")[:64], rule="operator confirmed")
     print(f"card job {res.job_id} ({res.phase}): {res.outcome.value}"
           + (f" ({res.cause})" if res.cause else ""))
     return 0

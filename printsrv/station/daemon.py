@@ -175,13 +175,15 @@ class Station:
             stock.ensure_station(session, self.config)
             self._offices = office_ids(session, self.config.office)
             self._runtime(session, StationMode.STARTING, None)
+            set_operator(session, self.config.name, self.config.operator)
             audit.record(
                 session,
                 StationTag.START,
                 actor=self.config.actor,
                 office_code=self.config.office,
                 subject=self.config.name,
-                details={"pid": os.getpid(), "printer": self.printer.name},
+                details={"pid": os.getpid(), "printer": self.printer.name,
+                         "operator": self.config.operator},
             )
 
     def shutdown(self) -> None:
@@ -452,6 +454,7 @@ class Station:
                     record=record,
                     blank_serial=serial,
                     phase=CardPhase.INTENT,
+                    operator=current_operator(session, self.config),
                 )
                 session.add(job)
                 session.flush()
@@ -674,6 +677,25 @@ def batch_remaining(row: StationRuntime | None) -> int:
     return value if isinstance(value, int) and value > 0 else 0
 
 
+def set_operator(session: Session, name: str, operator: str | None) -> None:
+    """Name the person now operating station ``name`` (the last one to start it or ask it
+    for a batch); the cards it makes from now on are theirs."""
+    row = session.get(StationRuntime, name)
+    if row is None:
+        return
+    details = {k: v for k, v in (row.details or {}).items() if k != "operator"}
+    if operator:
+        details["operator"] = operator[:64]
+    row.details = details
+
+
+def current_operator(session: Session, config: StationConfig) -> str | None:
+    """Who operates the station for the card being started."""
+    row = session.get(StationRuntime, config.name)
+    named = (row.details or {}).get("operator") if row is not None else None
+    return str(named) if named else config.operator
+
+
 def add_batch_request(session: Session, name: str, count: int, *, actor: str) -> int | None:
     """Ask station ``name`` (running with ``on_request``) for ``count`` more cards, in the
     caller's transaction; returns the cards now requested, ``None`` if it has never run."""
@@ -684,6 +706,7 @@ def add_batch_request(session: Session, name: str, count: int, *, actor: str) ->
         return None
     total = batch_remaining(row) + count
     row.details = {**(row.details or {}), "batch": total}
+    set_operator(session, name, actor)
     audit.record(
         session,
         StationTag.BATCH_REQUEST,

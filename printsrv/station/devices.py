@@ -64,6 +64,9 @@ class StationConfig:
     chip_retries: int = 1
     poll_interval: float = 1.0
     lease_seconds: int = 600
+    #: The person operating the station (``station NAME --operator``, or ``operator`` in its
+    #: settings); a batch asked for from the web page or ``station batch`` names its own.
+    operator: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -80,7 +83,7 @@ class StationConfig:
         if "office" not in raw:
             raise ConfigError(f"station {name!r}: 'office' is required")
         known_keys = {"office", "profile", "cups_queue", "reader", "max_failures",
-                      "chip_retries", "poll_interval", "lease_seconds"}
+                      "chip_retries", "poll_interval", "lease_seconds", "operator"}
         return cls(
             name=name,
             office=str(raw["office"]),
@@ -91,6 +94,7 @@ class StationConfig:
             chip_retries=int(raw.get("chip_retries", 1)),
             poll_interval=float(raw.get("poll_interval", 1.0)),
             lease_seconds=int(raw.get("lease_seconds", 600)),
+            operator=str(raw["operator"])[:64] if raw.get("operator") else None,
             extra={k: v for k, v in raw.items() if k not in known_keys},
         )
 

@@ -70,6 +70,9 @@ class CardJob(Base):
     print_title: Mapped[str | None] = mapped_column(String(120))
     print_job_id: Mapped[int | None]
     resolved_by: Mapped[str | None] = mapped_column(String(64))
+    #: Who operated the station for this card (the batch's requester or the station's
+    #: starter); ``None`` when nobody was named.
+    operator: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]

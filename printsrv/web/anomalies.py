@@ -105,22 +105,32 @@ def operator_spoilage(
 ) -> list[Flag]:
     """Operators whose spoilage rate is far above their peers'.
 
-    A blank's operator is the person who recorded it spoiled by hand, otherwise the person who
-    last loaded it into a hopper (the station daemon prints as ``station:NAME``; the operator
-    tending the station loads its blanks). Rate = spoiled / (issued + spoiled) over the blanks
-    used; blanks written off as missing are not an operator's spoilage."""
+    A blank's operator is the person who recorded it spoiled by hand, otherwise the operator
+    of the station when it made the card (``card_job.operator``: who asked for the batch or
+    started the station), otherwise the person who last loaded it into a hopper. Rate =
+    spoiled / (issued + spoiled) over the blanks used; blanks written off as missing are not
+    an operator's spoilage."""
     ids = visible_office_ids(session, office)
-    used = dict(
-        session.execute(
-            select(Blank.id, Blank.state).where(
-                Blank.office_id.in_(ids),
-                Blank.state.in_([BlankState.ISSUED, BlankState.SPOILED, BlankState.DESTROYED]),
-                (Blank.spoil_cause.is_(None)) | (Blank.spoil_cause != SpoilCause.MISSING),
-            )
-        ).all()
-    )
+    rows = session.execute(
+        select(Blank.id, Blank.state, Blank.serial).where(
+            Blank.office_id.in_(ids),
+            Blank.state.in_([BlankState.ISSUED, BlankState.SPOILED, BlankState.DESTROYED]),
+            (Blank.spoil_cause.is_(None)) | (Blank.spoil_cause != SpoilCause.MISSING),
+        )
+    ).all()
+    used = {blank_id: state for blank_id, state, _ in rows}
     if not used:
         return []
+    serial_of = {blank_id: serial for blank_id, _, serial in rows}
+    at_station: dict[str, str] = {
+        serial: operator
+        for serial, operator in session.execute(
+            select(CardJob.blank_serial, CardJob.operator)
+            .join(Blank, Blank.serial == CardJob.blank_serial)
+            .where(Blank.office_id.in_(ids), CardJob.operator.is_not(None))
+            .order_by(CardJob.id)
+        ).all()
+    }
     owner: dict[int, str] = {}
     manual: dict[int, str] = {}
     movements = session.execute(
@@ -140,7 +150,8 @@ def operator_spoilage(
             manual[blank_id] = actor
     totals: dict[str, list[int]] = {}
     for blank_id, state in used.items():
-        person = manual.get(blank_id) or owner.get(blank_id)
+        person = (manual.get(blank_id) or at_station.get(serial_of[blank_id])
+                  or owner.get(blank_id))
         if person is None:
             continue
         t = totals.setdefault(person, [0, 0])

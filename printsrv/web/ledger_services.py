@@ -102,6 +102,7 @@ def station_view(session: Session, station: Station, *, jobs: int = 20) -> Stati
                 "cause": job.cause,
                 "blank": job.blank_serial,
                 "chip_uid": job.chip_uid,
+                "operator": job.operator,
             }
             for job, request_id in rows
         ],
@@ -109,7 +110,8 @@ def station_view(session: Session, station: Station, *, jobs: int = 20) -> Stati
 
 
 def card_history(session: Session, record: Record) -> list[CardJob]:
-    """Blank serial → record → chip UID → station → outcome, for every attempt at the card."""
+    """Blank serial → record → chip UID → station → operator → outcome, for every attempt at
+    the card."""
     return list(
         session.scalars(select(CardJob).where(CardJob.record_id == record.id).order_by(CardJob.id))
     )

@@ -279,3 +279,40 @@ def test_on_request_makes_only_the_cards_asked_for(rig: Any) -> None:
         station.stop_event.set()
         runner.join(30)
     assert ledger_problems(rig.settings) == []
+
+
+def test_each_card_names_the_operator_of_its_station(rig: Any) -> None:
+    """The station's starter operates it until someone asks for a batch; that person's name
+    then goes on the cards (card history and operator spoilage use it)."""
+    import dataclasses
+
+    from printsrv.station.daemon import add_batch_request
+
+    rig.config = dataclasses.replace(rig.config, operator="budi")
+    station = rig.station()
+    station.start()
+    assert station.process_one() is not None
+    with unit_of_work(rig.settings) as session:
+        assert add_batch_request(session, "st1", 1, actor="siti") == 1
+    assert station.process_one() is not None
+    rig.config = dataclasses.replace(rig.config, operator=None)
+    restarted = rig.station()
+    restarted.start()  # started without a name: nobody is named any more
+    assert restarted.process_one() is not None
+    with unit_of_work(rig.settings) as session:
+        jobs = session.scalars(select(CardJob).order_by(CardJob.id)).all()
+        assert [j.operator for j in jobs] == ["budi", "siti", None]
+        starts = session.scalars(select(AuditEvent).where(
+            AuditEvent.tag == "station:station:start").order_by(AuditEvent.seq)).all()
+        assert [e.details["operator"] for e in starts] == ["budi", None]
+    assert ledger_problems(rig.settings) == []
+
+
+def test_operator_comes_from_station_settings() -> None:
+    from printsrv.config import load_settings
+    from printsrv.station.devices import StationConfig
+
+    settings = load_settings(overrides={"stations": {
+        "a": {"office": "35.26.01", "operator": "rina"}, "b": {"office": "35.26.01"}}})
+    assert StationConfig.from_settings(settings, "a").operator == "rina"
+    assert StationConfig.from_settings(settings, "b").operator is None

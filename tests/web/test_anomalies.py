@@ -96,6 +96,23 @@ def test_manual_spoil_counts_for_the_person_who_recorded_it(settings: Settings,
             "ceroboh"]
 
 
+def test_station_operator_counts_before_the_loader(settings: Settings, world: World) -> None:
+    """One storeman loads every hopper; a card belongs to whoever operated the station."""
+    rid = world.records["own_queued"]
+    with unit_of_work(settings) as s:
+        # Blanks A-000001..A-000009 spoil, the rest are issued; all loaded by "gudang".
+        _use_blanks(s, world, OWN, "A", {"gudang": 9}, per_operator=60)
+        for i in range(1, 61):  # siti made cards 1-20 (nine spoiled), budi 21-40, andi 41-60
+            person = ("siti", "budi", "andi")[(i - 1) // 20]
+            s.add(CardJob(station="ST-A", record_id=rid, blank_serial=f"A-{i:06d}",
+                          phase=CardPhase.FINISHED, operator=person,
+                          outcome=CardOutcome.SPOILED if i <= 9 else CardOutcome.ISSUED))
+    with unit_of_work(settings) as s:
+        flags = anomalies.operator_spoilage(s, _office(s, OWN))
+        assert [(f.subject, f.data["spoiled"], f.data["cards"]) for f in flags] == [
+            ("siti", 9, 20)]
+
+
 def _job(session, station: str, record_id: int, outcome: CardOutcome) -> None:  # type: ignore[no-untyped-def]
     session.add(CardJob(station=station, record_id=record_id, phase=CardPhase.FINISHED,
                         outcome=outcome))
