@@ -60,6 +60,8 @@ def transition(
         subject=record.request_id,
         details={"from": old.value, "to": new.value, "reason": reason},
     )
+    if new is S.CANCELLED and record.media_purged_at is None:
+        purge_media(session, record, actor=actor)  # never printed now: nothing to keep it for
 
 
 def get_record(session: Session, request_id: str) -> Record:

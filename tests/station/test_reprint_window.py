@@ -396,3 +396,27 @@ def test_approval_after_the_window_ended_is_refused(rig: Rig) -> None:
     with unit_of_work(rig.settings) as session:
         req = session.get(ApprovalRequest, req_id)
         assert req is not None and req.status is RequestStatus.REJECTED
+
+
+def test_a_cancelled_record_is_shredded_at_once(rig: Rig) -> None:
+    """A held record rejected by a supervisor (or any record cancelled) is never printed: its
+    biometrics go with the cancellation, whatever the reprint window."""
+    _with_window(rig)
+    records = _records(rig.settings)
+    first, second = list(records)[:2]
+    with unit_of_work(rig.settings) as session:
+        record = session.scalar(select(Record).where(Record.request_id == first))
+        assert record is not None
+        transition(session, record, RecordState.HELD, actor="t", reason="NIK check")
+        transition(session, record, RecordState.CANCELLED, actor="spv", reason="duplicate")
+    kept = _keys(rig.settings)
+    by_id = _records(rig.settings)
+    assert by_id[first].id not in kept and by_id[first].media_purged_at is not None
+    assert by_id[second].id in kept  # the others keep theirs
+    with unit_of_work(rig.settings) as session:
+        assert session.scalar(select(func.count()).select_from(RecordMedia).where(
+            RecordMedia.record_id == by_id[first].id)) == 0
+        purge = session.scalars(select(AuditEvent).where(
+            AuditEvent.tag == AuditTag.RECORD_MEDIA_PURGE.value,
+            AuditEvent.subject == first)).all()
+        assert len(purge) == 1 and purge[0].actor == "spv"
