@@ -4,6 +4,7 @@ station's chain, and never the same record twice however many stations claim at 
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -146,6 +147,7 @@ def test_concurrent_stations_never_claim_the_same_record(settings: Settings) -> 
             start.wait()
             while (record := _claim(settings, name)) is not None:
                 mine.append(record.request_id)
+                time.sleep(0.005)  # making the card: SQLite's lock is not fair without a gap
             with session_factory(settings)() as s:
                 left_at_stop.append(
                     s.scalar(
