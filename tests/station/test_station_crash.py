@@ -50,8 +50,6 @@ def _ledger_check(env: dict[str, str]) -> None:
 
 @pytest.mark.slow
 def test_kill9_at_random_points(settings: Any, tmp_path: Path) -> None:
-    if not settings.sqlalchemy_url.startswith("sqlite"):
-        pytest.skip("one backend is enough for the crash loop (kept under two minutes)")
     records = 16
     stock_station(settings, tmp_path, records=records, blanks=60, name="crash")
     env = _env(_config_file(settings, tmp_path, tmp_path / "cards"))
