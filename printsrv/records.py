@@ -61,7 +61,7 @@ def transition(
         details={"from": old.value, "to": new.value, "reason": reason},
     )
     if new is S.CANCELLED and record.media_purged_at is None:
-        purge_media(session, record, actor=actor)  # never printed now: nothing to keep it for
+        purge_media(session, record, actor=actor, reason="cancelled")  # it will never be printed
 
 
 def get_record(session: Session, request_id: str) -> Record:
