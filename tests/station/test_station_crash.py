@@ -69,10 +69,15 @@ def test_kill9_at_random_points(settings: Any, tmp_path: Path) -> None:
         _ledger_check(env)
         if counts(settings).get("issued") == records:
             break
-    final = subprocess.run([sys.executable, "run.py", "station", "crash", "--until-empty"],
+    final = subprocess.run([sys.executable, "run.py", "station", "crash", "--until-empty",
+                            "--operator", "budi"],
                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert final.returncode == 0, final.stderr[-2000:]
     assert counts(settings) == {"issued": records}
+    with unit_of_work(settings) as session:  # the last run's cards name its operator
+        start = session.scalars(select(AuditEvent).where(
+            AuditEvent.tag == "station:station:start").order_by(AuditEvent.seq.desc())).first()
+        assert start is not None and start.details["operator"] == "budi"
     assert ledger_problems(settings) == []
     _ledger_check(env)
     assert kills >= 3
