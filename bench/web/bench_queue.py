@@ -4,7 +4,8 @@
                                     [--database-url URL] [--workers N] [--threads T]
 
 Fills a fresh instance (SQLite by default) with synthetic records by bulk insert, starts
-``run.py serve`` on a free port (waitress with one worker; gunicorn with ``--workers N`` > 1),
+``run.py serve`` on a free port (as ``serve`` does by default: gunicorn with one worker per CPU
+up to 4; waitress with ``--workers 1``),
 signs 20 operators in and has each request the queue page (first page and a filtered,
 keyset-paginated page) as fast as it can. Prints a table; the goal is p95 ≤ 150 ms.
 """
@@ -146,11 +147,15 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--database-url", default="")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="server processes (more than 1: gunicorn)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="server processes (default: serve's, one per CPU up to 4; "
+                             "more than 1: gunicorn)")
     parser.add_argument("--threads", type=int, default=0,
                         help="threads per server process (default 24, or 8 with gunicorn)")
     args = parser.parse_args()
+    from printsrv.commands.web import default_workers
+
+    args.workers = args.workers or default_workers()
     threads = args.threads or (24 if args.workers == 1 else 8)
 
     from printsrv.config import load_settings

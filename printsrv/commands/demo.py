@@ -408,7 +408,7 @@ def _start_web(port: int, log_dir: Path, console: _Console) -> subprocess.Popen[
     with open(log_dir / "web.log", "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, str(PROJECT_ROOT / "run.py"), "serve", "--host", "127.0.0.1",
-             "--port", str(port), "--threads", "4", "--insecure-cookies"],
+             "--port", str(port), "--workers", "1", "--threads", "4", "--insecure-cookies"],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             preexec_fn=_die_with_parent,
         )
