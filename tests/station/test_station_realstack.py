@@ -37,8 +37,6 @@ def test_batch_through_cups_and_pcsc_with_faults(
     from printsrv.station.daemon import Station
     from printsrv.station.devices import StationConfig, VirtualCardFeeder
 
-    if not settings.sqlalchemy_url.startswith("sqlite"):
-        pytest.skip("the device path is the same on both databases")
     _pcsc, cups = stacks
     base = stock_station(settings, tmp_path, records=4, blanks=10, name="virt")
     queue = cups.queue_name
