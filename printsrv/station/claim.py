@@ -12,9 +12,10 @@ A lease is not a licence for others to take a record back when it expires: a rec
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import BigInteger, String, column, select, text, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from printsrv import audit as audit_log
@@ -25,12 +26,27 @@ DEFAULT_LEASE = timedelta(minutes=10)
 
 
 def office_ids(session: Session, office_code: str) -> list[int]:
-    """The office and, for a regency office, its kecamatan offices."""
+    """The office and, for a regency office, its kecamatan offices (their codes are
+    remembered for the claim's audit events: a station asks this once, at start)."""
     office = session.scalar(select(Office).where(Office.code == office_code))
     if office is None:
         return []
-    children = session.scalars(select(Office.id).where(Office.parent_id == office.id))
-    return [office.id, *children]
+    children = session.execute(
+        select(Office.id, Office.code).where(Office.parent_id == office.id)
+    ).all()
+    url = str(session.get_bind().url)
+    for office_id, code in [(office.id, office.code), *children]:
+        _OFFICE_CODES[(url, office_id)] = code
+    return [office.id, *(office_id for office_id, _ in children)]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A record leased to a station (now in *printing*): what starting a card needs."""
+
+    id: int
+    request_id: str
+    office_id: int
 
 
 def claim_next(
@@ -40,18 +56,21 @@ def claim_next(
     *,
     lease: timedelta = DEFAULT_LEASE,
     audit: bool = True,
-) -> Record | None:
+) -> Claim | None:
     """Lease the oldest queued record of ``offices`` to ``owner`` and move it to *printing*.
 
     Runs in the caller's transaction; returns ``None`` when nothing is queued. The state change
     is audited exactly as :func:`printsrv.records.transition` does it (queued → printing,
-    reason "claimed"), on the session's audit chain.
+    reason "claimed"), on the session's audit chain. Returns the record's id, request id and
+    office, not an ORM object: every station runs this for every card, and loading the whole
+    record (its data, its identity-map entry) cost a third of the claim; whoever needs the
+    record loads it.
 
     On PostgreSQL the claim is one statement (:data:`_PG_CLAIM`): the row is picked with
     ``FOR UPDATE SKIP LOCKED``, moved to *printing* and, in the same statement, the audit
-    chain's head is advanced; a second statement writes the event. Driver SQL, so the hot path
-    of every station spends its time in the database, not in building statements (measured in
-    ``bench/station``).
+    chain's head is advanced; a second statement writes the event. Driver SQL on the session's
+    own connection and transaction, so the hot path spends its time in the database, not in
+    building statements (measured in ``bench/station``).
     """
     if not offices:
         return None
@@ -73,20 +92,22 @@ def claim_next(
             lease_expires=now + lease,
             updated_at=now,
         )
-        .returning(Record)
-        .execution_options(synchronize_session=False, populate_existing=True)
+        .returning(Record.id, Record.request_id, Record.office_id)
     )
-    record = session.scalars(stmt).first()
-    if record is not None and audit:
+    row = session.connection().execute(stmt).first()
+    if row is None:
+        return None
+    claim = Claim(int(row[0]), str(row[1]), int(row[2]))
+    if audit:
         audit_log.record(
             session,
             AuditTag.RECORD_STATE_CHANGE,
             actor=owner,
-            office_code=_office_code(session, record.office_id),
-            subject=record.request_id,
+            office_code=_office_code(session, claim.office_id),
+            subject=claim.request_id,
             details=_CLAIMED,
         )
-    return record
+    return claim
 
 
 _CLAIMED = {"from": RecordState.QUEUED.value, "to": RecordState.PRINTING.value, "reason": "claimed"}
@@ -95,24 +116,19 @@ _CLAIMED = {"from": RecordState.QUEUED.value, "to": RecordState.PRINTING.value, 
 # in one statement. The head moves only when a record was picked; a chain without a head row
 # yet gives a NULL ``last_seq`` and the event goes through :func:`audit_log.record`, which
 # creates it.
-_PG_CLAIM = text(
+_PG_CLAIM = (
     "WITH picked AS ("
-    " UPDATE record SET state = 'printing', lease_owner = :owner,"
-    " lease_expires = :expires, updated_at = :now"
-    " WHERE id = (SELECT id FROM record WHERE office_id = ANY(:offices)"
+    " UPDATE record SET state = 'printing', lease_owner = %(owner)s,"
+    " lease_expires = %(expires)s, updated_at = %(now)s"
+    " WHERE id = (SELECT id FROM record WHERE office_id = ANY(%(offices)s)"
     " AND state = 'queued' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)"
-    " AND state = 'queued' RETURNING *),"
+    " AND state = 'queued' RETURNING id, request_id, office_id),"
     " head AS ("
     " UPDATE audit_head SET last_seq = last_seq + 1"
-    " WHERE chain = :chain AND :audit AND EXISTS (SELECT 1 FROM picked)"
+    " WHERE chain = %(chain)s AND %(audit)s AND EXISTS (SELECT 1 FROM picked)"
     " RETURNING last_seq, last_hash)"
-    " SELECT picked.*, head.last_seq AS head_seq, head.last_hash AS head_hash"
+    " SELECT picked.id, picked.request_id, picked.office_id, head.last_seq, head.last_hash"
     " FROM picked LEFT JOIN head ON true"
-).columns(*Record.__table__.c, column("head_seq", BigInteger), column("head_hash", String))
-_PG_CLAIM_ORM = (
-    select(Record, _PG_CLAIM.selected_columns.head_seq, _PG_CLAIM.selected_columns.head_hash)
-    .from_statement(_PG_CLAIM)
-    .execution_options(populate_existing=True)
 )
 
 
@@ -123,10 +139,11 @@ def _claim_postgres(
     now: datetime,
     expires: datetime,
     audit: bool,
-) -> Record | None:
+) -> Claim | None:
     chain = str(session.info.get(audit_log.CHAIN_KEY, audit_log.MAIN_CHAIN))
-    row = session.execute(
-        _PG_CLAIM_ORM,
+    conn = session.connection()
+    row = conn.exec_driver_sql(
+        _PG_CLAIM,
         {
             "owner": owner[:64],
             "expires": expires,
@@ -138,31 +155,32 @@ def _claim_postgres(
     ).first()
     if row is None:
         return None
-    record, chain_seq, prev_hash = row
+    claim = Claim(int(row[0]), str(row[1]), int(row[2]))
+    chain_seq, prev_hash = row[3], row[4]
     if audit:
-        office_code = _office_code(session, record.office_id)
+        office_code = _office_code(session, claim.office_id)
         if chain_seq is None:
             audit_log.record(
                 session,
                 AuditTag.RECORD_STATE_CHANGE,
                 actor=owner,
                 office_code=office_code,
-                subject=record.request_id,
+                subject=claim.request_id,
                 details=_CLAIMED,
             )
         else:
             audit_log.append(
-                session.connection(),
+                conn,
                 chain,
                 int(chain_seq),
                 str(prev_hash),
                 AuditTag.RECORD_STATE_CHANGE.value,
                 actor=owner,
                 office_code=office_code,
-                subject=record.request_id,
+                subject=claim.request_id,
                 details=_CLAIMED,
             )
-    return record
+    return claim
 
 
 _OFFICE_CODES: dict[tuple[str, int], str] = {}

@@ -444,21 +444,20 @@ class Station:
                 problem = "no blanks in the hopper: load blanks"
             else:
                 problem = None
-                record = claim_next(session, self._offices, self.config.actor, lease=self.lease)
-                if record is None:
+                claim = claim_next(session, self._offices, self.config.actor, lease=self.lease)
+                if claim is None:
                     return None
-                stock.reserve(session, self.config, serial, record)
+                stock.reserve(session, self.config, serial, claim.id)
                 job = CardJob(
                     station=self.config.name,
-                    record_id=record.id,
-                    record=record,
+                    record_id=claim.id,
                     blank_serial=serial,
                     phase=CardPhase.INTENT,
                     operator=current_operator(session, self.config),
                 )
                 session.add(job)
                 session.flush()
-                job.print_title = title_for(job)
+                job.print_title = title_for(job, claim.request_id)
                 self._runtime(session, StationMode.RUNNING, None, job)
         if problem:
             self.pause(problem)

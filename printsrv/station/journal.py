@@ -111,9 +111,10 @@ Index(
 )
 
 
-def title_for(job: CardJob) -> str:
-    """The print job title: names the card job so recovery can find it in the print system."""
-    return f"cardjob-{job.id}-{job.record.request_id}"[:120]
+def title_for(job: CardJob, request_id: str) -> str:
+    """The print job title: names the card job (and its record's request id) so recovery can
+    find it in the print system."""
+    return f"cardjob-{job.id}-{request_id}"[:120]
 
 
 def advance(

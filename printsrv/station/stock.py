@@ -76,10 +76,10 @@ def peek_blank(session: Session, config: StationConfig) -> str | None:
     return blank.serial if blank is not None else None
 
 
-def reserve(session: Session, config: StationConfig, serial: str, record: Record) -> None:
+def reserve(session: Session, config: StationConfig, serial: str, record_id: int) -> None:
     from printsrv.ledger.blanks import blank_by_serial, reserve_blank
 
-    reserve_blank(session, blank_by_serial(session, serial, lock=True), record_id=record.id,
+    reserve_blank(session, blank_by_serial(session, serial, lock=True), record_id=record_id,
                   actor=config.actor)
 
 

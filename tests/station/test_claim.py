@@ -16,7 +16,7 @@ from printsrv.config import Settings
 from printsrv.db import session_factory, unit_of_work
 from printsrv.models import AuditEvent, Batch, Record, RecordState
 from printsrv.offices import ensure_office
-from printsrv.station.claim import claim_next, office_ids
+from printsrv.station.claim import Claim, claim_next, office_ids
 
 OFFICE, OTHER = "35.26.01", "35.27.01"
 
@@ -56,7 +56,7 @@ def _queue(settings: Settings, n: int) -> None:
         )
 
 
-def _claim(settings: Settings, station: str) -> Record | None:
+def _claim(settings: Settings, station: str) -> Claim | None:
     with unit_of_work(settings, audit_chain=station_chain(station)) as s:
         return claim_next(s, office_ids(s, OFFICE), f"station:{station}")
 
@@ -67,9 +67,12 @@ def test_claims_oldest_of_own_office_and_audits_on_station_chain(settings: Setti
     # Records 0, 1, 3, 4 are ours (2 and 5 belong to the other office); then nothing is left.
     assert [r.request_id if r else None for r in got] == [
         "REQ-00000", "REQ-00001", "REQ-00003", "REQ-00004", None]  # fmt: skip
-    first = got[0]
-    assert first is not None and first.state is RecordState.PRINTING
-    assert first.lease_owner == "station:st1" and first.lease_expires is not None
+    assert got[0] is not None
+    with session_factory(settings)() as s:
+        first = s.get(Record, got[0].id)
+        assert first is not None and first.state is RecordState.PRINTING
+        assert first.lease_owner == "station:st1" and first.lease_expires is not None
+        assert (got[0].request_id, got[0].office_id) == (first.request_id, first.office_id)
     with session_factory(settings)() as s:
         events = s.scalars(
             select(AuditEvent)
