@@ -33,7 +33,14 @@ from printers.errors import (
     PrintServerUnavailableError,
     QueueRejectingError,
 )
-from printers.faults import Verdict, classify, fault_from_reasons, finish_card, rejected
+from printers.faults import (
+    Verdict,
+    classify,
+    fault_from_reasons,
+    finish_card,
+    outcome_of,
+    rejected,
+)
 from printers.profiles import PrinterProfile
 
 #: Reasons that mean the CUPS backend cannot reach the printer (no card can have been fed).
@@ -201,19 +208,7 @@ class CupsPrinter:
             verdict = Verdict(
                 Fault.UNKNOWN, None, None, True, "job found unfinished after a restart; cancelled"
             )
-        return PrintOutcome(
-            printer=self._queue,
-            job_id=job_id,
-            job_state=state,
-            card_consumed=verdict.card_consumed,
-            card_printed=verdict.card_printed,
-            fault=verdict.fault,
-            operator_action=verdict.operator_action,
-            printer_state_reasons=now.reasons,
-            job_state_reasons=job_reasons,
-            markers_after=now.markers,
-            message=verdict.message,
-        )
+        return outcome_of(self._queue, job_id, state, None, now, verdict, job_reasons=job_reasons)
 
     def print_card(
         self,

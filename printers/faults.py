@@ -199,6 +199,36 @@ def error_for(outcome: PrintOutcome, cls: type[PrinterError] | None = None) -> P
     return cls(text, card_consumed=outcome.card_consumed, outcome=outcome)
 
 
+def outcome_of(
+    printer: str,
+    job_id: int | None,
+    job_state: JobState | None,
+    before: PrinterStatus | None,
+    after: PrinterStatus,
+    verdict: Verdict,
+    *,
+    job_reasons: tuple[str, ...] = (),
+    document: Path | None = None,
+) -> PrintOutcome:
+    """A card's :class:`PrintOutcome` from its verdict and the printer status around the job
+    (``before`` is ``None`` when unknown: a job found again after a restart)."""
+    return PrintOutcome(
+        printer=printer,
+        job_id=job_id,
+        job_state=job_state,
+        card_consumed=verdict.card_consumed,
+        card_printed=verdict.card_printed,
+        fault=verdict.fault,
+        operator_action=verdict.operator_action,
+        printer_state_reasons=after.reasons,
+        job_state_reasons=job_reasons,
+        markers_before=before.markers if before is not None else (),
+        markers_after=after.markers,
+        message=verdict.message,
+        document=document,
+    )
+
+
 def finish_card(
     printer: str,
     job_id: int | None,
@@ -211,21 +241,16 @@ def finish_card(
     document: Path | None = None,
     error: type[PrinterError] | None = None,
 ) -> PrintOutcome:
-    """A card's :class:`PrintOutcome` from its verdict and the printer status around the job;
-    raises the matching :class:`PrinterError` unless the card is good (every backend's end)."""
-    outcome = PrintOutcome(
-        printer=printer,
-        job_id=job_id,
-        job_state=job_state,
-        card_consumed=verdict.card_consumed,
-        card_printed=verdict.card_printed,
-        fault=verdict.fault,
-        operator_action=verdict.operator_action,
-        printer_state_reasons=after.reasons,
-        job_state_reasons=job_reasons,
-        markers_before=before.markers,
-        markers_after=after.markers,
-        message=verdict.message,
+    """:func:`outcome_of`, raising the matching :class:`PrinterError` unless the card is good
+    (every backend's end of a card)."""
+    outcome = outcome_of(
+        printer,
+        job_id,
+        job_state,
+        before,
+        after,
+        verdict,
+        job_reasons=job_reasons,
         document=document,
     )
     exc = error_for(outcome, error)
