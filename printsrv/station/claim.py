@@ -63,8 +63,8 @@ def claim_next(
     is audited exactly as :func:`printsrv.records.transition` does it (queued → printing,
     reason "claimed"), on the session's audit chain. Returns the record's id, request id and
     office, not an ORM object: every station runs this for every card, and loading the whole
-    record (its data, its identity-map entry) cost a third of the claim; whoever needs the
-    record loads it.
+    record (its data, its identity-map entry) cost a quarter of the claim's CPU; whoever needs
+    the record loads it.
 
     On PostgreSQL the claim is one statement (:data:`_PG_CLAIM`): the row is picked with
     ``FOR UPDATE SKIP LOCKED``, moved to *printing* and, in the same statement, the audit
