@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -94,25 +94,30 @@ _PG_ADVANCE = (
 )
 
 
+_HEAD = AuditHead.__table__.c
+# The same move as a statement built once (SQLite, and a new chain's head on PostgreSQL).
+_ADVANCE = (
+    update(AuditHead.__table__)
+    .where(_HEAD.chain == bindparam("head_chain"))
+    .values(last_seq=_HEAD.last_seq + 1)
+    .returning(_HEAD.last_seq, _HEAD.last_hash)
+)
+
+
 def _advance_head(conn: Connection, chain: str) -> tuple[int, str]:
     """Lock the chain's head row and move it one on; creates the head of a new chain."""
-    head = AuditHead.__table__.c
-    advance = (
-        update(AuditHead.__table__)
-        .where(head.chain == chain)
-        .values(last_seq=head.last_seq + 1)
-        .returning(head.last_seq, head.last_hash)
-    )
     postgres = conn.dialect.name == "postgresql"
     row = (
-        conn.exec_driver_sql(_PG_ADVANCE, {"chain": chain}) if postgres else conn.execute(advance)
+        conn.exec_driver_sql(_PG_ADVANCE, {"chain": chain})
+        if postgres
+        else conn.execute(_ADVANCE, {"head_chain": chain})
     ).first()
     if row is None:
         insert_head = (pg_insert if postgres else sqlite_insert)(AuditHead.__table__).values(
             chain=chain, last_seq=0, last_hash=GENESIS_HASH
         )
         conn.execute(insert_head.on_conflict_do_nothing())
-        row = conn.execute(advance).one()
+        row = conn.execute(_ADVANCE, {"head_chain": chain}).one()
     return int(row[0]), str(row[1])
 
 
