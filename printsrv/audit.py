@@ -55,8 +55,13 @@ def user_chain(username: str) -> str:
     return f"user:{username}"[:64]
 
 
-def _canonical(fields: dict[str, Any]) -> bytes:
+def _canonical(fields: Any) -> bytes:
     return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def canonical_json(details: dict[str, Any]) -> str:
+    """An event's details as they are hashed and stored."""
+    return _canonical(details).decode()
 
 
 def event_hash(
@@ -72,9 +77,25 @@ def event_hash(
 ) -> str:
     """SHA-256 over the canonical JSON of an event's content, its place in its chain and the
     previous hash of that chain."""
+    content = _content(chain, chain_seq, at, tag, actor, office_code, subject, details, prev_hash)
+    return hashlib.sha256(_canonical(content)).hexdigest()
+
+
+def _content(
+    chain: str,
+    chain_seq: int | None,
+    at: datetime,
+    tag: str,
+    actor: str,
+    office_code: str | None,
+    subject: str | None,
+    details: dict[str, Any],
+    prev_hash: str | None,
+) -> dict[str, Any]:
+    """What an event's hash covers (the canonical JSON of this, keys sorted)."""
     if at.tzinfo is None:  # SQLite hands back naive datetimes; they were written in UTC
         at = at.replace(tzinfo=UTC)
-    content = {
+    return {
         "chain": chain,
         "seq": chain_seq,
         "at": at.astimezone(UTC).isoformat(timespec="microseconds"),
@@ -85,7 +106,55 @@ def event_hash(
         "details": details,
         "prev_hash": prev_hash,
     }
-    return hashlib.sha256(_canonical(content)).hexdigest()
+
+
+_HASHED = sorted(_content("", 0, datetime.now(UTC), "", "", None, None, {}, ""))
+
+
+def pg_hash_expression(from_sql: dict[str, str], param: str = "hashed") -> str:
+    """:func:`event_hash` as a PostgreSQL expression, for an event written by the same
+    statement that learns some of its fields (``from_sql``: field name → SQL expression, e.g.
+    the chain position from the locked head row). The other fields come as parameters
+    ``%(hashed0)s``, ``%(hashed1)s``… from :func:`pg_hash_params`. The canonical JSON is built
+    by concatenation: ``to_json(text)`` escapes exactly as Python's ``json.dumps`` with
+    ``ensure_ascii=False`` does (tested against :func:`event_hash`)."""
+    pieces = []
+    for key in _HASHED:
+        if key in from_sql:
+            pieces += [
+                f"%({param}{len(pieces) // 2})s::text",
+                f"coalesce(to_json({from_sql[key]})::text, 'null')",
+            ]
+    pieces.append(f"%({param}{len(pieces) // 2})s::text")
+    return f"encode(sha256(convert_to({' || '.join(pieces)}, 'UTF8')), 'hex')"
+
+
+def pg_hash_params(
+    from_sql: set[str] | dict[str, str],
+    *,
+    chain: str,
+    at: datetime,
+    tag: str,
+    actor: str,
+    details: dict[str, Any],
+    office_code: str | None = None,
+    subject: str | None = None,
+    param: str = "hashed",
+) -> dict[str, str]:
+    """The parameters of :func:`pg_hash_expression`: the canonical JSON around the fields the
+    statement fills in (the chain position and previous hash always; ``office_code`` and
+    ``subject`` when ``from_sql`` names them, else as given here)."""
+    known = _content(chain, None, at, tag, actor, office_code, subject, details, None)
+    texts, current = [], "{"
+    for n, key in enumerate(_HASHED):
+        current += ("," if n else "") + f'"{key}":'
+        if key in from_sql:
+            texts.append(current)
+            current = ""
+        else:
+            current += _canonical(known[key]).decode()
+    texts.append(current + "}")
+    return {f"{param}{n}": text for n, text in enumerate(texts)}
 
 
 _PG_ADVANCE = (

@@ -110,6 +110,16 @@ Index(
     sqlite_where=text("state = 'queued'"),
 )
 
+#: The claim's pick: each office's queued records in id order (migration 0009), so that the
+#: next record of an office is found without walking other offices' queued records.
+Index(
+    "ix_record_queued_office",
+    Record.office_id,
+    Record.id,
+    postgresql_where=text("state = 'queued'"),
+    sqlite_where=text("state = 'queued'"),
+)
+
 
 def title_for(job: CardJob, request_id: str) -> str:
     """The print job title: names the card job (and its record's request id) so recovery can

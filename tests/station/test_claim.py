@@ -197,3 +197,38 @@ def test_concurrent_stations_never_claim_the_same_record(settings: Settings) -> 
             ).all()
         )
     assert all(owners[rid] == f"station:{name}" for name, ids in claimed.items() for rid in ids)
+
+
+def test_claims_sharing_one_audit_chain_keep_it_whole(settings: Settings) -> None:
+    """Two writers on one chain queue at its head row: every claim's event is there, in one
+    unbroken sequence (on PostgreSQL the event is hashed inside the claim's statement, after
+    the head row is locked, so a writer that waited hashes on the newest head)."""
+    _queue(settings, 60)  # 40 for our office
+    claimed: list[str] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def station() -> None:
+        try:
+            start.wait()
+            while (record := _claim(settings, "shared")) is not None:
+                claimed.append(record.request_id)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=station) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors
+    assert len(claimed) == 40 and len(set(claimed)) == 40
+    with session_factory(settings)() as s:
+        events = s.execute(
+            select(AuditEvent.chain_seq, AuditEvent.subject)
+            .where(AuditEvent.chain == station_chain("shared"))
+            .order_by(AuditEvent.chain_seq)
+        ).all()
+        assert [seq for seq, _ in events] == list(range(1, 41))
+        assert sorted(subject for _, subject in events) == sorted(claimed)
+        assert audit.verify(s).ok
