@@ -16,7 +16,11 @@
    - bursts: all 16 claim at the same instant, ``--bursts`` times (the worst moment: a batch
      started on every station at once);
    - back to back (a closed loop at saturation: its figure is the throughput; its latency is
-     16 / throughput plus scheduling, on this machine's cores shared with the database).
+     16 / throughput plus scheduling, on this machine's cores shared with the database);
+   - the floor: back to back again, the same claim statement through the bare driver in
+     autocommit, one round trip per claim (no session, no transaction, no SQLAlchemy): what
+     the machine gives with nothing of the station around the statement.
+   Each run also reports the station processes' own CPU time per claim.
 
     .venv/bin/python bench/station/run.py [--cards 200] [--records 100000] [--workers 16]
         [--claims-per-worker 500] [--paced-rate 2] [--bursts 40]
@@ -234,6 +238,7 @@ def claim_worker(url: str, worker: int, claims: int, queue: Any, start: Any,
     ids: list[int] = []
 
     start.wait()
+    cpu = time.process_time()
     begin = time.perf_counter() + (random.random() / rate if rate else 0.0)
     for n in range(claims):
         if burst is not None:
@@ -251,11 +256,52 @@ def claim_worker(url: str, worker: int, claims: int, queue: Any, start: Any,
                 break
             ids.append(record.id)
         latencies.append(time.perf_counter() - t0)
-    queue.put((worker, latencies, ids))
+    queue.put((worker, latencies, ids, time.process_time() - cpu))
+
+
+def floor_worker(url: str, worker: int, claims: int, queue: Any, start: Any,
+                 rate: float = 0.0, burst: Any = None) -> None:
+    """The floor: the same claim statement, back to back, through the bare driver in autocommit
+    (one round trip per claim, no session, no transaction of the station's own). What a claim
+    costs on this machine with nothing of ours around it."""
+    from datetime import UTC, datetime, timedelta
+
+    import psycopg
+
+    from printsrv.audit import GENESIS_HASH, station_chain
+    from printsrv.station.claim import PG_CLAIM, pg_claim_parameters
+
+    owner, chain = f"station:floor{worker:02d}", station_chain(f"floor{worker:02d}")
+    dsn = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        ids = dict(conn.execute("SELECT code, id FROM office").fetchall())
+        conn.execute("INSERT INTO audit_head (chain, last_seq, last_hash) VALUES (%s, 0, %s) "
+                     "ON CONFLICT DO NOTHING", (chain, GENESIS_HASH))
+
+        def claim(office: str) -> Any:
+            now = datetime.now(UTC)
+            return conn.execute(PG_CLAIM, pg_claim_parameters(
+                [ids[office]], [office], owner, chain, now, now + timedelta(minutes=10), True,
+            )).fetchone()
+
+        for _ in range(10):
+            assert claim(EMPTY_OFFICE) is None
+        latencies: list[float] = []
+        claimed: list[int] = []
+        start.wait()
+        cpu = time.process_time()
+        for _ in range(claims):
+            t0 = time.perf_counter()
+            row = claim(OFFICE)
+            if row is None:
+                break
+            claimed.append(row[0])
+            latencies.append(time.perf_counter() - t0)
+    queue.put((worker, latencies, claimed, time.process_time() - cpu))
 
 
 def claims(url: str, workers: int, per_worker: int, rate: float = 0.0,
-           bursts: bool = False) -> dict[str, Any]:
+           bursts: bool = False, worker: Any = claim_worker) -> dict[str, Any]:
     from sqlalchemy import func, select, text
 
     from printsrv.config import load_settings
@@ -264,22 +310,24 @@ def claims(url: str, workers: int, per_worker: int, rate: float = 0.0,
 
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    start = ctx.Event()
+    # Every worker imports, connects and warms up first; the clock starts when the last is
+    # ready (16 processes importing on two cores take longer than any fixed wait).
+    start = ctx.Barrier(workers + 1)
     barrier = ctx.Barrier(workers) if bursts else None
-    procs = [ctx.Process(target=claim_worker,
+    procs = [ctx.Process(target=worker,
                          args=(url, w, per_worker, queue, start, rate, barrier))
              for w in range(workers)]
     for p in procs:
         p.start()
-    time.sleep(6.0)  # let every worker import, connect and warm up
+    start.wait(timeout=600)
     t0 = time.perf_counter()
-    start.set()
     results = [queue.get(timeout=600) for _ in procs]
     elapsed = time.perf_counter() - t0
     for p in procs:
         p.join(timeout=60)
-    latencies = [x for _, lat, _ in results for x in lat]
-    claimed = [i for _, _, ids in results for i in ids]
+    latencies = [x for _, lat, _, _ in results for x in lat]
+    claimed = [i for _, _, ids, _ in results for i in ids]
+    client_cpu = sum(cpu for *_, cpu in results)
     settings = load_settings(overrides={"database_url": url})
     with unit_of_work(settings) as session:
         printing = session.scalar(select(func.count()).select_from(Record).where(
@@ -301,6 +349,7 @@ def claims(url: str, workers: int, per_worker: int, rate: float = 0.0,
         "p95_ms": pct(latencies, 0.95) * 1000,
         "p99_ms": pct(latencies, 0.99) * 1000,
         "max_ms": max(latencies) * 1000,
+        "client_cpu_ms": client_cpu / max(1, len(claimed)) * 1000,
         "double": double,
         "db_printing": printing,
         "db_claim_events": claim_events,
@@ -359,7 +408,10 @@ def main() -> int:
                         (f"{args.bursts} bursts (all at once)",
                          claims(url, args.workers, args.bursts, bursts=True)),
                         ("back to back (saturation)",
-                         claims(url, args.workers, args.claims_per_worker))]
+                         claims(url, args.workers, args.claims_per_worker)),
+                        ("back to back, bare driver, one round trip (the floor)",
+                         claims(url, args.workers, args.claims_per_worker,
+                                worker=floor_worker))]
             finally:
                 drop_pg_database(args.pg, url)
             for how, r in runs:
@@ -370,6 +422,8 @@ def main() -> int:
                 rows.append(("  claim latency (begin..commit)", "",
                              f"p50 {r['p50_ms']:.1f}  p95 {r['p95_ms']:.1f}  "
                              f"p99 {r['p99_ms']:.1f}  max {r['max_ms']:.1f} ms"))
+                rows.append(("  station process CPU per claim", "",
+                             f"{r['client_cpu_ms']:.2f} ms"))
                 rows.append(("  double claims (DB: audit + leases)", "",
                              f"{r['double']} (printing rows {r['db_printing']:,}, claim events "
                              f"{r['db_claim_events']:,}, other office {r['wrong_office']})"))
