@@ -55,6 +55,18 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
+def machine_reference() -> float:
+    """Seconds for a fixed pure-Python loop (best of three): how fast this machine is today,
+    to compare runs made on different days or machines."""
+    best = float("inf")
+    for _ in range(3):
+        t0, total = time.perf_counter(), 0
+        for i in range(5_000_000):
+            total += i
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
 # -- fresh databases ---------------------------------------------------------------------------
 
 
@@ -374,6 +386,7 @@ def main() -> int:
     for key in [k for k in os.environ if k.startswith("PRINTSRV_")] + ["SOFTHSM2_CONF"]:
         os.environ.pop(key, None)
 
+    reference = machine_reference()
     rows: list[tuple[str, str, str]] = []
     with tempfile.TemporaryDirectory(prefix="bench-station-") as tmp:
         instance = Path(tmp)
@@ -430,7 +443,8 @@ def main() -> int:
     width = max(len(a) for a, _, _ in rows)
     mid = max(len(b) for _, b, _ in rows)
     load = os.getloadavg()[0]
-    print(f"{os.cpu_count()} CPUs, load average {load:.1f} at the end")
+    print(f"{os.cpu_count()} CPUs, load average {load:.1f} at the end; machine reference "
+          f"(5M-step Python loop, best of 3) {reference * 1000:.0f} ms")
     print(f"{'measure'.ljust(width)}  {'load'.ljust(mid)}  result")
     print("-" * (width + mid + 60))
     for a, b, c in rows:
