@@ -118,7 +118,7 @@ def pg_hash_expression(from_sql: dict[str, str], param: str = "hashed") -> str:
     ``%(hashed0)s``, ``%(hashed1)s``… from :func:`pg_hash_params`. The canonical JSON is built
     by concatenation: ``to_json(text)`` escapes exactly as Python's ``json.dumps`` with
     ``ensure_ascii=False`` does (tested against :func:`event_hash`)."""
-    pieces = []
+    pieces: list[str] = []
     for key in _HASHED:
         if key in from_sql:
             pieces += [
@@ -157,37 +157,47 @@ def pg_hash_params(
     return {f"{param}{n}": text for n, text in enumerate(texts)}
 
 
-_PG_ADVANCE = (
-    "UPDATE audit_head SET last_seq = last_seq + 1 WHERE chain = %(chain)s "
-    "RETURNING last_seq, last_hash"
-)
-
-
 _HEAD = AuditHead.__table__.c
-# The same move as a statement built once (SQLite, and a new chain's head on PostgreSQL).
+# SQLite's statements, built once (building them per event cost a fifth of a card's time on
+# SQLite in bench/station): lock and move the head, write the event, move the head's hash.
 _ADVANCE = (
     update(AuditHead.__table__)
     .where(_HEAD.chain == bindparam("head_chain"))
     .values(last_seq=_HEAD.last_seq + 1)
     .returning(_HEAD.last_seq, _HEAD.last_hash)
 )
+_INSERT_EVENT = insert(AuditEvent.__table__)
+_MOVE_HASH = (
+    update(AuditHead.__table__)
+    .where(_HEAD.chain == bindparam("head_chain"))
+    .values(last_hash=bindparam("head_hash"))
+)
+
+# PostgreSQL: the whole append in one statement (one round trip; eight events per card). The
+# head row is locked first (FOR UPDATE hands back its newest version, so writers on one chain
+# queue there), the event is hashed from it in SQL (:func:`pg_hash_expression`), written, and
+# the head moves on. No row back: the chain has no head yet.
+_FROM_HEAD = {"seq": "seq", "prev_hash": "prev_hash"}
+_PG_RECORD = (
+    "WITH head AS (SELECT last_seq + 1 AS seq, last_hash AS prev_hash FROM audit_head"
+    " WHERE chain = %(chain)s FOR UPDATE),"
+    f" event AS (SELECT seq, prev_hash, {pg_hash_expression(_FROM_HEAD)} AS hash FROM head),"
+    " written AS (INSERT INTO audit_event (chain, chain_seq, at, tag, actor, office_code,"
+    " subject, details, prev_hash, hash) SELECT %(chain)s, seq, %(at)s, %(tag)s, %(actor)s,"
+    " %(office_code)s, %(subject)s, %(details)s::json, prev_hash, hash FROM event)"
+    " UPDATE audit_head SET last_seq = event.seq, last_hash = event.hash FROM event"
+    " WHERE audit_head.chain = %(chain)s RETURNING audit_head.last_seq"
+)
 
 
-def _advance_head(conn: Connection, chain: str) -> tuple[int, str]:
-    """Lock the chain's head row and move it one on; creates the head of a new chain."""
-    postgres = conn.dialect.name == "postgresql"
-    row = (
-        conn.exec_driver_sql(_PG_ADVANCE, {"chain": chain})
-        if postgres
-        else conn.execute(_ADVANCE, {"head_chain": chain})
-    ).first()
-    if row is None:
-        insert_head = (pg_insert if postgres else sqlite_insert)(AuditHead.__table__).values(
-            chain=chain, last_seq=0, last_hash=GENESIS_HASH
-        )
-        conn.execute(insert_head.on_conflict_do_nothing())
-        row = conn.execute(_ADVANCE, {"head_chain": chain}).one()
-    return int(row[0]), str(row[1])
+def _create_head(conn: Connection, chain: str) -> None:
+    """The head row of a new chain (a no-op when another writer made it first)."""
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    conn.execute(
+        dialect_insert(AuditHead.__table__)
+        .values(chain=chain, last_seq=0, last_hash=GENESIS_HASH)
+        .on_conflict_do_nothing()
+    )
 
 
 def record(
@@ -204,78 +214,42 @@ def record(
 
     The event goes to ``chain`` if given, else to the chain named by
     ``session.info["audit_chain"]`` (a station's unit of work sets its own), else to the main
-    chain.
+    chain. Core statements on the session's connection: no ORM flush or identity-map work on
+    this hot path.
     """
     tag = str(tag)
     if not _TAG.match(tag):
         raise ValueError(f"audit tag {tag!r} is not source:subject:action")
     chain = chain or str(session.info.get(CHAIN_KEY, MAIN_CHAIN))
-    # Core statements on the session's connection: no ORM flush or identity-map work on this
-    # hot path (eight events per card); the UPDATE comes first because it takes the chain's
-    # row lock (PostgreSQL) / the write lock (SQLite) before we read the head.
-    conn = session.connection()
-    chain_seq, prev_hash = _advance_head(conn, chain)
-    append(
-        conn,
-        chain,
-        chain_seq,
-        prev_hash,
-        tag,
-        actor=actor,
-        office_code=office_code,
-        subject=subject,
-        details=details,
-    )
-
-
-# One round trip on PostgreSQL: the event and the head's new hash in one statement (a
-# data-modifying CTE), as driver SQL (no statement building on the hot path).
-_PG_APPEND = (
-    "WITH ev AS (INSERT INTO audit_event (chain, chain_seq, at, tag, actor, office_code, "
-    "subject, details, prev_hash, hash) VALUES (%(chain)s, %(chain_seq)s, %(at)s, %(tag)s, "
-    "%(actor)s, %(office_code)s, %(subject)s, %(details)s::json, %(prev_hash)s, %(hash)s)) "
-    "UPDATE audit_head SET last_hash = %(hash)s WHERE chain = %(chain)s"
-)
-
-
-def append(
-    conn: Connection,
-    chain: str,
-    chain_seq: int,
-    prev_hash: str,
-    tag: str,
-    *,
-    actor: str,
-    office_code: str | None = None,
-    subject: str | None = None,
-    details: dict[str, Any] | None = None,
-) -> None:
-    """Write event ``chain_seq`` of ``chain`` after ``prev_hash`` and move the head's hash on.
-
-    The caller holds the chain's head, advanced to ``chain_seq`` in this transaction
-    (:func:`record` does that; a station's claim advances it in its own statement).
-    """
     canonical = _canonical(details or {})
     details = json.loads(canonical)  # store exactly what was hashed
     at = datetime.now(UTC)
-    digest = event_hash(chain, chain_seq, at, tag, actor, office_code, subject, details, prev_hash)
+    conn = session.connection()
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(
-            _PG_APPEND,
-            {
-                "chain": chain,
-                "chain_seq": chain_seq,
-                "at": at,
-                "tag": tag,
-                "actor": actor,
-                "office_code": office_code,
-                "subject": subject,
-                "details": canonical.decode(),
-                "prev_hash": prev_hash,
-                "hash": digest,
-            },
-        )
+        params = {
+            "chain": chain,
+            "at": at,
+            "tag": tag,
+            "actor": actor,
+            "office_code": office_code,
+            "subject": subject,
+            "details": canonical.decode(),
+            **pg_hash_params(
+                _FROM_HEAD, chain=chain, at=at, tag=tag, actor=actor, details=details,
+                office_code=office_code, subject=subject,
+            ),
+        }  # fmt: skip
+        if conn.exec_driver_sql(_PG_RECORD, params).first() is None:
+            _create_head(conn, chain)
+            conn.exec_driver_sql(_PG_RECORD, params).one()
         return
+    # SQLite: the UPDATE comes first because it takes the write lock before we read the head.
+    row = conn.execute(_ADVANCE, {"head_chain": chain}).first()
+    if row is None:
+        _create_head(conn, chain)
+        row = conn.execute(_ADVANCE, {"head_chain": chain}).one()
+    chain_seq, prev_hash = int(row[0]), str(row[1])
+    digest = event_hash(chain, chain_seq, at, tag, actor, office_code, subject, details, prev_hash)
     conn.execute(
         _INSERT_EVENT,
         {
@@ -292,16 +266,6 @@ def append(
         },
     )
     conn.execute(_MOVE_HASH, {"head_chain": chain, "head_hash": digest})
-
-
-# SQLite's two statements, built once (building them per event cost a fifth of a card's time
-# on SQLite in bench/station).
-_INSERT_EVENT = insert(AuditEvent.__table__)
-_MOVE_HASH = (
-    update(AuditHead.__table__)
-    .where(_HEAD.chain == bindparam("head_chain"))
-    .values(last_hash=bindparam("head_hash"))
-)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from printsrv.errors import NotFound, StateError
 from printsrv.intake.pipeline import decrypt_media
 from printsrv.keys import KeyStore
 from printsrv.models import MediaKind, Record, RecordKey, RecordMedia, RecordState
+from printsrv.offices import office_code
 
 S = RecordState
 TRANSITIONS: dict[RecordState, frozenset[RecordState]] = {
@@ -56,7 +57,7 @@ def transition(
         session,
         AuditTag.RECORD_STATE_CHANGE,
         actor=actor,
-        office_code=record.office.code if record.office else None,
+        office_code=office_code(session, record.office_id),
         subject=record.request_id,
         details={"from": old.value, "to": new.value, "reason": reason},
     )
@@ -95,7 +96,7 @@ def card_input_for(
         session,
         AuditTag.RECORD_MEDIA_DECRYPT,
         actor=actor,
-        office_code=record.office.code,
+        office_code=office_code(session, record.office_id),
         subject=record.request_id,
         details={"purpose": purpose, "media": sorted(k.value for k in media)},
     )
@@ -129,7 +130,7 @@ def purge_media(session: Session, record: Record, *, actor: str, reason: str | N
         session,
         AuditTag.RECORD_MEDIA_PURGE,
         actor=actor,
-        office_code=record.office.code,
+        office_code=office_code(session, record.office_id),
         subject=record.request_id,
         details={"reason": reason} if reason else None,
     )

@@ -278,14 +278,13 @@ def move(
     if destruction_id is not None:
         blank.destruction_id = destruction_id
     blank.updated_at = at
-    office = session.get_one(Office, office_id)
     details: dict[str, object] = {
         "from": from_state.value if from_state else None,
         "to": to_state.value,
     }
     for key, value in (
         ("station_id", movement.station_id),
-        ("to_office", session.get_one(Office, to_office_id).code if to_office_id else None),
+        ("to_office", offices.office_code(session, to_office_id) if to_office_id else None),
         ("record_id", record_id),
         ("cause", cause.value if cause else None),
         ("reference", reference),
@@ -297,7 +296,7 @@ def move(
         session,
         MOVEMENT_TAGS[kind.value],
         actor=actor,
-        office_code=office.code,
+        office_code=offices.office_code(session, office_id),
         subject=blank.serial,
         details=details,
     )

@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from printsrv import audit
+from printsrv import audit, offices
 from printsrv.ledger import blanks as ops
 from printsrv.ledger.errors import LedgerError
 from printsrv.ledger.models import (
@@ -182,7 +182,7 @@ def load_consumable(
         session,
         LedgerTag.RIBBON_LOAD,
         actor=actor,
-        office_code=session.get_one(Office, station.office_id).code,
+        office_code=offices.office_code(session, station.office_id),
         subject=f"{kind.value}:{serial}",
         details={"station": station.name},
     )
@@ -211,7 +211,7 @@ def finish_consumable(
         session,
         LedgerTag.RIBBON_FINISH,
         actor=actor,
-        office_code=session.get_one(Office, item.office_id).code,
+        office_code=offices.office_code(session, item.office_id),
         subject=f"{item.kind.value}:{item.serial}",
         details={
             "station": station.name if station else None,
@@ -303,7 +303,7 @@ def record_ribbon_usage(
         session,
         LedgerTag.RIBBON_USAGE,
         actor=actor,
-        office_code=session.get_one(Office, station.office_id).code,
+        office_code=offices.office_code(session, station.office_id),
         subject=blank_serial,
         details=details,
     )

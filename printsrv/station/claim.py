@@ -12,6 +12,7 @@ A lease is not a licence for others to take a record back when it expires: a rec
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +23,7 @@ from sqlalchemy.orm import Session
 from printsrv import audit as audit_log
 from printsrv.audit import AuditTag
 from printsrv.models import Office, Record, RecordState
+from printsrv.offices import office_code, remember_code
 
 DEFAULT_LEASE = timedelta(minutes=10)
 
@@ -35,9 +37,8 @@ def office_ids(session: Session, office_code: str) -> list[int]:
     children = session.execute(
         select(Office.id, Office.code).where(Office.parent_id == office.id)
     ).all()
-    url = str(session.get_bind().url)
     for office_id, code in [(office.id, office.code), *children]:
-        _OFFICE_CODES[(url, office_id)] = code
+        remember_code(session, office_id, code)
     return [office.id, *(office_id for office_id, _ in children)]
 
 
@@ -103,7 +104,7 @@ def claim_next(
             session,
             AuditTag.RECORD_STATE_CHANGE,
             actor=owner,
-            office_code=_office_code(session, claim.office_id),
+            office_code=office_code(session, claim.office_id),
             subject=claim.request_id,
             details=_CLAIMED,
         )
@@ -161,7 +162,7 @@ _CLAIM_TAG = AuditTag.RECORD_STATE_CHANGE.value
 
 def pg_claim_parameters(
     offices: list[int],
-    codes: list[str | None],
+    codes: Sequence[str | None],
     owner: str,
     chain: str,
     now: datetime,
@@ -195,7 +196,7 @@ def _claim_postgres(
     audit: bool,
 ) -> Claim | None:
     chain = str(session.info.get(audit_log.CHAIN_KEY, audit_log.MAIN_CHAIN))
-    codes = [_office_code(session, office) for office in offices]
+    codes = [office_code(session, office) for office in offices]
     row = (
         session.connection()
         .exec_driver_sql(
@@ -211,26 +212,11 @@ def _claim_postgres(
             session,
             AuditTag.RECORD_STATE_CHANGE,
             actor=owner,
-            office_code=_office_code(session, claim.office_id),
+            office_code=office_code(session, claim.office_id),
             subject=claim.request_id,
             details=_CLAIMED,
         )
     return claim
-
-
-_OFFICE_CODES: dict[tuple[str, int], str] = {}
-
-
-def _office_code(session: Session, office_id: int) -> str | None:
-    """An office's code, remembered per database: codes never change, and the claim (every
-    station's hot path) should not pay a round trip for it."""
-    key = (str(session.get_bind().url), office_id)
-    if key not in _OFFICE_CODES:
-        office = session.get(Office, office_id)
-        if office is None:
-            return None
-        _OFFICE_CODES[key] = office.code
-    return _OFFICE_CODES[key]
 
 
 def renew_lease(

@@ -67,3 +67,37 @@ def test_moving_an_event_to_another_chain_is_found(settings: Settings) -> None:
         )
         s.execute(update(AuditHead).where(AuditHead.chain == "main").values(last_seq=3))
     assert not _verify(settings).ok
+
+
+def test_concurrent_writers_on_a_new_chain_keep_it_whole(settings: Settings) -> None:
+    """Four writers start a chain at once and keep writing to it: one head is created, every
+    event lands in one unbroken sequence (on PostgreSQL each event is one statement that locks
+    the head and hashes the event from what it locked)."""
+    import threading
+
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def writer() -> None:
+        try:
+            start.wait()
+            _write(settings, "shared-new", 15)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors
+    with session_factory(settings)() as s:
+        seqs = s.scalars(
+            select(AuditEvent.chain_seq)
+            .where(AuditEvent.chain == "shared-new")
+            .order_by(AuditEvent.chain_seq)
+        ).all()
+        head = s.get(AuditHead, "shared-new")
+    assert list(seqs) == list(range(1, 61))
+    assert head is not None and head.last_seq == 60
+    assert _verify(settings).ok
