@@ -69,9 +69,10 @@ def claim_next(
     the record loads it.
 
     On PostgreSQL the claim is one statement (:data:`PG_CLAIM`), the audit event and its
-    hash included: one round trip instead of three, as driver SQL on the session's own
-    connection and transaction, so that the hot path spends its time in the database, not in
-    Python or on the wire (measured in ``bench/station``).
+    hash included (one round trip; it was two), as driver SQL on the session's own connection
+    and transaction, so that the hot path spends its time in the database, not in Python or
+    on the wire (measured in ``bench/station``; the oldest first means the oldest of each
+    office's next records, "oldest" by record id).
     """
     if not offices:
         return None
