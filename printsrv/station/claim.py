@@ -101,18 +101,24 @@ def claim_next(
         return None
     claim = Claim(int(row[0]), str(row[1]), int(row[2]))
     if audit:
-        audit_log.record(
-            session,
-            AuditTag.RECORD_STATE_CHANGE,
-            actor=owner,
-            office_code=office_code(session, claim.office_id),
-            subject=claim.request_id,
-            details=_CLAIMED,
-        )
+        _audit(session, claim, owner)
     return claim
 
 
 _CLAIMED = {"from": RecordState.QUEUED.value, "to": RecordState.PRINTING.value, "reason": "claimed"}
+
+
+def _audit(session: Session, claim: Claim, owner: str) -> None:
+    """The claim's audit event through :func:`audit_log.record` (SQLite; on PostgreSQL only
+    for a chain's first event, whose head that creates)."""
+    audit_log.record(
+        session,
+        AuditTag.RECORD_STATE_CHANGE,
+        actor=owner,
+        office_code=office_code(session, claim.office_id),
+        subject=claim.request_id,
+        details=_CLAIMED,
+    )
 
 # The claim's audit event, hashed inside the statement: its chain position and previous hash
 # come from the locked head row, its subject and office from the picked record.
@@ -209,14 +215,7 @@ def _claim_postgres(
         return None
     claim = Claim(int(row[0]), str(row[1]), int(row[2]))
     if audit and row[3] is None:  # the chain's first event: record() creates its head
-        audit_log.record(
-            session,
-            AuditTag.RECORD_STATE_CHANGE,
-            actor=owner,
-            office_code=office_code(session, claim.office_id),
-            subject=claim.request_id,
-            details=_CLAIMED,
-        )
+        _audit(session, claim, owner)
     return claim
 
 
