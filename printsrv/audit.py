@@ -111,40 +111,27 @@ def _content(
 _HASHED = sorted(_content("", 0, datetime.now(UTC), "", "", None, None, {}, ""))
 
 
-def pg_hash_expression(from_sql: dict[str, str], param: str = "hashed") -> str:
+def pg_hash_expression(from_sql: dict[str, str]) -> str:
     """:func:`event_hash` as a PostgreSQL expression, for an event written by the same
     statement that learns some of its fields (``from_sql``: field name → SQL expression, e.g.
     the chain position from the locked head row). The other fields come as parameters
-    ``%(hashed0)s``, ``%(hashed1)s``… from :func:`pg_hash_params`. The canonical JSON is built
+    ``%(hashed0)s``, ``%(hashed1)s``… (see :func:`pg_append_params`). The canonical JSON is built
     by concatenation: ``to_json(text)`` escapes exactly as Python's ``json.dumps`` with
     ``ensure_ascii=False`` does (tested against :func:`event_hash`)."""
     pieces: list[str] = []
     for key in _HASHED:
         if key in from_sql:
             pieces += [
-                f"%({param}{len(pieces) // 2})s::text",
+                f"%(hashed{len(pieces) // 2})s::text",
                 f"coalesce(to_json({from_sql[key]})::text, 'null')",
             ]
-    pieces.append(f"%({param}{len(pieces) // 2})s::text")
+    pieces.append(f"%(hashed{len(pieces) // 2})s::text")
     return f"encode(sha256(convert_to({' || '.join(pieces)}, 'UTF8')), 'hex')"
 
 
-def pg_hash_params(
-    from_sql: set[str] | dict[str, str],
-    *,
-    chain: str,
-    at: datetime,
-    tag: str,
-    actor: str,
-    details: dict[str, Any],
-    office_code: str | None = None,
-    subject: str | None = None,
-    param: str = "hashed",
-) -> dict[str, str]:
-    """The parameters of :func:`pg_hash_expression`: the canonical JSON around the fields the
-    statement fills in (the chain position and previous hash always; ``office_code`` and
-    ``subject`` when ``from_sql`` names them, else as given here)."""
-    known = _content(chain, None, at, tag, actor, office_code, subject, details, None)
+def _hash_params(from_sql: dict[str, str], known: dict[str, Any]) -> dict[str, str]:
+    """The parameters of :func:`pg_hash_expression`: the canonical JSON of ``known`` (an
+    event's :func:`_content`) cut around the fields the statement fills in."""
     texts, current = [], "{"
     for n, key in enumerate(_HASHED):
         current += ("," if n else "") + f'"{key}":'
@@ -154,7 +141,7 @@ def pg_hash_params(
         else:
             current += _canonical(known[key]).decode()
     texts.append(current + "}")
-    return {f"{param}{n}": text for n, text in enumerate(texts)}
+    return {f"hashed{n}": text for n, text in enumerate(texts)}
 
 
 _HEAD = AuditHead.__table__.c
@@ -173,20 +160,65 @@ _MOVE_HASH = (
     .values(last_hash=bindparam("head_hash"))
 )
 
-# PostgreSQL: the whole append in one statement (one round trip; eight events per card). The
-# head row is locked first (FOR UPDATE hands back its newest version, so writers on one chain
-# queue there), the event is hashed from it in SQL (:func:`pg_hash_expression`), written, and
-# the head moves on. No row back: the chain has no head yet.
+def pg_append_ctes(head: str, from_sql: dict[str, str]) -> str:
+    """The common table expressions that append one event on PostgreSQL, inside a statement
+    that may do more (a station's claim): ``head`` is a SELECT that locks the chain's head row
+    (``FOR UPDATE`` hands back its newest version, so writers on one chain queue there) and
+    gives ``seq`` (its ``last_seq + 1``), ``prev_hash`` and whatever else ``from_sql`` names
+    (field → column of ``head``). The event is hashed from them in SQL
+    (:func:`pg_hash_expression`), written, and the head moves on; ``moved`` returns the new
+    ``last_seq``, no row when the chain has no head yet. Parameters: :func:`pg_append_params`.
+    """
+    office = from_sql.get("office_code", "%(office_code)s")
+    subject = from_sql.get("subject", "%(subject)s")
+    return (
+        f"head AS ({head}),"
+        f" event AS (SELECT head.*, {pg_hash_expression(from_sql)} AS hash FROM head),"
+        " written AS (INSERT INTO audit_event (chain, chain_seq, at, tag, actor, office_code,"
+        " subject, details, prev_hash, hash) SELECT %(chain)s, seq, %(at)s, %(tag)s,"
+        f" %(actor)s, {office}, {subject}, %(details)s::json, prev_hash, hash FROM event),"
+        " moved AS (UPDATE audit_head SET last_seq = event.seq, last_hash = event.hash"
+        " FROM event WHERE audit_head.chain = %(chain)s RETURNING audit_head.last_seq)"
+    )
+
+
+def pg_append_params(
+    from_sql: dict[str, str],
+    *,
+    chain: str,
+    at: datetime,
+    tag: str,
+    actor: str,
+    details: dict[str, Any],
+    office_code: str | None = None,
+    subject: str | None = None,
+) -> dict[str, Any]:
+    """The parameters of :func:`pg_append_ctes` (``details`` as :func:`canonical_json`
+    gives them: what is stored is what was hashed). ``office_code`` and ``subject`` count only
+    where ``from_sql`` does not name them."""
+    known = _content(chain, None, at, tag, actor, office_code, subject, details, None)
+    return {
+        "chain": chain,
+        "at": at,
+        "tag": tag,
+        "actor": actor,
+        "office_code": office_code,
+        "subject": subject,
+        "details": canonical_json(details),
+        **_hash_params(from_sql, known),
+    }
+
+
+# An event on its own: one statement, one round trip (eight events per card).
 _FROM_HEAD = {"seq": "seq", "prev_hash": "prev_hash"}
 _PG_RECORD = (
-    "WITH head AS (SELECT last_seq + 1 AS seq, last_hash AS prev_hash FROM audit_head"
-    " WHERE chain = %(chain)s FOR UPDATE),"
-    f" event AS (SELECT seq, prev_hash, {pg_hash_expression(_FROM_HEAD)} AS hash FROM head),"
-    " written AS (INSERT INTO audit_event (chain, chain_seq, at, tag, actor, office_code,"
-    " subject, details, prev_hash, hash) SELECT %(chain)s, seq, %(at)s, %(tag)s, %(actor)s,"
-    " %(office_code)s, %(subject)s, %(details)s::json, prev_hash, hash FROM event)"
-    " UPDATE audit_head SET last_seq = event.seq, last_hash = event.hash FROM event"
-    " WHERE audit_head.chain = %(chain)s RETURNING audit_head.last_seq"
+    "WITH "
+    + pg_append_ctes(
+        "SELECT last_seq + 1 AS seq, last_hash AS prev_hash FROM audit_head"
+        " WHERE chain = %(chain)s FOR UPDATE",
+        _FROM_HEAD,
+    )
+    + " SELECT last_seq FROM moved"
 )
 
 
@@ -226,19 +258,10 @@ def record(
     at = datetime.now(UTC)
     conn = session.connection()
     if conn.dialect.name == "postgresql":
-        params = {
-            "chain": chain,
-            "at": at,
-            "tag": tag,
-            "actor": actor,
-            "office_code": office_code,
-            "subject": subject,
-            "details": canonical.decode(),
-            **pg_hash_params(
-                _FROM_HEAD, chain=chain, at=at, tag=tag, actor=actor, details=details,
-                office_code=office_code, subject=subject,
-            ),
-        }  # fmt: skip
+        params = pg_append_params(
+            _FROM_HEAD, chain=chain, at=at, tag=tag, actor=actor, details=details,
+            office_code=office_code, subject=subject,
+        )  # fmt: skip
         if conn.exec_driver_sql(_PG_RECORD, params).first() is None:
             _create_head(conn, chain)
             conn.exec_driver_sql(_PG_RECORD, params).one()

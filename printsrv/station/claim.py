@@ -122,6 +122,7 @@ def _audit(session: Session, claim: Claim, owner: str) -> None:
 
 # The claim's audit event, hashed inside the statement: its chain position and previous hash
 # come from the locked head row, its subject and office from the picked record.
+_CLAIM_TAG = AuditTag.RECORD_STATE_CHANGE.value
 _FROM_SQL = {
     "seq": "seq",
     "prev_hash": "prev_hash",
@@ -135,36 +136,28 @@ _FROM_SQL = {
 # others skip to the one after; the office is a range, not an equality, so that only that
 # index gives the order asked for: with an equality the planner may walk the id-ordered index
 # of every queued record instead, 25 ms for an office with nothing queued among 100,000),
-# move it to *printing*, lock the audit chain's head (FOR UPDATE returns its newest version, so two
-# writers on one chain queue there), write the event with its hash, move the head on. The head
-# moves only when a record was picked and ``audit`` is set; a chain without a head row yet
-# gives a NULL ``seq`` and the event goes through :func:`audit_log.record`, which creates it.
+# move it to *printing*, and append its audit event (:func:`audit_log.pg_append_ctes`). The
+# event is written only when a record was picked and ``audit`` is set; a chain without a head
+# row yet gives a NULL ``last_seq`` and the event goes through :func:`audit_log.record`, which
+# creates it.
 PG_CLAIM = (
     "WITH picked AS ("
     " UPDATE record SET state = 'printing', lease_owner = %(owner)s,"
-    " lease_expires = %(expires)s, updated_at = %(now)s"
+    " lease_expires = %(expires)s, updated_at = %(at)s"
     " WHERE id = (SELECT min(next.id) FROM unnest(%(offices)s::int[]) AS o(id), LATERAL"
     " (SELECT id FROM record WHERE office_id BETWEEN o.id AND o.id AND state = 'queued'"
     " ORDER BY office_id, id LIMIT 1 FOR UPDATE SKIP LOCKED) AS next)"
-    " AND state = 'queued' RETURNING id, request_id, office_id),"
-    " head AS ("
-    " SELECT h.last_seq + 1 AS seq, h.last_hash AS prev_hash, p.request_id,"
-    " (SELECT u.code FROM unnest(%(offices)s::int[], %(codes)s::text[]) AS u(id, code)"
-    " WHERE u.id = p.office_id) AS office_code"
-    " FROM audit_head h, picked p WHERE h.chain = %(chain)s AND %(audit)s FOR UPDATE OF h),"
-    f" event AS (SELECT head.*, {audit_log.pg_hash_expression(_FROM_SQL)} AS hash FROM head),"
-    " written AS ("
-    " INSERT INTO audit_event (chain, chain_seq, at, tag, actor, office_code, subject,"
-    " details, prev_hash, hash) SELECT %(chain)s, seq, %(now)s, %(tag)s, %(actor)s,"
-    " office_code, request_id, %(details)s::json, prev_hash, hash FROM event),"
-    " moved AS ("
-    " UPDATE audit_head SET last_seq = event.seq, last_hash = event.hash FROM event"
-    " WHERE audit_head.chain = %(chain)s RETURNING audit_head.last_seq)"
-    " SELECT picked.id, picked.request_id, picked.office_id, (SELECT last_seq FROM moved)"
+    " AND state = 'queued' RETURNING id, request_id, office_id), "
+    + audit_log.pg_append_ctes(
+        "SELECT h.last_seq + 1 AS seq, h.last_hash AS prev_hash, p.request_id,"
+        " (SELECT u.code FROM unnest(%(offices)s::int[], %(codes)s::text[]) AS u(id, code)"
+        " WHERE u.id = p.office_id) AS office_code"
+        " FROM audit_head h, picked p WHERE h.chain = %(chain)s AND %(audit)s FOR UPDATE OF h",
+        _FROM_SQL,
+    )
+    + " SELECT picked.id, picked.request_id, picked.office_id, (SELECT last_seq FROM moved)"
     " FROM picked"
 )
-_CLAIMED_JSON = audit_log.canonical_json(_CLAIMED)
-_CLAIM_TAG = AuditTag.RECORD_STATE_CHANGE.value
 
 
 def pg_claim_parameters(
@@ -180,15 +173,10 @@ def pg_claim_parameters(
     return {
         "owner": owner[:64],
         "expires": expires,
-        "now": now,
         "offices": offices,
         "codes": codes,
-        "chain": chain,
         "audit": audit,
-        "tag": _CLAIM_TAG,
-        "actor": owner,
-        "details": _CLAIMED_JSON,
-        **audit_log.pg_hash_params(
+        **audit_log.pg_append_params(
             _FROM_SQL, chain=chain, at=now, tag=_CLAIM_TAG, actor=owner, details=_CLAIMED
         ),
     }

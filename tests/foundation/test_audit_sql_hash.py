@@ -62,7 +62,7 @@ def test_sql_hash_is_event_hash(
     from_sql = FROM_SQL | {key: OPTIONAL[key] for key in optional}
     given_here = {key: value for key, value in (("office_code", office), ("subject", subject))
                   if key not in optional}  # fmt: skip
-    params = audit.pg_hash_params(
+    params = audit.pg_append_params(
         from_sql, chain=chain, at=at, tag=tag, actor=actor, details=details, **given_here
     )
     row = pg.execute(
