@@ -67,6 +67,41 @@ def ensure_softhsm_conf(settings: Settings) -> Path:
     return conf
 
 
+_TOKEN_FILE = "token.object"
+_TOKEN_FILE_SAVED = "token.object.saved"
+
+
+def _token_files(settings: Settings) -> list[Path]:
+    """The token files of the instance's own SoftHSM directory (none for a configuration
+    given by ``softhsm_conf``: not ours to mend)."""
+    if settings.softhsm_conf is not None:
+        return []
+    return sorted((settings.softhsm_conf_path.parent / "tokens").glob(f"*/{_TOKEN_FILE}"))
+
+
+def _save_token_files(settings: Settings) -> None:
+    """Copy each token file as ``softhsm2-util`` made it (nothing else uses it yet)."""
+    for path in _token_files(settings):
+        saved = path.with_name(_TOKEN_FILE_SAVED)
+        if not saved.exists():
+            saved.write_bytes(path.read_bytes())
+            saved.chmod(0o600)
+
+
+def _mend_token_files(settings: Settings) -> None:
+    """SoftHSM rewrites its token file in place at every login (truncate, then write): a
+    process killed in between (a station under ``kill -9``, seen in the crash test) leaves it
+    empty, and the token is gone. The file holds the token's label, PIN blobs and flags, which
+    we never change after creation, so the copy made at creation puts it back."""
+    for path in _token_files(settings):
+        saved = path.with_name(_TOKEN_FILE_SAVED)
+        if path.stat().st_size == 0 and saved.exists():
+            mending = path.with_name(f"{_TOKEN_FILE}.mending-{os.getpid()}")
+            mending.write_bytes(saved.read_bytes())
+            mending.chmod(0o600)
+            os.replace(mending, path)
+
+
 def _library(settings: Settings) -> Any:
     """The PKCS#11 library, (re)initialised for this instance's token configuration.
 
@@ -74,6 +109,7 @@ def _library(settings: Settings) -> Any:
     initialisation, so switching instance in one process needs a re-initialisation.
     """
     conf = ensure_softhsm_conf(settings)
+    _mend_token_files(settings)
     lib = _pkcs11().lib(settings.pkcs11_module)
     previous = _loaded_conf.get(settings.pkcs11_module)
     if previous is not None and previous != conf:
@@ -213,6 +249,7 @@ def init_token(settings: Settings) -> list[str]:
             pin_file.write_text(pin + "\n")
             pin_file.chmod(0o600)
         created.append(f"token {settings.token_label!r}")
+        _save_token_files(settings)
         lib.reinitialize()
     with KeyStore.open(settings) as store:
         created += store.create_missing_keys()

@@ -90,3 +90,25 @@ def test_wrong_pin_is_a_clear_error(instance_dir: Path) -> None:
     s = load_settings(overrides={"instance_dir": instance_dir, "token_pin": "0000"})
     with pytest.raises(KeyStoreError, match="cannot open token"), KeyStore.open(s):
         pass
+
+
+def test_token_file_emptied_by_a_kill_is_mended(tmp_path: Path) -> None:
+    """SoftHSM rewrites its token file at every login; a process killed in that instant leaves
+    it empty (seen under the station crash test). The next opening puts back the copy made at
+    creation, and the keys are all there."""
+    from printsrv.keys import init_token
+
+    s = load_settings(overrides={"instance_dir": tmp_path / "instance"})
+    init_token(s)
+    with KeyStore.open(s) as keys:
+        wrapped = keys.wrap_data_key(b"k" * 32, b"REQ-1")
+    (token_file,) = (s.softhsm_conf_path.parent / "tokens").glob("*/token.object")
+    token_file.write_bytes(b"")
+    with KeyStore.open(s) as keys:
+        assert keys.unwrap_data_key(wrapped, b"REQ-1") == b"k" * 32
+    assert token_file.stat().st_size > 0
+    # Without the copy, the emptied file is the end of the token: the mending is what works.
+    token_file.write_bytes(b"")
+    token_file.with_name("token.object.saved").unlink()
+    with pytest.raises(KeyStoreError), KeyStore.open(s):
+        pass
