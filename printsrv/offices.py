@@ -23,6 +23,12 @@ def office_code(session: Session, office_id: int) -> str:
     return code
 
 
+def forget_codes() -> None:
+    """Forget every remembered code: only for a database whose offices were deleted (tests
+    empty theirs between cases, and SQLite then hands out the same ids again)."""
+    _CODES.clear()
+
+
 def remember_code(session: Session, office_id: int, code: str) -> None:
     """Note an office's code already at hand (so that :func:`office_code` need not ask)."""
     _CODES[(str(session.get_bind().engine.url), office_id)] = code
