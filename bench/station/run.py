@@ -17,14 +17,14 @@
      started on every station at once);
    - back to back (a closed loop at saturation: its figure is the throughput; its latency is
      16 / throughput plus scheduling, on this machine's cores shared with the database);
+   - the floor: back to back again, the same claim statement through the bare driver in
+     autocommit, one round trip per claim (no session, no transaction, no SQLAlchemy): what
+     the machine gives with nothing of the station around the statement;
    - open loop at 25, 50 and 75 % of the back-to-back throughput (``--load``), for
      ``--load-seconds`` each: latency against load, the usual way to state a latency goal (at
      saturation a closed loop's latency is its number of clients over its throughput, and an
      open loop's grows without bound); a claim that starts late because the one before
-     overran counts from its slot;
-   - the floor: back to back again, the same claim statement through the bare driver in
-     autocommit, one round trip per claim (no session, no transaction, no SQLAlchemy): what
-     the machine gives with nothing of the station around the statement.
+     overran counts from its slot.
    Each run also reports the station processes' own CPU time per claim.
 
     .venv/bin/python bench/station/run.py [--cards 200] [--records 100000] [--workers 16]
