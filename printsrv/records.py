@@ -122,10 +122,12 @@ def load_card_input(
 
 def purge_media(session: Session, record: Record, *, actor: str, reason: str | None = None) -> None:
     """Crypto-shred the record's biometrics: delete its wrapped data key and ciphertexts."""
-    session.execute(delete(RecordMedia).where(RecordMedia.record_id == record.id))
-    session.execute(delete(RecordKey).where(RecordKey.record_id == record.id))
+    # Marked first: the record's pending changes and these go out in one UPDATE when the
+    # deletes flush the session.
     record.media_purged_at = datetime.now(UTC)
     record.media_purge_due = None
+    session.execute(delete(RecordMedia).where(RecordMedia.record_id == record.id))
+    session.execute(delete(RecordKey).where(RecordKey.record_id == record.id))
     audit.record(
         session,
         AuditTag.RECORD_MEDIA_PURGE,

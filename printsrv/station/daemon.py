@@ -36,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from chip.errors import CardState, ChipError, ReaderError
 from printers.api import CardPrinter, Fault, PrinterState, PrintOutcome
@@ -49,6 +49,7 @@ from printsrv.config import Settings
 from printsrv.db import unit_of_work
 from printsrv.errors import StateError
 from printsrv.models import Record, RecordState
+from printsrv.offices import office_code
 from printsrv.records import after_issue, card_input_for, purge_expired_media, transition
 from printsrv.station import stock
 from printsrv.station.claim import claim_next, drop_lease, office_ids, renew_lease
@@ -410,10 +411,13 @@ class Station:
         mode: StationMode,
         reason: str | None,
         job: CardJob | None = None,
+        row: StationRuntime | None = None,
     ) -> None:
+        """Mirror the station's mode on its runtime row (``row``, when the caller holds it)
+        and its ledger row."""
         from printsrv.models import utcnow
 
-        row = session.get(StationRuntime, self.config.name)
+        row = row or session.get(StationRuntime, self.config.name)
         if row is None:
             row = StationRuntime(name=self.config.name, mode=mode, details={})
             session.add(row)
@@ -439,26 +443,27 @@ class Station:
         with self._unit() as session:
             if not self._offices:
                 self._offices = office_ids(session, self.config.office)
-            serial = stock.peek_blank(session, self.config)
-            if serial is None:
+            blank = stock.next_blank(session, self.config)
+            if blank is None:
                 problem = "no blanks in the hopper: load blanks"
             else:
                 problem = None
                 claim = claim_next(session, self._offices, self.config.actor, lease=self.lease)
                 if claim is None:
                     return None
-                stock.reserve(session, self.config, serial, claim.id)
+                stock.reserve(session, self.config, blank, claim.id)
+                runtime = session.get(StationRuntime, self.config.name)
                 job = CardJob(
                     station=self.config.name,
                     record_id=claim.id,
-                    blank_serial=serial,
+                    blank_serial=blank.serial,
                     phase=CardPhase.INTENT,
-                    operator=current_operator(session, self.config),
+                    operator=current_operator(session, self.config, runtime),
                 )
                 session.add(job)
                 session.flush()
                 job.print_title = title_for(job, claim.request_id)
-                self._runtime(session, StationMode.RUNNING, None, job)
+                self._runtime(session, StationMode.RUNNING, None, job, runtime)
         if problem:
             self.pause(problem)
             return None
@@ -469,13 +474,11 @@ class Station:
         t = time.perf_counter()
         try:
             with self._unit() as session:
-                record = session.get(Record, job.record_id)
-                assert record is not None
-                card = card_input_for(
-                    session, self.keys, record, actor=self.config.actor, purpose="card"
-                )
-                db_job = session.get(CardJob, job.id)
+                db_job = session.get(CardJob, job.id, options=[joinedload(CardJob.record)])
                 assert db_job is not None
+                card = card_input_for(
+                    session, self.keys, db_job.record, actor=self.config.actor, purpose="card"
+                )
                 advance(session, db_job, CardPhase.CHIP_STARTED)
             timings["decrypt"] = time.perf_counter() - t
             t = time.perf_counter()
@@ -602,10 +605,8 @@ class Station:
     ) -> CardResult:
         t = time.perf_counter()
         with self._unit() as session:
-            db_job = session.get(CardJob, job.id)
+            db_job = session.get(CardJob, job.id, options=[joinedload(CardJob.record)])
             assert db_job is not None
-            if outcome.job_id is not None:  # noted with the fate: one commit fewer per card
-                db_job.print_job_id = outcome.job_id
             issue_card(
                 session,
                 self.config,
@@ -632,10 +633,8 @@ class Station:
         timings: dict[str, float],
     ) -> CardResult:
         with self._unit() as session:
-            db_job = session.get(CardJob, job.id)
+            db_job = session.get(CardJob, job.id, options=[joinedload(CardJob.record)])
             assert db_job is not None
-            if outcome is not None and outcome.job_id is not None:
-                db_job.print_job_id = outcome.job_id
             spoil_card(
                 session,
                 self.config,
@@ -688,9 +687,12 @@ def set_operator(session: Session, name: str, operator: str | None) -> None:
     row.details = details
 
 
-def current_operator(session: Session, config: StationConfig) -> str | None:
-    """Who operates the station for the card being started."""
-    row = session.get(StationRuntime, config.name)
+def current_operator(
+    session: Session, config: StationConfig, row: StationRuntime | None = None
+) -> str | None:
+    """Who operates the station for the card being started (``row``: its runtime row, when
+    the caller holds it)."""
+    row = row or session.get(StationRuntime, config.name)
     named = (row.details or {}).get("operator") if row is not None else None
     return str(named) if named else config.operator
 
@@ -757,6 +759,7 @@ def issue_card(
                           blank_serial=job.blank_serial or "", actor=actor)
     if chip_uid:
         job.chip_uid = chip_uid
+    _note_print_job(job, outcome)
     finish(session, job, CardOutcome.ISSUED, resolved_by=resolved_by)
     _audit_card(
         session, StationTag.ISSUE, job, actor=actor, resolved_by=resolved_by,
@@ -764,6 +767,13 @@ def issue_card(
         printer=outcome.printer if outcome is not None else None,
         media_purge_due=purge_due.isoformat() if purge_due is not None else None,
     )  # fmt: skip
+
+
+def _note_print_job(job: CardJob, outcome: PrintOutcome | None) -> None:
+    """The print job that fed the card, noted with the fate (one commit and one UPDATE fewer
+    per card than noting it on its own)."""
+    if outcome is not None and outcome.job_id is not None:
+        job.print_job_id = outcome.job_id
 
 
 def _requeue(session: Any, record: Record, *, actor: str, max_failures: int, why: str) -> None:
@@ -797,6 +807,7 @@ def spoil_card(
     if outcome is not None and outcome.card_consumed and outcome.ribbon_spent is not False:
         stock.ribbon_used(session, config, outcome, record_id=record.id,
                           blank_serial=job.blank_serial or "", actor=actor)
+    _note_print_job(job, outcome)
     finish(session, job, CardOutcome.SPOILED, cause=cause, message=message,
            resolved_by=resolved_by)
     _audit_card(
@@ -844,7 +855,7 @@ def _audit_card(
         session,
         tag,
         actor=actor,
-        office_code=record.office.code,
+        office_code=office_code(session, record.office_id),
         subject=record.request_id,
         details={
             "card_job": job.id,

@@ -23,10 +23,28 @@ def _profile(name: str) -> Any:
     return get_profile(name)
 
 
-def _station(session: Session, config: StationConfig) -> Any:
-    from printsrv.ledger.blanks import station_by_name
+_STATIONS = "stock.stations"
 
-    return station_by_name(session, config.name)
+
+def _station(session: Session, config: StationConfig, *, required: bool = True) -> Any:
+    """The ledger's station row, looked up once per unit of work: the session's identity map
+    holds unchanged rows only weakly, and a lookup by name is a query every time."""
+    from sqlalchemy import select
+
+    from printsrv.ledger.blanks import station_by_name
+    from printsrv.ledger.models import Station
+
+    held: dict[str, Any] = session.info.setdefault(_STATIONS, {})
+    row = held.get(config.name)
+    if row is None:
+        if required:
+            row = station_by_name(session, config.name)
+        else:
+            row = session.scalar(select(Station).where(Station.name == config.name))
+            if row is None:
+                return None
+        held[config.name] = row
+    return row
 
 
 def ensure_station(session: Session, config: StationConfig) -> Any:
@@ -49,11 +67,9 @@ def station_status(
     printer_status: dict[str, Any] | None = None,
 ) -> None:
     """Mirror the station's mode and pause reason on the ledger's station row."""
-    from sqlalchemy import select
+    from printsrv.ledger.models import StationState
 
-    from printsrv.ledger.models import Station, StationState
-
-    row = session.scalar(select(Station).where(Station.name == config.name))
+    row = _station(session, config, required=False)
     if row is None:
         return
     row.state = {
@@ -68,19 +84,18 @@ def station_status(
         row.printer_status = printer_status
 
 
-def peek_blank(session: Session, config: StationConfig) -> str | None:
-    """The serial of the next blank in the station's hopper, or ``None``."""
+def next_blank(session: Session, config: StationConfig) -> Any:
+    """The next blank in the station's hopper (locked on PostgreSQL), or ``None``."""
     from printsrv.ledger.blanks import next_blank_for_station
 
-    blank = next_blank_for_station(session, _station(session, config))
-    return blank.serial if blank is not None else None
+    return next_blank_for_station(session, _station(session, config))
 
 
-def reserve(session: Session, config: StationConfig, serial: str, record_id: int) -> None:
-    from printsrv.ledger.blanks import blank_by_serial, reserve_blank
+def reserve(session: Session, config: StationConfig, blank: Any, record_id: int) -> None:
+    """Reserve ``blank`` (from :func:`next_blank`, same transaction) for the record."""
+    from printsrv.ledger.blanks import reserve_blank
 
-    reserve_blank(session, blank_by_serial(session, serial, lock=True), record_id=record_id,
-                  actor=config.actor)
+    reserve_blank(session, blank, record_id=record_id, actor=config.actor)
 
 
 def blank_state(session: Session, serial: str) -> str:
