@@ -800,6 +800,7 @@ def spoil_card(
     """The blank is spoiled with ``cause``; the record goes back to the queue (held after
     ``max_failures``); the job finishes."""
     record = job.record
+    phase = job.phase  # where the card was lost, for the audit event (finish() moves it on)
     stock.spoil(session, config, job.blank_serial or "", record, cause, note=message, actor=actor)
     if record.state is RecordState.PRINTING:
         _requeue(session, record, actor=actor, max_failures=config.max_failures,
@@ -813,7 +814,7 @@ def spoil_card(
     _audit_card(
         session, StationTag.SPOIL, job, actor=actor, resolved_by=resolved_by,
         chip_uid=job.chip_uid, cause=cause, message=message[:500],
-        phase=job.phase.value if job.phase else None,
+        phase=phase.value if phase else None,
     )  # fmt: skip
 
 

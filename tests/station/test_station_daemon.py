@@ -32,6 +32,10 @@ def test_batch_issued_and_ledger_balanced(rig: Any) -> None:
         issued = session.scalars(select(AuditEvent).where(
             AuditEvent.tag == "station:card:issue")).all()
         assert len(issued) == 5 and all(e.details["chip_uid"] for e in issued)
+        jobs = {j.id: j for j in session.scalars(select(CardJob))}
+        for event in issued:  # the print job that fed the card, on the job and in the event
+            job = jobs[event.details["card_job"]]
+            assert job.print_job_id and event.details["print_job"] == job.print_job_id
         runtime = session.get(StationRuntime, "st1")
         assert runtime is not None and runtime.mode.value == "stopped"
     assert len(list((rig.printer.directory).glob("*.pdf"))) == 5
@@ -47,7 +51,16 @@ def test_chip_failure_on_partial_card_spoils_and_requeues(rig: Any) -> None:
         assert blank.state is BlankState.SPOILED and blank.spoil_cause.value == "chip_failure"
         rec = session.scalar(select(Record).where(Record.request_id == results[0].request_id))
         assert rec.state is RecordState.ISSUED and rec.failure_count == 1
+        spoil = _spoil_event(session, results[0].blank_serial)
+        assert spoil["cause"] == "chip_failure" and spoil["phase"] == "chip_started"
     assert ledger_problems(rig.settings) == []
+
+
+def _spoil_event(session: Any, serial: str) -> dict[str, Any]:
+    """The details of the one spoil audit event of the card on blank ``serial``."""
+    [event] = [e for e in session.scalars(select(AuditEvent).where(
+        AuditEvent.tag == "station:card:spoil")) if e.details["blank_serial"] == serial]
+    return dict(event.details)
 
 
 def test_chip_failure_on_blank_card_retries_same_blank(rig: Any) -> None:
@@ -85,6 +98,8 @@ def test_jam_spoils_card_and_requeues_record(rig: Any) -> None:
     results = station.run(max_cards=2)
     assert results[1].outcome is CardOutcome.SPOILED and results[1].cause == "jam_misfeed"
     assert station.paused_reason and "jam" in station.paused_reason
+    with unit_of_work(rig.settings) as session:  # lost in the printer, after the chip
+        assert _spoil_event(session, results[1].blank_serial)["phase"] == "print_submitted"
     rig.printer.clear_faults()
     rest = rig.station().run(until_empty=True)
     assert sum(r.outcome is CardOutcome.ISSUED for r in results + rest) == 5
