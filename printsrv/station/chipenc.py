@@ -13,6 +13,7 @@ from typing import Any
 from chip.errors import CardState, ChipError, ReaderError, VerificationError
 from printsrv.cardinput import CardInput
 from printsrv.config import Settings
+from printsrv.station import reasons
 from printsrv.station.devices import ChipResult, StationConfig
 
 
@@ -113,9 +114,9 @@ class PcscEncoder:
         try:
             readers = list_readers()
         except ChipError as exc:
-            return f"reader gone: PC/SC service unavailable ({exc})"
+            return f"{reasons.PCSC_GONE}{exc}"
         if self.reader not in readers:
-            return f"reader gone: {self.reader!r} not connected"
+            return f"{reasons.READER_GONE}{self.reader!r}"
         return None
 
     def present_blank(self, serial: str) -> None:

@@ -51,7 +51,7 @@ from printsrv.errors import StateError
 from printsrv.models import Record, RecordState
 from printsrv.offices import office_code
 from printsrv.records import after_issue, card_input_for, purge_expired_media, transition
-from printsrv.station import stock
+from printsrv.station import reasons, stock
 from printsrv.station.claim import claim_next, drop_lease, office_ids, renew_lease
 from printsrv.station.devices import CardEncoder, ChipResult, StationConfig
 from printsrv.station.journal import (
@@ -64,6 +64,7 @@ from printsrv.station.journal import (
     finish,
     title_for,
 )
+from printsrv.station.reasons import PAUSE_TEXT
 
 log = logging.getLogger("printsrv.station")
 
@@ -92,16 +93,6 @@ FAULT_CAUSE: dict[Fault | None, str] = {
     Fault.REJECTED: "print_defect",
     Fault.UNKNOWN: "unknown_crash",
     None: "print_defect",
-}
-
-PAUSE_TEXT: dict[Fault, str] = {
-    Fault.JAM: "card jam: clear the card path",
-    Fault.RIBBON_OUT: "ribbon out: load a new ribbon",
-    Fault.COVER_OPEN: "cover open: close the printer cover",
-    Fault.MEDIA_EMPTY: "hopper empty: load blanks into the printer",
-    Fault.PRINTER_GONE: "printer gone: check power and cable",
-    Fault.REJECTED: "printer queue paused or rejecting jobs",
-    Fault.UNKNOWN: "printer reports an unknown problem",
 }
 
 
@@ -315,16 +306,16 @@ class Station:
         try:
             status = self.printer.status()
         except PrinterError as exc:
-            return f"printer gone: {exc}"
+            return f"{reasons.PRINTER_GONE}{exc}"
         current = set(status.reasons)
         self.acknowledged &= current
         fault = fault_from_reasons([r for r in status.reasons if r not in self.acknowledged])
         if fault is not None:
             return PAUSE_TEXT[fault]
         if not status.accepting_jobs:
-            return "printer queue is not accepting jobs"
+            return reasons.QUEUE_NOT_ACCEPTING
         if status.state == PrinterState.STOPPED:
-            return "printer stopped (queue disabled)"
+            return reasons.QUEUE_STOPPED
         reason = self.encoder.ready()
         if reason:
             return reason
@@ -445,7 +436,7 @@ class Station:
                 self._offices = office_ids(session, self.config.office)
             blank = stock.next_blank(session, self.config)
             if blank is None:
-                problem = "no blanks in the hopper: load blanks"
+                problem = reasons.NO_BLANKS
             else:
                 problem = None
                 claim = claim_next(session, self._offices, self.config.actor, lease=self.lease)
@@ -501,9 +492,10 @@ class Station:
                 chip_result = self.encoder.personalize(card, blank_serial=job.blank_serial or "")
             except ChipError as exc:
                 if isinstance(exc, ReaderError) and exc.card_state is CardState.BLANK:
-                    result = self._release(job, reason=f"reader gone: {exc}", timings=timings)
+                    gone = f"{reasons.READER_GONE}{exc}"
+                    result = self._release(job, reason=gone, timings=timings)
                     self.paused_reason = None
-                    self.pause(f"reader gone: {exc}")
+                    self.pause(gone)
                     return result
                 if exc.card_state is CardState.BLANK and attempts <= self.config.chip_retries:
                     log.warning("station %s: chip retry on blank: %s", self.config.name, exc)
@@ -543,7 +535,8 @@ class Station:
                 if outcome is not None and outcome.job_id is not None:
                     self._note_job(job, outcome.job_id)
                 if consumed is False:
-                    reason = PAUSE_TEXT.get(fault, str(exc)) if fault else f"printer: {exc}"
+                    reason = (PAUSE_TEXT.get(fault, str(exc)) if fault
+                              else f"{reasons.PRINTER_ERROR}{exc}")
                     timings["print"] = time.perf_counter() - t
                     try:
                         self.wait_ready(reason)
@@ -570,8 +563,8 @@ class Station:
         """An unexpected error in the encoder software: the blank is released when the card
         still probes blank, else spoiled ``chip_failure``; the station then stays paused until
         an operator resumes it (the next card would most likely fail the same way)."""
-        reason = (f"encoder software error: {type(exc).__name__}: {exc}; "
-                  f"after fixing it: python run.py station resume {self.config.name}")[:500]
+        reason = (f"{reasons.ENCODER_ERROR}{type(exc).__name__}: {exc}; "
+                  f"{reasons.AFTER_FIXING}python run.py station resume {self.config.name}")[:500]
         try:
             state = self.encoder.probe()
         except Exception:

@@ -164,6 +164,7 @@ def create_app(
     views.register_error_handlers(app)
 
     from printsrv.web.guard import current_user
+    from printsrv.web.labels import label, pause_reason
     from printsrv.web.services import can
     from printsrv.web.views import queue_rows_html
 
@@ -173,6 +174,8 @@ def create_app(
         get_locale=select_locale,
         has_ledger="ledger" in app.blueprints,
         queue_rows_html=queue_rows_html,
+        label=label,
+        pause_reason=lambda reason: pause_reason(reason, select_locale()),
     )
 
     @app.after_request

@@ -9,23 +9,8 @@ from typing import Any
 
 from printsrv.ledger.models import DestructionRecord, HandoverKind, HandoverRecord
 from printsrv.models import Office
+from printsrv.web.labels import CAUSE_ID
 from printsrv.web.stock_services import split_person
-
-CAUSE_ID = {
-    "factory_defect": "Cacat pabrik",
-    "print_defect": "Cacat cetak (mengelupas, luntur)",
-    "ribbon_fault": "Gangguan pita/film",
-    "chip_failure": "Gagal tulis chip",
-    "data_error": "Kesalahan data",
-    "jam_misfeed": "Macet/salah tarik",
-    "qc_reject": "Ditolak QC",
-    "test_print": "Cetak uji",
-    "handling_damage": "Rusak saat penanganan",
-    "unknown_crash": "Tidak diketahui (pemulihan)",
-    "printer_gone": "Printer hilang",
-    "missing": "Hilang",
-    "unknown": "Tidak diketahui",
-}
 
 
 def _doc(title: str) -> tuple[io.BytesIO, Any, dict[str, Any]]:

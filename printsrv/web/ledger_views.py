@@ -25,10 +25,11 @@ from wtforms import IntegerField
 from wtforms.validators import DataRequired, NumberRange
 
 from printsrv.ledger.errors import LedgerError
-from printsrv.web import db, read_db
+from printsrv.web import db, read_db, select_locale
 from printsrv.web import ledger_services as ls
 from printsrv.web import services as svc
 from printsrv.web.guard import current_user, permission
+from printsrv.web.labels import label, pause_reason
 from printsrv.web.tags import WebTag
 
 bp = Blueprint("ledger", __name__)
@@ -174,8 +175,10 @@ def station_status(station_id: int) -> Any:
     return jsonify(
         {
             "state": view.state,
+            "state_label": label("station_state", view.state),
             "mode": view.mode,
             "pause_reason": view.pause_reason,
+            "pause_reason_label": pause_reason(view.pause_reason, select_locale()),
             "heartbeat_at": view.heartbeat_at,
             "stale": view.stale,
             "printer_reasons": view.printer_reasons,
@@ -183,6 +186,14 @@ def station_status(station_id: int) -> Any:
             "ribbon_remaining": view.ribbon_remaining,
             "issued": view.issued,
             "spoiled": view.spoiled,
-            "jobs": view.jobs,
+            "jobs": [
+                {
+                    **job,
+                    "phase_label": label("card_phase", job["phase"]),
+                    "result_label": f"{label('card_outcome', job['outcome'])} "
+                    f"{label('cause', job['cause'])}".strip(),
+                }
+                for job in view.jobs
+            ],
         }
     )

@@ -31,12 +31,13 @@ from printsrv.ledger.models import (
     SpoilCause,
 )
 from printsrv.models import Office, User
-from printsrv.web import anomalies, db, read_db
+from printsrv.web import anomalies, db, labels, read_db
 from printsrv.web import ledger_services as ls
 from printsrv.web import services as svc
 from printsrv.web import stock_services as ss
-from printsrv.web.documents import CAUSE_ID, destruction_pdf, handover_pdf
+from printsrv.web.documents import destruction_pdf, handover_pdf
 from printsrv.web.guard import current_user, permission
+from printsrv.web.labels import label
 from printsrv.web.tags import WebTag
 
 bp = Blueprint("stock", __name__)
@@ -170,7 +171,7 @@ def index() -> Any:
         spoil=SpoilForm(),
         ribbon_receive=RibbonReceiveForm(),
         ribbon_load=RibbonLoadForm(),
-        causes=CAUSE_ID,
+        causes={c: label("cause", c) for c in labels.CAUSE_ID},
         manual_causes=[c.value for c in ss.MANUAL_CAUSES],
     )
 

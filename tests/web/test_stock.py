@@ -318,3 +318,40 @@ def test_station_resume_button(app_nocsrf: Flask, settings: Settings,
     assert ("web:station:resume", "operator_own") in _tags(settings)
     sign_in(client, settings, "auditor_own")
     assert client.post(f"/stations/{station}/resume").status_code == 403
+
+
+def test_station_page_speaks_the_readers_language(app_nocsrf: Flask, settings: Settings,
+                                                  world: World,
+                                                  stock: dict[str, dict[str, str]]) -> None:
+    """A paused station's state, pause reason and card fates read in Indonesian, or in English
+    once the reader chooses it; the status JSON carries the same words for the live page."""
+    from printers.api import Fault
+    from printsrv.ledger.models import Station, StationState
+    from printsrv.station.journal import CardJob, CardOutcome, CardPhase
+    from printsrv.station.reasons import PAUSE_TEXT
+
+    with unit_of_work(settings) as s:
+        row = s.scalars(select(Station).where(Station.name == "ST-OWN")).one()
+        row.state, row.pause_reason = StationState.PAUSED, PAUSE_TEXT[Fault.COVER_OPEN]
+        s.add(CardJob(station="ST-OWN", record_id=next(iter(world.records.values())),
+                      blank_serial=serial("A", 3), phase=CardPhase.FINISHED,
+                      outcome=CardOutcome.SPOILED, cause="chip_failure"))
+    client = app_nocsrf.test_client()
+    sign_in(client, settings, "operator_own")
+    station = stock["own"]["station"]
+    page = client.get(f"/stations/{station}").get_data(as_text=True)
+    assert "Penutup printer terbuka: tutup kembali" in page and ">jeda<" in page
+    assert "rusak Gagal tulis chip" in page and "cover open" not in page
+    status = client.get(f"/stations/{station}/status.json").get_json()
+    assert status["pause_reason"] == PAUSE_TEXT[Fault.COVER_OPEN]  # as the daemon wrote it
+    assert status["pause_reason_label"] == "Penutup printer terbuka: tutup kembali"
+    assert status["state_label"] == "jeda"
+    assert [j["result_label"] for j in status["jobs"]] == ["rusak Gagal tulis chip"]
+    assert "Penutup printer terbuka" in client.get("/stations").get_data(as_text=True)
+
+    client.post("/lang", data={"lang": "en", "next": "/stations"})
+    page = client.get(f"/stations/{station}").get_data(as_text=True)
+    assert "cover open: close the printer cover" in page and ">paused<" in page
+    assert "spoiled Chip write failed" in page
+    status = client.get(f"/stations/{station}/status.json").get_json()
+    assert status["state_label"] == "paused" and status["jobs"][0]["phase_label"] == "finished"

@@ -10,7 +10,8 @@
   }
   function row(job) {
     var tr = document.createElement("tr");
-    [job.id, job.request_id, job.phase, (job.outcome || "") + " " + (job.cause || ""),
+    [job.id, job.request_id, job.phase_label || job.phase,
+     job.result_label || ((job.outcome || "") + " " + (job.cause || "")),
      job.blank || "", job.chip_uid || ""].forEach(function (v) {
       var td = document.createElement("td");
       td.textContent = String(v);
@@ -23,8 +24,8 @@
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (s) {
         if (!s) { return; }
-        text("st-state", s.state);
-        text("st-reason", s.pause_reason);
+        text("st-state", s.state_label || s.state);
+        text("st-reason", s.pause_reason_label || s.pause_reason);
         text("st-printer", (s.printer_reasons || []).join(", ") || "—");
         text("st-hopper", s.blanks_in_hopper);
         text("st-ribbon", s.ribbon_remaining);

@@ -1,0 +1,67 @@
+"""Why a station is paused: the texts the daemon writes, and how an operator reads them.
+
+The daemon writes its pause reasons in English: the log, the audit event and the CLI show them
+as written. The print room reads them on the station page in Bahasa Indonesia first
+(:func:`in_indonesian`). A reason is one of the fixed texts below, or a known lead
+(``"reader gone: "``) followed by a device's own words, which are kept as they are.
+"""
+
+from __future__ import annotations
+
+from printers.api import Fault
+
+#: What the printer's fault means for the operator (the pause reason of each fault).
+PAUSE_TEXT: dict[Fault, str] = {
+    Fault.JAM: "card jam: clear the card path",
+    Fault.RIBBON_OUT: "ribbon out: load a new ribbon",
+    Fault.COVER_OPEN: "cover open: close the printer cover",
+    Fault.MEDIA_EMPTY: "hopper empty: load blanks into the printer",
+    Fault.PRINTER_GONE: "printer gone: check power and cable",
+    Fault.REJECTED: "printer queue paused or rejecting jobs",
+    Fault.UNKNOWN: "printer reports an unknown problem",
+}
+NO_BLANKS = "no blanks in the hopper: load blanks"
+QUEUE_NOT_ACCEPTING = "printer queue is not accepting jobs"
+QUEUE_STOPPED = "printer stopped (queue disabled)"
+
+#: Leads of reasons that carry a device's or library's own words after them.
+PRINTER_GONE = "printer gone: "
+READER_GONE = "reader gone: "
+PCSC_GONE = "reader gone: PC/SC service unavailable: "
+ENCODER_ERROR = "encoder software error: "
+PRINTER_ERROR = "printer: "
+#: What to run once an encoder error is fixed (after the error's own words).
+AFTER_FIXING = "after fixing it: "
+
+_FIXED_ID: dict[str, str] = {
+    PAUSE_TEXT[Fault.JAM]: "Kartu macet: bersihkan jalur kartu",
+    PAUSE_TEXT[Fault.RIBBON_OUT]: "Pita habis: pasang pita baru",
+    PAUSE_TEXT[Fault.COVER_OPEN]: "Penutup printer terbuka: tutup kembali",
+    PAUSE_TEXT[Fault.MEDIA_EMPTY]: "Hopper printer kosong: isi blangko ke printer",
+    PAUSE_TEXT[Fault.PRINTER_GONE]: "Printer tidak terhubung: periksa daya dan kabel",
+    PAUSE_TEXT[Fault.REJECTED]: "Antrean printer dijeda atau menolak pekerjaan",
+    PAUSE_TEXT[Fault.UNKNOWN]: "Printer melaporkan masalah yang tidak dikenal",
+    NO_BLANKS: "Tidak ada blangko di hopper: muat blangko",
+    QUEUE_NOT_ACCEPTING: "Antrean printer tidak menerima pekerjaan",
+    QUEUE_STOPPED: "Printer berhenti (antrean dinonaktifkan)",
+}
+_LEADS_ID: tuple[tuple[str, str], ...] = (  # the longer of two leads with one start first
+    (PCSC_GONE, "Pembaca kartu tidak terhubung: layanan PC/SC tidak tersedia: "),
+    (PRINTER_GONE, "Printer tidak terhubung: "),
+    (READER_GONE, "Pembaca kartu tidak terhubung: "),
+    (ENCODER_ERROR, "Kesalahan perangkat lunak encoder: "),
+    (PRINTER_ERROR, "Printer: "),
+)
+
+
+def in_indonesian(reason: str) -> str:
+    """``reason`` as the print room reads it. A text this module does not know (an older
+    daemon's, say) is returned as it is rather than guessed at."""
+    fixed = _FIXED_ID.get(reason)
+    if fixed is not None:
+        return fixed
+    for lead, lead_id in _LEADS_ID:
+        if reason.startswith(lead):
+            rest = reason[len(lead):].replace(AFTER_FIXING, "setelah diperbaiki, jalankan: ")
+            return lead_id + rest
+    return reason
