@@ -53,16 +53,30 @@ def transition(
         record.hold_reason = None
     if new is S.ISSUED:
         record.issued_at = datetime.now(UTC)
+    audit_state_change(session, record.office_id, record.request_id,
+                       state_change_details(old, new, reason), actor=actor)
+    if new is S.CANCELLED and record.media_purged_at is None:
+        purge_media(session, record, actor=actor, reason="cancelled")  # it will never be printed
+
+
+def state_change_details(old: RecordState, new: RecordState, reason: str) -> dict[str, str]:
+    """The details of a record's state-change audit event."""
+    return {"from": old.value, "to": new.value, "reason": reason}
+
+
+def audit_state_change(
+    session: Session, office_id: int, request_id: str, details: dict[str, str], *, actor: str
+) -> None:
+    """The audit event of a record's state change (``details`` from
+    :func:`state_change_details`), on the session's audit chain."""
     audit.record(
         session,
         AuditTag.RECORD_STATE_CHANGE,
         actor=actor,
-        office_code=office_code(session, record.office_id),
-        subject=record.request_id,
-        details={"from": old.value, "to": new.value, "reason": reason},
+        office_code=office_code(session, office_id),
+        subject=request_id,
+        details=details,
     )
-    if new is S.CANCELLED and record.media_purged_at is None:
-        purge_media(session, record, actor=actor, reason="cancelled")  # it will never be printed
 
 
 def get_record(session: Session, request_id: str) -> Record:

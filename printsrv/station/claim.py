@@ -24,6 +24,7 @@ from printsrv import audit as audit_log
 from printsrv.audit import AuditTag
 from printsrv.models import Office, Record, RecordState
 from printsrv.offices import office_code, remember_code
+from printsrv.records import audit_state_change, state_change_details
 
 DEFAULT_LEASE = timedelta(minutes=10)
 
@@ -105,20 +106,13 @@ def claim_next(
     return claim
 
 
-_CLAIMED = {"from": RecordState.QUEUED.value, "to": RecordState.PRINTING.value, "reason": "claimed"}
+_CLAIMED = state_change_details(RecordState.QUEUED, RecordState.PRINTING, "claimed")
 
 
 def _audit(session: Session, claim: Claim, owner: str) -> None:
-    """The claim's audit event through :func:`audit_log.record` (SQLite; on PostgreSQL only
-    for a chain's first event, whose head that creates)."""
-    audit_log.record(
-        session,
-        AuditTag.RECORD_STATE_CHANGE,
-        actor=owner,
-        office_code=office_code(session, claim.office_id),
-        subject=claim.request_id,
-        details=_CLAIMED,
-    )
+    """The claim's audit event as :func:`printsrv.records.transition` writes it (SQLite; on
+    PostgreSQL only for a chain's first event, whose head that creates)."""
+    audit_state_change(session, claim.office_id, claim.request_id, _CLAIMED, actor=owner)
 
 # The claim's audit event, hashed inside the statement: its chain position and previous hash
 # come from the locked head row, its subject and office from the picked record.
