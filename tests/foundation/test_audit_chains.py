@@ -9,6 +9,7 @@ from printsrv.audit import station_chain
 from printsrv.config import Settings
 from printsrv.db import session_factory, unit_of_work
 from printsrv.models import AuditEvent, AuditHead
+from tests.concurrency import run_together
 
 
 def _write(settings: Settings, chain: str | None, n: int) -> None:
@@ -73,24 +74,7 @@ def test_concurrent_writers_on_a_new_chain_keep_it_whole(settings: Settings) -> 
     """Four writers start a chain at once and keep writing to it: one head is created, every
     event lands in one unbroken sequence (on PostgreSQL each event is one statement that locks
     the head and hashes the event from what it locked)."""
-    import threading
-
-    errors: list[BaseException] = []
-    start = threading.Barrier(4)
-
-    def writer() -> None:
-        try:
-            start.wait()
-            _write(settings, "shared-new", 15)
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=writer) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not errors
+    run_together([lambda: _write(settings, "shared-new", 15)] * 4)
     with session_factory(settings)() as s:
         seqs = s.scalars(
             select(AuditEvent.chain_seq)

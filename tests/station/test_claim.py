@@ -3,7 +3,7 @@ station's chain, and never the same record twice however many stations claim at 
 
 from __future__ import annotations
 
-import threading
+import functools
 import time
 from datetime import UTC, datetime
 
@@ -17,6 +17,7 @@ from printsrv.db import session_factory, unit_of_work
 from printsrv.models import AuditEvent, Batch, Record, RecordState
 from printsrv.offices import ensure_office
 from printsrv.station.claim import Claim, claim_next, office_ids
+from tests.concurrency import run_together
 
 OFFICE, OTHER = "35.26.01", "35.27.01"
 
@@ -139,40 +140,27 @@ def test_rolled_back_claim_leaves_record_queued_and_chain_intact(settings: Setti
 def test_concurrent_stations_never_claim_the_same_record(settings: Settings) -> None:
     _queue(settings, 240)  # 160 for our office
     claimed: dict[str, list[str]] = {}
-    errors: list[BaseException] = []
-    start = threading.Barrier(8)
-
     left_at_stop: list[int] = []
 
     def station(name: str) -> None:
-        mine: list[str] = []
-        try:
-            start.wait()
-            while (record := _claim(settings, name)) is not None:
-                mine.append(record.request_id)
-                time.sleep(0.005)  # making the card: SQLite's lock is not fair without a gap
-            with session_factory(settings)() as s:
-                left_at_stop.append(
-                    s.scalar(
-                        select(func.count())
-                        .select_from(Record)
-                        .where(
-                            Record.state == RecordState.QUEUED,
-                            Record.office_id.in_(office_ids(s, OFFICE)),
-                        )
+        mine = claimed[name] = []
+        while (record := _claim(settings, name)) is not None:
+            mine.append(record.request_id)
+            time.sleep(0.005)  # making the card: SQLite's lock is not fair without a gap
+        with session_factory(settings)() as s:
+            left_at_stop.append(
+                s.scalar(
+                    select(func.count())
+                    .select_from(Record)
+                    .where(
+                        Record.state == RecordState.QUEUED,
+                        Record.office_id.in_(office_ids(s, OFFICE)),
                     )
-                    or 0
                 )
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-        claimed[name] = mine
+                or 0
+            )
 
-    threads = [threading.Thread(target=station, args=(f"c{i}",)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not errors
+    run_together([functools.partial(station, f"c{i}") for i in range(8)])
     every = [rid for ids in claimed.values() for rid in ids]
     assert len(every) == 160 and len(set(every)) == 160
     assert sum(1 for ids in claimed.values() if ids) > 1  # they really ran side by side
@@ -205,23 +193,12 @@ def test_claims_sharing_one_audit_chain_keep_it_whole(settings: Settings) -> Non
     the head row is locked, so a writer that waited hashes on the newest head)."""
     _queue(settings, 60)  # 40 for our office
     claimed: list[str] = []
-    errors: list[BaseException] = []
-    start = threading.Barrier(4)
 
     def station() -> None:
-        try:
-            start.wait()
-            while (record := _claim(settings, "shared")) is not None:
-                claimed.append(record.request_id)
-        except BaseException as exc:  # reported below
-            errors.append(exc)
+        while (record := _claim(settings, "shared")) is not None:
+            claimed.append(record.request_id)
 
-    threads = [threading.Thread(target=station) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not errors
+    run_together([station] * 4)
     assert len(claimed) == 40 and len(set(claimed)) == 40
     with session_factory(settings)() as s:
         events = s.execute(
