@@ -13,10 +13,14 @@ from printsrv.models import Office, OfficeKind
 _CODES: dict[tuple[str, int], str] = {}
 
 
+def _key(session: Session, office_id: int) -> tuple[str, int]:
+    return str(session.get_bind().engine.url), office_id
+
+
 def office_code(session: Session, office_id: int) -> str:
     """An office's code, remembered per database: codes never change, and audit events on a
     station's hot path (several per card) should not each pay a round trip for it."""
-    key = (str(session.get_bind().engine.url), office_id)
+    key = _key(session, office_id)
     code = _CODES.get(key)
     if code is None:
         code = _CODES[key] = session.get_one(Office, office_id).code
@@ -31,7 +35,7 @@ def forget_codes() -> None:
 
 def remember_code(session: Session, office_id: int, code: str) -> None:
     """Note an office's code already at hand (so that :func:`office_code` need not ask)."""
-    _CODES[(str(session.get_bind().engine.url), office_id)] = code
+    _CODES[_key(session, office_id)] = code
 
 
 def ensure_office(session: Session, code: str, *, actor: str) -> Office:

@@ -64,7 +64,6 @@ from printsrv.station.journal import (
     finish,
     title_for,
 )
-from printsrv.station.reasons import PAUSE_TEXT
 
 log = logging.getLogger("printsrv.station")
 
@@ -311,7 +310,7 @@ class Station:
         self.acknowledged &= current
         fault = fault_from_reasons([r for r in status.reasons if r not in self.acknowledged])
         if fault is not None:
-            return PAUSE_TEXT[fault]
+            return reasons.PAUSE_TEXT[fault]
         if not status.accepting_jobs:
             return reasons.QUEUE_NOT_ACCEPTING
         if status.state == PrinterState.STOPPED:
@@ -535,7 +534,7 @@ class Station:
                 if outcome is not None and outcome.job_id is not None:
                     self._note_job(job, outcome.job_id)
                 if consumed is False:
-                    reason = (PAUSE_TEXT.get(fault, str(exc)) if fault
+                    reason = (reasons.PAUSE_TEXT.get(fault, str(exc)) if fault
                               else f"{reasons.PRINTER_ERROR}{exc}")
                     timings["print"] = time.perf_counter() - t
                     try:

@@ -29,22 +29,18 @@ _STATIONS = "stock.stations"
 def _station(session: Session, config: StationConfig, *, required: bool = True) -> Any:
     """The ledger's station row, looked up once per unit of work: the session's identity map
     holds unchanged rows only weakly, and a lookup by name is a query every time."""
-    from sqlalchemy import select
-
     from printsrv.ledger.blanks import station_by_name
-    from printsrv.ledger.models import Station
+    from printsrv.ledger.errors import LedgerError
 
     held: dict[str, Any] = session.info.setdefault(_STATIONS, {})
-    row = held.get(config.name)
-    if row is None:
-        if required:
-            row = station_by_name(session, config.name)
-        else:
-            row = session.scalar(select(Station).where(Station.name == config.name))
-            if row is None:
-                return None
-        held[config.name] = row
-    return row
+    if config.name not in held:
+        try:
+            held[config.name] = station_by_name(session, config.name)
+        except LedgerError:
+            if required:
+                raise
+            return None
+    return held[config.name]
 
 
 def ensure_station(session: Session, config: StationConfig) -> Any:
