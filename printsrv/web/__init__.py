@@ -164,7 +164,7 @@ def create_app(
     views.register_error_handlers(app)
 
     from printsrv.web.guard import current_user
-    from printsrv.web.labels import label, pause_reason
+    from printsrv.web.labels import card_result, label, pause_reason
     from printsrv.web.services import can
     from printsrv.web.views import queue_rows_html
 
@@ -175,6 +175,7 @@ def create_app(
         has_ledger="ledger" in app.blueprints,
         queue_rows_html=queue_rows_html,
         label=label,
+        card_result=card_result,
         pause_reason=lambda reason: pause_reason(reason, select_locale()),
     )
 

@@ -71,6 +71,11 @@ def label(kind: str, code: str | None) -> str:
     return str(word) if word is not None else code
 
 
+def card_result(outcome: str | None, cause: str | None) -> str:
+    """A card's fate and its cause, as one cell reads (``rusak Gagal tulis chip``)."""
+    return f"{label('card_outcome', outcome)} {label('cause', cause)}".strip()
+
+
 def pause_reason(reason: str | None, locale: str) -> str:
     """A station's pause reason as the reader reads it: written in English by the daemon,
     shown in Indonesian unless the page is in English."""

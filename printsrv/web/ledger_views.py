@@ -29,7 +29,7 @@ from printsrv.web import db, read_db, select_locale
 from printsrv.web import ledger_services as ls
 from printsrv.web import services as svc
 from printsrv.web.guard import current_user, permission
-from printsrv.web.labels import label, pause_reason
+from printsrv.web.labels import card_result, label, pause_reason
 from printsrv.web.tags import WebTag
 
 bp = Blueprint("ledger", __name__)
@@ -190,8 +190,7 @@ def station_status(station_id: int) -> Any:
                 {
                     **job,
                     "phase_label": label("card_phase", job["phase"]),
-                    "result_label": f"{label('card_outcome', job['outcome'])} "
-                    f"{label('cause', job['cause'])}".strip(),
+                    "result_label": card_result(job["outcome"], job["cause"]),
                 }
                 for job in view.jobs
             ],

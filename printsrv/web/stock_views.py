@@ -37,7 +37,6 @@ from printsrv.web import services as svc
 from printsrv.web import stock_services as ss
 from printsrv.web.documents import destruction_pdf, handover_pdf
 from printsrv.web.guard import current_user, permission
-from printsrv.web.labels import label
 from printsrv.web.tags import WebTag
 
 bp = Blueprint("stock", __name__)
@@ -171,7 +170,7 @@ def index() -> Any:
         spoil=SpoilForm(),
         ribbon_receive=RibbonReceiveForm(),
         ribbon_load=RibbonLoadForm(),
-        causes={c: label("cause", c) for c in labels.CAUSE_ID},
+        causes={c: labels.label("cause", c) for c in labels.CAUSE_ID},
         manual_causes=[c.value for c in ss.MANUAL_CAUSES],
     )
 
