@@ -31,6 +31,14 @@ def upgrade(settings: Settings) -> str:
     return current_revision(settings) or ""
 
 
+def head_revision() -> str:
+    """The newest revision the code ships (what ``upgrade`` brings a database to)."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    return head or ""
+
+
 def current_revision(settings: Settings) -> str | None:
     """The revision the database is at, ``None`` for an empty database."""
     engine = engine_for(settings.sqlalchemy_url)

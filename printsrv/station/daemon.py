@@ -65,6 +65,9 @@ from printsrv.station.journal import (
     title_for,
 )
 
+#: Seconds between two reads of the print holds (a supervisor's acknowledgement shows then).
+HOLD_CHECK_SECONDS = 5.0
+
 log = logging.getLogger("printsrv.station")
 
 
@@ -153,6 +156,8 @@ class Station:
         self.sticky_problem: str | None = None
         self.on_phase: Callable[[str, CardJob], None] | None = None  # tests: crash points
         self._next_purge_sweep = 0.0  # time.monotonic() of the next sweep; 0: at the first idle
+        self._hold: str | None = None
+        self._hold_checked_at = float("-inf")
 
     def _unit(self) -> AbstractContextManager[Session]:
         """A unit of work whose audit events go to this station's own chain."""
@@ -302,6 +307,9 @@ class Station:
         """
         if self.sticky_problem:
             return self.sticky_problem
+        hold = self._print_hold()
+        if hold:
+            return f"{reasons.PRINT_HOLD}{hold}"
         try:
             status = self.printer.status()
         except PrinterError as exc:
@@ -319,6 +327,18 @@ class Station:
         if reason:
             return reason
         return None
+
+    def _print_hold(self) -> str | None:
+        """An unacknowledged print hold (e.g. after a restore), read at most every few
+        seconds: it changes by a supervisor's hand, not per card."""
+        now = time.monotonic()
+        if now - self._hold_checked_at >= HOLD_CHECK_SECONDS:
+            from printsrv.backup import active_hold
+
+            with self._unit() as session:
+                self._hold = active_hold(session)
+            self._hold_checked_at = now
+        return self._hold
 
     def _resume_requested(self) -> bool:
         with self._unit() as session:
