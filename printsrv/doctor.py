@@ -161,6 +161,20 @@ def _audit(settings: Settings) -> Check:
     return Check("audit log", True, f"{report.events} events verified in {took:.1f} s")
 
 
+def _holds(settings: Settings) -> Check:
+    from printsrv.backup import active_hold
+    from printsrv.db import unit_of_work
+
+    try:
+        with unit_of_work(settings) as session:
+            hold = active_hold(session)
+    except Exception as exc:
+        return Check("print holds", False, f"cannot read the database: {_short(exc)}")
+    if hold:
+        return Check("print holds", False, f"stations will not print: {hold}")
+    return Check("print holds", True, "none open")
+
+
 CHECKS: tuple[Callable[[Settings], Check], ...] = (
     _database,
     _token,
@@ -169,6 +183,7 @@ CHECKS: tuple[Callable[[Settings], Check], ...] = (
     _disk,
     _clock,
     _audit,
+    _holds,
 )
 
 
