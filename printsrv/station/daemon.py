@@ -157,6 +157,8 @@ class Station:
         self.on_phase: Callable[[str, CardJob], None] | None = None  # tests: crash points
         self._next_purge_sweep = 0.0  # time.monotonic() of the next sweep; 0: at the first idle
         self._hold: str | None = None
+        #: How often the database went away under this station (a failover, a restart).
+        self.database_outages = 0
         self._hold_checked_at = float("-inf")
 
     def _unit(self) -> AbstractContextManager[Session]:
@@ -238,13 +240,24 @@ class Station:
                     self.wait_ready()
                 except StopRequested:
                     break
+                except Exception as exc:
+                    if not self._database_lost(exc):
+                        raise
+                    self._wait_for_database(exc)
+                    continue
                 if on_request and not self._batch_remaining():
                     self.purge_sweep()
                     self.heartbeat()
                     self.stop_event.wait(self.idle_sleep)
                     continue
                 started = time.monotonic()
-                result = self.process_one()
+                try:
+                    result = self.process_one()
+                except Exception as exc:
+                    if not self._database_lost(exc):
+                        raise
+                    self._wait_for_database(exc)
+                    continue
                 if result is not None and on_request:
                     self._batch_done_one()
                 if result is None:
@@ -264,8 +277,64 @@ class Station:
                     self.heartbeat()
                     self.stop_event.wait(rest)
         finally:
-            self.shutdown()
+            try:
+                self.shutdown()
+            except Exception as exc:
+                if not self._database_lost(exc):
+                    raise
+                log.warning("station %s: stopped without a database to say so: %s",
+                            self.config.name, exc)
         return results
+
+    def _database_lost(self, exc: BaseException) -> bool:
+        """Whether ``exc`` says the central database went away (a failover, a restart, a cut
+        link) rather than a fault of ours. Only PostgreSQL: SQLite is a local file."""
+        from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+        if not self.settings.is_postgres or not isinstance(exc, DBAPIError):
+            return False
+        return bool(exc.connection_invalidated) or isinstance(
+            exc, OperationalError | InterfaceError
+        )
+
+    def _wait_for_database(self, exc: BaseException) -> None:
+        """Pause until the database answers again (libpq tries every host in the URL and,
+        with ``target_session_attrs=read-write``, connects only to the primary), then settle
+        the card that was in flight through the intent journal, as at a restart."""
+        from sqlalchemy import text
+
+        from printsrv.db import engine_for
+        from printsrv.station.recovery import recover
+
+        reason = f"{reasons.DATABASE_GONE}{str(exc).strip().splitlines()[0][:200]}"
+        log.warning("station %s paused: %s", self.config.name, reason)
+        self.paused_reason = reason
+        self.database_outages += 1
+        engine = engine_for(self.settings.sqlalchemy_url)
+        while not self.stop_event.wait(self.config.poll_interval):
+            engine.dispose()  # every pooled connection points at the lost server
+            try:
+                with engine.connect() as conn:
+                    conn.execute(text("SELECT 1"))
+                recovered = recover(self, automatic=True)
+            except Exception as again:
+                if not self._database_lost(again):
+                    raise
+                continue
+            log.info("station %s: database back; %d card(s) settled by the journal",
+                     self.config.name, len(recovered))
+            self.paused_reason = None
+            with self._unit() as session:
+                self._runtime(session, StationMode.RUNNING, None)
+                audit.record(
+                    session,
+                    StationTag.RESUME,
+                    actor=self.config.actor,
+                    office_code=self.config.office,
+                    subject=self.config.name,
+                    details={"after": reason, "settled": [r.job_id for r in recovered]},
+                )
+            return
 
     def purge_sweep(self, *, force: bool = False) -> int:
         """Shred the biometrics of this station's offices whose reprint window has ended; at
