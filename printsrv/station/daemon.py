@@ -48,6 +48,7 @@ from printsrv.cardinput import CardInput
 from printsrv.config import Settings
 from printsrv.db import unit_of_work
 from printsrv.errors import StateError
+from printsrv.eventlog import card_fields
 from printsrv.models import Record, RecordState
 from printsrv.offices import office_code
 from printsrv.records import after_issue, card_input_for, purge_expired_media, transition
@@ -700,7 +701,9 @@ class Station:
             request_id = db_job.record.request_id
         self.issued += 1
         timings["issue"] = time.perf_counter() - t
-        log.info("station %s: issued %s on %s", self.config.name, request_id, job.blank_serial)
+        log.info("station %s: issued %s on %s", self.config.name, request_id, job.blank_serial,
+                 extra=card_fields(self.config.name, request_id=request_id,
+                                   blank_serial=job.blank_serial, card_job=job.id))
         return CardResult(job.id, request_id, job.blank_serial, CardOutcome.ISSUED,
                           timings=timings, chip_uid=chip.uid or None)
 
@@ -728,7 +731,9 @@ class Station:
             request_id = db_job.record.request_id
         self.spoiled += 1
         log.warning("station %s: spoiled %s (%s): %s", self.config.name, job.blank_serial,
-                    cause, message)
+                    cause, message,
+                    extra=card_fields(self.config.name, request_id=request_id,
+                                      blank_serial=job.blank_serial, card_job=job.id))
         return CardResult(job.id, request_id, job.blank_serial, CardOutcome.SPOILED, cause,
                           message, timings=timings)
 
