@@ -230,7 +230,9 @@ def manifest_of(session: Session, *, postgres: bool) -> dict[str, Any]:
     }
     return {
         "format": FORMAT,
-        "revision": session.execute(text("SELECT version_num FROM alembic_version")).scalar(),
+        "revision": "+".join(sorted(
+            session.execute(text("SELECT version_num FROM alembic_version")).scalars()
+        )),
         "database": "postgresql" if postgres else "sqlite",
         "counts": counts,
         "heads": heads,

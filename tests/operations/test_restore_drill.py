@@ -35,7 +35,8 @@ def _evidence(settings: Settings) -> dict[str, Any]:
             "audit_ok": chain.ok,
             "audit_events": chain.events,
             "ledger": ledger.as_dict(),
-            "report": stock_report(session, OFFICE, month),
+            "report": {k: v for k, v in stock_report(session, OFFICE, month).items()
+                       if k != "generated_at"},
             "states": sorted(
                 (r.request_id, r.state.value) for r in session.scalars(select(Record))
             ),
