@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -104,6 +105,9 @@ class User(Base):
     locked_until: Mapped[datetime | None]
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: The TOTP time step of the last accepted code: a code is good once.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    __table_args__ = (Index("uq_app_user_username_lower", func.lower(username), unique=True),)
 
 
 class Batch(Base):

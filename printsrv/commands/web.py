@@ -44,6 +44,23 @@ def register(sub: Any) -> None:
     a.add_argument("--office", required=True, help="office code PP.KK or PP.KK.CC")
     a.add_argument("--full-name", default="")
     a.set_defaults(func=cmd_user_add)
+    a = user_sub.add_parser("passwd", help="set a new password (standard input or a prompt); "
+                            "every session of the user ends")
+    a.add_argument("name")
+    a.set_defaults(func=cmd_user_change, change="password")
+    a = user_sub.add_parser("role", help="change a user's role; every session of the user ends")
+    a.add_argument("name")
+    a.add_argument("role", choices=["admin", "supervisor", "operator", "auditor"])
+    a.set_defaults(func=cmd_user_change, change="role")
+    a = user_sub.add_parser("sign-out", help="sign a user out everywhere (every session ends)")
+    a.add_argument("name")
+    a.set_defaults(func=cmd_user_change, change="sign-out")
+    a = user_sub.add_parser("reset-totp", help="clear a user's TOTP secret (a lost phone): the "
+                            "user enrols again at the next sign-in; audited")
+    a.add_argument("name")
+    a.set_defaults(func=cmd_user_change, change="reset-totp")
+    for sub_parser in user_sub.choices.values():
+        sub_parser.add_argument("--actor", default="cli", help="who does it (audit log)")
 
     p = sub.add_parser("token", help="API tokens")
     token_sub = p.add_subparsers(dest="token_command", required=True)
@@ -143,6 +160,35 @@ def cmd_user_add(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"user {args.name} ({args.role}, {args.office}) created")
+    return 0
+
+
+def cmd_user_change(args: argparse.Namespace) -> int:
+    """``user passwd|role|sign-out|reset-totp NAME``: each ends every session of the user."""
+    from printsrv.db import unit_of_work
+    from printsrv.models import Role
+    from printsrv.web import auth_service as svc
+
+    password = _read_password() if args.change == "password" else ""
+    with unit_of_work(load_settings()) as session:
+        user = svc.user_by_name(session, args.name)
+        if user is None:
+            print(f"error: no user {args.name!r}", file=sys.stderr)
+            return 1
+        if args.change == "password":
+            try:
+                svc.set_password(session, user, password, actor=args.actor)
+            except ValueError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
+        elif args.change == "role":
+            svc.set_role(session, user, Role(args.role), actor=args.actor)
+        elif args.change == "reset-totp":
+            svc.reset_totp(session, user, actor=args.actor)
+        else:
+            svc.end_all_sessions(session, user, reason="sign_out_everywhere", actor=args.actor)
+        name = user.username
+    print(f"user {name}: {args.change} done; every session of the user ended")
     return 0
 
 
