@@ -67,8 +67,18 @@ def register(sub: Any) -> None:
     t = token_sub.add_parser("add", help="create an API token (printed once)")
     t.add_argument("name")
     t.add_argument("--scope", required=True, choices=["station", "client"])
-    t.add_argument("--office", required=True)
+    t.add_argument("--office", required=True, help="a client token imports only batches of "
+                   "this office and its kecamatan")
+    t.add_argument("--expires", type=_expiry,
+                   help="when it stops working: YYYY-MM-DD (office local midnight UTC) or "
+                   "a number of days, e.g. 90d")
     t.set_defaults(func=cmd_token_add)
+    t = token_sub.add_parser("list", help="every token: scope, office, use, expiry, revocation")
+    t.set_defaults(func=cmd_token_list)
+    t = token_sub.add_parser("revoke", help="revoke a token (it stops working at once)")
+    t.add_argument("name")
+    t.add_argument("--actor", default="cli")
+    t.set_defaults(func=cmd_token_revoke)
 
 
 def default_workers() -> int:
@@ -192,6 +202,19 @@ def cmd_user_change(args: argparse.Namespace) -> int:
     return 0
 
 
+def _expiry(text: str) -> Any:
+    """``90d`` (days from now) or ``YYYY-MM-DD`` (the start of that day, UTC)."""
+    from datetime import UTC, date, datetime, timedelta
+
+    try:
+        if text.endswith("d") and text[:-1].isdigit():
+            return datetime.now(UTC) + timedelta(days=int(text[:-1]))
+        return datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: give YYYY-MM-DD or a number of days "
+                                         "like 90d") from exc
+
+
 def cmd_token_add(args: argparse.Namespace) -> int:
     from printsrv.db import unit_of_work
     from printsrv.web.models import TokenScope
@@ -200,6 +223,39 @@ def cmd_token_add(args: argparse.Namespace) -> int:
     settings = load_settings()
     with unit_of_work(settings) as session:
         office = ensure_office(session, args.office)
-        secret = create_token(session, args.name, TokenScope(args.scope), office, actor="cli")
+        secret = create_token(session, args.name, TokenScope(args.scope), office, actor="cli",
+                              expires_at=args.expires)
     print(secret)
+    return 0
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    from printsrv.db import unit_of_work
+    from printsrv.localtime import office_zone
+    from printsrv.terminal import table
+    from printsrv.web.services import list_tokens
+
+    with unit_of_work(load_settings()) as session:
+        rows = []
+        for t in list_tokens(session):
+            zone = office_zone(t.office.code)
+            rows.append({
+                "name": t.name, "scope": t.scope.value, "office": t.office.code,
+                "prefix": t.prefix, "created": zone.format(t.created_at),
+                "last used": zone.format(t.last_used_at) or None,
+                "expires": zone.format(t.expires_at) or None,
+                "revoked": zone.format(t.revoked_at) or None,
+            })
+    print(table(rows))
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    from printsrv.db import unit_of_work
+    from printsrv.web.services import revoke_token
+
+    with unit_of_work(load_settings()) as session:
+        token = revoke_token(session, args.name, actor=args.actor)
+        name = token.name
+    print(f"token {name} revoked")
     return 0

@@ -33,6 +33,8 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    #: After this moment the token no longer works (``None``: until revoked).
+    expires_at: Mapped[datetime | None]
 
 
 class WebSession(Base):

@@ -16,6 +16,7 @@ class WebTag(enum.StrEnum):
     SESSIONS_END = "admin:user:sessions_end"
     USER_CREATE = "admin:user:create"
     TOKEN_CREATE = "admin:token:create"
+    TOKEN_REVOKE = "admin:token:revoke"
     QUEUE_VIEW = "web:queue:view"
     HELD_VIEW = "web:held:view"
     RECORD_VIEW = "web:record:view"

@@ -1,4 +1,5 @@
-"""web: server-side sessions, one-time TOTP codes, user names unique without regard to case
+"""web: server-side sessions, one-time TOTP codes, user names unique without regard to case,
+API token expiry
 
 Revision ID: 0019
 Revises: 0018
@@ -44,9 +45,13 @@ def upgrade() -> None:
         batch.add_column(sa.Column("totp_last_step", sa.BigInteger(), nullable=True))
     op.create_index("uq_app_user_username_lower", "app_user", [sa.text("lower(username)")],
                     unique=True)
+    with op.batch_alter_table("api_token") as batch:
+        batch.add_column(sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("api_token") as batch:
+        batch.drop_column("expires_at")
     op.drop_index("uq_app_user_username_lower", table_name="app_user")
     with op.batch_alter_table("app_user") as batch:
         batch.drop_column("totp_last_step")
