@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -33,11 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the command line and exit with the handler's status."""
+    os.umask(0o077)  # the instance holds personal data and keys: nothing we create is shared
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.config:
-        import os
-
         os.environ["PRINTSRV_CONFIG"] = args.config
     if not getattr(args, "func", None):
         parser.print_help()

@@ -100,7 +100,8 @@ class User(Base):
     office_id: Mapped[int] = mapped_column(ForeignKey("office.id"))
     office: Mapped[Office] = relationship()
     password_hash: Mapped[str] = mapped_column(String(255), default="")
-    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    #: Sealed under the token's storage key (``enc1:…``, :mod:`printsrv.web.auth_service`).
+    totp_secret: Mapped[str | None] = mapped_column(String(255))
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None]
     active: Mapped[bool] = mapped_column(default=True)

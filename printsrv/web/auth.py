@@ -6,7 +6,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from markupsafe import Markup
@@ -94,7 +103,7 @@ def totp() -> Any:
             session.clear()
             error = _("Akun dikunci sementara karena terlalu banyak percobaan gagal.")
             return render_template("totp.html", form=form, error=error), 401
-        if svc.accept_totp(user, form.code.data or ""):
+        if svc.accept_totp(user, form.code.data or "", _vault()):
             return _finish(user)
         outcome = svc.record_failure(db(), user, "totp", datetime.now(UTC))
         if outcome is svc.LoginOutcome.LOCKED:
@@ -117,13 +126,17 @@ def enrol() -> Any:
     form = TotpForm()
     error = None
     if form.validate_on_submit():
-        if svc.enrol_totp(db(), user, secret, form.code.data or ""):
+        if svc.enrol_totp(db(), user, secret, form.code.data or "", _vault()):
             return _finish(user)
         error = _("Kode salah.")
     uri = svc.provisioning_uri(user, secret)
     return render_template(
         "enrol.html", form=form, error=error, secret=secret, uri=uri, qr=_qr_svg(uri)
     )
+
+
+def _vault() -> svc.TotpSecrets:
+    return svc.TotpSecrets(current_app.config["PRINTSRV_SETTINGS"])
 
 
 def _qr_svg(text: str) -> Markup:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import hmac
@@ -17,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 
 from printsrv import audit
+from printsrv.config import Settings
 from printsrv.models import Office, Role, User
 from printsrv.web.models import WebSession
 from printsrv.web.tags import WebTag
@@ -174,15 +176,60 @@ def totp_step(code: str, secret: str, now: datetime | None = None) -> int | None
     return None
 
 
-def accept_totp(user: User, code: str, now: datetime | None = None) -> bool:
+SEALED = "enc1:"
+
+
+class TotpSecrets:
+    """TOTP secrets sealed under the token's storage key (AES-GCM inside the token, the user
+    id as associated data): the database holds ``enc1:`` and ciphertext, never the secret."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @staticmethod
+    def _ref(user_id: int) -> bytes:
+        return f"totp-secret:{user_id}".encode()
+
+    def seal(self, user_id: int, secret: str) -> str:
+        from printsrv.keys import KeyStore
+
+        with KeyStore.open(self.settings) as keys:
+            sealed = keys.wrap_data_key(secret.encode(), self._ref(user_id))
+        return SEALED + base64.b64encode(sealed).decode()
+
+    def open(self, user_id: int, stored: str) -> str:
+        """The secret of ``stored``; a secret stored in clear (before sealing) as it is."""
+        if not stored.startswith(SEALED):
+            return stored
+        from printsrv.keys import KeyStore
+
+        with KeyStore.open(self.settings) as keys:
+            return keys.unwrap_data_key(base64.b64decode(stored[len(SEALED):]),
+                                        self._ref(user_id)).decode()
+
+    def seal_clear_secrets(self, session: Session) -> int:
+        """Seal every secret still stored in clear (``init`` after an upgrade)."""
+        users = session.scalars(select(User).where(User.totp_secret.is_not(None))).all()
+        clear = [u for u in users if u.totp_secret and not u.totp_secret.startswith(SEALED)]
+        for user in clear:
+            user.totp_secret = self.seal(user.id, user.totp_secret or "")
+        return len(clear)
+
+
+def accept_totp(
+    user: User, code: str, vault: TotpSecrets, now: datetime | None = None
+) -> bool:
     """Check ``code`` against the user's secret; a code (its time step) is accepted once:
-    a step at or before the last accepted one is refused."""
+    a step at or before the last accepted one is refused. A secret found in clear is sealed."""
     if user.totp_secret is None:
         return False
-    step = totp_step(code, user.totp_secret, now)
+    secret = vault.open(user.id, user.totp_secret)
+    step = totp_step(code, secret, now)
     if step is None or (user.totp_last_step is not None and step <= user.totp_last_step):
         return False
     user.totp_last_step = step
+    if not user.totp_secret.startswith(SEALED):
+        user.totp_secret = vault.seal(user.id, secret)
     return True
 
 
@@ -199,14 +246,16 @@ def provisioning_uri(user: User, secret: str) -> str:
     return pyotp.TOTP(secret).provisioning_uri(name=user.username, issuer_name=ISSUER)
 
 
-def enrol_totp(session: Session, user: User, secret: str, code: str) -> bool:
+def enrol_totp(
+    session: Session, user: User, secret: str, code: str, vault: TotpSecrets
+) -> bool:
     """Enrol ``secret`` when ``code`` proves the authenticator has it. Refused once the user
     has a secret: a stale enrolment page or cookie can never replace an enrolled secret (an
     admin resets it with :func:`reset_totp`)."""
     step = totp_step(code, secret)
     if user.totp_secret is not None or step is None:
         return False
-    user.totp_secret, user.totp_last_step = secret, step
+    user.totp_secret, user.totp_last_step = vault.seal(user.id, secret), step
     audit.record(session, WebTag.TOTP_ENROL, actor=user.username, office_code=user.office.code)
     return True
 

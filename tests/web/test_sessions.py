@@ -125,7 +125,7 @@ def test_enrolment_never_replaces_a_secret(app: Any, settings: Any, world: Any) 
     assert client.post("/login/enrol", data={"code": pyotp.TOTP(secret).now(),
                                              "csrf_token": _csrf(page)}).status_code == 302
     enrolled = _user(settings, "supervisor_own").totp_secret
-    assert enrolled == secret
+    assert enrolled is not None and enrolled.startswith("enc1:") and secret not in enrolled
     # The stale enrolment cookie (another secret in it, say an attacker's) changes nothing.
     attacker = app.test_client()
     attacker.set_cookie("printsrv", stale_cookie)
@@ -134,7 +134,19 @@ def test_enrolment_never_replaces_a_secret(app: Any, settings: Any, world: Any) 
         sess["enrol_secret"] = other
     attacker.post("/login/enrol", data={"code": pyotp.TOTP(other).now(),
                                         "csrf_token": _csrf(page)})
-    assert _user(settings, "supervisor_own").totp_secret == secret
+    assert _user(settings, "supervisor_own").totp_secret == enrolled
+
+
+def test_a_secret_found_in_clear_is_sealed_at_its_next_use(app: Any, settings: Any,
+                                                           world: Any) -> None:
+    secret = _with_secret(settings, "operator_own")  # as an older version stored it
+    client = app.test_client()
+    _login(client, "operator_own")
+    page = client.get("/login/totp").get_data(as_text=True)
+    assert client.post("/login/totp", data={"code": pyotp.TOTP(secret).now(),
+                                            "csrf_token": _csrf(page)}).status_code == 302
+    stored = _user(settings, "operator_own").totp_secret
+    assert stored is not None and stored.startswith("enc1:") and secret not in stored
 
 
 def test_user_names_are_unique_without_case(app: Any, settings: Any, world: Any) -> None:

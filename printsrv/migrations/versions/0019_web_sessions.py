@@ -43,6 +43,9 @@ def upgrade() -> None:
     op.create_index(op.f("ix_web_session_user_id"), "web_session", ["user_id"], unique=False)
     with op.batch_alter_table("app_user") as batch:
         batch.add_column(sa.Column("totp_last_step", sa.BigInteger(), nullable=True))
+        # Room for a secret sealed under the token's key (init seals the clear ones).
+        batch.alter_column("totp_secret", type_=sa.String(length=255),
+                           existing_type=sa.String(length=64), existing_nullable=True)
     op.create_index("uq_app_user_username_lower", "app_user", [sa.text("lower(username)")],
                     unique=True)
     with op.batch_alter_table("api_token") as batch:
@@ -55,5 +58,7 @@ def downgrade() -> None:
     op.drop_index("uq_app_user_username_lower", table_name="app_user")
     with op.batch_alter_table("app_user") as batch:
         batch.drop_column("totp_last_step")
+        batch.alter_column("totp_secret", type_=sa.String(length=64),
+                           existing_type=sa.String(length=255), existing_nullable=True)
     op.drop_index(op.f("ix_web_session_user_id"), table_name="web_session")
     op.drop_table("web_session")
