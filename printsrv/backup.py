@@ -420,6 +420,7 @@ def restore_backup(
     key: bytes,
     *,
     anchor: dict[str, Any] | None = None,
+    anchor_checkpoints: Path | None = None,
     actor: str = "cli",
 ) -> RestoreSummary:
     """Restore ``path`` into this (empty) instance and hold every station until acknowledged."""
@@ -467,6 +468,15 @@ def restore_backup(
                 _copy_missing(work / folder, dest)
     engine_for(settings.sqlalchemy_url).dispose()
     schema.upgrade(settings)
+    # The signed checkpoints outside the database, if this instance kept them, are an anchor
+    # too: the restored log must reach every chain's newest signed sequence.
+    from printsrv import checkpoints
+
+    files = [p for p in (checkpoints.anchor_file(settings), anchor_checkpoints)
+             if p is not None and p.exists()]
+    for path in files:
+        anchor = {"heads": {**checkpoints.signed_heads(path, settings),
+                            **(anchor or {}).get("heads", {})}}
     behind = behind_anchor(manifest, anchor) if anchor else {}
     if behind:
         reason = (
@@ -531,13 +541,22 @@ def active_hold(session: Session) -> str | None:
     ).first()
 
 
-def acknowledge_holds(session: Session, *, by: str) -> int:
+def acknowledge_holds(session: Session, *, by: str, settings: Settings | None = None) -> int:
     """A supervisor acknowledges every open hold (audited); return how many."""
     from printsrv import audit
     from printsrv.models import PrintHold
 
     holds = session.scalars(select(PrintHold).where(PrintHold.acknowledged_at.is_(None))).all()
     now = datetime.now(UTC)
+    if settings is not None and any((h.details or {}).get("behind") for h in holds):
+        # The log was taken back before checkpoints the file still holds: that file is kept,
+        # renamed, for the auditors, and a new one starts from the restored log.
+        from printsrv import checkpoints
+
+        kept = checkpoints.set_aside(settings, f"before-restore-{now:%Y%m%dT%H%M%SZ}")
+        if kept is not None:
+            audit.record(session, "ops:checkpoints:set_aside", actor=by, subject=kept.name,
+                         details={"file": str(kept)})
     for hold in holds:
         hold.acknowledged_by, hold.acknowledged_at = by, now
         audit.record(

@@ -145,20 +145,22 @@ def _clock(settings: Settings) -> Check:
 
 
 def _audit(settings: Settings) -> Check:
-    from printsrv import audit
+    from printsrv import audit, checkpoints
     from printsrv.db import unit_of_work
 
     started = time.perf_counter()
     try:
         with unit_of_work(settings) as session:
             report = audit.verify(session)
+            anchored = checkpoints.verify(session, settings)
     except Exception as exc:
         return Check("audit log", False, _short(exc))
     took = time.perf_counter() - started
-    if not report.ok:
-        first = report.problems[0]
-        return Check("audit log", False, f"{len(report.problems)} problem(s), first: {first}")
-    return Check("audit log", True, f"{report.events} events verified in {took:.1f} s")
+    problems = [p.reason for p in report.problems] + anchored.problems
+    if problems:
+        return Check("audit log", False, f"{len(problems)} problem(s), first: {problems[0]}")
+    return Check("audit log", True, f"{report.events} events verified against "
+                 f"{anchored.checkpoints} signed checkpoint(s) in {took:.1f} s")
 
 
 def _holds(settings: Settings) -> Check:

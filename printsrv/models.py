@@ -217,6 +217,21 @@ class AuditEvent(Base):
     __table_args__ = (UniqueConstraint("chain", "chain_seq"),)
 
 
+class AuditCheckpoint(Base):
+    """A signed statement of every audit chain's head (chain → sequence, hash) at one moment,
+    numbered globally. Kept here and appended to a file outside the database
+    (:mod:`printsrv.checkpoints`); the signature is made in the token."""
+
+    __tablename__ = "audit_checkpoint"
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(String(40))
+    body: Mapped[str] = mapped_column(Text)  # the canonical JSON that was signed
+    signature: Mapped[str] = mapped_column(Text)  # base64 DER ECDSA
+
+
 class PrintHold(Base):
     """A reason no station may print until a supervisor acknowledges it (e.g. a restore whose
     ledger may be older than what was printed before the backup). Rows are never deleted."""

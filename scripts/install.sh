@@ -27,12 +27,14 @@ SYSTEMCTL=${SYSTEMCTL:-systemctl}
 VENV_FROM=${VENV_FROM:-}
 
 UNITS=(printsrv-web.service printsrv-station@.service printsrv-purge.service
-       printsrv-purge.timer printsrv-backup.service printsrv-backup.timer)
+       printsrv-purge.timer printsrv-backup.service printsrv-backup.timer
+       printsrv-audit-checkpoint.service printsrv-audit-checkpoint.timer)
 
 [ "$(id -u)" -eq 0 ] || { echo "install.sh: run as root" >&2; exit 1; }
 
 if [ "${1:-}" = "--uninstall" ]; then
-  for unit in printsrv-web.service printsrv-purge.timer printsrv-backup.timer; do
+  for unit in printsrv-web.service printsrv-purge.timer printsrv-backup.timer \
+              printsrv-audit-checkpoint.timer; do
     $SYSTEMCTL disable --now "$unit" 2>/dev/null || true
   done
   $SYSTEMCTL stop 'printsrv-station@*.service' 2>/dev/null || true
@@ -115,7 +117,8 @@ for unit in "${UNITS[@]}"; do
   chmod 0644 "$UNIT_DIR/$unit"
 done
 $SYSTEMCTL daemon-reload
-$SYSTEMCTL enable --now printsrv-web.service printsrv-purge.timer printsrv-backup.timer
+$SYSTEMCTL enable --now printsrv-web.service printsrv-purge.timer printsrv-backup.timer \
+  printsrv-audit-checkpoint.timer
 
 echo "installed. Check it with:"
 echo "  runuser -u $SERVICE_USER -- env PRINTSRV_CONFIG=$CONF_DIR/printsrv.toml \\"

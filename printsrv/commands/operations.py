@@ -52,8 +52,9 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--anchor",
         type=Path,
-        help="what the auditors hold: a newer backup's manifest or checkpoint (JSON with "
-        "'heads'); the restore says which audit chains are behind it",
+        help="what the auditors hold: an audit export's checkpoints.jsonl, or a newer "
+        "backup's manifest (JSON with 'heads'); the restore says which audit chains are "
+        "behind it",
     )
     p.add_argument("--actor", default="cli")
     p.set_defaults(func=cmd_restore)
@@ -109,14 +110,17 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from printsrv.backup import BackupError, load_key, restore_backup
 
     settings = load_settings()
-    anchor = None
-    if args.anchor:
+    anchor, anchor_checkpoints = None, None
+    if args.anchor and args.anchor.suffix == ".jsonl":
+        anchor_checkpoints = args.anchor  # read once the restored keys are in place
+    elif args.anchor:
         try:
             anchor = json.loads(args.anchor.read_text())
         except (OSError, ValueError) as exc:
             raise BackupError(f"anchor {args.anchor}: {exc}") from exc
     summary = restore_backup(
-        settings, args.file, load_key(args.key_file), anchor=anchor, actor=args.actor
+        settings, args.file, load_key(args.key_file), anchor=anchor,
+        anchor_checkpoints=anchor_checkpoints, actor=args.actor,
     )
     print(f"restored the backup of {summary.manifest.get('created_utc')} "
           f"(revision {summary.manifest.get('revision')})")
@@ -146,7 +150,8 @@ def cmd_hold_acknowledge(args: argparse.Namespace) -> int:
     from printsrv.backup import acknowledge_holds
     from printsrv.db import unit_of_work
 
-    with unit_of_work(load_settings()) as session:
-        count = acknowledge_holds(session, by=args.by)
+    settings = load_settings()
+    with unit_of_work(settings) as session:
+        count = acknowledge_holds(session, by=args.by, settings=settings)
     print(f"{count} hold(s) acknowledged by {args.by}")
     return 0

@@ -10,6 +10,7 @@ transaction holds the batch row, the records, their wrapped keys, encrypted medi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -24,11 +25,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from printsrv import audit
+from printsrv import audit, checkpoints
 from printsrv.audit import AuditTag
 from printsrv.config import Settings
 from printsrv.db import unit_of_work
-from printsrv.errors import IntakeError
+from printsrv.errors import IntakeError, KeyStoreError
 from printsrv.intake.container import BatchContainer, BatchProblem, unsafe_path_reason
 from printsrv.intake.signature import SignatureInvalid, load_trusted_cas, verify_detached
 from printsrv.keys import KeyStore
@@ -516,12 +517,14 @@ def import_batch(
     if batch_problems or (result.problems and not accept_valid):
         _log_rejection(settings, result, actor)
         return result
-    with KeyStore.open(settings) as keys, unit_of_work(settings) as session:
-        _store(session, keys, manifest, candidates, result, actor)
-        if any(isinstance(p, BatchProblem) for p in result.problems):
-            session.rollback()
-            result.imported = result.held = 0
-            result.holds = []
+    with KeyStore.open(settings) as keys:
+        with unit_of_work(settings) as session:
+            _store(session, keys, manifest, candidates, result, actor)
+            if any(isinstance(p, BatchProblem) for p in result.problems):
+                session.rollback()
+                result.imported = result.held = 0
+                result.holds = []
+        checkpoints.checkpoint_now(settings, keys, reason="batch")
     if any(isinstance(p, BatchProblem) for p in result.problems):
         _log_rejection(settings, result, actor)
         return result
@@ -532,6 +535,8 @@ def import_batch(
 
 
 def _log_rejection(settings: Settings, result: ImportResult, actor: str) -> None:
+    """The refusal as an audit event, then a checkpoint that signs it (a token problem is not
+    the batch's: the refusal stands, and the next checkpoint covers it)."""
     with unit_of_work(settings) as session:
         audit.record(
             session,
@@ -543,6 +548,8 @@ def _log_rejection(settings: Settings, result: ImportResult, actor: str) -> None
                 "first": [str(p) for p in result.problems[:5]],
             },
         )
+    with contextlib.suppress(KeyStoreError), KeyStore.open(settings) as keys:
+        checkpoints.checkpoint_now(settings, keys, reason="batch_refused")
 
 
 def write_rejection_report(settings: Settings, result: ImportResult) -> Path:

@@ -196,6 +196,18 @@ class Station:
                 subject=self.config.name,
                 details={"issued": self.issued, "spoiled": self.spoiled},
             )
+        self._checkpoint("shift_end")
+
+    def _checkpoint(self, reason: str) -> None:
+        """Sign every audit chain's head (after a card's fate, at the end of a shift): the
+        log anchored outside the database. A failure is logged, never stops the station."""
+        from printsrv import checkpoints
+
+        try:
+            checkpoints.checkpoint_now(self.settings, self.keys, reason=reason,
+                                       audit_chain=station_chain(self.config.name))
+        except Exception:
+            log.exception("station %s: audit checkpoint failed", self.config.name)
 
     def install_signal_handlers(self) -> None:
         """SIGTERM/SIGINT: finish the current card, then stop; a second signal stops at once."""
@@ -701,6 +713,7 @@ class Station:
             request_id = db_job.record.request_id
         self.issued += 1
         timings["issue"] = time.perf_counter() - t
+        self._checkpoint("card")
         log.info("station %s: issued %s on %s", self.config.name, request_id, job.blank_serial,
                  extra=card_fields(self.config.name, request_id=request_id,
                                    blank_serial=job.blank_serial, card_job=job.id))
@@ -730,6 +743,7 @@ class Station:
             )
             request_id = db_job.record.request_id
         self.spoiled += 1
+        self._checkpoint("card")
         log.warning("station %s: spoiled %s (%s): %s", self.config.name, job.blank_serial,
                     cause, message,
                     extra=card_fields(self.config.name, request_id=request_id,

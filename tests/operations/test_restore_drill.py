@@ -133,3 +133,33 @@ def make_rig_on(settings: Settings, rig: Any) -> Iterator[Any]:
 
     with KeyStore.open(settings) as keys:
         yield Station(settings, rig.config, rig.printer, rig.encoder, keys=keys, idle_sleep=0.01)
+
+
+def test_the_signed_checkpoints_show_a_rewound_ledger(
+    settings: Settings, tmp_path: Path, empty_instance: Settings
+) -> None:
+    """The checkpoints file outside the database (stations sign one after every card) is the
+    anchor: a restore older than it is held, and after the supervisor acknowledges, the old
+    file is kept aside and the restored log verifies again."""
+    from printsrv import checkpoints
+
+    with make_rig(settings, tmp_path, records=6, blanks=10) as rig:
+        rig.station().run(max_cards=2)
+        old = backup.create_backup(settings, tmp_path / "old.ktpbak", KEY, with_token=True).path
+        rig.station().run(max_cards=2)  # two cards signed after the backup
+    # The auditors' copy of the checkpoints travels to the replacement machine.
+    anchor = tmp_path / "auditors-checkpoints.jsonl"
+    anchor.write_bytes(checkpoints.anchor_file(settings).read_bytes())
+    summary = backup.restore_backup(empty_instance, old, KEY, anchor_checkpoints=anchor)
+    assert summary.behind.get("station:st1", 0) >= 2, summary.behind
+    # Its own file (had the folder survived) is an anchor as well.
+    target = checkpoints.anchor_file(empty_instance)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(anchor.read_bytes())
+    with unit_of_work(empty_instance) as session:
+        assert not checkpoints.verify(session, empty_instance).ok  # it says so
+        assert backup.acknowledge_holds(session, by="supervisor1", settings=empty_instance)
+    kept = list(target.parent.glob("checkpoints.jsonl.before-restore-*"))
+    assert len(kept) == 1 and not target.exists()
+    with unit_of_work(empty_instance) as session:
+        assert checkpoints.verify(session, empty_instance).ok
