@@ -6,12 +6,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from printsrv.cardinput import CardInput
-from printsrv.layout import pdf as reportlab_pdf
 from printsrv.layout import pdfwriter
 from printsrv.layout.compose import compose
 from printsrv.layout.coverage import estimate_coverage
 from printsrv.layout.errors import RenderError
-from printsrv.layout.raster import png_bytes, rasterize
 from printsrv.layout.template import Box, Template, load_template
 
 PNG_DPI = 300
@@ -91,11 +89,15 @@ def render_card(
     if backend == "native":
         pdf = pdfwriter.write_pdf(layout, page_mm, offset)
     elif backend == "reportlab":
+        from printsrv.layout import pdf as reportlab_pdf  # the comparison backend, on demand
+
         pdf = reportlab_pdf.write_pdf(layout, page_mm, offset)
     else:
         raise RenderError("backend", f"unknown PDF backend {backend!r} (native or reportlab)")
     preview = None
     if png:
+        from printsrv.layout.raster import png_bytes, rasterize
+
         blank = tpl.preview_blank if preview_blank and tpl.preview_blank else (255, 255, 255)
         preview = png_bytes(rasterize(layout, png_dpi, page_mm, offset, blank), png_dpi)
     inks = estimate_coverage(layout) if coverage else {}
