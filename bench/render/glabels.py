@@ -105,7 +105,7 @@ def write_merge(template: Template, batch: Path, out: Path, *, issue: date) -> i
                 value = values.get(name, "").upper()
                 row.append(format_date(value) if spec == "date" else value)
             media = record.get("media", {})
-            row += [str(batch / media[k]) if k in media else "" for k in ("photo", "signature")]
+            row += [str(batch / media[k]) if media.get(k) else "" for k in ("photo", "signature")]
             writer.writerow(row)
             rows += 1
     (out / "face.glabels").write_text(
