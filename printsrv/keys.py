@@ -305,6 +305,17 @@ class KeyStore:
             )
         )
 
+    def missing_keys(self) -> list[str]:
+        """Labels of the keys the server needs that the token lacks (``doctor``)."""
+        pkcs11 = _pkcs11()
+        wanted = {
+            STORAGE_KEK: pkcs11.ObjectClass.SECRET_KEY,
+            BIOMETRIC_MASTER: pkcs11.ObjectClass.SECRET_KEY,
+            SCP03_MASTER: pkcs11.ObjectClass.SECRET_KEY,
+            DOCUMENT_SIGNER: pkcs11.ObjectClass.PRIVATE_KEY,
+        }
+        return [label for label, kind in wanted.items() if not self._has(label, kind)]
+
     def create_missing_keys(self) -> list[str]:
         """Generate or import every key the server needs that the token lacks."""
         pkcs11 = _pkcs11()

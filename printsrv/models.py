@@ -212,6 +212,19 @@ class AuditEvent(Base):
     __table_args__ = (UniqueConstraint("chain", "chain_seq"),)
 
 
+class PrintHold(Base):
+    """A reason no station may print until a supervisor acknowledges it (e.g. a restore whose
+    ledger may be older than what was printed before the backup). Rows are never deleted."""
+
+    __tablename__ = "print_hold"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    reason: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
+    acknowledged_at: Mapped[datetime | None]
+
+
 # Tables of the later modules register on the same metadata (Alembic, test clean-up).
 from printsrv.ledger import models as _ledger_tables  # noqa: E402,F401
 from printsrv.station import journal as _station_tables  # noqa: E402,F401

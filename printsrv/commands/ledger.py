@@ -162,7 +162,8 @@ def register(sub: Any) -> None:
 
     p = lsub.add_parser("report", help="monthly stock report of an office")
     p.add_argument("--office", required=True)
-    p.add_argument("--month", required=True, help="YYYY-MM (WIB)")
+    p.add_argument("--month", required=True,
+                   help="YYYY-MM (the office's local month: WIB, WITA or WIT)")
     p.add_argument("--format", choices=["json", "csv", "pdf"], default="json")
     p.add_argument("--out", type=Path, help="file to write (default: standard output)")
     p.set_defaults(func=cmd_report)
@@ -191,14 +192,11 @@ def _serials(args: argparse.Namespace, *, required: bool = True) -> list[str]:
     return list(dict.fromkeys(serials))
 
 
-def _wib(at: Any) -> str:
-    from datetime import UTC
+def _local(at: Any, office: str) -> str:
+    """``at`` in the office's local time with its zone name."""
+    from printsrv.localtime import office_zone
 
-    from printsrv.ledger.reports import WIB
-
-    if at.tzinfo is None:  # SQLite returns naive UTC
-        at = at.replace(tzinfo=UTC)
-    return str(at.astimezone(WIB).isoformat(timespec="seconds"))
+    return office_zone(office).format(at, seconds=True)
 
 
 def _uow() -> Any:
@@ -526,7 +524,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                 "carton": blank.carton,
                 "journal": [
                     {
-                        "at": _wib(m.at),
+                        "at": _local(m.at, codes[m.office_id]),
                         "kind": m.kind.value,
                         "from": m.from_state.value if m.from_state else None,
                         "to": m.to_state.value,

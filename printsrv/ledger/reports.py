@@ -1,6 +1,6 @@
 """The monthly stock report of one office, computed from the movement journal.
 
-Months run in WIB (Asia/Jakarta, UTC+7, no daylight saving). Balance:
+Months run in the office's local time (WIB, WITA or WIT: printsrv.localtime). Balance:
 ``opening + received + transferred_in = issued + spoiled + transferred_out + closing``,
 where on-hand (opening, closing) is in_stock + in_hopper + reserved. Destroyed blanks were
 counted as spoiled when they were spoiled; ``destroyed`` is reported for the destruction records.
@@ -13,12 +13,13 @@ import io
 import math
 import re
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import String, func, select, type_coerce
 from sqlalchemy.orm import Session
 
+from printsrv import localtime
 from printsrv.ledger.blanks import office_by_code
 from printsrv.ledger.errors import LedgerError
 from printsrv.ledger.models import (
@@ -35,19 +36,16 @@ from printsrv.ledger.models import (
 )
 from printsrv.models import Office
 
-WIB = timezone(timedelta(hours=7), "WIB")
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 
-def month_bounds(month: str) -> tuple[datetime, datetime]:
-    """``YYYY-MM`` → the month's start and end as UTC datetimes (WIB month boundaries)."""
+def month_bounds(month: str, office: str = "35") -> tuple[datetime, datetime]:
+    """``YYYY-MM`` → the month's start and end as UTC datetimes, at the boundaries of the
+    office's local month (WIB, WITA or WIT)."""
     match = _MONTH.match(month)
     if not match or not 1 <= int(match[2]) <= 12:
         raise LedgerError(f"month {month!r} is not YYYY-MM")
-    year, mon = int(match[1]), int(match[2])
-    start = datetime(year, mon, 1, tzinfo=WIB)
-    end = datetime(year + (mon == 12), mon % 12 + 1, 1, tzinfo=WIB)
-    return start.astimezone(UTC), end.astimezone(UTC)
+    return localtime.month_bounds(month, localtime.office_zone(office))
 
 
 def _flows(
@@ -245,9 +243,11 @@ def _panels_per_card(
 
 
 def stock_report(session: Session, office_code: str, month: str) -> dict[str, Any]:
-    """The monthly stock report of ``office_code`` for ``month`` (``YYYY-MM``, WIB)."""
+    """The monthly stock report of ``office_code`` for ``month`` (``YYYY-MM``, the office's
+    local month)."""
     office = office_by_code(session, office_code)
-    start, end = month_bounds(month)
+    start, end = month_bounds(month, office_code)
+    zone = localtime.office_zone(office_code)
     before = _flows(session, office.id, None, start)
     during = _flows(session, office.id, start, end)
     opening = _on_hand(before)
@@ -272,11 +272,11 @@ def stock_report(session: Session, office_code: str, month: str) -> dict[str, An
         "office": {"code": office.code, "name": office.name},
         "month": month,
         "period": {
-            "start": start.astimezone(WIB).isoformat(),
-            "end": end.astimezone(WIB).isoformat(),
-            "timezone": "Asia/Jakarta (WIB, UTC+07:00)",
+            "start": zone.local(start).isoformat(),
+            "end": zone.local(end).isoformat(),
+            "timezone": f"{zone.tz.key} ({zone.name})",
         },
-        "generated_at": datetime.now(UTC).astimezone(WIB).isoformat(timespec="seconds"),
+        "generated_at": zone.local(localtime.now_utc()).isoformat(timespec="seconds"),
         "opening": opening,
         "received": during["received"],
         "transferred_in": during["transferred_in"],

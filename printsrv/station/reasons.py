@@ -29,7 +29,10 @@ PRINTER_GONE = "printer gone: "
 READER_GONE = "reader gone: "
 PCSC_GONE = "reader gone: PC/SC service unavailable: "
 ENCODER_ERROR = "encoder software error: "
+#: A print hold a supervisor must acknowledge (``hold acknowledge``), e.g. after a restore.
+PRINT_HOLD = "held until a supervisor acknowledges: "
 PRINTER_ERROR = "printer: "
+DATABASE_GONE = "database unreachable: "
 #: What to run once an encoder error is fixed (after the error's own words).
 AFTER_FIXING = "after fixing it: "
 
@@ -50,7 +53,9 @@ _LEADS_ID: tuple[tuple[str, str], ...] = (  # the longer of two leads with one s
     (PRINTER_GONE, "Printer tidak terhubung: "),
     (READER_GONE, "Pembaca kartu tidak terhubung: "),
     (ENCODER_ERROR, "Kesalahan perangkat lunak encoder: "),
+    (PRINT_HOLD, "Ditahan sampai disetujui supervisor: "),
     (PRINTER_ERROR, "Printer: "),
+    (DATABASE_GONE, "Basis data tidak terjangkau: "),
 )
 
 

@@ -123,6 +123,20 @@ def _release_write_lock() -> None:
         _SQLITE_WRITE_LOCK.release()
 
 
+def local_time(moment: Any, office: str | None = None, seconds: bool = True) -> str:
+    """Jinja filter ``{{ e.at | local(e.office_code) }}``: the office's local time with its
+    zone name (WIB, WITA, WIT); the signed-in user's office when the row names none."""
+    from printsrv.localtime import office_zone
+    from printsrv.web.guard import current_user
+
+    if moment is None:
+        return ""
+    if not office:
+        user = current_user()
+        office = user.office.code if user is not None else "35"
+    return office_zone(office).format(moment, seconds=seconds)
+
+
 def create_app(
     settings: Settings | None = None, test_config: dict[str, Any] | None = None
 ) -> Flask:
@@ -178,6 +192,7 @@ def create_app(
         card_result=card_result,
         pause_reason=lambda reason: pause_reason(reason, select_locale()),
     )
+    app.jinja_env.filters["local"] = local_time
 
     @app.after_request
     def _commit_and_headers(response: Any) -> Any:

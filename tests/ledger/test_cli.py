@@ -19,11 +19,11 @@ from printsrv import PROJECT_ROOT
 from printsrv.config import Settings
 from printsrv.db import engine_for, session_factory
 from printsrv.ledger.models import BlankState
-from printsrv.ledger.reports import WIB
+from printsrv.localtime import WIB
 
 Cli = Callable[..., tuple[int, str, str]]
 OFFICE = "35.26.01"
-MONTH = datetime.now(UTC).astimezone(WIB).strftime("%Y-%m")
+MONTH = datetime.now(UTC).astimezone(WIB.tz).strftime("%Y-%m")
 
 
 def sn(n: int) -> str:
