@@ -36,12 +36,19 @@ class Command:
 
 COMMANDS: dict[str, Command] = {
     "audit": Command("printsrv.commands.foundation:register", "the audit log"),
+    "backup": Command("printsrv.commands.operations:register",
+                      "write a consistent, encrypted backup of the database and the key folder"),
     "chip": Command("printsrv.commands.chip:register",
                     "personalize and verify e-KTP chips (PC/SC)"),
     "demo": Command("printsrv.commands.demo:register",
                     "run a complete virtual station (database, chip simulator, CUPS printer, web)"),
     "demo-data": Command("printsrv.commands.foundation:register",
                          "write a signed batch of synthetic residents"),
+    "doctor": Command("printsrv.commands.operations:register",
+                      "check a running installation (database, token, readers, printers, disk, "
+                      "clock, audit log); exit 1 on any failure"),
+    "hold": Command("printsrv.commands.operations:register",
+                    "print holds: list them, or acknowledge them (supervisor)"),
     "import": Command("printsrv.commands.foundation:register",
                       "import a signed batch (directory or .zip)"),
     "init": Command("printsrv.commands.foundation:register",
@@ -52,6 +59,9 @@ COMMANDS: dict[str, Command] = {
                        "records: shred biometrics after the reprint window"),
     "render": Command("printsrv.commands.render:register",
                       "render card faces (one record, the sample, or the queue) to PDF or PNG"),
+    "restore": Command("printsrv.commands.operations:register",
+                       "restore a backup into an empty instance; stations stay held until a "
+                       "supervisor acknowledges ('hold acknowledge')"),
     "serve": Command("printsrv.commands.web:register",
                      "serve the web app and the API (gunicorn, one worker per CPU up to 4; "
                      "waitress with --workers 1)"),
