@@ -22,6 +22,7 @@ import argparse
 import multiprocessing
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -56,13 +57,23 @@ MODES = {
 
 
 # --- real path ----------------------------------------------------------------------------------
+#: CPU seconds (user + system) of each process run by :func:`_run` and its children.
+CPU: dict[tuple[str, ...], list[float]] = {}
+
+
 def _run(args: list[str], env: dict[str, str]) -> float:
-    """Wall time of one whole process; fails loudly when it fails."""
+    """Wall time of one whole process (its CPU time, workers included, goes to :data:`CPU`);
+    fails loudly when it fails."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     seconds = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed:\n{proc.stderr.decode()[-2000:]}")
+    CPU.setdefault(tuple(args), []).append(
+        after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    )
     return seconds
 
 
@@ -109,18 +120,19 @@ def real_path(count: int, pairs: int, processes: int | None, work: Path) -> None
         print(f"  pair {i + 1}: render --queued {a[-1]:.2f} s"
               + (f", glabels-3-batch {b[-1]:.2f} s" if b else ""), flush=True)
     pages = _pages(work / "cards.pdf")
-    print(f"\n{'command (whole process)':<44} {'pages':>6} {'median s':>9} {'cards/s':>8}")
-    print("-" * 70)
-    med_a = statistics.median(a)
+    print(f"\n{'command (whole process)':<44} {'pages':>6} {'median s':>9} {'cards/s':>8} "
+          f"{'CPU s':>6}")  # fmt: skip
+    print("-" * 77)
+    med_a, cpu_a = statistics.median(a), statistics.median(CPU[tuple(ours)])
     print(f"{'run.py render --queued --out cards.pdf':<44} {pages:>6} {med_a:>9.2f} "
-          f"{pages / med_a:>8.0f}")  # fmt: skip
-    if b:
-        med_b = statistics.median(b)
+          f"{pages / med_a:>8.0f} {cpu_a:>6.2f}")  # fmt: skip
+    if b and theirs:
+        med_b, cpu_b = statistics.median(b), statistics.median(CPU[tuple(theirs)])
         gl_pages = _pages(work / "glabels.pdf")
         print(f"{'glabels-3-batch (same records)':<44} {gl_pages:>6} {med_b:>9.2f} "
-              f"{gl_pages / med_b:>8.0f}")  # fmt: skip
-        print(f"ratio (gLabels / ours, medians of {pairs} A/B pairs): {med_b / med_a:.1f}x "
-              "(goal >= 10x)")
+              f"{gl_pages / med_b:>8.0f} {cpu_b:>6.2f}")  # fmt: skip
+        print(f"ratio (gLabels / ours, medians of {pairs} A/B pairs): wall {med_b / med_a:.1f}x "
+              f"(goal >= 10x), CPU time {cpu_b / cpu_a:.1f}x")
     print("all runs (s): ours " + " ".join(f"{x:.2f}" for x in a)
           + ("; gLabels " + " ".join(f"{x:.2f}" for x in b) if b else ""))
 
