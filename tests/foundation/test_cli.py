@@ -9,6 +9,8 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from printsrv import PROJECT_ROOT, commands
 from printsrv.cli import COMMANDS, build_full_parser, build_parser, chosen_command
@@ -111,3 +113,23 @@ def test_a_chosen_command_parses_fully_and_others_stay_placeholders() -> None:
     assert args.func.__module__ == "printsrv.commands.render"
     with pytest.raises(SystemExit):  # a placeholder takes no options
         parser.parse_args(["station", "status"])
+
+
+_WORD = st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=12)
+
+
+@given(
+    prefix=st.sampled_from([[], ["--config", "x.toml"], ["--config=x.toml"],
+                            ["--config", "render"]]),
+    name=st.sampled_from(sorted(COMMANDS)),
+    rest=st.lists(_WORD, max_size=5),
+)
+def test_chosen_command_finds_the_command_after_global_options(
+    prefix: list[str], name: str, rest: list[str]
+) -> None:
+    assert chosen_command([*prefix, name, *rest]) == name
+
+
+@given(st.lists(_WORD, max_size=6))
+def test_chosen_command_is_a_known_command_or_none(argv: list[str]) -> None:
+    assert chosen_command(argv) in (None, *COMMANDS)
