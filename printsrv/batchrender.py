@@ -44,6 +44,9 @@ from printsrv.models import MediaKind, Office, Record, RecordKey, RecordMedia, R
 #: Records per unit of work and per task of a worker: large enough that the bulk reads and the
 #: hand-over to a worker cost little per card, small enough for a smooth progress bar.
 CHUNK = 50
+#: A chunk takes well under a second; a worker silent this long was killed or hangs (a pool
+#: replaces a dead worker but never answers for its task).
+CHUNK_TIMEOUT = 300.0
 _FACE_MEDIA = (MediaKind.PHOTO, MediaKind.SIGNATURE)
 
 
@@ -257,9 +260,9 @@ def render_queued(
                     continue
                 pending.append(pool.apply_async(_render_chunk, (cards, options, folder)))
                 while len(pending) > 2 * processes:  # bounded: pages are written in order
-                    collect(pending.popleft().get())
+                    collect(_answer(pending.popleft()))
             while pending:
-                collect(pending.popleft().get())
+                collect(_answer(pending.popleft()))
     except BaseException:
         if partial is not None:
             partial.unlink(missing_ok=True)
@@ -274,6 +277,15 @@ def render_queued(
         else:
             partial.unlink(missing_ok=True)
     return result
+
+
+def _answer(task: AsyncResult[list[_Rendered | str]]) -> list[_Rendered | str]:
+    try:
+        return task.get(CHUNK_TIMEOUT)
+    except multiprocessing.TimeoutError:
+        raise PrintSrvError(
+            f"a render worker gave no answer in {CHUNK_TIMEOUT:.0f} s (killed?); nothing written"
+        ) from None
 
 
 @contextmanager

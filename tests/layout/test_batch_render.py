@@ -150,3 +150,23 @@ def test_the_command(
     with pytest.raises(SystemExit) as info:
         main(["render", "--queued", "--limit", "0", "--out", str(out)])
     assert info.value.code == 2
+
+
+def _hang(*_args: object) -> list[object]:
+    import time
+
+    time.sleep(30)
+    return []
+
+
+def test_a_silent_worker_fails_the_run_and_leaves_no_pdf(
+    settings: Settings, queued: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from printsrv import batchrender
+    from printsrv.errors import PrintSrvError
+
+    monkeypatch.setattr(batchrender, "_render_chunk", _hang)
+    monkeypatch.setattr(batchrender, "CHUNK_TIMEOUT", 0.5)
+    with pytest.raises(PrintSrvError, match="gave no answer"):
+        render_queued(settings, tmp_path / "cards.pdf", processes=2)
+    assert list(tmp_path.glob("cards.pdf*")) == []
