@@ -50,6 +50,8 @@ _CHILD_ENV: Final = "PRINTSRV_DEMO_CHILD"
 _PR_SET_PDEATHSIG: Final = 1
 
 log = logging.getLogger("printsrv.demo")
+#: Records of each demo batch held for review, so that the review workflow can be tried.
+DEMO_HELD = 2
 
 
 class DemoStopped(Exception):
@@ -265,7 +267,7 @@ def ensure_records(settings: Settings, count: int, folder: Path,
     out = folder / batch_id
     console.say(f"records: writing demo batch {batch_id} ({count} signed synthetic records)")
     write_demo_batch(settings, count, out, seed=100 + batches, batch_id=batch_id,
-                     office_codes=[OFFICE])
+                     office_codes=[OFFICE], held=DEMO_HELD if count > 2 * DEMO_HELD else 0)
     result = import_batch(settings, out, actor="demo")
     if not result.accepted:
         raise RuntimeError(f"demo batch rejected: {result.problems}")

@@ -21,6 +21,8 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--batch-id")
     p.add_argument("--office", action="append", help="office code PP.KK.CC (repeatable)")
+    p.add_argument("--held", type=int, default=0,
+                   help="records whose NIK does not match the birth date (held for review)")
     p.set_defaults(func=cmd_demo_data)
 
     p = sub.add_parser("import", help="import a signed batch (directory or .zip)")
@@ -91,6 +93,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
             batch_id=args.batch_id,
             office_codes=args.office,
             progress=bar.update,
+            held=args.held,
         )
     print(f"wrote {args.count} records to {out}")
     return 0

@@ -165,7 +165,8 @@ def register(sub: Any) -> None:
     p.add_argument("--month", required=True,
                    help="YYYY-MM (the office's local month: WIB, WITA or WIT)")
     p.add_argument("--format", choices=["json", "csv", "pdf"], default="json")
-    p.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    p.add_argument("--out", type=Path, help="file to write (default: standard output; a PDF "
+                   "goes to laporan-stok-OFFICE-MONTH.pdf in the current folder)")
     p.set_defaults(func=cmd_report)
 
     p = lsub.add_parser("show", help="a blank and its journal, or an office's stock by state")
@@ -488,6 +489,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.out:
         args.out.write_bytes(data)
         print(f"wrote {args.out}", file=sys.stderr)
+    elif args.format == "pdf":  # PDF bytes are no use on a terminal: a file named for them
+        out = Path(f"laporan-stok-{args.office}-{args.month}.pdf")
+        out.write_bytes(data)
+        print(out.resolve())
     else:
         sys.stdout.flush()
         sys.stdout.buffer.write(data)
@@ -579,11 +584,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, indent=1, ensure_ascii=False))
     else:
-        for key, value in out.items():
-            if isinstance(value, list):
-                print(f"{key}:")
-                for item in value:
-                    print("  " + "  ".join(f"{k}={v}" for k, v in item.items() if v is not None))
-            else:
-                print(f"{key}: {value}")
+        from printsrv.terminal import record
+
+        print(record(out))
     return 0

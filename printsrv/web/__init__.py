@@ -178,7 +178,7 @@ def create_app(
     views.register_error_handlers(app)
 
     from printsrv.web.guard import current_user
-    from printsrv.web.labels import card_result, label, pause_reason
+    from printsrv.web.labels import card_result, event_sentence, label, pause_reason, record_state
     from printsrv.web.services import can
     from printsrv.web.views import queue_rows_html
 
@@ -190,6 +190,8 @@ def create_app(
         queue_rows_html=queue_rows_html,
         label=label,
         card_result=card_result,
+        event_sentence=event_sentence,
+        record_state=record_state,
         pause_reason=lambda reason: pause_reason(reason, select_locale()),
     )
     app.jinja_env.filters["local"] = local_time

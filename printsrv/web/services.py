@@ -11,7 +11,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -431,15 +431,54 @@ def decide_reprint(
 # --- audit log ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class AuditFilter:
+    """What the audit page shows: a range of local dates at the reader's office (both ends
+    inclusive), and optionally one actor, one event type and a subject (or its prefix)."""
+
+    first: date
+    last: date
+    actor: str = ""
+    tag: str = ""
+    subject: str = ""
+
+
 def audit_events(
-    session: Session, office: Office, *, before: int | None = None, limit: int = 100
+    session: Session,
+    office: Office,
+    *,
+    before: int | None = None,
+    limit: int = 100,
+    where: AuditFilter | None = None,
 ) -> list[AuditEvent]:
-    """Audit events of the offices ``office`` sees, newest first."""
+    """Audit events of the offices ``office`` sees, newest first, filtered by ``where``."""
     codes = [o.code for o in visible_offices(session, office)]
     stmt = select(AuditEvent).where(AuditEvent.office_code.in_(codes))
+    if where is not None:
+        from printsrv.localtime import office_zone
+
+        tz, midnight = office_zone(office.code).tz, datetime.min.time()
+        start = datetime.combine(where.first, midnight, tz).astimezone(UTC)
+        end = datetime.combine(where.last + timedelta(days=1), midnight, tz).astimezone(UTC)
+        stmt = stmt.where(AuditEvent.at >= start, AuditEvent.at < end)
+        if where.actor:
+            stmt = stmt.where(func.lower(AuditEvent.actor) == where.actor.lower())
+        if where.tag:
+            stmt = stmt.where(AuditEvent.tag == where.tag)
+        if where.subject:
+            stmt = stmt.where(AuditEvent.subject.startswith(where.subject, autoescape=True))
     if before is not None:
         stmt = stmt.where(AuditEvent.seq < before)
     return list(session.scalars(stmt.order_by(AuditEvent.seq.desc()).limit(limit)))
+
+
+def audit_tags(session: Session, office: Office) -> list[str]:
+    """The event types found in the log of the offices ``office`` sees (the filter's list)."""
+    codes = [o.code for o in visible_offices(session, office)]
+    return list(session.scalars(
+        select(AuditEvent.tag).where(AuditEvent.office_code.in_(codes)).distinct()
+        .order_by(AuditEvent.tag)
+    ))
 
 
 # --- users and tokens --------------------------------------------------------------------
