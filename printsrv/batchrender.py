@@ -253,8 +253,8 @@ def render_queued(
                 with unit_of_work(settings) as session:
                     cards, problems = load_cards(session, keys, chunk, actor=actor)
                 result.problems += problems
-                if progress and problems:
-                    progress(len(problems))
+                if progress and len(cards) < len(chunk):  # refused or no longer queued
+                    progress(len(chunk) - len(cards))
                 if pool is None:
                     collect(_render_chunk(cards, options, folder))
                     continue

@@ -170,3 +170,25 @@ def test_a_silent_worker_fails_the_run_and_leaves_no_pdf(
     with pytest.raises(PrintSrvError, match="gave no answer"):
         render_queued(settings, tmp_path / "cards.pdf", processes=2)
     assert list(tmp_path.glob("cards.pdf*")) == []
+
+
+def test_progress_reaches_the_total_with_refused_and_skipped_records(
+    settings: Settings, queued: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A purged record is refused, and a record a station took between the selection and its
+    chunk's read is skipped: the bar still ends at the total."""
+    from printsrv import batchrender
+
+    with unit_of_work(settings) as session:
+        session.execute(delete(RecordKey).where(RecordKey.record_id == select(Record.id).where(
+            Record.request_id == queued[1]).scalar_subquery()))  # fmt: skip
+        selected = batchrender.queued_ids(session)
+        session.execute(update(Record).where(Record.request_id == queued[2])
+                        .values(state=RecordState.PRINTING))  # fmt: skip
+    monkeypatch.setattr(batchrender, "queued_ids", lambda *a, **k: selected)
+    totals: list[int] = []
+    done: list[int] = []
+    result = render_queued(settings, tmp_path / "c.pdf", processes=2,
+                           on_total=totals.append, progress=done.append)  # fmt: skip
+    assert totals == [len(queued)] and sum(done) == len(queued)
+    assert result.rendered == len(queued) - 2
