@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -116,12 +117,11 @@ def _parser(full: Callable[[str], bool]) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the command line and exit with the handler's status."""
+    os.umask(0o077)  # the instance holds personal data and keys: nothing we create is shared
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(chosen_command(argv))
     args = parser.parse_args(argv)
     if args.config:
-        import os
-
         os.environ["PRINTSRV_CONFIG"] = args.config
     if not getattr(args, "func", None):
         parser.print_help()

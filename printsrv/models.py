@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -99,11 +100,15 @@ class User(Base):
     office_id: Mapped[int] = mapped_column(ForeignKey("office.id"))
     office: Mapped[Office] = relationship()
     password_hash: Mapped[str] = mapped_column(String(255), default="")
-    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    #: Sealed under the token's storage key (``enc1:…``, :mod:`printsrv.web.auth_service`).
+    totp_secret: Mapped[str | None] = mapped_column(String(255))
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None]
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: The TOTP time step of the last accepted code: a code is good once.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    __table_args__ = (Index("uq_app_user_username_lower", func.lower(username), unique=True),)
 
 
 class Batch(Base):

@@ -14,6 +14,7 @@
 #   SYSTEMCTL=systemctl               "true" installs the units without touching systemd
 #   VENV_FROM=                        reuse this venv (symlink) instead of building one
 set -euo pipefail
+umask 022  # the program files are world-readable; the instance makes itself private (0700)
 SRC="$(cd "$(dirname "$0")/.." && pwd)"
 
 PREFIX=${PREFIX:-/opt/ktp-printsrv}

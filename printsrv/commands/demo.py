@@ -380,7 +380,7 @@ def ensure_demo_user(settings: Settings) -> tuple[str, str]:
 
     from printsrv.db import unit_of_work
     from printsrv.models import Role, User
-    from printsrv.web.auth_service import create_user, hash_password
+    from printsrv.web.auth_service import create_user, set_password
     from printsrv.web.services import ensure_office
 
     password = secrets.token_urlsafe(12)
@@ -390,7 +390,7 @@ def ensure_demo_user(settings: Settings) -> tuple[str, str]:
             create_user(session, DEMO_USER, Role.OPERATOR, ensure_office(session, OFFICE),
                         password, full_name="Demo operator", actor="demo")
         else:
-            user.password_hash = hash_password(password)
+            set_password(session, user, password, actor="demo")
             user.failed_logins = 0
             user.active = True
     return DEMO_USER, password

@@ -68,9 +68,21 @@ def cmd_init(args: argparse.Namespace) -> int:
             audit.record(
                 session, AuditTag.SYSTEM_KEYS_CREATE, actor="init", details={"created": created}
             )
+    from printsrv.instance import secure_instance
+    from printsrv.web.auth_service import TotpSecrets
+
+    with unit_of_work(settings) as session:
+        sealed = TotpSecrets(settings).seal_clear_secrets(session)
+    tightened = secure_instance(settings)
     print(f"database {settings.sqlalchemy_url.split('@')[-1]} at revision {revision}")
     for item in created:
         print(f"created {item}")
+    if sealed:
+        print(f"sealed {sealed} TOTP secret(s) stored in clear under the token's key")
+    if tightened:
+        shown = ", ".join(tightened[:8]) + (" …" if len(tightened) > 8 else "")
+        print(f"made private (0700 folders, 0600 files) {len(tightened)} path(s) under "
+              f"{settings.instance_dir}: {shown}")
     return 0
 
 

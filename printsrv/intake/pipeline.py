@@ -98,6 +98,8 @@ class ImportResult:
     problems: list[Problem] = field(default_factory=list)
     holds: list[dict[str, str]] = field(default_factory=list)
     rejection_report: str | None = None
+    #: Refused because records belong to offices the importing client may not import for.
+    outside_scope: bool = False
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -111,6 +113,7 @@ class ImportResult:
             "holds": self.holds,
             "problems": [p.as_dict() for p in self.problems],
             "rejection_report": self.rejection_report,
+            "outside_scope": self.outside_scope,
         }
 
 
@@ -482,10 +485,15 @@ def import_batch(
     actor: str = "cli",
     progress: Progress | None = None,
     on_total: Progress | None = None,
+    office_scope: str | None = None,
 ) -> ImportResult:
     """Import the batch at ``path`` (directory or zip); never raises for a bad batch, the
-    result's ``problems`` say what is wrong and ``accepted`` is false."""
+    result's ``problems`` say what is wrong and ``accepted`` is false.
+
+    ``office_scope`` (an API client token's office): a record for any office outside it (not
+    the office nor one of its kecamatan) refuses the whole batch, ``outside_scope`` set."""
     result = ImportResult(source=str(path))
+    candidates: list[_Candidate] = []
     try:
         with BatchContainer(
             path, max_total_bytes=settings.max_batch_bytes, max_file_bytes=settings.max_batch_bytes
@@ -495,6 +503,15 @@ def import_batch(
         result.problems += [p for p in exc.problems if isinstance(p, BatchProblem | RecordProblem)]
         if not result.problems:
             result.problems.append(BatchProblem(str(path), str(exc)))
+    if office_scope is not None:
+        for c in candidates:
+            code = str(c.record.get("office_code", ""))
+            if code != office_scope and not code.startswith(office_scope + "."):
+                result.outside_scope = True
+                result.problems.append(BatchProblem(
+                    f"{RECORDS}: line {c.line}",
+                    f"office {code[:20]} is outside this client's office {office_scope}",
+                ))
     batch_problems = [p for p in result.problems if isinstance(p, BatchProblem)]
     if batch_problems or (result.problems and not accept_valid):
         _log_rejection(settings, result, actor)

@@ -8,7 +8,6 @@ counted as spoiled when they were spoiled; ``destroyed`` is reported for the des
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 import re
@@ -35,6 +34,7 @@ from printsrv.ledger.models import (
     SpoilCause,
 )
 from printsrv.models import Office
+from printsrv.paperwork import csv_text, markup
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
@@ -353,11 +353,8 @@ def report_rows(report: dict[str, Any]) -> list[tuple[str, str, Any]]:
 
 
 def render_csv(report: dict[str, Any]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["section", "item", "value"])
-    writer.writerows(report_rows(report))
-    return buf.getvalue()
+    """The report as ``section,item,value`` rows (cells safe from spreadsheet formulas)."""
+    return csv_text(["section", "item", "value"], report_rows(report))
 
 
 def render_pdf(report: dict[str, Any]) -> bytes:
@@ -394,7 +391,8 @@ def render_pdf(report: dict[str, Any]) -> bytes:
     story: list[Any] = [
         Paragraph("Blank stock report (Laporan stok blangko KTP-el)", styles["Title"]),
         Paragraph(
-            f"{report['office']['code']} {report['office']['name']} — month {report['month']} "
+            f"{report['office']['code']} {markup(report['office']['name'])} — month "
+            f"{report['month']} "
             f"({report['period']['timezone']}); generated {report['generated_at']}",
             small,
         ),

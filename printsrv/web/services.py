@@ -136,8 +136,10 @@ def search_records(
     after: int | None = None,
     limit: int = PAGE_SIZE,
     with_counts: bool = True,
+    by_request_id: bool = False,
 ) -> QueuePage:
-    """Records visible to ``office``: by NIK (16 digits), request id or name prefix, and state;
+    """Records visible to ``office``: by NIK (16 digits), request id (the whole id or its
+    start; ``by_request_id`` for an id without a dash) or name prefix, and state;
     keyset-paginated by id."""
     office_ids = visible_office_ids(session, office)
     stmt = (
@@ -159,8 +161,8 @@ def search_records(
     if query:
         if _NIK.match(query):
             stmt = stmt.where(Record.nik == query)
-        elif query.upper().startswith("PC-") or "-" in query:
-            stmt = stmt.where(Record.request_id == query)
+        elif by_request_id or query.upper().startswith("PC-") or "-" in query:
+            stmt = stmt.where(Record.request_id.startswith(query, autoescape=True))
         else:
             stmt = stmt.where(Record.nama.like(query.upper().replace("%", "") + "%"))
     if state is not None:
@@ -502,9 +504,13 @@ def hash_token(token: str) -> str:
 
 
 def create_token(
-    session: Session, name: str, scope: TokenScope, office: Office, *, actor: str
+    session: Session, name: str, scope: TokenScope, office: Office, *, actor: str,
+    expires_at: datetime | None = None,
 ) -> str:
-    """Create an API token; returns the secret (shown once, only its hash is kept)."""
+    """Create an API token; returns the secret (shown once, only its hash is kept). A name in
+    use is a :class:`StateError` that says so."""
+    if session.scalar(select(ApiToken.id).where(ApiToken.name == name)) is not None:
+        raise StateError(f"a token named {name!r} exists: choose another name, or revoke it")
     secret = "kps_" + secrets.token_urlsafe(32)
     session.add(
         ApiToken(
@@ -513,6 +519,7 @@ def create_token(
             token_hash=hash_token(secret),
             scope=scope,
             office_id=office.id,
+            expires_at=expires_at,
         )
     )
     session.flush()
@@ -522,9 +529,29 @@ def create_token(
         actor=actor,
         office_code=office.code,
         subject=name,
-        details={"scope": scope.value},
+        details={"scope": scope.value,
+                 "expires": expires_at.isoformat() if expires_at else None},
     )
     return secret
+
+
+def list_tokens(session: Session) -> list[ApiToken]:
+    """Every API token, newest first (the secret is never kept, only its prefix)."""
+    return list(session.scalars(
+        select(ApiToken).options(joinedload(ApiToken.office)).order_by(ApiToken.id.desc())
+    ))
+
+
+def revoke_token(session: Session, name: str, *, actor: str) -> ApiToken:
+    """Revoke token ``name`` (it stops working at once); audited."""
+    token = session.scalar(select(ApiToken).where(ApiToken.name == name))
+    if token is None:
+        raise NotFound(f"no token named {name!r}")
+    if token.revoked_at is None:
+        token.revoked_at = datetime.now(UTC)
+        audit.record(session, WebTag.TOKEN_REVOKE, actor=actor, office_code=token.office.code,
+                     subject=name)
+    return token
 
 
 def token_for(session: Session, secret: str) -> ApiToken | None:
@@ -535,6 +562,12 @@ def token_for(session: Session, secret: str) -> ApiToken | None:
         .options(joinedload(ApiToken.office))
         .where(ApiToken.token_hash == hash_token(secret), ApiToken.revoked_at.is_(None))
     )
+    now = datetime.now(UTC)
+    if token is not None and token.expires_at is not None:
+        expires = token.expires_at if token.expires_at.tzinfo else token.expires_at.replace(
+            tzinfo=UTC)
+        if expires <= now:
+            return None
     if token is not None:
-        token.last_used_at = datetime.now(UTC)
+        token.last_used_at = now
     return token
