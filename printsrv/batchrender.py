@@ -39,6 +39,7 @@ from printsrv.intake.pipeline import decrypt_media
 from printsrv.keys import KeyStore
 from printsrv.layout import PdfDocument, RenderError, TemplateError, render_page
 from printsrv.layout.pdfwriter import PageParts
+from printsrv.localtime import local_date
 from printsrv.models import MediaKind, Office, Record, RecordKey, RecordMedia, RecordState
 
 #: Records per unit of work and per task of a worker: large enough that the bulk reads and the
@@ -73,6 +74,7 @@ class PageOptions:
     page: Literal["card", "bleed"] = "card"
     bleed_mm: tuple[float, float] | None = None
     coverage: bool = True
+    template: str | None = None  # None: each record's own (by card type)
 
 
 def queued_ids(
@@ -145,6 +147,7 @@ def load_cards(
             fields={k: v for k, v in row.data.items() if isinstance(v, str)},
             photo_jpeg=plain.get(MediaKind.PHOTO, b""),
             signature_png=plain.get(MediaKind.SIGNATURE, b""),
+            issue_date=local_date(row.code),  # the office's date, as for one card
         ))  # fmt: skip
     return cards, problems
 
@@ -165,9 +168,8 @@ def _render_chunk(
     out: list[_Rendered | str] = []
     for card in cards:
         try:
-            face = render_page(
-                card, page=options.page, bleed_mm=options.bleed_mm, coverage=options.coverage
-            )
+            face = render_page(card, template=options.template, page=options.page,
+                               bleed_mm=options.bleed_mm, coverage=options.coverage)
         except RenderError as exc:
             out.append(f"record {card.request_id}: {exc.field}: {exc}")
             continue

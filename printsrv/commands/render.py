@@ -141,7 +141,8 @@ def cmd_render_queued(args: argparse.Namespace) -> int:
         print("error: --limit must be at least 1", file=sys.stderr)
         return 2
     bleed = args.bleed or (_bleed_from_profile(args.profile) if args.profile else None)
-    options = PageOptions(page="bleed" if bleed else "card", bleed_mm=bleed)
+    options = PageOptions(page="bleed" if bleed else "card", bleed_mm=bleed,
+                          template=args.template)
     show = sys.stderr.isatty() and not args.json
     with tqdm(total=0, desc="rendering", unit="card", disable=not show, file=sys.stderr) as bar:
         result = render_queued(

@@ -192,3 +192,26 @@ def test_progress_reaches_the_total_with_refused_and_skipped_records(
                            on_total=totals.append, progress=done.append)  # fmt: skip
     assert totals == [len(queued)] and sum(done) == len(queued)
     assert result.rendered == len(queued) - 2
+
+
+def test_each_card_carries_its_office_local_issue_date(
+    settings: Settings, queued: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """16:30 UTC on 1 January is already 2 January in WIT (Papua, Maluku) and WITA, still
+    1 January in WIB: the issue date printed is the office's, as for one card."""
+    from datetime import UTC, datetime
+
+    from printsrv import batchrender, localtime
+
+    monkeypatch.setattr(localtime, "now_utc", lambda: datetime(2026, 1, 1, 16, 30, tzinfo=UTC))
+    seen: dict[str, object] = {}
+    render_page = batchrender.render_page
+
+    def spy(card, **kw):  # type: ignore[no-untyped-def]
+        seen[card.fields["office_code"]] = card.issue_date
+        return render_page(card, **kw)
+
+    monkeypatch.setattr(batchrender, "render_page", spy)
+    render_queued(settings, tmp_path / "c.pdf", processes=1)
+    assert seen and all(day == localtime.local_date(code) for code, day in seen.items())
+    assert len(set(seen.values())) == 2  # the demo batch spans zones on both sides of midnight
