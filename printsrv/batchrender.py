@@ -216,6 +216,8 @@ def render_queued(
     options = options or PageOptions()
     processes = max(1, processes or os.cpu_count() or 1)
     as_document = out.suffix.lower() == ".pdf"
+    if as_document and not out.parent.is_dir():
+        raise PrintSrvError(f"{out.parent}: no such folder for {out.name}")
     if not as_document:
         if out.exists() and not out.is_dir():
             raise PrintSrvError(f"{out}: not a folder (give FILE.pdf or a folder)")

@@ -215,3 +215,10 @@ def test_each_card_carries_its_office_local_issue_date(
     render_queued(settings, tmp_path / "c.pdf", processes=1)
     assert seen and all(day == localtime.local_date(code) for code, day in seen.items())
     assert len(set(seen.values())) == 2  # the demo batch spans zones on both sides of midnight
+
+
+def test_a_pdf_in_a_missing_folder_is_a_clear_error(settings: Settings, tmp_path: Path) -> None:
+    from printsrv.errors import PrintSrvError
+
+    with pytest.raises(PrintSrvError, match="no such folder"):
+        render_queued(settings, tmp_path / "missing" / "cards.pdf")
