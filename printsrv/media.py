@@ -55,6 +55,10 @@ class ImageInfo:
 # Images
 
 
+#: Scans a portrait JPEG may have (libjpeg's progressive encoding makes about 10).
+MAX_JPEG_SCANS = 100
+
+
 def _jpeg_header_size(data: bytes) -> tuple[int, int, int]:
     """Width, height and component count from the first SOF segment, without decoding."""
     pos = 2
@@ -161,6 +165,12 @@ def verify_jpeg(
         raise MediaError("photo is not a JPEG (bad signature)")
     width, height, components = _jpeg_header_size(data)
     _check_pixels("JPEG", width, height, max_pixels)
+    # Each scan starts with an SOS marker (FFDA), which entropy-coded data cannot contain. A
+    # progressive JPEG has about ten; one with 140,000 tiny scans passes every size limit and
+    # takes the better part of a minute to decode, at intake and again at every render.
+    scans = data.count(b"\xff\xda")
+    if scans > MAX_JPEG_SCANS:
+        raise MediaError(f"JPEG has {scans} scans (at most {MAX_JPEG_SCANS})")
     if components != 3:
         raise MediaError(
             f"photo has {components} colour component(s): a colour (RGB) JPEG is required"
@@ -197,6 +207,19 @@ def verify_png(data: bytes, *, max_pixels: int) -> ImageInfo:
     if getattr(im, "n_frames", 1) != 1:
         raise MediaError("signature is an animated PNG")
     return ImageInfo("PNG", width, height, im.mode)
+
+
+def signature_is_blank(data: bytes) -> bool:
+    """Whether a signature PNG has (next to) no ink: fewer than 30 dark, visible pixels."""
+    im = _decode(data, "PNG").convert("LA")
+    im.thumbnail((400, 200))
+    light, alpha = im.split()
+    dark = light.point(lambda v: 255 if v < 160 else 0)
+    seen = alpha.point(lambda v: 255 if v > 32 else 0)
+    from PIL import ImageChops
+
+    ink = ImageChops.multiply(dark, seen)
+    return sum(ink.histogram()[255:]) < 30
 
 
 def expected_background_colour(birth_year: int, *, wna: bool = False) -> BackgroundColour:

@@ -15,9 +15,11 @@ import hashlib
 import json
 import re
 import secrets
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +32,18 @@ from printsrv.audit import AuditTag
 from printsrv.config import Settings
 from printsrv.db import unit_of_work
 from printsrv.errors import IntakeError, KeyStoreError
-from printsrv.intake.container import BatchContainer, BatchProblem, unsafe_path_reason
+from printsrv.intake import strictjson
+from printsrv.intake.container import BatchContainer, BatchProblem, cut, unsafe_path_reason
 from printsrv.intake.signature import SignatureInvalid, load_trusted_cas, verify_detached
 from printsrv.keys import KeyStore
-from printsrv.media import FingerPosition, MediaError, parse_fmr, verify_jpeg, verify_png
+from printsrv.media import (
+    FingerPosition,
+    MediaError,
+    parse_fmr,
+    signature_is_blank,
+    verify_jpeg,
+    verify_png,
+)
 from printsrv.models import (
     Batch,
     MediaKind,
@@ -67,6 +77,14 @@ class RecordProblem:
     nik: str
     field: str
     reason: str
+
+    def __post_init__(self) -> None:
+        # Values echoed from the record (a field of megabytes) are cut here, once for every
+        # message, report and audit event that carries the problem.
+        for name in ("field", "reason"):
+            object.__setattr__(self, name, cut(getattr(self, name)))
+        object.__setattr__(self, "request_id", self.request_id[:64])
+        object.__setattr__(self, "nik", self.nik[:16])
 
     def __str__(self) -> str:
         return f"record {self.line} ({self.request_id}/{self.nik}): {self.field}: {self.reason}"
@@ -132,9 +150,11 @@ Progress = Callable[[int], None]
 def _parse_manifest(raw: bytes) -> tuple[dict[str, Any], list[BatchProblem]]:
     problems: list[BatchProblem] = []
     try:
-        manifest = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return {}, [BatchProblem(MANIFEST, f"not valid UTF-8 JSON: {exc}")]
+        manifest = strictjson.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return {}, [BatchProblem(MANIFEST, f"not valid UTF-8 (byte {exc.start})")]
+    except ValueError as exc:
+        return {}, [BatchProblem(MANIFEST, cut(str(exc)))]
     if not isinstance(manifest, dict):
         return {}, [BatchProblem(MANIFEST, "not a JSON object")]
     for key in sorted(_MANIFEST_KEYS - manifest.keys()):
@@ -170,9 +190,23 @@ def _parse_manifest(raw: bytes) -> tuple[dict[str, Any], list[BatchProblem]]:
     return manifest, problems
 
 
+#: The longest record line accepted: a record is a few kilobytes (media are separate files).
+MAX_LINE_BYTES = 256 * 1024
+
+
 def _decode_lines(raw: bytes) -> Iterable[tuple[int, object | None, str | None]]:
-    """(line number, parsed JSON or None, reason) for every non-empty line."""
-    for number, line in enumerate(raw.split(b"\n"), start=1):
+    """(line number, parsed JSON or None, reason) for every non-empty line; a line longer
+    than :data:`MAX_LINE_BYTES` is refused before it is decoded or parsed."""
+    start, number = 0, 0
+    while start < len(raw):
+        end = raw.find(b"\n", start)
+        end = len(raw) if end < 0 else end
+        number += 1
+        line = raw[start:end]
+        start = end + 1
+        if len(line) > MAX_LINE_BYTES:
+            yield number, None, f"line of {len(line)} bytes (at most {MAX_LINE_BYTES})"
+            continue
         if not line.strip():
             continue
         try:
@@ -181,9 +215,9 @@ def _decode_lines(raw: bytes) -> Iterable[tuple[int, object | None, str | None]]
             yield number, None, f"not valid UTF-8 (byte {exc.start})"
             continue
         try:
-            yield number, json.loads(text), None
-        except json.JSONDecodeError as exc:
-            yield number, None, f"malformed JSON: {exc.msg} at column {exc.colno}"
+            yield number, strictjson.loads(text), None
+        except ValueError as exc:
+            yield number, None, cut(str(exc))
 
 
 def _ident(obj: object) -> tuple[str, str]:
@@ -260,6 +294,7 @@ def check_batch(
 
     candidates: list[_Candidate] = []
     seen_request_ids: dict[str, int] = {}
+    seen_niks: dict[str, int] = {}
     used_media: set[str] = set()
     today = date.today()
     lines = 0
@@ -287,6 +322,14 @@ def check_batch(
             )
         else:
             seen_request_ids.setdefault(request_id, number)
+        if isinstance(obj, dict) and isinstance(obj.get("nik"), str) and not problems_here:
+            if obj["nik"] in seen_niks:
+                problems_here.append(RecordProblem(
+                    number, request_id, nik, "nik",
+                    f"the same person as line {seen_niks[obj['nik']]} in this batch "
+                    "(one print request per NIK)"))
+            else:
+                seen_niks[obj["nik"]] = number
         media: dict[MediaKind, bytes] = {}
         media_refs = obj.get("media") if isinstance(obj, dict) else None
         if not problems_here and isinstance(media_refs, dict):
@@ -324,7 +367,8 @@ def check_batch(
             result.problems += problems_here
             result.rejected += 1
             continue
-        candidates.append(_Candidate(number, check.record, list(check.hold_reasons), media))
+        holds = list(check.hold_reasons) + _print_hold_reasons(check.record, media)
+        candidates.append(_Candidate(number, check.record, holds, media))
 
     if lines != manifest["record_count"]:
         result.problems.append(
@@ -384,6 +428,7 @@ def _store(
         )
     fresh = [c for c in candidates if c.record["request_id"] not in existing]
     result.already_imported = len(candidates) - len(fresh)
+    _hold_open_requests(session, fresh)
     if batch is None:
         batch = Batch(
             batch_id=manifest["batch_id"],
@@ -476,6 +521,66 @@ def _store(
             "signer": batch.signer,
         },
     )
+
+
+def _print_hold_reasons(record: dict[str, Any], media: dict[MediaKind, bytes]) -> list[str]:
+    """What would only show at the printer, found at intake: text the card's font cannot draw
+    (another script, a combining mark) and a blank signature. Such a record is held."""
+    reasons = []
+    chars = _drawable_chars(_template_name(record))
+    for name, value in record.items():
+        if not isinstance(value, str) or name in _NOT_PRINTED:
+            continue
+        bad = sorted({c for c in value if c not in chars or unicodedata.combining(c)})
+        if bad:
+            shown = " ".join(f"U+{ord(c):04X}" for c in bad[:5])
+            reasons.append(f"{name}: huruf yang tidak dapat dicetak font kartu ({shown})")
+    signature = media.get(MediaKind.SIGNATURE)
+    if signature is not None and signature_is_blank(signature):
+        reasons.append("tanda tangan kosong (tidak ada goresan)")
+    return reasons
+
+
+#: Record fields that never reach the card face (ids, codes, media paths, contact).
+_NOT_PRINTED = frozenset({"request_id", "office_code", "phone", "penunggalan", "card_type"})
+
+
+def _template_name(record: dict[str, Any]) -> str:
+    from printsrv.cardinput import CardInput
+    from printsrv.layout.render import template_for
+
+    fields = {k: v for k, v in record.items() if isinstance(v, str)}
+    return template_for(CardInput(record.get("request_id", ""), fields, b"", b""))
+
+
+@lru_cache(maxsize=8)
+def _drawable_chars(template: str) -> frozenset[str]:
+    """Characters every text font of ``template`` can draw (OCR-B is for the NIK digits)."""
+    from printsrv.layout.fonts import face
+    from printsrv.layout.template import load_template
+
+    tpl = load_template(template)
+    sets = [face(path).chars for name, path in tpl.fonts.items() if "ocr" not in name.lower()]
+    return frozenset.intersection(*sets) if sets else frozenset()
+
+
+#: States in which a NIK already has a card on its way: a new request for it waits for review.
+_OPEN = (RecordState.QUEUED, RecordState.HELD, RecordState.PRINTING)
+
+
+def _hold_open_requests(session: Session, candidates: list[_Candidate]) -> None:
+    """Hold a new request for a NIK that already has one queued, held or printing."""
+    niks = [c.record["nik"] for c in candidates]
+    open_by_nik: dict[str, str] = {}
+    for start in range(0, len(niks), 500):
+        open_by_nik.update(session.execute(
+            select(Record.nik, Record.request_id)
+            .where(Record.nik.in_(niks[start:start + 500]), Record.state.in_(_OPEN))
+        ).all())
+    for c in candidates:
+        other = open_by_nik.get(c.record["nik"])
+        if other is not None:
+            c.hold_reasons.append(f"NIK sudah punya permohonan yang belum selesai ({other})")
 
 
 def import_batch(
