@@ -202,11 +202,12 @@ def _decode_lines(raw: bytes) -> Iterable[tuple[int, object | None, str | None]]
         end = raw.find(b"\n", start)
         end = len(raw) if end < 0 else end
         number += 1
+        if end - start > MAX_LINE_BYTES:  # measured before it is copied or decoded
+            yield number, None, f"line of {end - start} bytes (at most {MAX_LINE_BYTES})"
+            start = end + 1
+            continue
         line = raw[start:end]
         start = end + 1
-        if len(line) > MAX_LINE_BYTES:
-            yield number, None, f"line of {len(line)} bytes (at most {MAX_LINE_BYTES})"
-            continue
         if not line.strip():
             continue
         try:
