@@ -37,12 +37,11 @@ class RenderedCard:
 
 
 def template_for(card: CardInput) -> str:
-    """The shipped template for a record: ``kia``, ``ktp-el-wna`` or ``ktp-el``."""
-    if card.card_type == "KIA":
-        return "kia"
-    if card.fields.get("kewarganegaraan", "").strip().upper() == "WNA":
-        return "ktp-el-wna"
-    return "ktp-el"
+    """The shipped template for a record: ``kia``, ``ktp-el-wna`` or ``ktp-el``
+    (:func:`printsrv.products.template_for`)."""
+    from printsrv.products import template_for as product_template
+
+    return product_template(card)
 
 
 def _lay_out(
