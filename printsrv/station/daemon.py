@@ -39,7 +39,7 @@ from typing import Any
 from sqlalchemy.orm import Session, joinedload
 
 from chip.errors import CardState, ChipError, ReaderError
-from printers.api import CardPrinter, Fault, PrinterState, PrintOutcome
+from printers.api import CardPrinter, PrinterState, PrintOutcome
 from printers.errors import PrinterError
 from printers.faults import fault_from_reasons
 from printsrv import audit
@@ -87,18 +87,6 @@ class StationTag:
 
 
 #: Printer fault → ledger spoil cause when a card was consumed (or may have been).
-FAULT_CAUSE: dict[Fault | None, str] = {
-    Fault.JAM: "jam_misfeed",
-    Fault.RIBBON_OUT: "ribbon_fault",
-    Fault.COVER_OPEN: "jam_misfeed",
-    Fault.MEDIA_EMPTY: "jam_misfeed",
-    Fault.PRINTER_GONE: "printer_gone",
-    Fault.REJECTED: "print_defect",
-    Fault.UNKNOWN: "unknown_crash",
-    None: "print_defect",
-}
-
-
 @dataclass
 class CardResult:
     """What happened to one card."""
@@ -642,12 +630,12 @@ class Station:
                     try:
                         self.wait_ready(reason)
                     except StopRequested:
-                        cause = FAULT_CAUSE.get(fault, "unknown_crash")
+                        cause = reasons.spoil_cause(fault)
                         return self._spoil(
                             job, cause, f"stopped while paused: {exc}", timings=timings
                         )
                     continue
-                cause = FAULT_CAUSE.get(fault, "unknown_crash")
+                cause = reasons.spoil_cause(fault)
                 result = self._spoil(job, cause, str(exc), outcome=outcome, timings=timings)
                 problem = self.device_problem()
                 if problem:

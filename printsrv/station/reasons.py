@@ -20,6 +20,32 @@ PAUSE_TEXT: dict[Fault, str] = {
     Fault.REJECTED: "printer queue paused or rejecting jobs",
     Fault.UNKNOWN: "printer reports an unknown problem",
 }
+#: The one fault → spoil-cause table: the daemon, recovery and ``station resolve`` use it.
+#: A job the print system refused (``rejected``: queue paused, job refused) printed nothing
+#: on a card whose chip may already be written: the card is lost to the printer, as when the
+#: printer goes away, not to a print defect (nothing was printed) nor to an unknown crash
+#: (the printer said what happened).
+SPOIL_CAUSE: dict[Fault | None, str] = {
+    Fault.JAM: "jam_misfeed",
+    Fault.RIBBON_OUT: "ribbon_fault",
+    Fault.COVER_OPEN: "jam_misfeed",
+    Fault.MEDIA_EMPTY: "jam_misfeed",
+    Fault.PRINTER_GONE: "printer_gone",
+    Fault.REJECTED: "printer_gone",
+    Fault.UNKNOWN: "unknown_crash",
+    None: "print_defect",  # the job completed but the card came out bad
+}
+
+
+def spoil_cause(fault: Fault | str | None) -> str:
+    """The ledger's spoil cause for a printer fault (its code, or the fault itself)."""
+    try:
+        key = Fault(fault) if fault is not None else None
+    except ValueError:
+        return "unknown_crash"
+    return SPOIL_CAUSE.get(key, "unknown_crash")
+
+
 NO_BLANKS = "no blanks in the hopper: load blanks"
 QUEUE_NOT_ACCEPTING = "printer queue is not accepting jobs"
 QUEUE_STOPPED = "printer stopped (queue disabled)"

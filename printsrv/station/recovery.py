@@ -29,19 +29,11 @@ from printsrv.audit import station_chain
 from printsrv.db import unit_of_work
 from printsrv.errors import StateError
 from printsrv.eventlog import card_fields
+from printsrv.station import reasons
 from printsrv.station.devices import StationConfig, find_print_job
 from printsrv.station.journal import CardJob, CardOutcome, CardPhase, unfinished_jobs
 
 log = logging.getLogger("printsrv.station")
-
-FAULT_TO_CAUSE = {
-    "jam": "jam_misfeed",
-    "ribbon-out": "ribbon_fault",
-    "cover-open": "jam_misfeed",
-    "media-empty": "jam_misfeed",
-    "printer-gone": "printer_gone",
-}
-
 
 @dataclass(frozen=True)
 class Resolution:
@@ -73,7 +65,7 @@ def decide(station: Any, job: CardJob) -> tuple[CardOutcome, str | None, str]:
         if found.found and found.printed:
             return CardOutcome.ISSUED, None, f"printer job {found.job_id} printed the card"
         if found.found and found.printed is False and found.fault:
-            cause = FAULT_TO_CAUSE.get(found.fault, "unknown_crash")
+            cause = reasons.spoil_cause(found.fault)
             return CardOutcome.SPOILED, cause, f"printer job {found.job_id}: {found.fault}"
         return CardOutcome.SPOILED, "unknown_crash", f"print outcome unknown: {found.message}"
     raise StateError(f"card job {job.id} is {job.phase}")

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from printsrv.ledger import analytics
 from printsrv.ledger.models import (
     Blank,
     BlankMovement,
@@ -49,28 +50,14 @@ class Flag:
     data: dict[str, Any]
 
 
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    n = len(ordered)
-    mid = n // 2
-    return ordered[mid] if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-
-
 def _outliers(
     kind: str, totals: dict[str, tuple[int, int]], *, factor: float, min_cards: int, floor: float
 ) -> list[Flag]:
-    """Subjects whose spoiled/total rate exceeds ``factor`` × the median rate of the subjects
-    with at least ``min_cards`` cards (and ``floor`` in any case)."""
-    rates = {s: sp / tot for s, (tot, sp) in totals.items() if tot >= min_cards}
-    if len(rates) < 2:
-        return []
-    median = _median(list(rates.values()))
-    limit = max(median * factor, floor)
+    """The outliers of :func:`printsrv.ledger.analytics.outliers` as flags."""
     return [
-        Flag(kind, s, f"{rate:.0%} (median {median:.0%})",
-             {"rate": rate, "median": median, "cards": totals[s][0], "spoiled": totals[s][1]})
-        for s, rate in sorted(rates.items())
-        if rate > limit
+        Flag(kind, o.subject, f"{o.rate:.0%} (median {o.median:.0%})",
+             {"rate": o.rate, "median": o.median, "cards": o.cards, "spoiled": o.spoiled})
+        for o in analytics.outliers(totals, factor=factor, min_cards=min_cards, floor=floor)
     ]
 
 
@@ -78,25 +65,10 @@ def station_spoilage(
     session: Session, office: Office, *, factor: float = 2.0, min_cards: int = 10,
     floor: float = 0.05,
 ) -> list[Flag]:
-    """Stations whose spoilage rate (spoiled / finished card jobs) is far above the median."""
-    rows = session.execute(
-        select(CardJob.station, CardJob.outcome, func.count())
-        .join(Station, Station.name == CardJob.station)
-        .where(
-            Station.office_id.in_(visible_office_ids(session, office)),
-            CardJob.outcome.is_not(None),
-        )
-        .group_by(CardJob.station, CardJob.outcome)
-    ).all()
-    totals: dict[str, list[int]] = {}
-    for station, outcome, n in rows:
-        t = totals.setdefault(station, [0, 0])
-        if CardOutcome(outcome) in (CardOutcome.ISSUED, CardOutcome.SPOILED):
-            t[0] += n
-        if CardOutcome(outcome) is CardOutcome.SPOILED:
-            t[1] += n
-    return _outliers("station_spoilage", {k: (v[0], v[1]) for k, v in totals.items()},
-                     factor=factor, min_cards=min_cards, floor=floor)
+    """Stations whose spoilage rate (spoiled / cards made) is far above the median."""
+    totals = analytics.station_totals(session, visible_office_ids(session, office))
+    return _outliers("station_spoilage", totals, factor=factor, min_cards=min_cards,
+                     floor=floor)
 
 
 def operator_spoilage(

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from printsrv.ledger import analytics
 from printsrv.ledger.blanks import blanks_at_station
 from printsrv.ledger.models import ConsumableKind, Station
 from printsrv.ledger.reports import render_csv, render_pdf, stock_report
@@ -141,31 +142,10 @@ def daily_usage(session: Session, office: Office, days: int = 30) -> list[dict[s
 
 
 def spoilage_flags(session: Session, office: Office, factor: float = 2.0) -> list[str]:
-    """Stations whose spoilage rate is far above their peers' (more than ``factor`` times the
-    median rate, with at least 10 cards)."""
-    rows = session.execute(
-        select(CardJob.station, CardJob.outcome, func.count())
-        .join(Record, Record.id == CardJob.record_id)
-        .where(
-            Record.office_id.in_(visible_office_ids(session, office)),
-            CardJob.outcome.is_not(None),
-        )
-        .group_by(CardJob.station, CardJob.outcome)
-    ).all()
-    totals: dict[str, list[int]] = {}
-    for station, outcome, n in rows:
-        t = totals.setdefault(station, [0, 0])
-        t[0] += n
-        if str(getattr(outcome, "value", outcome)) == "spoiled":
-            t[1] += n
-    rates = {s: sp / tot for s, (tot, sp) in totals.items() if tot >= 10}
-    if len(rates) < 2:
-        return []
-    ordered = sorted(rates.values())
-    median = ordered[len(ordered) // 2]
-    return [
-        f"{s}: {rate:.0%}" for s, rate in sorted(rates.items()) if rate > max(median * factor, 0.05)
-    ]
+    """Stations whose spoilage rate is far above their peers' (the one computation,
+    :func:`printsrv.ledger.analytics.outliers`), as the stations page lists them."""
+    totals = analytics.station_totals(session, visible_office_ids(session, office))
+    return [f"{o.subject}: {o.rate:.0%}" for o in analytics.outliers(totals, factor=factor)]
 
 
 def request_station_batch(
