@@ -87,6 +87,19 @@ class StationTag:
 
 
 #: Printer fault → ledger spoil cause when a card was consumed (or may have been).
+def printer_status_record(status: Any) -> dict[str, Any]:
+    """A printer snapshot as the station row keeps it (JSON): state, reasons, whether it
+    accepts jobs, its message and each supply's level in percent (-1: not reported)."""
+    return {
+        "state": status.state.name.lower(),
+        "reasons": list(status.reasons),
+        "accepting": bool(status.accepting_jobs),
+        "message": str(status.message)[:200],
+        "markers": [{"name": m.name, "type": m.type, "level": m.level,
+                     "low": m.low} for m in status.markers],
+    }
+
+
 @dataclass
 class CardResult:
     """What happened to one card."""
@@ -146,6 +159,9 @@ class Station:
         self.on_phase: Callable[[str, CardJob], None] | None = None  # tests: crash points
         self._next_purge_sweep = 0.0  # time.monotonic() of the next sweep; 0: at the first idle
         self._hold: str | None = None
+        #: The printer as last read (state, reasons, supplies), recorded on the station row
+        #: with every heartbeat, card and pause, for the pages.
+        self.printer_status: dict[str, Any] | None = None
         #: How often the database went away under this station (a failover, a restart).
         self.database_outages = 0
         self._hold_checked_at = float("-inf")
@@ -383,7 +399,10 @@ class Station:
         try:
             status = self.printer.status()
         except PrinterError as exc:
+            self.printer_status = {"state": "gone", "reasons": [], "message": str(exc)[:200],
+                                   "accepting": False, "markers": []}
             return f"{reasons.PRINTER_GONE}{exc}"
+        self.printer_status = printer_status_record(status)
         current = set(status.reasons)
         self.acknowledged &= current
         fault = fault_from_reasons([r for r in status.reasons if r not in self.acknowledged])
@@ -508,7 +527,7 @@ class Station:
         row.current_job_id = job.id if job is not None else None
         row.cards_issued = self.issued
         row.cards_spoiled = self.spoiled
-        stock.station_status(session, self.config, mode.value, reason)
+        stock.station_status(session, self.config, mode.value, reason, self.printer_status)
 
     def _phase(self, name: str, job: CardJob) -> None:
         if self.on_phase is not None:

@@ -47,6 +47,12 @@ _WORDS: dict[str, dict[str, Any]] = {
         "paused": _l("jeda"),
         "stopped": _l("berhenti"),
     },
+    "printer_state": {
+        "idle": _l("siap"),
+        "processing": _l("mencetak"),
+        "stopped": _l("berhenti"),
+        "gone": _l("tidak terhubung"),
+    },
     "card_phase": {
         "intent": _l("niat dicatat"),
         "chip_started": _l("chip sedang ditulis"),

@@ -52,6 +52,13 @@ class StationView:
     stale: bool
     printer_reasons: list[str]
     printer_status: dict[str, Any]
+    #: The printer's state as the daemon last read it (``idle``, ``processing``, ``stopped``,
+    #: ``gone``), ``""`` before the first reading.
+    printer_state: str
+    #: The ribbon's level as the printer reports it, in percent (``None``: not reported).
+    ribbon_level: int | None
+    #: Records waiting in the queue of the station's office(s).
+    queue_length: int
     blanks_in_hopper: int
     ribbon: str
     ribbon_remaining: int | None
@@ -60,6 +67,23 @@ class StationView:
     issued: int
     spoiled: int
     jobs: list[dict[str, Any]]
+
+
+def _ribbon_level(status: dict[str, Any]) -> int | None:
+    """The ribbon's level in percent from the printer's supplies (the first known one)."""
+    levels = [int(m["level"]) for m in status.get("markers", [])
+              if isinstance(m, dict) and int(m.get("level", -1)) >= 0]
+    return levels[0] if levels else None
+
+
+def _queue_length(session: Session, station: Station) -> int:
+    """Records queued for the station's office and, for a regency, its kecamatan."""
+    from printsrv.models import RecordState
+    from printsrv.station.claim import office_ids
+
+    ids = office_ids(session, station.office.code) or [station.office_id]
+    return session.scalar(select(func.count()).select_from(Record).where(
+        Record.office_id.in_(ids), Record.state == RecordState.QUEUED)) or 0
 
 
 def station_view(session: Session, station: Station, *, jobs: int = 20) -> StationView:
@@ -88,6 +112,9 @@ def station_view(session: Session, station: Station, *, jobs: int = 20) -> Stati
         stale=beat is None or datetime.now(UTC) - beat > timedelta(minutes=2),
         printer_reasons=[str(r) for r in status.get("reasons", status.get("state_reasons", []))],
         printer_status=status,
+        printer_state=str(status.get("state", "")),
+        ribbon_level=_ribbon_level(status),
+        queue_length=_queue_length(session, station),
         blanks_in_hopper=len(blanks_at_station(session, station)),
         ribbon=ribbon.serial if ribbon else "",
         ribbon_remaining=ribbon.panels_remaining if ribbon else None,

@@ -84,3 +84,15 @@ def test_batch_through_cups_and_pcsc_with_faults(
         assert all(j.print_job_id for j in jobs)
     docs = cups.received_documents(queue)
     assert len(docs) >= 4
+    # The printer as CUPS reports it (state, supplies) is recorded and on the stations page.
+    from printsrv.ledger.models import Station as StationRow
+    from printsrv.web.ledger_services import station_view
+
+    with unit_of_work(settings) as session:
+        row = session.scalars(select(StationRow).where(StationRow.name == "virt")).one()
+        status = row.printer_status
+        view = station_view(session, row)
+    assert status["state"] in {"idle", "processing"} and status["accepting"] is True
+    assert status["markers"], status  # ippeveprinter reports its ribbon as a marker
+    assert view.printer_state == status["state"] and view.queue_length == 0
+    assert view.ribbon_level is not None and 0 <= view.ribbon_level <= 100

@@ -358,3 +358,27 @@ def test_station_page_speaks_the_readers_language(app_nocsrf: Flask, settings: S
     assert "spoiled Chip write failed" in page
     status = client.get(f"/stations/{station}/status.json").get_json()
     assert status["state_label"] == "paused" and status["jobs"][0]["phase_label"] == "finished"
+
+
+def test_station_pages_show_the_printer_as_recorded(app_nocsrf: Flask, settings: Settings,
+                                                    stock: dict[str, dict[str, str]]) -> None:
+    """The daemon's printer reading (state, supply level) and the waiting queue are on the
+    pages and in the status JSON, not "Printer —"."""
+    from printsrv.ledger.models import Station
+
+    with unit_of_work(settings) as s:
+        row = s.scalars(select(Station).where(Station.name == "ST-OWN")).one()
+        row.printer_status = {"state": "processing", "reasons": ["marker-supply-low"],
+                              "accepting": True, "message": "",
+                              "markers": [{"name": "Ribbon", "type": "ribbon-wax", "level": 37,
+                                           "low": False}]}
+    client = app_nocsrf.test_client()
+    sign_in(client, settings, "operator_own")
+    station = stock["own"]["station"]
+    page = client.get(f"/stations/{station}").get_data(as_text=True)
+    assert "mencetak" in page and "37 %" in page and "marker-supply-low" in page
+    listing = client.get("/stations").get_data(as_text=True)
+    assert "mencetak" in listing and "37 %" in listing
+    status = client.get(f"/stations/{station}/status.json").get_json()
+    assert status["printer_state_label"] == "mencetak" and status["ribbon_level"] == 37
+    assert isinstance(status["queue_length"], int)

@@ -26,7 +26,11 @@
         if (!s) { return; }
         text("st-state", s.state_label || s.state);
         text("st-reason", s.pause_reason_label || s.pause_reason);
-        text("st-printer", (s.printer_reasons || []).join(", ") || "—");
+        text("st-printer", (s.printer_reasons || []).join(", "));
+        text("st-printer-state", s.printer_state_label || "—");
+        text("st-ribbon-level", s.ribbon_level === null || s.ribbon_level === undefined
+            ? "—" : s.ribbon_level + " %");
+        text("st-queue", String(s.queue_length));
         text("st-hopper", s.blanks_in_hopper);
         text("st-ribbon", s.ribbon_remaining);
         text("st-issued", s.issued);
