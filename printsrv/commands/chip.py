@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from printsrv.config import load_settings
-from printsrv.errors import PrintSrvError
-
-if TYPE_CHECKING:
-    from chip.lds import HolderData
-    from printsrv.cardinput import CardInput
 
 
 def register(sub: Any) -> None:
@@ -56,44 +50,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return run(args)
 
 
-def holder_from_card_input(card: CardInput) -> HolderData:
-    """Map a decrypted record (batch-format fields) to the chip's :class:`HolderData`."""
-    from chip.lds import HolderData
-
-    f = card.fields
-    if card.card_type != "KTP-EL":
-        raise PrintSrvError(f"{card.card_type} cards have no chip")
-    sex = {"LAKI-LAKI": "M", "PEREMPUAN": "F"}.get(f.get("jenis_kelamin", ""), "<")
-    valid = f.get("berlaku_hingga", "SEUMUR HIDUP")
-    expiry = None if valid.upper() == "SEUMUR HIDUP" else dt.date.fromisoformat(valid)
-    nationality = "IDN" if f.get("kewarganegaraan", "WNI") == "WNI" else f.get("negara", "XXX")
-    summary = ";".join(
-        f"{label}={f[key]}" for label, key in
-        (("AGAMA", "agama"), ("STATUS", "status_perkawinan"), ("GOLDARAH", "golongan_darah"))
-        if f.get(key)
-    )
-    return HolderData(
-        document_number=card.nik,
-        name=f["nama"],
-        birth_date=dt.date.fromisoformat(f["tanggal_lahir"]),
-        sex=sex,
-        expiry=expiry,
-        place_of_birth=f.get("tempat_lahir", ""),
-        address=(f.get("alamat", ""), f"RT/RW {f.get('rt', '')}/{f.get('rw', '')}",
-                 f.get("kel_desa", ""), f.get("kecamatan", ""), f.get("kabupaten_kota", ""),
-                 f.get("provinsi", "")),
-        issuing_authority=f.get("tempat_terbit", ""),
-        issue_date=card.issue_date,
-        photo_jpeg=card.photo_jpeg,
-        signature_image=card.signature_png,
-        finger_right_index_fmr=card.finger_right_index_fmr,
-        finger_left_index_fmr=card.finger_left_index_fmr,
-        nationality=nationality,
-        occupation=f.get("pekerjaan", ""),
-        personal_summary=summary,
-    )
-
-
 def _emit(payload: dict[str, object], as_json: bool, lines: list[str], stream: Any) -> None:
     if as_json:
         print(json.dumps(payload, indent=2, default=str), file=stream)
@@ -111,11 +67,12 @@ def cmd_personalize(args: argparse.Namespace) -> int:
         personalize_reader,
     )
     from printsrv.keys import KeyStore
+    from printsrv.products import holder_for
     from printsrv.records import load_card_input
 
     settings = load_settings()
     card_input = load_card_input(settings, args.request_id, actor="cli", purpose="chip")
-    holder = holder_from_card_input(card_input)
+    holder = holder_for(card_input)
     options = PersonalizationOptions(readback=ReadBack(args.readback),
                                      max_face_bytes=args.max_face_bytes)
     with KeyStore.open(settings) as store:

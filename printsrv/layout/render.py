@@ -13,6 +13,7 @@ from printsrv.layout.coverage import estimate_coverage
 from printsrv.layout.errors import RenderError
 from printsrv.layout.raster import png_bytes, rasterize
 from printsrv.layout.template import Box, Template, load_template
+from printsrv.products import template_for
 
 PNG_DPI = 300
 
@@ -36,15 +37,6 @@ class RenderedCard:
     boxes: dict[str, tuple[Box, ...]]
     font_sizes: dict[str, float]
     photo_passthrough: bool
-
-
-def template_for(card: CardInput) -> str:
-    """The shipped template for a record: ``kia``, ``ktp-el-wna`` or ``ktp-el``."""
-    if card.card_type == "KIA":
-        return "kia"
-    if card.fields.get("kewarganegaraan", "").strip().upper() == "WNA":
-        return "ktp-el-wna"
-    return "ktp-el"
 
 
 def render_card(

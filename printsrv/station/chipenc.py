@@ -1,66 +1,20 @@
 """The real encoder: the chip library over PC/SC, keys from the token.
 
-:func:`holder_for` maps a record's :class:`~printsrv.cardinput.CardInput` to the chip's
-:class:`chip.lds.HolderData`; KIA cards have no chip and are passed through.
+The record → chip mapping is the card-product registry's (:func:`printsrv.products.holder_for`);
+a card type without a chip is passed through.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from typing import Any
 
 from chip.errors import CardState, ChipError, ReaderError, VerificationError
 from printsrv.cardinput import CardInput
 from printsrv.config import Settings
+from printsrv.products import holder_for, product
 from printsrv.station import reasons
 from printsrv.station.devices import ChipResult, StationConfig
-
-
-def _date(text: str) -> dt.date | None:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        return None
-
-
-def holder_for(card: CardInput) -> Any:
-    """The chip's holder data for ``card`` (a :class:`chip.lds.HolderData`)."""
-    from chip.lds import HolderData
-
-    f = card.fields
-    birth = _date(f.get("tanggal_lahir", "")) or dt.date(1900, 1, 1)
-    expiry_text = f.get("berlaku_hingga", "SEUMUR HIDUP")
-    sex = {"LAKI-LAKI": "M", "PEREMPUAN": "F"}.get(f.get("jenis_kelamin", ""), "<")
-    kab = f.get("kabupaten_kota", "")
-    return HolderData(
-        document_number=card.nik,
-        name=f.get("nama", ""),
-        birth_date=birth,
-        sex=sex,
-        expiry=None if expiry_text == "SEUMUR HIDUP" else _date(expiry_text),
-        place_of_birth=f.get("tempat_lahir", ""),
-        address=(
-            f.get("alamat", ""),
-            f"{f.get('rt', '')}/{f.get('rw', '')}",
-            f.get("kel_desa", ""),
-            f.get("kecamatan", ""),
-            kab,
-            f.get("provinsi", ""),
-        ),
-        issuing_authority=f"DISDUKCAPIL {kab}".strip()[:60],
-        issue_date=card.issue_date,
-        photo_jpeg=card.photo_jpeg,
-        signature_image=card.signature_png,
-        finger_right_index_fmr=card.finger_right_index_fmr,
-        finger_left_index_fmr=card.finger_left_index_fmr,
-        nationality="IDN" if f.get("kewarganegaraan", "WNI") == "WNI" else f.get("negara", "<<<"),
-        occupation=f.get("pekerjaan", ""),
-        personal_summary=(
-            f"AGAMA={f.get('agama', '')};STATUS={f.get('status_perkawinan', '')};"
-            f"GOLDARAH={f.get('golongan_darah', '')}"
-        ),
-    )
 
 
 class PcscEncoder:
@@ -137,7 +91,7 @@ class PcscEncoder:
             self.on_close()
 
     def personalize(self, card: CardInput, *, blank_serial: str) -> ChipResult:
-        if card.card_type == "KIA":
+        if not product(card.card_type).has_chip:
             return ChipResult(uid="", details={"chip": False})
         from chip.pcsc import PcscChannel
         from chip.personalization import personalize
