@@ -92,15 +92,6 @@ def product(card_type: str) -> CardProduct:
         ) from None
 
 
-def check_stock_type(stock_type: str) -> str:
-    """``stock_type`` if the registry knows it (raises :class:`UnknownCardType`)."""
-    if stock_type not in STOCK_TYPES:
-        raise UnknownCardType(
-            f"unknown blank stock type {stock_type!r}: expected one of {', '.join(STOCK_TYPES)}"
-        )
-    return stock_type
-
-
 def card_types_for_stock(stock_types: set[str] | frozenset[str]) -> list[str]:
     """The card types printed on any of ``stock_types`` (for the station's claim)."""
     return [p.card_type for p in PRODUCTS.values() if p.stock_type in stock_types]

@@ -50,6 +50,7 @@ from printsrv.db import unit_of_work
 from printsrv.errors import StateError
 from printsrv.models import Record, RecordState
 from printsrv.offices import office_code
+from printsrv.products import card_types_for_stock, product
 from printsrv.records import after_issue, card_input_for, purge_expired_media, transition
 from printsrv.station import reasons, stock
 from printsrv.station.claim import claim_next, drop_lease, office_ids, renew_lease
@@ -433,14 +434,23 @@ class Station:
         with self._unit() as session:
             if not self._offices:
                 self._offices = office_ids(session, self.config.office)
-            blank = stock.next_blank(session, self.config)
-            if blank is None:
+            loaded = stock.loaded_stock_types(session, self.config)
+            if not loaded:
                 problem = reasons.NO_BLANKS
             else:
                 problem = None
-                claim = claim_next(session, self._offices, self.config.actor, lease=self.lease)
+                claim = claim_next(
+                    session, self._offices, self.config.actor, lease=self.lease,
+                    card_types=card_types_for_stock(loaded),
+                )
                 if claim is None:
-                    return None
+                    missing = stock.missing_stock(session, self._offices, loaded)
+                    if not missing:
+                        return None
+                    problem = reasons.NO_STOCK + ", ".join(missing)
+            if problem is None:
+                assert claim is not None  # its card type's stock is in the hopper (loaded)
+                blank = stock.next_blank(session, self.config, product(claim.card_type).stock_type)
                 stock.reserve(session, self.config, blank, claim.id)
                 runtime = session.get(StationRuntime, self.config.name)
                 job = CardJob(

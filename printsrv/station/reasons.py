@@ -29,6 +29,8 @@ PRINTER_GONE = "printer gone: "
 READER_GONE = "reader gone: "
 PCSC_GONE = "reader gone: PC/SC service unavailable: "
 ENCODER_ERROR = "encoder software error: "
+#: Queued records need blanks of these stock types (after the lead), which the hopper lacks.
+NO_STOCK = "queued records need blanks not in the hopper: load stock type "
 PRINTER_ERROR = "printer: "
 #: What to run once an encoder error is fixed (after the error's own words).
 AFTER_FIXING = "after fixing it: "
@@ -50,6 +52,7 @@ _LEADS_ID: tuple[tuple[str, str], ...] = (  # the longer of two leads with one s
     (PRINTER_GONE, "Printer tidak terhubung: "),
     (READER_GONE, "Pembaca kartu tidak terhubung: "),
     (ENCODER_ERROR, "Kesalahan perangkat lunak encoder: "),
+    (NO_STOCK, "Rekaman antre memerlukan blangko yang tidak ada di hopper: muat jenis stok "),
     (PRINTER_ERROR, "Printer: "),
 )
 
