@@ -183,7 +183,7 @@ def _stock(cli: Cli) -> str:
 def test_every_command(cli: Cli, settings: Settings) -> None:
     _stock(cli)
     out = ok(cli, "ledger", "check")
-    assert "ledger BALANCED" in out and f"{OFFICE}: received 100" in out
+    assert "ledger BALANCED" in out and f"{OFFICE} KTP-EL: received 100" in out
     data = json.loads(ok(cli, "ledger", "report", "--office", OFFICE, "--month", MONTH))
     expected = {
         "opening": 0,
