@@ -82,3 +82,49 @@ def test_load_by_count_takes_the_asked_stock_type_only(settings: Any, tmp_path: 
             load_blanks(session, st, actor="t", count=1)  # the default stock is KTP-el
         with pytest.raises(LedgerError, match="unknown blank stock type 'SIM'"):
             load_blanks(session, st, actor="t", count=1, stock_type="SIM")
+
+
+def test_demo_loads_both_stock_types_and_prints_kia_on_kia_blanks(
+    settings: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from printers.directory import DirectoryPrinter
+    from printers.profiles import get_profile
+    from printsrv.commands import demo
+    from printsrv.intake.demo import write_demo_batch
+    from printsrv.intake.pipeline import import_batch
+    from printsrv.keys import KeyStore
+    from printsrv.station.daemon import Station
+    from printsrv.station.devices import StationConfig
+    from tests.station.conftest import FAKE_PDF, FakeEncoder
+
+    batch = write_demo_batch(settings, 6, tmp_path / "batch", seed=5, batch_id="T-demo",
+                             office_codes=[demo.OFFICE])
+    assert import_batch(settings, batch).accepted
+    kia = _make_kia(settings, 2)
+    monkeypatch.setenv("PRINTSRV_INSTANCE_DIR", str(settings.instance_dir))
+    monkeypatch.setenv("PRINTSRV_DATABASE_URL", settings.database_url)
+    said: list[str] = []
+    console = type("Console", (), {"say": staticmethod(said.append)})()
+    demo_settings = demo._station_settings(settings, cups_server=None)
+    demo.ensure_stock(demo_settings, 6, console)
+    assert any("received KIA blanks KIADEMO-000001..KIADEMO-000100, loaded 5" in s
+               for s in said), said
+    assert any("received KTP-EL blanks DEMO-000001..DEMO-000100, loaded 14" in s
+               for s in said), said
+
+    config = StationConfig.from_settings(demo_settings, demo.STATION)
+    printer = DirectoryPrinter(tmp_path / "cards", get_profile(config.profile), name="demo")
+    with KeyStore.open(settings) as keys:
+        station = Station(settings, config, printer, FakeEncoder(), keys=keys, idle_sleep=0.01,
+                          render=lambda card: FAKE_PDF)
+        results = station.run(until_empty=True)
+    assert [r.outcome for r in results] == [CardOutcome.ISSUED] * 6
+    issued = _blank_of(settings)
+    assert {rid for rid, v in issued.items() if v == ("KIA", "KIA")} == kia
+    assert all(stock == card for stock, card in issued.values())
+    with unit_of_work(settings) as session:
+        serials = dict(session.execute(
+            select(Record.request_id, Blank.serial).join(Blank, Blank.record_id == Record.id)
+        ).all())
+    assert all(serials[rid].startswith("KIADEMO-") for rid in kia)
+    assert ledger_problems(settings) == []
