@@ -101,9 +101,11 @@ def missing_stock(session: Session, offices: list[int], loaded: set[str]) -> lis
     from sqlalchemy import select
 
     from printsrv.models import RecordState
-    from printsrv.products import card_types_for_stock, product
+    from printsrv.products import CARD_TYPES, card_types_for_stock, product
 
     served = card_types_for_stock(loaded)
+    if len(served) == len(CARD_TYPES):
+        return []
     waiting = session.scalars(
         select(Record.card_type)
         .where(
