@@ -49,6 +49,8 @@ class Settings:
     secret_key: str = field(default="", repr=False)
     #: Days an issued card's biometrics stay (encrypted) for a reprint; 0 shreds them at issue.
     reprint_window_days: int = 0
+    #: Office (or regency, or province) code → WIB/WITA/WIT, where the province's zone is wrong.
+    office_time_zones: dict[str, str] = field(default_factory=dict)
 
     @property
     def keys_dir(self) -> Path:
@@ -170,4 +172,8 @@ def load_settings(
             raise ConfigError(f"unknown setting {key!r}")
         values[key] = _coerce(key, value, getattr(defaults, key))
 
-    return dataclasses.replace(defaults, **values)
+    settings = dataclasses.replace(defaults, **values)
+    from printsrv import localtime
+
+    localtime.use_overrides(settings.office_time_zones)
+    return settings

@@ -8,6 +8,8 @@ The token holds every secret the server uses in operation:
   country-signing CA (CSCA).
 * ``biometric-master`` (AES-128, CMAC): per-card biometric keys are diversified from it.
 * ``scp03-master`` (AES-128, CMAC): per-card SCP03 static keys are diversified from it.
+* ``audit-signer`` (EC P-256): signs the audit log's checkpoints (:mod:`printsrv.checkpoints`);
+  its public key is ``keys/audit-signer.pem``, which auditors keep.
 
 ``init`` also creates the *demo* PKI outside the token, standing in for parties we do not run:
 the registry CA and its batch-signing key (the registry signs batches), and the CSCA key (an
@@ -40,6 +42,7 @@ STORAGE_KEK = "storage-kek"
 DOCUMENT_SIGNER = "document-signer"
 BIOMETRIC_MASTER = "biometric-master"
 SCP03_MASTER = "scp03-master"
+AUDIT_SIGNER = "audit-signer"
 _NONCE = 12
 
 
@@ -305,6 +308,18 @@ class KeyStore:
             )
         )
 
+    def missing_keys(self) -> list[str]:
+        """Labels of the keys the server needs that the token lacks (``doctor``)."""
+        pkcs11 = _pkcs11()
+        wanted = {
+            STORAGE_KEK: pkcs11.ObjectClass.SECRET_KEY,
+            BIOMETRIC_MASTER: pkcs11.ObjectClass.SECRET_KEY,
+            SCP03_MASTER: pkcs11.ObjectClass.SECRET_KEY,
+            DOCUMENT_SIGNER: pkcs11.ObjectClass.PRIVATE_KEY,
+            AUDIT_SIGNER: pkcs11.ObjectClass.PRIVATE_KEY,
+        }
+        return [label for label, kind in wanted.items() if not self._has(label, kind)]
+
     def create_missing_keys(self) -> list[str]:
         """Generate or import every key the server needs that the token lacks."""
         pkcs11 = _pkcs11()
@@ -348,7 +363,34 @@ class KeyStore:
             created.append(SCP03_MASTER + " (demo value)")
         if not self._has(DOCUMENT_SIGNER, pkcs11.ObjectClass.PRIVATE_KEY):
             created += self._create_document_signer()
+        if not self._has(AUDIT_SIGNER, pkcs11.ObjectClass.PRIVATE_KEY):
+            public = self._ec_keypair(AUDIT_SIGNER)
+            path = self.settings.keys_dir / "audit-signer.pem"
+            path.write_bytes(public.public_bytes(serialization.Encoding.PEM,
+                                                 serialization.PublicFormat.SubjectPublicKeyInfo))
+            created.append(AUDIT_SIGNER)
         return created
+
+    def _ec_keypair(self, label: str) -> Any:
+        """A P-256 key pair made in the token (the private half never leaves it); the public
+        key as a ``cryptography`` object."""
+        pkcs11 = _pkcs11()
+        from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
+
+        params = self._session.create_domain_parameters(
+            pkcs11.KeyType.EC,
+            {pkcs11.Attribute.EC_PARAMS: encode_named_curve_parameters("secp256r1")},
+            local=True,
+        )
+        public, _private = params.generate_keypair(
+            store=True,
+            label=label,
+            private_template={
+                pkcs11.Attribute.SENSITIVE: True,
+                pkcs11.Attribute.EXTRACTABLE: False,
+            },
+        )
+        return serialization.load_der_public_key(encode_ec_public_key(public))
 
     def _create_document_signer(self) -> list[str]:
         pkcs11 = _pkcs11()
@@ -439,6 +481,17 @@ class KeyStore:
             (self.settings.keys_dir / "document-signer.pem").read_bytes()
         )
         return TokenDocumentSigner(key, cert.public_bytes(serialization.Encoding.DER))
+
+    def audit_signer(self) -> TokenDocumentSigner:
+        """The checkpoint signer: ECDSA P-256 in the token, DER signatures."""
+        pkcs11 = _pkcs11()
+        try:
+            key = self._session.get_key(
+                object_class=pkcs11.ObjectClass.PRIVATE_KEY, label=AUDIT_SIGNER
+            )
+        except pkcs11.exceptions.NoSuchKey as exc:
+            raise KeyStoreError("audit-signer key missing: run init") from exc
+        return TokenDocumentSigner(key, b"")
 
     def biometric_master(self) -> TokenDiversifier:
         return TokenDiversifier(self._secret(BIOMETRIC_MASTER))

@@ -26,7 +26,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PHOTO_ASPECT = 3 / 4  # width / height
 PHOTO_ASPECT_TOLERANCE = 0.02  # relative
 
-BackgroundColour = Literal["red", "blue", "other"]
+BackgroundColour = Literal["red", "blue", "orange", "other"]
 
 
 class MediaError(PrintSrvError):
@@ -53,6 +53,10 @@ class ImageInfo:
 
 # --------------------------------------------------------------------------------------------
 # Images
+
+
+#: Scans a portrait JPEG may have (libjpeg's progressive encoding makes about 10).
+MAX_JPEG_SCANS = 100
 
 
 def _jpeg_header_size(data: bytes) -> tuple[int, int, int]:
@@ -161,6 +165,12 @@ def verify_jpeg(
         raise MediaError("photo is not a JPEG (bad signature)")
     width, height, components = _jpeg_header_size(data)
     _check_pixels("JPEG", width, height, max_pixels)
+    # Each scan starts with an SOS marker (FFDA), which entropy-coded data cannot contain. A
+    # progressive JPEG has about ten; one with 140,000 tiny scans passes every size limit and
+    # takes the better part of a minute to decode, at intake and again at every render.
+    scans = data.count(b"\xff\xda")
+    if scans > MAX_JPEG_SCANS:
+        raise MediaError(f"JPEG has {scans} scans (at most {MAX_JPEG_SCANS})")
     if components != 3:
         raise MediaError(
             f"photo has {components} colour component(s): a colour (RGB) JPEG is required"
@@ -199,15 +209,31 @@ def verify_png(data: bytes, *, max_pixels: int) -> ImageInfo:
     return ImageInfo("PNG", width, height, im.mode)
 
 
-def expected_background_colour(birth_year: int) -> BackgroundColour:
-    """Red for odd birth years, blue for even ones."""
+def signature_is_blank(data: bytes) -> bool:
+    """Whether a signature PNG has (next to) no ink: fewer than 30 dark, visible pixels."""
+    im = _decode(data, "PNG").convert("LA")
+    im.thumbnail((400, 200))
+    light, alpha = im.split()
+    dark = light.point(lambda v: 255 if v < 160 else 0)
+    seen = alpha.point(lambda v: 255 if v > 32 else 0)
+    from PIL import ImageChops
+
+    ink = ImageChops.multiply(dark, seen)
+    return sum(ink.histogram()[255:]) < 30
+
+
+def expected_background_colour(birth_year: int, *, wna: bool = False) -> BackgroundColour:
+    """Red for odd birth years, blue for even ones; orange for a foreign national (WNA)."""
+    if wna:
+        return "orange"
     return "red" if birth_year % 2 else "blue"
 
 
 def photo_background_colour(jpeg: bytes) -> BackgroundColour:
-    """Classify the portrait background from the top corners: ``red``, ``blue`` or ``other``.
+    """Classify the portrait background from the top corners: ``red``, ``blue``, ``orange``
+    or ``other``.
 
-    Meant for the QA warning (red for odd, blue for even birth years); raises
+    Meant for the QA warning (red for odd, blue for even birth years, orange for WNA); raises
     :class:`MediaError` when the bytes are not a decodable JPEG.
     """
     if not bytes(jpeg[:3]) == JPEG_SIGNATURE:
@@ -221,7 +247,7 @@ def photo_background_colour(jpeg: bytes) -> BackgroundColour:
     w, h = small.size
     bw, bh = max(1, w // 6), max(1, h // 6)
     boxes = [(0, 0, bw, bh), (w - bw, 0, w, bh)]  # top-left, top-right: beside the head
-    votes: dict[BackgroundColour, int] = {"red": 0, "blue": 0, "other": 0}
+    votes: dict[BackgroundColour, int] = {"red": 0, "blue": 0, "orange": 0, "other": 0}
     total = 0
     for box in boxes:
         raw = small.crop(box).tobytes()  # RGB triplets; version-proof unlike getdata()
@@ -239,6 +265,8 @@ def _classify(r: int, g: int, b: int) -> BackgroundColour:
     degrees = hue * 360
     if degrees >= 340 or degrees <= 15:
         return "red"
+    if 18 <= degrees <= 45:
+        return "orange"
     if 185 <= degrees <= 250:
         return "blue"
     return "other"

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -99,11 +100,15 @@ class User(Base):
     office_id: Mapped[int] = mapped_column(ForeignKey("office.id"))
     office: Mapped[Office] = relationship()
     password_hash: Mapped[str] = mapped_column(String(255), default="")
-    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    #: Sealed under the token's storage key (``enc1:…``, :mod:`printsrv.web.auth_service`).
+    totp_secret: Mapped[str | None] = mapped_column(String(255))
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None]
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: The TOTP time step of the last accepted code: a code is good once.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    __table_args__ = (Index("uq_app_user_username_lower", func.lower(username), unique=True),)
 
 
 class Batch(Base):
@@ -210,6 +215,34 @@ class AuditEvent(Base):
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
     __table_args__ = (UniqueConstraint("chain", "chain_seq"),)
+
+
+class AuditCheckpoint(Base):
+    """A signed statement of every audit chain's head (chain → sequence, hash) at one moment,
+    numbered globally. Kept here and appended to a file outside the database
+    (:mod:`printsrv.checkpoints`); the signature is made in the token."""
+
+    __tablename__ = "audit_checkpoint"
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(String(40))
+    body: Mapped[str] = mapped_column(Text)  # the canonical JSON that was signed
+    signature: Mapped[str] = mapped_column(Text)  # base64 DER ECDSA
+
+
+class PrintHold(Base):
+    """A reason no station may print until a supervisor acknowledges it (e.g. a restore whose
+    ledger may be older than what was printed before the backup). Rows are never deleted."""
+
+    __tablename__ = "print_hold"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    reason: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
+    acknowledged_at: Mapped[datetime | None]
 
 
 # Tables of the later modules register on the same metadata (Alembic, test clean-up).

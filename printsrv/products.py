@@ -1,26 +1,15 @@
-"""The card products this server makes: one entry per card type, read by everything else.
+"""Card products: what each card type is, in one place.
 
-Each :class:`CardProduct` says which template folder lays out its face, whether the card has a
-chip, which blank stock it is printed on, and which record fields it requires beyond the common
-ones. :func:`holder_for` is the one mapping from a record to the chip's holder data: the station
-(``printsrv.station.chipenc``) and ``run.py chip personalize`` both call it, so one record gives
-one chip.
+A card type names its card-face template folder, whether it carries a chip, the blank stock it
+is printed on, the record fields it requires, and (for a chip card) the one mapping from a
+record to the chip's holder data, used by the station's encoder and by ``run.py chip
+personalize`` alike, so that both write the same data groups for the same record and card.
 
-Adding a card type is one entry in :data:`PRODUCTS` plus its template folder under
-``templates/`` (``layout.toml`` with ``card_type`` set to the new type, ``sample.json`` and the
-sample media). Its blank stock type is either an existing one (the card shares the blanks) or a
-new one, which the ledger then counts apart from the others.
-
-Chip holder data (ICAO 9303 LDS, ``chip-standards.md``; the card face in ``domain-ektp.md``):
-
-- address (DG11 5F42): the card face's lines, the RT/RW line with its label (``RT/RW 001/002``:
-  on the chip no printed label says what ``001/002`` is);
-- issuing authority (DG12 5F19): the record's ``tempat_terbit``, the regency/city of issue the
-  card face prints under the photo (not the holder's ``kabupaten_kota``, which may differ);
-- nationality: ``IDN`` for WNI, else the record's ISO 3166 alpha-3 ``negara``; a WNA record
-  without one gets ``XXX``, ICAO 9303's code for an unspecified nationality (``<<<`` is only the
-  MRZ filler: it is not a nationality code);
-- personal summary: ``AGAMA=…;STATUS=…;GOLDARAH=…`` with empty values left out.
+Adding a card type is one :class:`CardProduct` entry in :data:`PRODUCTS` plus its template
+folder under ``templates/`` (``layout.toml`` with ``card_type`` set to it, ``sample.json`` and
+sample media). Its ``blank_stock`` is an existing stock type (the card shares those blanks) or a
+new one, which the ledger, the station's claim, the report and the anomaly flags then count
+apart (:data:`STOCK_TYPES`).
 """
 
 from __future__ import annotations
@@ -29,133 +18,132 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from printsrv.cardinput import CardInput
 from printsrv.errors import PrintSrvError
 
 if TYPE_CHECKING:
     from chip.lds import HolderData
-    from printsrv.cardinput import CardInput
-
-KTP_EL = "KTP-EL"
-KIA = "KIA"
-
-#: Blank stock types (the ledger's ``blank.stock_type``): security stock with its own serials.
-STOCK_KTP_EL = "KTP-EL"
-STOCK_KIA = "KIA"
 
 
 @dataclass(frozen=True)
 class CardProduct:
-    """One card type: its template folder, chip, blank stock and required fields."""
+    """One card type."""
 
     card_type: str
     template: str
     has_chip: bool
-    stock_type: str
-    #: Fields required beyond the common ones (validation).
-    required_fields: tuple[str, ...] = ()
-    #: Fields only this card type may carry.
+    blank_stock: str
+    required_fields: tuple[str, ...]
+    #: Fields only this card type may carry (validation refuses them on others).
     own_fields: tuple[str, ...] = ()
-    #: The template for a WNA holder, when it differs.
-    template_wna: str | None = None
 
+
+_COMMON = ("request_id", "nik", "nama", "tempat_lahir", "tanggal_lahir", "jenis_kelamin",
+           "kecamatan", "kabupaten_kota", "provinsi", "office_code")
 
 PRODUCTS: dict[str, CardProduct] = {
-    KTP_EL: CardProduct(
-        card_type=KTP_EL, template="ktp-el", template_wna="ktp-el-wna",
-        has_chip=True, stock_type=STOCK_KTP_EL,
-    ),
-    KIA: CardProduct(
-        card_type=KIA, template="kia", has_chip=False, stock_type=STOCK_KIA,
-        required_fields=("no_kk",),
-        own_fields=("nama_kepala_keluarga", "no_akta_lahir"),
-    ),
-}  # fmt: skip
-
+    "KTP-EL": CardProduct("KTP-EL", "ktp-el", True, "KTP-EL",
+                          (*_COMMON, "alamat", "agama", "status_perkawinan", "pekerjaan",
+                           "kewarganegaraan", "berlaku_hingga")),
+    "KIA": CardProduct("KIA", "kia", False, "KIA", (*_COMMON, "no_kk"),
+                       own_fields=("nama_kepala_keluarga", "no_akta_lahir")),
+}
+KTP_EL, KIA = "KTP-EL", "KIA"
 #: The card types, in registry order.
 CARD_TYPES: tuple[str, ...] = tuple(PRODUCTS)
-#: The blank stock types, in registry order, each once.
-STOCK_TYPES: tuple[str, ...] = tuple(dict.fromkeys(p.stock_type for p in PRODUCTS.values()))
-DEFAULT_STOCK_TYPE = STOCK_KTP_EL
-
-
-class UnknownCardType(PrintSrvError):
-    """A card type (or stock type) the registry does not know."""
-
-
-def product(card_type: str) -> CardProduct:
-    """The product of ``card_type`` (raises :class:`UnknownCardType`)."""
-    try:
-        return PRODUCTS[card_type]
-    except KeyError:
-        raise UnknownCardType(
-            f"unknown card type {card_type!r}: expected one of {', '.join(CARD_TYPES)}"
-        ) from None
+#: The blank stock types (the ledger's ``blank.stock_type``), each once, in registry order:
+#: security stock with its own serials (KTP-el chip blanks, KIA blanks).
+STOCK_TYPES: tuple[str, ...] = tuple(dict.fromkeys(p.blank_stock for p in PRODUCTS.values()))
+#: The stock type of blanks received or loaded without one (and of blanks before migration
+#: 0010): KTP-el chip blanks.
+DEFAULT_STOCK_TYPE = PRODUCTS[KTP_EL].blank_stock
 
 
 def card_types_for_stock(stock_types: set[str] | frozenset[str]) -> list[str]:
-    """The card types printed on any of ``stock_types`` (for the station's claim)."""
-    return [p.card_type for p in PRODUCTS.values() if p.stock_type in stock_types]
+    """The card types printed on any of ``stock_types`` (the station's claim)."""
+    return [p.card_type for p in PRODUCTS.values() if p.blank_stock in stock_types]
+
+
+def product(card_type: str) -> CardProduct:
+    """The product of ``card_type`` (an unknown one is an error naming it)."""
+    try:
+        return PRODUCTS[card_type]
+    except KeyError:
+        raise PrintSrvError(
+            f"card_type {card_type!r} is not one of {', '.join(PRODUCTS)}"
+        ) from None
+#: A KTP-el of a foreign resident (WNA) has its own face template, the same chip and stock.
+WNA_TEMPLATE = "ktp-el-wna"
+
+
+def product_of(card: CardInput) -> CardProduct:
+    """The product of a record; an unknown card type is an error naming it."""
+    try:
+        return product(card.card_type)
+    except PrintSrvError as exc:
+        raise PrintSrvError(f"record {card.request_id}: {exc}") from None
 
 
 def template_for(card: CardInput) -> str:
-    """The template folder for a record (the WNA variant for a WNA holder, if any)."""
-    p = product(card.card_type)
-    wna = card.fields.get("kewarganegaraan", "").strip().upper() == "WNA"
-    return p.template_wna if wna and p.template_wna else p.template
+    """The card-face template of a record (``kia``, ``ktp-el-wna`` or ``ktp-el``)."""
+    product = PRODUCTS.get(card.card_type, PRODUCTS["KTP-EL"])
+    if product.card_type == "KTP-EL" and card.fields.get(
+        "kewarganegaraan", ""
+    ).strip().upper() == "WNA":
+        return WNA_TEMPLATE
+    return product.template
 
 
-def _date(card: CardInput, name: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(card.fields.get(name, ""))
-    except ValueError:
-        raise PrintSrvError(
-            f"record {card.request_id}: {name}: not a YYYY-MM-DD date"
-        ) from None
+#: ICAO 9303-3 code for an unspecified nationality ("<<<" is filler, not a code).
+UNSPECIFIED_NATIONALITY = "XXX"
 
 
-def holder_for(card: CardInput) -> HolderData:
-    """The chip's holder data for ``card`` (the one record → chip mapping; see the module text).
+def holder_data(card: CardInput) -> HolderData:
+    """The chip's holder data for a chip card's record (the only record → chip mapping).
 
-    Raises :class:`~printsrv.errors.PrintSrvError` for a card type without a chip or a record
-    whose dates do not parse (naming the record and field).
+    * address line 2 is written as on the card face, ``RT/RW 001/002``;
+    * the issuing authority is the record's own ``tempat_terbit`` (what the registry says is
+      the place of issue), or ``DISDUKCAPIL <regency>`` when the record has none;
+    * a WNA's nationality is the record's ``negara``, ``XXX`` (unspecified, ICAO 9303-3) if
+      missing; a WNI's is ``IDN``;
+    * the personal summary names only the fields the record has.
     """
     from chip.lds import HolderData
 
-    if not product(card.card_type).has_chip:
+    if not product_of(card).has_chip:
         raise PrintSrvError(f"record {card.request_id}: {card.card_type} cards have no chip")
     f = card.fields
+    sex = {"LAKI-LAKI": "M", "PEREMPUAN": "F"}.get(f.get("jenis_kelamin", ""), "<")
     valid = f.get("berlaku_hingga", "SEUMUR HIDUP").strip().upper()
+    try:
+        birth = dt.date.fromisoformat(f["tanggal_lahir"])
+        expiry = None if valid == "SEUMUR HIDUP" else dt.date.fromisoformat(valid)
+    except (KeyError, ValueError) as exc:
+        raise PrintSrvError(f"record {card.request_id}: tanggal_lahir/berlaku_hingga: "
+                            f"not a date ({exc})") from exc
+    wni = f.get("kewarganegaraan", "WNI").strip().upper() == "WNI"
     summary = ";".join(
-        f"{label}={f[key]}"
-        for label, key in (
-            ("AGAMA", "agama"), ("STATUS", "status_perkawinan"), ("GOLDARAH", "golongan_darah"),
-        )
+        f"{label}={f[key]}" for label, key in
+        (("AGAMA", "agama"), ("STATUS", "status_perkawinan"), ("GOLDARAH", "golongan_darah"))
         if f.get(key)
-    )  # fmt: skip
+    )
+    kab = f.get("kabupaten_kota", "")
     return HolderData(
         document_number=card.nik,
         name=f.get("nama", ""),
-        birth_date=_date(card, "tanggal_lahir"),
-        sex={"LAKI-LAKI": "M", "PEREMPUAN": "F"}.get(f.get("jenis_kelamin", ""), "<"),
-        expiry=None if valid == "SEUMUR HIDUP" else _date(card, "berlaku_hingga"),
+        birth_date=birth,
+        sex=sex,
+        expiry=expiry,
         place_of_birth=f.get("tempat_lahir", ""),
-        address=(
-            f.get("alamat", ""),
-            f"RT/RW {f.get('rt', '')}/{f.get('rw', '')}",
-            f.get("kel_desa", ""),
-            f.get("kecamatan", ""),
-            f.get("kabupaten_kota", ""),
-            f.get("provinsi", ""),
-        ),
-        issuing_authority=f.get("tempat_terbit", ""),
+        address=(f.get("alamat", ""), f"RT/RW {f.get('rt', '')}/{f.get('rw', '')}",
+                 f.get("kel_desa", ""), f.get("kecamatan", ""), kab, f.get("provinsi", "")),
+        issuing_authority=(f.get("tempat_terbit", "") or f"DISDUKCAPIL {kab}").strip()[:60],
         issue_date=card.issue_date,
         photo_jpeg=card.photo_jpeg,
         signature_image=card.signature_png,
         finger_right_index_fmr=card.finger_right_index_fmr,
         finger_left_index_fmr=card.finger_left_index_fmr,
-        nationality=(
-            "IDN" if f.get("kewarganegaraan", "WNI") == "WNI" else (f.get("negara") or "XXX")
-        ),
+        nationality="IDN" if wni else (f.get("negara", "") or UNSPECIFIED_NATIONALITY),
         occupation=f.get("pekerjaan", ""),
         personal_summary=summary,
     )

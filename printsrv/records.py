@@ -16,6 +16,7 @@ from printsrv.db import unit_of_work
 from printsrv.errors import NotFound, StateError
 from printsrv.intake.pipeline import decrypt_media
 from printsrv.keys import KeyStore
+from printsrv.localtime import local_date
 from printsrv.models import MediaKind, Record, RecordKey, RecordMedia, RecordState
 from printsrv.offices import office_code
 
@@ -106,11 +107,12 @@ def card_input_for(
 ) -> CardInput:
     """Build the card input of ``record``; the decryption is an audit event."""
     media = decrypt_record_media(session, keys, record)
+    code = office_code(session, record.office_id)
     audit.record(
         session,
         AuditTag.RECORD_MEDIA_DECRYPT,
         actor=actor,
-        office_code=office_code(session, record.office_id),
+        office_code=code,
         subject=record.request_id,
         details={"purpose": purpose, "media": sorted(k.value for k in media)},
     )
@@ -121,6 +123,7 @@ def card_input_for(
         signature_png=media.get(MediaKind.SIGNATURE, b""),
         finger_right_index_fmr=media.get(MediaKind.FINGER_RIGHT_INDEX),
         finger_left_index_fmr=media.get(MediaKind.FINGER_LEFT_INDEX),
+        issue_date=local_date(code),  # the office's date, not the server's or UTC's
     )
 
 

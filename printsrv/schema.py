@@ -27,15 +27,26 @@ def upgrade(settings: Settings) -> str:
     cfg = alembic_config(settings.sqlalchemy_url)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        # "heads": branches of parallel work merge into one history later (a merge revision);
+        # until then every head is applied.
+        command.upgrade(cfg, "heads")
     return current_revision(settings) or ""
 
 
+def head_revision() -> str:
+    """The newest revision the code ships (what ``upgrade`` brings a database to)."""
+    from alembic.script import ScriptDirectory
+
+    heads = ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()
+    return "+".join(sorted(heads))
+
+
 def current_revision(settings: Settings) -> str | None:
-    """The revision the database is at, ``None`` for an empty database."""
+    """The revision the database is at (``A+B`` while history has parallel heads), ``None`` for
+    an empty database."""
     engine = engine_for(settings.sqlalchemy_url)
     with engine.connect() as conn:
         if not inspect(conn).has_table("alembic_version"):
             return None
-        row = conn.exec_driver_sql("SELECT version_num FROM alembic_version").first()
-        return row[0] if row else None
+        rows = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars().all()
+        return "+".join(sorted(rows)) if rows else None

@@ -193,8 +193,8 @@ def _png_with_text(base: bytes, text: bytes) -> bytes:
 
 @cache
 def portrait_pool(colour: str) -> tuple[bytes, ...]:
-    """A few face-like 300x400 JPEG portraits on a red or blue background."""
-    background = {"red": (200, 25, 35), "blue": (25, 90, 200)}[colour]
+    """A few face-like 300x400 JPEG portraits on a red or blue background (orange: WNA)."""
+    background = {"red": (200, 25, 35), "blue": (25, 90, 200), "orange": (240, 130, 20)}[colour]
     rng = Random(f"portrait-{colour}")
     out = []
     for _ in range(_POOL_SIZE):
@@ -268,8 +268,11 @@ def _pick_religion(rng: Random, religions: Sequence[str]) -> str:
     return rng.choices(options, weights)[0]
 
 
-def _person_name(rng: Random, female: bool, *, bali: bool) -> str:
-    """An upper-case name of 1..60 characters using letters, spaces and . ' , - only."""
+def _person_name(rng: Random, female: bool, *, bali: bool, titles: bool = True) -> str:
+    """An upper-case name of 1..60 characters using letters, spaces and . ' , - only.
+
+    ``titles=False`` (a child): no religious or academic title; the same random draws are
+    made, so that the residents after it stay as they were for the seed."""
     given = _FEMALE if female else _MALE
     if bali:
         parts = [rng.choice(_BALI_FEMALE if female else _BALI_MALE), rng.choice(given)]
@@ -283,6 +286,8 @@ def _person_name(rng: Random, female: bool, *, bali: bool) -> str:
     if rng.random() < 0.08:
         before = rng.choice(("HJ.", "DRS.", "DR.") if female else _TITLES_BEFORE) + " "
     after = rng.choice(_TITLES_AFTER) if rng.random() < 0.1 else ""
+    if not titles:
+        before = after = ""
     long_name = rng.random() < 0.04  # very long names, up to the 60-character limit
     while True:
         name = before + " ".join(parts) + after
@@ -340,12 +345,14 @@ def synthetic_residents(
     today: date,
     office_codes: Sequence[str] | None = None,
     religions: Sequence[str] = DEFAULT_RELIGIONS,
+    held: int = 0,
 ) -> Iterator[SyntheticResident]:
     """Yield ``count`` valid residents, deterministic for ``seed`` and ``today``.
 
     ``office_codes`` (``PP.KK.CC`` from the region table) are where the cards are printed and
     where residents live; by default eight districts drawn from the table with ``seed``.
-    About 2 % are WNA and 4 % KIA children.
+    About 2 % are WNA and 4 % KIA children. ``held`` records, spread over the batch, carry a
+    birth date one day off their NIK's: intake holds them for a supervisor's review.
     """
     table = region_table()
     rng = Random(seed)
@@ -357,7 +364,9 @@ def synthetic_residents(
     districts_of = {code[:5]: [r.code for r in table.children(code[:5])] for code in offices}
     birth_districts = table.districts[:: max(1, len(table.districts) // 400)]
     used_niks: set[str] = set()
-    portraits = {c: portrait_pool(c) for c in ("red", "blue")}
+    portraits = {c: portrait_pool(c) for c in ("red", "blue", "orange")}
+    # A few records whose NIK does not match the birth date: held for review at intake.
+    held_at = {round(i * count / held) for i in range(held)} if held else set()
     signatures = signature_pool()
 
     for index in range(count):
@@ -392,7 +401,8 @@ def synthetic_residents(
             status = rng.choice(STATUS_PERKAWINAN_WNA)
             pekerjaan = rng.choice(_WNA_JOBS)
         else:
-            nama = _person_name(rng, female, bali=office.startswith("51") and rng.random() < 0.7)
+            nama = _person_name(rng, female, bali=office.startswith("51") and rng.random() < 0.7,
+                                titles=card_type != KIA)
             tempat_lahir = (
                 names.tempat_terbit
                 if rng.random() < 0.6
@@ -429,7 +439,7 @@ def synthetic_residents(
             {
                 "nama": nama,
                 "tempat_lahir": tempat_lahir,
-                "tanggal_lahir": born.isoformat(),
+                "tanggal_lahir": (born - timedelta(days=index in held_at)).isoformat(),
                 "jenis_kelamin": "PEREMPUAN" if female else "LAKI-LAKI",
                 "golongan_darah": rng.choice(_BLOOD),
                 "alamat": _address(rng),
@@ -467,7 +477,7 @@ def synthetic_residents(
 
         tag = request_id.encode("ascii")
         has_photo = card_type == KTP_EL or age >= KIA_PHOTO_AGE
-        colour = "red" if born.year % 2 else "blue"
+        colour = "orange" if citizenship == WNA else ("red" if born.year % 2 else "blue")
         photo = _jpeg_with_comment(rng.choice(portraits[colour]), tag) if has_photo else None
         signature = _png_with_text(rng.choice(signatures), tag) if card_type == KTP_EL else None
         right = synthetic_fmr(rng, FingerPosition.RIGHT_INDEX) if card_type == KTP_EL else None

@@ -101,6 +101,8 @@ def _clean(url: str) -> None:
 def settings(instance_dir: Path, database_url: str) -> Iterator[Settings]:
     """Settings for one test: the shared instance (keys) and an emptied database."""
     _clean(database_url)
+    # The checkpoints file outside the database belongs with the database just emptied.
+    (instance_dir / "audit" / "checkpoints.jsonl").unlink(missing_ok=True)
     yield load_settings(overrides={"instance_dir": instance_dir, "database_url": database_url})
 
 
@@ -113,4 +115,5 @@ def sqlite_settings(instance_dir: Path, tmp_path: Path) -> Settings:
         overrides={"instance_dir": instance_dir, "database_url": f"sqlite:///{tmp_path / 'p.db'}"}
     )
     schema.upgrade(s)
+    (instance_dir / "audit" / "checkpoints.jsonl").unlink(missing_ok=True)
     return s

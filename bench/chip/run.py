@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -112,7 +113,8 @@ def main() -> int:
             ("pcscd+eeprom", ["--eeprom-page-ms", "1"], PersonalizationOptions()),
             ("pcscd+short", ["--short-only"], PersonalizationOptions()),
         ]
-        with PcscStack(sim_args=[[]]) as stack:
+        with (tempfile.TemporaryDirectory(prefix="bench-chip-") as logs,  # removed after
+              PcscStack(sim_args=[[]], log_dir=Path(logs)) as stack):
             reader = stack.reader_name(0)
             for mode, sim_args, options in modes:
                 run = partial(personalize_reader, reader, holder, keys, options)

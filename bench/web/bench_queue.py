@@ -1,9 +1,11 @@
 """Benchmark: p95 latency of the queue page with 100,000 records and 20 concurrent clients.
 
     python bench/web/bench_queue.py [--records 100000] [--clients 20] [--requests 1000]
-                                    [--database-url URL] [--workers N] [--threads T]
+                                    [--postgres [ADMIN_URL]] [--workers N] [--threads T]
 
-Fills a fresh instance (SQLite by default) with synthetic records by bulk insert, starts
+Fills a fresh instance (SQLite by default; with ``--postgres`` a database of its own that it
+creates on that server and drops at the end, so a second run starts clean) with synthetic
+records by bulk insert, starts
 ``run.py serve`` on a free port (as ``serve`` does by default: gunicorn with one worker per CPU
 up to 4; waitress with ``--workers 1``),
 signs 20 operators in and has each request the queue page (first page and a filtered,
@@ -13,8 +15,10 @@ keyset-paginated page) as fast as it can. Prints a table; the goal is p95 ≤ 15
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -28,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 GOAL_MS = 150.0
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 PASSWORD = "bench-password-123"
 
 
@@ -79,6 +84,31 @@ def fill(settings, records: int) -> None:
         with engine_for(settings.sqlalchemy_url).connect() as conn:
             conn.exec_driver_sql("ANALYZE")
             conn.commit()
+
+
+def own_postgres_database(admin_url: str) -> str:
+    """A fresh database on the server of ``admin_url``, dropped when the benchmark exits (also
+    after a failure); its URL."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    name = f"ktp_bench_web_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+    def drop() -> None:
+        from printsrv.db import engine_for
+
+        engine_for(url).dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    atexit.register(drop)
+    return url
 
 
 def free_port() -> int:
@@ -146,7 +176,11 @@ def main() -> int:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--requests", type=int, default=1000)
-    parser.add_argument("--database-url", default="")
+    parser.add_argument(
+        "--postgres", nargs="?", const=DEFAULT_PG, default="", metavar="ADMIN_URL",
+        help=f"run on PostgreSQL: a fresh database on this server, dropped at the end "
+             f"(default {DEFAULT_PG})",
+    )
     parser.add_argument("--workers", type=int, default=0,
                         help="server processes (default: serve's, one per CPU up to 4; "
                              "more than 1: gunicorn)")
@@ -161,17 +195,19 @@ def main() -> int:
     from printsrv.config import load_settings
 
     instance = Path(tempfile.mkdtemp(prefix="bench-web-"))
+    atexit.register(shutil.rmtree, instance, ignore_errors=True)
     overrides = {"instance_dir": instance}
-    if args.database_url:
-        overrides["database_url"] = args.database_url
+    database_url = own_postgres_database(args.postgres) if args.postgres else ""
+    if database_url:
+        overrides["database_url"] = database_url
     settings = load_settings(overrides=overrides)
     t0 = time.perf_counter()
     fill(settings, args.records)
     fill_s = time.perf_counter() - t0
     port = free_port()
     env = dict(os.environ, PRINTSRV_INSTANCE_DIR=str(instance))
-    if args.database_url:
-        env["PRINTSRV_DATABASE_URL"] = args.database_url
+    if database_url:
+        env["PRINTSRV_DATABASE_URL"] = database_url
     server = subprocess.Popen(
         [sys.executable, str(ROOT / "run.py"), "serve", "--port", str(port), "--threads",
          str(threads), "--workers", str(args.workers), "--insecure-cookies"],

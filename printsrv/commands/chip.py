@@ -6,9 +6,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from printsrv.config import load_settings
+
+if TYPE_CHECKING:
+    pass
 
 
 def register(sub: Any) -> None:
@@ -67,12 +70,12 @@ def cmd_personalize(args: argparse.Namespace) -> int:
         personalize_reader,
     )
     from printsrv.keys import KeyStore
-    from printsrv.products import holder_for
+    from printsrv.products import holder_data
     from printsrv.records import load_card_input
 
     settings = load_settings()
     card_input = load_card_input(settings, args.request_id, actor="cli", purpose="chip")
-    holder = holder_for(card_input)
+    holder = holder_data(card_input)
     options = PersonalizationOptions(readback=ReadBack(args.readback),
                                      max_face_bytes=args.max_face_bytes)
     with KeyStore.open(settings) as store:

@@ -54,6 +54,8 @@ _CHILD_ENV: Final = "PRINTSRV_DEMO_CHILD"
 _PR_SET_PDEATHSIG: Final = 1
 
 log = logging.getLogger("printsrv.demo")
+#: Records of each demo batch held for review, so that the review workflow can be tried.
+DEMO_HELD = 2
 
 
 class DemoStopped(Exception):
@@ -269,7 +271,7 @@ def ensure_records(settings: Settings, count: int, folder: Path,
     out = folder / batch_id
     console.say(f"records: writing demo batch {batch_id} ({count} signed synthetic records)")
     write_demo_batch(settings, count, out, seed=100 + batches, batch_id=batch_id,
-                     office_codes=[OFFICE])
+                     office_codes=[OFFICE], held=DEMO_HELD if count > 2 * DEMO_HELD else 0)
     result = import_batch(settings, out, actor="demo")
     if not result.accepted:
         raise RuntimeError(f"demo batch rejected: {result.problems}")
@@ -303,7 +305,7 @@ def ensure_stock(settings: Settings, needed: int, console: Any) -> None:
             .where(Record.state == RecordState.QUEUED)
             .group_by(Record.card_type)
         ):
-            queued[product(card_type).stock_type] += n
+            queued[product(card_type).blank_stock] += n
         if not queued:
             queued[DEFAULT_STOCK_TYPE] = needed
         for stock_type in STOCK_TYPES:  # each stock type is its own carton, serials and count
@@ -399,7 +401,7 @@ def ensure_demo_user(settings: Settings) -> tuple[str, str]:
 
     from printsrv.db import unit_of_work
     from printsrv.models import Role, User
-    from printsrv.web.auth_service import create_user, hash_password
+    from printsrv.web.auth_service import create_user, set_password
     from printsrv.web.services import ensure_office
 
     password = secrets.token_urlsafe(12)
@@ -409,7 +411,7 @@ def ensure_demo_user(settings: Settings) -> tuple[str, str]:
             create_user(session, DEMO_USER, Role.OPERATOR, ensure_office(session, OFFICE),
                         password, full_name="Demo operator", actor="demo")
         else:
-            user.password_hash = hash_password(password)
+            set_password(session, user, password, actor="demo")
             user.failed_logins = 0
             user.active = True
     return DEMO_USER, password

@@ -21,6 +21,8 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--batch-id")
     p.add_argument("--office", action="append", help="office code PP.KK.CC (repeatable)")
+    p.add_argument("--held", type=int, default=0,
+                   help="records whose NIK does not match the birth date (held for review)")
     p.set_defaults(func=cmd_demo_data)
 
     p = sub.add_parser("import", help="import a signed batch (directory or .zip)")
@@ -36,9 +38,21 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("audit", help="the audit log")
     audit_sub = p.add_subparsers(dest="audit_command", required=True)
-    v = audit_sub.add_parser("verify", help="verify the hash chain of the audit log")
+    v = audit_sub.add_parser("verify", help="verify the hash chains of the audit log against "
+                             "every signed checkpoint (exit 1 on any problem)")
     v.add_argument("--json", action="store_true")
     v.set_defaults(func=cmd_audit_verify)
+    v = audit_sub.add_parser("checkpoint", help="sign every chain's head now (in the database "
+                             "and appended to audit/checkpoints.jsonl)")
+    v.add_argument("--reason", default="manual")
+    v.add_argument("--if-due", action="store_true",
+                   help="only when 1000 events or 10 minutes passed since the last (a timer)")
+    v.set_defaults(func=cmd_audit_checkpoint)
+    v = audit_sub.add_parser("export", help="write the events, the checkpoints and the public "
+                             "key for an auditor to verify offline "
+                             "(scripts/verify_audit_export.py)")
+    v.add_argument("--out", type=Path, required=True, help="a new folder")
+    v.set_defaults(func=cmd_audit_export)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -66,9 +80,21 @@ def cmd_init(args: argparse.Namespace) -> int:
             audit.record(
                 session, AuditTag.SYSTEM_KEYS_CREATE, actor="init", details={"created": created}
             )
+    from printsrv.instance import secure_instance
+    from printsrv.web.auth_service import TotpSecrets
+
+    with unit_of_work(settings) as session:
+        sealed = TotpSecrets(settings).seal_clear_secrets(session)
+    tightened = secure_instance(settings)
     print(f"database {settings.sqlalchemy_url.split('@')[-1]} at revision {revision}")
     for item in created:
         print(f"created {item}")
+    if sealed:
+        print(f"sealed {sealed} TOTP secret(s) stored in clear under the token's key")
+    if tightened:
+        shown = ", ".join(tightened[:8]) + (" …" if len(tightened) > 8 else "")
+        print(f"made private (0700 folders, 0600 files) {len(tightened)} path(s) under "
+              f"{settings.instance_dir}: {shown}")
     return 0
 
 
@@ -91,6 +117,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
             batch_id=args.batch_id,
             office_codes=args.office,
             progress=bar.update,
+            held=args.held,
         )
     print(f"wrote {args.count} records to {out}")
     return 0
@@ -134,21 +161,26 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from printsrv import audit
+    from printsrv import audit, checkpoints
     from printsrv.db import session_factory
 
     settings = load_settings()
     with session_factory(settings)() as session:
         report = audit.verify(session)
+        anchored = checkpoints.verify(session, settings)
+    ok = report.ok and anchored.ok
     if args.json:
         print(
             json.dumps(
                 {
-                    "ok": report.ok,
+                    "ok": ok,
                     "events": report.events,
                     "last_seq": report.last_seq,
                     "chains": report.chains,
                     "problems": [{"seq": p.seq, "reason": p.reason} for p in report.problems],
+                    "checkpoints": anchored.checkpoints,
+                    "newest_checkpoint": anchored.newest,
+                    "checkpoint_problems": anchored.problems,
                 },
                 indent=1,
             )
@@ -156,9 +188,43 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     else:
         for p in report.problems:
             print(f"event {p.seq}: {p.reason}", file=sys.stderr)
-        status = "OK" if report.ok else "BROKEN"
+        for problem in anchored.problems:
+            print(problem, file=sys.stderr)
+        status = "OK" if ok else "BROKEN"
         print(
             f"audit chain {status}: {report.events} events in {report.chains} chain(s), "
-            f"last {report.last_seq}"
+            f"last {report.last_seq}; held to {anchored.checkpoints} signed checkpoint(s)"
+            + (f", newest {anchored.newest}" if anchored.newest else "")
         )
-    return 0 if report.ok else 1
+    return 0 if ok else 1
+
+
+def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
+    from printsrv import checkpoints
+    from printsrv.db import session_factory
+    from printsrv.keys import KeyStore
+
+    settings = load_settings()
+    if args.if_due:
+        with session_factory(settings)() as session:
+            if not checkpoints.due(session):
+                print("no checkpoint due")
+                return 0
+    with KeyStore.open(settings) as keys:
+        row = checkpoints.checkpoint_now(settings, keys, reason=args.reason)
+    heads = json.loads(row.body)["heads"]
+    print(f"checkpoint {row.id}: {len(heads)} chain(s) signed, appended to "
+          f"{checkpoints.anchor_file(settings)}")
+    return 0
+
+
+def cmd_audit_export(args: argparse.Namespace) -> int:
+    from printsrv.audit_export import export_audit
+    from printsrv.db import session_factory
+
+    settings = load_settings()
+    with session_factory(settings)() as session:
+        counts = export_audit(session, settings, args.out)
+    print(f"exported {counts['events']} events and {counts['checkpoints']} checkpoints to "
+          f"{args.out}; verify with: python3 scripts/verify_audit_export.py {args.out}")
+    return 0

@@ -165,9 +165,11 @@ def register(sub: Any) -> None:
 
     p = lsub.add_parser("report", help="monthly stock report of an office")
     p.add_argument("--office", required=True)
-    p.add_argument("--month", required=True, help="YYYY-MM (WIB)")
+    p.add_argument("--month", required=True,
+                   help="YYYY-MM (the office's local month: WIB, WITA or WIT)")
     p.add_argument("--format", choices=["json", "csv", "pdf"], default="json")
-    p.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    p.add_argument("--out", type=Path, help="file to write (default: standard output; a PDF "
+                   "goes to laporan-stok-OFFICE-MONTH.pdf in the current folder)")
     p.set_defaults(func=cmd_report)
 
     p = lsub.add_parser("show", help="a blank and its journal, or an office's stock by state")
@@ -194,14 +196,11 @@ def _serials(args: argparse.Namespace, *, required: bool = True) -> list[str]:
     return list(dict.fromkeys(serials))
 
 
-def _wib(at: Any) -> str:
-    from datetime import UTC
+def _local(at: Any, office: str) -> str:
+    """``at`` in the office's local time with its zone name."""
+    from printsrv.localtime import office_zone
 
-    from printsrv.ledger.reports import WIB
-
-    if at.tzinfo is None:  # SQLite returns naive UTC
-        at = at.replace(tzinfo=UTC)
-    return str(at.astimezone(WIB).isoformat(timespec="seconds"))
+    return office_zone(office).format(at, seconds=True)
 
 
 def _uow() -> Any:
@@ -504,6 +503,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.out:
         args.out.write_bytes(data)
         print(f"wrote {args.out}", file=sys.stderr)
+    elif args.format == "pdf":  # PDF bytes are no use on a terminal: a file named for them
+        out = Path(f"laporan-stok-{args.office}-{args.month}.pdf")
+        out.write_bytes(data)
+        print(out.resolve())
     else:
         sys.stdout.flush()
         sys.stdout.buffer.write(data)
@@ -540,7 +543,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                 "carton": blank.carton,
                 "journal": [
                     {
-                        "at": _wib(m.at),
+                        "at": _local(m.at, codes[m.office_id]),
                         "kind": m.kind.value,
                         "from": m.from_state.value if m.from_state else None,
                         "to": m.to_state.value,
@@ -595,11 +598,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, indent=1, ensure_ascii=False))
     else:
-        for key, value in out.items():
-            if isinstance(value, list):
-                print(f"{key}:")
-                for item in value:
-                    print("  " + "  ".join(f"{k}={v}" for k, v in item.items() if v is not None))
-            else:
-                print(f"{key}: {value}")
+        from printsrv.terminal import record
+
+        print(record(out))
     return 0

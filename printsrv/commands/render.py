@@ -25,12 +25,15 @@ def _size(text: str) -> tuple[float, float]:
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "render",
-        help="render a card face to PDF or PNG",
+        help="render card faces (one record, the sample, or the queue) to PDF or PNG",
         description="Render the face of a queued record (--request-id) or of the sample data of "
-        "a template (--sample). The output format follows the --out suffix (.pdf or .png).",
+        "a template (--sample): the output format follows the --out suffix (.pdf or .png). "
+        "--queued renders every queued record (in queue order) with all cores: --out FILE.pdf "
+        "gives one PDF with a page per card, --out DIR one REQUEST_ID.pdf per card.",
     )
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--request-id", help="print request id of a queued record")
+    what.add_argument("--queued", action="store_true", help="render the queued records")
     what.add_argument(
         "--sample",
         nargs="?",
@@ -38,7 +41,12 @@ def register(sub: Any) -> None:
         metavar="TEMPLATE",
         help="render the built-in sample of TEMPLATE (default ktp-el)",
     )
-    p.add_argument("--out", required=True, type=Path, help="output file: .pdf or .png")
+    p.add_argument("--out", required=True, type=Path,
+                   help="output file: .pdf or .png; with --queued FILE.pdf or a folder")
+    p.add_argument("--office", help="--queued: only this office (PP.KK includes its kecamatan)")
+    p.add_argument("--limit", type=int, help="--queued: at most N records")
+    p.add_argument("--processes", type=int,
+                   help="--queued: worker processes (default: one per CPU)")
     p.add_argument("--template", help="override the template chosen from the card type")
     p.add_argument("--bleed", type=_size, metavar="WxH", help="page = printer image area, in mm")
     p.add_argument("--profile", help="printer profile id (printers.profiles): its image area")
@@ -64,6 +72,8 @@ def _bleed_from_profile(profile_id: str) -> tuple[float, float]:
 def cmd_render(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    if args.queued:
+        return cmd_render_queued(args)
     from printsrv.layout import render_card, sample_card
 
     suffix = args.out.suffix.lower()
@@ -118,3 +128,38 @@ def cmd_render(args: argparse.Namespace) -> int:
         w, h = result.page_mm
         print(f"{args.out}: {result.template}, page {w:.2f} x {h:.2f} mm, ink {cov}")
     return 0
+
+
+def cmd_render_queued(args: argparse.Namespace) -> int:
+    """``render --queued``: the queue to one PDF or a folder of PDFs, with a progress bar."""
+    from tqdm import tqdm
+
+    from printsrv.batchrender import PageOptions, render_queued
+    from printsrv.config import load_settings
+
+    if args.limit is not None and args.limit < 1:
+        print("error: --limit must be at least 1", file=sys.stderr)
+        return 2
+    bleed = args.bleed or (_bleed_from_profile(args.profile) if args.profile else None)
+    options = PageOptions(page="bleed" if bleed else "card", bleed_mm=bleed,
+                          template=args.template)
+    show = sys.stderr.isatty() and not args.json
+    with tqdm(total=0, desc="rendering", unit="card", disable=not show, file=sys.stderr) as bar:
+        result = render_queued(
+            load_settings(), args.out, office=args.office, limit=args.limit,
+            processes=args.processes, options=options, progress=bar.update,
+            on_total=lambda n: setattr(bar, "total", n),
+        )  # fmt: skip
+    for problem in result.problems:
+        print(problem, file=sys.stderr)
+    if args.json:
+        print(json.dumps({
+            "out": str(result.out), "selected": result.selected, "rendered": result.rendered,
+            "problems": result.problems, "ink_coverage_mean": result.ink_mean,
+        }, indent=2))  # fmt: skip
+    else:
+        cov = " ".join(f"{k}={v:.3f}" for k, v in result.ink_mean.items())
+        print(f"{result.out}: {result.rendered} of {result.selected} queued record(s) rendered"
+              + (f", {len(result.problems)} not" if result.problems else "")
+              + (f"; mean ink {cov}" if cov else ""))  # fmt: skip
+    return 1 if result.problems else 0

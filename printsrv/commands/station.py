@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from typing import Any
 
@@ -46,11 +45,9 @@ def register(sub: Any) -> None:
 
 
 def cmd_station(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
+    from printsrv.eventlog import configure
+
+    configure(verbose=args.verbose)
     if args.name == "status":
         return cmd_status(args)
     if args.name == "resume":

@@ -44,14 +44,41 @@ def register(sub: Any) -> None:
     a.add_argument("--office", required=True, help="office code PP.KK or PP.KK.CC")
     a.add_argument("--full-name", default="")
     a.set_defaults(func=cmd_user_add)
+    a = user_sub.add_parser("passwd", help="set a new password (standard input or a prompt); "
+                            "every session of the user ends")
+    a.add_argument("name")
+    a.set_defaults(func=cmd_user_change, change="password")
+    a = user_sub.add_parser("role", help="change a user's role; every session of the user ends")
+    a.add_argument("name")
+    a.add_argument("role", choices=["admin", "supervisor", "operator", "auditor"])
+    a.set_defaults(func=cmd_user_change, change="role")
+    a = user_sub.add_parser("sign-out", help="sign a user out everywhere (every session ends)")
+    a.add_argument("name")
+    a.set_defaults(func=cmd_user_change, change="sign-out")
+    a = user_sub.add_parser("reset-totp", help="clear a user's TOTP secret (a lost phone): the "
+                            "user enrols again at the next sign-in; audited")
+    a.add_argument("name")
+    a.set_defaults(func=cmd_user_change, change="reset-totp")
+    for sub_parser in user_sub.choices.values():
+        sub_parser.add_argument("--actor", default="cli", help="who does it (audit log)")
 
     p = sub.add_parser("token", help="API tokens")
     token_sub = p.add_subparsers(dest="token_command", required=True)
     t = token_sub.add_parser("add", help="create an API token (printed once)")
     t.add_argument("name")
     t.add_argument("--scope", required=True, choices=["station", "client"])
-    t.add_argument("--office", required=True)
+    t.add_argument("--office", required=True, help="a client token imports only batches of "
+                   "this office and its kecamatan")
+    t.add_argument("--expires", type=_expiry,
+                   help="when it stops working: YYYY-MM-DD (office local midnight UTC) or "
+                   "a number of days, e.g. 90d")
     t.set_defaults(func=cmd_token_add)
+    t = token_sub.add_parser("list", help="every token: scope, office, use, expiry, revocation")
+    t.set_defaults(func=cmd_token_list)
+    t = token_sub.add_parser("revoke", help="revoke a token (it stops working at once)")
+    t.add_argument("name")
+    t.add_argument("--actor", default="cli")
+    t.set_defaults(func=cmd_token_revoke)
 
 
 def default_workers() -> int:
@@ -146,6 +173,48 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_user_change(args: argparse.Namespace) -> int:
+    """``user passwd|role|sign-out|reset-totp NAME``: each ends every session of the user."""
+    from printsrv.db import unit_of_work
+    from printsrv.models import Role
+    from printsrv.web import auth_service as svc
+
+    password = _read_password() if args.change == "password" else ""
+    with unit_of_work(load_settings()) as session:
+        user = svc.user_by_name(session, args.name)
+        if user is None:
+            print(f"error: no user {args.name!r}", file=sys.stderr)
+            return 1
+        if args.change == "password":
+            try:
+                svc.set_password(session, user, password, actor=args.actor)
+            except ValueError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
+        elif args.change == "role":
+            svc.set_role(session, user, Role(args.role), actor=args.actor)
+        elif args.change == "reset-totp":
+            svc.reset_totp(session, user, actor=args.actor)
+        else:
+            svc.end_all_sessions(session, user, reason="sign_out_everywhere", actor=args.actor)
+        name = user.username
+    print(f"user {name}: {args.change} done; every session of the user ended")
+    return 0
+
+
+def _expiry(text: str) -> Any:
+    """``90d`` (days from now) or ``YYYY-MM-DD`` (the start of that day, UTC)."""
+    from datetime import UTC, date, datetime, timedelta
+
+    try:
+        if text.endswith("d") and text[:-1].isdigit():
+            return datetime.now(UTC) + timedelta(days=int(text[:-1]))
+        return datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: give YYYY-MM-DD or a number of days "
+                                         "like 90d") from exc
+
+
 def cmd_token_add(args: argparse.Namespace) -> int:
     from printsrv.db import unit_of_work
     from printsrv.web.models import TokenScope
@@ -154,6 +223,39 @@ def cmd_token_add(args: argparse.Namespace) -> int:
     settings = load_settings()
     with unit_of_work(settings) as session:
         office = ensure_office(session, args.office)
-        secret = create_token(session, args.name, TokenScope(args.scope), office, actor="cli")
+        secret = create_token(session, args.name, TokenScope(args.scope), office, actor="cli",
+                              expires_at=args.expires)
     print(secret)
+    return 0
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    from printsrv.db import unit_of_work
+    from printsrv.localtime import office_zone
+    from printsrv.terminal import table
+    from printsrv.web.services import list_tokens
+
+    with unit_of_work(load_settings()) as session:
+        rows = []
+        for t in list_tokens(session):
+            zone = office_zone(t.office.code)
+            rows.append({
+                "name": t.name, "scope": t.scope.value, "office": t.office.code,
+                "prefix": t.prefix, "created": zone.format(t.created_at),
+                "last used": zone.format(t.last_used_at) or None,
+                "expires": zone.format(t.expires_at) or None,
+                "revoked": zone.format(t.revoked_at) or None,
+            })
+    print(table(rows))
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    from printsrv.db import unit_of_work
+    from printsrv.web.services import revoke_token
+
+    with unit_of_work(load_settings()) as session:
+        token = revoke_token(session, args.name, actor=args.actor)
+        name = token.name
+    print(f"token {name} revoked")
     return 0

@@ -8,13 +8,29 @@ header cannot get past the limit).
 from __future__ import annotations
 
 import stat
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from printsrv.errors import IntakeError
 
 MAX_COMPRESSION_RATIO = 200
+#: The most members a batch zip may list: every record has at most four media files.
+MAX_MEMBERS = 600_000
+#: Compression methods a batch may use (stored, deflate).
+METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED}
+
+
+#: A value echoed in a problem is cut to this many characters (a 3 MB field stays out of
+#: messages, reports and audit events).
+ECHO_LIMIT = 200
+
+
+def cut(text: str, limit: int = ECHO_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters, saying so."""
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} characters)"
 
 
 @dataclass(frozen=True)
@@ -23,6 +39,10 @@ class BatchProblem:
 
     where: str
     reason: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "where", cut(self.where))
+        object.__setattr__(self, "reason", cut(self.reason))
 
     def __str__(self) -> str:
         return f"batch: {self.where}: {self.reason}"
@@ -102,8 +122,34 @@ class BatchContainer:
                 self.names.append(rel)
         self._fail(problems)
 
+    def _declared_members(self) -> int:
+        """The member count of the zip's end record, read before ``zipfile`` builds an object
+        per member (a million members would take hundreds of megabytes first)."""
+        size = self.source.stat().st_size
+        with open(self.source, "rb") as fh:
+            fh.seek(max(0, size - 65_557))
+            tail = fh.read()
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or len(tail) < at + 22:
+            return 0  # zipfile will say what is wrong
+        count = struct.unpack_from("<H", tail, at + 10)[0]
+        locator = tail.rfind(b"PK\x06\x07", 0, at)
+        if count == 0xFFFF and locator >= 0:  # ZIP64: the count is in the ZIP64 end record
+            with open(self.source, "rb") as fh:
+                fh.seek(struct.unpack_from("<Q", tail, locator + 8)[0])
+                record = fh.read(56)
+            if record[:4] == b"PK\x06\x06":
+                count = struct.unpack_from("<Q", record, 32)[0]
+        return int(count)
+
     def _scan_zip(self) -> None:
         problems: list[BatchProblem] = []
+        members = self._declared_members()
+        if members > MAX_MEMBERS:
+            raise IntakeError(
+                f"{self.source}: {members} zip members",
+                [BatchProblem(str(self.source), f"{members} members (at most {MAX_MEMBERS})")],
+            )
         try:
             self._zip = zipfile.ZipFile(self.source)
             infos = self._zip.infolist()
@@ -131,6 +177,14 @@ class BatchContainer:
             if name in self._zip_infos:
                 problems.append(BatchProblem(name, "duplicate entry in zip"))
                 continue
+            if info.flag_bits & 0x1:
+                problems.append(BatchProblem(name, "encrypted zip member (not allowed)"))
+                continue
+            if info.compress_type not in METHODS:
+                problems.append(BatchProblem(
+                    name, f"compression method {info.compress_type} not supported "
+                    "(stored or deflate only)"))
+                continue
             if info.file_size > self.max_file_bytes:
                 problems.append(
                     BatchProblem(name, f"{info.file_size} bytes exceeds {self.max_file_bytes}")
@@ -153,8 +207,17 @@ class BatchContainer:
         max_bytes = min(max_bytes or self.max_file_bytes, self.max_file_bytes)
         limit = max_bytes + 1
         if self._zip is not None:
-            with self._zip.open(self._zip_infos[name]) as fh:
-                data = fh.read(limit)
+            info = self._zip_infos[name]
+            try:
+                with self._zip.open(info) as fh:
+                    data = fh.read(limit)
+            except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError,
+                    NotImplementedError, ValueError) as exc:
+                raise IntakeError(f"{name}: broken zip member",
+                                  [BatchProblem(name, f"broken zip member: {exc}")]) from exc
+            if len(data) <= max_bytes and len(data) != info.file_size:
+                raise IntakeError(f"{name}: size differs from its header", [BatchProblem(
+                    name, f"{len(data)} bytes, its zip header says {info.file_size}")])
         else:
             with open(self.source / name, "rb") as fh:
                 data = fh.read(limit)

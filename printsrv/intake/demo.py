@@ -25,6 +25,7 @@ def write_demo_batch(
     batch_id: str | None = None,
     office_codes: list[str] | None = None,
     progress: Callable[[int], None] | None = None,
+    held: int = 0,
 ) -> Path:
     """Write ``count`` synthetic records as a batch directory (or ``.zip`` if ``out`` ends so),
     signed with the demo registry key from ``init``."""
@@ -37,7 +38,7 @@ def write_demo_batch(
     files: dict[str, bytes] = {}
     lines: list[bytes] = []
     for resident in synthetic_residents(
-        count, seed=seed, today=date.today(), office_codes=office_codes
+        count, seed=seed, today=date.today(), office_codes=office_codes, held=held
     ):
         files.update(resident.files())
         lines.append(json.dumps(resident.record, ensure_ascii=False).encode())

@@ -10,13 +10,16 @@ transaction holds the batch row, the records, their wrapped keys, encrypted medi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
 import secrets
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +27,23 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from printsrv import audit
+from printsrv import audit, checkpoints
 from printsrv.audit import AuditTag
 from printsrv.config import Settings
 from printsrv.db import unit_of_work
-from printsrv.errors import IntakeError
-from printsrv.intake.container import BatchContainer, BatchProblem, unsafe_path_reason
+from printsrv.errors import IntakeError, KeyStoreError
+from printsrv.intake import strictjson
+from printsrv.intake.container import BatchContainer, BatchProblem, cut, unsafe_path_reason
 from printsrv.intake.signature import SignatureInvalid, load_trusted_cas, verify_detached
 from printsrv.keys import KeyStore
-from printsrv.media import FingerPosition, MediaError, parse_fmr, verify_jpeg, verify_png
+from printsrv.media import (
+    FingerPosition,
+    MediaError,
+    parse_fmr,
+    signature_is_blank,
+    verify_jpeg,
+    verify_png,
+)
 from printsrv.models import (
     Batch,
     MediaKind,
@@ -67,6 +78,14 @@ class RecordProblem:
     field: str
     reason: str
 
+    def __post_init__(self) -> None:
+        # Values echoed from the record (a field of megabytes) are cut here, once for every
+        # message, report and audit event that carries the problem.
+        for name in ("field", "reason"):
+            object.__setattr__(self, name, cut(getattr(self, name)))
+        object.__setattr__(self, "request_id", self.request_id[:64])
+        object.__setattr__(self, "nik", self.nik[:16])
+
     def __str__(self) -> str:
         return f"record {self.line} ({self.request_id}/{self.nik}): {self.field}: {self.reason}"
 
@@ -98,6 +117,8 @@ class ImportResult:
     problems: list[Problem] = field(default_factory=list)
     holds: list[dict[str, str]] = field(default_factory=list)
     rejection_report: str | None = None
+    #: Refused because records belong to offices the importing client may not import for.
+    outside_scope: bool = False
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -111,6 +132,7 @@ class ImportResult:
             "holds": self.holds,
             "problems": [p.as_dict() for p in self.problems],
             "rejection_report": self.rejection_report,
+            "outside_scope": self.outside_scope,
         }
 
 
@@ -128,9 +150,11 @@ Progress = Callable[[int], None]
 def _parse_manifest(raw: bytes) -> tuple[dict[str, Any], list[BatchProblem]]:
     problems: list[BatchProblem] = []
     try:
-        manifest = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return {}, [BatchProblem(MANIFEST, f"not valid UTF-8 JSON: {exc}")]
+        manifest = strictjson.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return {}, [BatchProblem(MANIFEST, f"not valid UTF-8 (byte {exc.start})")]
+    except ValueError as exc:
+        return {}, [BatchProblem(MANIFEST, cut(str(exc)))]
     if not isinstance(manifest, dict):
         return {}, [BatchProblem(MANIFEST, "not a JSON object")]
     for key in sorted(_MANIFEST_KEYS - manifest.keys()):
@@ -166,9 +190,24 @@ def _parse_manifest(raw: bytes) -> tuple[dict[str, Any], list[BatchProblem]]:
     return manifest, problems
 
 
+#: The longest record line accepted: a record is a few kilobytes (media are separate files).
+MAX_LINE_BYTES = 256 * 1024
+
+
 def _decode_lines(raw: bytes) -> Iterable[tuple[int, object | None, str | None]]:
-    """(line number, parsed JSON or None, reason) for every non-empty line."""
-    for number, line in enumerate(raw.split(b"\n"), start=1):
+    """(line number, parsed JSON or None, reason) for every non-empty line; a line longer
+    than :data:`MAX_LINE_BYTES` is refused before it is decoded or parsed."""
+    start, number = 0, 0
+    while start < len(raw):
+        end = raw.find(b"\n", start)
+        end = len(raw) if end < 0 else end
+        number += 1
+        if end - start > MAX_LINE_BYTES:  # measured before it is copied or decoded
+            yield number, None, f"line of {end - start} bytes (at most {MAX_LINE_BYTES})"
+            start = end + 1
+            continue
+        line = raw[start:end]
+        start = end + 1
         if not line.strip():
             continue
         try:
@@ -177,9 +216,9 @@ def _decode_lines(raw: bytes) -> Iterable[tuple[int, object | None, str | None]]
             yield number, None, f"not valid UTF-8 (byte {exc.start})"
             continue
         try:
-            yield number, json.loads(text), None
-        except json.JSONDecodeError as exc:
-            yield number, None, f"malformed JSON: {exc.msg} at column {exc.colno}"
+            yield number, strictjson.loads(text), None
+        except ValueError as exc:
+            yield number, None, cut(str(exc))
 
 
 def _ident(obj: object) -> tuple[str, str]:
@@ -256,6 +295,7 @@ def check_batch(
 
     candidates: list[_Candidate] = []
     seen_request_ids: dict[str, int] = {}
+    seen_niks: dict[str, int] = {}
     used_media: set[str] = set()
     today = date.today()
     lines = 0
@@ -283,6 +323,14 @@ def check_batch(
             )
         else:
             seen_request_ids.setdefault(request_id, number)
+        if isinstance(obj, dict) and isinstance(obj.get("nik"), str) and not problems_here:
+            if obj["nik"] in seen_niks:
+                problems_here.append(RecordProblem(
+                    number, request_id, nik, "nik",
+                    f"the same person as line {seen_niks[obj['nik']]} in this batch "
+                    "(one print request per NIK)"))
+            else:
+                seen_niks[obj["nik"]] = number
         media: dict[MediaKind, bytes] = {}
         media_refs = obj.get("media") if isinstance(obj, dict) else None
         if not problems_here and isinstance(media_refs, dict):
@@ -320,7 +368,8 @@ def check_batch(
             result.problems += problems_here
             result.rejected += 1
             continue
-        candidates.append(_Candidate(number, check.record, list(check.hold_reasons), media))
+        holds = list(check.hold_reasons) + _print_hold_reasons(check.record, media)
+        candidates.append(_Candidate(number, check.record, holds, media))
 
     if lines != manifest["record_count"]:
         result.problems.append(
@@ -380,6 +429,7 @@ def _store(
         )
     fresh = [c for c in candidates if c.record["request_id"] not in existing]
     result.already_imported = len(candidates) - len(fresh)
+    _hold_open_requests(session, fresh)
     if batch is None:
         batch = Batch(
             batch_id=manifest["batch_id"],
@@ -474,6 +524,66 @@ def _store(
     )
 
 
+def _print_hold_reasons(record: dict[str, Any], media: dict[MediaKind, bytes]) -> list[str]:
+    """What would only show at the printer, found at intake: text the card's font cannot draw
+    (another script, a combining mark) and a blank signature. Such a record is held."""
+    reasons = []
+    chars = _drawable_chars(_template_name(record))
+    for name, value in record.items():
+        if not isinstance(value, str) or name in _NOT_PRINTED:
+            continue
+        bad = sorted({c for c in value if c not in chars or unicodedata.combining(c)})
+        if bad:
+            shown = " ".join(f"U+{ord(c):04X}" for c in bad[:5])
+            reasons.append(f"{name}: huruf yang tidak dapat dicetak font kartu ({shown})")
+    signature = media.get(MediaKind.SIGNATURE)
+    if signature is not None and signature_is_blank(signature):
+        reasons.append("tanda tangan kosong (tidak ada goresan)")
+    return reasons
+
+
+#: Record fields that never reach the card face (ids, codes, media paths, contact).
+_NOT_PRINTED = frozenset({"request_id", "office_code", "phone", "penunggalan", "card_type"})
+
+
+def _template_name(record: dict[str, Any]) -> str:
+    from printsrv.cardinput import CardInput
+    from printsrv.layout.render import template_for
+
+    fields = {k: v for k, v in record.items() if isinstance(v, str)}
+    return template_for(CardInput(record.get("request_id", ""), fields, b"", b""))
+
+
+@lru_cache(maxsize=8)
+def _drawable_chars(template: str) -> frozenset[str]:
+    """Characters every text font of ``template`` can draw (OCR-B is for the NIK digits)."""
+    from printsrv.layout.fonts import face
+    from printsrv.layout.template import load_template
+
+    tpl = load_template(template)
+    sets = [face(path).chars for name, path in tpl.fonts.items() if "ocr" not in name.lower()]
+    return frozenset.intersection(*sets) if sets else frozenset()
+
+
+#: States in which a NIK already has a card on its way: a new request for it waits for review.
+_OPEN = (RecordState.QUEUED, RecordState.HELD, RecordState.PRINTING)
+
+
+def _hold_open_requests(session: Session, candidates: list[_Candidate]) -> None:
+    """Hold a new request for a NIK that already has one queued, held or printing."""
+    niks = [c.record["nik"] for c in candidates]
+    open_by_nik: dict[str, str] = {}
+    for start in range(0, len(niks), 500):
+        open_by_nik.update(session.execute(
+            select(Record.nik, Record.request_id)
+            .where(Record.nik.in_(niks[start:start + 500]), Record.state.in_(_OPEN))
+        ).all())
+    for c in candidates:
+        other = open_by_nik.get(c.record["nik"])
+        if other is not None:
+            c.hold_reasons.append(f"NIK sudah punya permohonan yang belum selesai ({other})")
+
+
 def import_batch(
     settings: Settings,
     path: Path,
@@ -482,10 +592,15 @@ def import_batch(
     actor: str = "cli",
     progress: Progress | None = None,
     on_total: Progress | None = None,
+    office_scope: str | None = None,
 ) -> ImportResult:
     """Import the batch at ``path`` (directory or zip); never raises for a bad batch, the
-    result's ``problems`` say what is wrong and ``accepted`` is false."""
+    result's ``problems`` say what is wrong and ``accepted`` is false.
+
+    ``office_scope`` (an API client token's office): a record for any office outside it (not
+    the office nor one of its kecamatan) refuses the whole batch, ``outside_scope`` set."""
     result = ImportResult(source=str(path))
+    candidates: list[_Candidate] = []
     try:
         with BatchContainer(
             path, max_total_bytes=settings.max_batch_bytes, max_file_bytes=settings.max_batch_bytes
@@ -495,16 +610,27 @@ def import_batch(
         result.problems += [p for p in exc.problems if isinstance(p, BatchProblem | RecordProblem)]
         if not result.problems:
             result.problems.append(BatchProblem(str(path), str(exc)))
+    if office_scope is not None:
+        for c in candidates:
+            code = str(c.record.get("office_code", ""))
+            if code != office_scope and not code.startswith(office_scope + "."):
+                result.outside_scope = True
+                result.problems.append(BatchProblem(
+                    f"{RECORDS}: line {c.line}",
+                    f"office {code[:20]} is outside this client's office {office_scope}",
+                ))
     batch_problems = [p for p in result.problems if isinstance(p, BatchProblem)]
     if batch_problems or (result.problems and not accept_valid):
         _log_rejection(settings, result, actor)
         return result
-    with KeyStore.open(settings) as keys, unit_of_work(settings) as session:
-        _store(session, keys, manifest, candidates, result, actor)
-        if any(isinstance(p, BatchProblem) for p in result.problems):
-            session.rollback()
-            result.imported = result.held = 0
-            result.holds = []
+    with KeyStore.open(settings) as keys:
+        with unit_of_work(settings) as session:
+            _store(session, keys, manifest, candidates, result, actor)
+            if any(isinstance(p, BatchProblem) for p in result.problems):
+                session.rollback()
+                result.imported = result.held = 0
+                result.holds = []
+        checkpoints.checkpoint_now(settings, keys, reason="batch")
     if any(isinstance(p, BatchProblem) for p in result.problems):
         _log_rejection(settings, result, actor)
         return result
@@ -515,6 +641,8 @@ def import_batch(
 
 
 def _log_rejection(settings: Settings, result: ImportResult, actor: str) -> None:
+    """The refusal as an audit event, then a checkpoint that signs it (a token problem is not
+    the batch's: the refusal stands, and the next checkpoint covers it)."""
     with unit_of_work(settings) as session:
         audit.record(
             session,
@@ -526,6 +654,8 @@ def _log_rejection(settings: Settings, result: ImportResult, actor: str) -> None
                 "first": [str(p) for p in result.problems[:5]],
             },
         )
+    with contextlib.suppress(KeyStoreError), KeyStore.open(settings) as keys:
+        checkpoints.checkpoint_now(settings, keys, reason="batch_refused")
 
 
 def write_rejection_report(settings: Settings, result: ImportResult) -> Path:

@@ -9,16 +9,18 @@ message digest) must verify.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from asn1crypto import cms
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7
+from cryptography.utils import CryptographyDeprecationWarning
 
 _DIGESTS = {
     "sha256": (hashlib.sha256, hashes.SHA256),
@@ -65,6 +67,7 @@ def _chain_to_trust(
     """Find a path signer → (intermediates from the CMS) → trusted CA, checking each link."""
     now = datetime.now(UTC)
     chain, current = [signer], signer
+    intermediates = 0
     for _ in range(5):
         if not (current.not_valid_before_utc <= now <= current.not_valid_after_utc):
             raise SignatureInvalid(
@@ -78,6 +81,7 @@ def _chain_to_trust(
                     continue
                 if not (ca.not_valid_before_utc <= now <= ca.not_valid_after_utc):
                     raise SignatureInvalid("registry CA certificate is not valid now")
+                _may_issue(ca, intermediates)
                 return [*chain, ca]
         for cand in pool:
             if cand.subject == current.issuer and cand != current:
@@ -87,8 +91,10 @@ def _chain_to_trust(
                 except (ValueError, TypeError, InvalidSignature, x509.ExtensionNotFound):
                     continue
                 if basic.ca:
+                    _may_issue(cand, intermediates)
                     chain.append(cand)
                     current = cand
+                    intermediates += 1
                     break
         else:
             break
@@ -97,10 +103,54 @@ def _chain_to_trust(
     )
 
 
+def _may_issue(ca: x509.Certificate, below: int) -> None:
+    """``ca`` may sign the certificate under it, with ``below`` CA certificates between it and
+    the signer: a CA, keyCertSign in its key usage when it has one, and its path length
+    constraint not exceeded (RFC 5280 4.2.1.3, 4.2.1.9; what OpenSSL enforces)."""
+    name = ca.subject.rfc4514_string()
+    try:
+        basic = ca.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound as exc:
+        raise SignatureInvalid(f"CA {name} has no basicConstraints") from exc
+    if not basic.ca:
+        raise SignatureInvalid(f"{name} is not a CA certificate")
+    try:
+        usage = ca.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        usage = None
+    if usage is not None and not usage.key_cert_sign:
+        raise SignatureInvalid(f"CA {name} lacks keyCertSign in its key usage")
+    if basic.path_length is not None and below > basic.path_length:
+        raise SignatureInvalid(
+            f"CA {name} allows {basic.path_length} CA certificate(s) below it, found {below}"
+        )
+
+
 def verify_detached(
     content: bytes, signature_der: bytes, trusted: list[x509.Certificate]
 ) -> x509.Certificate:
-    """Verify a detached CMS SignedData over ``content``; return the signer certificate."""
+    """Verify a detached CMS SignedData over ``content``; return the signer certificate.
+
+    Anything malformed in the structure (ASN.1 that asn1crypto parses lazily, in the signed
+    attributes or the signer id) is a :class:`SignatureInvalid` that names it, never another
+    exception."""
+    try:
+        with warnings.catch_warnings():
+            # A certificate RFC 5280 forbids (a negative serial) is malformed here, not a
+            # warning in the log.
+            warnings.simplefilter("error", CryptographyDeprecationWarning)
+            return _verify_detached(content, signature_der, trusted)
+    except SignatureInvalid:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError,
+            UnicodeDecodeError, UnsupportedAlgorithm, x509.InvalidVersion,
+            CryptographyDeprecationWarning) as exc:
+        raise SignatureInvalid(f"malformed CMS signature: {str(exc)[:200]}") from exc
+
+
+def _verify_detached(
+    content: bytes, signature_der: bytes, trusted: list[x509.Certificate]
+) -> x509.Certificate:
     try:
         info = cms.ContentInfo.load(signature_der, strict=True)
         if info["content_type"].native != "signed_data":
@@ -147,6 +197,13 @@ def verify_detached(
     try:
         if signed_attrs.native is not None and len(signed_attrs):
             attrs = {a["type"].native: a["values"] for a in signed_attrs}
+            # RFC 5652 5.3: with signed attributes, content-type must be one of them, and name
+            # the encapsulated content's type (OpenSSL refuses it otherwise).
+            if "content_type" not in attrs:
+                raise SignatureInvalid("signed attributes without a content-type attribute")
+            econtent_type = signed["encap_content_info"]["content_type"].native
+            if attrs["content_type"][0].native != econtent_type:
+                raise SignatureInvalid("the content-type attribute does not name the content")
             if "message_digest" not in attrs or attrs["message_digest"][0].native != content_digest:
                 raise SignatureInvalid("manifest.json does not match the signed digest (tampered)")
             # The signature covers the attributes as a universal SET (tag 31), not [0] IMPLICIT.

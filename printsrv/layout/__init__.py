@@ -7,6 +7,7 @@ Public API (for the CLI and the station daemon)::
     template_for(card_input) -> str            # "ktp-el", "ktp-el-wna" or "kia"
     load_template(name) -> Template            # cached; TemplateError names file:line: key
     sample_card(name) -> CardInput             # built-in sample data of a shipped template
+    render_page(card_input, ...) -> CardPage   # one page for PdfDocument (many cards, one PDF)
 
 ``RenderError.field`` names the record field that cannot be rendered. Pure functions: no
 database, no devices.
@@ -15,7 +16,8 @@ database, no devices.
 from __future__ import annotations
 
 from printsrv.layout.errors import RenderError, TemplateError
-from printsrv.layout.render import RenderedCard, render_card, template_for
+from printsrv.layout.pdfwriter import PdfDocument
+from printsrv.layout.render import CardPage, RenderedCard, render_card, render_page, template_for
 from printsrv.layout.sample import sample_card
 from printsrv.layout.template import (
     Box,
@@ -27,6 +29,8 @@ from printsrv.layout.template import (
 
 __all__ = [
     "Box",
+    "CardPage",
+    "PdfDocument",
     "RenderError",
     "RenderedCard",
     "Template",
@@ -34,6 +38,7 @@ __all__ = [
     "load_template",
     "load_template_file",
     "render_card",
+    "render_page",
     "sample_card",
     "template_for",
     "template_names",

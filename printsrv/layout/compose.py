@@ -8,7 +8,6 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 
 from PIL import Image
-from reportlab.graphics.barcode.qrencoder import QRCode, QRErrorCorrectLevel
 
 from printsrv.cardinput import CardInput
 from printsrv.layout.errors import RenderError
@@ -245,6 +244,10 @@ def _qr_element(layout: CardLayout, el: Element, values: dict[str, str]) -> None
         if el.optional:
             return
         raise RenderError(missing.name, "missing or empty", el.id) from None
+    # Imported here: reportlab's barcode package pulls in platypus (~50 ms), and only a
+    # template with a QR element needs it.
+    from reportlab.graphics.barcode.qrencoder import QRCode, QRErrorCorrectLevel
+
     qr = QRCode(None, QRErrorCorrectLevel.M)
     qr.addData(data)
     qr.make()

@@ -7,7 +7,7 @@ import io
 from dataclasses import dataclass
 from functools import cached_property
 
-from PIL import Image, ImageOps
+from PIL import Image, ImageChops, ImageOps
 
 from printsrv.layout.template import Box
 
@@ -15,6 +15,7 @@ PRINT_DPI = 300
 JPEG_QUALITY = 90
 #: The photo thumbnail (background check, ink coverage) is decoded at this fraction of the size.
 THUMBNAIL_SCALE = 4
+_ORIENTATION = 0x0112  # the EXIF tag
 #: Signature opacity stretch: the faintest useful ink prints solid, not grey.
 _STRETCH = [min(255, v * 2) for v in range(256)]
 
@@ -71,13 +72,20 @@ def prepare_photo(jpeg: bytes, box: Box) -> PreparedPhoto:
         return PreparedPhoto(jpeg, target, True, image.mode)
     try:
         image.draft("RGB", (target[0], target[1]))  # cheap DCT downscale, never below target
-        image = ImageOps.exif_transpose(image).convert("RGB")
+        # No copies of a photo that needs neither (exif_transpose and convert copy anyway).
+        if image.getexif().get(_ORIENTATION, 1) != 1:
+            image = ImageOps.exif_transpose(image)
+        if image.mode != "RGB":
+            image = image.convert("RGB")
         fitted = ImageOps.fit(image, target, Image.Resampling.LANCZOS, centering=(0.5, 0.4))
     except (OSError, ValueError) as exc:
         raise ImageProblem(f"photo cannot be decoded: {exc}") from exc
     out = io.BytesIO()
     fitted.save(out, "JPEG", quality=JPEG_QUALITY, optimize=False)
-    return PreparedPhoto(out.getvalue(), target, False)
+    prepared = PreparedPhoto(out.getvalue(), target, False)
+    # The thumbnail straight from the pixels at hand, instead of decoding the new JPEG again.
+    prepared.__dict__["thumbnail"] = fitted.reduce(THUMBNAIL_SCALE)
+    return prepared
 
 
 def prepare_signature(png: bytes, box: Box, ink: tuple[int, int, int]) -> tuple[Image.Image, Box]:
@@ -90,10 +98,11 @@ def prepare_signature(png: bytes, box: Box, ink: tuple[int, int, int]) -> tuple[
     try:
         if image.mode in ("RGB", "L"):  # a scan without transparency: opacity is darkness
             alpha = ImageOps.invert(image.convert("L"))
-        else:
-            image = image.convert("RGBA")
+        else:  # opacity = darkness × alpha / 255, in one pass
+            if image.mode != "LA":
+                image = image.convert("RGBA")
             darkness = ImageOps.invert(image.convert("L"))
-            alpha = Image.composite(darkness, Image.new("L", image.size, 0), image.getchannel("A"))
+            alpha = ImageChops.multiply(darkness, image.getchannel("A"))
     except (OSError, ValueError) as exc:
         raise ImageProblem(f"signature cannot be decoded: {exc}") from exc
     crop = alpha.getbbox()  # trims transparent borders and white margins of scans alike

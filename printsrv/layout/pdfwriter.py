@@ -13,15 +13,18 @@ A character the font has no glyph for is refused earlier, by name of the field
 from __future__ import annotations
 
 import hashlib
+import io
 import zlib
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
+from typing import BinaryIO
 
 from reportlab.pdfbase.ttfonts import makeToUnicodeCMap
 
 from printsrv.layout.compose import CardLayout
 from printsrv.layout.errors import RenderError
-from printsrv.layout.fonts import FontFace
+from printsrv.layout.fonts import FontFace, face
 from printsrv.layout.template import Box
 
 PT_PER_MM = 72 / 25.4
@@ -107,10 +110,37 @@ def _num(v: float) -> bytes:
     return b"%.4f" % v
 
 
-def write_pdf(
+@dataclass(frozen=True)
+class PageImage:
+    """An image XObject of a page: its dictionary (without ``/Length``) and stream data, and
+    the image of its soft mask (alpha), if any."""
+
+    dictionary: bytes
+    data: bytes
+    smask: PageImage | None = None
+
+
+@dataclass(frozen=True)
+class PageParts:
+    """One page's own content, not yet numbered into a document; picklable, so that worker
+    processes can lay out pages and one process can write them all into a single PDF.
+
+    ``fonts`` lists, in the order of the content's ``/F1``, ``/F2``… names, each font file and
+    the non-ASCII characters its subset needs (:func:`font_objects`).
+    """
+
+    size_pt: tuple[float, float]
+    content: bytes  # the page's compressed content stream
+    images: tuple[PageImage, ...]  # /Im1, /Im2…
+    fonts: tuple[tuple[Path, tuple[str, ...]], ...]
+    title: bytes
+
+
+def page_parts(
     layout: CardLayout, page_mm: tuple[float, float], offset_mm: tuple[float, float]
-) -> bytes:
-    """One page of ``page_mm``; the card's top-left corner sits at ``offset_mm`` on the page."""
+) -> PageParts:
+    """The page of ``page_mm`` showing ``layout`` with the card's top-left corner at
+    ``offset_mm``."""
     k = PT_PER_MM
     page_w, page_h = page_mm
     ox, oy = offset_mm
@@ -118,40 +148,30 @@ def write_pdf(
     def rect(box: Box) -> tuple[float, float, float, float]:
         return (ox + box.x) * k, (page_h - oy - box.y - box.h) * k, box.w * k, box.h * k
 
-    objects: list[bytes] = []  # bodies; object number = index + 1
-
-    def add(body: bytes) -> int:
-        objects.append(body)
-        return len(objects)
-
-    objects.extend((b"", b"", b""))  # 1 catalog, 2 pages, 3 page (filled below)
-    info = add(b"<</Title(%s card face)/Creator(ktp-printsrv)/Producer(ktp-printsrv)>>"
-               % layout.template.id.encode("ascii", "replace"))  # fmt: skip
     ops: list[bytes] = []
-    xobjects: list[bytes] = []
+    images: list[PageImage] = []
     photo = layout.photo
     if photo is not None and layout.photo_box is not None:
         space = b"/DeviceGray" if photo.mode == "L" else b"/DeviceRGB"
-        num = add(_stream(b"/Type/XObject/Subtype/Image/Width %d/Height %d/ColorSpace%s"
-                          b"/BitsPerComponent 8/Filter/DCTDecode" % (*photo.size, space),
-                          photo.jpeg))  # fmt: skip
-        xobjects.append(b"/Im1 %d 0 R" % num)
+        images.append(PageImage(b"/Type/XObject/Subtype/Image/Width %d/Height %d/ColorSpace%s"
+                                b"/BitsPerComponent 8/Filter/DCTDecode" % (*photo.size, space),
+                                photo.jpeg))  # fmt: skip
         x, y, w, h = rect(layout.photo_box)
-        ops.append(b"q %s 0 0 %s %s %s cm /Im1 Do Q" % (_num(w), _num(h), _num(x), _num(y)))
+        ops.append(b"q %s 0 0 %s %s %s cm /Im%d Do Q"
+                   % (_num(w), _num(h), _num(x), _num(y), len(images)))  # fmt: skip
     signature = layout.signature
     if signature is not None and layout.signature_box is not None:
         size = signature.size
         alpha = zlib.compress(signature.getchannel("A").tobytes(), CARD_ZLIB_LEVEL)
-        smask = add(_stream(b"/Type/XObject/Subtype/Image/Width %d/Height %d/ColorSpace"
-                            b"/DeviceGray/BitsPerComponent 8/Filter/FlateDecode" % size,
-                            alpha))  # fmt: skip
+        smask = PageImage(b"/Type/XObject/Subtype/Image/Width %d/Height %d/ColorSpace"
+                          b"/DeviceGray/BitsPerComponent 8/Filter/FlateDecode" % size, alpha)
         ink = signature.getpixel((0, 0))[:3]  # type: ignore[index]
-        num = add(_stream(b"/Type/XObject/Subtype/Image/Width %d/Height %d/ColorSpace"
-                          b"/DeviceRGB/BitsPerComponent 8/Filter/FlateDecode/SMask %d 0 R"
-                          % (*size, smask), _ink_plane(size, tuple(ink))))  # fmt: skip
-        xobjects.append(b"/Im2 %d 0 R" % num)
+        images.append(PageImage(b"/Type/XObject/Subtype/Image/Width %d/Height %d/ColorSpace"
+                                b"/DeviceRGB/BitsPerComponent 8/Filter/FlateDecode" % size,
+                                _ink_plane(size, tuple(ink)), smask))  # fmt: skip
         x, y, w, h = rect(layout.signature_box)
-        ops.append(b"q %s 0 0 %s %s %s cm /Im2 Do Q" % (_num(w), _num(h), _num(x), _num(y)))
+        ops.append(b"q %s 0 0 %s %s %s cm /Im%d Do Q"
+                   % (_num(w), _num(h), _num(x), _num(y), len(images)))  # fmt: skip
     for qr in layout.qrs:
         ops.append(b"%.4f %.4f %.4f rg" % tuple(c / 255 for c in qr.ink))
         n = len(qr.modules)
@@ -169,11 +189,13 @@ def write_pdf(
                 c += 1
     # Text: which fonts (and which subsets) this card needs.
     fonts: dict[FontFace, FontObjects] = {}
+    extras_of: dict[FontFace, tuple[str, ...]] = {}
     for run in layout.texts:
         if run.font not in fonts:
             chars = set().union(*(t.text for t in layout.texts if t.font is run.font))
             extras = tuple(sorted(c for c in chars if not " " <= c <= "~"))
             fonts[run.font] = font_objects(run.font, extras)
+            extras_of[run.font] = extras
     names = {f: b"/F%d" % (i + 1) for i, f in enumerate(fonts)}
     if layout.texts:
         ops.append(b"BT")
@@ -190,31 +212,100 @@ def write_pdf(
                 _num((ox + run.x) * k), _num((page_h - oy - run.baseline_y) * k),
                 fonts[run.font].encode(run.text, run.field)))  # fmt: skip
         ops.append(b"ET")
-    content = zlib.compress(b"\n".join(ops), CARD_ZLIB_LEVEL)
-    contents = add(_stream(b"/Filter/FlateDecode", content))
-    font_refs = []
-    for face_, fo in fonts.items():
-        file = add(fo.file)
-        tou = add(fo.to_unicode)
-        desc = add(fo.descriptor % {b"file": file})
-        font = add(fo.font % {b"desc": desc, b"tou": tou})
-        font_refs.append(b"%s %d 0 R" % (names[face_], font))
-    objects[0] = b"<</Type/Catalog/Pages 2 0 R>>"
-    objects[1] = b"<</Type/Pages/Kids[3 0 R]/Count 1>>"
-    objects[2] = (
-        b"<</Type/Page/Parent 2 0 R/MediaBox [0 0 %s %s]/Contents %d 0 R/Resources<<"
-        b"/ProcSet[/PDF/Text/ImageB/ImageC]/Font<<%s>>/XObject<<%s>>>>>>"
-        % (_num(page_w * k), _num(page_h * k), contents, b"".join(font_refs), b"".join(xobjects))
+    return PageParts(
+        size_pt=(page_w * k, page_h * k),
+        content=zlib.compress(b"\n".join(ops), CARD_ZLIB_LEVEL),
+        images=tuple(images),
+        fonts=tuple((f.path, extras_of[f]) for f in fonts),
+        title=b"%s card face" % layout.template.id.encode("ascii", "replace"),
     )
-    out = [b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n"]
-    pos = len(out[0])
-    xref = [b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)]
-    for i, body in enumerate(objects, 1):
-        xref.append(b"%010d 00000 n \n" % pos)
-        chunk = b"%d 0 obj\n%s\nendobj\n" % (i, body)
-        out.append(chunk)
-        pos += len(chunk)
-    out.extend(xref)
-    out.append(b"trailer\n<</Size %d/Root 1 0 R/Info %d 0 R>>\nstartxref\n%d\n%%EOF\n"
-               % (len(objects) + 1, info, pos))  # fmt: skip
-    return b"".join(out)
+
+
+class PdfDocument:
+    """A PDF of any number of pages written to ``out`` as they come (memory stays bounded);
+    each font subset is written once and shared by every page that uses it."""
+
+    def __init__(self, out: BinaryIO, title: bytes) -> None:
+        self._out = out
+        self._offsets: list[int] = [0, 0, 0]  # 1 catalog, 2 page tree, 3 info: written last
+        self._pos = 0
+        self._kids: list[int] = []
+        self._fonts: dict[tuple[Path, tuple[str, ...]], int] = {}
+        self._title = title
+        self._write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+
+    def _write(self, data: bytes) -> None:
+        self._out.write(data)
+        self._pos += len(data)
+
+    def _object(self, body: bytes, number: int | None = None) -> int:
+        if number is None:
+            self._offsets.append(0)
+            number = len(self._offsets)
+        self._offsets[number - 1] = self._pos
+        self._write(b"%d 0 obj\n%s\nendobj\n" % (number, body))
+        return number
+
+    def _image(self, image: PageImage) -> int:
+        dictionary = image.dictionary
+        if image.smask is not None:
+            dictionary += b"/SMask %d 0 R" % self._image(image.smask)
+        return self._object(_stream(dictionary, image.data))
+
+    def _font(self, path: Path, extras: tuple[str, ...]) -> int:
+        number = self._fonts.get((path, extras))
+        if number is None:
+            fo = font_objects(face(path), extras)
+            file = self._object(fo.file)
+            tou = self._object(fo.to_unicode)
+            desc = self._object(fo.descriptor % {b"file": file})
+            number = self._fonts[(path, extras)] = self._object(
+                fo.font % {b"desc": desc, b"tou": tou}
+            )
+        return number
+
+    @property
+    def pages(self) -> int:
+        return len(self._kids)
+
+    def add_page(self, page: PageParts) -> None:
+        """Append ``page`` (its objects are written at once)."""
+        xobjects = b"".join(
+            b"/Im%d %d 0 R" % (i, self._image(im)) for i, im in enumerate(page.images, 1)
+        )
+        contents = self._object(_stream(b"/Filter/FlateDecode", page.content))
+        font_refs = b"".join(
+            b"/F%d %d 0 R" % (i, self._font(path, extras))
+            for i, (path, extras) in enumerate(page.fonts, 1)
+        )
+        self._kids.append(self._object(
+            b"<</Type/Page/Parent 2 0 R/MediaBox [0 0 %s %s]/Contents %d 0 R/Resources<<"
+            b"/ProcSet[/PDF/Text/ImageB/ImageC]/Font<<%s>>/XObject<<%s>>>>>>"
+            % (_num(page.size_pt[0]), _num(page.size_pt[1]), contents, font_refs, xobjects)
+        ))  # fmt: skip
+
+    def close(self) -> None:
+        """Write the page tree, catalog, info, cross-reference table and trailer."""
+        kids = b" ".join(b"%d 0 R" % n for n in self._kids)
+        self._object(b"<</Type/Pages/Kids[%s]/Count %d>>" % (kids, len(self._kids)), 2)
+        self._object(b"<</Type/Catalog/Pages 2 0 R>>", 1)
+        self._object(b"<</Title(%s)/Creator(ktp-printsrv)/Producer(ktp-printsrv)>>"
+                     % self._title.translate(None, b"()\\"), 3)  # fmt: skip
+        xref = self._pos
+        count = len(self._offsets) + 1
+        self._write(b"xref\n0 %d\n0000000000 65535 f \n" % count)
+        self._write(b"".join(b"%010d 00000 n \n" % offset for offset in self._offsets))
+        self._write(b"trailer\n<</Size %d/Root 1 0 R/Info 3 0 R>>\nstartxref\n%d\n%%%%EOF\n"
+                    % (count, xref))  # fmt: skip
+
+
+def write_pdf(
+    layout: CardLayout, page_mm: tuple[float, float], offset_mm: tuple[float, float]
+) -> bytes:
+    """One page of ``page_mm``; the card's top-left corner sits at ``offset_mm`` on the page."""
+    page = page_parts(layout, page_mm, offset_mm)
+    out = io.BytesIO()
+    document = PdfDocument(out, page.title)
+    document.add_page(page)
+    document.close()
+    return out.getvalue()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import operator
 
 from PIL import Image, ImageChops, ImageDraw, ImageMath
 
@@ -88,7 +89,7 @@ def ink_coverage(image: Image.Image) -> dict[str, float]:
 def _mean(image: Image.Image) -> float:
     """Mean of an "L" image as a fraction of 255."""
     histogram = image.histogram()
-    return sum(i * n for i, n in enumerate(histogram)) / (255 * image.width * image.height)
+    return sum(map(operator.mul, range(256), histogram)) / (255 * image.width * image.height)
 
 
 def png_bytes(image: Image.Image, dpi: int) -> bytes:

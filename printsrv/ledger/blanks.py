@@ -33,6 +33,7 @@ from printsrv.ledger.models import (
 from printsrv.ledger.serials import parse_serial, serial_range
 from printsrv.ledger.tags import MOVEMENT_TAGS, LedgerTag
 from printsrv.models import Office
+from printsrv.paperwork import name_and_nip, same_person_key
 from printsrv.products import DEFAULT_STOCK_TYPE, STOCK_TYPES
 
 S = BlankState
@@ -726,7 +727,10 @@ def destroy_blanks(
     there — written-off *missing* blanks are not) under a *Berita Acara Pemusnahan* signed by two
     different officers and a witness who is neither."""
     people = [p.strip() for p in (*officers, witness)]
-    if not all(people) or len({p.casefold() for p in people}) != 3:
+    keys = [same_person_key(*name_and_nip(p)) for p in people]
+    if not all(people) or len({name for name, _ in keys}) != 3 or (
+        all(nip for _, nip in keys) and len({nip for _, nip in keys}) != 3
+    ):
         raise LedgerError("a destruction needs two different officers and a separate witness")
     if not number.strip():
         raise LedgerError("a destruction record (Berita Acara Pemusnahan) number is required")

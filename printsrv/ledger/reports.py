@@ -1,6 +1,6 @@
 """The monthly stock report of one office, computed from the movement journal.
 
-Months run in WIB (Asia/Jakarta, UTC+7, no daylight saving). Balance:
+Months run in the office's local time (WIB, WITA or WIT: printsrv.localtime). Balance:
 ``opening + received + transferred_in = issued + spoiled + transferred_out + closing``,
 where on-hand (opening, closing) is in_stock + in_hopper + reserved. Destroyed blanks were
 counted as spoiled when they were spoiled; ``destroyed`` is reported for the destruction records.
@@ -8,17 +8,17 @@ counted as spoiled when they were spoiled; ``destroyed`` is reported for the des
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 import re
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import String, func, select, type_coerce
 from sqlalchemy.orm import Session
 
+from printsrv import localtime
 from printsrv.ledger.blanks import office_by_code
 from printsrv.ledger.errors import LedgerError
 from printsrv.ledger.models import (
@@ -35,21 +35,19 @@ from printsrv.ledger.models import (
     SpoilCause,
 )
 from printsrv.models import Office
+from printsrv.paperwork import csv_text, markup
 from printsrv.products import STOCK_TYPES
 
-WIB = timezone(timedelta(hours=7), "WIB")
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 
-def month_bounds(month: str) -> tuple[datetime, datetime]:
-    """``YYYY-MM`` → the month's start and end as UTC datetimes (WIB month boundaries)."""
+def month_bounds(month: str, office: str = "35") -> tuple[datetime, datetime]:
+    """``YYYY-MM`` → the month's start and end as UTC datetimes, at the boundaries of the
+    office's local month (WIB, WITA or WIT)."""
     match = _MONTH.match(month)
     if not match or not 1 <= int(match[2]) <= 12:
         raise LedgerError(f"month {month!r} is not YYYY-MM")
-    year, mon = int(match[1]), int(match[2])
-    start = datetime(year, mon, 1, tzinfo=WIB)
-    end = datetime(year + (mon == 12), mon % 12 + 1, 1, tzinfo=WIB)
-    return start.astimezone(UTC), end.astimezone(UTC)
+    return localtime.month_bounds(month, localtime.office_zone(office))
 
 
 def _flows(
@@ -288,14 +286,16 @@ def _blank_balance(
 
 
 def stock_report(session: Session, office_code: str, month: str) -> dict[str, Any]:
-    """The monthly stock report of ``office_code`` for ``month`` (``YYYY-MM``, WIB).
+    """The monthly stock report of ``office_code`` for ``month`` (``YYYY-MM``, the office's
+    local month).
 
     The blank lines at the top level are all stock types together; ``stock_types`` holds the
     same lines for each blank stock type (KTP-el chip blanks and KIA blanks are different
     security stock), and the report balances only if each of them does.
     """
     office = office_by_code(session, office_code)
-    start, end = month_bounds(month)
+    start, end = month_bounds(month, office_code)
+    zone = localtime.office_zone(office_code)
     blanks = _blank_balance(session, office, start, end, None)
     per_stock = {t: _blank_balance(session, office, start, end, t) for t in STOCK_TYPES}
     closing = blanks["closing"]
@@ -311,11 +311,11 @@ def stock_report(session: Session, office_code: str, month: str) -> dict[str, An
         "office": {"code": office.code, "name": office.name},
         "month": month,
         "period": {
-            "start": start.astimezone(WIB).isoformat(),
-            "end": end.astimezone(WIB).isoformat(),
-            "timezone": "Asia/Jakarta (WIB, UTC+07:00)",
+            "start": zone.local(start).isoformat(),
+            "end": zone.local(end).isoformat(),
+            "timezone": f"{zone.tz.key} ({zone.name})",
         },
-        "generated_at": datetime.now(UTC).astimezone(WIB).isoformat(timespec="seconds"),
+        "generated_at": zone.local(localtime.now_utc()).isoformat(timespec="seconds"),
         **blanks,
         "balanced": all(b["balanced"] for b in [blanks, *per_stock.values()]),
         "stock_types": per_stock,
@@ -386,11 +386,8 @@ def report_rows(report: dict[str, Any]) -> list[tuple[str, str, Any]]:
 
 
 def render_csv(report: dict[str, Any]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["section", "item", "value"])
-    writer.writerows(report_rows(report))
-    return buf.getvalue()
+    """The report as ``section,item,value`` rows (cells safe from spreadsheet formulas)."""
+    return csv_text(["section", "item", "value"], report_rows(report))
 
 
 def render_pdf(report: dict[str, Any]) -> bytes:
@@ -427,7 +424,8 @@ def render_pdf(report: dict[str, Any]) -> bytes:
     story: list[Any] = [
         Paragraph("Blank stock report (Laporan stok blangko KTP-el)", styles["Title"]),
         Paragraph(
-            f"{report['office']['code']} {report['office']['name']} — month {report['month']} "
+            f"{report['office']['code']} {markup(report['office']['name'])} — month "
+            f"{report['month']} "
             f"({report['period']['timezone']}); generated {report['generated_at']}",
             small,
         ),

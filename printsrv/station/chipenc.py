@@ -1,7 +1,7 @@
 """The real encoder: the chip library over PC/SC, keys from the token.
 
-The record → chip mapping is the card-product registry's (:func:`printsrv.products.holder_for`);
-a card type without a chip is passed through.
+The record → chip mapping is :func:`printsrv.products.holder_data`, the one ``run.py chip
+personalize`` uses too; KIA cards have no chip and are passed through.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 from chip.errors import CardState, ChipError, ReaderError, VerificationError
 from printsrv.cardinput import CardInput
 from printsrv.config import Settings
-from printsrv.products import holder_for, product
+from printsrv.products import holder_data
 from printsrv.station import reasons
 from printsrv.station.devices import ChipResult, StationConfig
 
@@ -91,14 +91,14 @@ class PcscEncoder:
             self.on_close()
 
     def personalize(self, card: CardInput, *, blank_serial: str) -> ChipResult:
-        if not product(card.card_type).has_chip:
+        if card.card_type == "KIA":
             return ChipResult(uid="", details={"chip": False})
         from chip.pcsc import PcscChannel
         from chip.personalization import personalize
         from chip.verification import verify_card
 
         keys = self._personalization_keys()
-        holder = holder_for(card)
+        holder = holder_data(card)
         try:
             channel = PcscChannel(self.reader)
         except ChipError as exc:

@@ -48,6 +48,7 @@ from printsrv.cardinput import CardInput
 from printsrv.config import Settings
 from printsrv.db import unit_of_work
 from printsrv.errors import StateError
+from printsrv.eventlog import card_fields
 from printsrv.models import Record, RecordState
 from printsrv.offices import office_code
 from printsrv.products import card_types_for_stock, product
@@ -65,6 +66,9 @@ from printsrv.station.journal import (
     finish,
     title_for,
 )
+
+#: Seconds between two reads of the print holds (a supervisor's acknowledgement shows then).
+HOLD_CHECK_SECONDS = 5.0
 
 log = logging.getLogger("printsrv.station")
 
@@ -154,6 +158,10 @@ class Station:
         self.sticky_problem: str | None = None
         self.on_phase: Callable[[str, CardJob], None] | None = None  # tests: crash points
         self._next_purge_sweep = 0.0  # time.monotonic() of the next sweep; 0: at the first idle
+        self._hold: str | None = None
+        #: How often the database went away under this station (a failover, a restart).
+        self.database_outages = 0
+        self._hold_checked_at = float("-inf")
 
     def _unit(self) -> AbstractContextManager[Session]:
         """A unit of work whose audit events go to this station's own chain."""
@@ -189,6 +197,18 @@ class Station:
                 subject=self.config.name,
                 details={"issued": self.issued, "spoiled": self.spoiled},
             )
+        self._checkpoint("shift_end")
+
+    def _checkpoint(self, reason: str) -> None:
+        """Sign every audit chain's head (after a card's fate, at the end of a shift): the
+        log anchored outside the database. A failure is logged, never stops the station."""
+        from printsrv import checkpoints
+
+        try:
+            checkpoints.checkpoint_now(self.settings, self.keys, reason=reason,
+                                       audit_chain=station_chain(self.config.name))
+        except Exception:
+            log.exception("station %s: audit checkpoint failed", self.config.name)
 
     def install_signal_handlers(self) -> None:
         """SIGTERM/SIGINT: finish the current card, then stop; a second signal stops at once."""
@@ -234,13 +254,24 @@ class Station:
                     self.wait_ready()
                 except StopRequested:
                     break
+                except Exception as exc:
+                    if not self._database_lost(exc):
+                        raise
+                    self._wait_for_database(exc)
+                    continue
                 if on_request and not self._batch_remaining():
                     self.purge_sweep()
                     self.heartbeat()
                     self.stop_event.wait(self.idle_sleep)
                     continue
                 started = time.monotonic()
-                result = self.process_one()
+                try:
+                    result = self.process_one()
+                except Exception as exc:
+                    if not self._database_lost(exc):
+                        raise
+                    self._wait_for_database(exc)
+                    continue
                 if result is not None and on_request:
                     self._batch_done_one()
                 if result is None:
@@ -260,8 +291,64 @@ class Station:
                     self.heartbeat()
                     self.stop_event.wait(rest)
         finally:
-            self.shutdown()
+            try:
+                self.shutdown()
+            except Exception as exc:
+                if not self._database_lost(exc):
+                    raise
+                log.warning("station %s: stopped without a database to say so: %s",
+                            self.config.name, exc)
         return results
+
+    def _database_lost(self, exc: BaseException) -> bool:
+        """Whether ``exc`` says the central database went away (a failover, a restart, a cut
+        link) rather than a fault of ours. Only PostgreSQL: SQLite is a local file."""
+        from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+        if not self.settings.is_postgres or not isinstance(exc, DBAPIError):
+            return False
+        return bool(exc.connection_invalidated) or isinstance(
+            exc, OperationalError | InterfaceError
+        )
+
+    def _wait_for_database(self, exc: BaseException) -> None:
+        """Pause until the database answers again (libpq tries every host in the URL and,
+        with ``target_session_attrs=read-write``, connects only to the primary), then settle
+        the card that was in flight through the intent journal, as at a restart."""
+        from sqlalchemy import text
+
+        from printsrv.db import engine_for
+        from printsrv.station.recovery import recover
+
+        reason = f"{reasons.DATABASE_GONE}{str(exc).strip().splitlines()[0][:200]}"
+        log.warning("station %s paused: %s", self.config.name, reason)
+        self.paused_reason = reason
+        self.database_outages += 1
+        engine = engine_for(self.settings.sqlalchemy_url)
+        while not self.stop_event.wait(self.config.poll_interval):
+            engine.dispose()  # every pooled connection points at the lost server
+            try:
+                with engine.connect() as conn:
+                    conn.execute(text("SELECT 1"))
+                recovered = recover(self, automatic=True)
+            except Exception as again:
+                if not self._database_lost(again):
+                    raise
+                continue
+            log.info("station %s: database back; %d card(s) settled by the journal",
+                     self.config.name, len(recovered))
+            self.paused_reason = None
+            with self._unit() as session:
+                self._runtime(session, StationMode.RUNNING, None)
+                audit.record(
+                    session,
+                    StationTag.RESUME,
+                    actor=self.config.actor,
+                    office_code=self.config.office,
+                    subject=self.config.name,
+                    details={"after": reason, "settled": [r.job_id for r in recovered]},
+                )
+            return
 
     def purge_sweep(self, *, force: bool = False) -> int:
         """Shred the biometrics of this station's offices whose reprint window has ended; at
@@ -303,6 +390,9 @@ class Station:
         """
         if self.sticky_problem:
             return self.sticky_problem
+        hold = self._print_hold()
+        if hold:
+            return f"{reasons.PRINT_HOLD}{hold}"
         try:
             status = self.printer.status()
         except PrinterError as exc:
@@ -320,6 +410,18 @@ class Station:
         if reason:
             return reason
         return None
+
+    def _print_hold(self) -> str | None:
+        """An unacknowledged print hold (e.g. after a restore), read at most every few
+        seconds: it changes by a supervisor's hand, not per card."""
+        now = time.monotonic()
+        if now - self._hold_checked_at >= HOLD_CHECK_SECONDS:
+            from printsrv.backup import active_hold
+
+            with self._unit() as session:
+                self._hold = active_hold(session)
+            self._hold_checked_at = now
+        return self._hold
 
     def _resume_requested(self) -> bool:
         with self._unit() as session:
@@ -450,7 +552,8 @@ class Station:
                     problem = reasons.NO_STOCK + ", ".join(missing)
             if problem is None:
                 assert claim is not None  # its card type's stock is in the hopper (loaded)
-                blank = stock.next_blank(session, self.config, product(claim.card_type).stock_type)
+                stock_type = product(claim.card_type).blank_stock
+                blank = stock.next_blank(session, self.config, stock_type)
                 stock.reserve(session, self.config, blank, claim.id)
                 runtime = session.get(StationRuntime, self.config.name)
                 job = CardJob(
@@ -621,7 +724,10 @@ class Station:
             request_id = db_job.record.request_id
         self.issued += 1
         timings["issue"] = time.perf_counter() - t
-        log.info("station %s: issued %s on %s", self.config.name, request_id, job.blank_serial)
+        self._checkpoint("card")
+        log.info("station %s: issued %s on %s", self.config.name, request_id, job.blank_serial,
+                 extra=card_fields(self.config.name, request_id=request_id,
+                                   blank_serial=job.blank_serial, card_job=job.id))
         return CardResult(job.id, request_id, job.blank_serial, CardOutcome.ISSUED,
                           timings=timings, chip_uid=chip.uid or None)
 
@@ -648,8 +754,11 @@ class Station:
             )
             request_id = db_job.record.request_id
         self.spoiled += 1
+        self._checkpoint("card")
         log.warning("station %s: spoiled %s (%s): %s", self.config.name, job.blank_serial,
-                    cause, message)
+                    cause, message,
+                    extra=card_fields(self.config.name, request_id=request_id,
+                                      blank_serial=job.blank_serial, card_job=job.id))
         return CardResult(job.id, request_id, job.blank_serial, CardOutcome.SPOILED, cause,
                           message, timings=timings)
 

@@ -28,6 +28,7 @@ from printsrv import audit
 from printsrv.audit import station_chain
 from printsrv.db import unit_of_work
 from printsrv.errors import StateError
+from printsrv.eventlog import card_fields
 from printsrv.station.devices import StationConfig, find_print_job
 from printsrv.station.journal import CardJob, CardOutcome, CardPhase, unfinished_jobs
 
@@ -99,6 +100,8 @@ def apply(
         if job.outcome is not None:
             raise StateError(f"card job {job_id} already ended: {job.outcome.value}")
         phase = job.phase.value
+        fields = card_fields(config.name, request_id=job.record.request_id,
+                             blank_serial=job.blank_serial, card_job=job_id)
         audit.record(
             session,
             StationTag.RECOVER,
@@ -119,7 +122,8 @@ def apply(
             release_card(session, config, job, actor=actor, reason=f"recovery: {rule}",
                          resolved_by=actor)
     log.warning("station %s: card job %s (%s) resolved %s %s: %s", config.name, job_id, phase,
-                outcome.value, cause or "", rule)
+                outcome.value, cause or "", rule,
+                extra=fields)
     return Resolution(job_id, phase, outcome, cause, rule)
 
 

@@ -115,7 +115,7 @@ def missing_stock(session: Session, offices: list[int], loaded: set[str]) -> lis
         )
         .distinct()
     )
-    return sorted({product(card_type).stock_type for card_type in waiting})
+    return sorted({product(card_type).blank_stock for card_type in waiting})
 
 
 def reserve(session: Session, config: StationConfig, blank: Any, record_id: int) -> None:

@@ -123,6 +123,20 @@ def _release_write_lock() -> None:
         _SQLITE_WRITE_LOCK.release()
 
 
+def local_time(moment: Any, office: str | None = None, seconds: bool = True) -> str:
+    """Jinja filter ``{{ e.at | local(e.office_code) }}``: the office's local time with its
+    zone name (WIB, WITA, WIT); the signed-in user's office when the row names none."""
+    from printsrv.localtime import office_zone
+    from printsrv.web.guard import current_user
+
+    if moment is None:
+        return ""
+    if not office:
+        user = current_user()
+        office = user.office.code if user is not None else "35"
+    return office_zone(office).format(moment, seconds=seconds)
+
+
 def create_app(
     settings: Settings | None = None, test_config: dict[str, Any] | None = None
 ) -> Flask:
@@ -164,7 +178,7 @@ def create_app(
     views.register_error_handlers(app)
 
     from printsrv.web.guard import current_user
-    from printsrv.web.labels import card_result, label, pause_reason
+    from printsrv.web.labels import card_result, event_sentence, label, pause_reason, record_state
     from printsrv.web.services import can
     from printsrv.web.views import queue_rows_html
 
@@ -176,8 +190,11 @@ def create_app(
         queue_rows_html=queue_rows_html,
         label=label,
         card_result=card_result,
+        event_sentence=event_sentence,
+        record_state=record_state,
         pause_reason=lambda reason: pause_reason(reason, select_locale()),
     )
+    app.jinja_env.filters["local"] = local_time
 
     @app.after_request
     def _commit_and_headers(response: Any) -> Any:

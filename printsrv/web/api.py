@@ -114,7 +114,8 @@ def record_search() -> Any:
         return _error(400, "give 'nik' (16 digits) or 'request_id'")
     if nik is not None and (not isinstance(nik, str) or not (len(nik) == 16 and nik.isdigit())):
         return _error(400, "'nik' must be 16 digits")
-    page = svc.search_records(db(), token.office, query=query, limit=100, with_counts=False)
+    page = svc.search_records(db(), token.office, query=query, limit=100, with_counts=False,
+                              by_request_id=not nik)
     records = [
         svc.get_visible_record(db(), token.office, row.id) for row in page.rows
     ]
@@ -152,10 +153,13 @@ def import_batch() -> Any:
             path,
             accept_valid=request.args.get("accept_valid") == "true",
             actor=actor,
+            office_scope=token.office.code,
         )
     body = result.as_dict()
     body["source"] = "upload"
     body.pop("rejection_report", None)
+    if result.outside_scope:
+        return jsonify(body), 403
     return jsonify(body), (200 if result.accepted else 422)
 
 

@@ -3,11 +3,22 @@ language choice."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
+from markupsafe import Markup
 from sqlalchemy.orm import joinedload
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
@@ -39,10 +50,12 @@ def _pending_user() -> User | None:
 
 
 def _finish(user: User) -> Any:
-    svc.complete_login(db(), user)
-    session["stage"] = "full"
-    session["pw"] = user.password_hash[-16:]
-    session.pop("enrol_secret", None)
+    token = svc.complete_login(db(), user)
+    lang = session.get("lang")
+    session.clear()  # a new session for the signed-in user (no fixation)
+    if lang:
+        session["lang"] = lang
+    session.update({"stage": "full", "sid": token})
     session.permanent = True
     return redirect(url_for("views.home"))
 
@@ -83,18 +96,18 @@ def totp() -> Any:
         return redirect(url_for("auth.login"))
     form = TotpForm()
     if form.validate_on_submit():
-        if svc.verify_totp(user.totp_secret, form.code.data or ""):
-            return _finish(user)
-        g.commit_on_error = True
-        user.failed_logins += 1
-        audit.record(db(), WebTag.LOGIN_FAIL, actor=user.username,
-                     office_code=user.office.code, details={"reason": "totp"})
-        if user.failed_logins >= svc.MAX_FAILURES:
+        g.commit_on_error = True  # failure counters, the used step and audit events stick
+        if svc.is_locked(user):  # a saved cookie of the password step cannot guess on
+            audit.record(db(), WebTag.LOGIN_FAIL, actor=user.username,
+                         office_code=user.office.code, details={"reason": "locked"})
             session.clear()
-            from datetime import UTC, datetime
-
-            user.locked_until = datetime.now(UTC) + svc.LOCKOUT
-            user.failed_logins = 0
+            error = _("Akun dikunci sementara karena terlalu banyak percobaan gagal.")
+            return render_template("totp.html", form=form, error=error), 401
+        if svc.accept_totp(user, form.code.data or "", _vault()):
+            return _finish(user)
+        outcome = svc.record_failure(db(), user, "totp", datetime.now(UTC))
+        if outcome is svc.LoginOutcome.LOCKED:
+            session.clear()
             return redirect(url_for("auth.login"))
         return render_template("totp.html", form=form, error=_("Kode salah.")), 401
     return render_template("totp.html", form=form, error=None)
@@ -105,22 +118,37 @@ def enrol() -> Any:
     user = _pending_user()
     if user is None or session.get("stage") != "enrol":
         return redirect(url_for("auth.login"))
+    if user.totp_secret is not None:  # enrolled meanwhile: a stale page replaces nothing
+        session.clear()
+        return redirect(url_for("auth.login"))
     secret = session.get("enrol_secret") or svc.new_totp_secret()
     session["enrol_secret"] = secret
     form = TotpForm()
     error = None
     if form.validate_on_submit():
-        if svc.verify_totp(secret, form.code.data or ""):
-            svc.enrol_totp(db(), user, secret)
+        if svc.enrol_totp(db(), user, secret, form.code.data or "", _vault()):
             return _finish(user)
         error = _("Kode salah.")
+    uri = svc.provisioning_uri(user, secret)
     return render_template(
-        "enrol.html",
-        form=form,
-        error=error,
-        secret=secret,
-        uri=svc.provisioning_uri(user, secret),
+        "enrol.html", form=form, error=error, secret=secret, uri=uri, qr=_qr_svg(uri)
     )
+
+
+def _vault() -> svc.TotpSecrets:
+    return svc.TotpSecrets(current_app.config["PRINTSRV_SETTINGS"])
+
+
+def _qr_svg(text: str) -> Markup:
+    """``text`` as an inline SVG QR code (segno: no image files, no CDN)."""
+    import io
+
+    import segno
+
+    out = io.BytesIO()
+    segno.make(text, error="m").save(out, kind="svg", scale=4, border=2, xmldecl=False,
+                                    svgns=True, title="TOTP")
+    return Markup(out.getvalue().decode())
 
 
 @bp.route("/logout", methods=["POST"])
@@ -128,6 +156,7 @@ def logout() -> Any:
     user = current_user()
     if user is not None:
         audit.record(db(), WebTag.LOGOUT, actor=user.username, office_code=user.office.code)
+        svc.end_session(db(), session.get("sid", ""))
     lang = session.get("lang")
     session.clear()
     if lang:

@@ -8,7 +8,9 @@ import io
 from typing import Any
 
 from printsrv.ledger.models import DestructionRecord, HandoverKind, HandoverRecord
+from printsrv.localtime import office_zone
 from printsrv.models import Office
+from printsrv.paperwork import markup
 from printsrv.web.labels import CAUSE_ID
 from printsrv.web.stock_services import split_person
 
@@ -94,16 +96,17 @@ def destruction_pdf(
     from reportlab.platypus import Paragraph, Spacer, Table
 
     buf, doc, st = _doc(f"Berita Acara Pemusnahan {record.number}")
-    when = record.document_date or record.created_at.date()
+    zone = office_zone(office.code)
+    when = record.document_date or zone.local(record.created_at).date()
     story: list[Any] = [
         Paragraph("BERITA ACARA PEMUSNAHAN BLANGKO KTP-EL RUSAK", st["title"]),
-        Paragraph(f"Nomor: {record.number}", st["body"]),
-        Paragraph(f"{office.code} {office.name}", st["body"]),
+        Paragraph(f"Nomor: {markup(record.number)}", st["body"]),
+        Paragraph(f"{office.code} {markup(office.name)}", st["body"]),
         Spacer(1, 4 * mm),
         Paragraph(
             f"Pada tanggal {when.strftime('%d-%m-%Y')}"
-            + (f" bertempat di {record.place}" if record.place else "")
-            + f", telah dilakukan pemusnahan ({record.method}) atas {record.count} keping "
+            + (f" bertempat di {markup(record.place)}" if record.place else "")
+            + f", telah dilakukan pemusnahan ({markup(record.method)}) atas {record.count} keping "
             "blangko KTP-el rusak/tidak valid yang telah dipotong sudutnya, dengan rincian "
             "sebagai berikut:",
             st["body"],
@@ -127,7 +130,7 @@ def destruction_pdf(
     story.append(_signatures([("Petugas I", *o1), ("Petugas II", *o2), (witness_role, *w)]))
     story.append(Spacer(1, 4 * mm))
     story.append(Paragraph(
-        f"Dicatat oleh {record.actor} pada {record.created_at.isoformat(timespec='minutes')} "
+        f"Dicatat oleh {markup(record.actor)} pada {zone.format(record.created_at)} "
         "(ktp-printsrv).", st["small"]))
     doc.build(story)
     return buf.getvalue()
@@ -144,12 +147,13 @@ def handover_pdf(
     from reportlab.platypus import Paragraph, Spacer, Table
 
     buf, doc, st = _doc(f"Berita Acara Serah Terima {record.number}")
-    when = record.document_date or record.created_at.date()
+    zone = office_zone((from_office or to_office).code)
+    when = record.document_date or zone.local(record.created_at).date()
     giver = f"{from_office.code} {from_office.name}" if from_office else record.from_party or "-"
     kind = "Penerimaan" if record.kind is HandoverKind.RECEIPT else "Pemindahan"
     story: list[Any] = [
         Paragraph("BERITA ACARA SERAH TERIMA BLANGKO KTP-EL", st["title"]),
-        Paragraph(f"Nomor: {record.number} ({kind})", st["body"]),
+        Paragraph(f"Nomor: {markup(record.number)} ({kind})", st["body"]),
         Spacer(1, 4 * mm),
     ]
     rows = [
@@ -167,7 +171,7 @@ def handover_pdf(
     story.append(_signatures([("Yang menyerahkan", "", ""), ("Yang menerima", "", "")]))
     story.append(Spacer(1, 4 * mm))
     story.append(Paragraph(
-        f"Dicatat oleh {record.actor} pada {record.created_at.isoformat(timespec='minutes')} "
+        f"Dicatat oleh {markup(record.actor)} pada {zone.format(record.created_at)} "
         "(ktp-printsrv).", st["small"]))
     doc.build(story)
     return buf.getvalue()

@@ -7,7 +7,6 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from flask import abort, g, redirect, request, session, url_for
-from sqlalchemy.orm import joinedload
 
 from printsrv.models import User
 from printsrv.web import read_db
@@ -21,11 +20,11 @@ def current_user() -> User | None:
     if "user" in g:
         return g.user  # type: ignore[no-any-return]
     user = None
-    uid = session.get("uid")
-    if uid is not None and session.get("stage") == "full":
-        user = read_db().get(User, uid, options=[joinedload(User.office)])
-        if user is not None and (not user.active or user.password_hash[-16:] != session.get("pw")):
-            user = None
+    token = session.get("sid")
+    if token and session.get("stage") == "full":
+        from printsrv.web.auth_service import session_user
+
+        user = session_user(read_db(), token)
     g.user = user
     return user
 

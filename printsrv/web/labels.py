@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 
 from printsrv.station import reasons
@@ -82,3 +83,119 @@ def pause_reason(reason: str | None, locale: str) -> str:
     if not reason:
         return ""
     return reason if locale == "en" else reasons.in_indonesian(reason)
+
+
+# --- audit events as sentences ------------------------------------------------------------
+# An event tag is ``source:subject:action``: the sentence is "ACTOR VERB NOUN SUBJECT", with
+# the verb from the action and the noun from the subject, both in the reader's language
+# (Indonesian and English share the subject-verb-object order).
+
+_VERBS: dict[str, str] = {
+    "acknowledge": N_("menyetujui"),
+    "adjust": N_("menyesuaikan"),
+    "approve": N_("menyetujui"),
+    "batch": N_("meminta batch di"),
+    "batch_request": N_("meminta batch di"),
+    "create": N_("membuat"),
+    "decrypt": N_("membuka enkripsi"),
+    "destroy": N_("memusnahkan"),
+    "download": N_("mengunduh"),
+    "finish": N_("menghabiskan"),
+    "hold": N_("menahan"),
+    "import": N_("mengimpor"),
+    "issue": N_("menerbitkan"),
+    "load": N_("memuat"),
+    "locked": N_("mengunci"),
+    "login": N_("masuk ke"),
+    "login_failed": N_("gagal masuk ke"),
+    "logout": N_("keluar dari"),
+    "pause": N_("menjeda"),
+    "purge": N_("memusnahkan"),
+    "receive": N_("menerima"),
+    "recover": N_("memulihkan"),
+    "reject": N_("menolak"),
+    "release": N_("melepaskan"),
+    "request": N_("meminta"),
+    "reserve": N_("menyiapkan"),
+    "restore": N_("memulihkan"),
+    "resume": N_("melanjutkan"),
+    "spoil": N_("mencatat rusak"),
+    "start": N_("memulai"),
+    "state_change": N_("mengubah status"),
+    "stop": N_("menghentikan"),
+    "totp_enrol": N_("mendaftarkan TOTP untuk"),
+    "transfer": N_("memindahkan"),
+    "unload": N_("mengeluarkan"),
+    "update": N_("mengubah"),
+    "upgrade": N_("memutakhirkan"),
+    "usage": N_("mencatat pemakaian"),
+    "view": N_("melihat"),
+}
+_NOUNS: dict[str, str] = {
+    "adjustment": N_("penyesuaian stok"),
+    "anomaly": N_("anomali"),
+    "audit": N_("log audit"),
+    "backup": N_("cadangan"),
+    "batch": N_("batch"),
+    "blank": N_("blangko"),
+    "card": N_("kartu"),
+    "database": N_("basis data"),
+    "destruction": N_("berita acara pemusnahan"),
+    "document": N_("dokumen"),
+    "export": N_("ekspor"),
+    "handover": N_("berita acara serah terima"),
+    "held": N_("rekaman ditahan"),
+    "hold": N_("penahanan cetak"),
+    "keys": N_("kunci"),
+    "media": N_("biometrik"),
+    "office": N_("kantor"),
+    "queue": N_("antrean"),
+    "record": N_("rekaman"),
+    "reprint": N_("cetak ulang"),
+    "ribbon": N_("pita"),
+    "session": N_("aplikasi"),
+    "station": N_("stasiun"),
+    "stats": N_("statistik"),
+    "stock": N_("stok"),
+    "token": N_("token API"),
+    "user": N_("pengguna"),
+}
+_RECORD_STATE: dict[str, str] = {
+    "queued": N_("antre"),
+    "held": N_("ditahan"),
+    "printing": N_("sedang dicetak"),
+    "issued": N_("terbit"),
+    "failed": N_("gagal"),
+    "cancelled": N_("dibatalkan"),
+    "rejected": N_("ditolak"),
+}
+
+
+def record_state(code: str | None) -> str:
+    """A record's state in the reader's language (``queued`` → *antre*)."""
+    if not code:
+        return ""
+    text = _RECORD_STATE.get(code)
+    return str(gettext(text)) if text else code
+
+
+def event_sentence(tag: str, actor: str, subject: str | None, details: dict[str, Any]) -> str:
+    """``tag`` as a sentence: who did what to which subject, with the detail that matters
+    (a state change, a spoil cause, a count). An unknown tag keeps its code as the verb."""
+    parts = tag.split(":")
+    noun_code, action = (parts[1], parts[2]) if len(parts) == 3 else ("", tag)
+    verb = gettext(_VERBS[action]) if action in _VERBS else tag
+    noun = gettext(_NOUNS[noun_code]) if noun_code in _NOUNS else noun_code
+    words = [actor, verb, noun, subject or ""]
+    if action == "state_change" and "to" in details:
+        words.append(f"({record_state(details.get('from'))} → {record_state(details['to'])})")
+    cause = details.get("cause")
+    if isinstance(cause, str) and cause:
+        words.append(f"({label('cause', cause)})")
+    count = details.get("count")
+    if isinstance(count, int) and action != "state_change":
+        words.append(gettext("(%(n)d blangko)") % {"n": count})
+    serial = details.get("blank_serial")
+    if isinstance(serial, str) and serial and serial != subject:
+        words.append(gettext("pada blangko %(serial)s") % {"serial": serial})
+    return " ".join(w for w in words if w)

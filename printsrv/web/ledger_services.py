@@ -13,6 +13,7 @@ from printsrv.ledger.blanks import blanks_at_station
 from printsrv.ledger.models import ConsumableKind, Station
 from printsrv.ledger.reports import render_csv, render_pdf, stock_report
 from printsrv.ledger.ribbons import loaded_consumable
+from printsrv.localtime import office_zone
 from printsrv.models import Office, Record
 from printsrv.station.journal import CardJob, StationRuntime
 from printsrv.web.services import visible_office_ids
@@ -82,7 +83,7 @@ def station_view(session: Session, station: Station, *, jobs: int = 20) -> Stati
         office=station.office.code,
         state=station.state.value,
         pause_reason=station.pause_reason,
-        heartbeat_at=beat.isoformat(timespec="seconds") if beat else None,
+        heartbeat_at=office_zone(station.office.code).format(beat, seconds=True) or None,
         stale=beat is None or datetime.now(UTC) - beat > timedelta(minutes=2),
         printer_reasons=[str(r) for r in status.get("reasons", status.get("state_reasons", []))],
         printer_status=status,

@@ -5,7 +5,6 @@ station packages are installed."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import (
@@ -36,8 +35,17 @@ bp = Blueprint("ledger", __name__)
 _MONTH = re.compile(r"^\d{4}-\d{2}$")
 
 
+def _this_month() -> str:
+    """The current month at the signed-in user's office."""
+    from printsrv.localtime import local_date
+    from printsrv.web.guard import current_user
+
+    user = current_user()
+    return local_date(user.office.code if user is not None else "35").strftime("%Y-%m")
+
+
 def _month() -> str:
-    month = request.args.get("month") or datetime.now(UTC).strftime("%Y-%m")
+    month = request.args.get("month") or _this_month()
     if not _MONTH.match(month):
         abort(400)
     return month

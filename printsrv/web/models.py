@@ -33,6 +33,23 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    #: After this moment the token no longer works (``None``: until revoked).
+    expires_at: Mapped[datetime | None]
+
+
+class WebSession(Base):
+    """A signed-in browser session, held on the server: the cookie carries a random token,
+    the table its SHA-256. Sign-out ends the row; a password or role change and an admin's
+    "sign out everywhere" end every row of the user, so a saved cookie opens nothing."""
+
+    __tablename__ = "web_session"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"), index=True)
+    user: Mapped[User] = relationship()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]
+    end_reason: Mapped[str | None] = mapped_column(String(40))
 
 
 class RequestKind(enum.StrEnum):

@@ -11,7 +11,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -136,8 +136,10 @@ def search_records(
     after: int | None = None,
     limit: int = PAGE_SIZE,
     with_counts: bool = True,
+    by_request_id: bool = False,
 ) -> QueuePage:
-    """Records visible to ``office``: by NIK (16 digits), request id or name prefix, and state;
+    """Records visible to ``office``: by NIK (16 digits), request id (the whole id or its
+    start; ``by_request_id`` for an id without a dash) or name prefix, and state;
     keyset-paginated by id."""
     office_ids = visible_office_ids(session, office)
     stmt = (
@@ -159,8 +161,8 @@ def search_records(
     if query:
         if _NIK.match(query):
             stmt = stmt.where(Record.nik == query)
-        elif query.upper().startswith("PC-") or "-" in query:
-            stmt = stmt.where(Record.request_id == query)
+        elif by_request_id or query.upper().startswith("PC-") or "-" in query:
+            stmt = stmt.where(Record.request_id.startswith(query, autoescape=True))
         else:
             stmt = stmt.where(Record.nama.like(query.upper().replace("%", "") + "%"))
     if state is not None:
@@ -431,15 +433,54 @@ def decide_reprint(
 # --- audit log ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class AuditFilter:
+    """What the audit page shows: a range of local dates at the reader's office (both ends
+    inclusive), and optionally one actor, one event type and a subject (or its prefix)."""
+
+    first: date
+    last: date
+    actor: str = ""
+    tag: str = ""
+    subject: str = ""
+
+
 def audit_events(
-    session: Session, office: Office, *, before: int | None = None, limit: int = 100
+    session: Session,
+    office: Office,
+    *,
+    before: int | None = None,
+    limit: int = 100,
+    where: AuditFilter | None = None,
 ) -> list[AuditEvent]:
-    """Audit events of the offices ``office`` sees, newest first."""
+    """Audit events of the offices ``office`` sees, newest first, filtered by ``where``."""
     codes = [o.code for o in visible_offices(session, office)]
     stmt = select(AuditEvent).where(AuditEvent.office_code.in_(codes))
+    if where is not None:
+        from printsrv.localtime import office_zone
+
+        tz, midnight = office_zone(office.code).tz, datetime.min.time()
+        start = datetime.combine(where.first, midnight, tz).astimezone(UTC)
+        end = datetime.combine(where.last + timedelta(days=1), midnight, tz).astimezone(UTC)
+        stmt = stmt.where(AuditEvent.at >= start, AuditEvent.at < end)
+        if where.actor:
+            stmt = stmt.where(func.lower(AuditEvent.actor) == where.actor.lower())
+        if where.tag:
+            stmt = stmt.where(AuditEvent.tag == where.tag)
+        if where.subject:
+            stmt = stmt.where(AuditEvent.subject.startswith(where.subject, autoescape=True))
     if before is not None:
         stmt = stmt.where(AuditEvent.seq < before)
     return list(session.scalars(stmt.order_by(AuditEvent.seq.desc()).limit(limit)))
+
+
+def audit_tags(session: Session, office: Office) -> list[str]:
+    """The event types found in the log of the offices ``office`` sees (the filter's list)."""
+    codes = [o.code for o in visible_offices(session, office)]
+    return list(session.scalars(
+        select(AuditEvent.tag).where(AuditEvent.office_code.in_(codes)).distinct()
+        .order_by(AuditEvent.tag)
+    ))
 
 
 # --- users and tokens --------------------------------------------------------------------
@@ -463,9 +504,13 @@ def hash_token(token: str) -> str:
 
 
 def create_token(
-    session: Session, name: str, scope: TokenScope, office: Office, *, actor: str
+    session: Session, name: str, scope: TokenScope, office: Office, *, actor: str,
+    expires_at: datetime | None = None,
 ) -> str:
-    """Create an API token; returns the secret (shown once, only its hash is kept)."""
+    """Create an API token; returns the secret (shown once, only its hash is kept). A name in
+    use is a :class:`StateError` that says so."""
+    if session.scalar(select(ApiToken.id).where(ApiToken.name == name)) is not None:
+        raise StateError(f"a token named {name!r} exists: choose another name, or revoke it")
     secret = "kps_" + secrets.token_urlsafe(32)
     session.add(
         ApiToken(
@@ -474,6 +519,7 @@ def create_token(
             token_hash=hash_token(secret),
             scope=scope,
             office_id=office.id,
+            expires_at=expires_at,
         )
     )
     session.flush()
@@ -483,9 +529,29 @@ def create_token(
         actor=actor,
         office_code=office.code,
         subject=name,
-        details={"scope": scope.value},
+        details={"scope": scope.value,
+                 "expires": expires_at.isoformat() if expires_at else None},
     )
     return secret
+
+
+def list_tokens(session: Session) -> list[ApiToken]:
+    """Every API token, newest first (the secret is never kept, only its prefix)."""
+    return list(session.scalars(
+        select(ApiToken).options(joinedload(ApiToken.office)).order_by(ApiToken.id.desc())
+    ))
+
+
+def revoke_token(session: Session, name: str, *, actor: str) -> ApiToken:
+    """Revoke token ``name`` (it stops working at once); audited."""
+    token = session.scalar(select(ApiToken).where(ApiToken.name == name))
+    if token is None:
+        raise NotFound(f"no token named {name!r}")
+    if token.revoked_at is None:
+        token.revoked_at = datetime.now(UTC)
+        audit.record(session, WebTag.TOKEN_REVOKE, actor=actor, office_code=token.office.code,
+                     subject=name)
+    return token
 
 
 def token_for(session: Session, secret: str) -> ApiToken | None:
@@ -496,6 +562,12 @@ def token_for(session: Session, secret: str) -> ApiToken | None:
         .options(joinedload(ApiToken.office))
         .where(ApiToken.token_hash == hash_token(secret), ApiToken.revoked_at.is_(None))
     )
+    now = datetime.now(UTC)
+    if token is not None and token.expires_at is not None:
+        expires = token.expires_at if token.expires_at.tzinfo else token.expires_at.replace(
+            tzinfo=UTC)
+        if expires <= now:
+            return None
     if token is not None:
-        token.last_used_at = datetime.now(UTC)
+        token.last_used_at = now
     return token

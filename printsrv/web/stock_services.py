@@ -38,6 +38,7 @@ from printsrv.ledger.models import (
 )
 from printsrv.ledger.serials import serial_range
 from printsrv.models import Office, User
+from printsrv.paperwork import NIP_SEPARATOR, name_and_nip, same_person_key
 from printsrv.products import DEFAULT_STOCK_TYPE
 from printsrv.web.services import Forbidden, require, visible_office_ids, visible_offices
 
@@ -48,8 +49,6 @@ MAX_FORM_SERIALS = 5000
 MANUAL_CAUSES = tuple(
     c for c in SpoilCause if c not in (SpoilCause.MISSING, SpoilCause.UNKNOWN_CRASH)
 )
-#: Separates an officer's name from the NIP in the ledger's single name column.
-NIP_SEPARATOR = " / NIP "
 
 
 def parse_serials(text: str) -> list[str]:
@@ -321,8 +320,7 @@ class Person:
 
 def split_person(text: str) -> tuple[str, str]:
     """``(name, nip)`` from a name stored by :meth:`Person.ledger_name`."""
-    name, _, nip = text.partition(NIP_SEPARATOR)
-    return name, nip
+    return name_and_nip(text)
 
 
 def destroy_spoiled(
@@ -346,12 +344,13 @@ def destroy_spoiled(
     people = (officer_1, officer_2, witness)
     if any(not p.name.strip() or not p.nip.strip() for p in people):
         raise LedgerError("every signatory needs a name and a NIP or identity number")
-    if len({p.name.strip().casefold() for p in people}) != 3 or len(
-        {p.nip.strip() for p in people}
-    ) != 3:
-        raise LedgerError("a destruction needs two different officers and a separate witness")
-    if serials:
-        _require_visible_blanks(session, user, serials)
+    keys = [same_person_key(p.name, p.nip) for p in people]
+    if len({name for name, _ in keys}) != 3 or len({nip for _, nip in keys}) != 3:
+        raise LedgerError("a destruction needs two different officers and a separate witness "
+                          "(names compared without case, spaces or punctuation; NIPs by digits)")
+    if not serials:
+        raise LedgerError("choose the serials of the spoiled blanks to destroy")
+    _require_visible_blanks(session, user, serials)
     return ops.destroy_blanks(
         session,
         office_code=office.code,
@@ -361,7 +360,7 @@ def destroy_spoiled(
         witness_role=witness_role.strip(),
         place=place.strip(),
         actor=user.username,
-        serials=list(serials) if serials else None,
+        serials=list(serials),
         document_date=document_date,
     )
 

@@ -5,7 +5,6 @@ ledger operation is rolled back and shown as a message on the page it came from.
 from __future__ import annotations
 
 import os
-from datetime import date
 from typing import Any
 
 from flask import (
@@ -30,6 +29,7 @@ from printsrv.ledger.models import (
     ConsumableKind,
     SpoilCause,
 )
+from printsrv.localtime import local_date
 from printsrv.models import Office, User
 from printsrv.products import DEFAULT_STOCK_TYPE, STOCK_TYPES
 from printsrv.web import anomalies, db, labels, read_db
@@ -364,7 +364,7 @@ def destruction() -> Any:
         return redirect(url_for("stock.documents"), code=303)
     return render_template(
         "destruction.html", form=form, offices=svc.visible_offices(read_db(), user.office),
-        spoiled=ss.spoiled_on_hand(read_db(), user), today=date.today().isoformat(),
+        spoiled=ss.spoiled_on_hand(read_db(), user), today=local_date(user.office.code).isoformat(),
     )
 
 

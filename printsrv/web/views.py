@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Any
 
 from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, url_for
@@ -18,6 +19,7 @@ from printsrv.models import RecordState, User
 from printsrv.web import db, read_db
 from printsrv.web import services as svc
 from printsrv.web.guard import current_user, login_required, permission
+from printsrv.web.labels import record_state
 from printsrv.web.tags import WebTag
 
 bp = Blueprint("views", __name__)
@@ -28,6 +30,16 @@ STATES = [s.value for s in RecordState]
 class SearchForm(FlaskForm):
     q = StringField("q", validators=[Optional(), Length(max=64)])
     state = StringField("state", validators=[Optional(), Length(max=20)])
+
+
+class AuditFilterForm(FlaskForm):
+    """The audit page's filter, posted so that names and subjects stay out of URLs."""
+
+    first = StringField("from", validators=[Optional(), Length(max=10)], name="from")
+    last = StringField("to", validators=[Optional(), Length(max=10)], name="to")
+    actor = StringField("actor", validators=[Optional(), Length(max=64)])
+    tag = StringField("tag", validators=[Optional(), Length(max=80)])
+    subject = StringField("subject", validators=[Optional(), Length(max=120)])
 
 
 class NoteForm(FlaskForm):
@@ -213,15 +225,58 @@ def decide(request_id: int, decision: str) -> Any:
     return redirect(url_for("views.approvals"))
 
 
-@bp.route("/audit")
+@bp.route("/audit", methods=["GET", "POST"])
 @permission("audit.view")
 def audit_log() -> Any:
-    """The audit log of the user's offices and the status of the whole hash chain."""
+    """The audit log of the user's offices and the status of the whole hash chain. GET pages
+    by local dates (``from``, ``to``) and event type; POST filters by actor and subject too."""
     user = _user()
-    events = svc.audit_events(read_db(), user.office, before=_int_arg("before"))
+    form = AuditFilterForm(meta={"csrf": True})
+    if request.method == "POST" and not form.validate_on_submit():
+        abort(400)
+    fields = ({"from": form.first.data, "to": form.last.data, "actor": form.actor.data,
+               "tag": form.tag.data, "subject": form.subject.data}
+              if request.method == "POST" else request.args)
+    where = _audit_filter(user, fields)
+    events = svc.audit_events(read_db(), user.office, before=_int_arg("before"), where=where,
+                              limit=200)
     report = audit.verify(read_db())
     svc.audit_view(db(), user, WebTag.AUDIT_VIEW, details={"events": len(events)})
-    return render_template("audit.html", events=events, report=report)
+    span = where.last - where.first + timedelta(days=1)
+
+    def dates(first: date, last: date, **more: Any) -> str:
+        return url_for("views.audit_log", tag=where.tag or None, **more,
+                       **{"from": first.isoformat(), "to": last.isoformat()})
+
+    return render_template(
+        "audit.html", events=events, report=report, where=where, form=form,
+        tags=svc.audit_tags(read_db(), user.office),
+        earlier=dates(where.first - span, where.last - span),
+        later=dates(where.first + span, where.last + span),
+        more=dates(where.first, where.last, before=events[-1].seq)
+        if len(events) == 200 and not (where.actor or where.subject) else None,
+    )
+
+
+def _audit_filter(user: Any, fields: Any) -> svc.AuditFilter:
+    """The audit page's filter: ``from``/``to`` local dates (default today at the reader's
+    office), ``actor``, ``tag``, ``subject``; a bad date is a 400."""
+    from printsrv.localtime import local_date
+
+    today = local_date(user.office.code)
+    try:
+        first = date.fromisoformat(fields.get("from") or today.isoformat())
+        last = date.fromisoformat(fields.get("to") or first.isoformat())
+    except ValueError:
+        abort(400)
+    if last < first:
+        first, last = last, first
+    return svc.AuditFilter(
+        first=first, last=last,
+        actor=(fields.get("actor") or "").strip()[:64],
+        tag=(fields.get("tag") or "").strip()[:80],
+        subject=(fields.get("subject") or "").strip()[:120],
+    )
 
 
 def queue_rows_html(rows: list[svc.QueueRow], record_url: str) -> Markup:
@@ -233,7 +288,7 @@ def queue_rows_html(rows: list[svc.QueueRow], record_url: str) -> Markup:
             f'<tr><td><a href="{record_url}{r.id}">{escape(r.request_id)}</a></td>'
             f'<td class="mono">{escape(r.nik)}</td><td>{escape(r.nama)}</td>'
             f"<td>{escape(r.card_type)}</td><td>{escape(r.office_code)}</td>"
-            f'<td><span class="pill {escape(r.state)}">{escape(r.state)}</span></td>'
+            f'<td><span class="pill {escape(r.state)}">{escape(record_state(r.state))}</span></td>'
             f"<td>{escape(r.hold_reason or '')}</td></tr>"
         )
     return Markup("\n".join(out))

@@ -169,3 +169,41 @@ def test_sod_verifies_with_openssl(pki: DemoPki, tmp_path: Path) -> None:
          "-CAfile", str(tmp_path / "other.pem"), "-purpose", "any", "-binary",
          "-out", "/dev/null"], capture_output=True, text=True, check=False)
     assert proc.returncode != 0
+
+
+def test_face_quality_is_the_highest_that_fits_whatever_came_before() -> None:
+    """The search starts from the previous card's choice: a detailed photo after a plain one
+    (or the reverse) still gets exactly the highest quality that fits, as a full scan finds."""
+    import io
+
+    from PIL import Image
+
+    from chip import face
+
+    def scan(photo: bytes, budget: int) -> int | None:
+        img = Image.open(io.BytesIO(photo)).convert("RGB")
+        fitting = [q for q in face._QUALITIES
+                   if len(face._encode(img, q, optimize=True)) <= budget - face.RECORD_OVERHEAD]
+        return max(fitting) if fitting else None
+
+    face._LAST_CHOICE.clear()
+    photos = [sample_photo(600, 800, seed) for seed in (1, 2, 3)]
+    for photo, budget in [(photos[0], 12000), (photos[1], 12000), (photos[2], 9000),
+                          (photos[0], 20000), (photos[1], 7000), (photos[0], 12000)]:
+        record = fit_face(photo, budget)
+        expected = scan(photo, budget)
+        assert expected is not None
+        img = Image.open(io.BytesIO(photo)).convert("RGB")
+        assert face_image(record) == face._encode(img, expected, optimize=True)
+
+
+def test_a_second_photo_alike_costs_two_encodes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from chip import face
+
+    face._LAST_CHOICE.clear()
+    fit_face(sample_photo(600, 800, 1), 12000)
+    calls = []
+    encode = face._encode
+    monkeypatch.setattr(face, "_encode", lambda *a, **k: calls.append(a[1]) or encode(*a, **k))
+    fit_face(sample_photo(600, 800, 2), 12000)
+    assert len(calls) <= 2  # the binary search over 15 qualities took 4

@@ -186,3 +186,42 @@ def test_qr_code_matches_reportlab(ktp: CardInput, tmp_path: Path) -> None:
     assert differing(pdftoppm(native.pdf), pdftoppm(reference.pdf)) <= MAX_DIFFERING
     without = render_card(ktp)
     assert native.ink_coverage["C"] > without.ink_coverage["C"]  # the QR ink is bluish
+
+
+def test_many_cards_in_one_document_share_each_font_subset(
+    make_card: Callable[..., CardInput], tmp_path: Path
+) -> None:
+    """PdfDocument: a page per card; each (font, extra characters) subset is written once and
+    every page naming it points at the same objects; the pages read back in order."""
+    import io
+
+    from printsrv.layout import PdfDocument, render_page
+
+    names = ["SITI AMINAH", "JOSÉ ÑÚÑEZ", "BUDI SANTOSO", "JOSÉ ÑÚÑEZ", "RENÉ"]
+    out = io.BytesIO()
+    document = PdfDocument(out, b"test")
+    for name in names:
+        document.add_page(render_page(make_card(nama=name)).page)
+    document.close()
+    pdf = out.getvalue()
+    assert "No syntax or stream encoding errors" in run_on_file(tmp_path, pdf, "qpdf", "--check")
+    text = run_on_file(tmp_path, pdf, "pdftotext")
+    positions = [text.index(n) for n in names[:3]]
+    assert positions == sorted(positions)
+    assert "RENÉ" in text
+    one = render_card(make_card()).pdf
+    # ASCII subsets once, plus one extended subset per distinct set of extras (ÉÑÚ, É) of the
+    # fonts those names use: far fewer than a set per page.
+    assert pdf.count(b"/FontFile2") == one.count(b"/FontFile2") + 2
+    assert re.search(rb"/Count 5>>", pdf)
+
+
+def test_a_title_with_pdf_delimiters_stays_one_string() -> None:
+    import io
+
+    from printsrv.layout import PdfDocument
+
+    out = io.BytesIO()
+    document = PdfDocument(out, b"cards (a) \\ b")
+    document.close()
+    assert b"/Title(cards a  b)" in out.getvalue()

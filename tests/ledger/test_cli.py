@@ -19,11 +19,11 @@ from printsrv import PROJECT_ROOT
 from printsrv.config import Settings
 from printsrv.db import engine_for, session_factory
 from printsrv.ledger.models import BlankState
-from printsrv.ledger.reports import WIB
+from printsrv.localtime import WIB
 
 Cli = Callable[..., tuple[int, str, str]]
 OFFICE = "35.26.01"
-MONTH = datetime.now(UTC).astimezone(WIB).strftime("%Y-%m")
+MONTH = datetime.now(UTC).astimezone(WIB.tz).strftime("%Y-%m")
 
 
 def sn(n: int) -> str:
@@ -404,3 +404,25 @@ def test_check_subprocess_exit_status(settings: Settings, cli: Cli) -> None:
         from printsrv.ledger.blanks import blank_by_serial
 
         assert blank_by_serial(s, sn(60)).state is BlankState.ISSUED
+
+
+def test_pdf_report_without_out_goes_to_a_named_file(
+    cli: Cli, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _stock(cli)
+    monkeypatch.chdir(tmp_path)
+    out = ok(cli, "ledger", "report", "--office", OFFICE, "--month", MONTH, "--format", "pdf")
+    path = Path(out.strip())
+    assert path == tmp_path / f"laporan-stok-{OFFICE}-{MONTH}.pdf"
+    assert path.read_bytes().startswith(b"%PDF") and "%PDF" not in out
+
+
+def test_ledger_show_prints_tables_not_dicts(cli: Cli, settings: Settings) -> None:
+    _stock(cli)
+    office = ok(cli, "ledger", "show", "--office", OFFICE)
+    assert "{" not in office and "'" not in office
+    assert "in_stock 79" in office
+    blank = ok(cli, "ledger", "show", sn(1)).splitlines()
+    header = next(line for line in blank if line.strip().startswith("at"))
+    assert header.split()[:3] == ["at", "kind", "from"]
+    assert any(" WIB " in line and "receive" in line for line in blank)

@@ -10,8 +10,9 @@ from printsrv.ledger import adjustments, ribbons
 from printsrv.ledger import blanks as ops
 from printsrv.ledger.check import check_ledger
 from printsrv.ledger.models import AdjustmentKind, ConsumableKind, SpoilCause
-from printsrv.ledger.reports import WIB, month_bounds, render_csv, stock_report
+from printsrv.ledger.reports import month_bounds, render_csv, stock_report
 from printsrv.ledger.serials import serial_range
+from printsrv.localtime import WIB
 from tests.ledger.conftest import make_records
 
 OFFICE, OTHER = "35.26.01", "35.26.02"
@@ -22,7 +23,7 @@ def sn(n: int) -> str:
 
 
 def wib(month: int, day: int, hour: int = 10, minute: int = 0) -> datetime:
-    return datetime(2026, month, day, hour, minute, tzinfo=WIB)
+    return datetime(2026, month, day, hour, minute, tzinfo=WIB.tz)
 
 
 def test_month_bounds_are_wib() -> None:

@@ -39,7 +39,8 @@ from printsrv.ledger.models import (
     BlankState,
     SpoilCause,
 )
-from printsrv.ledger.reports import WIB, stock_report
+from printsrv.ledger.reports import stock_report
+from printsrv.localtime import WIB
 from printsrv.models import AuditEvent
 from printsrv.products import STOCK_TYPES
 from tests.conftest import _clean
@@ -332,7 +333,7 @@ def _machine(settings: Settings) -> type[RuleBasedStateMachine]:
                     .where(AuditEvent.tag.like("ledger:blank:%"))
                 )
                 assert moves == events
-                month = datetime.now(UTC).astimezone(WIB).strftime("%Y-%m")
+                month = datetime.now(UTC).astimezone(WIB.tz).strftime("%Y-%m")
                 for office in OFFICES:
                     if not any(v[1] == office for v in self.model.values()):
                         continue

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from printsrv.cardinput import CardInput
 from printsrv.db import unit_of_work
 from printsrv.models import Record
-from printsrv.products import holder_for
+from printsrv.products import holder_data
 from tests.station.conftest import stock_station
 
 #: The data groups whose bytes depend only on the record and the card (EF.SOD carries the
@@ -35,23 +35,23 @@ def _card(**fields: str) -> CardInput:
 
 
 def test_holder_data_follows_the_card_face_and_icao() -> None:
-    h = holder_for(_card())
+    h = holder_data(_card())
     assert h.address[1] == "RT/RW 001/002"
     assert h.issuing_authority == "BANGKALAN"  # tempat_terbit, not the holder's regency
     assert h.personal_summary == "AGAMA=ISLAM;STATUS=BELUM KAWIN"
     assert h.nationality == "IDN"
-    assert holder_for(_card(kewarganegaraan="WNA", negara="JPN")).nationality == "JPN"
+    assert holder_data(_card(kewarganegaraan="WNA", negara="JPN")).nationality == "JPN"
     # ICAO 9303: XXX is "unspecified nationality"; <<< is filler, not a code
-    assert holder_for(_card(kewarganegaraan="WNA", negara="")).nationality == "XXX"
+    assert holder_data(_card(kewarganegaraan="WNA", negara="")).nationality == "XXX"
 
 
 def test_chipless_card_and_bad_date_name_the_record() -> None:
     from printsrv.errors import PrintSrvError
 
     with pytest.raises(PrintSrvError, match=r"R-1.*KIA cards have no chip"):
-        holder_for(_card(card_type="KIA"))
+        holder_data(_card(card_type="KIA"))
     with pytest.raises(PrintSrvError, match="record R-1: tanggal_lahir"):
-        holder_for(_card(tanggal_lahir="05-08-1999"))
+        holder_data(_card(tanggal_lahir="05-08-1999"))
 
 
 @pytest.fixture(scope="module")

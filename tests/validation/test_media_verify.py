@@ -181,7 +181,7 @@ def test_png_ihdr_lies_about_size() -> None:
 def test_background_colour() -> None:
     assert photo_background_colour(jpeg(colour=(200, 25, 35))) == "red"
     assert photo_background_colour(jpeg(colour=(25, 90, 200))) == "blue"
-    assert photo_background_colour(jpeg(colour=(240, 140, 20))) == "other"  # orange
+    assert photo_background_colour(jpeg(colour=(240, 140, 20))) == "orange"  # WNA
     assert photo_background_colour(jpeg(colour=(240, 240, 240))) == "other"
     assert expected_background_colour(1999) == "red" and expected_background_colour(2000) == "blue"
     with pytest.raises(MediaError):
@@ -192,7 +192,9 @@ def test_generated_portraits_have_the_birth_year_colour() -> None:
     for r in residents()[:100]:
         if r.photo_jpeg is not None:
             year = int(r.record["tanggal_lahir"][:4])
-            assert photo_background_colour(r.photo_jpeg) == expected_background_colour(year)
+            wna = r.record["kewarganegaraan"] != "WNI"
+            assert photo_background_colour(r.photo_jpeg) == expected_background_colour(
+                year, wna=wna)
 
 
 # -- FMR ----------------------------------------------------------------------------------

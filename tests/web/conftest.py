@@ -109,11 +109,13 @@ def app_nocsrf(settings: Settings) -> Flask:
 
 def sign_in(client: FlaskClient, settings: Settings, username: str) -> None:
     """Put a fully signed-in session for ``username`` into the client's cookie."""
+    from printsrv.web.auth_service import complete_login
+
     with unit_of_work(settings) as s:
         user = s.query(User).filter_by(username=username).one()
-        uid, pw = user.id, user.password_hash[-16:]
+        token = complete_login(s, user)
     with client.session_transaction() as sess:
-        sess.update({"uid": uid, "stage": "full", "pw": pw})
+        sess.update({"stage": "full", "sid": token})
 
 
 @pytest.fixture

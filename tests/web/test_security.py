@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import pyotp
 import pytest
@@ -80,9 +81,9 @@ def test_supervisor_must_enrol_totp_then_use_it(app: Flask, settings: Settings,
     page = client2.get("/login/totp").get_data(as_text=True)
     assert client2.post("/login/totp", data={"code": "123456", "csrf_token": _csrf(page)}
                         ).status_code == 401
-    resp = client2.post(
-        "/login/totp", data={"code": pyotp.TOTP(secret).now(), "csrf_token": _csrf(page)}
-    )
+    # The enrolment used this step's code; a code is good once, so the next step's code.
+    next_code = pyotp.TOTP(secret).at(time.time() + 30)
+    resp = client2.post("/login/totp", data={"code": next_code, "csrf_token": _csrf(page)})
     assert resp.status_code == 302 and client2.get("/queue").status_code == 200
 
 

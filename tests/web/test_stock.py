@@ -201,7 +201,10 @@ def test_destruction_and_berita_acara_pdf(app_nocsrf: Flask, settings: Settings,
     with unit_of_work(settings) as s:
         assert s.scalar(select(DestructionRecord).where(
             DestructionRecord.number == form["number"])) is None
-    # every spoiled blank of the office (serials 2..4; 1 was destroyed before)
+    # an empty serial field no longer means "every spoiled blank": the serials are named
+    assert _flash(client, client.post("/stock/destruction", data=form)).startswith("error")
+    # the spoiled blanks of the office, named (serials 2..4; 1 was destroyed before)
+    form["serials"] = f"{serial('A', 2)}..{serial('A', 4)}"
     assert _flash(client, client.post("/stock/destruction", data=form)).startswith("ok")
     with unit_of_work(settings) as s:
         record = s.scalar(select(DestructionRecord).where(

@@ -1,0 +1,314 @@
+"""Rendering the queue in bulk (``run.py render --queued``): many card faces in one command.
+
+The calling process is the data layer: per chunk of records it reads the records, their
+wrapped keys and their photo and signature in three statements, unwraps and decrypts them, and
+writes one audit event per record (purpose ``render``), all in one unit of work. Worker
+processes (one per core, forked) only lay out the faces (:func:`printsrv.layout.render_page`):
+they never touch the database or the token. The chunks come back in queue order and become the
+pages of one PDF (fonts written once, pages written as they arrive, so memory stays bounded) or
+one PDF per card in a folder.
+
+A record that cannot be rendered (a field that does not fit, a purged or unreadable photo) is
+reported by request id and field; the others are rendered.
+"""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from multiprocessing.pool import AsyncResult
+from pathlib import Path
+from typing import Literal
+
+from cryptography.exceptions import InvalidTag
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from printsrv import audit
+from printsrv.audit import AuditTag
+from printsrv.cardinput import CardInput
+from printsrv.config import Settings
+from printsrv.db import engine_for, unit_of_work
+from printsrv.errors import KeyStoreError, PrintSrvError
+from printsrv.intake.pipeline import decrypt_media
+from printsrv.keys import KeyStore
+from printsrv.layout import PdfDocument, RenderError, TemplateError, render_page
+from printsrv.layout.pdfwriter import PageParts
+from printsrv.localtime import local_date
+from printsrv.models import MediaKind, Office, Record, RecordKey, RecordMedia, RecordState
+
+#: Records per unit of work and per task of a worker: large enough that the bulk reads and the
+#: hand-over to a worker cost little per card, small enough for a smooth progress bar.
+CHUNK = 50
+#: A chunk takes well under a second; a worker silent this long was killed or hangs (a pool
+#: replaces a dead worker but never answers for its task).
+CHUNK_TIMEOUT = 300.0
+_FACE_MEDIA = (MediaKind.PHOTO, MediaKind.SIGNATURE)
+
+
+@dataclass
+class BatchRenderResult:
+    """What ``render --queued`` did: ``problems`` name each record not rendered and why."""
+
+    out: Path
+    selected: int = 0
+    rendered: int = 0
+    problems: list[str] = field(default_factory=list)
+    ink_total: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ink_mean(self) -> dict[str, float]:
+        """Mean ink coverage per channel over the rendered cards."""
+        return {k: v / self.rendered for k, v in self.ink_total.items()} if self.rendered else {}
+
+
+@dataclass(frozen=True)
+class PageOptions:
+    """How every face is laid out (the same for the whole run)."""
+
+    page: Literal["card", "bleed"] = "card"
+    bleed_mm: tuple[float, float] | None = None
+    coverage: bool = True
+    template: str | None = None  # None: each record's own (by card type)
+
+
+def queued_ids(
+    session: Session, *, office: str | None = None, limit: int | None = None
+) -> list[int]:
+    """Ids of the queued records in queue order; ``office`` (``PP.KK`` or ``PP.KK.CC``) keeps
+    the records of that office and, for a regency, of its kecamatan offices."""
+    query = select(Record.id).where(Record.state == RecordState.QUEUED).order_by(Record.id)
+    if office:
+        query = query.join(Office, Office.id == Record.office_id).where(
+            or_(Office.code == office, Office.code.startswith(office + "."))
+        )
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+def load_cards(
+    session: Session, keys: KeyStore, ids: Sequence[int], *, actor: str
+) -> tuple[list[CardInput], list[str]]:
+    """Decrypt the face media of the records ``ids`` (bulk reads; one audit event per record
+    decrypted). Returns the cards in the order of ``ids`` and a problem per record left out."""
+    rows = session.execute(
+        select(Record.id, Record.request_id, Record.data, Record.state, Office.code)
+        .join(Office, Office.id == Record.office_id)
+        .where(Record.id.in_(ids))
+    ).all()
+    wrapped = {
+        record_id: key for record_id, key in session.execute(
+            select(RecordKey.record_id, RecordKey.wrapped_key).where(RecordKey.record_id.in_(ids))
+        )
+    }  # fmt: skip
+    media: dict[int, list[tuple[MediaKind, bytes, bytes]]] = {}
+    for record_id, kind, nonce, ciphertext in session.execute(
+        select(RecordMedia.record_id, RecordMedia.kind, RecordMedia.nonce, RecordMedia.ciphertext)
+        .where(RecordMedia.record_id.in_(ids), RecordMedia.kind.in_(_FACE_MEDIA))
+    ):
+        media.setdefault(record_id, []).append((kind, nonce, ciphertext))
+    by_id = {row.id: row for row in rows}
+    cards: list[CardInput] = []
+    problems: list[str] = []
+    for record_id in ids:
+        row = by_id.get(record_id)
+        if row is None or row.state is not RecordState.QUEUED:
+            continue  # taken by a station (or gone) since it was selected
+        if record_id not in wrapped:
+            problems.append(f"record {row.request_id}: media: biometric data was purged")
+            continue
+        try:
+            data_key = keys.unwrap_data_key(wrapped[record_id], row.request_id.encode())
+            plain = {
+                kind: decrypt_media(data_key, row.request_id, kind, nonce, ct)
+                for kind, nonce, ct in media.get(record_id, [])
+            }
+        except (KeyStoreError, InvalidTag):
+            problems.append(
+                f"record {row.request_id}: media: does not decrypt (wrong key or tampered)"
+            )
+            continue
+        audit.record(
+            session,
+            AuditTag.RECORD_MEDIA_DECRYPT,
+            actor=actor,
+            office_code=row.code,
+            subject=row.request_id,
+            details={"purpose": "render", "media": sorted(k.value for k in plain)},
+        )
+        cards.append(CardInput(
+            request_id=row.request_id,
+            fields={k: v for k, v in row.data.items() if isinstance(v, str)},
+            photo_jpeg=plain.get(MediaKind.PHOTO, b""),
+            signature_png=plain.get(MediaKind.SIGNATURE, b""),
+            issue_date=local_date(row.code),  # the office's date, as for one card
+        ))  # fmt: skip
+    return cards, problems
+
+
+@dataclass(frozen=True)
+class _Rendered:
+    """A worker's answer for one card: its page (``None`` once written to the folder)."""
+
+    page: PageParts | None
+    ink_coverage: dict[str, float]
+
+
+def _render_chunk(
+    cards: list[CardInput], options: PageOptions, folder: str | None
+) -> list[_Rendered | str]:
+    """Worker: each card's page, or with ``folder`` its PDF written there; a card that cannot
+    be rendered gives a problem naming the record and the field."""
+    out: list[_Rendered | str] = []
+    for card in cards:
+        try:
+            face = render_page(card, template=options.template, page=options.page,
+                               bleed_mm=options.bleed_mm, coverage=options.coverage)
+        except RenderError as exc:
+            out.append(f"record {card.request_id}: {exc.field}: {exc}")
+            continue
+        if folder is None:
+            out.append(_Rendered(face.page, face.ink_coverage))
+            continue
+        buffer = io.BytesIO()
+        document = PdfDocument(buffer, face.page.title)
+        document.add_page(face.page)
+        document.close()
+        (Path(folder) / f"{_file_name(card.request_id)}.pdf").write_bytes(buffer.getvalue())
+        out.append(_Rendered(None, face.ink_coverage))
+    return out
+
+
+def _file_name(request_id: str) -> str:
+    """A request id as a file name (ids are ``[A-Za-z0-9-]``; anything else is replaced)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in request_id).lstrip(".")
+
+
+def _chunks(ids: Sequence[int], size: int) -> Iterator[Sequence[int]]:
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+def render_queued(
+    settings: Settings,
+    out: Path,
+    *,
+    office: str | None = None,
+    limit: int | None = None,
+    processes: int | None = None,
+    options: PageOptions | None = None,
+    actor: str = "cli",
+    progress: Callable[[int], object] | None = None,
+    on_total: Callable[[int], object] | None = None,
+) -> BatchRenderResult:
+    """Render the queued records (in queue order) to ``out``: one PDF with a page per card
+    when ``out`` ends in ``.pdf``, else a folder with ``REQUEST_ID.pdf`` per card.
+
+    ``processes`` workers lay out the faces (default: one per CPU; 1 renders in this process).
+    ``progress(n)`` is called as cards are done, ``on_total(n)`` once the records are counted.
+    """
+    options = options or PageOptions()
+    processes = max(1, processes or os.cpu_count() or 1)
+    as_document = out.suffix.lower() == ".pdf"
+    if as_document and not out.parent.is_dir():
+        raise PrintSrvError(f"{out.parent}: no such folder for {out.name}")
+    if not as_document:
+        if out.exists() and not out.is_dir():
+            raise PrintSrvError(f"{out}: not a folder (give FILE.pdf or a folder)")
+        out.mkdir(parents=True, exist_ok=True)
+    result = BatchRenderResult(out)
+    with unit_of_work(settings) as session:
+        ids = queued_ids(session, office=office, limit=limit)
+    result.selected = len(ids)
+    if on_total:
+        on_total(len(ids))
+    # The forked workers must not share this process's pooled connections.
+    engine_for(settings.sqlalchemy_url).dispose()
+    folder = None if as_document else str(out)
+    partial = out.with_name(out.name + ".part") if as_document else None
+    pool = None
+    if processes > 1 and len(ids) > CHUNK:
+        _warm_up()
+        pool = multiprocessing.get_context("fork").Pool(min(processes, -(-len(ids) // CHUNK)))
+    try:
+        with KeyStore.open(settings) as keys, _document(partial) as document:
+            pending: deque[AsyncResult[list[_Rendered | str]]] = deque()
+
+            def collect(pages: list[_Rendered | str]) -> None:
+                for page in pages:
+                    if isinstance(page, str):
+                        result.problems.append(page)
+                        continue
+                    if document is not None and page.page is not None:
+                        document.add_page(page.page)
+                    result.rendered += 1
+                    for k, v in page.ink_coverage.items():
+                        result.ink_total[k] = result.ink_total.get(k, 0.0) + v
+                if progress:
+                    progress(len(pages))
+
+            for chunk in _chunks(ids, CHUNK):
+                with unit_of_work(settings) as session:
+                    cards, problems = load_cards(session, keys, chunk, actor=actor)
+                result.problems += problems
+                if progress and len(cards) < len(chunk):  # refused or no longer queued
+                    progress(len(chunk) - len(cards))
+                if pool is None:
+                    collect(_render_chunk(cards, options, folder))
+                    continue
+                pending.append(pool.apply_async(_render_chunk, (cards, options, folder)))
+                while len(pending) > 2 * processes:  # bounded: pages are written in order
+                    collect(_answer(pending.popleft()))
+            while pending:
+                collect(_answer(pending.popleft()))
+    except BaseException:
+        if partial is not None:
+            partial.unlink(missing_ok=True)
+        raise
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+    if partial is not None:
+        if result.rendered:
+            partial.replace(out)
+        else:
+            partial.unlink(missing_ok=True)
+    return result
+
+
+def _answer(task: AsyncResult[list[_Rendered | str]]) -> list[_Rendered | str]:
+    try:
+        return task.get(CHUNK_TIMEOUT)
+    except multiprocessing.TimeoutError:
+        raise PrintSrvError(
+            f"a render worker gave no answer in {CHUNK_TIMEOUT:.0f} s (killed?); nothing written"
+        ) from None
+
+
+@contextmanager
+def _document(path: Path | None) -> Iterator[PdfDocument | None]:
+    """The output PDF, written to ``path`` (the caller renames it when complete)."""
+    if path is None:
+        yield None
+        return
+    with path.open("wb") as file:
+        document = PdfDocument(file, b"ktp-printsrv card faces")
+        yield document
+        document.close()
+
+
+def _warm_up() -> None:
+    """Load the shipped templates and their fonts before forking, so that each worker
+    starts with them instead of loading them again."""
+    from printsrv.layout import load_template, template_names
+
+    for name in template_names():
+        with suppress(TemplateError):  # a broken template fails only the records using it
+            load_template(name)
