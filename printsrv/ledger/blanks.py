@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from printsrv import audit, offices
@@ -211,14 +211,19 @@ def next_blank_for_station(
 
 
 def hopper_stock_types(session: Session, station: Station) -> set[str]:
-    """The stock types of the blanks in the station's hopper."""
-    return set(
-        session.scalars(
-            select(Blank.stock_type)
-            .where(Blank.station_id == station.id, Blank.state == BlankState.IN_HOPPER)
-            .distinct()
+    """The stock types of the blanks in the station's hopper (one statement, one index probe
+    per stock type: the station asks this for every card)."""
+    probes = [
+        select(literal(stock_type)).where(
+            exists().where(
+                Blank.station_id == station.id,
+                Blank.state == BlankState.IN_HOPPER,
+                Blank.stock_type == stock_type,
+            )
         )
-    )
+        for stock_type in STOCK_TYPES
+    ]
+    return set(session.scalars(union_all(*probes)))
 
 
 # ---------------------------------------------------------------------------- the one mover

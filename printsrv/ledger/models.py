@@ -222,7 +222,10 @@ class Blank(Base):
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
     __table_args__ = (
         Index("ix_blank_office_state", "office_id", "state"),
-        Index("ix_blank_station_state_order", "station_id", "state", "prefix", "number"),
+        Index(
+            "ix_blank_station_stock_order",
+            "station_id", "state", "stock_type", "prefix", "number",
+        ),
     )
 
 
