@@ -101,21 +101,22 @@ def missing_stock(session: Session, offices: list[int], loaded: set[str]) -> lis
     from sqlalchemy import select
 
     from printsrv.models import RecordState
-    from printsrv.products import CARD_TYPES, card_types_for_stock, product
+    from printsrv.products import CARD_TYPES, PRODUCTS, card_types_for_stock
 
     served = card_types_for_stock(loaded)
-    if len(served) == len(CARD_TYPES):
+    unserved = [t for t in CARD_TYPES if t not in served]
+    if not unserved:
         return []
     waiting = session.scalars(
         select(Record.card_type)
         .where(
             Record.office_id.in_(offices),
             Record.state == RecordState.QUEUED,
-            Record.card_type.not_in(served),
+            Record.card_type.in_(unserved),
         )
         .distinct()
     )
-    return sorted({product(card_type).blank_stock for card_type in waiting})
+    return sorted({PRODUCTS[t].blank_stock for t in waiting})
 
 
 def reserve(session: Session, config: StationConfig, blank: Any, record_id: int) -> None:
