@@ -188,7 +188,7 @@ def test_scripted_months(settings: Settings) -> None:
 
 def test_each_stock_type_is_counted_apart(settings: Settings) -> None:
     """KTP-el chip blanks and KIA blanks: the check and the month report balance each apart."""
-    at = datetime(2026, 3, 10, 3, 0, tzinfo=WIB)
+    at = wib(3, 10, 3)
     with unit_of_work(settings) as s:
         ops.receive_blanks(s, office_code=OFFICE, first="KTP-000001", last="KTP-000005",
                            handover_number="BA-KTP", actor="t", at=at)
