@@ -37,6 +37,19 @@ def _blank_of(settings: Any) -> dict[str, tuple[str, str]]:
     return {rid: (stock, card) for rid, stock, card in rows}
 
 
+def _events(settings: Any) -> list[tuple[str, str]]:
+    """The station's pause and resume events: tag and reason."""
+    from printsrv.models import AuditEvent
+
+    with unit_of_work(settings) as session:
+        rows = session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.tag.in_(["station:station:pause", "station:station:resume"]))
+            .order_by(AuditEvent.seq)
+        ).all()
+        return [(e.tag, e.details.get("reason") or e.details.get("after")) for e in rows]
+
+
 def test_kia_waits_for_kia_blanks_and_never_takes_a_ktp_el_blank(
     settings: Any, tmp_path: Any
 ) -> None:
@@ -50,6 +63,10 @@ def test_kia_waits_for_kia_blanks_and_never_takes_a_ktp_el_blank(
         assert station.paused_reason == reasons.NO_STOCK + "KIA"
         assert all(v == ("KTP-EL", "KTP-EL") for v in _blank_of(settings).values())
         assert reasons.in_indonesian(station.paused_reason).startswith("Rekaman antre")
+        # polling again keeps the station waiting: one pause in the audit log, not one a poll
+        assert station.process_one() is None and station.process_one() is None
+        assert station.wait_ready() is None and station.paused_reason == reasons.NO_STOCK + "KIA"
+        assert _events(settings) == [("station:station:pause", reasons.NO_STOCK + "KIA")]
 
         with unit_of_work(settings) as session:
             receive_blanks(session, office_code=rig.config.office, first="KIA-000001",
@@ -62,8 +79,10 @@ def test_kia_waits_for_kia_blanks_and_never_takes_a_ktp_el_blank(
             loaded = load_blanks(session, station_by_name(session, "st1"), actor="t", count=2,
                                  stock_type="KIA")
             assert [b.serial for b in loaded] == ["KIA-000001", "KIA-000002"]
-        more = rig.station().run(until_empty=True)
+        more = station.run(until_empty=True)
         assert [r.outcome for r in more] == [CardOutcome.ISSUED]
+        assert station.paused_reason is None
+        assert _events(settings)[1] == ("station:station:resume", reasons.NO_STOCK + "KIA")
         issued = _blank_of(settings)
         assert {rid for rid, v in issued.items() if v == ("KIA", "KIA")} == kia
         assert all(stock == card for stock, card in issued.values())
