@@ -6,7 +6,10 @@ record to the chip's holder data, used by the station's encoder and by ``run.py 
 personalize`` alike, so that both write the same data groups for the same record and card.
 
 Adding a card type is one :class:`CardProduct` entry in :data:`PRODUCTS` plus its template
-folder under ``templates/``.
+folder under ``templates/`` (``layout.toml`` with ``card_type`` set to it, ``sample.json`` and
+sample media). Its ``blank_stock`` is an existing stock type (the card shares those blanks) or a
+new one, which the ledger, the station's claim, the report and the anomaly flags then count
+apart (:data:`STOCK_TYPES`).
 """
 
 from __future__ import annotations
@@ -31,17 +34,44 @@ class CardProduct:
     has_chip: bool
     blank_stock: str
     required_fields: tuple[str, ...]
+    #: Fields only this card type may carry (validation refuses them on others).
+    own_fields: tuple[str, ...] = ()
 
 
 _COMMON = ("request_id", "nik", "nama", "tempat_lahir", "tanggal_lahir", "jenis_kelamin",
            "kecamatan", "kabupaten_kota", "provinsi", "office_code")
 
 PRODUCTS: dict[str, CardProduct] = {
-    "KTP-EL": CardProduct("KTP-EL", "ktp-el", True, "ktp-el",
+    "KTP-EL": CardProduct("KTP-EL", "ktp-el", True, "KTP-EL",
                           (*_COMMON, "alamat", "agama", "status_perkawinan", "pekerjaan",
                            "kewarganegaraan", "berlaku_hingga")),
-    "KIA": CardProduct("KIA", "kia", False, "kia", (*_COMMON, "no_kk")),
+    "KIA": CardProduct("KIA", "kia", False, "KIA", (*_COMMON, "no_kk"),
+                       own_fields=("nama_kepala_keluarga", "no_akta_lahir")),
 }
+KTP_EL, KIA = "KTP-EL", "KIA"
+#: The card types, in registry order.
+CARD_TYPES: tuple[str, ...] = tuple(PRODUCTS)
+#: The blank stock types (the ledger's ``blank.stock_type``), each once, in registry order:
+#: security stock with its own serials (KTP-el chip blanks, KIA blanks).
+STOCK_TYPES: tuple[str, ...] = tuple(dict.fromkeys(p.blank_stock for p in PRODUCTS.values()))
+#: The stock type of blanks received or loaded without one (and of blanks before migration
+#: 0010): KTP-el chip blanks.
+DEFAULT_STOCK_TYPE = PRODUCTS[KTP_EL].blank_stock
+
+
+def card_types_for_stock(stock_types: set[str] | frozenset[str]) -> list[str]:
+    """The card types printed on any of ``stock_types`` (the station's claim)."""
+    return [p.card_type for p in PRODUCTS.values() if p.blank_stock in stock_types]
+
+
+def product(card_type: str) -> CardProduct:
+    """The product of ``card_type`` (an unknown one is an error naming it)."""
+    try:
+        return PRODUCTS[card_type]
+    except KeyError:
+        raise PrintSrvError(
+            f"card_type {card_type!r} is not one of {', '.join(PRODUCTS)}"
+        ) from None
 #: A KTP-el of a foreign resident (WNA) has its own face template, the same chip and stock.
 WNA_TEMPLATE = "ktp-el-wna"
 
@@ -49,10 +79,9 @@ WNA_TEMPLATE = "ktp-el-wna"
 def product_of(card: CardInput) -> CardProduct:
     """The product of a record; an unknown card type is an error naming it."""
     try:
-        return PRODUCTS[card.card_type]
-    except KeyError:
-        raise PrintSrvError(f"record {card.request_id}: card_type {card.card_type!r} is not "
-                            f"one of {', '.join(PRODUCTS)}") from None
+        return product(card.card_type)
+    except PrintSrvError as exc:
+        raise PrintSrvError(f"record {card.request_id}: {exc}") from None
 
 
 def template_for(card: CardInput) -> str:

@@ -15,11 +15,8 @@ from typing import Any
 
 from printsrv.config import DEFAULT_RELIGIONS
 from printsrv.nik import is_nik, nik_hold_reasons, parse_nik
+from printsrv.products import CARD_TYPES, KIA, KTP_EL, PRODUCTS
 from printsrv.regions import OFFICE_CODE_RE, RegionTable, countries, region_table
-
-KTP_EL = "KTP-EL"
-KIA = "KIA"
-CARD_TYPES = (KTP_EL, KIA)
 
 WNI = "WNI"
 WNA = "WNA"
@@ -81,7 +78,7 @@ COMMON_FIELDS = (
     "phone",
     "media",
 )
-KIA_FIELDS = ("nama_kepala_keluarga", "no_akta_lahir")
+KIA_FIELDS = PRODUCTS[KIA].own_fields
 ALL_FIELDS = COMMON_FIELDS + KIA_FIELDS
 #: Fields that may be absent (or ``null``) in every record.
 OPTIONAL_FIELDS = frozenset({"card_type", "no_kk", "negara", "phone"})
@@ -275,7 +272,7 @@ class _Checker:
                 self.problem("request_id", "may hold only letters, digits and . _ : / -")
 
         nik_ok = self.check_nik_format()
-        self.digits16("no_kk", required=is_kia)
+        self.digits16("no_kk", required="no_kk" in PRODUCTS[card_type].required_fields)
         self.person_name("nama")
         self.upper_text("tempat_lahir")
         born = self.date_field("tanggal_lahir")

@@ -132,12 +132,14 @@ def card_overhead(instance: Path, database_url: str, cards: int) -> dict[str, li
     config = StationConfig(name=name, office=OFFICE, profile="virtual-ipp-card",
                            cups_queue="Card1", reader="none", poll_interval=0.05)
     with unit_of_work(settings) as session:
-        receive_blanks(session, office_code=OFFICE, first=f"B{tag}-000001",
-                       last=f"B{tag}-{cards + 10:06d}", handover_number=f"BAST-{tag}",
-                       actor="bench")
         station = get_or_create_station(session, name, office_code=OFFICE, cups_queue="Card1",
                                         reader="none", profile="virtual-ipp-card", actor="bench")
-        load_blanks(session, station, actor="bench", count=cards + 10)
+        for stock_type, lead in (("KTP-EL", "B"), ("KIA", "K")):  # the batch has both
+            receive_blanks(session, office_code=OFFICE, first=f"{lead}{tag}-000001",
+                           last=f"{lead}{tag}-{cards + 10:06d}",
+                           handover_number=f"BAST-{lead}{tag}", actor="bench",
+                           stock_type=stock_type)
+            load_blanks(session, station, actor="bench", count=cards + 10, stock_type=stock_type)
         receive_consumable(session, kind=ConsumableKind.RIBBON, office_code=OFFICE,
                            serial=f"RIB-{tag}", type_="YMCKOK", capacity=cards + 50,
                            actor="bench")

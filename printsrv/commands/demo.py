@@ -30,6 +30,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -45,6 +46,9 @@ PRINTER: Final = "DemoCard"
 READER: Final = "Virtual PCD 00 00"
 DEMO_USER: Final = "demo-operator"
 BLANK_PREFIX: Final = "DEMO-"
+#: The demo's blank serials and spares of each blank stock type (KIA blanks have no chip).
+BLANK_PREFIXES: Final = {"KTP-EL": BLANK_PREFIX, "KIA": "KIADEMO-"}
+SPARES: Final = {"KTP-EL": 10, "KIA": 3}
 CARTON: Final = 100
 _CHILD_ENV: Final = "PRINTSRV_DEMO_CHILD"
 _PR_SET_PDEATHSIG: Final = 1
@@ -277,8 +281,9 @@ def ensure_records(settings: Settings, count: int, folder: Path,
 
 
 def ensure_stock(settings: Settings, needed: int, console: Any) -> None:
-    """Blanks in the station's hopper for ``needed`` cards (plus spares), and a loaded ribbon:
-    receive a carton and a roll only when they are missing."""
+    """Blanks of each stock type in the station's hopper for the queued cards of that type
+    (``needed`` KTP-el cards when none are queued; plus spares), and a loaded ribbon: receive a
+    carton and a roll only when they are missing."""
     from sqlalchemy import func, select
 
     from printers.profiles import get_profile
@@ -286,31 +291,47 @@ def ensure_stock(settings: Settings, needed: int, console: Any) -> None:
     from printsrv.ledger.blanks import load_blanks, receive_blanks
     from printsrv.ledger.models import Blank, BlankState, Consumable, ConsumableKind
     from printsrv.ledger.ribbons import load_consumable, loaded_consumable, receive_consumable
+    from printsrv.models import Record, RecordState
+    from printsrv.products import DEFAULT_STOCK_TYPE, STOCK_TYPES, product
     from printsrv.station import stock
     from printsrv.station.devices import StationConfig
 
     config = StationConfig.from_settings(settings, STATION)
-    want = needed + 10  # spares for spoiled cards
     with unit_of_work(settings) as session:
         station = stock.ensure_station(session, config)
-        in_hopper = session.scalar(
-            select(func.count()).select_from(Blank).where(
-                Blank.station_id == station.id, Blank.state == BlankState.IN_HOPPER)
-        ) or 0
-        if in_hopper < want:
+        queued: Counter[str] = Counter()
+        for card_type, n in session.execute(
+            select(Record.card_type, func.count())
+            .where(Record.state == RecordState.QUEUED)
+            .group_by(Record.card_type)
+        ):
+            queued[product(card_type).blank_stock] += n
+        if not queued:
+            queued[DEFAULT_STOCK_TYPE] = needed
+        for stock_type in STOCK_TYPES:  # each stock type is its own carton, serials and count
+            prefix = BLANK_PREFIXES[stock_type]
+            want = queued[stock_type] + SPARES[stock_type]  # spares for spoiled cards
+            in_hopper = session.scalar(
+                select(func.count()).select_from(Blank).where(
+                    Blank.station_id == station.id, Blank.state == BlankState.IN_HOPPER,
+                    Blank.stock_type == stock_type)
+            ) or 0
+            if in_hopper >= want:
+                console.say(f"ledger: {in_hopper} {stock_type} blanks already in the hopper of "
+                            f"{STATION}")
+                continue
             missing = want - in_hopper
             carton = max(CARTON, -(-missing // CARTON) * CARTON)
             last = session.scalar(
-                select(func.max(Blank.number)).where(Blank.prefix == BLANK_PREFIX)) or 0
-            first, end = f"{BLANK_PREFIX}{last + 1:06d}", f"{BLANK_PREFIX}{last + carton:06d}"
+                select(func.max(Blank.number)).where(Blank.prefix == prefix)) or 0
+            first, end = f"{prefix}{last + 1:06d}", f"{prefix}{last + carton:06d}"
             receive_blanks(session, office_code=OFFICE, first=first, last=end,
-                           handover_number=f"BAST-DEMO-{last + 1:06d}", actor="demo",
-                           carton=f"DEMO-CARTON-{last // CARTON + 1}", from_party="demo")
-            load_blanks(session, station, actor="demo", count=missing)
-            console.say(f"ledger: received blanks {first}..{end}, loaded {missing} into the "
-                        f"hopper of {STATION} ({in_hopper + missing} in the hopper)")
-        else:
-            console.say(f"ledger: {in_hopper} blanks already in the hopper of {STATION}")
+                           handover_number=f"BAST-{prefix}{last + 1:06d}", actor="demo",
+                           carton=f"{prefix}CARTON-{last // CARTON + 1}", from_party="demo",
+                           stock_type=stock_type)
+            load_blanks(session, station, actor="demo", count=missing, stock_type=stock_type)
+            console.say(f"ledger: received {stock_type} blanks {first}..{end}, loaded {missing} "
+                        f"into the hopper of {STATION} ({in_hopper + missing} in the hopper)")
         ribbon = get_profile(config.profile).ribbon
         if loaded_consumable(session, station, ConsumableKind.RIBBON) is None:
             rolls = session.scalar(select(func.count()).select_from(Consumable).where(

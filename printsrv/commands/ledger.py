@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from printsrv.config import load_settings
+from printsrv.products import DEFAULT_STOCK_TYPE, STOCK_TYPES
 
 
 def _serial_args(p: argparse.ArgumentParser) -> None:
@@ -51,6 +52,7 @@ def register(sub: Any) -> None:
     p.add_argument("--from", dest="from_party", default="", help="who handed it over")
     p.add_argument("--date", type=_date, help="date of the handover record (YYYY-MM-DD)")
     p.add_argument("--note")
+    _stock_type_arg(p, DEFAULT_STOCK_TYPE)
     _actor(p)
     p.set_defaults(func=cmd_receive)
 
@@ -77,6 +79,7 @@ def register(sub: Any) -> None:
     p.add_argument("--station", required=True)
     p.add_argument("--count", type=int, help="load the N lowest in-stock serials")
     _serial_args(p)
+    _stock_type_arg(p, None)
     _actor(p)
     p.set_defaults(func=cmd_load)
 
@@ -209,6 +212,15 @@ def _uow() -> Any:
 # ---------------------------------------------------------------------------- handlers
 
 
+def _stock_type_arg(p: argparse.ArgumentParser, default: str | None) -> None:
+    p.add_argument(
+        "--stock-type", choices=STOCK_TYPES, default=default,
+        help="blank stock type: KTP-EL (chip blanks) or KIA"
+        + (f" (default {default})" if default else
+           f" (default with --count: {DEFAULT_STOCK_TYPE}; with serials: theirs)"),
+    )
+
+
 def cmd_receive(args: argparse.Namespace) -> int:
     from printsrv.ledger.blanks import receive_blanks
     from printsrv.ledger.errors import LedgerError
@@ -227,10 +239,11 @@ def cmd_receive(args: argparse.Namespace) -> int:
             document_date=args.date,
             note=args.note,
             actor=args.actor,
+            stock_type=args.stock_type,
         )
         print(
-            f"received {doc.count} blanks {doc.first_serial}..{doc.last_serial} at {args.office} "
-            f"(handover {doc.number})"
+            f"received {doc.count} {args.stock_type} blanks {doc.first_serial}.."
+            f"{doc.last_serial} at {args.office} (handover {doc.number})"
         )
     return 0
 
@@ -281,10 +294,11 @@ def cmd_load(args: argparse.Namespace) -> int:
     with _uow() as session:
         station = station_by_name(session, args.station)
         blanks = load_blanks(
-            session, station, actor=args.actor, count=args.count, serials=serials or None
+            session, station, actor=args.actor, count=args.count, serials=serials or None,
+            stock_type=args.stock_type,
         )
         print(
-            f"loaded {len(blanks)} blanks into {station.name}: "
+            f"loaded {len(blanks)} {blanks[0].stock_type} blanks into {station.name}: "
             f"{blanks[0].serial}..{blanks[-1].serial}"
         )
     return 0
@@ -465,9 +479,9 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"PROBLEM {problem}", file=sys.stderr)
         for bal in result.offices:
             print(
-                f"{bal.office}: received {bal.received} + in {bal.transferred_in} - issued "
-                f"{bal.issued} - spoiled {bal.spoiled} - out {bal.transferred_out} = on hand "
-                f"{bal.on_hand} {'ok' if bal.ok else 'MISMATCH'}"
+                f"{bal.office} {bal.stock_type}: received {bal.received} + in "
+                f"{bal.transferred_in} - issued {bal.issued} - spoiled {bal.spoiled} - out "
+                f"{bal.transferred_out} = on hand {bal.on_hand} {'ok' if bal.ok else 'MISMATCH'}"
             )
         verdict = "BALANCED" if result.ok else f"NOT BALANCED ({len(result.problems)} problems)"
         print(f"ledger {verdict}: {result.blanks} blanks, {result.movements} movements")

@@ -17,6 +17,7 @@ from typing import Any
 
 from printsrv import PROJECT_ROOT
 from printsrv.layout.errors import TemplateError
+from printsrv.products import CARD_TYPES
 
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
 ID1_MM = (85.60, 53.98)
@@ -288,8 +289,8 @@ def parse_template(text: str, path: Path) -> Template:
     if rule not in BACKGROUND_RULES:
         raise c.fail("card.photo_background", f"expected one of {sorted(BACKGROUND_RULES)}")
     card_type = c.get(card, "card", "card_type", "str")
-    if card_type not in ("KTP-EL", "KIA"):
-        raise c.fail("card.card_type", 'expected "KTP-EL" or "KIA"')
+    if card_type not in CARD_TYPES:
+        raise c.fail("card.card_type", f"expected one of {', '.join(CARD_TYPES)}")
     validity = c.get(card, "card", "validity_years", "int", None)
 
     fonts: dict[str, Path] = {}

@@ -49,19 +49,35 @@ def outliers(totals: dict[str, tuple[int, int]], *, factor: float = 2.0, min_car
             for s, rate in sorted(rates.items()) if rate > limit]
 
 
-def station_totals(session: Session, office_ids: list[int]) -> dict[str, tuple[int, int]]:
-    """Cards made and spoiled per station of the given offices."""
+def station_stock_totals(
+    session: Session, office_ids: list[int]
+) -> dict[tuple[str, str], list[int]]:
+    """Cards made and spoiled per (station, blank stock type) of the given offices."""
+    from printsrv.ledger.models import Blank
+    from printsrv.products import DEFAULT_STOCK_TYPE
+
+    stock = func.coalesce(Blank.stock_type, DEFAULT_STOCK_TYPE)
     rows = session.execute(
-        select(CardJob.station, CardJob.outcome, func.count())
+        select(CardJob.station, stock, CardJob.outcome, func.count())
         .join(Station, Station.name == CardJob.station)
+        .outerjoin(Blank, Blank.serial == CardJob.blank_serial)
         .where(Station.office_id.in_(office_ids), CardJob.outcome.is_not(None))
-        .group_by(CardJob.station, CardJob.outcome)
+        .group_by(CardJob.station, stock, CardJob.outcome)
     ).all()
-    totals: dict[str, list[int]] = {}
-    for station, outcome, n in rows:
-        made = totals.setdefault(station, [0, 0])
+    totals: dict[tuple[str, str], list[int]] = {}
+    for station, stock_type, outcome, n in rows:
+        made = totals.setdefault((station, stock_type), [0, 0])
         if CardOutcome(outcome) in (CardOutcome.ISSUED, CardOutcome.SPOILED):
             made[0] += n
         if CardOutcome(outcome) is CardOutcome.SPOILED:
             made[1] += n
-    return {k: (v[0], v[1]) for k, v in totals.items()}
+    return totals
+
+
+def station_totals(session: Session, office_ids: list[int]) -> dict[str, tuple[int, int]]:
+    """Cards made and spoiled per station of the given offices (every stock type)."""
+    totals: dict[str, tuple[int, int]] = {}
+    for (station, _stock), (made, spoiled) in station_stock_totals(session, office_ids).items():
+        old = totals.get(station, (0, 0))
+        totals[station] = (old[0] + made, old[1] + spoiled)
+    return totals

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from printsrv import audit, offices
@@ -34,6 +34,7 @@ from printsrv.ledger.serials import parse_serial, serial_range
 from printsrv.ledger.tags import MOVEMENT_TAGS, LedgerTag
 from printsrv.models import Office
 from printsrv.paperwork import name_and_nip, same_person_key
+from printsrv.products import DEFAULT_STOCK_TYPE, STOCK_TYPES
 
 S = BlankState
 #: The legal ``(from_state, to_state)`` pairs of each movement kind. ``ledger check`` replays the
@@ -198,15 +199,31 @@ def blanks_at_station(session: Session, station: Station) -> list[Blank]:
     )
 
 
-def next_blank_for_station(session: Session, station: Station) -> Blank | None:
-    """The lowest-serial blank in the station's hopper (locked on PostgreSQL), or ``None``."""
-    return session.scalar(
-        select(Blank)
-        .where(Blank.station_id == station.id, Blank.state == BlankState.IN_HOPPER)
-        .order_by(Blank.prefix, Blank.number)
-        .limit(1)
-        .with_for_update()
-    )
+def next_blank_for_station(
+    session: Session, station: Station, stock_type: str | None = None
+) -> Blank | None:
+    """The lowest-serial blank in the station's hopper (of ``stock_type``, if given; locked on
+    PostgreSQL), or ``None``."""
+    query = select(Blank).where(Blank.station_id == station.id, Blank.state == BlankState.IN_HOPPER)
+    if stock_type is not None:
+        query = query.where(Blank.stock_type == stock_type)
+    return session.scalar(query.order_by(Blank.prefix, Blank.number).limit(1).with_for_update())
+
+
+def hopper_stock_types(session: Session, station: Station) -> set[str]:
+    """The stock types of the blanks in the station's hopper (one statement, one index probe
+    per stock type: the station asks this for every card)."""
+    probes = [
+        select(literal(stock_type)).where(
+            exists().where(
+                Blank.station_id == station.id,
+                Blank.state == BlankState.IN_HOPPER,
+                Blank.stock_type == stock_type,
+            )
+        )
+        for stock_type in STOCK_TYPES
+    ]
+    return set(session.scalars(union_all(*probes)))
 
 
 # ---------------------------------------------------------------------------- the one mover
@@ -351,10 +368,12 @@ def receive_blanks(
     document_date: date | None = None,
     note: str | None = None,
     at: datetime | None = None,
+    stock_type: str = DEFAULT_STOCK_TYPE,
 ) -> HandoverRecord:
-    """Receive the carton ``first..last`` at ``office_code`` (created from the region table if
-    new) under the handover record ``handover_number``. A serial already in the ledger or a
-    reused handover number raises :class:`LedgerError`."""
+    """Receive the carton ``first..last`` of ``stock_type`` blanks at ``office_code`` (created
+    from the region table if new) under the handover record ``handover_number``. A serial
+    already in the ledger or a reused handover number raises :class:`LedgerError`."""
+    _stock_type(stock_type)
     serials = serial_range(first, last)
     _check_handover_number(session, handover_number)
     for i in range(0, len(serials), 500):
@@ -368,7 +387,7 @@ def receive_blanks(
     handover = _record_handover(
         session,
         audit_office=office.code,
-        audit_details={"from": from_party, "carton": carton},
+        audit_details={"from": from_party, "carton": carton, "stock_type": stock_type},
         number=handover_number,
         kind=HandoverKind.RECEIPT,
         from_party=from_party,
@@ -393,6 +412,7 @@ def receive_blanks(
             state=BlankState.IN_STOCK,
             handover_id=handover.id,
             carton=carton,
+            stock_type=stock_type,
             updated_at=at,
         )
         blanks.append(blank)
@@ -467,6 +487,13 @@ def transfer_blanks(
     return handover
 
 
+def _stock_type(stock_type: str) -> None:
+    if stock_type not in STOCK_TYPES:
+        raise LedgerError(
+            f"unknown blank stock type {stock_type!r}: expected one of {', '.join(STOCK_TYPES)}"
+        )
+
+
 def _require(blank: Blank, *, office: Office, states: set[BlankState], action: str) -> None:
     if blank.office_id != office.id:
         raise LedgerError(
@@ -490,21 +517,36 @@ def load_blanks(
     count: int | None = None,
     serials: Sequence[str] | None = None,
     at: datetime | None = None,
+    stock_type: str | None = None,
 ) -> list[Blank]:
     """Load blanks of the station's office into its hopper, in serial order: the ``count``
-    lowest in-stock serials, or exactly ``serials``."""
+    lowest in-stock serials of ``stock_type`` (default: KTP-el), or exactly ``serials`` (which
+    must all be of ``stock_type`` when it is given)."""
     office = session.get_one(Office, station.office_id)
+    if stock_type is not None:
+        _stock_type(stock_type)
     if serials:
         blanks = blanks_by_serials(session, serials)
         for blank in blanks:
             _require(blank, office=office, states={BlankState.IN_STOCK}, action="load")
+            if stock_type is not None and blank.stock_type != stock_type:
+                raise LedgerError(
+                    f"blank {blank.serial} is {blank.stock_type} stock, not {stock_type};"
+                    " cannot load",
+                    serial=blank.serial,
+                )
     else:
+        stock_type = stock_type or DEFAULT_STOCK_TYPE
         if not count or count < 1:
             raise LedgerError("give a positive count or the serials to load")
         blanks = list(
             session.scalars(
                 select(Blank)
-                .where(Blank.office_id == office.id, Blank.state == BlankState.IN_STOCK)
+                .where(
+                    Blank.office_id == office.id,
+                    Blank.state == BlankState.IN_STOCK,
+                    Blank.stock_type == stock_type,
+                )
                 .order_by(Blank.prefix, Blank.number)
                 .limit(count)
                 .with_for_update()
@@ -512,7 +554,8 @@ def load_blanks(
         )
         if len(blanks) < count:
             raise LedgerError(
-                f"office {office.code} has {len(blanks)} blanks in stock, {count} requested"
+                f"office {office.code} has {len(blanks)} {stock_type} blanks in stock,"
+                f" {count} requested"
             )
     for blank in blanks:
         move(

@@ -4,7 +4,8 @@
    previous one left, follows :data:`~printsrv.ledger.blanks.TRANSITIONS`, and the last one
    leaves exactly the blank's current state, office and station — so every serial is in exactly
    one state, and that state is the one the journal proves.
-2. Every office balances over its whole history: received + transferred in = issued + spoiled +
+2. Every office balances over its whole history, each blank stock type apart (KTP-el chip
+   blanks and KIA blanks are different stock): received + transferred in = issued + spoiled +
    transferred out + on hand. Monthly reports are cuts of the same journal, so every month then
    balances too (each month's opening is the previous month's closing).
 3. Documents agree with the journal: each handover and destruction record's count equals the
@@ -33,6 +34,7 @@ from printsrv.ledger.models import (
     MovementKind,
 )
 from printsrv.models import Office
+from printsrv.products import DEFAULT_STOCK_TYPE
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class Problem:
 @dataclass
 class OfficeBalance:
     office: str
+    stock_type: str = DEFAULT_STOCK_TYPE
     received: int = 0
     transferred_in: int = 0
     issued: int = 0
@@ -88,6 +91,7 @@ class CheckResult:
             "offices": [
                 {
                     "office": b.office,
+                    "stock_type": b.stock_type,
                     "received": b.received,
                     "transferred_in": b.transferred_in,
                     "issued": b.issued,
@@ -136,16 +140,18 @@ def check_ledger(session: Session, *, max_problems: int = 1000) -> CheckResult:
                 b.office_id,
                 b.station_id,
                 b.record_id,
+                b.stock_type,
             )
         )
     }
     result.blanks = len(blanks)
-    balances: dict[int, OfficeBalance] = {}
+    balances: dict[tuple[int, str], OfficeBalance] = {}
 
-    def balance(office_id: int) -> OfficeBalance:
-        if office_id not in balances:
-            balances[office_id] = OfficeBalance(codes.get(office_id, f"#{office_id}"))
-        return balances[office_id]
+    def balance(office_id: int, stock_type: str) -> OfficeBalance:
+        key = (office_id, stock_type)
+        if key not in balances:
+            balances[key] = OfficeBalance(codes.get(office_id, f"#{office_id}"), stock_type)
+        return balances[key]
 
     m = BlankMovement.__table__.c
     replay: dict[int, tuple[BlankState | None, int | None, int | None]] = {}
@@ -198,12 +204,13 @@ def check_ledger(session: Session, *, max_problems: int = 1000) -> CheckResult:
             )
         if (kind is MovementKind.TRANSFER) != (mv.to_office_id is not None):
             add(f"{kind.value} row with a wrong destination office", serial, mv.office_id)
-        bal = balance(mv.office_id)
+        stock_type = blank.stock_type if blank else DEFAULT_STOCK_TYPE
+        bal = balance(mv.office_id, stock_type)
         if kind is MovementKind.RECEIVE:
             bal.received += 1
         elif kind is MovementKind.TRANSFER and mv.to_office_id is not None:
             bal.transferred_out += 1
-            balance(mv.to_office_id).transferred_in += 1
+            balance(mv.to_office_id, stock_type).transferred_in += 1
         elif to_state is BlankState.ISSUED and from_state in ON_HAND:
             bal.issued += 1
         elif to_state is BlankState.SPOILED and from_state in ON_HAND:
@@ -220,7 +227,7 @@ def check_ledger(session: Session, *, max_problems: int = 1000) -> CheckResult:
             add(f"invalid state {blank.state!r}", blank.serial, blank.office_id)
             continue
         if state in ON_HAND:
-            balance(blank.office_id).on_hand += 1
+            balance(blank.office_id, blank.stock_type).on_hand += 1
         if blank_id not in replay:
             add(f"{state.value} but has no journal (never received)", blank.serial, blank.office_id)
             continue
@@ -245,17 +252,19 @@ def check_ledger(session: Session, *, max_problems: int = 1000) -> CheckResult:
         if state in (BlankState.RESERVED, BlankState.ISSUED) and blank.record_id is None:
             add(f"{state.value} without a record", blank.serial, blank.office_id)
 
-    for office_id, bal in sorted(balances.items(), key=lambda kv: kv[1].office):
+    for (office_id, _stock), bal in sorted(
+        balances.items(), key=lambda kv: (kv[1].office, kv[1].stock_type)
+    ):
         if not bal.ok:
             add(
-                f"does not balance: received {bal.received} + transferred in "
-                f"{bal.transferred_in} - issued {bal.issued} - spoiled {bal.spoiled} - "
-                f"transferred out {bal.transferred_out} = {bal.expected_on_hand}, "
+                f"does not balance ({bal.stock_type} blanks): received {bal.received} + "
+                f"transferred in {bal.transferred_in} - issued {bal.issued} - spoiled "
+                f"{bal.spoiled} - transferred out {bal.transferred_out} = {bal.expected_on_hand}, "
                 f"but {bal.on_hand} blanks are on hand",
                 None,
                 office_id,
             )
-    result.offices = sorted(balances.values(), key=lambda x: x.office)
+    result.offices = sorted(balances.values(), key=lambda x: (x.office, x.stock_type))
     _check_documents(session, add)
     return result
 

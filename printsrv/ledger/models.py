@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from printsrv.models import Base, Office, _enum, utcnow
+from printsrv.products import DEFAULT_STOCK_TYPE
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT journal key.
 _BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -207,6 +208,10 @@ class Blank(Base):
     state: Mapped[BlankState] = mapped_column(_enum(BlankState, "blank_state"))
     handover_id: Mapped[int] = mapped_column(ForeignKey("handover_record.id"))
     carton: Mapped[str | None] = mapped_column(String(64))
+    #: The blank's stock type (:data:`printsrv.products.STOCK_TYPES`): each counted apart.
+    stock_type: Mapped[str] = mapped_column(
+        String(16), default=DEFAULT_STOCK_TYPE, server_default=DEFAULT_STOCK_TYPE
+    )
     record_id: Mapped[int | None] = mapped_column(ForeignKey("record.id"))
     spoil_cause: Mapped[SpoilCause | None] = mapped_column(_enum(SpoilCause, "spoil_cause"))
     destruction_id: Mapped[int | None] = mapped_column(ForeignKey("destruction_record.id"))
@@ -217,7 +222,10 @@ class Blank(Base):
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
     __table_args__ = (
         Index("ix_blank_office_state", "office_id", "state"),
-        Index("ix_blank_station_state_order", "station_id", "state", "prefix", "number"),
+        Index(
+            "ix_blank_station_stock_order",
+            "station_id", "state", "stock_type", "prefix", "number",
+        ),
     )
 
 

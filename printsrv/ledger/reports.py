@@ -23,6 +23,7 @@ from printsrv.ledger.blanks import office_by_code
 from printsrv.ledger.errors import LedgerError
 from printsrv.ledger.models import (
     ON_HAND,
+    Blank,
     BlankMovement,
     BlankState,
     Consumable,
@@ -35,6 +36,7 @@ from printsrv.ledger.models import (
 )
 from printsrv.models import Office
 from printsrv.paperwork import csv_text, markup
+from printsrv.products import STOCK_TYPES
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
@@ -49,11 +51,20 @@ def month_bounds(month: str, office: str = "35") -> tuple[datetime, datetime]:
 
 
 def _flows(
-    session: Session, office_id: int, start: datetime | None, end: datetime
+    session: Session,
+    office_id: int,
+    start: datetime | None,
+    end: datetime,
+    stock_type: str | None = None,
 ) -> dict[str, Any]:
-    """Movement counts of the office in ``[start, end)`` (from the beginning when no start)."""
+    """Movement counts of the office in ``[start, end)`` (from the beginning when no start),
+    of the blanks of ``stock_type`` when given."""
     m = BlankMovement
     window = [m.at < end] + ([m.at >= start] if start is not None else [])
+    if stock_type is not None:
+        window.append(
+            m.blank_id.in_(select(Blank.id).where(Blank.stock_type == stock_type))
+        )
     flows: dict[str, Any] = {
         "received": 0,
         "transferred_in": 0,
@@ -242,24 +253,52 @@ def _panels_per_card(
     return max((r["set_panels"] for r in rolls), default=1)
 
 
-def stock_report(session: Session, office_code: str, month: str) -> dict[str, Any]:
-    """The monthly stock report of ``office_code`` for ``month`` (``YYYY-MM``, the office's
-    local month)."""
-    office = office_by_code(session, office_code)
-    start, end = month_bounds(month, office_code)
-    zone = localtime.office_zone(office_code)
-    before = _flows(session, office.id, None, start)
-    during = _flows(session, office.id, start, end)
+def _blank_balance(
+    session: Session, office: Office, start: datetime, end: datetime, stock_type: str | None
+) -> dict[str, Any]:
+    """The month's blank balance of the office (of one stock type, or of all when ``None``)."""
+    before = _flows(session, office.id, None, start, stock_type)
+    during = _flows(session, office.id, start, end, stock_type)
     opening = _on_hand(before)
     spoiled = {c.value: int(during["spoiled"].get(c.value, 0)) for c in SpoilCause}
     for cause, n in during["spoiled"].items():  # a cause not in the enum (should not happen)
         spoiled.setdefault(cause, n)
     spoiled_total = sum(spoiled.values())
     closing = opening + _on_hand(during)
-    upto = _flows(session, office.id, None, end)
+    upto = _flows(session, office.id, None, end, stock_type)
     awaiting = (
         sum(n for c, n in upto["spoiled"].items() if c != SpoilCause.MISSING) - upto["destroyed"]
     )
+    return {
+        "opening": opening,
+        "received": during["received"],
+        "transferred_in": during["transferred_in"],
+        "issued": during["issued"],
+        "spoiled": spoiled,
+        "spoiled_total": spoiled_total,
+        "transferred_out": during["transferred_out"],
+        "destroyed": during["destroyed"],
+        "closing": closing,
+        "spoiled_awaiting_destruction": awaiting,
+        "balanced": opening + during["received"] + during["transferred_in"]
+        == during["issued"] + spoiled_total + during["transferred_out"] + closing,
+    }
+
+
+def stock_report(session: Session, office_code: str, month: str) -> dict[str, Any]:
+    """The monthly stock report of ``office_code`` for ``month`` (``YYYY-MM``, the office's
+    local month).
+
+    The blank lines at the top level are all stock types together; ``stock_types`` holds the
+    same lines for each blank stock type (KTP-el chip blanks and KIA blanks are different
+    security stock), and the report balances only if each of them does.
+    """
+    office = office_by_code(session, office_code)
+    start, end = month_bounds(month, office_code)
+    zone = localtime.office_zone(office_code)
+    blanks = _blank_balance(session, office, start, end, None)
+    per_stock = {t: _blank_balance(session, office, start, end, t) for t in STOCK_TYPES}
+    closing = blanks["closing"]
     ribbons = _consumables(session, office, ConsumableKind.RIBBON, start, end)
     film = _consumables(session, office, ConsumableKind.FILM, start, end)
     ribbon_ppc = _panels_per_card(session, office, end, ConsumableKind.RIBBON, ribbons["on_hand"])
@@ -277,18 +316,9 @@ def stock_report(session: Session, office_code: str, month: str) -> dict[str, An
             "timezone": f"{zone.tz.key} ({zone.name})",
         },
         "generated_at": zone.local(localtime.now_utc()).isoformat(timespec="seconds"),
-        "opening": opening,
-        "received": during["received"],
-        "transferred_in": during["transferred_in"],
-        "issued": during["issued"],
-        "spoiled": spoiled,
-        "spoiled_total": spoiled_total,
-        "transferred_out": during["transferred_out"],
-        "destroyed": during["destroyed"],
-        "closing": closing,
-        "spoiled_awaiting_destruction": awaiting,
-        "balanced": opening + during["received"] + during["transferred_in"]
-        == during["issued"] + spoiled_total + during["transferred_out"] + closing,
+        **blanks,
+        "balanced": all(b["balanced"] for b in [blanks, *per_stock.values()]),
+        "stock_types": per_stock,
         "documents": _documents(session, office, start, end),
         "ribbons": ribbons,
         "film": film,
@@ -329,6 +359,9 @@ def report_rows(report: dict[str, Any]) -> list[tuple[str, str, Any]]:
         rows.append(("blanks", key, report[key]))
     for cause, n in report["spoiled"].items():
         rows.append(("spoiled", cause, n))
+    for stock_type, part in report.get("stock_types", {}).items():
+        for key, _label in _LINES:
+            rows.append((f"blanks:{stock_type}", key, part[key]))
     for section, docs in report["documents"].items():
         for doc in docs:
             rows.append((f"documents:{section}", doc["number"], doc["count"]))

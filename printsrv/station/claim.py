@@ -24,6 +24,7 @@ from printsrv import audit as audit_log
 from printsrv.audit import AuditTag
 from printsrv.models import Office, Record, RecordState
 from printsrv.offices import office_code, remember_code
+from printsrv.products import CARD_TYPES
 from printsrv.records import audit_state_change, state_change_details
 
 DEFAULT_LEASE = timedelta(minutes=10)
@@ -50,6 +51,7 @@ class Claim:
     id: int
     request_id: str
     office_id: int
+    card_type: str = CARD_TYPES[0]
 
 
 def claim_next(
@@ -59,8 +61,12 @@ def claim_next(
     *,
     lease: timedelta = DEFAULT_LEASE,
     audit: bool = True,
+    card_types: Sequence[str] = CARD_TYPES,
 ) -> Claim | None:
     """Lease the oldest queued record of ``offices`` to ``owner`` and move it to *printing*.
+
+    Only records of ``card_types`` are taken: the card types whose blank stock the station has
+    in its hopper (:func:`printsrv.products.card_types_for_stock`); the others stay queued.
 
     Runs in the caller's transaction; returns ``None`` when nothing is queued. The state change
     is audited exactly as :func:`printsrv.records.transition` does it (queued → printing,
@@ -75,14 +81,18 @@ def claim_next(
     on the wire (measured in ``bench/station``; the oldest first means the oldest of each
     office's next records, "oldest" by record id).
     """
-    if not offices:
+    if not offices or not card_types:
         return None
     now = datetime.now(UTC)
     if session.get_bind().dialect.name == "postgresql":
-        return _claim_postgres(session, offices, owner, now, now + lease, audit)
+        return _claim_postgres(session, offices, owner, now, now + lease, audit, card_types)
     pick = (
         select(Record.id)
-        .where(Record.office_id.in_(offices), Record.state == RecordState.QUEUED)
+        .where(
+            Record.office_id.in_(offices),
+            Record.state == RecordState.QUEUED,
+            Record.card_type.in_(card_types),
+        )
         .order_by(Record.id)
         .limit(1)
     )
@@ -95,12 +105,12 @@ def claim_next(
             lease_expires=now + lease,
             updated_at=now,
         )
-        .returning(Record.id, Record.request_id, Record.office_id)
+        .returning(Record.id, Record.request_id, Record.office_id, Record.card_type)
     )
     row = session.connection().execute(stmt).first()
     if row is None:
         return None
-    claim = Claim(int(row[0]), str(row[1]), int(row[2]))
+    claim = Claim(int(row[0]), str(row[1]), int(row[2]), str(row[3]))
     if audit:
         _audit(session, claim, owner)
     return claim
@@ -140,8 +150,9 @@ PG_CLAIM = (
     " lease_expires = %(expires)s, updated_at = %(at)s"
     " WHERE id = (SELECT min(next.id) FROM unnest(%(offices)s::int[]) AS o(id), LATERAL"
     " (SELECT id FROM record WHERE office_id BETWEEN o.id AND o.id AND state = 'queued'"
+    " AND card_type = ANY(%(card_types)s::text[])"
     " ORDER BY office_id, id LIMIT 1 FOR UPDATE SKIP LOCKED) AS next)"
-    " AND state = 'queued' RETURNING id, request_id, office_id), "
+    " AND state = 'queued' RETURNING id, request_id, office_id, card_type), "
     + audit_log.pg_append_ctes(
         "SELECT h.last_seq + 1 AS seq, h.last_hash AS prev_hash, p.request_id,"
         " (SELECT u.code FROM unnest(%(offices)s::int[], %(codes)s::text[]) AS u(id, code)"
@@ -149,8 +160,8 @@ PG_CLAIM = (
         " FROM audit_head h, picked p WHERE h.chain = %(chain)s AND %(audit)s FOR UPDATE OF h",
         _FROM_SQL,
     )
-    + " SELECT picked.id, picked.request_id, picked.office_id, (SELECT last_seq FROM moved)"
-    " FROM picked"
+    + " SELECT picked.id, picked.request_id, picked.office_id, (SELECT last_seq FROM moved),"
+    " picked.card_type FROM picked"
 )
 
 
@@ -162,10 +173,13 @@ def pg_claim_parameters(
     now: datetime,
     expires: datetime,
     audit: bool,
+    card_types: Sequence[str] = CARD_TYPES,
 ) -> dict[str, Any]:
-    """The parameters of :data:`PG_CLAIM` (``codes``: each office's code, for the event)."""
+    """The parameters of :data:`PG_CLAIM` (``codes``: each office's code, for the event;
+    ``card_types``: the card types the station has blanks for)."""
     return {
         "owner": owner[:64],
+        "card_types": list(card_types),
         "expires": expires,
         "offices": offices,
         "codes": codes,
@@ -183,19 +197,22 @@ def _claim_postgres(
     now: datetime,
     expires: datetime,
     audit: bool,
+    card_types: Sequence[str],
 ) -> Claim | None:
     chain = str(session.info.get(audit_log.CHAIN_KEY, audit_log.MAIN_CHAIN))
     codes = [office_code(session, office) for office in offices]
     row = (
         session.connection()
         .exec_driver_sql(
-            PG_CLAIM, pg_claim_parameters(offices, codes, owner, chain, now, expires, audit)
+            PG_CLAIM, pg_claim_parameters(
+                offices, codes, owner, chain, now, expires, audit, card_types
+            )
         )
         .first()
     )
     if row is None:
         return None
-    claim = Claim(int(row[0]), str(row[1]), int(row[2]))
+    claim = Claim(int(row[0]), str(row[1]), int(row[2]), str(row[4]))
     if audit and row[3] is None:  # the chain's first event: record() creates its head
         _audit(session, claim, owner)
     return claim

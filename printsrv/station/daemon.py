@@ -51,9 +51,10 @@ from printsrv.errors import StateError
 from printsrv.eventlog import card_fields
 from printsrv.models import Record, RecordState
 from printsrv.offices import office_code
+from printsrv.products import card_types_for_stock, product
 from printsrv.records import after_issue, card_input_for, purge_expired_media, transition
 from printsrv.station import reasons, stock
-from printsrv.station.claim import claim_next, drop_lease, office_ids, renew_lease
+from printsrv.station.claim import Claim, claim_next, drop_lease, office_ids, renew_lease
 from printsrv.station.devices import CardEncoder, ChipResult, StationConfig
 from printsrv.station.journal import (
     CardJob,
@@ -466,7 +467,9 @@ class Station:
                 log.info("station %s: operator resumed (%s)", self.config.name, problem)
             problem = self.device_problem()
             self.heartbeat()
-        if self.paused_reason is not None:
+        if self.paused_reason is not None and not self.paused_reason.startswith(
+            reasons.NO_STOCK
+        ):  # waiting for stock ends when a card is claimed (process_one)
             self.resume()
 
     def pause(self, reason: str) -> None:
@@ -539,17 +542,25 @@ class Station:
         """Make one card; ``None`` when no record is queued (or no blank is loaded)."""
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
+        claim: Claim | None = None
         with self._unit() as session:
             if not self._offices:
                 self._offices = office_ids(session, self.config.office)
-            blank = stock.next_blank(session, self.config)
-            if blank is None:
+            loaded = stock.loaded_stock_types(session, self.config)
+            if not loaded:
                 problem = reasons.NO_BLANKS
             else:
                 problem = None
-                claim = claim_next(session, self._offices, self.config.actor, lease=self.lease)
+                claim = claim_next(
+                    session, self._offices, self.config.actor, lease=self.lease,
+                    card_types=card_types_for_stock(loaded),
+                )
                 if claim is None:
-                    return None
+                    missing = stock.missing_stock(session, self._offices, loaded)
+                    problem = reasons.NO_STOCK + ", ".join(missing) if missing else None
+            if claim is not None:  # its card type's stock is in the hopper (loaded)
+                stock_type = product(claim.card_type).blank_stock
+                blank = stock.next_blank(session, self.config, stock_type)
                 stock.reserve(session, self.config, blank, claim.id)
                 runtime = session.get(StationRuntime, self.config.name)
                 job = CardJob(
@@ -564,7 +575,12 @@ class Station:
                 job.print_title = title_for(job, claim.request_id)
                 self._runtime(session, StationMode.RUNNING, None, job, runtime)
         if problem:
-            self.pause(problem)
+            if problem != self.paused_reason:  # waiting for stock: one pause, not one a poll
+                self.pause(problem)
+            return None
+        if self.paused_reason is not None and self.paused_reason.startswith(reasons.NO_STOCK):
+            self.resume()  # nothing waits for missing stock any more
+        if claim is None:
             return None
         timings["claim"] = time.perf_counter() - t0
         self._phase("intent", job)

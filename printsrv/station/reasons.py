@@ -55,6 +55,8 @@ PRINTER_GONE = "printer gone: "
 READER_GONE = "reader gone: "
 PCSC_GONE = "reader gone: PC/SC service unavailable: "
 ENCODER_ERROR = "encoder software error: "
+#: Queued records need blanks of these stock types (after the lead), which the hopper lacks.
+NO_STOCK = "queued records need blanks not in the hopper: load stock type "
 #: A print hold a supervisor must acknowledge (``hold acknowledge``), e.g. after a restore.
 PRINT_HOLD = "held until a supervisor acknowledges: "
 PRINTER_ERROR = "printer: "
@@ -79,6 +81,7 @@ _LEADS_ID: tuple[tuple[str, str], ...] = (  # the longer of two leads with one s
     (PRINTER_GONE, "Printer tidak terhubung: "),
     (READER_GONE, "Pembaca kartu tidak terhubung: "),
     (ENCODER_ERROR, "Kesalahan perangkat lunak encoder: "),
+    (NO_STOCK, "Rekaman antre memerlukan blangko yang tidak ada di hopper: muat jenis stok "),
     (PRINT_HOLD, "Ditahan sampai disetujui supervisor: "),
     (PRINTER_ERROR, "Printer: "),
     (DATABASE_GONE, "Basis data tidak terjangkau: "),

@@ -80,11 +80,43 @@ def station_status(
         row.printer_status = printer_status
 
 
-def next_blank(session: Session, config: StationConfig) -> Any:
-    """The next blank in the station's hopper (locked on PostgreSQL), or ``None``."""
+def next_blank(session: Session, config: StationConfig, stock_type: str | None = None) -> Any:
+    """The next blank (of ``stock_type``, if given) in the station's hopper (locked on
+    PostgreSQL), or ``None``."""
     from printsrv.ledger.blanks import next_blank_for_station
 
-    return next_blank_for_station(session, _station(session, config))
+    return next_blank_for_station(session, _station(session, config), stock_type)
+
+
+def loaded_stock_types(session: Session, config: StationConfig) -> set[str]:
+    """The blank stock types in the station's hopper."""
+    from printsrv.ledger.blanks import hopper_stock_types
+
+    return hopper_stock_types(session, _station(session, config))
+
+
+def missing_stock(session: Session, offices: list[int], loaded: set[str]) -> list[str]:
+    """The stock types that queued records of ``offices`` need and the hopper lacks (they stay
+    queued; the station says so)."""
+    from sqlalchemy import select
+
+    from printsrv.models import RecordState
+    from printsrv.products import CARD_TYPES, PRODUCTS, card_types_for_stock
+
+    served = card_types_for_stock(loaded)
+    unserved = [t for t in CARD_TYPES if t not in served]
+    if not unserved:
+        return []
+    waiting = session.scalars(
+        select(Record.card_type)
+        .where(
+            Record.office_id.in_(offices),
+            Record.state == RecordState.QUEUED,
+            Record.card_type.in_(unserved),
+        )
+        .distinct()
+    )
+    return sorted({PRODUCTS[t].blank_stock for t in waiting})
 
 
 def reserve(session: Session, config: StationConfig, blank: Any, record_id: int) -> None:

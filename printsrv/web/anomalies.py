@@ -1,6 +1,7 @@
 """Anomaly flags for auditors, over the offices a user sees.
 
-- spoilage rate of a station, or of an operator, far above its peers;
+- spoilage rate of a station, or of an operator, far above its peers (each blank stock type
+  apart: KTP-el chip blanks and KIA blanks spoil for different reasons; ``data["stock_type"]``);
 - blanks idle in a station's hopper for more than N days;
 - serial gaps: serials received under a handover record that are missing from the ledger, and
   numbering holes within a carton;
@@ -61,14 +62,30 @@ def _outliers(
     ]
 
 
+def _outliers_per_stock(
+    kind: str, totals: dict[tuple[str, str], list[int]], *, factor: float, min_cards: int,
+    floor: float,
+) -> list[Flag]:
+    """:func:`_outliers` among the subjects of each blank stock type (``(subject, stock type)``
+    keys): a subject is compared with its peers on the same stock."""
+    flags: list[Flag] = []
+    for stock_type in sorted({t for _, t in totals}):
+        part = {s: (v[0], v[1]) for (s, t), v in totals.items() if t == stock_type}
+        for flag in _outliers(kind, part, factor=factor, min_cards=min_cards, floor=floor):
+            flag.data["stock_type"] = stock_type
+            flags.append(flag)
+    return flags
+
+
 def station_spoilage(
     session: Session, office: Office, *, factor: float = 2.0, min_cards: int = 10,
     floor: float = 0.05,
 ) -> list[Flag]:
-    """Stations whose spoilage rate (spoiled / cards made) is far above the median."""
-    totals = analytics.station_totals(session, visible_office_ids(session, office))
-    return _outliers("station_spoilage", totals, factor=factor, min_cards=min_cards,
-                     floor=floor)
+    """Stations whose spoilage rate (spoiled / cards made) is far above the median of the
+    stations printing on the same blank stock."""
+    totals = analytics.station_stock_totals(session, visible_office_ids(session, office))
+    return _outliers_per_stock("station_spoilage", totals, factor=factor, min_cards=min_cards,
+                               floor=floor)
 
 
 def operator_spoilage(
@@ -84,16 +101,17 @@ def operator_spoilage(
     an operator's spoilage."""
     ids = visible_office_ids(session, office)
     rows = session.execute(
-        select(Blank.id, Blank.state, Blank.serial).where(
+        select(Blank.id, Blank.state, Blank.serial, Blank.stock_type).where(
             Blank.office_id.in_(ids),
             Blank.state.in_([BlankState.ISSUED, BlankState.SPOILED, BlankState.DESTROYED]),
             (Blank.spoil_cause.is_(None)) | (Blank.spoil_cause != SpoilCause.MISSING),
         )
     ).all()
-    used = {blank_id: state for blank_id, state, _ in rows}
+    used = {blank_id: state for blank_id, state, _, _ in rows}
     if not used:
         return []
-    serial_of = {blank_id: serial for blank_id, _, serial in rows}
+    serial_of = {blank_id: serial for blank_id, _, serial, _ in rows}
+    stock_of = {blank_id: stock_type for blank_id, _, _, stock_type in rows}
     at_station: dict[str, str] = {
         serial: operator
         for serial, operator in session.execute(
@@ -120,18 +138,18 @@ def operator_spoilage(
             owner[blank_id] = actor
         elif not actor.startswith("station:"):
             manual[blank_id] = actor
-    totals: dict[str, list[int]] = {}
+    totals: dict[tuple[str, str], list[int]] = {}
     for blank_id, state in used.items():
         person = (manual.get(blank_id) or at_station.get(serial_of[blank_id])
                   or owner.get(blank_id))
         if person is None:
             continue
-        t = totals.setdefault(person, [0, 0])
+        t = totals.setdefault((person, stock_of[blank_id]), [0, 0])
         t[0] += 1
         if BlankState(state) is not BlankState.ISSUED:
             t[1] += 1
-    return _outliers("operator_spoilage", {k: (v[0], v[1]) for k, v in totals.items()},
-                     factor=factor, min_cards=min_cards, floor=floor)
+    return _outliers_per_stock("operator_spoilage", totals, factor=factor, min_cards=min_cards,
+                               floor=floor)
 
 
 def idle_hopper(

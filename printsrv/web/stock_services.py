@@ -39,6 +39,7 @@ from printsrv.ledger.models import (
 from printsrv.ledger.serials import serial_range
 from printsrv.models import Office, User
 from printsrv.paperwork import NIP_SEPARATOR, name_and_nip, same_person_key
+from printsrv.products import DEFAULT_STOCK_TYPE
 from printsrv.web.services import Forbidden, require, visible_office_ids, visible_offices
 
 #: The most serials one form may name (a carton holds far fewer; larger moves use the CLI).
@@ -111,9 +112,10 @@ def receive_blanks(
     carton: str | None,
     document_date: date | None,
     note: str | None,
+    stock_type: str = DEFAULT_STOCK_TYPE,
 ) -> HandoverRecord:
-    """Receive a carton ``first..last`` at one of the user's offices under a *Berita Acara
-    Serah Terima* number."""
+    """Receive a carton ``first..last`` of ``stock_type`` blanks at one of the user's offices
+    under a *Berita Acara Serah Terima* number."""
     require(user, "stock.receive")
     office = visible_office(session, user, office_code)
     return ops.receive_blanks(
@@ -127,6 +129,7 @@ def receive_blanks(
         from_party=from_party.strip(),
         document_date=document_date,
         note=note or None,
+        stock_type=stock_type,
     )
 
 

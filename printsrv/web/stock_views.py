@@ -31,6 +31,7 @@ from printsrv.ledger.models import (
 )
 from printsrv.localtime import local_date
 from printsrv.models import Office, User
+from printsrv.products import DEFAULT_STOCK_TYPE, STOCK_TYPES
 from printsrv.web import anomalies, db, labels, read_db
 from printsrv.web import ledger_services as ls
 from printsrv.web import services as svc
@@ -54,6 +55,9 @@ class ReceiveForm(FlaskForm):
     carton = StringField("carton", validators=[Optional(), Length(max=64)])
     document_date = DateField("document_date", validators=[Optional()])
     note = TextAreaField("note", validators=[Optional(), Length(max=500)])
+    stock_type = StringField("stock_type", validators=[Optional(), AnyOf(STOCK_TYPES)])
+    #: The blank stock types offered (the form's select; the first is the default).
+    stock_types = STOCK_TYPES
 
 
 class TransferForm(FlaskForm):
@@ -187,6 +191,7 @@ def receive() -> Any:
             last=form.last.data or "", handover_number=form.handover_number.data or "",
             from_party=form.from_party.data or "", carton=form.carton.data,
             document_date=form.document_date.data, note=form.note.data,
+            stock_type=form.stock_type.data or DEFAULT_STOCK_TYPE,
         )
     except LedgerError as exc:
         return _refused(exc, "stock.index")

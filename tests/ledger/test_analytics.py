@@ -28,7 +28,8 @@ def test_few_cards_and_lone_stations_are_not_judged() -> None:
 def test_both_pages_flag_the_same_stations(monkeypatch: pytest.MonkeyPatch) -> None:
     from printsrv.web import anomalies, ledger_services
 
-    monkeypatch.setattr(analytics, "station_totals", lambda session, ids: TOTALS)
+    monkeypatch.setattr(analytics, "station_stock_totals",
+                        lambda session, ids: {(k, "KTP-EL"): list(v) for k, v in TOTALS.items()})
     monkeypatch.setattr(anomalies, "visible_office_ids", lambda session, office: [1])
     monkeypatch.setattr(ledger_services, "visible_office_ids", lambda session, office: [1])
     office: Any = object()

@@ -183,7 +183,7 @@ def _stock(cli: Cli) -> str:
 def test_every_command(cli: Cli, settings: Settings) -> None:
     _stock(cli)
     out = ok(cli, "ledger", "check")
-    assert "ledger BALANCED" in out and f"{OFFICE}: received 100" in out
+    assert "ledger BALANCED" in out and f"{OFFICE} KTP-EL: received 100" in out
     data = json.loads(ok(cli, "ledger", "report", "--office", OFFICE, "--month", MONTH))
     expected = {
         "opening": 0,
@@ -426,3 +426,21 @@ def test_ledger_show_prints_tables_not_dicts(cli: Cli, settings: Settings) -> No
     header = next(line for line in blank if line.strip().startswith("at"))
     assert header.split()[:3] == ["at", "kind", "from"]
     assert any(" WIB " in line and "receive" in line for line in blank)
+
+
+def test_stock_types_through_the_cli(cli: Cli, settings: Settings) -> None:
+    """``receive`` and ``load`` take the blank stock type; ``check`` lists each apart."""
+    ok(cli, "ledger", "receive", "--office", OFFICE, "--first", "KIA-000001", "--last",
+       "KIA-000004", "--handover", "BA-KIA", "--stock-type", "KIA")
+    ok(cli, "ledger", "receive", "--office", OFFICE, "--first", sn(1), "--last", sn(3),
+       "--handover", "BA-KTP")
+    ok(cli, "ledger", "station", "--name", "st1", "--office", OFFICE)
+    code, _out, err = cli("ledger", "load", "--station", "st1", "--count", "4")
+    assert code != 0 and "3 KTP-EL blanks in stock, 4 requested" in err
+    out = ok(cli, "ledger", "load", "--station", "st1", "--count", "2", "--stock-type", "KIA")
+    assert "loaded 2 KIA blanks into st1: KIA-000001..KIA-000002" in out
+    code, _out, err = cli("ledger", "load", "--station", "st1", "--serial", sn(1),
+                          "--stock-type", "KIA")
+    assert code != 0 and f"{sn(1)} is KTP-EL stock, not KIA" in err
+    out = ok(cli, "ledger", "check")
+    assert f"{OFFICE} KIA: received 4 " in out and f"{OFFICE} KTP-EL: received 3 " in out

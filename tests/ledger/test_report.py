@@ -184,3 +184,35 @@ def test_scripted_months(settings: Settings) -> None:
 
     csv_text = render_csv(mar)
     assert "blanks,opening,85" in csv_text and "spoiled,jam_misfeed,1" in csv_text
+
+
+def test_each_stock_type_is_counted_apart(settings: Settings) -> None:
+    """KTP-el chip blanks and KIA blanks: the check and the month report balance each apart."""
+    at = wib(3, 10, 3)
+    with unit_of_work(settings) as s:
+        ops.receive_blanks(s, office_code=OFFICE, first="KTP-000001", last="KTP-000005",
+                           handover_number="BA-KTP", actor="t", at=at)
+        ops.receive_blanks(s, office_code=OFFICE, first="KIA-000001", last="KIA-000003",
+                           handover_number="BA-KIA", actor="t", at=at, stock_type="KIA")
+        ops.spoil_blank(s, ops.blank_by_serial(s, "KIA-000002"), cause=SpoilCause.PRINT_DEFECT,
+                        actor="t", at=at)
+        ops.transfer_blanks(s, from_office_code=OFFICE, to_office_code=OTHER,
+                            serials=["KIA-000003"], handover_number="BA-T", actor="t", at=at)
+    with session_factory(settings)() as s:
+        result = check_ledger(s)
+        assert result.ok, result.problems
+        got = {(b.office, b.stock_type): (b.received, b.transferred_in, b.spoiled,
+                                          b.transferred_out, b.on_hand) for b in result.offices}
+        assert got == {
+            (OFFICE, "KTP-EL"): (5, 0, 0, 0, 5),
+            (OFFICE, "KIA"): (3, 0, 1, 1, 1),
+            (OTHER, "KIA"): (0, 1, 0, 0, 1),
+        }
+        report = stock_report(s, OFFICE, "2026-03")
+    kia, ktp = report["stock_types"]["KIA"], report["stock_types"]["KTP-EL"]
+    assert (kia["received"], kia["spoiled_total"], kia["transferred_out"], kia["closing"]) == (
+        3, 1, 1, 1)
+    assert (ktp["received"], ktp["spoiled_total"], ktp["closing"]) == (5, 0, 5)
+    assert kia["balanced"] and ktp["balanced"] and report["balanced"]
+    assert report["closing"] == 6 and report["received"] == 8
+    assert "blanks:KIA,closing,1" in render_csv(report)

@@ -2,6 +2,8 @@
 issue / release / spoil / destroy / unload / adjust sequences, plus illegal moves that must be
 refused without a trace. After every step the ledger must balance, every serial must be in the
 state a plain-Python model says, and each office's monthly report must agree with the model.
+Blanks come in two stock types (KTP-el chip blanks, KIA blanks): loads and reserves ask for one,
+and the balances and the report count each apart.
 SQLite only (a fresh schema per run, cleaned between examples) to stay fast.
 """
 
@@ -40,12 +42,14 @@ from printsrv.ledger.models import (
 from printsrv.ledger.reports import stock_report
 from printsrv.localtime import WIB
 from printsrv.models import AuditEvent
+from printsrv.products import STOCK_TYPES
 from tests.conftest import _clean
 from tests.ledger.conftest import make_records
 
 OFFICES = ("35.26.01", "35.26.02")
 STATIONS = {"st-a": "35.26.01", "st-b": "35.26.01", "st-c": "35.26.02"}
 ON_HAND = {"in_stock", "in_hopper", "reserved"}
+PREFIX = {"KTP-EL": "KTP2026-", "KIA": "KIA2026-"}
 S = BlankState
 
 
@@ -61,19 +65,23 @@ def _machine(settings: Settings) -> type[RuleBasedStateMachine]:
                         s, name, office_code=code, cups_queue="", reader="", profile=""
                     )
                 self.records = iter(make_records(s, offices[OFFICES[0]], 400))
-            # serial → [state, office, station, cause]
+            # serial → [state, office, station, cause, stock type]
             self.model: dict[str, list[str | None]] = {}
             self.next_number = 1
             self.handovers = 0
 
         # ------------------------------------------------------------------ helpers
-        def serials(self, state: str, *, office: str | None = None, station: str | None = None):
+        def serials(
+            self, state: str, *, office: str | None = None, station: str | None = None,
+            stock: str | None = None,
+        ):
             return sorted(
                 s
-                for s, (st_, off, sta, _c) in self.model.items()
+                for s, (st_, off, sta, _c, stock_) in self.model.items()
                 if st_ == state
                 and (office is None or off == office)
                 and (station is None or sta == station)
+                and (stock is None or stock_ == stock)
             )
 
         def doc(self) -> str:
@@ -86,25 +94,28 @@ def _machine(settings: Settings) -> type[RuleBasedStateMachine]:
             """Most runs start with stock at both offices and some blanks in st-a's hopper."""
             for office, n in ((OFFICES[0], a), (OFFICES[1], b)):
                 if n:
-                    self.receive(office, n)
+                    self.receive(office, n, "KTP-EL")
             if a >= 2:
-                self.load("st-a", 2)
+                self.load("st-a", 2, "KTP-EL")
 
-        @rule(office=st.sampled_from(OFFICES), n=st.integers(1, 6))
-        def receive(self, office: str, n: int) -> None:
+        @rule(office=st.sampled_from(OFFICES), n=st.integers(1, 6),
+              stock=st.sampled_from(STOCK_TYPES))
+        def receive(self, office: str, n: int, stock: str) -> None:
             first, last = self.next_number, self.next_number + n - 1
             self.next_number += n
+            prefix = PREFIX[stock]
             with unit_of_work(settings) as s:
                 ops.receive_blanks(
                     s,
                     office_code=office,
-                    first=f"KTP2026-{first:08d}",
-                    last=f"KTP2026-{last:08d}",
+                    first=f"{prefix}{first:08d}",
+                    last=f"{prefix}{last:08d}",
                     handover_number=self.doc(),
                     actor="recv",
+                    stock_type=stock,
                 )
             for i in range(first, last + 1):
-                self.model[f"KTP2026-{i:08d}"] = ["in_stock", office, None, None]
+                self.model[f"{prefix}{i:08d}"] = ["in_stock", office, None, None, stock]
 
         @precondition(lambda self: bool(self.serials("in_stock")))
         @rule(src=st.sampled_from(OFFICES), n=st.integers(1, 4))
@@ -125,20 +136,24 @@ def _machine(settings: Settings) -> type[RuleBasedStateMachine]:
             for serial in chosen:
                 self.model[serial][1] = dst
 
-        @rule(station=st.sampled_from(sorted(STATIONS)), n=st.integers(1, 5))
-        def load(self, station: str, n: int) -> None:
+        @rule(station=st.sampled_from(sorted(STATIONS)), n=st.integers(1, 5),
+              stock=st.sampled_from(STOCK_TYPES))
+        def load(self, station: str, n: int, stock: str) -> None:
             office = STATIONS[station]
-            available = self.serials("in_stock", office=office)
+            available = self.serials("in_stock", office=office, stock=stock)
             if len(available) < n:
                 try:
                     with unit_of_work(settings) as s:
-                        ops.load_blanks(s, ops.station_by_name(s, station), actor="op", count=n)
+                        ops.load_blanks(s, ops.station_by_name(s, station), actor="op", count=n,
+                                        stock_type=stock)
                 except LedgerError:
                     return
                 raise AssertionError("loading more blanks than in stock was accepted")
             with unit_of_work(settings) as s:
-                loaded = ops.load_blanks(s, ops.station_by_name(s, station), actor="op", count=n)
-                assert [b.serial for b in loaded] == available[:n]  # serial order
+                loaded = ops.load_blanks(s, ops.station_by_name(s, station), actor="op", count=n,
+                                         stock_type=stock)
+                # serial order, and only the stock type asked for
+                assert [b.serial for b in loaded] == available[:n]
             for serial in available[:n]:
                 self.model[serial][0], self.model[serial][2] = "in_hopper", station
 
@@ -151,11 +166,11 @@ def _machine(settings: Settings) -> type[RuleBasedStateMachine]:
                 self.model[serial][0], self.model[serial][2] = "in_stock", None
 
         @precondition(lambda self: bool(self.serials("in_hopper")))
-        @rule(station=st.sampled_from(sorted(STATIONS)))
-        def reserve(self, station: str) -> None:
-            expected = self.serials("in_hopper", station=station)
+        @rule(station=st.sampled_from(sorted(STATIONS)), stock=st.sampled_from(STOCK_TYPES))
+        def reserve(self, station: str, stock: str) -> None:
+            expected = self.serials("in_hopper", station=station, stock=stock)
             with unit_of_work(settings) as s:
-                blank = ops.next_blank_for_station(s, ops.station_by_name(s, station))
+                blank = ops.next_blank_for_station(s, ops.station_by_name(s, station), stock)
                 if not expected:
                     assert blank is None
                     return
@@ -199,7 +214,8 @@ def _machine(settings: Settings) -> type[RuleBasedStateMachine]:
             with unit_of_work(settings) as s:
                 blank = ops.blank_by_serial(s, serial)
                 ops.spoil_blank(s, blank, cause=cause, record_id=blank.record_id, actor="d")
-            self.model[serial] = ["spoiled", self.model[serial][1], None, cause.value]
+            self.model[serial][0], self.model[serial][2] = "spoiled", None
+            self.model[serial][3] = cause.value
 
         @precondition(lambda self: bool(self.serials("spoiled")))
         @rule(office=st.sampled_from(OFFICES))
@@ -258,7 +274,7 @@ def _machine(settings: Settings) -> type[RuleBasedStateMachine]:
             with unit_of_work(settings) as s:
                 adjustments.approve_adjustment(s, adj_id, approved_by="bob")
             if write_off:
-                self.model[serial] = ["spoiled", office, None, "missing"]
+                self.model[serial][:4] = ["spoiled", office, None, "missing"]
             else:
                 self.model[serial][0], self.model[serial][2] = "in_stock", None
 
@@ -331,6 +347,20 @@ def _machine(settings: Settings) -> type[RuleBasedStateMachine]:
                         1 for v in self.model.values() if v[0] in {"spoiled", "destroyed"}
                     )
                     assert report["spoiled_total"] <= spoiled
+                    for stock in STOCK_TYPES:  # each stock type balances on its own
+                        part = report["stock_types"][stock]
+                        assert part["balanced"] and part["closing"] == sum(
+                            1 for v in self.model.values()
+                            if v[1] == office and v[0] in ON_HAND and v[4] == stock
+                        )
+                    assert sum(p["issued"] for p in report["stock_types"].values()) == (
+                        report["issued"]
+                    )
+                for bal in result.offices:
+                    assert bal.on_hand == sum(
+                        1 for v in self.model.values()
+                        if v[1] == bal.office and v[0] in ON_HAND and v[4] == bal.stock_type
+                    )
                     assert (
                         report["opening"] + report["received"] + report["transferred_in"]
                         == report["issued"]

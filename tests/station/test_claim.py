@@ -46,7 +46,7 @@ def _queue(settings: Settings, n: int) -> None:
                     "line_no": i + 1,
                     "nik": f"3526{i:012d}",
                     "nama": f"NAMA {i}",
-                    "card_type": "KTP",
+                    "card_type": "KTP-EL",
                     "office_id": (other if i % 3 == 2 else mine).id,
                     "state": RecordState.QUEUED,
                     "data": {},

@@ -36,13 +36,13 @@ def _station(session, name: str, code: str, profile: str = "virtual-ipp-card") -
 
 
 def _use_blanks(session, world: World, code: str, prefix: str, operators: dict[str, int],  # type: ignore[no-untyped-def]
-                *, per_operator: int = 20) -> None:
+                *, per_operator: int = 20, stock_type: str = "KTP-EL") -> None:
     """Each operator loads ``per_operator`` blanks; ``operators[name]`` of them spoil, the
     rest are issued."""
     total = per_operator * len(operators)
     ops.receive_blanks(session, office_code=code, first=f"{prefix}-000001",
                        last=f"{prefix}-{total:06d}", handover_number=f"BAST-{prefix}",
-                       actor="test")
+                       actor="test", stock_type=stock_type)
     station = _station(session, f"ST-{prefix}", code)
     record_id = world.records["own_queued" if code == OWN else "other_queued"]
     n = 0
@@ -73,6 +73,22 @@ def test_operator_spoilage_far_above_peers(settings: Settings, world: World) -> 
             "rina"]
         # a higher factor clears the flag
         assert anomalies.operator_spoilage(s, _office(s, OWN), factor=10) == []
+
+
+def test_operator_spoilage_compares_peers_on_the_same_stock_type(settings: Settings,
+                                                                  world: World) -> None:
+    """KIA blanks spoiling more than KTP-el blanks is not an operator's fault: each stock type
+    is counted apart and compared with its own peers."""
+    with unit_of_work(settings) as s:
+        _use_blanks(s, world, OWN, "A", {"ani": 1, "budi": 1, "citra": 1})
+        _use_blanks(s, world, OWN, "K", {"dewi": 8, "eko": 8}, stock_type="KIA")
+    with unit_of_work(settings) as s:
+        assert anomalies.operator_spoilage(s, _office(s, OWN)) == []
+    with unit_of_work(settings) as s:
+        _use_blanks(s, world, OWN, "L", {"fajar": 20}, stock_type="KIA")
+    with unit_of_work(settings) as s:
+        flags = anomalies.operator_spoilage(s, _office(s, OWN))
+        assert [(f.subject, f.data["stock_type"]) for f in flags] == [("fajar", "KIA")]
 
 
 def test_operator_spoilage_quiet_when_peers_alike(settings: Settings, world: World) -> None:

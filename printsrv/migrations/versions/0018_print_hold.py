@@ -1,7 +1,7 @@
 """operations: print holds (a restore stops every station until a supervisor acknowledges)
 
 Revision ID: 0018
-Revises: 0009
+Revises: 0010
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0018"
-down_revision = "0009"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
