@@ -393,23 +393,7 @@ class KeyStore:
         return serialization.load_der_public_key(encode_ec_public_key(public))
 
     def _create_document_signer(self) -> list[str]:
-        pkcs11 = _pkcs11()
-        from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
-
-        params = self._session.create_domain_parameters(
-            pkcs11.KeyType.EC,
-            {pkcs11.Attribute.EC_PARAMS: encode_named_curve_parameters("secp256r1")},
-            local=True,
-        )
-        public, _private = params.generate_keypair(
-            store=True,
-            label=DOCUMENT_SIGNER,
-            private_template={
-                pkcs11.Attribute.SENSITIVE: True,
-                pkcs11.Attribute.EXTRACTABLE: False,
-            },
-        )
-        ds_public = serialization.load_der_public_key(encode_ec_public_key(public))
+        ds_public = self._ec_keypair(DOCUMENT_SIGNER)
         keys_dir = self.settings.keys_dir
         csca_key_path, csca_path = keys_dir / "csca-key.pem", keys_dir / "csca.pem"
         created = []

@@ -341,17 +341,7 @@ class Station:
                 continue
             log.info("station %s: database back; %d card(s) settled by the journal",
                      self.config.name, len(recovered))
-            self.paused_reason = None
-            with self._unit() as session:
-                self._runtime(session, StationMode.RUNNING, None)
-                audit.record(
-                    session,
-                    StationTag.RESUME,
-                    actor=self.config.actor,
-                    office_code=self.config.office,
-                    subject=self.config.name,
-                    details={"after": reason, "settled": [r.job_id for r in recovered]},
-                )
+            self.resume(settled=[r.job_id for r in recovered])
             return
 
     def purge_sweep(self, *, force: bool = False) -> int:
@@ -486,7 +476,9 @@ class Station:
                 details={"reason": reason},
             )
 
-    def resume(self) -> None:
+    def resume(self, **details: Any) -> None:
+        """Running again after :attr:`paused_reason`; ``details`` add to the audit event (the
+        cards a reconnection settled)."""
         log.info("station %s resumed", self.config.name)
         with self._unit() as session:
             self._runtime(session, StationMode.RUNNING, None)
@@ -496,7 +488,7 @@ class Station:
                 actor=self.config.actor,
                 office_code=self.config.office,
                 subject=self.config.name,
-                details={"after": self.paused_reason},
+                details={"after": self.paused_reason, **details},
             )
         self.paused_reason = None
 
