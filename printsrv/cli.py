@@ -56,6 +56,8 @@ COMMANDS: dict[str, Command] = {
                     "create or upgrade the database; create development keys"),
     "ledger": Command("printsrv.commands.ledger:register",
                       "blank and ribbon stock: receive, move, report, check"),
+    "outbox": Command("printsrv.commands.outbox:register",
+                      "the event outbox: consumers and their lag, register, prune"),
     "records": Command("printsrv.commands.records:register",
                        "records: shred biometrics after the reprint window"),
     "render": Command("printsrv.commands.render:register",

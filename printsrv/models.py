@@ -232,6 +232,43 @@ class AuditCheckpoint(Base):
     signature: Mapped[str] = mapped_column(Text)  # base64 DER ECDSA
 
 
+class OutboxEvent(Base):
+    """One state change that others must learn of (:mod:`printsrv.outbox`), written in the same
+    transaction as the change. ``event_id`` is stable: a consumer applies each id once.
+
+    Delivery order is ``(tx, id)``: on PostgreSQL ``tx`` is the writing transaction's id (the
+    database fills it in), so an event is delivered only once every older transaction has ended
+    and no event can appear behind a consumer's cursor; on SQLite, where writers take turns,
+    it is 0 and ``id`` alone is commit order."""
+
+    __tablename__ = "outbox_event"
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    tx: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    at: Mapped[datetime]
+    topic: Mapped[str] = mapped_column(String(40))
+    office_code: Mapped[str | None] = mapped_column(String(16))
+    subject: Mapped[str | None] = mapped_column(String(120))
+    payload: Mapped[dict[str, Any]]
+    __table_args__ = (Index("ix_outbox_event_tx_id", "tx", "id"),)
+
+
+class OutboxConsumer(Base):
+    """A consumer of the outbox and its cursor: the last ``(tx, id)`` it acknowledged."""
+
+    __tablename__ = "outbox_consumer"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cursor_tx: Mapped[int] = mapped_column(BigInteger, default=0)
+    cursor_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    delivered: Mapped[int] = mapped_column(BigInteger, default=0)
+    registered_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    error_at: Mapped[datetime | None]
+
+
 class PrintHold(Base):
     """A reason no station may print until a supervisor acknowledges it (e.g. a restore whose
     ledger may be older than what was printed before the backup). Rows are never deleted."""

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from printsrv import audit
+from printsrv import audit, outbox
 from printsrv.audit import AuditTag
 from printsrv.cardinput import CardInput
 from printsrv.config import Settings
@@ -56,6 +56,10 @@ def transition(
         record.issued_at = datetime.now(UTC)
     audit_state_change(session, record.office_id, record.request_id,
                        state_change_details(old, new, reason), actor=actor)
+    code = office_code(session, record.office_id)
+    outbox.publish(session, outbox.Topic.RECORD_STATE, office_code=code,
+                   subject=record.request_id,
+                   payload=outbox.record_state_payload(record.request_id, code, old, new, reason))
     if new is S.CANCELLED and record.media_purged_at is None:
         purge_media(session, record, actor=actor, reason="cancelled")  # it will never be printed
 

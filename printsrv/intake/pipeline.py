@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from printsrv import audit, checkpoints
+from printsrv import audit, checkpoints, outbox
 from printsrv.audit import AuditTag
 from printsrv.config import Settings
 from printsrv.db import unit_of_work
@@ -53,6 +53,7 @@ from printsrv.models import (
     RecordState,
 )
 from printsrv.offices import ensure_office
+from printsrv.outbox import record_state_payload
 from printsrv.validation import validate_record
 
 FORMAT = "ktp-approved-batch/1"
@@ -491,6 +492,17 @@ def _store(
         session.execute(insert(RecordKey), key_rows)
         if media_rows:
             session.execute(insert(RecordMedia), media_rows)
+        outbox.publish_many(
+            session,
+            outbox.Topic.RECORD_STATE,
+            (
+                (c.record["office_code"], row["request_id"],
+                 record_state_payload(row["request_id"], c.record["office_code"], None,
+                                      row["state"], row["hold_reason"] or f"batch {batch.id}"))
+                for c, row in zip(chunk, rows, strict=True)
+            ),
+            at=now,
+        )  # fmt: skip
     for c in fresh:
         if c.hold_reasons:
             result.holds.append(

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import exists, literal, select, union_all
 from sqlalchemy.orm import Session
 
-from printsrv import audit, offices
+from printsrv import audit, offices, outbox
 from printsrv.errors import NotFound
 from printsrv.ledger.errors import LedgerError
 from printsrv.ledger.models import (
@@ -32,7 +32,7 @@ from printsrv.ledger.models import (
 )
 from printsrv.ledger.serials import parse_serial, serial_range
 from printsrv.ledger.tags import MOVEMENT_TAGS, LedgerTag
-from printsrv.models import Office
+from printsrv.models import Office, Record
 from printsrv.paperwork import name_and_nip, same_person_key
 from printsrv.products import DEFAULT_STOCK_TYPE, STOCK_TYPES
 
@@ -310,15 +310,44 @@ def move(
     ):
         if value is not None:
             details[key] = value
+    code = offices.office_code(session, office_id)
     audit.record(
-        session,
-        MOVEMENT_TAGS[kind.value],
-        actor=actor,
-        office_code=offices.office_code(session, office_id),
-        subject=blank.serial,
+        session, MOVEMENT_TAGS[kind.value], actor=actor, office_code=code, subject=blank.serial,
         details=details,
-    )
+    )  # fmt: skip
+    _publish_movement(session, movement, blank, code, at)
     return movement
+
+
+def _publish_movement(
+    session: Session, movement: BlankMovement, blank: Blank, office_code: str, at: datetime
+) -> None:
+    """The movement as an outbox event, in names a peer understands (codes, not row ids)."""
+    station = session.get(Station, movement.station_id) if movement.station_id else None
+    record = session.get(Record, movement.record_id) if movement.record_id else None
+    outbox.publish(
+        session,
+        outbox.Topic.BLANK_MOVEMENT,
+        office_code=office_code,
+        subject=blank.serial,
+        at=at,
+        payload={
+            "serial": blank.serial,
+            "stock_type": blank.stock_type,
+            "kind": movement.kind.value,
+            "from": movement.from_state.value if movement.from_state else None,
+            "to": movement.to_state.value,
+            "office": office_code,
+            "to_office": (offices.office_code(session, movement.to_office_id)
+                          if movement.to_office_id else None),
+            "station": station.name if station else None,
+            "request_id": record.request_id if record else None,
+            "cause": movement.cause.value if movement.cause else None,
+            "reference": movement.reference,
+            "note": movement.note,
+            "actor": movement.actor,
+        },
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- stock in and out

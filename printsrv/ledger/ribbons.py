@@ -7,11 +7,12 @@ beside the level the printer reports; neither overwrites the other.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from printsrv import audit, offices
+from printsrv import audit, offices, outbox
 from printsrv.ledger import blanks as ops
 from printsrv.ledger.errors import LedgerError
 from printsrv.ledger.models import (
@@ -90,7 +91,7 @@ def receive_consumable(
     )
     session.add(item)
     session.flush()
-    audit.record(
+    _journal(
         session,
         LedgerTag.RIBBON_RECEIVE,
         actor=actor,
@@ -128,7 +129,7 @@ def transfer_consumable(
         raise LedgerError("a transfer needs two different offices")
     item.office_id = target.id
     item.reference = reference
-    audit.record(
+    _journal(
         session,
         LedgerTag.RIBBON_TRANSFER,
         actor=actor,
@@ -178,7 +179,7 @@ def load_consumable(
     item.state = ConsumableState.LOADED
     item.station_id = station.id
     item.loaded_at = at
-    audit.record(
+    _journal(
         session,
         LedgerTag.RIBBON_LOAD,
         actor=actor,
@@ -207,7 +208,7 @@ def finish_consumable(
     item.state = ConsumableState.FINISHED
     item.finished_at = at
     item.station_id = None
-    audit.record(
+    _journal(
         session,
         LedgerTag.RIBBON_FINISH,
         actor=actor,
@@ -299,7 +300,7 @@ def record_ribbon_usage(
         details["film_panels"] = film_panels
     if ribbon is None or (film_panels and film is None):
         details["problem"] = "no roll loaded in our books"
-    audit.record(
+    _journal(
         session,
         LedgerTag.RIBBON_USAGE,
         actor=actor,
@@ -308,3 +309,19 @@ def record_ribbon_usage(
         details=details,
     )
     return usage
+
+
+def _journal(
+    session: Session,
+    tag: LedgerTag,
+    *,
+    actor: str,
+    office_code: str,
+    subject: str,
+    details: dict[str, Any],
+) -> None:
+    """A roll's movement: its audit event and its outbox event, in the caller's transaction."""
+    audit.record(session, tag, actor=actor, office_code=office_code, subject=subject,
+                 details=details)
+    outbox.publish(session, outbox.Topic.RIBBON_MOVEMENT, office_code=office_code,
+                   subject=subject, payload={"action": str(tag), "item": subject, **details})

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 
-from printsrv import audit, offices
+from printsrv import audit, offices, outbox
 from printsrv.errors import NotFound, StateError
 from printsrv.models import AuditEvent, Office, OfficeKind, Record, RecordState, Role, User
 from printsrv.records import REPRINT, media_purged, transition
@@ -420,6 +420,13 @@ def decide_reprint(
     req.decided_by_id = user.id
     req.decided_at = datetime.now(UTC)
     req.decision_note = note or None
+    if record is not None:
+        outbox.publish(
+            session, outbox.Topic.REPRINT_DECISION, office_code=req.office.code,
+            subject=record.request_id,
+            payload={"request_id": record.request_id, "office": req.office.code,
+                     "approved": approve, "by": user.username, **details},
+        )  # fmt: skip
     audit_view(
         session,
         user,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 from flask import Flask
+from sqlalchemy import select
 
 from printsrv import audit
 from printsrv.config import Settings
@@ -211,3 +212,25 @@ def test_requester_cannot_approve_own_reprint(app_nocsrf: Flask, settings: Setti
     assert client.post(f"/approvals/{req_id}/approve", data={"note": ""}).status_code == 302
     with unit_of_work(settings) as s:
         assert s.get(Record, world.records["own_failed"]).state.value == "queued"
+
+
+def test_a_reprint_decision_is_an_outbox_event(app_nocsrf: Flask, settings: Settings,
+                                               world: World) -> None:
+    from printsrv.models import OutboxEvent
+
+    with unit_of_work(settings) as s:
+        sup = s.get(User, world.users["supervisor_own"])
+        record = s.get(Record, world.records["own_failed"])
+        req_id, request_id = svc.request_reprint(s, sup, record, "rusak").id, record.request_id
+    client = app_nocsrf.test_client()
+    sign_in(client, settings, "supervisor_reg")
+    assert client.post(f"/approvals/{req_id}/approve", data={"note": "ok"}).status_code == 302
+    with unit_of_work(settings) as s:
+        events = s.scalars(select(OutboxEvent).where(OutboxEvent.subject == request_id)
+                           .order_by(OutboxEvent.id)).all()
+    decision = [e for e in events if e.topic == "reprint.decision"]
+    assert len(decision) == 1 and decision[0].payload["approved"] is True
+    assert decision[0].payload["by"] == "supervisor_reg"
+    assert decision[0].payload["requested_by"] == "supervisor_own"
+    assert [(e.payload["from"], e.payload["to"]) for e in events
+            if e.topic == "record.state"][-1] == ("failed", "queued")
