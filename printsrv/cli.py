@@ -56,6 +56,8 @@ COMMANDS: dict[str, Command] = {
                     "create or upgrade the database; create development keys"),
     "ledger": Command("printsrv.commands.ledger:register",
                       "blank and ribbon stock: receive, move, report, check"),
+    "notify": Command("printsrv.commands.notify:register",
+                      "pickup SMS: status, send what is due, run the sender"),
     "outbox": Command("printsrv.commands.outbox:register",
                       "the event outbox: consumers and their lag, register, prune"),
     "records": Command("printsrv.commands.records:register",

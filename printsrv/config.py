@@ -51,6 +51,10 @@ class Settings:
     reprint_window_days: int = 0
     #: Office (or regency, or province) code → WIB/WITA/WIT, where the province's zone is wrong.
     office_time_zones: dict[str, str] = field(default_factory=dict)
+    #: The SMS gateway and sending rules (:mod:`printsrv.notify.rules`).
+    sms: dict[str, Any] = field(default_factory=dict)
+    #: Pickup days, hours and daily capacity per office (:mod:`printsrv.notify.rules`).
+    pickup: dict[str, Any] = field(default_factory=dict)
 
     @property
     def keys_dir(self) -> Path:

@@ -284,5 +284,6 @@ class PrintHold(Base):
 
 # Tables of the later modules register on the same metadata (Alembic, test clean-up).
 from printsrv.ledger import models as _ledger_tables  # noqa: E402,F401
+from printsrv.notify import models as _notify_tables  # noqa: E402,F401
 from printsrv.station import journal as _station_tables  # noqa: E402,F401
 from printsrv.web import models as _web_tables  # noqa: E402,F401

@@ -204,11 +204,24 @@ def _consumer(session: Session, name: str, *, lock: bool = False) -> OutboxConsu
     return consumer
 
 
+#: PostgreSQL: the oldest transaction still running that may belong to this database. Ids of
+#: transactions are numbered across the whole server, so a transaction of another database
+#: shows in the snapshot too; one is left out only when ``pg_stat_activity`` positively names
+#: another database for its id (read after the snapshot, so a miss only makes us wait).
+_HORIZON = literal_column("""(
+    SELECT coalesce(
+        (SELECT min(x::text::bigint) FROM pg_snapshot_xip(snap.s) AS x
+         WHERE (x::text::bigint % 4294967296) NOT IN (
+             SELECT backend_xid::text::bigint FROM pg_stat_activity
+             WHERE backend_xid IS NOT NULL AND datname IS DISTINCT FROM current_database())),
+        pg_snapshot_xmax(snap.s)::text::bigint)
+    FROM (SELECT pg_current_snapshot() AS s) AS snap)""")
+
+
 def _visible(stmt: Any, session: Session) -> Any:
-    """Only events no older, still running transaction can precede (PostgreSQL)."""
+    """Only events that no still running, older transaction can precede (PostgreSQL)."""
     if session.get_bind().dialect.name == "postgresql":
-        horizon = literal_column("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-        stmt = stmt.where(OutboxEvent.tx < horizon)
+        stmt = stmt.where(OutboxEvent.tx < _HORIZON)
     return stmt
 
 

@@ -14,6 +14,8 @@ PKGS=(pcscd libpcsclite-dev vsmartcard-vpcd opensc pcsc-tools
       softhsm2 fonts-liberation fonts-ocr-b swig pkg-config gcc openssl)
 # Browser tests drive Debian's Chromium (Playwright never downloads a browser here).
 [ "$DEV" = 1 ] && PKGS+=(chromium qpdf systemd)
+# The SMS tests and benchmark run Kannel with its fake SMSC (a gateway of its own per test).
+[ "$DEV" = 1 ] && PKGS+=(kannel kannel-extras)
 if ! command -v python3.11 >/dev/null && ! python3 -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
   PKGS+=(python3 python3-venv python3-dev)
 fi

@@ -305,6 +305,29 @@ OPENAPI: dict[str, Any] = {
                 ),
             }
         },
+        "/api/sms/report": {
+            "get": {
+                "summary": "A delivery report from the SMS gateway (the URL we gave it, signed)",
+                "security": [],
+                "parameters": [
+                    {"name": name, "in": "query", "required": True, "schema": schema}
+                    for name, schema in (
+                        ("m", {"type": "string", "maxLength": 36}),
+                        ("sig", {"type": "string", "maxLength": 64}),
+                        ("s", {"type": "integer", "enum": [1, 2, 4, 8, 16]}),
+                    )
+                ],
+                "responses": _responses(
+                    {
+                        "description": "the message's state after the report",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    400,
+                    403,
+                    404,
+                ),
+            }
+        },
         "/api/v1/batches": {
             "post": {
                 "summary": "Import a signed batch (zip); client tokens only",
@@ -342,3 +365,26 @@ OPENAPI: dict[str, Any] = {
         },
     },
 }
+
+
+@bp.route("/sms/report")
+def sms_report() -> Any:
+    """A delivery report from the SMS gateway (Kannel calls the ``dlr-url`` we gave it with
+    ``m`` = our message id, ``sig`` = its signature, ``s`` = the report type). No token: the
+    signature proves the URL is one we made."""
+    import hmac
+
+    from printsrv.notify.gateways import report_key, report_signature
+    from printsrv.notify.sender import apply_report
+
+    settings = current_app.config["PRINTSRV_SETTINGS"]
+    message_id = request.args.get("m", "")
+    expected = report_signature(report_key(settings), message_id)
+    if not message_id or not hmac.compare_digest(expected, request.args.get("sig", "")):
+        return _error(403, "bad report signature")
+    try:
+        report = int(request.args.get("s", ""))
+        state = apply_report(settings, message_id, report)
+    except ValueError:
+        return _error(400, "report type 's' must be one of 1, 2, 4, 8, 16")
+    return jsonify({"message": message_id, "state": state.value})
