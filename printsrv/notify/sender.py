@@ -207,9 +207,16 @@ def send_due(
         replies = list(pool.map(lambda m: gateway.send(m[1], m[2], m[3]), batch))
     done = now if frozen else datetime.now(UTC)
     with unit_of_work(settings) as session:
+        notes = {
+            note.id: note
+            for note in session.scalars(
+                select(Notification)
+                .where(Notification.id.in_([m[0] for m in batch]))
+                .with_for_update()  # a delivery report may be settling one of them
+            )
+        }
         for (note_id, _message_id, _phone, _text), reply in zip(batch, replies, strict=True):
-            note = session.get_one(Notification, note_id, with_for_update=True)
-            _record_handover(note, reply, sms, done, result)
+            _record_handover(notes[note_id], reply, sms, done, result)
     return result
 
 

@@ -66,12 +66,20 @@ _WORDS: dict[str, dict[str, Any]] = {
         "released": _l("blangko kembali ke hopper"),
     },
     "cause": {code: _l(text) for code, text in CAUSE_ID.items()},
+    "notification_state": {
+        "pending": _l("menunggu dikirim"),
+        "sending": _l("sedang dikirim"),
+        "sent": _l("terkirim ke operator"),
+        "delivered": _l("diterima ponsel"),
+        "failed": _l("gagal"),
+        "invalid": _l("nomor tidak dapat dipakai"),
+    },
 }
 
 
 def label(kind: str, code: str | None) -> str:
     """The word for ``code`` of ``kind`` (``station_state``, ``station_mode``, ``card_phase``,
-    ``card_outcome``, ``cause``) in the page's language; an unknown code as it is."""
+    ``card_outcome``, ``cause``, ``notification_state``) in the page's language; an unknown code as it is."""
     if not code:
         return ""
     word = _WORDS[kind].get(code)

@@ -132,6 +132,9 @@ def record(record_id: int) -> Any:
         jobs = []
     else:
         jobs = card_history(read_db(), rec)
+    from printsrv.notify.sender import for_record
+
+    messages = for_record(read_db(), rec.request_id)
     svc.audit_view(db(), user, WebTag.RECORD_VIEW, subject=rec.request_id,
                    office_code=rec.office.code)
     return render_template(
@@ -139,6 +142,7 @@ def record(record_id: int) -> Any:
         rec=rec,
         history=history,
         jobs=jobs,
+        messages=messages,
         note_form=NoteForm(),
         reason_form=ReasonForm(),
         allowed=lambda p: svc.can(user, p),
