@@ -26,14 +26,15 @@ SERVICE_USER=${SERVICE_USER:-printsrv}
 SYSTEMCTL=${SYSTEMCTL:-systemctl}
 VENV_FROM=${VENV_FROM:-}
 
-UNITS=(printsrv-web.service printsrv-station@.service printsrv-purge.service
+UNITS=(printsrv-web.service printsrv-station@.service printsrv-notify.service
+       printsrv-purge.service
        printsrv-purge.timer printsrv-backup.service printsrv-backup.timer
        printsrv-audit-checkpoint.service printsrv-audit-checkpoint.timer)
 
 [ "$(id -u)" -eq 0 ] || { echo "install.sh: run as root" >&2; exit 1; }
 
 if [ "${1:-}" = "--uninstall" ]; then
-  for unit in printsrv-web.service printsrv-purge.timer printsrv-backup.timer \
+  for unit in printsrv-web.service printsrv-notify.service printsrv-purge.timer printsrv-backup.timer \
               printsrv-audit-checkpoint.timer; do
     $SYSTEMCTL disable --now "$unit" 2>/dev/null || true
   done
@@ -117,7 +118,8 @@ for unit in "${UNITS[@]}"; do
   chmod 0644 "$UNIT_DIR/$unit"
 done
 $SYSTEMCTL daemon-reload
-$SYSTEMCTL enable --now printsrv-web.service printsrv-purge.timer printsrv-backup.timer \
+$SYSTEMCTL enable --now printsrv-web.service printsrv-notify.service printsrv-purge.timer \
+  printsrv-backup.timer \
   printsrv-audit-checkpoint.timer
 
 echo "installed. Check it with:"

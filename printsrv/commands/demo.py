@@ -491,6 +491,7 @@ def _run_station(settings: Settings, stop: threading.Event, cards_per_minute: fl
             console.say(f"card {done[0]} issued: {result.request_id}, blank "
                         f"{result.blank_serial}, chip UID {result.chip_uid or '-'} "
                         f"({seconds:.1f} s; {queued} left in the queue)")
+            _show_sms(settings, result.request_id, console)
         else:
             console.say(f"card {done[0]} {result.outcome.value}"
                         f"{' (' + result.cause + ')' if result.cause else ''}: "
@@ -513,3 +514,26 @@ def _run_station(settings: Settings, stop: threading.Event, cards_per_minute: fl
         if close is not None:
             close()
         console.say(f"station {STATION} stopped")
+
+
+def _show_sms(settings: Settings, request_id: str, console: _Console) -> None:
+    """The pickup SMS of an issued card: made from the outbox and sent through the configured
+    gateway (the demo's default writes it to <instance>/sms/outgoing.txt), shown here."""
+    from printsrv.db import unit_of_work
+    from printsrv.notify.sender import collect, for_record, send_due
+
+    try:
+        collect(settings)
+        send_due(settings)
+        with unit_of_work(settings) as session:
+            messages = for_record(session, request_id)
+    except PrintSrvError as exc:
+        console.say(f"  SMS: not sent ({exc})")
+        return
+    for message in messages[-1:]:
+        if message.phone is None:
+            console.say(f"  SMS: none ({message.error})")
+            continue
+        when = {"pending": "waits for 07:00 office time", "sent": "sent",
+                "delivered": "delivered"}.get(message.state.value, message.state.value)
+        console.say(f"  SMS to {message.phone} ({when}): {message.text}")

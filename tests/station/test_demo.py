@@ -145,6 +145,10 @@ def test_demo_makes_cards_and_stops_cleanly(tmp_path: Path) -> None:
     output = "\n".join(lines)
     assert "password" in output and "card 4 issued" in output, output
     assert "chip UID" in output
+    # Each issued card's pickup SMS is shown (demo records have a phone 7 times in 10).
+    sms_lines = [line for line in lines if "  SMS" in line]
+    assert len(sms_lines) >= 4, output
+    assert any("KTP-el Anda sudah jadi" in line for line in sms_lines), output
     left = {pid: cmd for pid, cmd in started.items() if _alive(pid, cmd)}
     assert left == {}, f"still running after the demo stopped: {left}"
     check = subprocess.run([sys.executable, "run.py", "ledger", "check"], cwd=ROOT, env=env,
