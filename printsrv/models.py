@@ -60,6 +60,8 @@ class RecordState(enum.StrEnum):
     HELD = "held"
     PRINTING = "printing"
     ISSUED = "issued"
+    AT_DESK = "at_desk"  # the printed card is at the office's pickup desk
+    COLLECTED = "collected"  # handed over to its owner or their representative
     FAILED = "failed"
     CANCELLED = "cancelled"
 
@@ -283,6 +285,7 @@ class PrintHold(Base):
 
 
 # Tables of the later modules register on the same metadata (Alembic, test clean-up).
+from printsrv.desk import models as _desk_tables  # noqa: E402,F401
 from printsrv.ledger import models as _ledger_tables  # noqa: E402,F401
 from printsrv.notify import models as _notify_tables  # noqa: E402,F401
 from printsrv.station import journal as _station_tables  # noqa: E402,F401

@@ -26,7 +26,9 @@ TRANSITIONS: dict[RecordState, frozenset[RecordState]] = {
     S.HELD: frozenset({S.QUEUED, S.CANCELLED}),
     S.PRINTING: frozenset({S.ISSUED, S.QUEUED, S.FAILED, S.HELD}),
     S.FAILED: frozenset({S.QUEUED, S.CANCELLED}),
-    S.ISSUED: frozenset({S.QUEUED}),
+    S.ISSUED: frozenset({S.QUEUED, S.AT_DESK}),
+    S.AT_DESK: frozenset({S.COLLECTED, S.ISSUED}),  # ISSUED: back to storage (or a reprint)
+    S.COLLECTED: frozenset(),
     S.CANCELLED: frozenset(),
 }
 

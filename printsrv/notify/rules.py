@@ -76,6 +76,10 @@ class PickupRules:
     closed: frozenset[date] = frozenset()
     #: The first pickup day is this many days after the card is printed (0: the same day).
     first_day_after: int = 1
+    #: A card not collected this many days after printing is listed for follow-up.
+    uncollected_days: int = 90
+    #: The desk needs a second officer (a witness) for every handover.
+    two_person_handover: bool = False
 
     @property
     def hours(self) -> str:
@@ -116,7 +120,8 @@ def sms_settings(settings: Settings) -> SmsSettings:
     return sms
 
 
-_PICKUP_KEYS = {"days", "hours", "per_day", "address", "bring", "closed", "first_day_after"}
+_PICKUP_KEYS = {"days", "hours", "per_day", "address", "bring", "closed", "first_day_after",
+                "uncollected_days", "two_person_handover"}
 
 
 def _apply(rules: PickupRules, where: str, raw: dict[str, Any]) -> PickupRules:
@@ -138,8 +143,14 @@ def _apply(rules: PickupRules, where: str, raw: dict[str, Any]) -> PickupRules:
                 values["closed"] = frozenset(date.fromisoformat(str(d)) for d in value)
             except ValueError as exc:
                 raise ConfigError(f"setting {name}: dates are YYYY-MM-DD") from exc
-        elif key in {"per_day", "first_day_after"}:
-            if not isinstance(value, int) or value < (1 if key == "per_day" else 0):
+        elif key == "two_person_handover":
+            if not isinstance(value, bool):
+                raise ConfigError(f"setting {name}: {value!r} is not true or false")
+            values[key] = value
+        elif key in {"per_day", "first_day_after", "uncollected_days"}:
+            if not isinstance(value, int) or isinstance(value, bool) or value < (
+                1 if key in {"per_day", "uncollected_days"} else 0
+            ):
                 raise ConfigError(f"setting {name}: {value!r} is not a whole number ≥ 1")
             values[key] = value
         else:

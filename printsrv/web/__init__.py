@@ -168,10 +168,11 @@ def create_app(
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
 
-    from printsrv.web import api, auth, views
+    from printsrv.web import api, auth, desk_views, views
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(views.bp)
+    app.register_blueprint(desk_views.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)
     views.register_optional(app)

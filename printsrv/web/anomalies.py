@@ -305,6 +305,22 @@ def ribbon_out_of_line(
     return out
 
 
+def self_handover(session: Session, office: Office) -> list[Flag]:
+    """Cards handed over at the desk by the officer who printed them, with no second officer
+    (the last 31 days; offices whose pickup rules ask for two refuse such a handover, so a
+    flag means the rule was off or the card was printed under another's name)."""
+    from printsrv.desk.service import self_handovers
+
+    codes = list(session.scalars(
+        select(Office.code).where(Office.id.in_(visible_office_ids(session, office)))))  # fmt: skip
+    return [
+        Flag("self_handover", c.request_id,
+             f"printed and handed over by {c.officer} alone ({c.receipt_number})",
+             {"officer": c.officer, "receipt": c.receipt_number})
+        for c in self_handovers(session, codes)
+    ]
+
+
 def all_flags(session: Session, office: Office, *, idle_days: int = 14) -> dict[str, list[Flag]]:
     """Every check, keyed by kind (for the auditors' dashboard)."""
     return {
@@ -313,4 +329,5 @@ def all_flags(session: Session, office: Office, *, idle_days: int = 14) -> dict[
         "idle_hopper": idle_hopper(session, office, days=idle_days),
         "serial_gaps": serial_gaps(session, office),
         "ribbon_use": ribbon_out_of_line(session, office),
+        "self_handover": self_handover(session, office),
     }

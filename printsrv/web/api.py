@@ -171,7 +171,8 @@ _STATE = {
         "request_id": {"type": "string"},
         "state": {
             "type": "string",
-            "enum": ["queued", "held", "printing", "issued", "failed", "cancelled"],
+            "enum": ["queued", "held", "printing", "issued", "at_desk", "collected", "failed",
+                     "cancelled"],
         },
         "hold_reason": {"type": ["string", "null"]},
         "card_type": {"type": "string"},

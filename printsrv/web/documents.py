@@ -175,3 +175,48 @@ def handover_pdf(
         "(ktp-printsrv).", st["small"]))
     doc.build(story)
     return buf.getvalue()
+
+
+def collection_receipt_pdf(collection: Any, record: Any, office: Office) -> bytes:
+    """The *Tanda Terima KTP-el* of a card handed over at the desk: the card, who took it on
+    whose authority, and the signatures (the collector's as drawn at the desk, if any)."""
+    from reportlab.lib.units import mm
+    from reportlab.platypus import Image, Paragraph, Spacer, Table
+
+    from printsrv.desk.service import RELATIONS
+
+    buf, doc, st = _doc(f"Tanda Terima KTP-el {collection.receipt_number}")
+    zone = office_zone(office.code)
+    story: list[Any] = [
+        Paragraph("TANDA TERIMA KTP-EL", st["title"]),
+        Paragraph(f"Nomor: {markup(collection.receipt_number)}", st["body"]),
+        Paragraph(f"{office.code} {markup(office.name)}", st["body"]),
+        Spacer(1, 4 * mm),
+    ]
+    rows = [
+        ["Butir", "Keterangan"],
+        ["Waktu penyerahan", zone.format(collection.at)],
+        ["NIK pemilik", record.nik],
+        ["Nama pemilik", Paragraph(markup(record.nama), st["small"])],
+        ["No. permohonan", record.request_id],
+        ["Diterima oleh", Paragraph(markup(collection.collector_name), st["small"])],
+        ["Hubungan", RELATIONS.get(collection.relation, collection.relation)],
+        ["NIK penerima", collection.collector_nik],
+        ["No. surat kuasa", Paragraph(markup(collection.authorization or "-"), st["small"])],
+    ]
+    table = Table(rows, colWidths=[55 * mm, 105 * mm])
+    table.setStyle(_grid())
+    story += [table, Spacer(1, 8 * mm)]
+    people = [("Yang menerima", collection.collector_name, collection.collector_nik),
+              ("Petugas loket", collection.officer, "")]  # fmt: skip
+    if collection.witness:
+        people.append(("Saksi", collection.witness, ""))
+    story.append(_signatures(people))
+    if collection.signature_png:
+        story += [Spacer(1, 2 * mm), Paragraph("Tanda tangan penerima (di loket):", st["small"]),
+                  Image(io.BytesIO(collection.signature_png), width=50 * mm, height=18 * mm,
+                        kind="proportional")]  # fmt: skip
+    story.append(Spacer(1, 4 * mm))
+    story.append(Paragraph("Dicatat oleh ktp-printsrv.", st["small"]))
+    doc.build(story)
+    return buf.getvalue()

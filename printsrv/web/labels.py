@@ -79,7 +79,8 @@ _WORDS: dict[str, dict[str, Any]] = {
 
 def label(kind: str, code: str | None) -> str:
     """The word for ``code`` of ``kind`` (``station_state``, ``station_mode``, ``card_phase``,
-    ``card_outcome``, ``cause``, ``notification_state``) in the page's language; an unknown code as it is."""
+    ``card_outcome``, ``cause``, ``notification_state``) in the page's language; an unknown
+    code as it is."""
     if not code:
         return ""
     word = _WORDS[kind].get(code)
@@ -105,6 +106,10 @@ def pause_reason(reason: str | None, locale: str) -> str:
 # (Indonesian and English share the subject-verb-object order).
 
 _VERBS: dict[str, str] = {
+    "arrive": N_("menerima di loket"),
+    "handover": N_("menyerahkan kepada pemiliknya"),
+    "remind": N_("mengirim SMS pengingat untuk"),
+    "return": N_("mengembalikan ke gudang"),
     "acknowledge": N_("menyetujui"),
     "adjust": N_("menyesuaikan"),
     "approve": N_("menyetujui"),
@@ -179,6 +184,8 @@ _RECORD_STATE: dict[str, str] = {
     "held": N_("ditahan"),
     "printing": N_("sedang dicetak"),
     "issued": N_("terbit"),
+    "at_desk": N_("di loket pengambilan"),
+    "collected": N_("sudah diserahkan"),
     "failed": N_("gagal"),
     "cancelled": N_("dibatalkan"),
     "rejected": N_("ditolak"),

@@ -59,6 +59,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "adjustment.approve": frozenset({S}),
     "destruction.record": frozenset({S}),
     "anomaly.view": frozenset({A, S, U}),
+    "desk.handover": frozenset({S, OP}),
 }
 
 

@@ -1,0 +1,32 @@
+"""A card handed over at the desk: who took it, on whose authority, and who gave it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from printsrv.models import Base, utcnow
+
+
+class CardCollection(Base):
+    """One handover of a printed card (*tanda terima*). ``printed_by`` is the operator of the
+    station that issued it, kept for the two-person rule's anomaly flag."""
+
+    __tablename__ = "card_collection"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    receipt_number: Mapped[str] = mapped_column(String(40), unique=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("record.id"), index=True)
+    request_id: Mapped[str] = mapped_column(String(64))
+    office_code: Mapped[str] = mapped_column(String(16), index=True)
+    collector_name: Mapped[str] = mapped_column(String(120))
+    relation: Mapped[str] = mapped_column(String(20))  # owner, spouse, parent, child, sibling…
+    collector_nik: Mapped[str] = mapped_column(String(16))
+    authorization: Mapped[str | None] = mapped_column(String(80))  # surat kuasa number
+    signature_png: Mapped[bytes | None] = mapped_column(LargeBinary)
+    officer: Mapped[str] = mapped_column(String(64))
+    witness: Mapped[str | None] = mapped_column(String(64))
+    printed_by: Mapped[str | None] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,205 @@
+"""The handover desk (*loket pengambilan*): find a ready card, receive it at the desk, hand it
+over with the collector's details and signature, print the receipt, follow up the cards nobody
+collects. Views validate input and call :mod:`printsrv.desk.service`."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional
+
+from printsrv.desk import service as desk
+from printsrv.errors import StateError
+from printsrv.models import Office, Record, User
+from printsrv.web import db, read_db
+from printsrv.web import services as svc
+from printsrv.web.guard import current_user, permission
+
+bp = Blueprint("desk", __name__, url_prefix="/desk")
+
+
+class FindForm(FlaskForm):
+    q = StringField("q", validators=[DataRequired(), Length(min=3, max=64)])
+
+
+class HandoverForm(FlaskForm):
+    relation = StringField("relation", validators=[DataRequired(), Length(max=20)])
+    collector_name = StringField("collector_name", validators=[DataRequired(), Length(max=120)])
+    collector_nik = StringField("collector_nik", validators=[DataRequired(), Length(max=16)])
+    authorization = StringField("authorization", validators=[Optional(), Length(max=80)])
+    witness = StringField("witness", validators=[Optional(), Length(max=64)])
+    note = TextAreaField("note", validators=[Optional(), Length(max=500)])
+    signature = HiddenField("signature", validators=[Optional(), Length(max=300_000)])
+
+
+class ReasonForm(FlaskForm):
+    reason = TextAreaField("reason", validators=[DataRequired(), Length(max=500)])
+
+
+def _user() -> User:
+    user = current_user()
+    assert user is not None
+    return user
+
+
+def _record(record_id: int, *, write: bool = False) -> Record:
+    return svc.get_visible_record(db() if write else read_db(), _user().office, record_id)
+
+
+@bp.route("/", methods=["GET", "POST"])
+@permission("desk.handover")
+def index() -> Any:
+    """Search by NIK, name or the reference from the SMS (posted: no NIK in URLs)."""
+    form = FindForm()
+    found: list[Record] = []
+    if form.validate_on_submit():
+        offices = svc.visible_office_ids(read_db(), _user().office)
+        found = desk.find_ready(read_db(), offices, form.q.data or "")
+        if not found:
+            flash(_("Tidak ada kartu siap ambil yang cocok."), "warn")
+    return render_template("desk.html", form=form, found=found, reason_form=ReasonForm())
+
+
+@bp.route("/<int:record_id>/arrive", methods=["POST"])
+@permission("desk.handover")
+def arrive(record_id: int) -> Any:
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    rec = _record(record_id, write=True)
+    desk.arrive(db(), rec, actor=_user().username)
+    flash(_("Kartu %(rid)s diterima di loket.", rid=rec.request_id), "ok")
+    return redirect(url_for("desk.handover", record_id=rec.id))
+
+
+def _signature(data: str | None) -> bytes | None:
+    if not data:
+        return None
+    prefix = "data:image/png;base64,"
+    if not data.startswith(prefix):
+        raise desk.InvalidCollection("signature", "a PNG image")
+    try:
+        return base64.b64decode(data[len(prefix):], validate=True)
+    except binascii.Error as exc:
+        raise desk.InvalidCollection("signature", "a PNG image") from exc
+
+
+@bp.route("/<int:record_id>", methods=["GET", "POST"])
+@permission("desk.handover")
+def handover(record_id: int) -> Any:
+    """The handover form; on success, the receipt."""
+    user = _user()
+    rec = _record(record_id, write=True)
+    form = HandoverForm()
+    error: str | None = None
+    field: str | None = None
+    if form.validate_on_submit():
+        try:
+            collector = desk.Collector(
+                name=form.collector_name.data or "",
+                relation=form.relation.data or "",
+                nik=(form.collector_nik.data or "").strip(),
+                authorization=form.authorization.data or "",
+                signature_png=_signature(form.signature.data),
+                note=form.note.data or "",
+            )
+            collection = desk.hand_over(db(), current_app.config["PRINTSRV_SETTINGS"], rec,
+                                        collector, officer=user.username,
+                                        witness=form.witness.data)  # fmt: skip
+        except desk.InvalidCollection as exc:
+            error, field = str(exc), exc.field
+        except StateError as exc:
+            error = str(exc)
+        else:
+            flash(_("Kartu %(rid)s diserahkan. Tanda terima %(no)s.", rid=rec.request_id,
+                    no=collection.receipt_number), "ok")  # fmt: skip
+            return redirect(url_for("desk.receipt", collection_id=collection.id))
+    elif form.is_submitted():
+        field = next(iter(form.errors), None)
+        error = "; ".join(f"{k}: {', '.join(v)}" for k, v in form.errors.items())
+    from printsrv.notify.sender import pickup_day_of
+
+    return render_template(
+        "desk_handover.html", rec=rec, form=form, error=error, field=field,
+        relations=desk.RELATIONS,
+        pickup_day=pickup_day_of(read_db(), rec.request_id),
+        collections=desk.collections_of(read_db(), rec),
+    ), (422 if error else 200)  # fmt: skip
+
+
+@bp.route("/receipts/<int:collection_id>")
+@permission("desk.handover")
+def receipt(collection_id: int) -> Any:
+    """The handover's receipt page, with a link to its PDF."""
+    collection = _collection(collection_id)
+    return render_template("desk_receipt.html", c=collection, rec=_record(collection.record_id))
+
+
+@bp.route("/receipts/<int:collection_id>.pdf")
+@permission("desk.handover")
+def receipt_pdf(collection_id: int) -> Any:
+    from printsrv.web.documents import collection_receipt_pdf
+
+    collection = _collection(collection_id)
+    rec = _record(collection.record_id)
+    office = read_db().get_one(Office, rec.office_id)
+    pdf = collection_receipt_pdf(collection, rec, office)
+    name = collection.receipt_number.replace("/", "-")
+    return current_app.response_class(pdf, mimetype="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="{name}.pdf"'})  # fmt: skip
+
+
+def _collection(collection_id: int) -> Any:
+    from printsrv.desk.models import CardCollection
+
+    collection = read_db().get(CardCollection, collection_id)
+    if collection is None:
+        abort(404)
+    _record(collection.record_id)  # 404 outside the user's offices
+    return collection
+
+
+@bp.route("/follow-up")
+@permission("desk.handover")
+def follow_up() -> Any:
+    """Cards not collected within the office's days: remind by SMS, or back to storage."""
+    offices = svc.visible_office_ids(read_db(), _user().office)
+    rows = desk.uncollected(read_db(), current_app.config["PRINTSRV_SETTINGS"], offices)
+    return render_template("desk_follow_up.html", rows=rows, form=ReasonForm())
+
+
+@bp.route("/<int:record_id>/remind", methods=["POST"])
+@permission("desk.handover")
+def remind(record_id: int) -> Any:
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    rec = _record(record_id, write=True)
+    note = desk.remind(db(), current_app.config["PRINTSRV_SETTINGS"], rec,
+                       actor=_user().username)  # fmt: skip
+    if note.phone:
+        flash(_("Pengingat SMS untuk %(rid)s diantrekan.", rid=rec.request_id), "ok")
+    else:
+        flash(_("Tidak ada nomor ponsel yang dapat dipakai untuk %(rid)s.",
+                rid=rec.request_id), "warn")  # fmt: skip
+    return redirect(url_for("desk.follow_up"))
+
+
+@bp.route("/<int:record_id>/return", methods=["POST"])
+@permission("desk.handover")
+def back_to_storage(record_id: int) -> Any:
+    form = ReasonForm()
+    if not form.validate_on_submit():
+        abort(400)
+    rec = _record(record_id, write=True)
+    try:
+        desk.return_to_storage(db(), rec, actor=_user().username, reason=form.reason.data or "")
+    except StateError as exc:
+        flash(str(exc), "error")
+    else:
+        flash(_("Kartu %(rid)s dikembalikan ke gudang.", rid=rec.request_id), "ok")
+    return redirect(url_for("desk.follow_up"))
