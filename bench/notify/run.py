@@ -89,6 +89,7 @@ def main() -> None:
     from printsrv.devstack.kannel import KannelStack
 
     work = Path(tempfile.mkdtemp(prefix="bench-notify-"))
+    (work / "instance").mkdir()
     admin = None
     db_name = f"bench_notify_{uuid.uuid4().hex[:8]}"
     if args.postgres:

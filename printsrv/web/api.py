@@ -381,7 +381,8 @@ def sms_report() -> Any:
     settings = current_app.config["PRINTSRV_SETTINGS"]
     message_id = request.args.get("m", "")
     expected = report_signature(report_key(settings), message_id)
-    if not message_id or not hmac.compare_digest(expected, request.args.get("sig", "")):
+    given = request.args.get("sig", "").encode()
+    if not message_id or not hmac.compare_digest(expected.encode(), given):
         return _error(403, "bad report signature")
     try:
         report = int(request.args.get("s", ""))
