@@ -72,6 +72,9 @@ COMMANDS: dict[str, Command] = {
                      "waitress with --workers 1)"),
     "station": Command("printsrv.commands.station:register",
                        "run a print station, resolve its interrupted cards, show station status"),
+    "suket": Command("printsrv.commands.suket:register",
+                     "Surat Keterangan pengganti KTP-el: issue (no blanks), verify its QR code, "
+                     "list"),
     "token": Command("printsrv.commands.web:register", "API tokens"),
     "user": Command("printsrv.commands.web:register", "user accounts"),
 }  # fmt: skip

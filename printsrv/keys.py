@@ -10,6 +10,8 @@ The token holds every secret the server uses in operation:
 * ``scp03-master`` (AES-128, CMAC): per-card SCP03 static keys are diversified from it.
 * ``audit-signer`` (EC P-256): signs the audit log's checkpoints (:mod:`printsrv.checkpoints`);
   its public key is ``keys/audit-signer.pem``, which auditors keep.
+* ``suket-signer`` (EC P-256): signs the QR code of every Surat Keterangan pengganti KTP-el
+  (:mod:`printsrv.desk.suket`); its public key ``keys/suket-signer.pem`` checks them offline.
 
 ``init`` also creates the *demo* PKI outside the token, standing in for parties we do not run:
 the registry CA and its batch-signing key (the registry signs batches), and the CSCA key (an
@@ -43,6 +45,7 @@ DOCUMENT_SIGNER = "document-signer"
 BIOMETRIC_MASTER = "biometric-master"
 SCP03_MASTER = "scp03-master"
 AUDIT_SIGNER = "audit-signer"
+SUKET_SIGNER = "suket-signer"
 _NONCE = 12
 
 
@@ -317,6 +320,7 @@ class KeyStore:
             SCP03_MASTER: pkcs11.ObjectClass.SECRET_KEY,
             DOCUMENT_SIGNER: pkcs11.ObjectClass.PRIVATE_KEY,
             AUDIT_SIGNER: pkcs11.ObjectClass.PRIVATE_KEY,
+            SUKET_SIGNER: pkcs11.ObjectClass.PRIVATE_KEY,
         }
         return [label for label, kind in wanted.items() if not self._has(label, kind)]
 
@@ -369,6 +373,12 @@ class KeyStore:
             path.write_bytes(public.public_bytes(serialization.Encoding.PEM,
                                                  serialization.PublicFormat.SubjectPublicKeyInfo))
             created.append(AUDIT_SIGNER)
+        if not self._has(SUKET_SIGNER, pkcs11.ObjectClass.PRIVATE_KEY):
+            public = self._ec_keypair(SUKET_SIGNER)
+            path = self.settings.keys_dir / "suket-signer.pem"
+            path.write_bytes(public.public_bytes(serialization.Encoding.PEM,
+                                                 serialization.PublicFormat.SubjectPublicKeyInfo))
+            created.append(SUKET_SIGNER)
         return created
 
     def _ec_keypair(self, label: str) -> Any:
@@ -475,6 +485,18 @@ class KeyStore:
             )
         except pkcs11.exceptions.NoSuchKey as exc:
             raise KeyStoreError("audit-signer key missing: run init") from exc
+        return TokenDocumentSigner(key, b"")
+
+    def suket_signer(self) -> TokenDocumentSigner:
+        """The signer of the QR codes on Surat Keterangan (ECDSA P-256 in the token); its public
+        key ``keys/suket-signer.pem`` lets anyone check a Suket offline."""
+        pkcs11 = _pkcs11()
+        try:
+            key = self._session.get_key(
+                object_class=pkcs11.ObjectClass.PRIVATE_KEY, label=SUKET_SIGNER
+            )
+        except pkcs11.exceptions.NoSuchKey as exc:
+            raise KeyStoreError("suket-signer key missing: run init") from exc
         return TokenDocumentSigner(key, b"")
 
     def biometric_master(self) -> TokenDiversifier:

@@ -11,7 +11,7 @@ DEV=0
 
 PKGS=(pcscd libpcsclite-dev vsmartcard-vpcd opensc pcsc-tools
       cups cups-ipp-utils libcups2-dev poppler-utils avahi-daemon dbus
-      softhsm2 fonts-liberation fonts-ocr-b swig pkg-config gcc openssl)
+      softhsm2 fonts-liberation fonts-ocr-b swig pkg-config gcc openssl zbar-tools)
 # Browser tests drive Debian's Chromium (Playwright never downloads a browser here).
 [ "$DEV" = 1 ] && PKGS+=(chromium qpdf systemd)
 # The SMS tests and benchmark run Kannel with its fake SMSC (a gateway of its own per test).

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import Date, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from printsrv.models import Base, utcnow
@@ -30,3 +30,25 @@ class CardCollection(Base):
     printed_by: Mapped[str | None] = mapped_column(String(64))
     note: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Suket(Base):
+    """A *Surat Keterangan pengganti KTP-el* issued while the office had no blanks; revoked
+    when the real card is issued (:mod:`printsrv.desk.suket`)."""
+
+    __tablename__ = "suket"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    number: Mapped[str] = mapped_column(String(60), unique=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("record.id"), index=True)
+    request_id: Mapped[str] = mapped_column(String(64), index=True)
+    office_code: Mapped[str] = mapped_column(String(16))
+    issued_by: Mapped[str] = mapped_column(String(64))
+    issued_at: Mapped[datetime]
+    issue_day: Mapped[date] = mapped_column(Date)
+    valid_until: Mapped[date] = mapped_column(Date)
+    head_name: Mapped[str] = mapped_column(String(120))
+    head_nip: Mapped[str] = mapped_column(String(32))
+    head_title: Mapped[str] = mapped_column(String(160))
+    qr_text: Mapped[str] = mapped_column(Text)
+    revoked_at: Mapped[datetime | None]
+    revoked_reason: Mapped[str | None] = mapped_column(String(120))

@@ -173,6 +173,7 @@ def create_app(
     app.register_blueprint(auth.bp)
     app.register_blueprint(views.bp)
     app.register_blueprint(desk_views.bp)
+    app.register_blueprint(desk_views.public)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)
     views.register_optional(app)

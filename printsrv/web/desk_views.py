@@ -203,3 +203,22 @@ def back_to_storage(record_id: int) -> Any:
     else:
         flash(_("Kartu %(rid)s dikembalikan ke gudang.", rid=rec.request_id), "ok")
     return redirect(url_for("desk.follow_up"))
+
+
+public = Blueprint("suket_verify", __name__)
+
+
+class VerifyForm(FlaskForm):
+    text = TextAreaField("text", validators=[DataRequired(), Length(max=4000)])
+
+
+@public.route("/verify", methods=["GET", "POST"])
+def verify_suket() -> Any:
+    """Anyone may check a Suket: paste the text of its QR code (no sign-in)."""
+    from printsrv.desk import suket
+
+    form = VerifyForm()
+    result = None
+    if form.validate_on_submit():
+        result = suket.check(current_app.config["PRINTSRV_SETTINGS"], form.text.data or "")
+    return render_template("verify.html", form=form, result=result)
