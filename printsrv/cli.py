@@ -50,6 +50,9 @@ COMMANDS: dict[str, Command] = {
                       "clock, audit log); exit 1 on any failure"),
     "hold": Command("printsrv.commands.operations:register",
                     "print holds: list them, or acknowledge them (supervisor)"),
+    "ikd": Command("printsrv.commands.ikd:register",
+                   "IKD (digital KTP) activations: import the daily CSV, the month beside the "
+                   "blanks"),
     "import": Command("printsrv.commands.foundation:register",
                       "import a signed batch (directory or .zip)"),
     "init": Command("printsrv.commands.foundation:register",

@@ -55,6 +55,9 @@ class Settings:
     sms: dict[str, Any] = field(default_factory=dict)
     #: Pickup days, hours and daily capacity per office (:mod:`printsrv.notify.rules`).
     pickup: dict[str, Any] = field(default_factory=dict)
+    #: IKD (digital KTP) activations an office should reach, as a share of the blanks it
+    #: received (the 2023 national target: at least 50 %).
+    ikd_target_percent: int = 50
 
     @property
     def keys_dir(self) -> Path:

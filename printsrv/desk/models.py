@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import Date, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from printsrv.models import Base, utcnow
@@ -52,3 +52,17 @@ class Suket(Base):
     qr_text: Mapped[str] = mapped_column(Text)
     revoked_at: Mapped[datetime | None]
     revoked_reason: Mapped[str | None] = mapped_column(String(120))
+
+
+class IkdActivation(Base):
+    """Digital KTP (IKD) activations an office made on one day (imported or entered)."""
+
+    __tablename__ = "ikd_activation"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    office_code: Mapped[str] = mapped_column(String(16))
+    day: Mapped[date] = mapped_column(Date)
+    activations: Mapped[int]
+    source: Mapped[str] = mapped_column(String(120))  # the CSV file, or "form"
+    entered_by: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    __table_args__ = (UniqueConstraint("office_code", "day"),)

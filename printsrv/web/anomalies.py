@@ -321,7 +321,30 @@ def self_handover(session: Session, office: Office) -> list[Flag]:
     ]
 
 
-def all_flags(session: Session, office: Office, *, idle_days: int = 14) -> dict[str, list[Flag]]:
+def ikd_below_target(session: Session, office: Office, *, target: int) -> list[Flag]:
+    """Offices whose IKD activations last month were below ``target`` % of the blanks they
+    received that month (the month that ended last, in the office's zone)."""
+    from printsrv.desk.ikd import month_summary
+    from printsrv.localtime import local_date
+
+    first = local_date(office.code).replace(day=1)
+    last_month = (first - timedelta(days=1)).strftime("%Y-%m")
+    months = month_summary(session, visible_office_ids(session, office), last_month,
+                           target_percent=target)  # fmt: skip
+    return [
+        Flag("ikd_below_target", m.office_code,
+             f"{m.activations} IKD activations for {m.blanks_received} blanks received in "
+             f"{last_month}",
+             {"month": last_month, "activations": m.activations,
+              "received": m.blanks_received, "share": round(100 * (m.share or 0)),
+              "target": target})
+        for m in months if m.below_target
+    ]
+
+
+def all_flags(
+    session: Session, office: Office, *, idle_days: int = 14, ikd_target: int = 50
+) -> dict[str, list[Flag]]:
     """Every check, keyed by kind (for the auditors' dashboard)."""
     return {
         "station_spoilage": station_spoilage(session, office),
@@ -330,4 +353,5 @@ def all_flags(session: Session, office: Office, *, idle_days: int = 14) -> dict[
         "serial_gaps": serial_gaps(session, office),
         "ribbon_use": ribbon_out_of_line(session, office),
         "self_handover": self_handover(session, office),
+        "ikd_below_target": ikd_below_target(session, office, target=ikd_target),
     }

@@ -222,3 +222,59 @@ def verify_suket() -> Any:
     if form.validate_on_submit():
         result = suket.check(current_app.config["PRINTSRV_SETTINGS"], form.text.data or "")
     return render_template("verify.html", form=form, result=result)
+
+
+class IkdForm(FlaskForm):
+    day = StringField("day", validators=[DataRequired(), Length(max=10)])
+    office = StringField("office", validators=[DataRequired(), Length(max=16)])
+    activations = StringField("activations", validators=[DataRequired(), Length(max=7)])
+
+
+@bp.route("/ikd", methods=["GET", "POST"])
+@permission("ledger.view")
+def ikd_page() -> Any:
+    """IKD activations of a month beside the blanks received and used; supervisors enter a
+    day's figure or upload the office's CSV."""
+    from datetime import date
+
+    from flask import request
+
+    from printsrv.desk import ikd
+    from printsrv.errors import IntakeError
+    from printsrv.localtime import local_date
+
+    user = _user()
+    settings = current_app.config["PRINTSRV_SETTINGS"]
+    month = request.args.get("month") or local_date(user.office.code).strftime("%Y-%m")
+    form = IkdForm()
+    problems: list[str] = []
+    if request.method == "POST":
+        if not svc.can(user, "ikd.enter"):
+            abort(403)
+        offices = {o.code for o in svc.visible_offices(db(), user.office)}
+        upload = request.files.get("csv")
+        try:
+            if upload is not None and upload.filename:
+                text = upload.read(2_000_000).decode("utf-8-sig", errors="replace")
+                lines = ikd.parse_csv(text, source=upload.filename)
+                source = upload.filename
+            elif form.validate_on_submit():
+                csv_line = f"{form.day.data},{form.office.data},{form.activations.data}"
+                lines = ikd.parse_csv(f"{','.join(ikd.HEADER)}\n{csv_line}\n", source="form")
+                source = "form"
+            else:
+                abort(400)
+            count = ikd.record_lines(db(), lines, source=source, actor=user.username,
+                                     allowed_offices=offices)  # fmt: skip
+            flash(_("%(n)d baris IKD dicatat.", n=count), "ok")
+            return redirect(url_for("desk.ikd_page", month=month))
+        except IntakeError as exc:
+            problems = [str(p) for p in exc.problems] or [str(exc)]
+    try:
+        months = ikd.month_summary(read_db(), svc.visible_office_ids(read_db(), user.office),
+                                   month, target_percent=settings.ikd_target_percent)  # fmt: skip
+    except ValueError:
+        abort(400)
+    return render_template("ikd.html", months=months, month=month, form=form,
+                           problems=problems, target=settings.ikd_target_percent,
+                           today=date.today().isoformat()), (422 if problems else 200)  # fmt: skip

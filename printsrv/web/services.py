@@ -60,6 +60,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "destruction.record": frozenset({S}),
     "anomaly.view": frozenset({A, S, U}),
     "desk.handover": frozenset({S, OP}),
+    "ikd.enter": frozenset({S}),
 }
 
 

@@ -429,7 +429,10 @@ def anomaly_dashboard() -> Any:
     """The auditors' anomaly flags over the user's offices."""
     user = _user()
     days = idle_days()
-    report = anomalies.all_flags(read_db(), user.office, idle_days=days)
+    report = anomalies.all_flags(
+        read_db(), user.office, idle_days=days,
+        ikd_target=current_app.config["PRINTSRV_SETTINGS"].ikd_target_percent,
+    )
     svc.audit_view(db(), user, WebTag.ANOMALY_VIEW,
                    details={k: len(v) for k, v in report.items()})
     return render_template("anomalies.html", report=report, idle_days=days)
