@@ -168,13 +168,14 @@ def create_app(
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
 
-    from printsrv.web import api, auth, views
+    from printsrv.web import api, auth, ledger_views, stock_views, views
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(views.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)
-    views.register_optional(app)
+    app.register_blueprint(ledger_views.bp)
+    app.register_blueprint(stock_views.bp)
     views.register_error_handlers(app)
 
     from printsrv.web.guard import current_user
@@ -186,7 +187,6 @@ def create_app(
         current_user=current_user,
         can=can,
         get_locale=select_locale,
-        has_ledger="ledger" in app.blueprints,
         queue_rows_html=queue_rows_html,
         label=label,
         card_result=card_result,

@@ -9,8 +9,6 @@ from typing import Any
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 
-from printsrv.station import reasons
-
 
 def N_(text: str) -> str:
     """Mark ``text`` for the catalogue without translating it here (``pybabel extract -k N_``)."""
@@ -88,7 +86,13 @@ def pause_reason(reason: str | None, locale: str) -> str:
     shown in Indonesian unless the page is in English."""
     if not reason:
         return ""
-    return reason if locale == "en" else reasons.in_indonesian(reason)
+    if locale == "en":
+        return reason
+    # Imported here: the reasons know the printer's faults (printers/), which the web app
+    # does not load at import time.
+    from printsrv.station import reasons
+
+    return reasons.in_indonesian(reason)
 
 
 # --- audit events as sentences ------------------------------------------------------------

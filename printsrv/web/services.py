@@ -9,10 +9,12 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
@@ -29,6 +31,10 @@ from printsrv.web.models import (
     TokenScope,
 )
 from printsrv.web.tags import WebTag
+
+if TYPE_CHECKING:
+    from printsrv.config import Settings
+    from printsrv.intake.pipeline import ImportResult
 
 PAGE_SIZE = 50
 _NIK = re.compile(r"^\d{16}$")
@@ -571,3 +577,23 @@ def token_for(session: Session, secret: str) -> ApiToken | None:
     if token is not None:
         token.last_used_at = now
     return token
+
+
+# --- batch upload ------------------------------------------------------------------------
+
+
+def import_uploaded_batch(
+    session: Session, settings: Settings, data: bytes, *, accept_valid: bool, actor: str,
+    office_scope: str,
+) -> ImportResult:
+    """Import a batch uploaded as zip bytes. The request's own unit of work ends first: the
+    import runs its own transaction (and takes the database's write lock itself)."""
+    from printsrv.intake.pipeline import import_batch
+
+    session.commit()
+    with tempfile.TemporaryDirectory(prefix="printsrv-api-") as tmp:
+        path = Path(tmp) / "batch.zip"
+        path.write_bytes(data)
+        return import_batch(
+            settings, path, accept_valid=accept_valid, actor=actor, office_scope=office_scope
+        )
