@@ -34,8 +34,8 @@ from printsrv.ledger.models import (
 )
 from printsrv.ledger.serials import parse_serial
 from printsrv.models import Office
+from printsrv.offices import visible_office_ids
 from printsrv.station.journal import CardJob, CardOutcome
-from printsrv.web.services import visible_office_ids
 
 #: At most this many missing serials are listed per range (the count is always exact).
 MAX_LISTED = 50

@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from printsrv.errors import NotFound
 from printsrv.models import Record
+from printsrv.offices import visible_offices
 from printsrv.web import db
 from printsrv.web import services as svc
 from printsrv.web.models import ApiToken, TokenScope
@@ -125,7 +126,7 @@ def record_search() -> Any:
 @token_required(TokenScope.STATION, TokenScope.CLIENT)
 def stats() -> Any:
     token: ApiToken = g.token
-    offices = svc.visible_offices(db(), token.office)
+    offices = visible_offices(db(), token.office)
     result = {o.code: svc.state_counts(db(), [o.id], max_age=0) for o in offices}
     _audit(WebTag.API_STATS_VIEW, token, None, {})
     return jsonify({"office": token.office.code, "records_by_state": result})

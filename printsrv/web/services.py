@@ -1,7 +1,8 @@
 """Services behind the web views: office scoping, queue queries, holds, reprints, tokens.
 
-Every function takes a session and does not commit; the request owns the transaction.
-:func:`visible_office_ids` is the one place that decides which offices a user may see.
+Every function takes a session and does not commit; the request owns the transaction (save
+:func:`import_uploaded_batch`, which ends it before the import's own). Which offices a user
+may see is decided in :mod:`printsrv.offices` only.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from sqlalchemy.orm import Session, joinedload
 
 from printsrv import audit, offices
 from printsrv.errors import NotFound, StateError
-from printsrv.models import AuditEvent, Office, OfficeKind, Record, RecordState, Role, User
+from printsrv.models import AuditEvent, Office, Record, RecordState, Role, User
+from printsrv.offices import visible_office_ids, visible_offices
 from printsrv.records import REPRINT, media_purged, transition
 from printsrv.web.models import (
     ApiToken,
@@ -78,20 +80,6 @@ def require(user: User, permission: str) -> None:
 
 
 # --- office scoping ----------------------------------------------------------------------
-
-
-def visible_office_ids(session: Session, office: Office) -> list[int]:
-    """The offices a member of ``office`` sees: a regency sees itself and its kecamatan
-    offices, a kecamatan sees itself. The only scoping rule of the web app and the API."""
-    if office.kind is OfficeKind.REGENCY:
-        children = session.scalars(select(Office.id).where(Office.parent_id == office.id)).all()
-        return [office.id, *children]
-    return [office.id]
-
-
-def visible_offices(session: Session, office: Office) -> list[Office]:
-    ids = visible_office_ids(session, office)
-    return list(session.scalars(select(Office).where(Office.id.in_(ids)).order_by(Office.code)))
 
 
 def get_visible_record(session: Session, office: Office, record_id: int) -> Record:
@@ -490,13 +478,6 @@ def audit_tags(session: Session, office: Office) -> list[str]:
 
 
 # --- users and tokens --------------------------------------------------------------------
-
-
-def get_office(session: Session, code: str) -> Office:
-    office = session.scalar(select(Office).where(Office.code == code))
-    if office is None:
-        raise NotFound(f"no office {code!r}")
-    return office
 
 
 def ensure_office(session: Session, code: str) -> Office:
