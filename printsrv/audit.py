@@ -6,7 +6,6 @@ so an edited, deleted or reordered event breaks the chain that :func:`verify` wa
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import json
 import re
@@ -20,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from printsrv.audit_tags import AuditTag
 from printsrv.models import AuditEvent, AuditHead
 
 GENESIS_HASH = "0" * 64
@@ -27,21 +27,7 @@ MAIN_CHAIN = "main"
 CHAIN_KEY = "audit_chain"
 _TAG = re.compile(r"^[a-z0-9_]+:[a-z0-9_]+:[a-z0-9_]+$")
 
-
-class AuditTag(enum.StrEnum):
-    """Known event tags, ``source:subject:action`` (Warehouse ``events/tags.py`` style)."""
-
-    SYSTEM_DATABASE_UPGRADE = "system:database:upgrade"
-    SYSTEM_KEYS_CREATE = "system:keys:create"
-    INTAKE_BATCH_IMPORT = "intake:batch:import"
-    INTAKE_BATCH_REJECT = "intake:batch:reject"
-    INTAKE_RECORD_IMPORT = "intake:record:import"
-    INTAKE_RECORD_HOLD = "intake:record:hold"
-    RECORD_STATE_CHANGE = "record:record:state_change"
-    RECORD_MEDIA_PURGE = "record:media:purge"
-    RECORD_MEDIA_DECRYPT = "record:media:decrypt"
-    OFFICE_OFFICE_CREATE = "admin:office:create"
-    USER_USER_CREATE = "admin:user:create"
+__all__ = ["AuditTag"]  # its home is printsrv.audit_tags
 
 
 def station_chain(station: str) -> str:

@@ -44,6 +44,7 @@ from printers.errors import PrinterError
 from printers.faults import fault_from_reasons
 from printsrv import audit
 from printsrv.audit import station_chain
+from printsrv.audit_tags import StationTag
 from printsrv.cardinput import CardInput
 from printsrv.config import Settings
 from printsrv.db import unit_of_work
@@ -71,20 +72,6 @@ from printsrv.station.journal import (
 HOLD_CHECK_SECONDS = 5.0
 
 log = logging.getLogger("printsrv.station")
-
-
-class StationTag:
-    """Audit tags written by the station (``source:subject:action``)."""
-
-    START = "station:station:start"
-    STOP = "station:station:stop"
-    PAUSE = "station:station:pause"
-    RESUME = "station:station:resume"
-    BATCH_REQUEST = "station:station:batch_request"
-    ISSUE = "station:card:issue"
-    SPOIL = "station:card:spoil"
-    RELEASE = "station:card:release"
-    RECOVER = "station:card:recover"
 
 
 #: Printer fault → ledger spoil cause when a card was consumed (or may have been).
