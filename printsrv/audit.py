@@ -12,9 +12,9 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -130,18 +130,20 @@ def _hash_params(from_sql: dict[str, str], known: dict[str, Any]) -> dict[str, s
     return {f"hashed{n}": text for n, text in enumerate(texts)}
 
 
-_HEAD = AuditHead.__table__.c
+_HEAD_TABLE = cast(Table, AuditHead.__table__)
+_EVENT_TABLE = cast(Table, AuditEvent.__table__)
+_HEAD = _HEAD_TABLE.c
 # SQLite's statements, built once (building them per event cost a fifth of a card's time on
 # SQLite in bench/station): lock and move the head, write the event, move the head's hash.
 _ADVANCE = (
-    update(AuditHead.__table__)
+    update(_HEAD_TABLE)
     .where(_HEAD.chain == bindparam("head_chain"))
     .values(last_seq=_HEAD.last_seq + 1)
     .returning(_HEAD.last_seq, _HEAD.last_hash)
 )
-_INSERT_EVENT = insert(AuditEvent.__table__)
+_INSERT_EVENT = insert(_EVENT_TABLE)
 _MOVE_HASH = (
-    update(AuditHead.__table__)
+    update(_HEAD_TABLE)
     .where(_HEAD.chain == bindparam("head_chain"))
     .values(last_hash=bindparam("head_hash"))
 )
@@ -212,7 +214,7 @@ def _create_head(conn: Connection, chain: str) -> None:
     """The head row of a new chain (a no-op when another writer made it first)."""
     dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     conn.execute(
-        dialect_insert(AuditHead.__table__)
+        dialect_insert(_HEAD_TABLE)
         .values(chain=chain, last_seq=0, last_hash=GENESIS_HASH)
         .on_conflict_do_nothing()
     )

@@ -240,7 +240,7 @@ def _station_settings(base: Settings, *, cups_server: str | None) -> Settings:
 
 
 def ensure_records(settings: Settings, count: int, folder: Path,
-                   console: Callable[..., Any] | Any) -> int:
+                   console: _Console) -> int:
     """Import a demo batch of ``count`` records unless an earlier one still has records queued;
     return how many records of the demo office are queued."""
     from sqlalchemy import func, select
@@ -280,7 +280,7 @@ def ensure_records(settings: Settings, count: int, folder: Path,
     return queued
 
 
-def ensure_stock(settings: Settings, needed: int, console: Any) -> None:
+def ensure_stock(settings: Settings, needed: int, console: _Console) -> None:
     """Blanks of each stock type in the station's hopper for the queued cards of that type
     (``needed`` KTP-el cards when none are queued; plus spares), and a loaded ribbon: receive a
     carton and a roll only when they are missing."""

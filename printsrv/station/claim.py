@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from printsrv import audit as audit_log
@@ -223,7 +223,7 @@ def renew_lease(
         )
         .values(lease_expires=datetime.now(UTC) + lease)
     )
-    return bool(result.rowcount)
+    return bool(cast("CursorResult[Any]", result).rowcount)  # an UPDATE's result
 
 
 def drop_lease(record: Record) -> None:

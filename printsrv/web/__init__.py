@@ -86,7 +86,7 @@ def db() -> Session:
                 raise
         g.db = session_factory(settings)()
         g.db.begin()
-    return g.db  # type: ignore[no-any-return]
+    return g.db
 
 
 @lru_cache(maxsize=8)
@@ -112,7 +112,7 @@ def read_db() -> Session:
         return db()
     if "rdb" not in g:
         g.rdb = Session(bind=_read_engine(settings.sqlalchemy_url), expire_on_commit=False)
-    return g.rdb  # type: ignore[no-any-return]
+    return g.rdb
 
 
 def _release_write_lock() -> None:

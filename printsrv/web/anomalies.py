@@ -120,6 +120,7 @@ def operator_spoilage(
             .where(Blank.office_id.in_(ids), CardJob.operator.is_not(None))
             .order_by(CardJob.id)
         ).all()
+        if serial is not None and operator is not None  # the query's join and filter
     }
     owner: dict[int, str] = {}
     manual: dict[int, str] = {}

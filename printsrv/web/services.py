@@ -183,7 +183,7 @@ def state_counts(
 ) -> dict[str, int]:
     """Records per state over ``office_ids``; cached for ``max_age`` seconds (a display
     figure: counting 100,000 rows on every page view costs more than the page itself)."""
-    key = (str(session.get_bind().url), *sorted(office_ids))
+    key = (str(session.get_bind().engine.url), *sorted(office_ids))
     hit = _COUNTS.get(key)
     if hit is not None and time.monotonic() - hit[0] < max_age:
         return dict(hit[1])

@@ -241,8 +241,8 @@ def audit_log() -> Any:
     span = where.last - where.first + timedelta(days=1)
 
     def dates(first: date, last: date, **more: Any) -> str:
-        return url_for("views.audit_log", tag=where.tag or None, **more,
-                       **{"from": first.isoformat(), "to": last.isoformat()})
+        params: dict[str, Any] = {**more, "from": first.isoformat(), "to": last.isoformat()}
+        return url_for("views.audit_log", tag=where.tag or None, **params)
 
     return render_template(
         "audit.html", events=events, report=report, where=where, form=form,
