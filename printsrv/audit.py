@@ -20,6 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from printsrv.audit_tags import AuditTag
+from printsrv.errors import InvalidValue
 from printsrv.models import AuditEvent, AuditHead
 
 GENESIS_HASH = "0" * 64
@@ -239,7 +240,7 @@ def record(
     """
     tag = str(tag)
     if not _TAG.match(tag):
-        raise ValueError(f"audit tag {tag!r} is not source:subject:action")
+        raise InvalidValue(f"audit tag {tag!r} is not source:subject:action")
     chain = chain or str(session.info.get(CHAIN_KEY, MAIN_CHAIN))
     canonical = _canonical(details or {})
     details = json.loads(canonical)  # store exactly what was hashed

@@ -15,6 +15,11 @@ class PrintSrvError(Exception):
     retryable: bool = False
 
 
+class InvalidValue(PrintSrvError, ValueError):
+    """A value is malformed or out of range (a month, a region code, a password, an audit
+    tag). Also a :class:`ValueError`, which the callers of the parsers catch."""
+
+
 class ConfigError(PrintSrvError):
     """The configuration is invalid (unknown key, wrong type, missing file)."""
 

@@ -48,7 +48,7 @@ from printsrv.audit_tags import StationTag
 from printsrv.cardinput import CardInput
 from printsrv.config import Settings
 from printsrv.db import unit_of_work
-from printsrv.errors import StateError
+from printsrv.errors import InvalidValue, StateError
 from printsrv.eventlog import card_fields
 from printsrv.models import Record, RecordState
 from printsrv.offices import office_code
@@ -851,7 +851,7 @@ def issue_card(
     its own card job and blank; only a record already *in* state issued is refused here."""
     record = job.record
     if record.state is RecordState.ISSUED:
-        raise ValueError(f"record {record.request_id} is already issued")
+        raise InvalidValue(f"record {record.request_id} is already issued")
     stock.issue(session, config, job.blank_serial or "", record, chip_uid=chip_uid, actor=actor)
     transition(session, record, RecordState.ISSUED, actor=actor, reason=f"card job {job.id}")
     drop_lease(record)
