@@ -4,7 +4,7 @@ token, a station) sees: a regency sees itself and its kecamatan offices, a kecam
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from printsrv import audit, regions
@@ -119,6 +119,17 @@ def visible_office(session: Session, viewer: Office, code: str) -> Office:
         if office.code == code:
             return office
     raise NotFound("office not found")
+
+
+def code_within(code: str, scope: str) -> bool:
+    """Whether office ``code`` is office ``scope`` or one of its kecamatan offices, by code
+    alone (for records whose offices may not exist yet: an API client's batch)."""
+    return code == scope or code.startswith(scope + ".")
+
+
+def code_within_clause(scope: str) -> ColumnElement[bool]:
+    """:func:`code_within` as a condition on :class:`Office` rows."""
+    return or_(Office.code == scope, Office.code.startswith(scope + "."))
 
 
 def scope_office_ids(session: Session, code: str) -> list[int]:

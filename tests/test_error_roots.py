@@ -87,7 +87,7 @@ def test_the_walk_finds_a_bare_raise(tmp_path: Path) -> None:
 def test_the_roots_still_answer_to_value_error() -> None:
     assert issubclass(InvalidValue, PrintSrvError) and issubclass(InvalidValue, ValueError)
     assert issubclass(MalformedError, ChipError) and issubclass(MalformedError, ValueError)
-    with pytest.raises(MalformedError, match="^truncated length$"):
+    with pytest.raises(MalformedError, match=r"^truncated length$"):
         parse(bytes([0x5F, 0x1F]))
     with pytest.raises(InvalidValue, match="not YYYY-MM"):
         month_bounds("2026-13", office_zone("35.26"))
