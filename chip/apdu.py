@@ -87,14 +87,14 @@ class CommandApdu:
 
     def encode(self) -> bytes:
         if len(self.data) > MAX_EXTENDED_DATA:
-            raise ValueError(f"APDU data too long: {len(self.data)}")
+            raise errors.MalformedError(f"APDU data too long: {len(self.data)}")
         return self.header() + self.lc_field() + self.data + self.le_field()
 
     @classmethod
     def decode(cls, raw: bytes) -> CommandApdu:
         """Parse the four ISO cases, short and extended; ``ValueError`` when malformed."""
         if len(raw) < 4:
-            raise ValueError("APDU shorter than its header")
+            raise errors.MalformedError("APDU shorter than its header")
         cla, ins, p1, p2 = raw[:4]
         body = raw[4:]
         if not body:
@@ -106,7 +106,7 @@ class CommandApdu:
             data = body[1 : 1 + lc]
             rest = body[1 + lc :]
             if len(data) != lc or len(rest) > 1:
-                raise ValueError("bad short Lc")
+                raise errors.MalformedError("bad short Lc")
             return cls(cla, ins, p1, p2, data, (rest[0] or 256) if rest else None)
         if len(body) == 3:  # extended, Le only
             return cls(cla, ins, p1, p2, le=int.from_bytes(body[1:3], "big") or 65536,
@@ -115,7 +115,7 @@ class CommandApdu:
         data = body[3 : 3 + lc]
         rest = body[3 + lc :]
         if lc == 0 or len(data) != lc or len(rest) not in (0, 2):
-            raise ValueError("bad extended Lc")
+            raise errors.MalformedError("bad extended Lc")
         le = (int.from_bytes(rest, "big") or 65536) if rest else None
         return cls(cla, ins, p1, p2, data, le, extended=True)
 

@@ -9,6 +9,7 @@ AES-CMAC. The same function runs on the card side (simulator) from the demo mast
 from __future__ import annotations
 
 from chip.api import KeyDiversifier
+from chip.errors import MalformedError
 from chip.lds import LDS_AID
 from chip.scp03 import StaticKeys
 
@@ -31,7 +32,7 @@ def derive_key(master: KeyDiversifier, purpose: int, uid: bytes, extra: bytes = 
     """One AES-128 per-card key: CMAC(master, purpose ‖ M)."""
     key = master.cmac(bytes((purpose,)) + diversification_input(uid, extra))
     if len(key) != 16:
-        raise ValueError("KeyDiversifier.cmac must return 16 bytes")
+        raise MalformedError("KeyDiversifier.cmac must return 16 bytes")
     return key
 
 

@@ -125,3 +125,12 @@ class HostError(ChipError):
 
 class VerificationError(ChipError):
     """Read-back, hash, signature or chain check failed."""
+
+
+class MalformedError(ChipError, ValueError):
+    """Bytes that should hold a chip structure (an APDU, a TLV object, an LDS file, the SOD, a
+    face record) do not, or a value does not fit its field. Also a :class:`ValueError`, which
+    the parsers' callers catch; says nothing about a card unless raised during a write."""
+
+    def __str__(self) -> str:
+        return Exception.__str__(self)

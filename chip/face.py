@@ -6,7 +6,7 @@ import io
 
 from PIL import Image, UnidentifiedImageError
 
-from chip.errors import DataError
+from chip.errors import DataError, MalformedError
 
 _HEADER = 14
 _FACE_INFO = 20
@@ -44,7 +44,7 @@ def face_record(jpeg: bytes, width: int, height: int) -> bytes:
 def face_image(record: bytes) -> bytes:
     """The image data of a face record (raises ``ValueError`` when malformed)."""
     if record[:4] != b"FAC\x00" or len(record) < RECORD_OVERHEAD:
-        raise ValueError("not an ISO/IEC 19794-5 face record")
+        raise MalformedError("not an ISO/IEC 19794-5 face record")
     return record[RECORD_OVERHEAD:]
 
 

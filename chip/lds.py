@@ -13,7 +13,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from enum import Enum
 
-from chip.errors import DataError
+from chip.errors import DataError, MalformedError
 from chip.tlv import find, parse, tlv, unwrap
 
 LDS_AID = bytes.fromhex("A0000002471001")
@@ -208,7 +208,7 @@ def parse_dg1(data: bytes) -> str:
     """The MRZ text of DG1."""
     value = find(unwrap(data, 0x61), 0x5F1F)
     if value is None:
-        raise ValueError("DG1 without MRZ")
+        raise MalformedError("DG1 without MRZ")
     return value.decode("ascii")
 
 
@@ -222,7 +222,7 @@ def biometric_instances(data: bytes, outer_tag: int) -> list[tuple[bytes, dict[i
     """(header A1 raw TLV, {tag: value} of the instance) for each 7F60 in a DG2/DG3-style file."""
     group = find(unwrap(data, outer_tag), 0x7F61)
     if group is None:
-        raise ValueError("no biometric group 7F61")
+        raise MalformedError("no biometric group 7F61")
     out = []
     for tag, value in parse(group):
         if tag != 0x7F60:

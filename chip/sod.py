@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from chip.api import DocumentSigner
-from chip.errors import VerificationError
+from chip.errors import MalformedError, VerificationError
 from chip.tlv import tlv, unwrap
 
 LDS_SECURITY_OBJECT_OID = "2.23.136.1.1.1"
@@ -128,18 +128,18 @@ def parse_sod(raw: bytes) -> SodContents:
         der = unwrap(raw, 0x77)
         info = cms.ContentInfo.load(der, strict=True)
         if info["content_type"].native != "signed_data":
-            raise ValueError("not SignedData")
+            raise MalformedError("not SignedData")
         sd = info["content"]
         encap = sd["encap_content_info"]
         if encap["content_type"].dotted != LDS_SECURITY_OBJECT_OID:
-            raise ValueError("eContentType is not ldsSecurityObject")
+            raise MalformedError("eContentType is not ldsSecurityObject")
         lso = LDSSecurityObject.load(encap["content"].contents)
         algo = lso["hash_algorithm"]["algorithm"].native
         hashes_ = {int(i["data_group_number"].native): i["data_group_hash_value"].native
                    for i in lso["data_group_hash_values"]}
         certs = [c.chosen for c in sd["certificates"]]
         if not certs:
-            raise ValueError("no document-signer certificate")
+            raise MalformedError("no document-signer certificate")
         return SodContents(der, sd, hashes_, algo, certs[0].dump())
     except (ValueError, KeyError, TypeError) as exc:
         raise VerificationError(f"EF.SOD malformed: {exc}") from exc

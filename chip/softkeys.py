@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from chip.errors import MalformedError
 from chip.scp03 import aes_cmac
 
 # Development-only SCP03 master key (AES-128); the simulator falls back to it when
@@ -31,7 +32,7 @@ class SoftKeyDiversifier:
 
     def __init__(self, key: bytes) -> None:
         if len(key) not in (16, 24, 32):
-            raise ValueError("AES master key must be 16, 24 or 32 bytes")
+            raise MalformedError("AES master key must be 16, 24 or 32 bytes")
         self._key = key
 
     @classmethod

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from chip.errors import MalformedError
+
 
 def encode_tag(tag: int) -> bytes:
     return tag.to_bytes(max(1, (tag.bit_length() + 7) // 8), "big")
@@ -14,7 +16,7 @@ def encode_length(n: int) -> bytes:
         return bytes((n,))
     body = n.to_bytes((n.bit_length() + 7) // 8, "big")
     if len(body) > 4:
-        raise ValueError(f"length too large: {n}")
+        raise MalformedError(f"length too large: {n}")
     return bytes((0x80 | len(body),)) + body
 
 
@@ -31,34 +33,34 @@ def is_constructed(tag: int) -> bool:
 def read_tag(buf: bytes, pos: int) -> tuple[int, int]:
     """Tag at ``pos`` and the position after it; ``ValueError`` when truncated."""
     if pos >= len(buf):
-        raise ValueError("truncated tag")
+        raise MalformedError("truncated tag")
     first = buf[pos]
     tag = first
     pos += 1
     if first & 0x1F == 0x1F:
         while True:
             if pos >= len(buf):
-                raise ValueError("truncated tag")
+                raise MalformedError("truncated tag")
             b = buf[pos]
             tag = (tag << 8) | b
             pos += 1
             if not b & 0x80:
                 break
             if tag > 0xFFFFFF:
-                raise ValueError("tag too long")
+                raise MalformedError("tag too long")
     return tag, pos
 
 
 def read_length(buf: bytes, pos: int) -> tuple[int, int]:
     if pos >= len(buf):
-        raise ValueError("truncated length")
+        raise MalformedError("truncated length")
     first = buf[pos]
     pos += 1
     if first < 0x80:
         return first, pos
     n = first & 0x7F
     if n == 0 or n > 4 or pos + n > len(buf):
-        raise ValueError("bad length")
+        raise MalformedError("bad length")
     return int.from_bytes(buf[pos : pos + n], "big"), pos + n
 
 
@@ -76,7 +78,7 @@ def iter_tlv(buf: bytes) -> Iterator[tuple[int, bytes]]:
         tag, pos = read_tag(buf, pos)
         length, pos = read_length(buf, pos)
         if pos + length > len(buf):
-            raise ValueError("value runs past the end")
+            raise MalformedError("value runs past the end")
         yield tag, buf[pos : pos + length]
         pos += length
 
@@ -97,5 +99,5 @@ def unwrap(buf: bytes, tag: int) -> bytes:
     """Value of a single TLV that must have ``tag`` and fill ``buf`` exactly."""
     items = parse(buf)
     if len(items) != 1 or items[0][0] != tag:
-        raise ValueError(f"expected one {tag:X} object")
+        raise MalformedError(f"expected one {tag:X} object")
     return items[0][1]

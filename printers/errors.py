@@ -123,3 +123,10 @@ class JobRejectedError(JobFailedError):
 
     card_consumed: bool | None = False
     retryable = False
+
+
+class ControlError(PrinterError, ValueError):
+    """A control request is invalid (an unknown fault name for the virtual printer); no card
+    was fed. Also a :class:`ValueError`, which callers of the control functions catch."""
+
+    card_consumed: bool | None = False

@@ -6,20 +6,21 @@ so an edited, deleted or reordered event breaks the chain that :func:`verify` wa
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from printsrv.audit_tags import AuditTag
+from printsrv.errors import InvalidValue
 from printsrv.models import AuditEvent, AuditHead
 
 GENESIS_HASH = "0" * 64
@@ -27,21 +28,7 @@ MAIN_CHAIN = "main"
 CHAIN_KEY = "audit_chain"
 _TAG = re.compile(r"^[a-z0-9_]+:[a-z0-9_]+:[a-z0-9_]+$")
 
-
-class AuditTag(enum.StrEnum):
-    """Known event tags, ``source:subject:action`` (Warehouse ``events/tags.py`` style)."""
-
-    SYSTEM_DATABASE_UPGRADE = "system:database:upgrade"
-    SYSTEM_KEYS_CREATE = "system:keys:create"
-    INTAKE_BATCH_IMPORT = "intake:batch:import"
-    INTAKE_BATCH_REJECT = "intake:batch:reject"
-    INTAKE_RECORD_IMPORT = "intake:record:import"
-    INTAKE_RECORD_HOLD = "intake:record:hold"
-    RECORD_STATE_CHANGE = "record:record:state_change"
-    RECORD_MEDIA_PURGE = "record:media:purge"
-    RECORD_MEDIA_DECRYPT = "record:media:decrypt"
-    OFFICE_OFFICE_CREATE = "admin:office:create"
-    USER_USER_CREATE = "admin:user:create"
+__all__ = ["AuditTag"]  # its home is printsrv.audit_tags
 
 
 def station_chain(station: str) -> str:
@@ -144,18 +131,20 @@ def _hash_params(from_sql: dict[str, str], known: dict[str, Any]) -> dict[str, s
     return {f"hashed{n}": text for n, text in enumerate(texts)}
 
 
-_HEAD = AuditHead.__table__.c
+_HEAD_TABLE = cast(Table, AuditHead.__table__)
+_EVENT_TABLE = cast(Table, AuditEvent.__table__)
+_HEAD = _HEAD_TABLE.c
 # SQLite's statements, built once (building them per event cost a fifth of a card's time on
 # SQLite in bench/station): lock and move the head, write the event, move the head's hash.
 _ADVANCE = (
-    update(AuditHead.__table__)
+    update(_HEAD_TABLE)
     .where(_HEAD.chain == bindparam("head_chain"))
     .values(last_seq=_HEAD.last_seq + 1)
     .returning(_HEAD.last_seq, _HEAD.last_hash)
 )
-_INSERT_EVENT = insert(AuditEvent.__table__)
+_INSERT_EVENT = insert(_EVENT_TABLE)
 _MOVE_HASH = (
-    update(AuditHead.__table__)
+    update(_HEAD_TABLE)
     .where(_HEAD.chain == bindparam("head_chain"))
     .values(last_hash=bindparam("head_hash"))
 )
@@ -226,7 +215,7 @@ def _create_head(conn: Connection, chain: str) -> None:
     """The head row of a new chain (a no-op when another writer made it first)."""
     dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     conn.execute(
-        dialect_insert(AuditHead.__table__)
+        dialect_insert(_HEAD_TABLE)
         .values(chain=chain, last_seq=0, last_hash=GENESIS_HASH)
         .on_conflict_do_nothing()
     )
@@ -251,7 +240,7 @@ def record(
     """
     tag = str(tag)
     if not _TAG.match(tag):
-        raise ValueError(f"audit tag {tag!r} is not source:subject:action")
+        raise InvalidValue(f"audit tag {tag!r} is not source:subject:action")
     chain = chain or str(session.info.get(CHAIN_KEY, MAIN_CHAIN))
     canonical = _canonical(details or {})
     details = json.loads(canonical)  # store exactly what was hashed

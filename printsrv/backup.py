@@ -44,6 +44,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from printsrv.audit_tags import OpsTag
 from printsrv.config import Settings
 from printsrv.errors import PrintSrvError
 
@@ -499,7 +500,7 @@ def restore_backup(
         add_hold(session, reason, {"backup": str(path), "behind": behind}, actor=actor)
         audit.record(
             session,
-            "ops:backup:restore",
+            OpsTag.BACKUP_RESTORE,
             actor=actor,
             subject=manifest.get("created_utc"),
             details={"behind": behind, "revision": manifest.get("revision")},
@@ -555,13 +556,13 @@ def acknowledge_holds(session: Session, *, by: str, settings: Settings | None = 
 
         kept = checkpoints.set_aside(settings, f"before-restore-{now:%Y%m%dT%H%M%SZ}")
         if kept is not None:
-            audit.record(session, "ops:checkpoints:set_aside", actor=by, subject=kept.name,
+            audit.record(session, OpsTag.CHECKPOINTS_SET_ASIDE, actor=by, subject=kept.name,
                          details={"file": str(kept)})
     for hold in holds:
         hold.acknowledged_by, hold.acknowledged_at = by, now
         audit.record(
             session,
-            "ops:hold:acknowledge",
+            OpsTag.HOLD_ACKNOWLEDGE,
             actor=by,
             subject=str(hold.id),
             details={"reason": hold.reason[:200]},

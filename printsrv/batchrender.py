@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Literal
 
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from printsrv import audit
@@ -41,6 +41,7 @@ from printsrv.layout import PdfDocument, RenderError, TemplateError, render_page
 from printsrv.layout.pdfwriter import PageParts
 from printsrv.localtime import local_date
 from printsrv.models import MediaKind, Office, Record, RecordKey, RecordMedia, RecordState
+from printsrv.offices import code_within_clause
 
 #: Records per unit of work and per task of a worker: large enough that the bulk reads and the
 #: hand-over to a worker cost little per card, small enough for a smooth progress bar.
@@ -85,7 +86,7 @@ def queued_ids(
     query = select(Record.id).where(Record.state == RecordState.QUEUED).order_by(Record.id)
     if office:
         query = query.join(Office, Office.id == Record.office_id).where(
-            or_(Office.code == office, Office.code.startswith(office + "."))
+            code_within_clause(office)
         )
     if limit is not None:
         query = query.limit(limit)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from printsrv import PROJECT_ROOT
-from printsrv.errors import ConfigError
+from printsrv.errors import ConfigError, InvalidValue
 
 DEFAULT_RELIGIONS = (
     "ISLAM",
@@ -119,16 +119,16 @@ def _coerce(name: str, value: Any, target: Any) -> Any:
             return value if isinstance(value, bool) else str(value).lower() in {"1", "true", "yes"}
         if name == "reprint_window_days":
             if isinstance(value, bool | float):
-                raise TypeError("expected a whole number of days")
+                raise InvalidValue("expected a whole number of days")
             days = int(value)
             if days < 0:
-                raise ValueError("must be 0 (shred at issue) or more days")
+                raise InvalidValue("must be 0 (shred at issue) or more days")
             return days
         if isinstance(target, int):
             return int(value)
         if isinstance(target, dict):
             if not isinstance(value, dict):
-                raise TypeError("expected a table")
+                raise InvalidValue("expected a table")
             return value
         return str(value)
     except (TypeError, ValueError) as exc:

@@ -6,11 +6,18 @@ messages for people.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class PrintSrvError(Exception):
     """Root of every error raised by :mod:`printsrv`."""
 
     retryable: bool = False
+
+
+class InvalidValue(PrintSrvError, ValueError):
+    """A value is malformed or out of range (a month, a region code, a password, an audit
+    tag). Also a :class:`ValueError`, which the callers of the parsers catch."""
 
 
 class ConfigError(PrintSrvError):
@@ -24,9 +31,9 @@ class KeyStoreError(PrintSrvError):
 class IntakeError(PrintSrvError):
     """A batch cannot be imported; ``problems`` lists every reason found."""
 
-    def __init__(self, message: str, problems: list[object] | None = None) -> None:
+    def __init__(self, message: str, problems: Sequence[object] | None = None) -> None:
         super().__init__(message)
-        self.problems = problems or []
+        self.problems: list[object] = list(problems or [])
 
 
 class NotFound(PrintSrvError):

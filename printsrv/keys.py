@@ -421,7 +421,10 @@ class KeyStore:
             _write_private(csca_key_path, csca_key)
             _write_cert(csca_path, csca)
             created.append("demo CSCA")
-        csca_key = serialization.load_pem_private_key(csca_key_path.read_bytes(), None)
+        loaded = serialization.load_pem_private_key(csca_key_path.read_bytes(), None)
+        if not isinstance(loaded, ec.EllipticCurvePrivateKey):
+            raise KeyStoreError(f"{csca_key_path}: the demo CSCA key is not an EC key")
+        csca_key = loaded
         csca = x509.load_pem_x509_certificate(csca_path.read_bytes())
         ds_cert = _certificate(
             "DEMO Document Signer e-KTP",

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from printsrv.errors import ConfigError
+from printsrv.errors import ConfigError, InvalidValue
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,6 @@ def month_bounds(month: str, zone: OfficeZone) -> tuple[datetime, datetime]:
         year, mon = (int(part) for part in month.split("-"))
         start = datetime(year, mon, 1, tzinfo=zone.tz)
     except ValueError as exc:
-        raise ValueError(f"month {month!r} is not YYYY-MM") from exc
+        raise InvalidValue(f"month {month!r} is not YYYY-MM") from exc
     end = (start + timedelta(days=32)).replace(day=1)
     return start.astimezone(UTC), end.astimezone(UTC)

@@ -19,7 +19,7 @@ from typing import Literal
 
 from PIL import Image, UnidentifiedImageError
 
-from printsrv.errors import PrintSrvError
+from printsrv.errors import InvalidValue, PrintSrvError
 
 JPEG_SIGNATURE = b"\xff\xd8\xff"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -476,7 +476,7 @@ def encode_fmr(
     body = bytearray()
     for view in views:
         if len(view.minutiae) > 255:
-            raise ValueError("at most 255 minutiae per view")
+            raise InvalidValue("at most 255 minutiae per view")
         body += struct.pack(
             ">BBBB",
             view.position,

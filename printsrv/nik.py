@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from printsrv.errors import PrintSrvError
+from printsrv.errors import InvalidValue, PrintSrvError
 from printsrv.regions import RegionTable, region_table
 
 NIK_RE = re.compile(r"[0-9]{16}", re.ASCII)
@@ -112,10 +112,10 @@ def parse_nik(value: object) -> Nik:
 def make_nik(region_code: str, born: date, *, female: bool, sequence: int) -> str:
     """Build a NIK from ``PP.KK.CC``, birth date, sex and sequence (the inverse of parsing)."""
     if not 1 <= sequence <= 9999:
-        raise ValueError(f"sequence {sequence} outside 1..9999")
+        raise InvalidValue(f"sequence {sequence} outside 1..9999")
     prefix = region_code.replace(".", "")
     if len(prefix) != 6 or not prefix.isdigit():
-        raise ValueError(f"bad region code {region_code!r}")
+        raise InvalidValue(f"bad region code {region_code!r}")
     day = born.day + 40 if female else born.day
     return f"{prefix}{day:02d}{born.month:02d}{born.year % 100:02d}{sequence:04d}"
 

@@ -66,13 +66,16 @@ def transition(
         purge_media(session, record, actor=actor, reason="cancelled")  # it will never be printed
 
 
-def state_change_details(old: RecordState, new: RecordState, reason: str) -> dict[str, str]:
+def state_change_details(
+    old: RecordState, new: RecordState, reason: str | None
+) -> dict[str, str | None]:
     """The details of a record's state-change audit event."""
     return {"from": old.value, "to": new.value, "reason": reason}
 
 
 def audit_state_change(
-    session: Session, office_id: int, request_id: str, details: dict[str, str], *, actor: str
+    session: Session, office_id: int, request_id: str, details: dict[str, str | None], *,
+    actor: str,
 ) -> None:
     """The audit event of a record's state change (``details`` from
     :func:`state_change_details`), on the session's audit chain."""

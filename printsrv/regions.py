@@ -15,6 +15,8 @@ from enum import StrEnum
 from functools import cache
 from pathlib import Path
 
+from printsrv.errors import InvalidValue
+
 DATA_DIR = Path(__file__).resolve().parent / "data"
 REGIONS_FILE = DATA_DIR / "regions.csv.gz"
 COUNTRIES_FILE = DATA_DIR / "countries.csv"
@@ -138,7 +140,7 @@ def load_region_table(path: Path = REGIONS_FILE) -> RegionTable:
     regions: dict[str, Region] = {}
     for code, name in reader:
         if not _CODE_RE.fullmatch(code):
-            raise ValueError(f"{path}: bad region code {code!r}")
+            raise InvalidValue(f"{path}: bad region code {code!r}")
         regions[code] = Region(code, name)
     return RegionTable(regions, source, version)
 

@@ -25,6 +25,7 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 from printsrv.config import DEFAULT_RELIGIONS
+from printsrv.errors import InvalidValue
 from printsrv.media import FMR_MAGIC, FMR_VERSION_2005, FingerPosition
 from printsrv.nik import make_nik
 from printsrv.regions import RegionTable, region_table
@@ -359,7 +360,7 @@ def synthetic_residents(
     offices = list(office_codes) if office_codes else _default_offices(rng, table)
     for code in offices:
         if not table.is_known_district(code):
-            raise ValueError(f"office code {code!r} is not a district in the region table")
+            raise InvalidValue(f"office code {code!r} is not a district in the region table")
     batch_tag = f"{rng.getrandbits(32):08X}"
     districts_of = {code[:5]: [r.code for r in table.children(code[:5])] for code in offices}
     birth_districts = table.districts[:: max(1, len(table.districts) // 400)]

@@ -340,7 +340,9 @@ class _Checker:
         return True
 
     def check_status(self, citizenship: str | None) -> str | None:
-        allowed = STATUS_PERKAWINAN_WNA if citizenship == WNA else STATUS_PERKAWINAN_WNI
+        allowed: tuple[str, ...] = (
+            STATUS_PERKAWINAN_WNA if citizenship == WNA else STATUS_PERKAWINAN_WNI
+        )
         if citizenship is None:
             allowed = STATUS_PERKAWINAN_WNI + STATUS_PERKAWINAN_WNA
         what = "one of " + ", ".join(allowed)

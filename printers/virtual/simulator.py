@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from printers.errors import ControlError
+
 #: Fault reasons the simulator can raise; all are among ippeveprinter's 16 known reasons.
 SIM_REASONS: Final = ("media-jam", "cover-open", "marker-supply-empty", "media-empty")
 #: Friendly names accepted by :meth:`CardSimulator.inject_fault`.
@@ -102,7 +104,8 @@ class CardSimulator:
         try:
             canonical = FAULT_ALIASES[reason]
         except KeyError:
-            raise ValueError(f"unknown fault {reason!r}; known: {sorted(FAULT_ALIASES)}") from None
+            known = sorted(FAULT_ALIASES)
+            raise ControlError(f"unknown fault {reason!r}; known: {known}") from None
         with self._locked():
             faults = self._read(self.fault_file, [])
             faults.append({"reason": canonical, "after_cards": after_cards})

@@ -159,7 +159,7 @@ def run_demo(args: argparse.Namespace) -> int:
             console.say(f"instance {base.instance_dir}, database "
                         f"{base.sqlalchemy_url.split('@')[-1]}")
             if not args.no_web and _port_answers(args.port):
-                raise RuntimeError(f"port {args.port} is in use: choose another with --port")
+                raise PrintSrvError(f"port {args.port} is in use: choose another with --port")
             _init(console)
             check()
             queued = ensure_records(base, args.count, base.instance_dir / "demo", console)
@@ -240,7 +240,7 @@ def _station_settings(base: Settings, *, cups_server: str | None) -> Settings:
 
 
 def ensure_records(settings: Settings, count: int, folder: Path,
-                   console: Callable[..., Any] | Any) -> int:
+                   console: _Console) -> int:
     """Import a demo batch of ``count`` records unless an earlier one still has records queued;
     return how many records of the demo office are queued."""
     from sqlalchemy import func, select
@@ -274,13 +274,13 @@ def ensure_records(settings: Settings, count: int, folder: Path,
                      office_codes=[OFFICE], held=DEMO_HELD if count > 2 * DEMO_HELD else 0)
     result = import_batch(settings, out, actor="demo")
     if not result.accepted:
-        raise RuntimeError(f"demo batch rejected: {result.problems}")
+        raise PrintSrvError(f"demo batch rejected: {result.problems}")
     queued, _ = queued_and_batches()
     console.say(f"records: imported {result.imported} ({result.held} held), {queued} queued")
     return queued
 
 
-def ensure_stock(settings: Settings, needed: int, console: Any) -> None:
+def ensure_stock(settings: Settings, needed: int, console: _Console) -> None:
     """Blanks of each stock type in the station's hopper for the queued cards of that type
     (``needed`` KTP-el cards when none are queued; plus spares), and a loaded ribbon: receive a
     carton and a roll only when they are missing."""
@@ -426,7 +426,7 @@ def _port_answers(port: int) -> bool:
 def _start_web(port: int, log_dir: Path, console: _Console) -> subprocess.Popen[bytes]:
     """``run.py serve`` on 127.0.0.1:``port`` as a child; wait until it answers."""
     if _port_answers(port):
-        raise RuntimeError(f"port {port} is in use: choose another with --port")
+        raise PrintSrvError(f"port {port} is in use: choose another with --port")
     console.say(f"web: starting run.py serve on 127.0.0.1:{port}")
     with open(log_dir / "web.log", "ab") as out:
         proc = subprocess.Popen(
@@ -438,11 +438,11 @@ def _start_web(port: int, log_dir: Path, console: _Console) -> subprocess.Popen[
     deadline = time.monotonic() + 60
     while not _port_answers(port):
         if proc.poll() is not None:
-            raise RuntimeError(f"the web server exited ({proc.returncode}); see "
+            raise PrintSrvError(f"the web server exited ({proc.returncode}); see "
                                f"{log_dir / 'web.log'}")
         if time.monotonic() > deadline:
             _stop_web(proc, console)
-            raise RuntimeError(f"the web server did not answer on port {port}")
+            raise PrintSrvError(f"the web server did not answer on port {port}")
         time.sleep(0.1)
     return proc
 

@@ -129,7 +129,7 @@ def _serve_gunicorn(app: Any, args: argparse.Namespace) -> int:
         "keepalive": 5,
     }
 
-    class _Server(BaseApplication):  # type: ignore[misc]
+    class _Server(BaseApplication):
         def load_config(self) -> None:
             for key, value in options.items():
                 self.cfg.set(key, value)

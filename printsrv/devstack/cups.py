@@ -36,6 +36,7 @@ from typing import Any, Final
 from printers.cups import CupsPrinter
 from printers.profiles import PrinterProfile, get_profile
 from printers.virtual.simulator import ATTRIBUTE_FILE, CardSimulator
+from printsrv.errors import InvalidValue
 
 LOCK_PATH: Final = Path("/tmp/ktp-printsrv-cups.lock")
 SHARED_STATE: Final = Path("/tmp/ktp-printsrv-cups.json")
@@ -315,7 +316,7 @@ class CupsStack:
         log_level: str = "warn",
     ) -> None:
         if not printers:
-            raise ValueError("a CupsStack needs at least one printer")
+            raise InvalidValue("a CupsStack needs at least one printer")
         self.names = list(printers)
         self.ribbon_cards = ribbon_cards
         self.cards = cards

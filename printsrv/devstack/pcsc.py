@@ -28,6 +28,7 @@ from typing import IO, Final
 
 from chip.errors import ChipError
 from chip.pcsc import card_present, list_readers
+from printsrv.errors import InvalidValue
 
 LOCK_PATH: Final = Path("/tmp/ktp-printsrv-pcsc.lock")
 PCSCD_SOCKET: Final = Path("/run/pcscd/pcscd.comm")
@@ -100,7 +101,7 @@ class PcscStack:
                  lock_timeout: float = 300.0, start_timeout: float = 15.0,
                  log_dir: Path | None = None) -> None:
         if len(sim_args) > len(VPCD_PORTS):
-            raise ValueError(f"vpcd has {len(VPCD_PORTS)} readers")
+            raise InvalidValue(f"vpcd has {len(VPCD_PORTS)} readers")
         self._sim_args = [list(a) for a in sim_args]
         self._lock_timeout = lock_timeout
         self._start_timeout = start_timeout

@@ -52,7 +52,7 @@ from printsrv.models import (
     RecordMedia,
     RecordState,
 )
-from printsrv.offices import ensure_office
+from printsrv.offices import code_within, ensure_office
 from printsrv.outbox import record_state_payload
 from printsrv.validation import validate_record
 
@@ -625,7 +625,7 @@ def import_batch(
     if office_scope is not None:
         for c in candidates:
             code = str(c.record.get("office_code", ""))
-            if code != office_scope and not code.startswith(office_scope + "."):
+            if not code_within(code, office_scope):
                 result.outside_scope = True
                 result.problems.append(BatchProblem(
                     f"{RECORDS}: line {c.line}",

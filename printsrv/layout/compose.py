@@ -146,12 +146,14 @@ def _text_element(
         text = text.upper()
     font = face(template.fonts[style.font])
     slots = [name for name, _ in el.slots]
-    missing = font.missing(text)
-    if missing:
-        name = next((n for n in slots if set(values.get(n, "").upper()) & set(missing)), el.id)
+    unprintable = font.missing(text)
+    if unprintable:
+        name = next(
+            (n for n in slots if set(values.get(n, "").upper()) & set(unprintable)), el.id
+        )
         raise RenderError(
             name,
-            f"character(s) {missing!r} cannot be printed: font {font.path.name} has no glyph",
+            f"character(s) {unprintable!r} cannot be printed: font {font.path.name} has no glyph",
             el.id,
         )
     fitted = fit_text(text, font, el.box, style.size, style.min_size, style.leading, el.lines,

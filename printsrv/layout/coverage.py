@@ -59,7 +59,7 @@ def _glyph(font: FontFace, size_pt: float, char: str, color: tuple[int, int, int
     left, top, right, bottom = pil.getbbox(char, anchor="ls")
     if right <= left or bottom <= top:
         return 0.0, 0.0, 0.0, 0.0
-    mask = Image.new("L", (right - left + 2, bottom - top + 2), 0)
+    mask = Image.new("L", (int(right - left) + 2, int(bottom - top) + 2), 0)
     ImageDraw.Draw(mask).text((1 - left, 1 - top), char, fill=255, font=pil, anchor="ls")
     return _weigh(mask.histogram(), color)
 

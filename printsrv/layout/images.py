@@ -6,6 +6,7 @@ import colorsys
 import io
 from dataclasses import dataclass
 from functools import cached_property
+from typing import cast
 
 from PIL import Image, ImageChops, ImageOps
 
@@ -130,10 +131,11 @@ def background_colour(photo: bytes | Image.Image) -> str:
         image.draft("RGB", (64, 64))
         photo = image.convert("RGB")
     small = photo.resize((32, 32), Image.Resampling.BILINEAR)
-    samples = [small.getpixel((x, y)) for y in range(0, 6) for x in (*range(0, 5), *range(27, 32))]
-    r = sum(p[0] for p in samples) / len(samples) / 255  # type: ignore[index]
-    g = sum(p[1] for p in samples) / len(samples) / 255  # type: ignore[index]
-    b = sum(p[2] for p in samples) / len(samples) / 255  # type: ignore[index]
+    samples = [cast(tuple[int, int, int], small.getpixel((x, y)))
+               for y in range(0, 6) for x in (*range(0, 5), *range(27, 32))]
+    r = sum(p[0] for p in samples) / len(samples) / 255
+    g = sum(p[1] for p in samples) / len(samples) / 255
+    b = sum(p[2] for p in samples) / len(samples) / 255
     hue, saturation, value = colorsys.rgb_to_hsv(r, g, b)
     hue *= 360
     if saturation < 0.3 or value < 0.25:

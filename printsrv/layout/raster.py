@@ -37,7 +37,7 @@ def rasterize(
 
     if layout.photo is not None and layout.photo_box is not None:
         x, y, w, h = rect(layout.photo_box)
-        photo = Image.open(io.BytesIO(layout.photo.jpeg))
+        photo: Image.Image = Image.open(io.BytesIO(layout.photo.jpeg))
         photo.draft("RGB", (w, h))
         photo = photo.convert("RGB")
         if photo.size != (w, h):

@@ -66,6 +66,8 @@ def station_stock_totals(
     ).all()
     totals: dict[tuple[str, str], list[int]] = {}
     for station, stock_type, outcome, n in rows:
+        if outcome is None:  # never: the query keeps finished cards only
+            continue
         made = totals.setdefault((station, stock_type), [0, 0])
         if CardOutcome(outcome) in (CardOutcome.ISSUED, CardOutcome.SPOILED):
             made[0] += n

@@ -75,8 +75,9 @@ def stamp(at: datetime | None) -> datetime:
 
 
 def office_by_code(session: Session, code: str) -> Office:
-    """The office with ``code``; :class:`LedgerError` when there is none."""
-    office = session.scalar(select(Office).where(Office.code == code))
+    """The office with ``code`` (:func:`printsrv.offices.find_office`); :class:`LedgerError`
+    when there is none."""
+    office = offices.find_office(session, code)
     if office is None:
         raise LedgerError(f"unknown office {code}")
     return office

@@ -296,15 +296,15 @@ def _check_documents(session: Session, add: Any) -> None:
             ).all()
         )
     )
-    for doc in session.scalars(select(DestructionRecord)):
-        if per_destruction[doc.id] != doc.count:
+    for destruction in session.scalars(select(DestructionRecord)):
+        if per_destruction[destruction.id] != destruction.count:
             add(
-                f"destruction record {doc.number} states {doc.count} blanks, "
-                f"the journal has {per_destruction[doc.id]}",
+                f"destruction record {destruction.number} states {destruction.count} blanks, "
+                f"the journal has {per_destruction[destruction.id]}",
                 None,
-                doc.office_id,
+                destruction.office_id,
             )
-    per_adjustment: dict[int, int] = defaultdict(int)
+    per_adjustment: dict[int | None, int] = defaultdict(int)
     for adj_id, n in session.execute(
         select(BlankMovement.adjustment_id, func.count())
         .where(BlankMovement.adjustment_id.is_not(None))

@@ -1,34 +1,10 @@
-"""Audit tags of the ledger (``source:subject:action``)."""
+"""The ledger's audit tags (registered in :mod:`printsrv.audit_tags`) by movement kind."""
 
 from __future__ import annotations
 
-import enum
+from printsrv.audit_tags import LedgerTag
 
-
-class LedgerTag(enum.StrEnum):
-    BLANK_RECEIVE = "ledger:blank:receive"
-    BLANK_TRANSFER = "ledger:blank:transfer"
-    BLANK_LOAD = "ledger:blank:load"
-    BLANK_UNLOAD = "ledger:blank:unload"
-    BLANK_RESERVE = "ledger:blank:reserve"
-    BLANK_RELEASE = "ledger:blank:release"
-    BLANK_ISSUE = "ledger:blank:issue"
-    BLANK_SPOIL = "ledger:blank:spoil"
-    BLANK_DESTROY = "ledger:blank:destroy"
-    BLANK_ADJUST = "ledger:blank:adjust"
-    HANDOVER_CREATE = "ledger:handover:create"
-    DESTRUCTION_CREATE = "ledger:destruction:create"
-    ADJUSTMENT_REQUEST = "ledger:adjustment:request"
-    ADJUSTMENT_APPROVE = "ledger:adjustment:approve"
-    ADJUSTMENT_REJECT = "ledger:adjustment:reject"
-    STATION_CREATE = "ledger:station:create"
-    STATION_UPDATE = "ledger:station:update"
-    RIBBON_RECEIVE = "ledger:ribbon:receive"
-    RIBBON_LOAD = "ledger:ribbon:load"
-    RIBBON_TRANSFER = "ledger:ribbon:transfer"
-    RIBBON_FINISH = "ledger:ribbon:finish"
-    RIBBON_USAGE = "ledger:ribbon:usage"
-
+__all__ = ["MOVEMENT_TAGS", "LedgerTag"]  # LedgerTag's home is printsrv.audit_tags
 
 #: Tag of each blank movement kind.
 MOVEMENT_TAGS = {

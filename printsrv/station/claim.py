@@ -15,15 +15,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from printsrv import audit as audit_log
 from printsrv.audit import AuditTag
-from printsrv.models import Office, Record, RecordState
-from printsrv.offices import office_code, remember_code
+from printsrv.models import Record, RecordState
+from printsrv.offices import office_code, scope_office_ids
 from printsrv.products import CARD_TYPES
 from printsrv.records import audit_state_change, state_change_details
 
@@ -33,15 +33,7 @@ DEFAULT_LEASE = timedelta(minutes=10)
 def office_ids(session: Session, office_code: str) -> list[int]:
     """The office and, for a regency office, its kecamatan offices (their codes are
     remembered for the claim's audit events: a station asks this once, at start)."""
-    office = session.scalar(select(Office).where(Office.code == office_code))
-    if office is None:
-        return []
-    children = session.execute(
-        select(Office.id, Office.code).where(Office.parent_id == office.id)
-    ).all()
-    for office_id, code in [(office.id, office.code), *children]:
-        remember_code(session, office_id, code)
-    return [office.id, *(office_id for office_id, _ in children)]
+    return scope_office_ids(session, office_code)
 
 
 @dataclass(frozen=True)
@@ -231,7 +223,7 @@ def renew_lease(
         )
         .values(lease_expires=datetime.now(UTC) + lease)
     )
-    return bool(result.rowcount)
+    return bool(cast("CursorResult[Any]", result).rowcount)  # an UPDATE's result
 
 
 def drop_lease(record: Record) -> None:

@@ -44,10 +44,11 @@ from printers.errors import PrinterError
 from printers.faults import fault_from_reasons
 from printsrv import audit
 from printsrv.audit import station_chain
+from printsrv.audit_tags import StationTag
 from printsrv.cardinput import CardInput
 from printsrv.config import Settings
 from printsrv.db import unit_of_work
-from printsrv.errors import StateError
+from printsrv.errors import InvalidValue, StateError
 from printsrv.eventlog import card_fields
 from printsrv.models import Record, RecordState
 from printsrv.offices import office_code
@@ -71,20 +72,6 @@ from printsrv.station.journal import (
 HOLD_CHECK_SECONDS = 5.0
 
 log = logging.getLogger("printsrv.station")
-
-
-class StationTag:
-    """Audit tags written by the station (``source:subject:action``)."""
-
-    START = "station:station:start"
-    STOP = "station:station:stop"
-    PAUSE = "station:station:pause"
-    RESUME = "station:station:resume"
-    BATCH_REQUEST = "station:station:batch_request"
-    ISSUE = "station:card:issue"
-    SPOIL = "station:card:spoil"
-    RELEASE = "station:card:release"
-    RECOVER = "station:card:recover"
 
 
 #: Printer fault → ledger spoil cause when a card was consumed (or may have been).
@@ -864,7 +851,7 @@ def issue_card(
     its own card job and blank; only a record already *in* state issued is refused here."""
     record = job.record
     if record.state is RecordState.ISSUED:
-        raise ValueError(f"record {record.request_id} is already issued")
+        raise InvalidValue(f"record {record.request_id} is already issued")
     stock.issue(session, config, job.blank_serial or "", record, chip_uid=chip_uid, actor=actor)
     transition(session, record, RecordState.ISSUED, actor=actor, reason=f"card job {job.id}")
     drop_lease(record)

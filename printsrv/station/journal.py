@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Enum, ForeignKey, Index, String, Text, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
+from printsrv.errors import InvalidValue
 from printsrv.models import Base, Record, utcnow
 
 
@@ -133,7 +134,7 @@ def advance(
     """Move ``job`` forward to ``phase`` (never backwards) and set ``values``."""
     order = list(CardPhase)
     if order.index(phase) < order.index(job.phase):
-        raise ValueError(f"card job {job.id}: cannot go back from {job.phase} to {phase}")
+        raise InvalidValue(f"card job {job.id}: cannot go back from {job.phase} to {phase}")
     job.phase = phase
     for key, value in values.items():
         setattr(job, key, value)
@@ -151,7 +152,7 @@ def finish(
 ) -> None:
     """Record the card's fate; the caller commits it with the ledger and record changes."""
     if job.outcome is not None:
-        raise ValueError(f"card job {job.id} already finished ({job.outcome})")
+        raise InvalidValue(f"card job {job.id} already finished ({job.outcome})")
     job.outcome = outcome
     job.cause = cause
     job.message = (message or "")[:2000] or None

@@ -86,7 +86,7 @@ def db() -> Session:
                 raise
         g.db = session_factory(settings)()
         g.db.begin()
-    return g.db  # type: ignore[no-any-return]
+    return g.db
 
 
 @lru_cache(maxsize=8)
@@ -112,7 +112,7 @@ def read_db() -> Session:
         return db()
     if "rdb" not in g:
         g.rdb = Session(bind=_read_engine(settings.sqlalchemy_url), expire_on_commit=False)
-    return g.rdb  # type: ignore[no-any-return]
+    return g.rdb
 
 
 def _release_write_lock() -> None:
@@ -168,7 +168,7 @@ def create_app(
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
 
-    from printsrv.web import api, auth, desk_views, views
+    from printsrv.web import api, auth, desk_views, ledger_views, stock_views, views
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(views.bp)
@@ -176,7 +176,8 @@ def create_app(
     app.register_blueprint(desk_views.public)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)
-    views.register_optional(app)
+    app.register_blueprint(ledger_views.bp)
+    app.register_blueprint(stock_views.bp)
     views.register_error_handlers(app)
 
     from printsrv.web.guard import current_user
@@ -188,7 +189,6 @@ def create_app(
         current_user=current_user,
         can=can,
         get_locale=select_locale,
-        has_ledger="ledger" in app.blueprints,
         queue_rows_html=queue_rows_html,
         label=label,
         card_result=card_result,

@@ -34,8 +34,8 @@ from printsrv.ledger.models import (
 )
 from printsrv.ledger.serials import parse_serial
 from printsrv.models import Office
+from printsrv.offices import visible_office_ids
 from printsrv.station.journal import CardJob, CardOutcome
-from printsrv.web.services import visible_office_ids
 
 #: At most this many missing serials are listed per range (the count is always exact).
 MAX_LISTED = 50
@@ -120,6 +120,7 @@ def operator_spoilage(
             .where(Blank.office_id.in_(ids), CardJob.operator.is_not(None))
             .order_by(CardJob.id)
         ).all()
+        if serial is not None and operator is not None  # the query's join and filter
     }
     owner: dict[int, str] = {}
     manual: dict[int, str] = {}

@@ -3,10 +3,8 @@ document at ``/api/openapi.json``. Personal data travels only in request bodies.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from functools import wraps
-from pathlib import Path
 from typing import Any, TypeVar
 
 from flask import Blueprint, current_app, g, jsonify, request
@@ -14,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from printsrv.errors import NotFound
 from printsrv.models import Record
+from printsrv.offices import visible_offices
 from printsrv.web import db
 from printsrv.web import services as svc
 from printsrv.web.models import ApiToken, TokenScope
@@ -127,7 +126,7 @@ def record_search() -> Any:
 @token_required(TokenScope.STATION, TokenScope.CLIENT)
 def stats() -> Any:
     token: ApiToken = g.token
-    offices = svc.visible_offices(db(), token.office)
+    offices = visible_offices(db(), token.office)
     result = {o.code: svc.state_counts(db(), [o.id], max_age=0) for o in offices}
     _audit(WebTag.API_STATS_VIEW, token, None, {})
     return jsonify({"office": token.office.code, "records_by_state": result})
@@ -137,24 +136,18 @@ def stats() -> Any:
 @token_required(TokenScope.CLIENT)
 def import_batch() -> Any:
     """Import a signed batch sent as a zip body (``application/zip``)."""
-    from printsrv.intake.pipeline import import_batch as run_import
-
     token: ApiToken = g.token
     data = request.get_data(cache=False)
     if not data:
         return _error(400, "empty body: send the batch as application/zip")
-    actor = f"token:{token.name}"
-    db().commit()  # release the write lock before the import's own transaction
-    with tempfile.TemporaryDirectory(prefix="printsrv-api-") as tmp:
-        path = Path(tmp) / "batch.zip"
-        path.write_bytes(data)
-        result = run_import(
-            current_app.config["PRINTSRV_SETTINGS"],
-            path,
-            accept_valid=request.args.get("accept_valid") == "true",
-            actor=actor,
-            office_scope=token.office.code,
-        )
+    result = svc.import_uploaded_batch(
+        db(),
+        current_app.config["PRINTSRV_SETTINGS"],
+        data,
+        accept_valid=request.args.get("accept_valid") == "true",
+        actor=f"token:{token.name}",
+        office_scope=token.office.code,
+    )
     body = result.as_dict()
     body["source"] = "upload"
     body.pop("rejection_report", None)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from printsrv import audit
 from printsrv.config import Settings
+from printsrv.errors import InvalidValue
 from printsrv.models import Office, Role, User
 from printsrv.web.models import WebSession
 from printsrv.web.tags import WebTag
@@ -34,7 +35,7 @@ _DUMMY_HASH = _hasher.hash("dummy password for timing")
 
 def hash_password(password: str) -> str:
     if len(password) < 10:
-        raise ValueError("password must have at least 10 characters")
+        raise InvalidValue("password must have at least 10 characters")
     return _hasher.hash(password)
 
 
@@ -294,7 +295,7 @@ def create_user(
     actor: str = "cli",
 ) -> User:
     if user_by_name(session, username) is not None:
-        raise ValueError(f"user {username!r} exists (names are compared without case)")
+        raise InvalidValue(f"user {username!r} exists (names are compared without case)")
     user = User(
         username=username,
         full_name=full_name,

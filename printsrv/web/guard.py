@@ -18,7 +18,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 def current_user() -> User | None:
     """The fully signed-in user (password and, where required, TOTP), or ``None``."""
     if "user" in g:
-        return g.user  # type: ignore[no-any-return]
+        return g.user
     user = None
     token = session.get("sid")
     if token and session.get("stage") == "full":

@@ -9,8 +9,6 @@ from typing import Any
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 
-from printsrv.station import reasons
-
 
 def N_(text: str) -> str:
     """Mark ``text`` for the catalogue without translating it here (``pybabel extract -k N_``)."""
@@ -97,7 +95,13 @@ def pause_reason(reason: str | None, locale: str) -> str:
     shown in Indonesian unless the page is in English."""
     if not reason:
         return ""
-    return reason if locale == "en" else reasons.in_indonesian(reason)
+    if locale == "en":
+        return reason
+    # Imported here: the reasons know the printer's faults (printers/), which the web app
+    # does not load at import time.
+    from printsrv.station import reasons
+
+    return reasons.in_indonesian(reason)
 
 
 # --- audit events as sentences ------------------------------------------------------------
@@ -138,11 +142,16 @@ _VERBS: dict[str, str] = {
     "reserve": N_("menyiapkan"),
     "restore": N_("memulihkan"),
     "resume": N_("melanjutkan"),
+    "revoke": N_("mencabut"),
+    "role_change": N_("mengubah peran"),
+    "sessions_end": N_("mengakhiri sesi"),
+    "set_aside": N_("menyisihkan"),
     "spoil": N_("mencatat rusak"),
     "start": N_("memulai"),
     "state_change": N_("mengubah status"),
     "stop": N_("menghentikan"),
     "totp_enrol": N_("mendaftarkan TOTP untuk"),
+    "totp_reset": N_("mengatur ulang TOTP"),
     "transfer": N_("memindahkan"),
     "unload": N_("mengeluarkan"),
     "update": N_("mengubah"),
@@ -158,6 +167,7 @@ _NOUNS: dict[str, str] = {
     "batch": N_("batch"),
     "blank": N_("blangko"),
     "card": N_("kartu"),
+    "checkpoints": N_("berkas titik periksa"),
     "database": N_("basis data"),
     "destruction": N_("berita acara pemusnahan"),
     "document": N_("dokumen"),

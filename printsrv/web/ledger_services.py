@@ -16,8 +16,8 @@ from printsrv.ledger.reports import render_csv, render_pdf, stock_report
 from printsrv.ledger.ribbons import loaded_consumable
 from printsrv.localtime import office_zone
 from printsrv.models import Office, Record
+from printsrv.offices import visible_office_ids
 from printsrv.station.journal import CardJob, StationRuntime
-from printsrv.web.services import visible_office_ids
 
 __all__ = ["render_csv", "render_pdf", "stock_report"]
 

@@ -24,6 +24,7 @@ from wtforms import IntegerField
 from wtforms.validators import DataRequired, NumberRange
 
 from printsrv.ledger.errors import LedgerError
+from printsrv.offices import visible_offices
 from printsrv.web import db, read_db, select_locale
 from printsrv.web import ledger_services as ls
 from printsrv.web import services as svc
@@ -55,7 +56,7 @@ def _office_code() -> str:
     user = current_user()
     assert user is not None
     code = request.args.get("office") or user.office.code
-    if code not in {o.code for o in svc.visible_offices(read_db(), user.office)}:
+    if code not in {o.code for o in visible_offices(read_db(), user.office)}:
         abort(404)
     return code
 
@@ -78,7 +79,7 @@ def index() -> Any:
         rows=report_rows(report),
         month=month,
         office=code,
-        offices=svc.visible_offices(read_db(), user.office),
+        offices=visible_offices(read_db(), user.office),
         usage=ls.daily_usage(read_db(), user.office),
         flags=ls.spoilage_flags(read_db(), user.office),
     )

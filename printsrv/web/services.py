@@ -1,7 +1,8 @@
 """Services behind the web views: office scoping, queue queries, holds, reprints, tokens.
 
-Every function takes a session and does not commit; the request owns the transaction.
-:func:`visible_office_ids` is the one place that decides which offices a user may see.
+Every function takes a session and does not commit; the request owns the transaction (save
+:func:`import_uploaded_batch`, which ends it before the import's own). Which offices a user
+may see is decided in :mod:`printsrv.offices` only.
 """
 
 from __future__ import annotations
@@ -9,17 +10,20 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 
 from printsrv import audit, offices, outbox
 from printsrv.errors import NotFound, StateError
-from printsrv.models import AuditEvent, Office, OfficeKind, Record, RecordState, Role, User
+from printsrv.models import AuditEvent, Office, Record, RecordState, Role, User
+from printsrv.offices import visible_office_ids, visible_offices
 from printsrv.records import REPRINT, media_purged, transition
 from printsrv.web.models import (
     ApiToken,
@@ -29,6 +33,10 @@ from printsrv.web.models import (
     TokenScope,
 )
 from printsrv.web.tags import WebTag
+
+if TYPE_CHECKING:
+    from printsrv.config import Settings
+    from printsrv.intake.pipeline import ImportResult
 
 PAGE_SIZE = 50
 _NIK = re.compile(r"^\d{16}$")
@@ -74,20 +82,6 @@ def require(user: User, permission: str) -> None:
 
 
 # --- office scoping ----------------------------------------------------------------------
-
-
-def visible_office_ids(session: Session, office: Office) -> list[int]:
-    """The offices a member of ``office`` sees: a regency sees itself and its kecamatan
-    offices, a kecamatan sees itself. The only scoping rule of the web app and the API."""
-    if office.kind is OfficeKind.REGENCY:
-        children = session.scalars(select(Office.id).where(Office.parent_id == office.id)).all()
-        return [office.id, *children]
-    return [office.id]
-
-
-def visible_offices(session: Session, office: Office) -> list[Office]:
-    ids = visible_office_ids(session, office)
-    return list(session.scalars(select(Office).where(Office.id.in_(ids)).order_by(Office.code)))
 
 
 def get_visible_record(session: Session, office: Office, record_id: int) -> Record:
@@ -191,7 +185,7 @@ def state_counts(
 ) -> dict[str, int]:
     """Records per state over ``office_ids``; cached for ``max_age`` seconds (a display
     figure: counting 100,000 rows on every page view costs more than the page itself)."""
-    key = (str(session.get_bind().url), *sorted(office_ids))
+    key = (str(session.get_bind().engine.url), *sorted(office_ids))
     hit = _COUNTS.get(key)
     if hit is not None and time.monotonic() - hit[0] < max_age:
         return dict(hit[1])
@@ -495,13 +489,6 @@ def audit_tags(session: Session, office: Office) -> list[str]:
 # --- users and tokens --------------------------------------------------------------------
 
 
-def get_office(session: Session, code: str) -> Office:
-    office = session.scalar(select(Office).where(Office.code == code))
-    if office is None:
-        raise NotFound(f"no office {code!r}")
-    return office
-
-
 def ensure_office(session: Session, code: str) -> Office:
     """Office ``code`` (``PP.KK`` regency or ``PP.KK.CC`` kecamatan), created from the region
     table when it does not exist yet (:func:`printsrv.offices.ensure_office`)."""
@@ -580,3 +567,23 @@ def token_for(session: Session, secret: str) -> ApiToken | None:
     if token is not None:
         token.last_used_at = now
     return token
+
+
+# --- batch upload ------------------------------------------------------------------------
+
+
+def import_uploaded_batch(
+    session: Session, settings: Settings, data: bytes, *, accept_valid: bool, actor: str,
+    office_scope: str,
+) -> ImportResult:
+    """Import a batch uploaded as zip bytes. The request's own unit of work ends first: the
+    import runs its own transaction (and takes the database's write lock itself)."""
+    from printsrv.intake.pipeline import import_batch
+
+    session.commit()
+    with tempfile.TemporaryDirectory(prefix="printsrv-api-") as tmp:
+        path = Path(tmp) / "batch.zip"
+        path.write_bytes(data)
+        return import_batch(
+            settings, path, accept_valid=accept_valid, actor=actor, office_scope=office_scope
+        )

@@ -38,9 +38,11 @@ from printsrv.ledger.models import (
 )
 from printsrv.ledger.serials import serial_range
 from printsrv.models import Office, User
+from printsrv.offices import visible_office as _visible_office
+from printsrv.offices import visible_office_ids, visible_offices
 from printsrv.paperwork import NIP_SEPARATOR, name_and_nip, same_person_key
 from printsrv.products import DEFAULT_STOCK_TYPE
-from printsrv.web.services import Forbidden, require, visible_office_ids, visible_offices
+from printsrv.web.services import Forbidden, require
 
 #: The most serials one form may name (a carton holds far fewer; larger moves use the CLI).
 MAX_FORM_SERIALS = 5000
@@ -73,10 +75,7 @@ def parse_serials(text: str) -> list[str]:
 
 def visible_office(session: Session, user: User, code: str) -> Office:
     """Office ``code`` if the user sees it; otherwise :class:`NotFound`."""
-    for office in visible_offices(session, user.office):
-        if office.code == code:
-            return office
-    raise NotFound("office not found")
+    return _visible_office(session, user.office, code)
 
 
 def transfer_targets(session: Session, user: User) -> list[Office]:

@@ -31,6 +31,7 @@ from printsrv.ledger.models import (
 )
 from printsrv.localtime import local_date
 from printsrv.models import Office, User
+from printsrv.offices import visible_offices
 from printsrv.products import DEFAULT_STOCK_TYPE, STOCK_TYPES
 from printsrv.web import anomalies, db, labels, read_db
 from printsrv.web import ledger_services as ls
@@ -163,7 +164,7 @@ def index() -> Any:
     svc.audit_view(db(), user, WebTag.STOCK_VIEW, details={"page": "stock"})
     return render_template(
         "stock.html",
-        offices=svc.visible_offices(read_db(), user.office),
+        offices=visible_offices(read_db(), user.office),
         targets=ss.transfer_targets(read_db(), user),
         stations=_stations(user),
         spoiled=ss.spoiled_on_hand(read_db(), user),
@@ -297,11 +298,11 @@ def adjustments() -> Any:
     pending = ss.pending_adjustments(read_db(), user)
     svc.audit_view(db(), user, WebTag.STOCK_VIEW,
                    details={"page": "adjustments", "pending": [a.id for a in pending]})
-    offices = {o.id: o.code for o in svc.visible_offices(read_db(), user.office)}
+    offices = {o.id: o.code for o in visible_offices(read_db(), user.office)}
     return render_template(
         "adjustments.html", pending=pending, offices=offices, form=AdjustmentForm(),
         decision=DecisionForm(), stations=_stations(user),
-        office_list=svc.visible_offices(read_db(), user.office),
+        office_list=visible_offices(read_db(), user.office),
     )
 
 
@@ -363,7 +364,7 @@ def destruction() -> Any:
                 n=record.count), "ok")
         return redirect(url_for("stock.documents"), code=303)
     return render_template(
-        "destruction.html", form=form, offices=svc.visible_offices(read_db(), user.office),
+        "destruction.html", form=form, offices=visible_offices(read_db(), user.office),
         spoiled=ss.spoiled_on_hand(read_db(), user), today=local_date(user.office.code).isoformat(),
     )
 

@@ -20,6 +20,7 @@ from printsrv.web import db, read_db
 from printsrv.web import services as svc
 from printsrv.web.guard import current_user, login_required, permission
 from printsrv.web.labels import record_state
+from printsrv.web.ledger_services import card_history
 from printsrv.web.tags import WebTag
 
 bp = Blueprint("views", __name__)
@@ -126,12 +127,7 @@ def record(record_id: int) -> Any:
     user = _user()
     rec = svc.get_visible_record(read_db(), user.office, record_id)
     history = svc.record_history(read_db(), rec)
-    try:
-        from printsrv.web.ledger_services import card_history
-    except ImportError:
-        jobs = []
-    else:
-        jobs = card_history(read_db(), rec)
+    jobs = card_history(read_db(), rec)
     from printsrv.notify.sender import for_record
 
     messages = for_record(read_db(), rec.request_id)
@@ -249,8 +245,8 @@ def audit_log() -> Any:
     span = where.last - where.first + timedelta(days=1)
 
     def dates(first: date, last: date, **more: Any) -> str:
-        return url_for("views.audit_log", tag=where.tag or None, **more,
-                       **{"from": first.isoformat(), "to": last.isoformat()})
+        params: dict[str, Any] = {**more, "from": first.isoformat(), "to": last.isoformat()}
+        return url_for("views.audit_log", tag=where.tag or None, **params)
 
     return render_template(
         "audit.html", events=events, report=report, where=where, form=form,
@@ -296,18 +292,6 @@ def queue_rows_html(rows: list[svc.QueueRow], record_url: str) -> Markup:
             f"<td>{escape(r.hold_reason or '')}</td></tr>"
         )
     return Markup("\n".join(out))
-
-
-def register_optional(app: Flask) -> None:
-    """Blueprints for modules that land separately (ledger, stations)."""
-    try:
-        from printsrv.web import ledger_views
-    except ImportError:  # the ledger is not installed in this tree yet
-        return
-    app.register_blueprint(ledger_views.bp)
-    from printsrv.web import stock_views
-
-    app.register_blueprint(stock_views.bp)
 
 
 def register_error_handlers(app: Flask) -> None:

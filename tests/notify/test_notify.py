@@ -67,11 +67,11 @@ def test_pickup_rules_overlay_and_refuse_unknown_keys(settings: Settings) -> Non
     assert rules.days == (0, 2) and rules.hours == "08.00-12.00" and rules.per_day == 7
     assert rules.address == "Jl. Trunojoyo 1" and date(2026, 12, 9) in rules.closed
     assert pickup_rules(s, "35.27.01").per_day == 100
-    with pytest.raises(ConfigError, match="pickup.35.26.perday"):
+    with pytest.raises(ConfigError, match=r"pickup.35.26.perday"):
         pickup_rules(dataclasses.replace(s, pickup={"35.26": {"perday": 3}}), OFFICE)
-    with pytest.raises(ConfigError, match="sms.usr"):
+    with pytest.raises(ConfigError, match=r"sms.usr"):
         sms_settings(dataclasses.replace(s, sms={"usr": "x"}))
-    with pytest.raises(ConfigError, match="sms.backend"):
+    with pytest.raises(ConfigError, match=r"sms.backend"):
         sms_settings(dataclasses.replace(s, sms={"backend": "pigeon"}))
 
 

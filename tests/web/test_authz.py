@@ -15,6 +15,7 @@ from printsrv.config import Settings
 from printsrv.db import unit_of_work
 from printsrv.ledger.models import Station
 from printsrv.models import Record, Role, User
+from printsrv.offices import visible_office_ids
 from printsrv.web import services as svc
 from tests.web.conftest import World, sign_in
 from tests.web.stockdata import make_stock
@@ -186,7 +187,7 @@ def test_regency_sees_its_kecamatan(app_nocsrf: Flask, settings: Settings, world
 def test_kecamatan_does_not_see_its_regency(app_nocsrf: Flask, settings: Settings,
                                             world: World) -> None:
     with unit_of_work(settings) as s:
-        ids = svc.visible_office_ids(s, s.get(User, world.users["operator_own"]).office)
+        ids = visible_office_ids(s, s.get(User, world.users["operator_own"]).office)
     assert ids == [world.offices["own"]]
 
 
