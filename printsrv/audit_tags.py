@@ -112,8 +112,22 @@ class WebTag(enum.StrEnum):
     API_STATS_VIEW = "api:stats:view"
 
 
+class DeskTag(enum.StrEnum):
+    """The pickup desk: cards received and handed over, reminders, Suket, IKD counts."""
+
+    CARD_ARRIVE = "desk:card:arrive"
+    CARD_HANDOVER = "desk:card:handover"
+    CARD_RETURN = "desk:card:return"
+    CARD_REMIND = "desk:card:remind"
+    SUKET_ISSUE = "desk:suket:issue"
+    SUKET_REVOKE = "desk:suket:revoke"
+    IKD_IMPORT = "desk:ikd:import"
+
+
 #: Every enum of tags; a new writer's enum is added here.
-TAG_ENUMS: tuple[type[enum.StrEnum], ...] = (AuditTag, OpsTag, LedgerTag, StationTag, WebTag)
+TAG_ENUMS: tuple[type[enum.StrEnum], ...] = (
+    AuditTag, OpsTag, LedgerTag, StationTag, WebTag, DeskTag,
+)
 
 #: Every registered tag.
 ALL_TAGS: frozenset[str] = frozenset(str(tag) for tags in TAG_ENUMS for tag in tags)

@@ -131,7 +131,7 @@ def publish(
     biometric data. A Core statement: no ORM flush on this hot path.
     """
     row = _row(topic, office_code, subject, payload, at or datetime.now(UTC))
-    session.connection().execute(insert(OutboxEvent.__table__), row)
+    session.connection().execute(insert(OutboxEvent), row)
     return str(row["event_id"])
 
 
@@ -148,7 +148,7 @@ def publish_many(
     rows = [_row(topic, office, subject, payload, at) for office, subject, payload in events]
     conn = session.connection()
     for start in range(0, len(rows), 1000):
-        conn.execute(insert(OutboxEvent.__table__), rows[start : start + 1000])
+        conn.execute(insert(OutboxEvent), rows[start : start + 1000])
     return len(rows)
 
 
@@ -208,7 +208,7 @@ def _consumer(session: Session, name: str, *, lock: bool = False) -> OutboxConsu
 #: transactions are numbered across the whole server, so a transaction of another database
 #: shows in the snapshot too; one is left out only when ``pg_stat_activity`` positively names
 #: another database for its id (read after the snapshot, so a miss only makes us wait).
-_HORIZON = literal_column("""(
+_HORIZON: Any = literal_column("""(
     SELECT coalesce(
         (SELECT min(x::text::bigint) FROM pg_snapshot_xip(snap.s) AS x
          WHERE (x::text::bigint % 4294967296) NOT IN (
@@ -347,7 +347,7 @@ def prune(session: Session, *, older_than: timedelta) -> int:
             tuple_(OutboxEvent.tx, OutboxEvent.id) <= tuple_(*slowest), OutboxEvent.at < cutoff
         )
     )
-    return int(result.rowcount or 0)
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def unregister(session: Session, name: str) -> None:

@@ -41,6 +41,8 @@ def register(sub: Any) -> None:
 
 def qr_text_of_pdf(pdf: Path) -> str:
     """The QR code's text in a Suket PDF (rendered with pdftoppm, read with zbarimg)."""
+    from printsrv.desk.suket import SuketError
+
     with tempfile.TemporaryDirectory(prefix="suket-") as tmp:
         subprocess.run(["pdftoppm", "-r", "200", "-png", "-f", "1", "-l", "1", str(pdf),
                         f"{tmp}/page"], check=True, capture_output=True)  # fmt: skip
@@ -48,7 +50,7 @@ def qr_text_of_pdf(pdf: Path) -> str:
         out = subprocess.run(["zbarimg", "--quiet", "--raw", str(page)], capture_output=True,
                              text=True, check=False)  # fmt: skip
         if out.returncode != 0 or not out.stdout.strip():
-            raise SystemExit(f"no QR code found in {pdf}")
+            raise SuketError(f"no QR code found in {pdf}")
         return out.stdout.strip().splitlines()[0]
 
 

@@ -20,12 +20,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from printsrv import audit
+from printsrv.audit_tags import DeskTag
 from printsrv.desk.models import IkdActivation
 from printsrv.errors import IntakeError
 from printsrv.localtime import month_bounds, office_zone
 from printsrv.models import Office
 
-IMPORT_TAG = "desk:ikd:import"
+IMPORT_TAG = DeskTag.IKD_IMPORT
 _CODE = re.compile(r"\d{2}\.\d{2}\.\d{2}")
 HEADER = ("date", "office_code", "activations")
 

@@ -17,6 +17,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from printsrv import audit
+from printsrv.audit_tags import DeskTag
 from printsrv.config import Settings
 from printsrv.desk.models import CardCollection
 from printsrv.errors import PrintSrvError, StateError
@@ -41,10 +42,10 @@ RELATIONS: dict[str, str] = {
     "sibling": "Saudara kandung",
     "other_family": "Anggota keluarga lain (satu KK)",
 }
-HANDOVER_TAG = "desk:card:handover"
-ARRIVE_TAG = "desk:card:arrive"
-RETURN_TAG = "desk:card:return"
-REMIND_TAG = "desk:card:remind"
+HANDOVER_TAG = DeskTag.CARD_HANDOVER
+ARRIVE_TAG = DeskTag.CARD_ARRIVE
+RETURN_TAG = DeskTag.CARD_RETURN
+REMIND_TAG = DeskTag.CARD_REMIND
 
 
 class InvalidCollection(PrintSrvError, ValueError):
@@ -73,7 +74,9 @@ def find_ready(
     return list(session.scalars(stmt.order_by(Record.nama).limit(limit)))
 
 
-def _audit(session: Session, tag: str, record: Record, actor: str, details: dict[str, Any]) -> None:
+def _audit(
+    session: Session, tag: DeskTag, record: Record, actor: str, details: dict[str, Any]
+) -> None:
     audit.record(session, tag, actor=actor, office_code=office_code(session, record.office_id),
                  subject=record.request_id, details=details)  # fmt: skip
 

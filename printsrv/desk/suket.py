@@ -23,10 +23,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from printsrv import audit, outbox
+from printsrv.audit_tags import DeskTag
 from printsrv.config import Settings
 from printsrv.db import unit_of_work
 from printsrv.desk.models import Suket
-from printsrv.errors import PrintSrvError, StateError
+from printsrv.errors import InvalidValue, PrintSrvError, StateError
 from printsrv.localtime import local_date, office_zone
 from printsrv.models import Record, RecordState
 from printsrv.offices import office_code
@@ -34,8 +35,8 @@ from printsrv.offices import office_code
 PREFIX = "KTPSKT1"
 VALID_MONTHS = 6
 CONSUMER = "suket"
-ISSUE_TAG = "desk:suket:issue"
-REVOKE_TAG = "desk:suket:revoke"
+ISSUE_TAG = DeskTag.SUKET_ISSUE
+REVOKE_TAG = DeskTag.SUKET_REVOKE
 
 
 class SuketError(PrintSrvError):
@@ -62,7 +63,7 @@ def _add_months(day: date, months: int) -> date:
             return date(year, month, min(day.day, last))
         except ValueError:
             continue
-    raise ValueError(day)
+    raise InvalidValue(f"no day {day.day} in {year}-{month:02d}")
 
 
 def blanks_on_hand(session: Session, record: Record) -> int:

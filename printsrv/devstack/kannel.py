@@ -31,6 +31,10 @@ REQUIRED: Final = ("bearerbox", "smsbox")
 USERNAME: Final = "printsrv"
 PASSWORD: Final = "rahasia-uji"
 
+class StackError(RuntimeError):
+    """Kannel would not start (a missing package, a port that never opened)."""
+
+
 _GOT = re.compile(r"Got message \d+: <(\S+) (\S+) (\S+) (.*)>$")
 
 
@@ -52,11 +56,11 @@ def _wait_port(port: int, timeout: float, proc: subprocess.Popen[Any], log: Path
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[0]} exited: {log.read_text()[-2000:]}")
+            raise StackError(f"{proc.args!r} exited: {log.read_text()[-2000:]}")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
             return
         time.sleep(0.05)
-    raise RuntimeError(f"port {port} not open after {timeout} s: {log.read_text()[-2000:]}")
+    raise StackError(f"port {port} not open after {timeout} s: {log.read_text()[-2000:]}")
 
 
 @dataclass(frozen=True)
@@ -139,7 +143,7 @@ text = "No service"
     def start(self) -> KannelStack:
         missing = missing_tools()
         if missing:
-            raise RuntimeError(f"Kannel is missing: {', '.join(missing)} (apt-get install "
+            raise StackError(f"Kannel is missing: {', '.join(missing)} (apt-get install "
                                "kannel kannel-extras)")  # fmt: skip
         conf = self.dir / "kannel.conf"
         conf.write_text(self._config())

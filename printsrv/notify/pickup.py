@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from printsrv.errors import ConfigError
 from printsrv.notify.models import Notification
 from printsrv.notify.rules import HARI, PickupRules
 
@@ -33,7 +34,8 @@ def first_free_day(session: Session, office_code: str, rules: PickupRules, ready
         open_day = day.weekday() in rules.days and day not in rules.closed
         if open_day and booked.get(day, 0) < rules.per_day:
             return day
-    raise ValueError(f"office {office_code}: no pickup day with room in {HORIZON_DAYS} days")
+    raise ConfigError(f"office {office_code}: no pickup day with room in {HORIZON_DAYS} days "
+                      "(check the [pickup] days, closed dates and per_day)")
 
 
 def ready_text(

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from printsrv import outbox
 from printsrv.config import Settings
 from printsrv.db import unit_of_work
-from printsrv.errors import NotFound
+from printsrv.errors import InvalidValue, NotFound
 from printsrv.localtime import office_zone
 from printsrv.models import Office, Record
 from printsrv.notify import phone as phones
@@ -257,7 +257,7 @@ def apply_report(
     """Apply a delivery report (Kannel's type number) to its message; reports may come in any
     order and twice, and never move a message backwards. Returns the message's state."""
     if report not in REPORT_STATES:
-        raise ValueError(f"unknown delivery report type {report}")
+        raise InvalidValue(f"unknown delivery report type {report}")
     at = at or datetime.now(UTC)
     with unit_of_work(settings) as session:
         note = session.scalar(  # locked: two reports of one message may come at once

@@ -160,6 +160,8 @@ _VERBS: dict[str, str] = {
     "view": N_("melihat"),
 }
 _NOUNS: dict[str, str] = {
+    "ikd": N_("data aktivasi IKD"),
+    "suket": N_("Surat Keterangan pengganti KTP-el"),
     "adjustment": N_("penyesuaian stok"),
     "anomaly": N_("anomali"),
     "audit": N_("log audit"),
