@@ -51,6 +51,9 @@ class Settings:
     reprint_window_days: int = 0
     #: Office (or regency, or province) code → WIB/WITA/WIT, where the province's zone is wrong.
     office_time_zones: dict[str, str] = field(default_factory=dict)
+    #: Who signs the monthly stock report: ``prepared_name``, ``prepared_nip``, ``head_name``,
+    #: ``head_nip``, ``head_title``, and sub-tables by office/regency/province code.
+    report_signatories: dict[str, Any] = field(default_factory=dict)
 
     @property
     def keys_dir(self) -> Path:

@@ -12,14 +12,32 @@ from sqlalchemy.orm import Session
 from printsrv.ledger import analytics
 from printsrv.ledger.blanks import blanks_at_station
 from printsrv.ledger.models import ConsumableKind, Station
-from printsrv.ledger.reports import render_csv, render_pdf, stock_report
+from printsrv.ledger.reports import (
+    office_text,
+    period_text,
+    render_csv,
+    render_pdf,
+    report_filename,
+    report_sections,
+    report_title,
+    stock_report,
+)
 from printsrv.ledger.ribbons import loaded_consumable
 from printsrv.localtime import office_zone
 from printsrv.models import Office, Record
 from printsrv.station.journal import CardJob, StationRuntime
 from printsrv.web.services import visible_office_ids
 
-__all__ = ["render_csv", "render_pdf", "stock_report"]
+__all__ = [
+    "office_text",
+    "period_text",
+    "render_csv",
+    "render_pdf",
+    "report_filename",
+    "report_sections",
+    "report_title",
+    "stock_report",
+]
 
 
 def visible_stations(session: Session, office: Office) -> list[Station]:

@@ -60,6 +60,19 @@ def _office_code() -> str:
     return code
 
 
+def _signatories(code: str) -> Any:
+    """Who signs the report: the form's fields over the setting ``report_signatories``."""
+    from flask import current_app
+
+    from printsrv.ledger.reports import Signatories, signatories_from_settings
+
+    settings = current_app.config["PRINTSRV_SETTINGS"]
+    given = Signatories(**{
+        f: request.args.get(f, "").strip()[:120] for f in Signatories.__dataclass_fields__
+    })
+    return given.merged(signatories_from_settings(settings.report_signatories, code))
+
+
 @bp.route("/ledger")
 @permission("ledger.view")
 def index() -> Any:
@@ -70,12 +83,15 @@ def index() -> Any:
         report = ls.stock_report(read_db(), code, month)
     except LedgerError:
         abort(400)
-    from printsrv.ledger.reports import report_rows
-
+    lang = select_locale()
     return render_template(
         "ledger.html",
         report=report,
-        rows=report_rows(report),
+        sections=ls.report_sections(report, lang),
+        title=ls.report_title(report, lang),
+        office_text=ls.office_text(report, lang),
+        period=ls.period_text(report, lang),
+        signatories=_signatories(code),
         month=month,
         office=code,
         offices=svc.visible_offices(read_db(), user.office),
@@ -87,7 +103,8 @@ def index() -> Any:
 @bp.route("/ledger/report.<any(pdf, csv, json):fmt>")
 @permission("ledger.view")
 def report(fmt: str) -> Any:
-    """The monthly report as a download; every export is an audit event."""
+    """The monthly report as a download, in the page's language; every export is an audit
+    event."""
     user = current_user()
     assert user is not None
     month, code = _month(), _office_code()
@@ -97,13 +114,15 @@ def report(fmt: str) -> Any:
         abort(400)
     svc.audit_view(db(), user, WebTag.EXPORT, subject=f"stock-report:{code}:{month}",
                    office_code=code, details={"format": fmt})
-    name = f"laporan-stok-{code}-{month}.{fmt}"
+    lang = select_locale()
     if fmt == "json":
         response = jsonify(data)
     elif fmt == "csv":
-        response = Response(ls.render_csv(data), mimetype="text/csv")
+        response = Response(ls.render_csv(data, lang), mimetype="text/csv")
     else:
-        response = Response(ls.render_pdf(data), mimetype="application/pdf")
+        response = Response(ls.render_pdf(data, lang, _signatories(code)),
+                            mimetype="application/pdf")
+    name = ls.report_filename(data, fmt)
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
 
