@@ -53,6 +53,7 @@ def register(sub: Any) -> None:
     p.add_argument("--date", type=_date, help="date of the handover record (YYYY-MM-DD)")
     p.add_argument("--note")
     _stock_type_arg(p, DEFAULT_STOCK_TYPE)
+    _signatory_args(p)
     _actor(p)
     p.set_defaults(func=cmd_receive)
 
@@ -63,6 +64,7 @@ def register(sub: Any) -> None:
     p.add_argument("--handover", required=True, help="Berita Acara Serah Terima number")
     p.add_argument("--date", type=_date)
     p.add_argument("--note")
+    _signatory_args(p)
     _actor(p)
     p.set_defaults(func=cmd_transfer)
 
@@ -229,6 +231,29 @@ def _stock_type_arg(p: argparse.ArgumentParser, default: str | None) -> None:
     )
 
 
+def _signatory_args(p: argparse.ArgumentParser) -> None:
+    """Who signs the Berita Acara Serah Terima (name and NIP of each side)."""
+    g = p.add_argument_group("signatures on the handover certificate (BAST)")
+    g.add_argument("--giver-name", default="", help="'Yang menyerahkan': name")
+    g.add_argument("--giver-nip", default="", help="'Yang menyerahkan': NIP or identity number")
+    g.add_argument("--receiver-name", default="", help="'Yang menerima': name")
+    g.add_argument("--receiver-nip", default="", help="'Yang menerima': NIP or identity number")
+
+
+def _signatories(args: argparse.Namespace) -> dict[str, str]:
+    """The handover's signatories as the ledger stores them (``NAME / NIP 1234``)."""
+    from printsrv.paperwork import NIP_SEPARATOR
+
+    def one(name: str, nip: str) -> str:
+        if not name.strip():
+            return ""
+        return f"{name.strip().upper()}{NIP_SEPARATOR}{nip.strip()}" if nip.strip() else (
+            name.strip().upper())
+
+    return {"giver": one(args.giver_name, args.giver_nip),
+            "receiver": one(args.receiver_name, args.receiver_nip)}
+
+
 def cmd_receive(args: argparse.Namespace) -> int:
     from printsrv.ledger.blanks import receive_blanks
     from printsrv.ledger.errors import LedgerError
@@ -248,6 +273,7 @@ def cmd_receive(args: argparse.Namespace) -> int:
             note=args.note,
             actor=args.actor,
             stock_type=args.stock_type,
+            **_signatories(args),
         )
         print(
             f"received {doc.count} {args.stock_type} blanks {doc.first_serial}.."
@@ -270,6 +296,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
             document_date=args.date,
             note=args.note,
             actor=args.actor,
+            **_signatories(args),
         )
         print(
             f"transferred {doc.count} blanks {args.from_office} → {args.to_office} "

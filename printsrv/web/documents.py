@@ -168,7 +168,8 @@ def handover_pdf(
     table = Table(rows, colWidths=[55 * mm, 105 * mm])
     table.setStyle(_grid())
     story += [table, Spacer(1, 4 * mm), _serial_table(contents["serials"]), Spacer(1, 8 * mm)]
-    story.append(_signatures([("Yang menyerahkan", "", ""), ("Yang menerima", "", "")]))
+    story.append(_signatures([("Yang menyerahkan", *split_person(record.giver)),
+                              ("Yang menerima", *split_person(record.receiver))]))
     story.append(Spacer(1, 4 * mm))
     story.append(Paragraph(
         f"Dicatat oleh {markup(record.actor)} pada {zone.format(record.created_at)} "

@@ -113,9 +113,11 @@ def receive_blanks(
     document_date: date | None,
     note: str | None,
     stock_type: str = DEFAULT_STOCK_TYPE,
+    giver: Person | None = None,
+    receiver: Person | None = None,
 ) -> HandoverRecord:
     """Receive a carton ``first..last`` of ``stock_type`` blanks at one of the user's offices
-    under a *Berita Acara Serah Terima* number."""
+    under a *Berita Acara Serah Terima* number, signed by ``giver`` and ``receiver``."""
     require(user, "stock.receive")
     office = visible_office(session, user, office_code)
     return ops.receive_blanks(
@@ -130,6 +132,8 @@ def receive_blanks(
         document_date=document_date,
         note=note or None,
         stock_type=stock_type,
+        giver=_signatory(giver),
+        receiver=_signatory(receiver),
     )
 
 
@@ -143,8 +147,11 @@ def transfer_blanks(
     handover_number: str,
     document_date: date | None,
     note: str | None,
+    giver: Person | None = None,
+    receiver: Person | None = None,
 ) -> HandoverRecord:
-    """Hand in-stock blanks of one of the user's offices to another office."""
+    """Hand in-stock blanks of one of the user's offices to another office, signed by
+    ``giver`` and ``receiver``."""
     require(user, "stock.transfer")
     source = visible_office(session, user, from_office_code)
     if to_office_code not in {o.code for o in transfer_targets(session, user)}:
@@ -159,7 +166,14 @@ def transfer_blanks(
         actor=user.username,
         document_date=document_date,
         note=note or None,
+        giver=_signatory(giver),
+        receiver=_signatory(receiver),
     )
+
+
+def _signatory(person: Person | None) -> str:
+    """A signatory as the ledger stores it; empty when no name was given."""
+    return person.ledger_name() if person is not None and person.name.strip() else ""
 
 
 def _require_visible_blanks(session: Session, user: User, serials: Sequence[str]) -> list[Blank]:

@@ -46,7 +46,22 @@ _SERIAL = [DataRequired(), Length(max=32)]
 _NUMBER = [DataRequired(), Length(max=80)]
 
 
-class ReceiveForm(FlaskForm):
+class SignatoriesMixin:
+    """Who hands over (*Yang menyerahkan*) and who receives (*Yang menerima*): name and NIP."""
+
+    giver_name = StringField("giver_name", validators=[Optional(), Length(max=80)])
+    giver_nip = StringField("giver_nip", validators=[Optional(), Length(max=30)])
+    receiver_name = StringField("receiver_name", validators=[Optional(), Length(max=80)])
+    receiver_nip = StringField("receiver_nip", validators=[Optional(), Length(max=30)])
+
+    def people(self) -> dict[str, ss.Person]:
+        return {
+            "giver": ss.Person(self.giver_name.data or "", self.giver_nip.data or ""),
+            "receiver": ss.Person(self.receiver_name.data or "", self.receiver_nip.data or ""),
+        }
+
+
+class ReceiveForm(SignatoriesMixin, FlaskForm):
     office = StringField("office", validators=[DataRequired(), Length(max=8)])
     first = StringField("first", validators=_SERIAL)
     last = StringField("last", validators=_SERIAL)
@@ -60,7 +75,7 @@ class ReceiveForm(FlaskForm):
     stock_types = STOCK_TYPES
 
 
-class TransferForm(FlaskForm):
+class TransferForm(SignatoriesMixin, FlaskForm):
     from_office = StringField("from_office", validators=[DataRequired(), Length(max=8)])
     to_office = StringField("to_office", validators=[DataRequired(), Length(max=8)])
     serials = TextAreaField("serials", validators=[DataRequired(), Length(max=20000)])
@@ -191,7 +206,7 @@ def receive() -> Any:
             last=form.last.data or "", handover_number=form.handover_number.data or "",
             from_party=form.from_party.data or "", carton=form.carton.data,
             document_date=form.document_date.data, note=form.note.data,
-            stock_type=form.stock_type.data or DEFAULT_STOCK_TYPE,
+            stock_type=form.stock_type.data or DEFAULT_STOCK_TYPE, **form.people(),
         )
     except LedgerError as exc:
         return _refused(exc, "stock.index")
@@ -211,7 +226,7 @@ def transfer() -> Any:
             to_office_code=form.to_office.data or "",
             serials=ss.parse_serials(form.serials.data or ""),
             handover_number=form.handover_number.data or "",
-            document_date=form.document_date.data, note=form.note.data,
+            document_date=form.document_date.data, note=form.note.data, **form.people(),
         )
     except LedgerError as exc:
         return _refused(exc, "stock.index")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import re
+import subprocess
 import zlib
 
 import pytest
@@ -246,6 +247,35 @@ def test_handover_pdf_lists_the_serials(app_nocsrf: Flask, settings: Settings,
     for needle in ("BERITA ACARA SERAH TERIMA", "BAST-OWN-1", serial("A", 1), serial("A", 30),
                    "30 keping", "Ditjen Dukcapil"):
         assert needle in text, needle
+
+
+def test_handover_pdf_has_the_giver_and_the_receiver(app_nocsrf: Flask, settings: Settings,
+                                                     stock: dict[str, dict[str, str]]) -> None:
+    """The transfer form's *Yang menyerahkan* / *Yang menerima* go onto the BAST with NIPs."""
+    client = app_nocsrf.test_client()
+    sign_in(client, settings, "supervisor_own")
+    resp = client.post("/stock/transfer", data={
+        "from_office": "35.26.01", "to_office": "35.26", "serials": serial("A", 11),
+        "handover_number": "BAST-SIGN-1", "giver_name": "Siti Aminah",
+        "giver_nip": "198001012005012001", "receiver_name": "Budi Santoso",
+        "receiver_nip": "197505052000031003"})
+    assert _flash(client, resp).startswith("ok")
+    with unit_of_work(settings) as s:
+        record = s.scalar(select(HandoverRecord).where(HandoverRecord.number == "BAST-SIGN-1"))
+        assert record is not None
+        rid = record.id
+        assert record.giver == "SITI AMINAH / NIP 198001012005012001"
+    pdf = settings.instance_dir / "bast.pdf"
+    pdf.write_bytes(client.get(f"/ledger/documents/handover/{rid}.pdf").data)
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True,
+                          text=True, check=True).stdout
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    roles = next(i for i, ln in enumerate(lines) if "Yang menyerahkan" in ln)
+    assert "Yang menerima" in lines[roles]
+    names = next(ln for ln in lines[roles:] if "SITI AMINAH" in ln)
+    assert "BUDI SANTOSO" in names and names.index("SITI") < names.index("BUDI")
+    nips = next(ln for ln in lines[roles:] if "198001012005012001" in ln)
+    assert "197505052000031003" in nips
 
 
 NEW_POSTS = [
