@@ -82,6 +82,9 @@ class StationView:
     ribbon_remaining: int | None
     reader: str
     mode: str | None
+    #: The daemon runs ``--on-request`` (makes cards only as operators ask for a batch);
+    #: ``None`` before it ever started.
+    on_request: bool | None
     issued: int
     spoiled: int
     jobs: list[dict[str, Any]]
@@ -138,6 +141,7 @@ def station_view(session: Session, station: Station, *, jobs: int = 20) -> Stati
         ribbon_remaining=ribbon.panels_remaining if ribbon else None,
         reader=station.reader,
         mode=runtime.mode.value if runtime else None,
+        on_request=bool((runtime.details or {}).get("on_request")) if runtime else None,
         issued=runtime.cards_issued if runtime else 0,
         spoiled=runtime.cards_spoiled if runtime else 0,
         jobs=[

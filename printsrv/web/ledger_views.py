@@ -20,10 +20,11 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
-from wtforms import IntegerField
-from wtforms.validators import DataRequired, NumberRange
+from wtforms import IntegerField, StringField
+from wtforms.validators import AnyOf, DataRequired, NumberRange
 
 from printsrv.ledger.errors import LedgerError
+from printsrv.products import STOCK_TYPES
 from printsrv.web import db, read_db, select_locale
 from printsrv.web import ledger_services as ls
 from printsrv.web import services as svc
@@ -145,7 +146,8 @@ def station(station_id: int) -> Any:
     view = ls.station_view(read_db(), ls.get_visible_station(read_db(), user.office, station_id))
     svc.audit_view(db(), user, WebTag.RECORD_VIEW, subject=view.name,
                    details={"station_jobs": [j["request_id"] for j in view.jobs]})
-    return render_template("station.html", st=view, batch_form=BatchForm())
+    return render_template("station.html", st=view, batch_form=BatchForm(),
+                           stock_types=STOCK_TYPES)
 
 
 @bp.route("/stations/<int:station_id>/resume", methods=["POST"])
@@ -169,6 +171,34 @@ def station_resume(station_id: int) -> Any:
 
 class BatchForm(FlaskForm):
     count = IntegerField("count", validators=[DataRequired(), NumberRange(1, 1000)])
+
+
+class LoadForm(FlaskForm):
+    count = IntegerField("count", validators=[DataRequired(), NumberRange(1, 1000)])
+    stock_type = StringField("stock_type", validators=[DataRequired(), AnyOf(STOCK_TYPES)])
+
+
+@bp.route("/stations/<int:station_id>/load", methods=["POST"])
+@permission("stock.load")
+def station_load(station_id: int) -> Any:
+    """Load blanks from the office's store into the station's hopper (a paused station that
+    ran out can be fixed from here); each blank's move is an audit event."""
+    from printsrv.web import stock_services as ss
+
+    user = current_user()
+    assert user is not None
+    form = LoadForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        loaded = ss.load_hopper(db(), user, station_id=station_id, count=form.count.data or 0,
+                                stock_type=form.stock_type.data or "")
+    except LedgerError as exc:
+        flash(str(exc), "error")
+    else:
+        flash(_("%(n)d blangko %(type)s dimasukkan ke hopper.", n=len(loaded),
+                type=form.stock_type.data), "ok")
+    return redirect(url_for("ledger.station", station_id=station_id), code=303)
 
 
 @bp.route("/stations/<int:station_id>/batch", methods=["POST"])

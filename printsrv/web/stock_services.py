@@ -46,8 +46,12 @@ from printsrv.web.services import Forbidden, require, visible_office_ids, visibl
 MAX_FORM_SERIALS = 5000
 #: Causes an operator may give for a spoiled card ("missing" is only for approved write-offs,
 #: "unknown_crash" only for the station's recovery).
+#: Causes a person may give by hand: not those only the station or an adjustment records
+#: (an outcome lost in a crash, a printer that vanished mid-card, a blank missing at a count).
 MANUAL_CAUSES = tuple(
-    c for c in SpoilCause if c not in (SpoilCause.MISSING, SpoilCause.UNKNOWN_CRASH)
+    c
+    for c in SpoilCause
+    if c not in (SpoilCause.MISSING, SpoilCause.UNKNOWN_CRASH, SpoilCause.PRINTER_GONE)
 )
 
 
@@ -98,6 +102,58 @@ def _visible_station(session: Session, user: User, station_id: int) -> Station:
 
 
 # ---------------------------------------------------------------------------- blanks
+
+
+def load_hopper(
+    session: Session, user: User, *, station_id: int, count: int, stock_type: str
+) -> list[Blank]:
+    """Load the ``count`` lowest in-stock blanks of ``stock_type`` of the station's office
+    into its hopper (``run.py ledger load``; each blank's move is an audit event)."""
+    require(user, "stock.load")
+    station = _visible_station(session, user, station_id)
+    return ops.load_blanks(session, station, actor=user.username, count=count,
+                           stock_type=stock_type)
+
+
+@dataclass(frozen=True)
+class StockPlace:
+    """Blanks of one stock type on hand at one place: an office's store or a hopper."""
+
+    office: str
+    place: str  # "" for the office's store, else the station's name
+    stock_type: str
+    in_stock: int
+    in_hopper: int
+    reserved: int
+
+    @property
+    def total(self) -> int:
+        return self.in_stock + self.in_hopper + self.reserved
+
+
+def stock_on_hand(session: Session, user: User) -> list[StockPlace]:
+    """Blanks on hand in the user's offices per stock type and place (the store, each
+    station's hopper with the blanks reserved there for a card in progress)."""
+    rows = session.execute(
+        select(Office.code, Station.name, Blank.stock_type, Blank.state, func.count())
+        .select_from(Blank)
+        .join(Office, Office.id == Blank.office_id)
+        .outerjoin(Station, Station.id == Blank.station_id)
+        .where(
+            Blank.office_id.in_(visible_office_ids(session, user.office)),
+            Blank.state.in_([BlankState.IN_STOCK, BlankState.IN_HOPPER, BlankState.RESERVED]),
+        )
+        .group_by(Office.code, Station.name, Blank.stock_type, Blank.state)
+    ).all()
+    counts: dict[tuple[str, str, str], dict[BlankState, int]] = {}
+    for code, station, stock_type, state, n in rows:
+        place = "" if state is BlankState.IN_STOCK else (station or "")
+        counts.setdefault((code, place, stock_type), {})[state] = n
+    return [
+        StockPlace(code, place, stock_type, c.get(BlankState.IN_STOCK, 0),
+                   c.get(BlankState.IN_HOPPER, 0), c.get(BlankState.RESERVED, 0))
+        for (code, place, stock_type), c in sorted(counts.items())
+    ]
 
 
 def receive_blanks(

@@ -182,6 +182,7 @@ def index() -> Any:
         targets=ss.transfer_targets(read_db(), user),
         stations=_stations(user),
         spoiled=ss.spoiled_on_hand(read_db(), user),
+        on_hand=ss.stock_on_hand(read_db(), user),
         handovers=handovers[:10],
         destructions=destructions[:10],
         receive=ReceiveForm(),
