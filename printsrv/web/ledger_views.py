@@ -25,7 +25,7 @@ from wtforms.validators import AnyOf, DataRequired, NumberRange
 
 from printsrv.ledger.errors import LedgerError
 from printsrv.products import STOCK_TYPES
-from printsrv.web import db, read_db, select_locale
+from printsrv.web import charts, db, read_db, select_locale
 from printsrv.web import ledger_services as ls
 from printsrv.web import services as svc
 from printsrv.web.guard import current_user, permission
@@ -85,8 +85,13 @@ def index() -> Any:
     except LedgerError:
         abort(400)
     lang = select_locale()
+    usage = ls.daily_usage(read_db(), user.office)
     return render_template(
         "ledger.html",
+        usage_chart=charts.daily_cards(
+            [(d["day"], d["issued"], d["spoiled"]) for d in usage],
+            title=_("Kartu terbit dan rusak per hari (30 hari)"), issued_label=_("Terbit"),
+            spoiled_label=_("Rusak")),
         report=report,
         sections=ls.report_sections(report, lang),
         title=ls.report_title(report, lang),
@@ -96,7 +101,7 @@ def index() -> Any:
         month=month,
         office=code,
         offices=svc.visible_offices(read_db(), user.office),
-        usage=ls.daily_usage(read_db(), user.office),
+        usage=usage,
         flags=ls.spoilage_flags(read_db(), user.office),
     )
 
@@ -147,7 +152,29 @@ def station(station_id: int) -> Any:
     svc.audit_view(db(), user, WebTag.RECORD_VIEW, subject=view.name,
                    details={"station_jobs": [j["request_id"] for j in view.jobs]})
     return render_template("station.html", st=view, batch_form=BatchForm(),
-                           stock_types=STOCK_TYPES)
+                           stock_types=STOCK_TYPES, ribbon_chart=_ribbon_chart(station_id))
+
+
+def _ribbon_chart(station_id: int) -> Any:
+    """The loaded ribbon's panels left over time and when it runs out at the recent pace."""
+    user = current_user()
+    assert user is not None
+    history = ls.ribbon_history(read_db(),
+                                ls.get_visible_station(read_db(), user.office, station_id))
+    if history is None:
+        return None
+    from datetime import timedelta
+
+    xs = [x for x, _ in [*history["points"], *history["forecast"]]]
+    span = max(xs) if xs else 1.0
+    labels = [(span * k / 4, (history["start"] + timedelta(days=span * k / 4)).strftime("%d-%m"))
+              for k in range(5)]
+    chart = charts.level_forecast(
+        history["points"], history["forecast"],
+        title=_("Pita %(serial)s: sisa panel", serial=history["serial"]),
+        x_labels=labels, y_max=history["capacity"], measured_label=_("tercatat"),
+        forecast_label=_("prakiraan"))
+    return {"svg": chart, "empty_on": history["empty_on"]}
 
 
 @bp.route("/stations/<int:station_id>/resume", methods=["POST"])

@@ -448,4 +448,23 @@ def anomaly_dashboard() -> Any:
     report = anomalies.all_flags(read_db(), user.office, idle_days=days)
     svc.audit_view(db(), user, WebTag.ANOMALY_VIEW,
                    details={k: len(v) for k, v in report.items()})
-    return render_template("anomalies.html", report=report, idle_days=days)
+    return render_template("anomalies.html", report=report, idle_days=days,
+                           rate_charts=_rate_charts(user))
+
+
+def _rate_charts(user: Any) -> list[Any]:
+    """Spoilage rate per station and per operator, each blank stock type apart, with the
+    threshold above which the flags above name a subject."""
+    from printsrv.web import charts
+
+    out = []
+    for title, totals in (
+        (_("Tingkat rusak per stasiun"), anomalies.station_totals(read_db(), user.office)),
+        (_("Tingkat rusak per operator"), anomalies.operator_totals(read_db(), user.office)),
+    ):
+        for chart in ls.rate_charts(totals):
+            out.append(charts.spoilage_rates(
+                [charts.RateBar(*bar) for bar in chart.bars],
+                title=f"{title} ({chart.stock_type})", threshold=chart.threshold,
+                threshold_label=_("ambang"), median=chart.median, median_label=_("median")))
+    return out
