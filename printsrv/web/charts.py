@@ -147,7 +147,7 @@ def level_forecast(points: Sequence[tuple[float, float]], forecast: Sequence[tup
     plot_w, plot_h = width - left - 10, height - bottom - top
     xs = [x for x, _ in [*points, *forecast]] or [0.0]
     x_min, x_max = min(xs), max(max(xs), min(xs) + 1)
-    y_top = _nice_max(y_max)
+    y_top = float(y_max) if y_max > 0 else 1.0
 
     def xy(x: float, y: float) -> str:
         return (f"{left + plot_w * (x - x_min) / (x_max - x_min):.1f},"
