@@ -759,6 +759,7 @@ def render_pdf(
     styles = getSampleStyleSheet()
     small = styles["BodyText"].clone("small", fontSize=8, leading=10)
     cell = styles["BodyText"].clone("cell", fontSize=8, leading=9.5)
+    cell_right = cell.clone("cell_right", alignment=2)
     buf = io.BytesIO()
     doc = SimpleDocTemplate(
         buf,
@@ -789,7 +790,8 @@ def render_pdf(
         ncols = len(sec.columns)
         first = width * (0.62 if ncols == 2 else 0.45 if ncols == 3 else 0.34 if ncols < 7 else 0.3)
         rest = (width - first) / max(ncols - 1, 1)
-        data = [[Paragraph(f"<b>{markup(c)}</b>", cell) for c in sec.columns]]
+        data = [[Paragraph(f"<b>{markup(c)}</b>", cell if i == 0 else cell_right)
+                 for i, c in enumerate(sec.columns)]]
         for row in sec.rows:
             data.append([Paragraph(markup(row[0]), cell)] + [str(v) for v in row[1:]])
         table = Table(data, colWidths=[first] + [rest] * (ncols - 1), repeatRows=1)
