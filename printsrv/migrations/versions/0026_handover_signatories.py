@@ -1,7 +1,8 @@
 """ledger: who hands over and who receives, on each handover record (BAST)
 
-Revision ID: 0021
-Revises: 0020
+Revision ID: 0026
+Revises: 0020 (on branch w15; main has 0021-0025 meanwhile: when merging, set
+down_revision to main's head so that history stays one line)
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0021"
+revision = "0026"
 down_revision = "0020"
 branch_labels = None
 depends_on = None
