@@ -240,18 +240,14 @@ def _signatory_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--receiver-nip", default="", help="'Yang menerima': NIP or identity number")
 
 
-def _signatories(args: argparse.Namespace) -> dict[str, str]:
-    """The handover's signatories as the ledger stores them (``NAME / NIP 1234``)."""
+def _signatory(name: str, nip: str) -> str:
+    """A handover signatory as the ledger stores one (``NAME / NIP 1234``; empty: none)."""
     from printsrv.paperwork import NIP_SEPARATOR
 
-    def one(name: str, nip: str) -> str:
-        if not name.strip():
-            return ""
-        return f"{name.strip().upper()}{NIP_SEPARATOR}{nip.strip()}" if nip.strip() else (
-            name.strip().upper())
-
-    return {"giver": one(args.giver_name, args.giver_nip),
-            "receiver": one(args.receiver_name, args.receiver_nip)}
+    if not name.strip():
+        return ""
+    return f"{name.strip().upper()}{NIP_SEPARATOR}{nip.strip()}" if nip.strip() else (
+        name.strip().upper())
 
 
 def cmd_receive(args: argparse.Namespace) -> int:
@@ -273,7 +269,8 @@ def cmd_receive(args: argparse.Namespace) -> int:
             note=args.note,
             actor=args.actor,
             stock_type=args.stock_type,
-            **_signatories(args),
+            giver=_signatory(args.giver_name, args.giver_nip),
+            receiver=_signatory(args.receiver_name, args.receiver_nip),
         )
         print(
             f"received {doc.count} {args.stock_type} blanks {doc.first_serial}.."
@@ -296,7 +293,8 @@ def cmd_transfer(args: argparse.Namespace) -> int:
             document_date=args.date,
             note=args.note,
             actor=args.actor,
-            **_signatories(args),
+            giver=_signatory(args.giver_name, args.giver_nip),
+            receiver=_signatory(args.receiver_name, args.receiver_nip),
         )
         print(
             f"transferred {doc.count} blanks {args.from_office} → {args.to_office} "

@@ -150,7 +150,7 @@ def _documents(
             out["transferred_in"].append({"number": doc.number, "from": codes[from_id], "count": n})
         if from_id in office_ids:
             out["transferred_out"].append({"number": doc.number, "to": codes[to_id], "count": n})
-    rows = session.execute(
+    destroyed = session.execute(
         select(m.destruction_id, func.count())
         .where(
             m.destruction_id.is_not(None),
@@ -160,13 +160,13 @@ def _documents(
         )
         .group_by(m.destruction_id)
     )
-    for destruction_id, n in rows:
-        doc = session.get_one(DestructionRecord, destruction_id)
+    for destruction_id, n in destroyed:
+        destruction = session.get_one(DestructionRecord, destruction_id)
         out["destroyed"].append(
             {
-                "number": doc.number,
-                "officers": [doc.officer_1, doc.officer_2],
-                "witness": doc.witness,
+                "number": destruction.number,
+                "officers": [destruction.officer_1, destruction.officer_2],
+                "witness": destruction.witness,
                 "count": n,
             }
         )

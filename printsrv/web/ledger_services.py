@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -184,9 +184,13 @@ def daily_usage(session: Session, office: Office, days: int = 30) -> list[dict[s
             CardJob.outcome.is_not(None),
         )
     ).all()
-    out = {first + timedelta(days=k): {"day": first + timedelta(days=k), "issued": 0,
-                                       "spoiled": 0} for k in range(days)}
+    out: dict[date, dict[str, Any]] = {
+        first + timedelta(days=k): {"day": first + timedelta(days=k), "issued": 0, "spoiled": 0}
+        for k in range(days)
+    }
     for finished, outcome in rows:
+        if finished is None:
+            continue
         entry = out.get(zone.local(finished).date())
         key = str(getattr(outcome, "value", outcome))
         if entry is not None and key in ("issued", "spoiled"):
