@@ -497,3 +497,19 @@ def test_stock_types_through_the_cli(cli: Cli, settings: Settings) -> None:
     assert code != 0 and f"{sn(1)} is KTP-EL stock, not KIA" in err
     out = ok(cli, "ledger", "check")
     assert f"{OFFICE} KIA: received 4 " in out and f"{OFFICE} KTP-EL: received 3 " in out
+
+
+def test_handover_signatories_from_the_cli(cli: Cli, settings: Settings) -> None:
+    ok(cli, "ledger", "receive", "--office", OFFICE, "--first", sn(1), "--last", sn(5),
+       "--handover", "BAST/SIG/1", "--giver-name", "Andi Wijaya", "--giver-nip", "19800101",
+       "--receiver-name", "Siti Aminah", "--receiver-nip", "19850505")
+    ok(cli, "ledger", "transfer", "--from", OFFICE, "--to", "35.26.02", "--first", sn(1),
+       "--last", sn(2), "--handover", "BAST/SIG/2", "--giver-name", "Siti Aminah")
+    from sqlalchemy import select
+
+    from printsrv.ledger.models import HandoverRecord
+
+    with session_factory(settings)() as s:
+        got = {h.number: (h.giver, h.receiver) for h in s.scalars(select(HandoverRecord))}
+    assert got == {"BAST/SIG/1": ("ANDI WIJAYA / NIP 19800101", "SITI AMINAH / NIP 19850505"),
+                   "BAST/SIG/2": ("SITI AMINAH", "")}
