@@ -58,6 +58,9 @@ class Settings:
     #: IKD (digital KTP) activations an office should reach, as a share of the blanks it
     #: received (the 2023 national target: at least 50 %).
     ikd_target_percent: int = 50
+    #: Who signs the monthly stock report: ``prepared_name``, ``prepared_nip``, ``head_name``,
+    #: ``head_nip``, ``head_title``, and sub-tables by office/regency/province code.
+    report_signatories: dict[str, Any] = field(default_factory=dict)
 
     @property
     def keys_dir(self) -> Path:

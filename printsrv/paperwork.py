@@ -59,3 +59,69 @@ def name_and_nip(signatory: str) -> tuple[str, str]:
     """A signatory as the ledger stores it (``NAME / NIP 1234`` or just ``NAME``), split."""
     name, _, nip = signatory.partition(NIP_SEPARATOR)
     return name, nip
+
+
+def signature_block(people: Sequence[tuple[str, str, str, str]], nip_label: str = "NIP") -> Any:
+    """A ReportLab table of signatures side by side: for each ``(role, title, name, nip)``
+    the role (*Dibuat oleh*), the title (*Kepala Dinas …*), space to sign, the name in
+    brackets and the NIP. Empty names leave a blank line to write on."""
+    from reportlab.lib.styles import ParagraphStyle
+    from reportlab.lib.units import mm
+    from reportlab.platypus import Paragraph, Table, TableStyle
+
+    style = ParagraphStyle("sig", fontSize=8.5, leading=10.5, alignment=1)
+    rows = [
+        [Paragraph(markup(p[0]), style) for p in people],
+        [Paragraph(markup(p[1]), style) for p in people],
+        ["" for _ in people],
+        [Paragraph(f"( {markup(p[2]) or '&nbsp;' * 40} )", style) for p in people],
+        [
+            Paragraph(f"{markup(nip_label)}: {markup(p[3])}" if p[3] else f"{markup(nip_label)}:",
+                      style)
+            for p in people
+        ],
+    ]
+    table = Table(rows, rowHeights=[None, None, 22 * mm, None, None])
+    table.setStyle(
+        TableStyle(
+            [
+                ("ALIGN", (0, 0), (-1, -1), "CENTER"),
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("LINEBELOW", (0, 2), (-1, 2), 0.4, "#888888"),
+            ]
+        )
+    )
+    return table
+
+
+def numbered_canvas(page_text: str, footer: str = "") -> Any:
+    """A ReportLab canvas class that writes ``page_text`` (``"Halaman {page} dari {pages}"``)
+    and ``footer`` at the foot of every page, once the page count is known."""
+    from reportlab.pdfgen.canvas import Canvas
+
+    class NumberedCanvas(Canvas):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._pages: list[dict[str, Any]] = []
+
+        def showPage(self) -> None:
+            self._pages.append(dict(self.__dict__))
+            self._startPage()
+
+        def save(self) -> None:
+            total = len(self._pages)
+            for state in self._pages:
+                self.__dict__.update(state)
+                width = self._pagesize[0]
+                self.setFont("Helvetica", 7.5)
+                if footer:
+                    self.drawString(18 * 2.8346, 10 * 2.8346, footer)
+                self.drawRightString(
+                    width - 18 * 2.8346,
+                    10 * 2.8346,
+                    page_text.format(page=self._pageNumber, pages=total),
+                )
+                super().showPage()
+            super().save()
+
+    return NumberedCanvas

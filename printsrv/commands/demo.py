@@ -195,15 +195,37 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+class SayOnce(logging.Filter):
+    """For the console: a warning is shown once, and the same warning again only after the
+    state changed (any other message came in between), not at every poll of a paused
+    station. Messages below WARNING only mark the change; they go to the log file."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last: str | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if record.levelno < logging.WARNING:
+            self.last = None
+            return False
+        if text == self.last:
+            return False
+        self.last = text
+        return True
+
+
 def _log_to_file(path: Path) -> None:
-    """Station details to a log file; the console shows warnings and the progress lines."""
+    """Station details to a log file; the console shows warnings (each once while it holds,
+    :class:`SayOnce`) and the progress lines."""
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     root.addHandler(handler)
     console = logging.StreamHandler(sys.stderr)
-    console.setLevel(logging.WARNING)
+    console.setLevel(logging.INFO)
+    console.addFilter(SayOnce())
     console.setFormatter(logging.Formatter("  %(levelname)s %(message)s"))
     root.addHandler(console)
 

@@ -147,6 +147,8 @@ def cmd_import(args: argparse.Namespace) -> int:
                 f"({result.held} held for review), {result.already_imported} already imported, "
                 f"{result.rejected} rejected"
             )
+            for office in result.offices:
+                print(f"  office {office['code']} {office['name']}: {office['records']} records")
             for hold in result.holds:
                 print(f"  held {hold['request_id']}: {hold['reason']}")
             if result.rejection_report:

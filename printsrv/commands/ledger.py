@@ -53,6 +53,7 @@ def register(sub: Any) -> None:
     p.add_argument("--date", type=_date, help="date of the handover record (YYYY-MM-DD)")
     p.add_argument("--note")
     _stock_type_arg(p, DEFAULT_STOCK_TYPE)
+    _signatory_args(p)
     _actor(p)
     p.set_defaults(func=cmd_receive)
 
@@ -63,6 +64,7 @@ def register(sub: Any) -> None:
     p.add_argument("--handover", required=True, help="Berita Acara Serah Terima number")
     p.add_argument("--date", type=_date)
     p.add_argument("--note")
+    _signatory_args(p)
     _actor(p)
     p.set_defaults(func=cmd_transfer)
 
@@ -168,8 +170,16 @@ def register(sub: Any) -> None:
     p.add_argument("--month", required=True,
                    help="YYYY-MM (the office's local month: WIB, WITA or WIT)")
     p.add_argument("--format", choices=["json", "csv", "pdf"], default="json")
+    p.add_argument("--lang", choices=["id", "en"], default="id",
+                   help="language of the PDF and CSV (default: Bahasa Indonesia)")
     p.add_argument("--out", type=Path, help="file to write (default: standard output; a PDF "
                    "goes to laporan-stok-OFFICE-MONTH.pdf in the current folder)")
+    sig = p.add_argument_group("signatures (default: the setting report_signatories)")
+    sig.add_argument("--prepared-name", default="", help="'Dibuat oleh': name")
+    sig.add_argument("--prepared-nip", default="", help="'Dibuat oleh': NIP")
+    sig.add_argument("--head-name", default="", help="'Mengetahui' (head of office): name")
+    sig.add_argument("--head-nip", default="", help="'Mengetahui': NIP")
+    sig.add_argument("--head-title", default="", help="'Mengetahui': title, e.g. 'Kepala Dinas'")
     p.set_defaults(func=cmd_report)
 
     p = lsub.add_parser("show", help="a blank and its journal, or an office's stock by state")
@@ -221,6 +231,25 @@ def _stock_type_arg(p: argparse.ArgumentParser, default: str | None) -> None:
     )
 
 
+def _signatory_args(p: argparse.ArgumentParser) -> None:
+    """Who signs the Berita Acara Serah Terima (name and NIP of each side)."""
+    g = p.add_argument_group("signatures on the handover certificate (BAST)")
+    g.add_argument("--giver-name", default="", help="'Yang menyerahkan': name")
+    g.add_argument("--giver-nip", default="", help="'Yang menyerahkan': NIP or identity number")
+    g.add_argument("--receiver-name", default="", help="'Yang menerima': name")
+    g.add_argument("--receiver-nip", default="", help="'Yang menerima': NIP or identity number")
+
+
+def _signatory(name: str, nip: str) -> str:
+    """A handover signatory as the ledger stores one (``NAME / NIP 1234``; empty: none)."""
+    from printsrv.paperwork import NIP_SEPARATOR
+
+    if not name.strip():
+        return ""
+    return f"{name.strip().upper()}{NIP_SEPARATOR}{nip.strip()}" if nip.strip() else (
+        name.strip().upper())
+
+
 def cmd_receive(args: argparse.Namespace) -> int:
     from printsrv.ledger.blanks import receive_blanks
     from printsrv.ledger.errors import LedgerError
@@ -240,6 +269,8 @@ def cmd_receive(args: argparse.Namespace) -> int:
             note=args.note,
             actor=args.actor,
             stock_type=args.stock_type,
+            giver=_signatory(args.giver_name, args.giver_nip),
+            receiver=_signatory(args.receiver_name, args.receiver_nip),
         )
         print(
             f"received {doc.count} {args.stock_type} blanks {doc.first_serial}.."
@@ -262,6 +293,8 @@ def cmd_transfer(args: argparse.Namespace) -> int:
             document_date=args.date,
             note=args.note,
             actor=args.actor,
+            giver=_signatory(args.giver_name, args.giver_nip),
+            receiver=_signatory(args.receiver_name, args.receiver_nip),
         )
         print(
             f"transferred {doc.count} blanks {args.from_office} → {args.to_office} "
@@ -490,21 +523,32 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from printsrv.db import session_factory
-    from printsrv.ledger.reports import render_csv, render_pdf, stock_report
+    from printsrv.ledger.reports import (
+        Signatories,
+        render_csv,
+        render_pdf,
+        report_filename,
+        signatories_from_settings,
+        stock_report,
+    )
 
-    with session_factory(load_settings())() as session:
+    settings = load_settings()
+    with session_factory(settings)() as session:
         report = stock_report(session, args.office, args.month)
     if args.format == "json":
         data: bytes = (json.dumps(report, indent=1, ensure_ascii=False) + "\n").encode()
     elif args.format == "csv":
-        data = render_csv(report).encode()
+        data = render_csv(report, args.lang).encode()
     else:
-        data = render_pdf(report)
+        given = Signatories(args.prepared_name, args.prepared_nip, args.head_name,
+                            args.head_nip, args.head_title)
+        people = given.merged(signatories_from_settings(settings.report_signatories, args.office))
+        data = render_pdf(report, args.lang, people)
     if args.out:
         args.out.write_bytes(data)
         print(f"wrote {args.out}", file=sys.stderr)
     elif args.format == "pdf":  # PDF bytes are no use on a terminal: a file named for them
-        out = Path(f"laporan-stok-{args.office}-{args.month}.pdf")
+        out = Path(report_filename(report, "pdf"))
         out.write_bytes(data)
         print(out.resolve())
     else:

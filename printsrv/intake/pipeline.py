@@ -47,6 +47,7 @@ from printsrv.media import (
 from printsrv.models import (
     Batch,
     MediaKind,
+    Office,
     Record,
     RecordKey,
     RecordMedia,
@@ -120,6 +121,8 @@ class ImportResult:
     rejection_report: str | None = None
     #: Refused because records belong to offices the importing client may not import for.
     outside_scope: bool = False
+    #: The offices that received records: ``{"code", "name", "records"}`` in code order.
+    offices: list[dict[str, object]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -134,6 +137,7 @@ class ImportResult:
             "problems": [p.as_dict() for p in self.problems],
             "rejection_report": self.rejection_report,
             "outside_scope": self.outside_scope,
+            "offices": self.offices,
         }
 
 
@@ -518,6 +522,13 @@ def _store(
             )
     result.imported = len(fresh)
     result.held = len(result.holds)
+    per_office: dict[str, int] = {}
+    for c in fresh:
+        per_office[c.record["office_code"]] = per_office.get(c.record["office_code"], 0) + 1
+    result.offices = [
+        {"code": code, "name": session.get_one(Office, offices[code]).name, "records": n}
+        for code, n in sorted(per_office.items())
+    ]
     batch.imported_count += len(fresh)
     batch.rejected_count = result.rejected
     audit.record(

@@ -37,14 +37,25 @@ def median(values: Iterable[float]) -> float:
     return ordered[mid] if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
+def threshold(totals: dict[str, tuple[int, int]], *, factor: float = 2.0, min_cards: int = 10,
+              floor: float = 0.05) -> tuple[float, float] | None:
+    """``(median, limit)`` of the subjects with at least ``min_cards`` cards: a rate above
+    ``limit`` is an outlier. ``None`` with fewer than two such subjects (no peers)."""
+    rates = [sp / made for made, sp in totals.values() if made >= min_cards]
+    if len(rates) < 2:
+        return None
+    mid = median(rates)
+    return mid, max(mid * factor, floor)
+
+
 def outliers(totals: dict[str, tuple[int, int]], *, factor: float = 2.0, min_cards: int = 10,
              floor: float = 0.05) -> list[Outlier]:
     """Subjects (``subject → (cards made, spoiled)``) far above their peers' median rate."""
-    rates = {s: sp / made for s, (made, sp) in totals.items() if made >= min_cards}
-    if len(rates) < 2:
+    bounds = threshold(totals, factor=factor, min_cards=min_cards, floor=floor)
+    if bounds is None:
         return []
-    mid = median(rates.values())
-    limit = max(mid * factor, floor)
+    mid, limit = bounds
+    rates = {s: sp / made for s, (made, sp) in totals.items() if made >= min_cards}
     return [Outlier(s, rate, mid, totals[s][0], totals[s][1])
             for s, rate in sorted(rates.items()) if rate > limit]
 

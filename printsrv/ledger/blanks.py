@@ -399,10 +399,13 @@ def receive_blanks(
     note: str | None = None,
     at: datetime | None = None,
     stock_type: str = DEFAULT_STOCK_TYPE,
+    giver: str = "",
+    receiver: str = "",
 ) -> HandoverRecord:
     """Receive the carton ``first..last`` of ``stock_type`` blanks at ``office_code`` (created
-    from the region table if new) under the handover record ``handover_number``. A serial
-    already in the ledger or a reused handover number raises :class:`LedgerError`."""
+    from the region table if new) under the handover record ``handover_number``; ``giver``
+    and ``receiver`` are the people who sign it (``NAME / NIP 1234``). A serial already in
+    the ledger or a reused handover number raises :class:`LedgerError`."""
     _stock_type(stock_type)
     serials = serial_range(first, last)
     _check_handover_number(session, handover_number)
@@ -417,10 +420,13 @@ def receive_blanks(
     handover = _record_handover(
         session,
         audit_office=office.code,
-        audit_details={"from": from_party, "carton": carton, "stock_type": stock_type},
+        audit_details={"from": from_party, "carton": carton, "stock_type": stock_type,
+                       "giver": giver, "receiver": receiver},
         number=handover_number,
         kind=HandoverKind.RECEIPT,
         from_party=from_party,
+        giver=giver[:120],
+        receiver=receiver[:120],
         to_office_id=office.id,
         carton=carton,
         first_serial=serials[0],
@@ -473,8 +479,11 @@ def transfer_blanks(
     document_date: date | None = None,
     note: str | None = None,
     at: datetime | None = None,
+    giver: str = "",
+    receiver: str = "",
 ) -> HandoverRecord:
-    """Hand the in-stock blanks ``serials`` of one office to another under a handover record."""
+    """Hand the in-stock blanks ``serials`` of one office to another under a handover record
+    signed by ``giver`` and ``receiver`` (``NAME / NIP 1234``, empty when not given)."""
     if not serials:
         raise LedgerError("no blanks to transfer")
     _check_handover_number(session, handover_number)
@@ -489,9 +498,12 @@ def transfer_blanks(
     handover = _record_handover(
         session,
         audit_office=source.code,
-        audit_details={"from": source.code, "to": target.code},
+        audit_details={"from": source.code, "to": target.code, "giver": giver,
+                       "receiver": receiver},
         number=handover_number,
         kind=HandoverKind.TRANSFER,
+        giver=giver[:120],
+        receiver=receiver[:120],
         from_office_id=source.id,
         to_office_id=target.id,
         first_serial=blanks[0].serial,

@@ -148,6 +148,10 @@ class HandoverRecord(Base):
     count: Mapped[int]
     document_date: Mapped[date | None] = mapped_column(Date)
     note: Mapped[str | None] = mapped_column(Text)
+    #: The person who hands the blanks over and the one who receives them, as the ledger
+    #: stores a signatory (``NAME / NIP 1234``); empty when not given.
+    giver: Mapped[str] = mapped_column(String(120), default="", server_default="")
+    receiver: Mapped[str] = mapped_column(String(120), default="", server_default="")
     actor: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

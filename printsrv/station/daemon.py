@@ -160,13 +160,16 @@ class Station:
 
     # -- life cycle ----------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Register the station, write its runtime row (mode starting)."""
+    def start(self, *, on_request: bool = False) -> None:
+        """Register the station, write its runtime row (mode starting; ``on_request`` noted
+        in its details, so that the web page offers "print a batch" only when it applies)."""
         with self._unit() as session:
             stock.ensure_station(session, self.config)
             self._offices = office_ids(session, self.config.office)
             self._runtime(session, StationMode.STARTING, None)
             set_operator(session, self.config.name, self.config.operator)
+            row = session.get_one(StationRuntime, self.config.name)
+            row.details = {**(row.details or {}), "on_request": on_request}
             audit.record(
                 session,
                 StationTag.START,
@@ -235,7 +238,7 @@ class Station:
         from printsrv.station.recovery import recover
 
         recover(self, automatic=True)
-        self.start()
+        self.start(on_request=on_request)
         results: list[CardResult] = []
         try:
             while not self.stop_event.is_set():

@@ -181,7 +181,14 @@ def create_app(
     views.register_error_handlers(app)
 
     from printsrv.web.guard import current_user
-    from printsrv.web.labels import card_result, event_sentence, label, pause_reason, record_state
+    from printsrv.web.labels import (
+        card_result,
+        event_kind,
+        event_sentence,
+        label,
+        pause_reason,
+        record_state,
+    )
     from printsrv.web.services import can
     from printsrv.web.views import queue_rows_html
 
@@ -193,6 +200,7 @@ def create_app(
         label=label,
         card_result=card_result,
         event_sentence=event_sentence,
+        event_kind=event_kind,
         record_state=record_state,
         pause_reason=lambda reason: pause_reason(reason, select_locale()),
     )

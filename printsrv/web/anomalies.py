@@ -92,7 +92,18 @@ def operator_spoilage(
     session: Session, office: Office, *, factor: float = 2.0, min_cards: int = 10,
     floor: float = 0.05,
 ) -> list[Flag]:
-    """Operators whose spoilage rate is far above their peers'.
+    """Operators whose spoilage rate is far above their peers' (:func:`operator_totals`)."""
+    return _outliers_per_stock("operator_spoilage", operator_totals(session, office),
+                               factor=factor, min_cards=min_cards, floor=floor)
+
+
+def station_totals(session: Session, office: Office) -> dict[tuple[str, str], list[int]]:
+    """Cards made and spoiled per (station, blank stock type) in the user's offices."""
+    return analytics.station_stock_totals(session, visible_office_ids(session, office))
+
+
+def operator_totals(session: Session, office: Office) -> dict[tuple[str, str], list[int]]:
+    """Cards made and spoiled per (operator, blank stock type) in the user's offices.
 
     A blank's operator is the person who recorded it spoiled by hand, otherwise the operator
     of the station when it made the card (``card_job.operator``: who asked for the batch or
@@ -109,7 +120,7 @@ def operator_spoilage(
     ).all()
     used = {blank_id: state for blank_id, state, _, _ in rows}
     if not used:
-        return []
+        return {}
     serial_of = {blank_id: serial for blank_id, _, serial, _ in rows}
     stock_of = {blank_id: stock_type for blank_id, _, _, stock_type in rows}
     at_station: dict[str, str] = {
@@ -149,8 +160,7 @@ def operator_spoilage(
         t[0] += 1
         if BlankState(state) is not BlankState.ISSUED:
             t[1] += 1
-    return _outliers_per_stock("operator_spoilage", totals, factor=factor, min_cards=min_cards,
-                               floor=floor)
+    return totals
 
 
 def idle_hopper(

@@ -11,7 +11,7 @@ from printsrv.ledger.models import DestructionRecord, HandoverKind, HandoverReco
 from printsrv.localtime import office_zone
 from printsrv.models import Office
 from printsrv.paperwork import markup
-from printsrv.web.labels import CAUSE_ID
+from printsrv.web.labels import CAUSE_ID, METHOD_ID
 from printsrv.web.stock_services import split_person
 
 
@@ -98,6 +98,7 @@ def destruction_pdf(
     buf, doc, st = _doc(f"Berita Acara Pemusnahan {record.number}")
     zone = office_zone(office.code)
     when = record.document_date or zone.local(record.created_at).date()
+    method = METHOD_ID.get(record.method, record.method)
     story: list[Any] = [
         Paragraph("BERITA ACARA PEMUSNAHAN BLANGKO KTP-EL RUSAK", st["title"]),
         Paragraph(f"Nomor: {markup(record.number)}", st["body"]),
@@ -106,7 +107,7 @@ def destruction_pdf(
         Paragraph(
             f"Pada tanggal {when.strftime('%d-%m-%Y')}"
             + (f" bertempat di {markup(record.place)}" if record.place else "")
-            + f", telah dilakukan pemusnahan ({markup(record.method)}) atas {record.count} keping "
+            + f", telah dilakukan pemusnahan ({markup(method)}) atas {record.count} keping "
             "blangko KTP-el rusak/tidak valid yang telah dipotong sudutnya, dengan rincian "
             "sebagai berikut:",
             st["body"],
@@ -168,7 +169,8 @@ def handover_pdf(
     table = Table(rows, colWidths=[55 * mm, 105 * mm])
     table.setStyle(_grid())
     story += [table, Spacer(1, 4 * mm), _serial_table(contents["serials"]), Spacer(1, 8 * mm)]
-    story.append(_signatures([("Yang menyerahkan", "", ""), ("Yang menerima", "", "")]))
+    story.append(_signatures([("Yang menyerahkan", *split_person(record.giver)),
+                              ("Yang menerima", *split_person(record.receiver))]))
     story.append(Spacer(1, 4 * mm))
     story.append(Paragraph(
         f"Dicatat oleh {markup(record.actor)} pada {zone.format(record.created_at)} "

@@ -72,13 +72,46 @@ _WORDS: dict[str, dict[str, Any]] = {
         "failed": _l("gagal"),
         "invalid": _l("nomor tidak dapat dipakai"),
     },
+    "handover_kind": {
+        "receipt": _l("penerimaan"),
+        "transfer": _l("pemindahan"),
+    },
+    "adjustment_kind": {
+        "write_off": _l("hapus buku"),
+        "correct_state": _l("koreksi status"),
+    },
+    "adjustment_status": {
+        "pending": _l("menunggu persetujuan"),
+        "approved": _l("disetujui"),
+        "rejected": _l("ditolak"),
+    },
+    "blank_state": {
+        "in_stock": _l("di gudang"),
+        "in_hopper": _l("di hopper"),
+        "reserved": _l("sedang dicetak"),
+        "issued": _l("terbit"),
+        "spoiled": _l("rusak"),
+        "destroyed": _l("dimusnahkan"),
+    },
+    "request_kind": {
+        "reprint": _l("cetak ulang"),
+        "adjustment": _l("penyesuaian stok"),
+    },
+    "destruction_method": {
+        "burned": _l("dibakar"),
+        "shredded": _l("dicacah"),
+    },
 }
+
+#: Destruction methods as the Berita Acara Pemusnahan (always Indonesian) names them.
+METHOD_ID: dict[str, str] = {"burned": "dibakar", "shredded": "dicacah"}
 
 
 def label(kind: str, code: str | None) -> str:
     """The word for ``code`` of ``kind`` (``station_state``, ``station_mode``, ``card_phase``,
-    ``card_outcome``, ``cause``, ``notification_state``) in the page's language; an unknown
-    code as it is."""
+    ``card_outcome``, ``cause``, ``notification_state``, ``handover_kind``,
+    ``adjustment_kind``, ``blank_state``, ``request_kind``, ``destruction_method`` …) in the
+    page's language; an unknown code as it is."""
     if not code:
         return ""
     word = _WORDS[kind].get(code)
@@ -210,6 +243,16 @@ def record_state(code: str | None) -> str:
         return ""
     text = _RECORD_STATE.get(code)
     return str(gettext(text)) if text else code
+
+
+def event_kind(tag: str) -> str:
+    """An event tag as the audit filter lists it: ``ledger:blank:transfer`` → *memindahkan
+    blangko* (an unknown tag as it is)."""
+    parts = tag.split(":")
+    if len(parts) != 3 or parts[2] not in _VERBS:
+        return tag
+    noun = gettext(_NOUNS[parts[1]]) if parts[1] in _NOUNS else parts[1]
+    return f"{gettext(_VERBS[parts[2]])} {noun}"
 
 
 def event_sentence(tag: str, actor: str, subject: str | None, details: dict[str, Any]) -> str:

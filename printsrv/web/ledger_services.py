@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -12,14 +12,32 @@ from sqlalchemy.orm import Session
 from printsrv.ledger import analytics
 from printsrv.ledger.blanks import blanks_at_station
 from printsrv.ledger.models import ConsumableKind, Station
-from printsrv.ledger.reports import render_csv, render_pdf, stock_report
+from printsrv.ledger.reports import (
+    office_text,
+    period_text,
+    render_csv,
+    render_pdf,
+    report_filename,
+    report_sections,
+    report_title,
+    stock_report,
+)
 from printsrv.ledger.ribbons import loaded_consumable
 from printsrv.localtime import office_zone
 from printsrv.models import Office, Record
 from printsrv.offices import visible_office_ids
 from printsrv.station.journal import CardJob, StationRuntime
 
-__all__ = ["render_csv", "render_pdf", "stock_report"]
+__all__ = [
+    "office_text",
+    "period_text",
+    "render_csv",
+    "render_pdf",
+    "report_filename",
+    "report_sections",
+    "report_title",
+    "stock_report",
+]
 
 
 def visible_stations(session: Session, office: Office) -> list[Station]:
@@ -64,6 +82,9 @@ class StationView:
     ribbon_remaining: int | None
     reader: str
     mode: str | None
+    #: The daemon runs ``--on-request`` (makes cards only as operators ask for a batch);
+    #: ``None`` before it ever started.
+    on_request: bool | None
     issued: int
     spoiled: int
     jobs: list[dict[str, Any]]
@@ -120,6 +141,7 @@ def station_view(session: Session, station: Station, *, jobs: int = 20) -> Stati
         ribbon_remaining=ribbon.panels_remaining if ribbon else None,
         reader=station.reader,
         mode=runtime.mode.value if runtime else None,
+        on_request=bool((runtime.details or {}).get("on_request")) if runtime else None,
         issued=runtime.cards_issued if runtime else 0,
         spoiled=runtime.cards_spoiled if runtime else 0,
         jobs=[
@@ -147,25 +169,102 @@ def card_history(session: Session, record: Record) -> list[CardJob]:
 
 
 def daily_usage(session: Session, office: Office, days: int = 30) -> list[dict[str, Any]]:
-    """Cards issued and spoiled per day over the last ``days`` days (visible offices)."""
-    since = datetime.now(UTC) - timedelta(days=days)
-    day = func.date(CardJob.finished_at)
+    """Cards issued and spoiled per day (the office's local days) over the last ``days``
+    days in the user's offices, every day listed (zero when nothing was made)."""
+    zone = office_zone(office.code)
+    today = zone.local(datetime.now(UTC)).date()
+    first = today - timedelta(days=days - 1)
+    since = datetime.combine(first, datetime.min.time(), tzinfo=zone.tz).astimezone(UTC)
     rows = session.execute(
-        select(day, CardJob.outcome, func.count())
+        select(CardJob.finished_at, CardJob.outcome)
         .join(Record, Record.id == CardJob.record_id)
         .where(
             Record.office_id.in_(visible_office_ids(session, office)),
             CardJob.finished_at >= since,
+            CardJob.outcome.is_not(None),
         )
-        .group_by(day, CardJob.outcome)
-        .order_by(day)
     ).all()
-    out: dict[str, dict[str, Any]] = {}
-    for d, outcome, n in rows:
-        entry = out.setdefault(str(d), {"day": str(d), "issued": 0, "spoiled": 0})
-        if outcome is not None and str(getattr(outcome, "value", outcome)) in entry:
-            entry[str(getattr(outcome, "value", outcome))] += n
+    out: dict[date, dict[str, Any]] = {
+        first + timedelta(days=k): {"day": first + timedelta(days=k), "issued": 0, "spoiled": 0}
+        for k in range(days)
+    }
+    for finished, outcome in rows:
+        if finished is None:
+            continue
+        entry = out.get(zone.local(finished).date())
+        key = str(getattr(outcome, "value", outcome))
+        if entry is not None and key in ("issued", "spoiled"):
+            entry[key] += 1
     return list(out.values())
+
+
+@dataclass(frozen=True)
+class RateChart:
+    """Spoilage rates of one kind of subject on one blank stock type, with the threshold
+    above which :func:`printsrv.ledger.analytics.outliers` flags a subject."""
+
+    stock_type: str
+    bars: list[tuple[str, float, int, int, bool]]  # label, rate, cards, spoiled, flagged
+    median: float | None
+    threshold: float | None
+
+
+def rate_charts(totals: dict[tuple[str, str], list[int]], *, factor: float = 2.0,
+                min_cards: int = 10, floor: float = 0.05) -> list[RateChart]:
+    """Per blank stock type: every subject's rate and the outlier threshold (the same rule
+    as the anomaly flags; subjects with fewer than ``min_cards`` cards are shown, never
+    flagged)."""
+    charts = []
+    for stock_type in sorted({t for _, t in totals}):
+        part = {s: (v[0], v[1]) for (s, t), v in totals.items() if t == stock_type}
+        limit = analytics.threshold(part, factor=factor, min_cards=min_cards, floor=floor)
+        flagged = {o.subject for o in analytics.outliers(part, factor=factor,
+                                                         min_cards=min_cards, floor=floor)}
+        bars = [(s, sp / made if made else 0.0, made, sp, s in flagged)
+                for s, (made, sp) in sorted(part.items())]
+        charts.append(RateChart(stock_type, bars, limit[0] if limit else None,
+                                limit[1] if limit else None))
+    return charts
+
+
+def ribbon_history(session: Session, station: Station) -> dict[str, Any] | None:
+    """The loaded ribbon's panels left after each card (the ledger's count) and a forecast:
+    the average panels per day of the last week carried on to zero. ``None`` without a
+    loaded ribbon."""
+    ribbon = loaded_consumable(session, station, ConsumableKind.RIBBON)
+    if ribbon is None:
+        return None
+    from printsrv.ledger.models import RibbonUsage
+
+    rows = session.execute(
+        select(RibbonUsage.at, RibbonUsage.panels)
+        .where(RibbonUsage.ribbon_id == ribbon.id)
+        .order_by(RibbonUsage.id)
+    ).all()
+    zone = office_zone(station.office.code)
+    start = zone.local(ribbon.loaded_at or ribbon.received_at)
+    left = ribbon.capacity_panels
+    points = [(0.0, float(left))]
+    for at, panels in rows:
+        left -= panels
+        points.append(((zone.local(at) - start).total_seconds() / 86400, float(max(left, 0))))
+    now_x = (zone.local(datetime.now(UTC)) - start).total_seconds() / 86400
+    recent = [(x, y) for x, y in points if x >= now_x - 7]
+    forecast: list[tuple[float, float]] = []
+    empty_on = None
+    if len(recent) >= 2 and recent[-1][0] > recent[0][0] and recent[0][1] > recent[-1][1]:
+        per_day = (recent[0][1] - recent[-1][1]) / max(recent[-1][0] - recent[0][0], 1 / 24)
+        x_end = points[-1][0] + points[-1][1] / per_day
+        forecast = [points[-1], (x_end, 0.0)]
+        empty_on = (start + timedelta(days=x_end)).date()
+    return {
+        "serial": ribbon.serial,
+        "capacity": ribbon.capacity_panels,
+        "points": points,
+        "forecast": forecast,
+        "empty_on": empty_on,
+        "start": start,
+    }
 
 
 def spoilage_flags(session: Session, office: Office, factor: float = 2.0) -> list[str]:

@@ -20,12 +20,13 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
-from wtforms import IntegerField
-from wtforms.validators import DataRequired, NumberRange
+from wtforms import IntegerField, StringField
+from wtforms.validators import AnyOf, DataRequired, NumberRange
 
 from printsrv.ledger.errors import LedgerError
 from printsrv.offices import visible_offices
-from printsrv.web import db, read_db, select_locale
+from printsrv.products import STOCK_TYPES
+from printsrv.web import charts, db, read_db, select_locale
 from printsrv.web import ledger_services as ls
 from printsrv.web import services as svc
 from printsrv.web.guard import current_user, permission
@@ -61,6 +62,19 @@ def _office_code() -> str:
     return code
 
 
+def _signatories(code: str) -> Any:
+    """Who signs the report: the form's fields over the setting ``report_signatories``."""
+    from flask import current_app
+
+    from printsrv.ledger.reports import Signatories, signatories_from_settings
+
+    settings = current_app.config["PRINTSRV_SETTINGS"]
+    given = Signatories(**{
+        f: request.args.get(f, "").strip()[:120] for f in Signatories.__dataclass_fields__
+    })
+    return given.merged(signatories_from_settings(settings.report_signatories, code))
+
+
 @bp.route("/ledger")
 @permission("ledger.view")
 def index() -> Any:
@@ -71,16 +85,24 @@ def index() -> Any:
         report = ls.stock_report(read_db(), code, month)
     except LedgerError:
         abort(400)
-    from printsrv.ledger.reports import report_rows
-
+    lang = select_locale()
+    usage = ls.daily_usage(read_db(), user.office)
     return render_template(
         "ledger.html",
+        usage_chart=charts.daily_cards(
+            [(d["day"], d["issued"], d["spoiled"]) for d in usage],
+            title=_("Kartu terbit dan rusak per hari (30 hari)"), issued_label=_("Terbit"),
+            spoiled_label=_("Rusak")),
         report=report,
-        rows=report_rows(report),
+        sections=ls.report_sections(report, lang),
+        title=ls.report_title(report, lang),
+        office_text=ls.office_text(report, lang),
+        period=ls.period_text(report, lang),
+        signatories=_signatories(code),
         month=month,
         office=code,
         offices=visible_offices(read_db(), user.office),
-        usage=ls.daily_usage(read_db(), user.office),
+        usage=usage,
         flags=ls.spoilage_flags(read_db(), user.office),
     )
 
@@ -88,7 +110,8 @@ def index() -> Any:
 @bp.route("/ledger/report.<any(pdf, csv, json):fmt>")
 @permission("ledger.view")
 def report(fmt: str) -> Any:
-    """The monthly report as a download; every export is an audit event."""
+    """The monthly report as a download, in the page's language; every export is an audit
+    event."""
     user = current_user()
     assert user is not None
     month, code = _month(), _office_code()
@@ -98,13 +121,15 @@ def report(fmt: str) -> Any:
         abort(400)
     svc.audit_view(db(), user, WebTag.EXPORT, subject=f"stock-report:{code}:{month}",
                    office_code=code, details={"format": fmt})
-    name = f"laporan-stok-{code}-{month}.{fmt}"
+    lang = select_locale()
     if fmt == "json":
         response = jsonify(data)
     elif fmt == "csv":
-        response = Response(ls.render_csv(data), mimetype="text/csv")
+        response = Response(ls.render_csv(data, lang), mimetype="text/csv")
     else:
-        response = Response(ls.render_pdf(data), mimetype="application/pdf")
+        response = Response(ls.render_pdf(data, lang, _signatories(code)),
+                            mimetype="application/pdf")
+    name = ls.report_filename(data, fmt)
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
 
@@ -127,7 +152,30 @@ def station(station_id: int) -> Any:
     view = ls.station_view(read_db(), ls.get_visible_station(read_db(), user.office, station_id))
     svc.audit_view(db(), user, WebTag.RECORD_VIEW, subject=view.name,
                    details={"station_jobs": [j["request_id"] for j in view.jobs]})
-    return render_template("station.html", st=view, batch_form=BatchForm())
+    return render_template("station.html", st=view, batch_form=BatchForm(),
+                           stock_types=STOCK_TYPES, ribbon_chart=_ribbon_chart(station_id))
+
+
+def _ribbon_chart(station_id: int) -> Any:
+    """The loaded ribbon's panels left over time and when it runs out at the recent pace."""
+    user = current_user()
+    assert user is not None
+    history = ls.ribbon_history(read_db(),
+                                ls.get_visible_station(read_db(), user.office, station_id))
+    if history is None:
+        return None
+    from datetime import timedelta
+
+    xs = [x for x, _ in [*history["points"], *history["forecast"]]]
+    span = max(xs) if xs else 1.0
+    labels = [(span * k / 4, (history["start"] + timedelta(days=span * k / 4)).strftime("%d-%m"))
+              for k in range(5)]
+    chart = charts.level_forecast(
+        history["points"], history["forecast"],
+        title=_("Pita %(serial)s: sisa panel", serial=history["serial"]),
+        x_labels=labels, y_max=history["capacity"], measured_label=_("tercatat"),
+        forecast_label=_("prakiraan"))
+    return {"svg": chart, "empty_on": history["empty_on"]}
 
 
 @bp.route("/stations/<int:station_id>/resume", methods=["POST"])
@@ -151,6 +199,34 @@ def station_resume(station_id: int) -> Any:
 
 class BatchForm(FlaskForm):
     count = IntegerField("count", validators=[DataRequired(), NumberRange(1, 1000)])
+
+
+class LoadForm(FlaskForm):
+    count = IntegerField("count", validators=[DataRequired(), NumberRange(1, 1000)])
+    stock_type = StringField("stock_type", validators=[DataRequired(), AnyOf(STOCK_TYPES)])
+
+
+@bp.route("/stations/<int:station_id>/load", methods=["POST"])
+@permission("stock.load")
+def station_load(station_id: int) -> Any:
+    """Load blanks from the office's store into the station's hopper (a paused station that
+    ran out can be fixed from here); each blank's move is an audit event."""
+    from printsrv.web import stock_services as ss
+
+    user = current_user()
+    assert user is not None
+    form = LoadForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        loaded = ss.load_hopper(db(), user, station_id=station_id, count=form.count.data or 0,
+                                stock_type=form.stock_type.data or "")
+    except LedgerError as exc:
+        flash(str(exc), "error")
+    else:
+        flash(_("%(n)d blangko %(type)s dimasukkan ke hopper.", n=len(loaded),
+                type=form.stock_type.data), "ok")
+    return redirect(url_for("ledger.station", station_id=station_id), code=303)
 
 
 @bp.route("/stations/<int:station_id>/batch", methods=["POST"])

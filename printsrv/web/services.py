@@ -63,6 +63,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "stock.receive": frozenset({S}),
     "stock.transfer": frozenset({S}),
     "stock.spoil": frozenset({S, OP}),
+    "stock.load": frozenset({S, OP}),
     "adjustment.request": frozenset({S, OP}),
     "adjustment.approve": frozenset({S}),
     "destruction.record": frozenset({S}),

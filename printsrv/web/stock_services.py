@@ -48,8 +48,12 @@ from printsrv.web.services import Forbidden, require
 MAX_FORM_SERIALS = 5000
 #: Causes an operator may give for a spoiled card ("missing" is only for approved write-offs,
 #: "unknown_crash" only for the station's recovery).
+#: Causes a person may give by hand: not those only the station or an adjustment records
+#: (an outcome lost in a crash, a printer that vanished mid-card, a blank missing at a count).
 MANUAL_CAUSES = tuple(
-    c for c in SpoilCause if c not in (SpoilCause.MISSING, SpoilCause.UNKNOWN_CRASH)
+    c
+    for c in SpoilCause
+    if c not in (SpoilCause.MISSING, SpoilCause.UNKNOWN_CRASH, SpoilCause.PRINTER_GONE)
 )
 
 
@@ -99,6 +103,58 @@ def _visible_station(session: Session, user: User, station_id: int) -> Station:
 # ---------------------------------------------------------------------------- blanks
 
 
+def load_hopper(
+    session: Session, user: User, *, station_id: int, count: int, stock_type: str
+) -> list[Blank]:
+    """Load the ``count`` lowest in-stock blanks of ``stock_type`` of the station's office
+    into its hopper (``run.py ledger load``; each blank's move is an audit event)."""
+    require(user, "stock.load")
+    station = _visible_station(session, user, station_id)
+    return ops.load_blanks(session, station, actor=user.username, count=count,
+                           stock_type=stock_type)
+
+
+@dataclass(frozen=True)
+class StockPlace:
+    """Blanks of one stock type on hand at one place: an office's store or a hopper."""
+
+    office: str
+    place: str  # "" for the office's store, else the station's name
+    stock_type: str
+    in_stock: int
+    in_hopper: int
+    reserved: int
+
+    @property
+    def total(self) -> int:
+        return self.in_stock + self.in_hopper + self.reserved
+
+
+def stock_on_hand(session: Session, user: User) -> list[StockPlace]:
+    """Blanks on hand in the user's offices per stock type and place (the store, each
+    station's hopper with the blanks reserved there for a card in progress)."""
+    rows = session.execute(
+        select(Office.code, Station.name, Blank.stock_type, Blank.state, func.count())
+        .select_from(Blank)
+        .join(Office, Office.id == Blank.office_id)
+        .outerjoin(Station, Station.id == Blank.station_id)
+        .where(
+            Blank.office_id.in_(visible_office_ids(session, user.office)),
+            Blank.state.in_([BlankState.IN_STOCK, BlankState.IN_HOPPER, BlankState.RESERVED]),
+        )
+        .group_by(Office.code, Station.name, Blank.stock_type, Blank.state)
+    ).all()
+    counts: dict[tuple[str, str, str], dict[BlankState, int]] = {}
+    for code, station, stock_type, state, n in rows:
+        place = "" if state is BlankState.IN_STOCK else (station or "")
+        counts.setdefault((code, place, stock_type), {})[state] = n
+    return [
+        StockPlace(code, place, stock_type, c.get(BlankState.IN_STOCK, 0),
+                   c.get(BlankState.IN_HOPPER, 0), c.get(BlankState.RESERVED, 0))
+        for (code, place, stock_type), c in sorted(counts.items())
+    ]
+
+
 def receive_blanks(
     session: Session,
     user: User,
@@ -112,9 +168,11 @@ def receive_blanks(
     document_date: date | None,
     note: str | None,
     stock_type: str = DEFAULT_STOCK_TYPE,
+    giver: Person | None = None,
+    receiver: Person | None = None,
 ) -> HandoverRecord:
     """Receive a carton ``first..last`` of ``stock_type`` blanks at one of the user's offices
-    under a *Berita Acara Serah Terima* number."""
+    under a *Berita Acara Serah Terima* number, signed by ``giver`` and ``receiver``."""
     require(user, "stock.receive")
     office = visible_office(session, user, office_code)
     return ops.receive_blanks(
@@ -129,6 +187,8 @@ def receive_blanks(
         document_date=document_date,
         note=note or None,
         stock_type=stock_type,
+        giver=_signatory(giver),
+        receiver=_signatory(receiver),
     )
 
 
@@ -142,8 +202,11 @@ def transfer_blanks(
     handover_number: str,
     document_date: date | None,
     note: str | None,
+    giver: Person | None = None,
+    receiver: Person | None = None,
 ) -> HandoverRecord:
-    """Hand in-stock blanks of one of the user's offices to another office."""
+    """Hand in-stock blanks of one of the user's offices to another office, signed by
+    ``giver`` and ``receiver``."""
     require(user, "stock.transfer")
     source = visible_office(session, user, from_office_code)
     if to_office_code not in {o.code for o in transfer_targets(session, user)}:
@@ -158,7 +221,14 @@ def transfer_blanks(
         actor=user.username,
         document_date=document_date,
         note=note or None,
+        giver=_signatory(giver),
+        receiver=_signatory(receiver),
     )
+
+
+def _signatory(person: Person | None) -> str:
+    """A signatory as the ledger stores it; empty when no name was given."""
+    return person.ledger_name() if person is not None and person.name.strip() else ""
 
 
 def _require_visible_blanks(session: Session, user: User, serials: Sequence[str]) -> list[Blank]:

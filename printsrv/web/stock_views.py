@@ -47,7 +47,22 @@ _SERIAL = [DataRequired(), Length(max=32)]
 _NUMBER = [DataRequired(), Length(max=80)]
 
 
-class ReceiveForm(FlaskForm):
+class SignatoriesMixin:
+    """Who hands over (*Yang menyerahkan*) and who receives (*Yang menerima*): name and NIP."""
+
+    giver_name = StringField("giver_name", validators=[Optional(), Length(max=80)])
+    giver_nip = StringField("giver_nip", validators=[Optional(), Length(max=30)])
+    receiver_name = StringField("receiver_name", validators=[Optional(), Length(max=80)])
+    receiver_nip = StringField("receiver_nip", validators=[Optional(), Length(max=30)])
+
+    def people(self) -> dict[str, ss.Person]:
+        return {
+            "giver": ss.Person(self.giver_name.data or "", self.giver_nip.data or ""),
+            "receiver": ss.Person(self.receiver_name.data or "", self.receiver_nip.data or ""),
+        }
+
+
+class ReceiveForm(SignatoriesMixin, FlaskForm):
     office = StringField("office", validators=[DataRequired(), Length(max=8)])
     first = StringField("first", validators=_SERIAL)
     last = StringField("last", validators=_SERIAL)
@@ -61,7 +76,7 @@ class ReceiveForm(FlaskForm):
     stock_types = STOCK_TYPES
 
 
-class TransferForm(FlaskForm):
+class TransferForm(SignatoriesMixin, FlaskForm):
     from_office = StringField("from_office", validators=[DataRequired(), Length(max=8)])
     to_office = StringField("to_office", validators=[DataRequired(), Length(max=8)])
     serials = TextAreaField("serials", validators=[DataRequired(), Length(max=20000)])
@@ -168,6 +183,7 @@ def index() -> Any:
         targets=ss.transfer_targets(read_db(), user),
         stations=_stations(user),
         spoiled=ss.spoiled_on_hand(read_db(), user),
+        on_hand=ss.stock_on_hand(read_db(), user),
         handovers=handovers[:10],
         destructions=destructions[:10],
         receive=ReceiveForm(),
@@ -192,7 +208,7 @@ def receive() -> Any:
             last=form.last.data or "", handover_number=form.handover_number.data or "",
             from_party=form.from_party.data or "", carton=form.carton.data,
             document_date=form.document_date.data, note=form.note.data,
-            stock_type=form.stock_type.data or DEFAULT_STOCK_TYPE,
+            stock_type=form.stock_type.data or DEFAULT_STOCK_TYPE, **form.people(),
         )
     except LedgerError as exc:
         return _refused(exc, "stock.index")
@@ -212,7 +228,7 @@ def transfer() -> Any:
             to_office_code=form.to_office.data or "",
             serials=ss.parse_serials(form.serials.data or ""),
             handover_number=form.handover_number.data or "",
-            document_date=form.document_date.data, note=form.note.data,
+            document_date=form.document_date.data, note=form.note.data, **form.people(),
         )
     except LedgerError as exc:
         return _refused(exc, "stock.index")
@@ -436,4 +452,23 @@ def anomaly_dashboard() -> Any:
     )
     svc.audit_view(db(), user, WebTag.ANOMALY_VIEW,
                    details={k: len(v) for k, v in report.items()})
-    return render_template("anomalies.html", report=report, idle_days=days)
+    return render_template("anomalies.html", report=report, idle_days=days,
+                           rate_charts=_rate_charts(user))
+
+
+def _rate_charts(user: Any) -> list[Any]:
+    """Spoilage rate per station and per operator, each blank stock type apart, with the
+    threshold above which the flags above name a subject."""
+    from printsrv.web import charts
+
+    out = []
+    for title, totals in (
+        (_("Tingkat rusak per stasiun"), anomalies.station_totals(read_db(), user.office)),
+        (_("Tingkat rusak per operator"), anomalies.operator_totals(read_db(), user.office)),
+    ):
+        for chart in ls.rate_charts(totals):
+            out.append(charts.spoilage_rates(
+                [charts.RateBar(*bar) for bar in chart.bars],
+                title=f"{title} ({chart.stock_type})", threshold=chart.threshold,
+                threshold_label=_("ambang"), median=chart.median, median_label=_("median")))
+    return out

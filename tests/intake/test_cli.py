@@ -40,6 +40,15 @@ def test_demo_data_import_and_verify(fresh_instance: Path) -> None:
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["accepted"] is True and data["imported"] == 12 and data["problems"] == []
+    assert sum(o["records"] for o in data["offices"]) == 12
+    assert all(o["name"] and o["code"].count(".") == 2 for o in data["offices"])
+    again = fresh_instance / "b1b.zip"
+    assert run(fresh_instance, "demo-data", "--count", "5", "--seed", "77", "--out",
+               str(again)).returncode == 0
+    result = run(fresh_instance, "import", str(again))
+    assert result.returncode == 0, result.stderr
+    lines = [ln.split() for ln in result.stdout.splitlines() if ln.strip().startswith("office ")]
+    assert lines and sum(int(ln[-2]) for ln in lines) == 5  # "office CODE NAME: 5 records"
     verify = run(fresh_instance, "audit", "verify")
     assert verify.returncode == 0 and "OK" in verify.stdout
 

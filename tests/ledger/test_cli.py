@@ -274,50 +274,103 @@ def test_refusals_exit_nonzero_with_the_reason(cli: Cli, settings: Settings) -> 
     ok(cli, "ledger", "check")  # nothing half-applied
 
 
+def _pdftotext(pdf: Path) -> str:
+    return subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def _line(body: str, label: str) -> list[str]:
+    """The words of the first line of ``body`` that starts with ``label``."""
+    return next(line for line in body.splitlines() if line.strip().startswith(label)).split()
+
+
 def test_report_csv_and_pdf(cli: Cli, settings: Settings, tmp_path: Path) -> None:
     _stock(cli)
     out = ok(cli, "ledger", "report", "--office", OFFICE, "--month", MONTH, "--format", "csv")
-    rows = {(r["section"], r["item"]): r["value"] for r in csv.DictReader(io.StringIO(out))}
-    assert rows[("blanks", "received")] == "100" and rows[("blanks", "closing")] == "88"
-    assert rows[("spoiled", "print_defect")] == "1" and rows[("check", "balanced")] == "True"
+    rows = {r["kunci"]: r for r in csv.DictReader(io.StringIO(out))}
+    assert rows["blanks:KTP-EL:received"]["Jumlah"] == "100"
+    assert rows["blanks:KTP-EL:closing"]["Uraian"] == "Stok akhir"
+    assert rows["blanks:KTP-EL:closing"]["Jumlah"] == "88"
+    assert rows["blanks:KTP-EL:spoiled:print_defect"]["Jumlah"] == "1"
+    assert rows["check:balanced"]["Jumlah"] == "SEIMBANG"
     pdf = tmp_path / "report.pdf"
-    code, _, _ = cli(
-        "ledger",
-        "report",
-        "--office",
-        OFFICE,
-        "--month",
-        MONTH,
-        "--format",
-        "pdf",
-        "--out",
-        str(pdf),
-    )
-    assert code == 0 and pdf.read_bytes().startswith(b"%PDF")
-    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True)
-    assert "Pages:           1" in info.stdout
-    body = subprocess.run(
-        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
-    ).stdout
+    ok(cli, "ledger", "report", "--office", OFFICE, "--month", MONTH, "--format", "pdf",
+       "--out", str(pdf), "--prepared-name", "Siti Aminah", "--prepared-nip",
+       "198001012005012001", "--head-name", "Drs. Bambang Wijaya", "--head-nip",
+       "197002021995031002", "--head-title", "Kepala Dinas")
+    assert pdf.read_bytes().startswith(b"%PDF")
+    body = _pdftotext(pdf)
     for needle in (
-        "Opening stock",
-        "Received",
-        "Transferred in",
-        "Transferred out",
-        "Issued",
-        "Spoiled",
-        "Destroyed",
-        "Closing stock",
-        "print defect",
+        "Laporan Stok Blangko KTP-el",
+        "KECAMATAN",  # the office's name from the office table
+        "Blangko KTP-el (dengan chip)",
+        "Blangko KIA",
+        "Stok awal",
+        "Diterima",
+        "Mutasi masuk",
+        "Mutasi keluar",
+        "Dicetak",
+        "Rusak: Cacat cetak",
+        "Rusak: Rusak saat penanganan",
+        "Dimusnahkan",
+        "Stok akhir",
         "BAST/001/2026",
         "BAP/001/2026",
-        "Cards still possible",
+        "Pita (ribbon) dan film",
         "R-2",
-        "BALANCED",
+        "SEIMBANG",
+        "Dibuat oleh",
+        "Mengetahui",
+        "Kepala Dinas",
+        "Siti Aminah",
+        "NIP: 198001012005012001",
+        "Drs. Bambang Wijaya",
+        "NIP: 197002021995031002",
+        "Halaman 1 dari",
+        " WIB",
     ):
         assert needle in body, needle
-    closing = next(line for line in body.splitlines() if "Closing stock" in line)
-    assert closing.split()[-1] == "88"
+    assert "Opening stock" not in body and "Closing stock" not in body
+    assert _line(body, "Stok akhir")[-1] == "88"
+    assert _line(body, "Diterima")[-1] == "100"
+    assert _line(body, "Mutasi keluar")[-1] == "9"
+
+    english = tmp_path / "report-en.pdf"
+    ok(cli, "ledger", "report", "--office", OFFICE, "--month", MONTH, "--format", "pdf",
+       "--lang", "en", "--out", str(english))
+    body = _pdftotext(english)
+    for needle in ("KTP-el Blank Stock Report", "Opening stock", "Closing stock", "Prepared by",
+                   "Acknowledged by", "Page 1 of", "BALANCED"):
+        assert needle in body, needle
+    assert _line(body, "Closing stock")[-1] == "88"
+
+
+def test_regency_report_rolls_up_its_kecamatan_offices(
+    cli: Cli, settings: Settings, tmp_path: Path
+) -> None:
+    """A report for 35.26 sums its own stock and every kecamatan under it, a line per office."""
+    _stock(cli)  # 100 received at 35.26.01, 9 of them moved to 35.26.02
+    ok(cli, "ledger", "receive", "--office", "35.26", "--first", sn(500), "--last", sn(519),
+       "--handover", "BAST/009/2026")
+    data = json.loads(ok(cli, "ledger", "report", "--office", "35.26", "--month", MONTH))
+    assert data["rollup"] is True
+    lines = {line["code"]: line for line in data["offices"]}
+    assert set(lines) >= {"35.26", OFFICE, "35.26.02"}
+    assert (lines["35.26"]["received"], lines[OFFICE]["received"]) == (20, 100)
+    assert lines["35.26.02"]["transferred_in"] == 9
+    assert data["received"] == 120 and data["closing"] == 20 + 88 + 9
+    assert data["stock_types"]["KTP-EL"]["closing"] == data["closing"]
+    assert data["balanced"] is True
+    pdf = tmp_path / "regency.pdf"
+    ok(cli, "ledger", "report", "--office", "35.26", "--month", MONTH, "--format", "pdf",
+       "--out", str(pdf))
+    body = _pdftotext(pdf)
+    assert "Rincian per kantor" in body and "DISDUKCAPIL" in body
+    assert _line(body, f"{OFFICE} KECAMATAN")[-1] == "88"
+    # the kecamatan alone is not a roll-up
+    own = json.loads(ok(cli, "ledger", "report", "--office", OFFICE, "--month", MONTH))
+    assert own["rollup"] is False and own["closing"] == 88
 
 
 def _tamper(settings: Settings, sql: str, **params: object) -> None:
@@ -444,3 +497,19 @@ def test_stock_types_through_the_cli(cli: Cli, settings: Settings) -> None:
     assert code != 0 and f"{sn(1)} is KTP-EL stock, not KIA" in err
     out = ok(cli, "ledger", "check")
     assert f"{OFFICE} KIA: received 4 " in out and f"{OFFICE} KTP-EL: received 3 " in out
+
+
+def test_handover_signatories_from_the_cli(cli: Cli, settings: Settings) -> None:
+    ok(cli, "ledger", "receive", "--office", OFFICE, "--first", sn(1), "--last", sn(5),
+       "--handover", "BAST/SIG/1", "--giver-name", "Andi Wijaya", "--giver-nip", "19800101",
+       "--receiver-name", "Siti Aminah", "--receiver-nip", "19850505")
+    ok(cli, "ledger", "transfer", "--from", OFFICE, "--to", "35.26.02", "--first", sn(1),
+       "--last", sn(2), "--handover", "BAST/SIG/2", "--giver-name", "Siti Aminah")
+    from sqlalchemy import select
+
+    from printsrv.ledger.models import HandoverRecord
+
+    with session_factory(settings)() as s:
+        got = {h.number: (h.giver, h.receiver) for h in s.scalars(select(HandoverRecord))}
+    assert got == {"BAST/SIG/1": ("ANDI WIJAYA / NIP 19800101", "SITI AMINAH / NIP 19850505"),
+                   "BAST/SIG/2": ("SITI AMINAH", "")}

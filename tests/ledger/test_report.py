@@ -183,7 +183,10 @@ def test_scripted_months(settings: Settings) -> None:
     assert mar["forecast"]["film_cards"] is None  # no film at this office
 
     csv_text = render_csv(mar)
-    assert "blanks,opening,85" in csv_text and "spoiled,jam_misfeed,1" in csv_text
+    assert "Blangko KTP-el (dengan chip),Stok awal,85,blanks:KTP-EL:opening" in csv_text
+    assert "Rusak: Macet/salah tarik,1,blanks:KTP-EL:spoiled:jam_misfeed" in csv_text
+    english = render_csv(mar, "en")
+    assert "KTP-el blanks (with chip),Opening stock,85,blanks:KTP-EL:opening" in english
 
 
 def test_each_stock_type_is_counted_apart(settings: Settings) -> None:
@@ -215,4 +218,4 @@ def test_each_stock_type_is_counted_apart(settings: Settings) -> None:
     assert (ktp["received"], ktp["spoiled_total"], ktp["closing"]) == (5, 0, 5)
     assert kia["balanced"] and ktp["balanced"] and report["balanced"]
     assert report["closing"] == 6 and report["received"] == 8
-    assert "blanks:KIA,closing,1" in render_csv(report)
+    assert "Blangko KIA,Stok akhir,1,blanks:KIA:closing" in render_csv(report)

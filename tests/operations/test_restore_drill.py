@@ -36,7 +36,7 @@ def _evidence(settings: Settings) -> dict[str, Any]:
             "audit_events": chain.events,
             "ledger": ledger.as_dict(),
             "report": {k: v for k, v in stock_report(session, OFFICE, month).items()
-                       if k != "generated_at"},
+                       if k not in ("generated_at", "generated_at_local")},
             "states": sorted(
                 (r.request_id, r.state.value) for r in session.scalars(select(Record))
             ),

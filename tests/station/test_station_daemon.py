@@ -280,6 +280,8 @@ def test_on_request_makes_only_the_cards_asked_for(rig: Any) -> None:
         time.sleep(0.5)
         assert results == [] and counts(rig.settings) == {"queued": 5}  # idle: nothing asked
         with unit_of_work(rig.settings) as session:
+            # noted for the web page, which offers "print a batch" only to such a station
+            assert session.get_one(StationRuntime, "st1").details["on_request"] is True
             assert add_batch_request(session, "st1", 2, actor="op") == 2
         deadline = time.monotonic() + 30
         while counts(rig.settings).get("issued", 0) < 2 and time.monotonic() < deadline:

@@ -63,6 +63,8 @@ ENDPOINTS = [
     Endpoint("station_resume", "POST", "/stations/{station}/resume", "station.operate"),
     Endpoint("station_batch", "POST", "/stations/{station}/batch", "station.operate",
              form=(("count", "3"),)),
+    Endpoint("station_load", "POST", "/stations/{station}/load", "stock.load",
+             form=(("count", "1"), ("stock_type", "KTP-EL"))),
     # stock forms, documents, anomalies
     Endpoint("stock", "GET", "/stock", "stock.spoil", listing=True, marker="handover_number"),
     Endpoint("stock_receive", "POST", "/stock/receive", "stock.receive", form=(

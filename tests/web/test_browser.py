@@ -195,17 +195,23 @@ def test_browser_end_to_end(stack: Stack) -> None:
             page.locator("#ribbons form").nth(1).locator("button[type=submit]").click()
             expect(page.locator("p.flash.ok")).to_contain_text("RIB-E2E-1")
             shot(page, "stock")
-            stack.run("ledger", "load", "--station", "web1", "--count", "20")
+            on_hand = page.locator('#on-hand tr[data-place="35.26.01||KTP-EL"] td')
+            expect(on_hand.last).to_have_text("20")
 
-            # the station page while the virtual station prints the batch
+            # the station page: the hopper is filled from here (a paused station out of
+            # blanks can be fixed without the CLI)
             page.goto(stack.base + "/stations")
             page.click("text=web1")
+            expect(page.locator("#resume-form")).to_have_count(0)  # not paused
+            page.locator("#load-form input[name=count]").fill("20")
+            page.locator("#load-form button[type=submit]").click()
+            expect(page.locator("p.flash.ok")).to_contain_text("20")
             expect(page.locator("#st-hopper")).to_have_text("20")
             shot(page, "station-before")
             # the station runs on request: it prints only the batch the operator starts here
             station = stack.start("station", "web1", "--on-request", log="station.log")
             expect(page.locator("#st-beat")).not_to_have_text("—", timeout=30_000)
-            page.locator("input[name=count]").fill(str(queued))
+            page.locator("#batch-form input[name=count]").fill(str(queued))
             page.click("text=Cetak batch")
             expect(page.locator("p.flash.ok")).to_contain_text("kartu diminta")
             # progress arrives by polling (no reload): the first finished card, then all
@@ -228,6 +234,13 @@ def test_browser_end_to_end(stack: Stack) -> None:
             target = ARTIFACTS / download.suggested_filename
             download.save_as(str(target))
             assert target.read_bytes().startswith(b"%PDF")
+            text = subprocess.run(["pdftotext", "-layout", str(target), "-"],
+                                  capture_output=True, text=True, check=True).stdout
+            for needle in ("Laporan Stok Blangko KTP-el", "Stok awal", "Dicetak",
+                           "Stok akhir", "Dibuat oleh", "Mengetahui", "Halaman 1 dari"):
+                assert needle in text, needle
+            printed = next(ln for ln in text.splitlines() if ln.strip().startswith("Dicetak"))
+            assert printed.split()[-1] == str(queued)
 
             # documents and anomalies
             page.goto(stack.base + "/ledger/documents")
@@ -236,6 +249,15 @@ def test_browser_end_to_end(stack: Stack) -> None:
             page.goto(stack.base + "/anomalies")
             expect(page.locator("h1")).to_contain_text("anomali")
             shot(page, "anomalies")
+
+            # the same pages in English
+            page.click("form.lang button[value=en]")
+            for path, heading in (("/ledger", "KTP-el Blank Stock Report"), ("/stock", None),
+                                  ("/stations", None), ("/anomalies", "Anomaly")):
+                page.goto(stack.base + path)
+                if heading:
+                    expect(page.locator("h1")).to_contain_text(heading)
+                shot(page, f"en-{path.strip('/')}")
         except Exception:
             try:
                 shot(page, "failure")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import re
+import subprocess
 import zlib
 
 import pytest
@@ -248,6 +249,35 @@ def test_handover_pdf_lists_the_serials(app_nocsrf: Flask, settings: Settings,
         assert needle in text, needle
 
 
+def test_handover_pdf_has_the_giver_and_the_receiver(app_nocsrf: Flask, settings: Settings,
+                                                     stock: dict[str, dict[str, str]]) -> None:
+    """The transfer form's *Yang menyerahkan* / *Yang menerima* go onto the BAST with NIPs."""
+    client = app_nocsrf.test_client()
+    sign_in(client, settings, "supervisor_own")
+    resp = client.post("/stock/transfer", data={
+        "from_office": "35.26.01", "to_office": "35.26", "serials": serial("A", 11),
+        "handover_number": "BAST-SIGN-1", "giver_name": "Siti Aminah",
+        "giver_nip": "198001012005012001", "receiver_name": "Budi Santoso",
+        "receiver_nip": "197505052000031003"})
+    assert _flash(client, resp).startswith("ok")
+    with unit_of_work(settings) as s:
+        record = s.scalar(select(HandoverRecord).where(HandoverRecord.number == "BAST-SIGN-1"))
+        assert record is not None
+        rid = record.id
+        assert record.giver == "SITI AMINAH / NIP 198001012005012001"
+    pdf = settings.instance_dir / "bast.pdf"
+    pdf.write_bytes(client.get(f"/ledger/documents/handover/{rid}.pdf").data)
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True,
+                          text=True, check=True).stdout
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    roles = next(i for i, ln in enumerate(lines) if "Yang menyerahkan" in ln)
+    assert "Yang menerima" in lines[roles]
+    names = next(ln for ln in lines[roles:] if "SITI AMINAH" in ln)
+    assert "BUDI SANTOSO" in names and names.index("SITI") < names.index("BUDI")
+    nips = next(ln for ln in lines[roles:] if "198001012005012001" in ln)
+    assert "197505052000031003" in nips
+
+
 NEW_POSTS = [
     "/stock/receive", "/stock/transfer", "/stock/spoil", "/stock/ribbons/receive",
     "/stock/ribbons/load", "/stock/adjustments", "/stock/adjustments/{adj}/approve",
@@ -303,18 +333,23 @@ def test_stock_pages_in_english(app_nocsrf: Flask, settings: Settings,
 
 def test_station_resume_button(app_nocsrf: Flask, settings: Settings,
                                stock: dict[str, dict[str, str]]) -> None:
+    from printsrv.ledger.models import Station, StationState
     from printsrv.station.journal import StationMode, StationRuntime
 
     client = app_nocsrf.test_client()
     sign_in(client, settings, "operator_own")
     station = stock["own"]["station"]
     page = client.get(f"/stations/{station}").get_data(as_text=True)
-    assert f"/stations/{station}/resume" in page
+    assert f"/stations/{station}/resume" not in page  # "Lanjutkan" only when paused
     # the station never ran: nothing to resume, said so
     assert _flash(client, client.post(f"/stations/{station}/resume")).startswith("error")
     with unit_of_work(settings) as s:
         s.add(StationRuntime(name="ST-OWN", mode=StationMode.PAUSED, reason="printer jam",
                              details={}))
+        row = s.scalars(select(Station).where(Station.name == "ST-OWN")).one()
+        row.state = StationState.PAUSED
+    page = client.get(f"/stations/{station}").get_data(as_text=True)
+    assert f"/stations/{station}/resume" in page
     assert _flash(client, client.post(f"/stations/{station}/resume")).startswith("ok")
     with unit_of_work(settings) as s:
         assert s.get_one(StationRuntime, "ST-OWN").details.get("resume") is True
@@ -382,3 +417,71 @@ def test_station_pages_show_the_printer_as_recorded(app_nocsrf: Flask, settings:
     status = client.get(f"/stations/{station}/status.json").get_json()
     assert status["printer_state_label"] == "mencetak" and status["ribbon_level"] == 37
     assert isinstance(status["queue_length"], int)
+
+
+def test_station_page_loads_the_hopper(app_nocsrf: Flask, settings: Settings,
+                                       stock: dict[str, dict[str, str]]) -> None:
+    """An operator fills the hopper from the station page (each blank's move audited); an
+    auditor may not."""
+    client = app_nocsrf.test_client()
+    sign_in(client, settings, "operator_own")
+    station = stock["own"]["station"]
+    page = client.get(f"/stations/{station}").get_data(as_text=True)
+    assert f"/stations/{station}/load" in page and "Isi hopper" in page
+    resp = client.post(f"/stations/{station}/load", data={"count": "3", "stock_type": "KTP-EL"})
+    assert _flash(client, resp).startswith("ok")
+    # stockdata put A-21..25 in the hopper; the three lowest in-stock serials go next
+    for n in (5, 6, 7):
+        assert _blank(settings, serial("A", n)).state is BlankState.IN_HOPPER, n
+    assert ("ledger:blank:load", "operator_own") in _tags(settings)
+    resp = client.post(f"/stations/{station}/load", data={"count": "999", "stock_type": "KIA"})
+    assert _flash(client, resp).startswith("error: office 35.26.01 has 0 KIA blanks")
+    sign_in(client, settings, "auditor_own")
+    assert client.post(f"/stations/{station}/load",
+                       data={"count": "1", "stock_type": "KTP-EL"}).status_code == 403
+    other = stock["other"]["station"]
+    sign_in(client, settings, "operator_own")
+    assert client.post(f"/stations/{other}/load",
+                       data={"count": "1", "stock_type": "KTP-EL"}).status_code == 404
+
+
+def test_batch_button_is_greyed_out_on_a_continuous_station(
+        app_nocsrf: Flask, settings: Settings, stock: dict[str, dict[str, str]]) -> None:
+    from printsrv.station.journal import StationMode, StationRuntime
+
+    client = app_nocsrf.test_client()
+    sign_in(client, settings, "operator_own")
+    station = stock["own"]["station"]
+    with unit_of_work(settings) as s:
+        s.add(StationRuntime(name="ST-OWN", mode=StationMode.RUNNING, details={
+            "on_request": False}))
+    page = client.get(f"/stations/{station}").get_data(as_text=True)
+    form = re.search(r'<form[^>]*id="batch-form".*?</form>', page, re.S).group(0)
+    assert "disabled" in form and "--on-request" in form
+    with unit_of_work(settings) as s:
+        s.get_one(StationRuntime, "ST-OWN").details = {"on_request": True}
+    page = client.get(f"/stations/{station}").get_data(as_text=True)
+    form = re.search(r'<form[^>]*id="batch-form".*?</form>', page, re.S).group(0)
+    assert "disabled" not in form
+
+
+def test_stock_page_shows_stock_per_type_and_place(
+        app_nocsrf: Flask, settings: Settings, stock: dict[str, dict[str, str]]) -> None:
+    client = app_nocsrf.test_client()
+    sign_in(client, settings, "supervisor_own")
+    page = client.get("/stock").get_data(as_text=True)
+
+    def cells(key: str) -> list[str]:
+        row = re.search(rf'<tr data-place="{re.escape(key)}">(.*?)</tr>', page, re.S)
+        assert row, key
+        return re.findall(r"<td[^>]*>(.*?)</td>", row.group(1))
+
+    # 30 received, 4 spoiled, 5 in ST-OWN's hopper
+    assert cells("35.26.01||KTP-EL")[1:] == ["Gudang kantor", "KTP-EL", "21", "0", "0", "21"]
+    assert cells("35.26.01|ST-OWN|KTP-EL")[1:] == [
+        "Hopper stasiun ST-OWN", "KTP-EL", "0", "5", "0", "5"]
+    assert "35.27.01" not in page.split('id="on-hand"', 1)[1].split("</table>", 1)[0]
+    spoil = page.split('id="spoil"', 1)[1].split("</form>", 1)[0]
+    for machine_only in ("printer_gone", "unknown_crash", "missing"):
+        assert f'value="{machine_only}"' not in spoil, machine_only
+    assert 'value="jam_misfeed"' in spoil
