@@ -387,6 +387,8 @@ def stock_report(session: Session, office_code: str, month: str) -> dict[str, An
         "rollup": len(scope) > 1,
         "offices": lines,
         "documents": _documents(session, ids, start, end),
+        "pickup": _pickup(session, [o.code for o in scope], ids, start, end,
+                          received=blanks["received"] + blanks["transferred_in"]),
         "ribbons": ribbons,
         "film": film,
         "forecast": {
@@ -400,6 +402,47 @@ def stock_report(session: Session, office_code: str, month: str) -> dict[str, An
     }
 
 
+def _pickup(
+    session: Session, codes: list[str], ids: list[int], start: datetime, end: datetime,
+    *, received: int,
+) -> dict[str, Any]:
+    """After printing: cards handed over in the month, cards printed by its end and not yet
+    collected then, Suket issued and revoked, and IKD activations beside the blanks received."""
+    from printsrv.desk.models import CardCollection, IkdActivation, Suket
+    from printsrv.models import Record, RecordState
+
+    def count(stmt: Any) -> int:
+        return int(session.scalar(stmt) or 0)
+
+    handed = count(select(func.count()).select_from(CardCollection).where(
+        CardCollection.office_code.in_(codes), CardCollection.at >= start,
+        CardCollection.at < end))  # fmt: skip
+    waiting = count(select(func.count()).select_from(Record).where(
+        Record.office_id.in_(ids), Record.issued_at < end,
+        Record.state.in_([RecordState.ISSUED, RecordState.AT_DESK])))  # fmt: skip
+    collected_later = count(select(func.count()).select_from(CardCollection).join(
+        Record, Record.id == CardCollection.record_id).where(
+        CardCollection.office_code.in_(codes), CardCollection.at >= end,
+        Record.issued_at < end))  # fmt: skip
+    suket_issued = count(select(func.count()).select_from(Suket).where(
+        Suket.office_code.in_(codes), Suket.issued_at >= start, Suket.issued_at < end))
+    suket_revoked = count(select(func.count()).select_from(Suket).where(
+        Suket.office_code.in_(codes), Suket.revoked_at >= start, Suket.revoked_at < end))
+    zone = localtime.office_zone(codes[0])
+    first, last = zone.local(start).date(), zone.local(end).date()
+    ikd = count(select(func.coalesce(func.sum(IkdActivation.activations), 0)).where(
+        IkdActivation.office_code.in_(codes), IkdActivation.day >= first,
+        IkdActivation.day < last))  # fmt: skip
+    return {
+        "handed_over": handed,
+        "not_collected": waiting + collected_later,
+        "suket_issued": suket_issued,
+        "suket_revoked": suket_revoked,
+        "ikd_activations": ikd,
+        "ikd_share_percent": round(100 * ikd / received) if received else None,
+    }
+
+
 # ---------------------------------------------------------------------------- renderings
 
 LANGUAGES = ("id", "en")
@@ -407,6 +450,16 @@ LANGUAGES = ("id", "en")
 #: The report's words: Bahasa Indonesia (as it is filed) and English.
 _TEXT: dict[str, dict[str, str]] = {
     "title": {"id": "Laporan Stok Blangko KTP-el", "en": "KTP-el Blank Stock Report"},
+    "pickup": {"id": "Pengambilan kartu, Suket dan IKD", "en": "Card pickup, Suket and IKD"},
+    "handed_over": {"id": "Diserahkan", "en": "Handed over"},
+    "not_collected": {"id": "Belum diambil (akhir periode)",
+                      "en": "Not collected (end of period)"},
+    "suket_issued": {"id": "Suket diterbitkan", "en": "Suket issued"},
+    "suket_revoked": {"id": "Suket dicabut (KTP-el terbit)",
+                      "en": "Suket revoked (KTP-el issued)"},
+    "ikd_activations": {"id": "Aktivasi IKD", "en": "IKD activations"},
+    "ikd_share_percent": {"id": "Aktivasi IKD per blangko diterima (%)",
+                          "en": "IKD activations per blank received (%)"},
     "office": {"id": "Kantor", "en": "Office"},
     "rollup": {
         "id": "gabungan kabupaten/kota dan kecamatan di bawahnya",
@@ -655,6 +708,11 @@ def report_sections(report: dict[str, Any], lang: str = "id") -> list[ReportSect
     if not docs.rows:
         docs.add("none", _t("none", lang), "", 0)
     sections.append(docs)
+    if "pickup" in report:
+        pickup = ReportSection("pickup", _t("pickup", lang), [_t("item", lang), _t("count", lang)])
+        for key, value in report["pickup"].items():
+            pickup.add(key, _t(key, lang), "-" if value is None else value)
+        sections.append(pickup)
     r, f = report["ribbons"], report["film"]
     supplies = ReportSection(
         "supplies", _t("supplies", lang),

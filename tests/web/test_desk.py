@@ -166,3 +166,31 @@ def test_an_auditor_has_no_desk(app_nocsrf: Flask, settings: Settings, world: Wo
     client = app_nocsrf.test_client()
     sign_in(client, settings, "auditor_reg")
     assert client.get("/desk/").status_code == 403
+
+
+def test_the_monthly_report_counts_handovers_suket_and_ikd(settings: Settings,
+                                                          world: World) -> None:
+    from printsrv.desk.models import IkdActivation
+    from printsrv.ledger.reports import render_csv, stock_report
+    from printsrv.localtime import local_date
+
+    handed, waiting = _issued(settings, world), _issued(settings, world, "other_queued")
+    with unit_of_work(settings) as s:
+        rec = s.get(Record, handed.id)
+        assert rec is not None
+        desk.hand_over(s, settings, rec, desk.Collector(name=rec.nama, relation="owner",
+                                                        nik=rec.nik), officer="op1")
+        today = local_date("35.26.01")
+        s.add(IkdActivation(office_code="35.26.01", day=today, activations=7, source="t",
+                            entered_by="t", at=datetime.now(UTC)))
+    month = local_date("35.26.01").strftime("%Y-%m")
+    with unit_of_work(settings) as s:
+        own = stock_report(s, "35.26.01", month)
+        regency = stock_report(s, "35.26", month)
+        other = stock_report(s, "35.27", month)
+    assert own["pickup"]["handed_over"] == 1 and own["pickup"]["ikd_activations"] == 7
+    assert regency["pickup"]["handed_over"] == 1  # the roll-up includes its kecamatan
+    assert other["pickup"]["not_collected"] >= 1 and waiting.request_id
+    csv_text = render_csv(own, "id")
+    assert "Diserahkan" in csv_text and "Aktivasi IKD" in csv_text
+    assert "Handed over" in render_csv(own, "en")
