@@ -61,3 +61,19 @@ def test_importing_the_web_app_loads_no_device_code() -> None:
     offenders = [name for name in loaded
                  if any(name == f or name.startswith(f + ".") for f in FORBIDDEN_IN_WEB)]
     assert offenders == []
+
+
+def test_only_the_cups_adapter_imports_cups() -> None:
+    """The station finds a lost job through the printer port (``find_job``); pycups stays
+    behind ``printers/cups.py``."""
+    offenders = []
+    for package in ("printsrv", "printers", "chip"):
+        for path in sorted((PROJECT_ROOT / package).rglob("*.py")):
+            if path.relative_to(PROJECT_ROOT).as_posix() == "printers/cups.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                         else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                if any(n == "cups" or n.startswith("cups.") for n in names):
+                    offenders.append(f"{path.relative_to(PROJECT_ROOT)}:{node.lineno}")
+    assert offenders == []

@@ -9,7 +9,6 @@ reader name), ``profile`` (printer profile id); optional ``printer`` = ``"cups"`
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -271,48 +270,18 @@ class JobLookup:
 
 
 def find_print_job(printer: CardPrinter, title: str) -> JobLookup:
-    """Look up the newest job named ``title``; an unfinished one is cancelled (its card's fate
-    then stays unknown). Never raises: an unreachable print system is "not found"."""
-    from printers.api import JobState, normalise_reasons
-    from printers.faults import classify
+    """Look up the newest job named ``title`` through the printer's own port
+    (:meth:`printers.api.CardPrinter.find_job`); an unfinished one is cancelled there (its
+    card's fate then stays unknown). Never raises: an unreachable print system is "not
+    found"."""
+    from printers.errors import PrinterError
 
-    simulator = getattr(printer, "simulator", None)
-    if simulator is not None:  # the directory printer keeps a job journal
-        entries = [j for j in simulator.jobs() if j.get("title") == title]
-        if not entries:
-            return JobLookup(False, message="no such job in the printer's journal")
-        last = entries[-1]
-        return JobLookup(True, bool(last.get("ok")), bool(last.get("card_consumed")),
-                         last.get("reason"), int(last.get("job", 0)) or None,
-                         "from the directory printer's journal")
     try:
-        import cups
-
-        kwargs: dict[str, Any] = {}
-        if getattr(printer, "server", None):
-            kwargs["host"] = printer.server  # type: ignore[attr-defined]
-        if getattr(printer, "port", None):
-            kwargs["port"] = printer.port  # type: ignore[attr-defined]
-        conn = cups.Connection(**kwargs)
-        jobs = conn.getJobs(which_jobs="all", requested_attributes=[
-            "job-id", "job-name", "job-state", "job-state-reasons", "job-printer-uri"])
-        ids = sorted(i for i, a in jobs.items() if a.get("job-name") == title)
-        if not ids:
-            return JobLookup(False, message="no job with this title in CUPS")
-        job_id = ids[-1]
-        attrs = conn.getJobAttributes(job_id)
-        state = JobState(int(attrs["job-state"]))
-        if not state.is_final:
-            with contextlib.suppress(cups.IPPError):
-                conn.cancelJob(job_id, purge_job=False)
-            return JobLookup(True, None, None, "unknown", job_id,
-                             f"job {job_id} was still {state.name.lower()}; cancelled")
-        reasons = normalise_reasons(
-            conn.getPrinterAttributes(printer.name).get("printer-state-reasons"))
-        verdict = classify(state, normalise_reasons(attrs.get("job-state-reasons")), (),
-                           reasons)
-        return JobLookup(True, verdict.card_printed, verdict.card_consumed,
-                         verdict.fault.value if verdict.fault else None, job_id,
-                         verdict.message)
-    except Exception as exc:
+        outcome = printer.find_job(title)
+    except PrinterError as exc:
         return JobLookup(False, message=f"print system not reachable: {exc}")
+    if outcome is None:
+        return JobLookup(False, message="no job with this title at the printer")
+    fault = outcome.fault.value if outcome.fault else None
+    return JobLookup(True, outcome.card_printed, outcome.card_consumed, fault, outcome.job_id,
+                     outcome.message)  # fmt: skip
