@@ -9,6 +9,7 @@ from functools import cached_property
 
 from PIL import Image, ImageChops, ImageOps
 
+from chip.face import strip_jpeg_metadata
 from printsrv.layout.template import Box
 
 PRINT_DPI = 300
@@ -68,8 +69,12 @@ def prepare_photo(jpeg: bytes, box: Box) -> PreparedPhoto:
     """
     target = box_px(box)
     image = _open(jpeg, "photo")
-    if image.format == "JPEG" and image.mode in ("RGB", "L") and image.size == target:
-        return PreparedPhoto(jpeg, target, True, image.mode)
+    if (image.format == "JPEG" and image.mode in ("RGB", "L") and image.size == target
+            and image.getexif().get(_ORIENTATION, 1) == 1):
+        try:  # byte for byte, less the source's comments, EXIF, XMP and ICC
+            return PreparedPhoto(strip_jpeg_metadata(jpeg), target, True, image.mode)
+        except ValueError as exc:
+            raise ImageProblem(f"photo is not a well-formed JPEG: {exc}") from exc
     try:
         image.draft("RGB", (target[0], target[1]))  # cheap DCT downscale, never below target
         # No copies of a photo that needs neither (exif_transpose and convert copy anyway).
@@ -81,6 +86,7 @@ def prepare_photo(jpeg: bytes, box: Box) -> PreparedPhoto:
     except (OSError, ValueError) as exc:
         raise ImageProblem(f"photo cannot be decoded: {exc}") from exc
     out = io.BytesIO()
+    fitted.info.clear()  # no comment, EXIF, XMP or ICC of the source in the new JPEG
     fitted.save(out, "JPEG", quality=JPEG_QUALITY, optimize=False)
     prepared = PreparedPhoto(out.getvalue(), target, False)
     # The thumbnail straight from the pixels at hand, instead of decoding the new JPEG again.

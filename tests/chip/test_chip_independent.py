@@ -5,11 +5,22 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import io
+import struct
 
 import pytest
 from mrz.checker.td1 import TD1CodeChecker
 
-from chip.lds import HolderData, dg1, parse_dg1, td1_mrz
+from chip.face import (
+    compact_signature,
+    face_image,
+    fit_face,
+    is_metadata_segment,
+    jpeg_segments,
+    strip_jpeg_metadata,
+)
+from chip.lds import HolderData, biometric_instances, dg1, dg2, parse_dg1, td1_mrz
+from chip.samples import sample_photo, sample_signature
 
 
 def _lines(mrz: str) -> str:
@@ -49,3 +60,87 @@ def test_independent_parser_catches_a_broken_mrz(holder: HolderData, broken: str
     pos = 44 if broken == "expiry" else 59
     wrong = mrz[:pos] + str((int(mrz[pos]) + 1) % 10) + mrz[pos + 1:]
     assert not TD1CodeChecker(_lines(wrong))
+
+
+# -- no metadata in photos and signatures -----------------------------------------------------
+SECRET = b"REQ-0000-SECRET-REQUEST-ID"
+
+
+def dirty_jpeg(width: int = 600, height: int = 800) -> bytes:
+    """A photo carrying every kind of metadata: COM, EXIF (APP1), XMP (APP1), ICC (APP2)."""
+    from PIL import Image, ImageCms
+
+    img = Image.open(io.BytesIO(sample_photo(width, height)))
+    img.load()
+    exif = Image.Exif()
+    exif[0x010E] = SECRET.decode()  # ImageDescription
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=90, comment=SECRET, exif=exif.tobytes(), icc_profile=icc)
+    raw = out.getvalue()
+    xmp = b"http://ns.adobe.com/xap/1.0/\x00<x:xmpmeta>" + SECRET + b"</x:xmpmeta>"
+    return raw[:2] + b"\xff\xe1" + struct.pack(">H", len(xmp) + 2) + xmp + raw[2:]
+
+
+def dirty_png() -> bytes:
+    from PIL import Image, PngImagePlugin
+
+    img = Image.open(io.BytesIO(sample_signature()))
+    img.load()
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", SECRET.decode())
+    out = io.BytesIO()
+    img.save(out, "PNG", pnginfo=info, icc_profile=b"\x00" * 0)
+    return out.getvalue()
+
+
+def metadata_markers(jpeg: bytes) -> list[str]:
+    return [f"{m:02X}" for m, _ in jpeg_segments(jpeg) if is_metadata_segment(m)]
+
+
+def png_chunks(png: bytes) -> list[bytes]:
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, out = 8, []
+    while pos < len(png):
+        length = int.from_bytes(png[pos:pos + 4], "big")
+        out.append(png[pos + 4:pos + 8])
+        pos += 12 + length
+    return out
+
+
+def test_dirty_source_really_is_dirty() -> None:
+    photo = dirty_jpeg()
+    assert {"FE", "E1", "E2"} <= set(metadata_markers(photo)) and SECRET in photo
+    assert b"tEXt" in png_chunks(dirty_png())
+
+
+def test_chip_photo_and_signature_carry_no_metadata(holder: HolderData) -> None:
+    face = face_image(biometric_instances(dg2(fit_face(dirty_jpeg(), 20_000)), 0x75)[0][1][0x5F2E])
+    assert metadata_markers(face) == [] and SECRET not in face
+    assert jpeg_segments(face)[0][0] == 0xE0  # JFIF stays
+    sig = compact_signature(dirty_png())
+    assert set(png_chunks(sig)) <= {b"IHDR", b"IDAT", b"IEND", b"pHYs"} and SECRET not in sig
+
+
+def test_strip_jpeg_metadata_is_lossless() -> None:
+    photo = dirty_jpeg()
+    clean = strip_jpeg_metadata(photo)
+    assert metadata_markers(clean) == [] and SECRET not in clean
+    from PIL import Image
+
+    assert Image.open(io.BytesIO(clean)).tobytes() == Image.open(io.BytesIO(photo)).tobytes()
+    assert strip_jpeg_metadata(clean) == clean
+    with pytest.raises(ValueError):
+        strip_jpeg_metadata(b"\xff\xd8\xff\xe1\xff\xff")
+
+
+@pytest.mark.parametrize("size", ["box", "other"])
+def test_card_face_photo_carries_no_metadata(size: str) -> None:
+    from printsrv.layout.images import box_px, prepare_photo
+    from printsrv.layout.template import Box
+
+    box = Box(0, 0, 25.4, 33.8666)
+    w, h = box_px(box)
+    prepared = prepare_photo(dirty_jpeg(w, h) if size == "box" else dirty_jpeg(), box)
+    assert prepared.passthrough is (size == "box")
+    assert metadata_markers(prepared.jpeg) == [] and SECRET not in prepared.jpeg
