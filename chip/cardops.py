@@ -13,10 +13,10 @@ from chip.transport import Transport
 LIFE_CYCLE_OPERATIONAL = 0x05
 
 
-def atr_extended_length(atr: bytes) -> bool:
-    """True when the ATR's card capabilities (compact TLV tag 7x) announce extended Lc/Le."""
+def historical_bytes(atr: bytes) -> bytes:
+    """The historical bytes of an ATR (after TS, T0 and the interface bytes)."""
     if len(atr) < 2:
-        return False
+        return b""
     t0 = atr[1]
     k = t0 & 0x0F
     pos, y = 2, t0 >> 4
@@ -30,17 +30,34 @@ def atr_extended_length(atr: bytes) -> bool:
         if td is None:
             break
         y = td >> 4
-    hist = atr[pos : pos + k]
+    return atr[pos : pos + k]
+
+
+def compact_tlv(hist: bytes) -> list[tuple[int, bytes]]:
+    """(tag, value) of the compact-TLV objects of historical bytes with category indicator
+    ``80`` (ISO/IEC 7816-4 §8.1.1); raises ``ValueError`` when they are not well-formed."""
     if not hist or hist[0] != 0x80:
-        return False
-    i = 1
+        raise ValueError("historical bytes without category indicator 80")
+    out, i = [], 1
     while i < len(hist):
         tag, length = hist[i] >> 4, hist[i] & 0x0F
-        value = hist[i + 1 : i + 1 + length]
-        if tag == 7 and len(value) >= 3:
-            return bool(value[2] & 0x40)
+        if tag == 0:
+            raise ValueError(f"compact-TLV tag 0 at offset {i}")
+        if i + 1 + length > len(hist):
+            raise ValueError(f"compact-TLV tag {tag:X} claims {length} bytes, "
+                             f"{len(hist) - i - 1} left")
+        out.append((tag, hist[i + 1 : i + 1 + length]))
         i += 1 + length
-    return False
+    return out
+
+
+def atr_extended_length(atr: bytes) -> bool:
+    """True when the ATR's card capabilities (compact TLV tag 7x) announce extended Lc/Le."""
+    try:
+        objects = compact_tlv(historical_bytes(atr))
+    except ValueError:
+        return False
+    return any(tag == 7 and len(value) >= 3 and bool(value[2] & 0x40) for tag, value in objects)
 
 
 @dataclass(frozen=True)

@@ -42,9 +42,12 @@ class LifeCycle(IntEnum):
 
 
 def make_atr(extended_length: bool = True) -> bytes:
-    """Contactless-style ATR (PC/SC part 3 layout) with card capabilities in compact TLV."""
+    """Contactless-style ATR (PC/SC part 3 layout) whose historical bytes are ISO/IEC 7816-4
+    compact-TLV (category indicator 80): card issuer's data ``"KTP"`` (tag 5), then card
+    capabilities (tag 7): selection by full DF name, by FID and by SFI; data coding byte 01
+    (byte-sized data units); extended Lc/Le when ``extended_length``."""
     third = 0x40 if extended_length else 0x00  # b7: extended Lc and Le fields
-    hist = bytes((0x80, 0x73, 0x00, 0x00, third)) + b"KTP"
+    hist = b"\x80" + b"\x53KTP" + bytes((0x73, 0x94, 0x01, third))
     body = bytes((0x80 | len(hist), 0x80, 0x01)) + hist
     tck = 0
     for b in body:

@@ -11,6 +11,7 @@ import struct
 import pytest
 from mrz.checker.td1 import TD1CodeChecker
 
+from chip.cardops import atr_extended_length, compact_tlv, historical_bytes
 from chip.face import (
     compact_signature,
     face_image,
@@ -21,6 +22,7 @@ from chip.face import (
 )
 from chip.lds import HolderData, biometric_instances, dg1, dg2, parse_dg1, td1_mrz
 from chip.samples import sample_photo, sample_signature
+from chip.simulator.card import make_atr
 
 
 def _lines(mrz: str) -> str:
@@ -144,3 +146,18 @@ def test_card_face_photo_carries_no_metadata(size: str) -> None:
     prepared = prepare_photo(dirty_jpeg(w, h) if size == "box" else dirty_jpeg(), box)
     assert prepared.passthrough is (size == "box")
     assert metadata_markers(prepared.jpeg) == [] and SECRET not in prepared.jpeg
+
+
+# -- ATR historical bytes ---------------------------------------------------------------------
+@pytest.mark.parametrize("extended", [True, False])
+def test_atr_historical_bytes_are_compact_tlv(extended: bool) -> None:
+    atr = make_atr(extended)
+    objects = compact_tlv(historical_bytes(atr))
+    assert objects == [(5, b"KTP"), (7, bytes((0x94, 0x01, 0x40 if extended else 0x00)))]
+    assert atr_extended_length(atr) is extended
+
+
+def test_compact_tlv_rejects_the_old_broken_atr() -> None:
+    old = bytes.fromhex("3B88800180730000404B5450F5")  # "KTP" read as tag 4, length 11
+    with pytest.raises(ValueError, match="tag 4 claims 11"):
+        compact_tlv(historical_bytes(old))
