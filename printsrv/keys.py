@@ -19,6 +19,7 @@ offline CA in a real deployment). Those files live in ``var/keys`` and are for d
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import secrets
 import subprocess
@@ -35,6 +36,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509.oid import NameOID
 
+from chip import pki
+from chip.softkeys import DEMO_CRL_URL
 from printsrv.config import Settings
 from printsrv.errors import KeyStoreError
 
@@ -393,38 +396,51 @@ class KeyStore:
         return serialization.load_der_public_key(encode_ec_public_key(public))
 
     def _create_document_signer(self) -> list[str]:
-        ds_public = self._ec_keypair(DOCUMENT_SIGNER)
         keys_dir = self.settings.keys_dir
-        csca_key_path, csca_path = keys_dir / "csca-key.pem", keys_dir / "csca.pem"
         created = []
-        if not csca_path.exists():
+        if not (keys_dir / "csca.pem").exists():
             csca_key = ec.generate_private_key(ec.SECP256R1())
-            csca = _certificate(
-                "DEMO CSCA Indonesia",
-                csca_key.public_key(),
-                None,
-                csca_key,
-                ca=True,
-                days=3650,
-                key_usage={"key_cert_sign": True, "crl_sign": True},
-            )
-            _write_private(csca_key_path, csca_key)
-            _write_cert(csca_path, csca)
+            csca = pki.csca_certificate(csca_key, _name("DEMO CSCA Indonesia"), CSCA_CRL_URL,
+                                        datetime.now(UTC) - timedelta(minutes=5))
+            _write_private(keys_dir / "csca-key.pem", csca_key)
+            _write_cert(keys_dir / "csca.pem", csca)
             created.append("demo CSCA")
-        csca_key = serialization.load_pem_private_key(csca_key_path.read_bytes(), None)
-        csca = x509.load_pem_x509_certificate(csca_path.read_bytes())
-        ds_cert = _certificate(
-            "DEMO Document Signer e-KTP",
-            ds_public,
-            csca.subject,
-            csca_key,
-            ca=False,
-            days=3650,
-            key_usage={"digital_signature": True},
-        )
-        _write_cert(keys_dir / "document-signer.pem", ds_cert)
+        self._issue_document_signer(pki.DS_USAGE_DAYS)
         created.append(DOCUMENT_SIGNER)
+        if not (keys_dir / CRL_FILE).exists():
+            issue_crl(self.settings)
+            created.append("CSCA CRL")
         return created
+
+    def _issue_document_signer(self, usage_days: int) -> x509.Certificate:
+        """A new DS key pair in the token and its certificate from the (demo, file) CSCA."""
+        keys_dir = self.settings.keys_dir
+        csca_key, csca = _csca(self.settings)
+        ds_public = self._ec_keypair(DOCUMENT_SIGNER)
+        ds_cert = pki.document_signer_certificate(
+            ds_public, _name("DEMO Document Signer e-KTP"), csca, csca_key,
+            datetime.now(UTC) - timedelta(minutes=5), usage_days=usage_days)
+        _write_cert(keys_dir / "document-signer.pem", ds_cert)
+        archive = keys_dir / DS_ARCHIVE
+        archive.mkdir(exist_ok=True)
+        _write_cert(archive / f"{ds_cert.serial_number:x}.pem", ds_cert)
+        return ds_cert
+
+    def rotate_document_signer(self, usage_days: int = pki.DS_USAGE_DAYS) -> tuple[
+            x509.Certificate | None, x509.Certificate]:
+        """Retire the current DS key (relabelled ``document-signer-retired-<serial>``, never
+        used again) and issue a new one; returns (old certificate or None, new certificate).
+        The old certificate stays in ``keys/document-signers/``: cards it signed still verify."""
+        pkcs11 = _pkcs11()
+        path = self.settings.keys_dir / "document-signer.pem"
+        old = x509.load_pem_x509_certificate(path.read_bytes()) if path.exists() else None
+        retired = f"{DOCUMENT_SIGNER}-retired-{old.serial_number:x}" if old else (
+            f"{DOCUMENT_SIGNER}-retired-{secrets.token_hex(4)}")
+        for kind in (pkcs11.ObjectClass.PRIVATE_KEY, pkcs11.ObjectClass.PUBLIC_KEY):
+            for obj in self._session.get_objects({pkcs11.Attribute.LABEL: DOCUMENT_SIGNER,
+                                                  pkcs11.Attribute.CLASS: kind}):
+                obj[pkcs11.Attribute.LABEL] = retired
+        return old, self._issue_document_signer(usage_days)
 
     # --- envelope encryption of record media ---------------------------------------------------
     def wrap_data_key(self, data_key: bytes, record_ref: bytes) -> bytes:
@@ -464,6 +480,12 @@ class KeyStore:
         cert = x509.load_pem_x509_certificate(
             (self.settings.keys_dir / "document-signer.pem").read_bytes()
         )
+        period = pki.private_key_usage_period(cert)
+        now = datetime.now(UTC)
+        if period is not None and period[1] is not None and now > period[1]:
+            raise KeyStoreError(
+                f"the document signer's private key usage period ended on {period[1]:%Y-%m-%d}:"
+                " run 'python run.py keys rotate-ds'")
         return TokenDocumentSigner(key, cert.public_bytes(serialization.Encoding.DER))
 
     def audit_signer(self) -> TokenDocumentSigner:
@@ -486,6 +508,65 @@ class KeyStore:
     def csca_certificate_der(self) -> bytes:
         cert = x509.load_pem_x509_certificate((self.settings.keys_dir / "csca.pem").read_bytes())
         return cert.public_bytes(serialization.Encoding.DER)
+
+    def csca_crl_der(self) -> bytes | None:
+        """The CSCA's latest CRL (``keys/csca.crl``), or None before ``keys crl``."""
+        path = self.settings.keys_dir / CRL_FILE
+        return path.read_bytes() if path.exists() else None
+
+
+# --- CSCA: revocation list (demo: the CSCA key is a file; a real CSCA is offline) ---------
+CSCA_CRL_URL = DEMO_CRL_URL
+CRL_FILE = "csca.crl"
+_REVOKED_FILE = "csca-revoked.json"
+DS_ARCHIVE = "document-signers"
+
+
+def _csca(settings: Settings) -> tuple[Any, x509.Certificate]:
+    keys_dir = settings.keys_dir
+    try:
+        key = serialization.load_pem_private_key((keys_dir / "csca-key.pem").read_bytes(), None)
+        cert = x509.load_pem_x509_certificate((keys_dir / "csca.pem").read_bytes())
+    except FileNotFoundError as exc:
+        raise KeyStoreError(f"CSCA missing ({exc.filename}): run 'python run.py init'") from exc
+    return key, cert
+
+
+def revoke_document_signer(settings: Settings, serial: int,
+                           reason: x509.ReasonFlags = x509.ReasonFlags.key_compromise) -> bool:
+    """Put a DS serial number on the CSCA's revocation list (issue the CRL afterwards);
+    False when it was there already. The serial must be one of our document signers."""
+    known = {x509.load_pem_x509_certificate(p.read_bytes()).serial_number
+             for p in (settings.keys_dir / DS_ARCHIVE).glob("*.pem")}
+    if serial not in known:
+        raise KeyStoreError(f"no document signer with serial {serial:x} in keys/{DS_ARCHIVE}")
+    path = settings.keys_dir / _REVOKED_FILE
+    state: dict[str, Any] = (json.loads(path.read_text()) if path.exists()
+                             else {"number": 0, "revoked": []})
+    if any(int(r["serial"], 16) == serial for r in state["revoked"]):
+        return False
+    state["revoked"].append({"serial": f"{serial:x}", "reason": reason.value,
+                             "revoked_at": datetime.now(UTC).isoformat()})
+    path.write_text(json.dumps(state, indent=1) + "\n")
+    return True
+
+
+def issue_crl(settings: Settings, days: int = pki.CRL_DAYS) -> x509.CertificateRevocationList:
+    """Issue the CSCA's next CRL (number + 1) to ``keys/csca.crl`` (DER) and
+    ``keys/csca-crl.pem``."""
+    csca_key, csca = _csca(settings)
+    path = settings.keys_dir / _REVOKED_FILE
+    state: dict[str, Any] = (json.loads(path.read_text()) if path.exists()
+                             else {"number": 0, "revoked": []})
+    state["number"] += 1
+    crl = pki.issue_crl(csca, csca_key, [
+        pki.Revocation(int(r["serial"], 16), datetime.fromisoformat(r["revoked_at"]),
+                       x509.ReasonFlags(r["reason"])) for r in state["revoked"]
+    ], state["number"], datetime.now(UTC) - timedelta(minutes=5), days)
+    path.write_text(json.dumps(state, indent=1) + "\n")
+    (settings.keys_dir / CRL_FILE).write_bytes(crl.public_bytes(serialization.Encoding.DER))
+    (settings.keys_dir / "csca-crl.pem").write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+    return crl
 
 
 def _demo_scp03_master(settings: Settings) -> bytes:
