@@ -49,59 +49,6 @@ def face_image(record: bytes) -> bytes:
 
 
 # -- metadata -----------------------------------------------------------------------------------
-#: JPEG segments a decoder needs besides the image data: APP0 (JFIF) and APP14 (Adobe colour
-#: transform). Every other APPn (EXIF, XMP, ICC, vendor data) and every COM is metadata.
-_KEPT_APP = {0xE0, 0xEE}
-
-
-def _segment_spans(jpeg: bytes) -> list[tuple[int, int, int]]:
-    """(marker, start, end) of each segment up to and including SOS's header."""
-    if jpeg[:2] != b"\xff\xd8":
-        raise ValueError("not a JPEG (no SOI)")
-    out: list[tuple[int, int, int]] = []
-    pos = 2
-    while pos + 4 <= len(jpeg):
-        if jpeg[pos] != 0xFF:
-            raise ValueError(f"no marker at offset {pos}")
-        marker = jpeg[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        length = int.from_bytes(jpeg[pos + 2:pos + 4], "big")
-        if length < 2 or pos + 2 + length > len(jpeg):
-            raise ValueError(f"segment {marker:02X} overruns the file")
-        out.append((marker, pos, pos + 2 + length))
-        if marker == 0xDA:
-            return out
-        pos += 2 + length
-    raise ValueError("JPEG ends before its image data (no SOS)")
-
-
-def jpeg_segments(jpeg: bytes) -> list[tuple[int, bytes]]:
-    """(marker, payload) of each segment before the entropy-coded data, SOS included (its
-    payload is the header only). Raises ``ValueError`` when the bytes are not a JPEG."""
-    return [(m, jpeg[start + 4:end]) for m, start, end in _segment_spans(jpeg)]
-
-
-def is_metadata_segment(marker: int) -> bool:
-    """COM, and every APPn but JFIF (APP0) and Adobe (APP14)."""
-    return marker == 0xFE or (0xE0 <= marker <= 0xEF and marker not in _KEPT_APP)
-
-
-def strip_jpeg_metadata(jpeg: bytes) -> bytes:
-    """The same JPEG without metadata segments, losslessly (the image data is not decoded).
-    Raises ``ValueError`` when the bytes are not a JPEG."""
-    spans = _segment_spans(jpeg)
-    if not any(is_metadata_segment(m) for m, _, _ in spans):
-        return jpeg
-    out = bytearray(b"\xff\xd8")
-    for marker, start, end in spans:
-        if not is_metadata_segment(marker):
-            out += jpeg[start:end]
-    out += jpeg[spans[-1][2]:]
-    return bytes(out)
-
-
 def _clean(img: Image.Image) -> Image.Image:
     """Drop what Pillow would carry from the source file into a saved image (comment, EXIF,
     XMP, ICC profile, PNG text)."""

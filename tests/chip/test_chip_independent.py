@@ -12,14 +12,7 @@ import pytest
 from mrz.checker.td1 import TD1CodeChecker
 
 from chip.cardops import atr_extended_length, compact_tlv, historical_bytes
-from chip.face import (
-    compact_signature,
-    face_image,
-    fit_face,
-    is_metadata_segment,
-    jpeg_segments,
-    strip_jpeg_metadata,
-)
+from chip.face import compact_signature, face_image, fit_face
 from chip.lds import HolderData, biometric_instances, dg1, dg2, parse_dg1, td1_mrz
 from chip.samples import sample_photo, sample_signature
 from chip.simulator.card import make_atr
@@ -96,8 +89,22 @@ def dirty_png() -> bytes:
     return out.getvalue()
 
 
+def jpeg_markers(jpeg: bytes) -> list[int]:
+    """The markers before the image data (this test's own parser, not the code under test)."""
+    assert jpeg[:2] == b"\xff\xd8"
+    pos, out = 2, []
+    while True:
+        assert jpeg[pos] == 0xFF
+        out.append(jpeg[pos + 1])
+        if jpeg[pos + 1] == 0xDA:
+            return out
+        pos += 2 + int.from_bytes(jpeg[pos + 2:pos + 4], "big")
+
+
 def metadata_markers(jpeg: bytes) -> list[str]:
-    return [f"{m:02X}" for m, _ in jpeg_segments(jpeg) if is_metadata_segment(m)]
+    """COM and every APPn but APP0 (JFIF) and APP14 (Adobe)."""
+    return [f"{m:02X}" for m in jpeg_markers(jpeg)
+            if m == 0xFE or (0xE1 <= m <= 0xEF and m != 0xEE)]
 
 
 def png_chunks(png: bytes) -> list[bytes]:
@@ -119,12 +126,14 @@ def test_dirty_source_really_is_dirty() -> None:
 def test_chip_photo_and_signature_carry_no_metadata(holder: HolderData) -> None:
     face = face_image(biometric_instances(dg2(fit_face(dirty_jpeg(), 20_000)), 0x75)[0][1][0x5F2E])
     assert metadata_markers(face) == [] and SECRET not in face
-    assert jpeg_segments(face)[0][0] == 0xE0  # JFIF stays
+    assert jpeg_markers(face)[0] == 0xE0  # JFIF stays
     sig = compact_signature(dirty_png())
     assert set(png_chunks(sig)) <= {b"IHDR", b"IDAT", b"IEND", b"pHYs"} and SECRET not in sig
 
 
 def test_strip_jpeg_metadata_is_lossless() -> None:
+    from printsrv.layout.images import strip_jpeg_metadata
+
     photo = dirty_jpeg()
     clean = strip_jpeg_metadata(photo)
     assert metadata_markers(clean) == [] and SECRET not in clean

@@ -13,12 +13,12 @@ import pytest
 from mrz.checker.td1 import TD1CodeChecker
 
 from chip.cardops import compact_tlv, historical_bytes
-from chip.face import face_image, is_metadata_segment, jpeg_segments
+from chip.face import face_image
 from chip.lds import HolderData, biometric_instances, parse_dg1
 from chip.personalization import PersonalizationKeys, personalize_reader
 from chip.softkeys import DemoPki, SoftKeyDiversifier
 from chip.verification import verify_reader
-from tests.chip.test_chip_independent import SECRET, dirty_jpeg
+from tests.chip.test_chip_independent import SECRET, dirty_jpeg, metadata_markers
 
 pytestmark = pytest.mark.realstack
 
@@ -39,7 +39,7 @@ def test_lifetime_card_through_pcscd(pcsc_stack: Any, keys: PersonalizationKeys,
     assert checker.fields().expiry_date == "991231"
 
     face = face_image(biometric_instances(report.raw_files["DG2"], 0x75)[0][1][0x5F2E])
-    assert not [m for m, _ in jpeg_segments(face) if is_metadata_segment(m)]
+    assert metadata_markers(face) == []
     assert SECRET not in b"".join(report.raw_files.values())
 
     atr = bytes.fromhex(report.atr)
