@@ -27,12 +27,20 @@ from chip.errors import (
     ChipError,
     HostError,
     NotBlankError,
+    SecureChannelError,
     StatusWordError,
     VerificationError,
 )
 from chip.face import compact_signature, fit_face
 from chip.lds import DATA_GROUPS, Ef, HolderData, dg1, dg2, dg7, dg11, dg12, ef_com
-from chip.scp03 import SecurityLevel, initialize_update, open_host_session
+from chip.scp03 import (
+    SecurityLevel,
+    StaticKeys,
+    initialize_update,
+    key_check_value,
+    open_host_session,
+    put_key_command,
+)
 from chip.sod import build_sod
 from chip.tlv import tlv
 from chip.transport import Transport
@@ -73,6 +81,9 @@ class PersonalizationOptions:
     max_face_bytes: int = 12_000
     min_face_bytes: int = 2_000
     scp03_kvn: int = 0x30
+    #: Before locking, replace the personalization keys by random keys nobody keeps (PUT KEY
+    #: under the DEK): a locked card can never open a personalization session again.
+    retire_keys: bool = True
 
 
 @dataclass(frozen=True)
@@ -275,6 +286,8 @@ def personalize(channel: CardChannel, holder: HolderData, keys: PersonalizationK
             with clock.phase("readback"):
                 _check_hashes(t, files)
         with clock.phase("lock"):
+            if options.retire_keys:
+                _retire_keys(t, static)
             tracker.lock_sent = tracker.in_flight = True
             t.transmit(CommandApdu(0x80, Ins.ACTIVATE_FILE, 0, 0), context="ACTIVATE (lock)")
             tracker.in_flight = False
@@ -316,6 +329,16 @@ def _write_file(t: Transport, tracker: _WriteTracker, ef: Ef, data: bytes, chunk
     for cmd in _update_commands(ef, data, chunk, extended):
         t.transmit(cmd, context=f"UPDATE {ef.value.name}")
     tracker.in_flight = False
+
+
+def _retire_keys(t: Transport, static: StaticKeys) -> None:
+    """PUT KEY: replace key set ``static.kvn`` by three random AES keys, forgotten at once."""
+    keys = tuple(os.urandom(16) for _ in range(3))
+    new_kvn = static.kvn + 1
+    resp = t.transmit(put_key_command(static.dek, static.kvn, new_kvn, keys),
+                      context="PUT KEY (retire the personalization keys)")
+    if resp.data != bytes((new_kvn,)) + b"".join(key_check_value(k) for k in keys):
+        raise SecureChannelError("PUT KEY: the card's key check values do not match")
 
 
 def _read_back(t: Transport, ef: Ef, data: bytes, facts: CardFacts) -> None:

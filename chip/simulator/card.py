@@ -29,7 +29,15 @@ from chip.api import KeyDiversifier
 from chip.diversification import scp03_static_keys
 from chip.errors import CardRemovedError, SecureChannelError
 from chip.lds import LDS_AID
-from chip.scp03 import InitializeUpdateResponse, Scp03Session, SecurityLevel
+from chip.scp03 import (
+    PUT_KEY,
+    InitializeUpdateResponse,
+    Scp03Session,
+    SecurityLevel,
+    StaticKeys,
+    key_check_value,
+    parse_put_key,
+)
 from chip.tlv import find, parse, tlv
 
 FILE_OVERHEAD = 16  # bytes of card memory per EF beyond its content
@@ -112,6 +120,8 @@ class SimulatedCard:
         self.apdu_count = 0
         self.eeprom_seconds = 0.0
         self._session = _Session()
+        #: The key set that replaced the personalization keys (PUT KEY), None while they hold.
+        self.replaced_keys: StaticKeys | None = None
         self._lock = threading.Lock()
         self.atr = make_atr(config.extended_length)
         if config.state_file and config.state_file.exists():
@@ -122,6 +132,10 @@ class SimulatedCard:
         state = json.loads(path.read_text())
         self.config.uid = bytes.fromhex(state["uid"])
         self.life_cycle = LifeCycle(state["life_cycle"])
+        replaced = state.get("replaced_keys")
+        if replaced:
+            self.replaced_keys = StaticKeys(*(bytes.fromhex(replaced[k])
+                                              for k in ("enc", "mac", "dek")), replaced["kvn"])
         self.files = {
             int(fid, 16): CardFile(int(fid, 16), f["sfi"], bytearray.fromhex(f["data"]))
             for fid, f in state["files"].items()
@@ -134,6 +148,9 @@ class SimulatedCard:
         state = {
             "uid": self.config.uid.hex(),
             "life_cycle": int(self.life_cycle),
+            "replaced_keys": None if self.replaced_keys is None else {
+                "enc": self.replaced_keys.enc.hex(), "mac": self.replaced_keys.mac.hex(),
+                "dek": self.replaced_keys.dek.hex(), "kvn": self.replaced_keys.kvn},
             "files": {f"{f.fid:04X}": {"sfi": f.sfi, "data": f.data.hex()}
                       for f in self.files.values()},
         }
@@ -159,6 +176,7 @@ class SimulatedCard:
         with self._lock:
             self.files.clear()
             self.life_cycle = LifeCycle.INITIALISATION
+            self.replaced_keys = None
             self.reset()
             self._save()
 
@@ -225,12 +243,13 @@ class SimulatedCard:
             Ins.UPDATE_BINARY_ODD: self._update_binary,
             Ins.ACTIVATE_FILE: self._activate,
             Ins.HASH_FILE: self._hash_file,
+            PUT_KEY: self._put_key,
         }
         handler = handlers.get(ins)
         if handler is None:
             return ResponseApdu(b"", Sw.INS_NOT_SUPPORTED)
         if ins in (Ins.CREATE_FILE, Ins.UPDATE_BINARY, Ins.UPDATE_BINARY_ODD,
-                   Ins.ACTIVATE_FILE):
+                   Ins.ACTIVATE_FILE, PUT_KEY):
             denied = self._write_denied(secure)
             if denied is not None:
                 return ResponseApdu(b"", denied)
@@ -326,11 +345,11 @@ class SimulatedCard:
     def _initialize_update(self, cmd: CommandApdu) -> ResponseApdu:
         if cmd.cla != 0x80 or len(cmd.data) != 8:
             return ResponseApdu(b"", Sw.WRONG_DATA)
-        if cmd.p1 not in (0x00, 0x30):
+        keys = self._static_keys()
+        if cmd.p1 not in (0x00, keys.kvn):
             return ResponseApdu(b"", Sw.REFERENCED_DATA_NOT_FOUND)
         if not self._session.app_selected:
             return ResponseApdu(b"", Sw.CONDITIONS)
-        keys = scp03_static_keys(self.config.scp03_master, self.config.uid)
         card_challenge = os.urandom(8)
         scp = Scp03Session.derive(keys, cmd.data, card_challenge)
         self._session.scp = scp
@@ -339,6 +358,29 @@ class SimulatedCard:
             card_challenge, scp.card_cryptogram(), None,
         )
         return ResponseApdu(iu.encode(), Sw.OK)
+
+    def _static_keys(self) -> StaticKeys:
+        """The current SCP03 key set: the diversified personalization keys (KVN 30) until a
+        PUT KEY replaced them."""
+        if self.replaced_keys is not None:
+            return self.replaced_keys
+        return scp03_static_keys(self.config.scp03_master, self.config.uid)
+
+    def _put_key(self, cmd: CommandApdu) -> ResponseApdu:
+        """PUT KEY replacing the current key set (P1 = its KVN); keys under the static DEK."""
+        current = self._static_keys()
+        if cmd.p1 != current.kvn or cmd.p2 != 0x81:
+            return ResponseApdu(b"", Sw.REFERENCED_DATA_NOT_FOUND)
+        try:
+            new_kvn, keys = parse_put_key(current.dek, cmd.data)
+        except ValueError:
+            return ResponseApdu(b"", Sw.WRONG_DATA)
+        if len(keys) != 3 or new_kvn in (0x00, 0xFF):
+            return ResponseApdu(b"", Sw.WRONG_DATA)
+        self.replaced_keys = StaticKeys(keys[0], keys[1], keys[2], new_kvn)
+        self._save()
+        return ResponseApdu(bytes((new_kvn,)) + b"".join(key_check_value(k) for k in keys),
+                            Sw.OK)
 
     def _external_authenticate(self, cmd: CommandApdu) -> bytes:
         scp = self._session.scp
