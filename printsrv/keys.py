@@ -19,6 +19,7 @@ offline CA in a real deployment). Those files live in ``var/keys`` and are for d
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -223,8 +224,12 @@ def create_demo_registry_pki(keys_dir: Path) -> list[str]:
     return created
 
 
-def init_token(settings: Settings) -> list[str]:
-    """Create the SoftHSM token and its keys when missing; return what was created."""
+def init_token(settings: Settings, dev: bool = True) -> list[str]:
+    """Create the SoftHSM token and its keys when missing; return what was created.
+
+    ``dev``: import the published development SCP03 master (the simulator's). Without it the
+    token gets no SCP03 master (``keys import-perso`` brings the production one) and a token
+    that holds the development value is refused (:class:`KeyStoreError`)."""
     created: list[str] = []
     keys_dir = settings.keys_dir
     keys_dir.mkdir(parents=True, exist_ok=True)
@@ -258,7 +263,11 @@ def init_token(settings: Settings) -> list[str]:
         _save_token_files(settings)
         lib.reinitialize()
     with KeyStore.open(settings) as store:
-        created += store.create_missing_keys()
+        created += store.create_missing_keys(dev=dev)
+        if not dev and store.scp03_master_is_development():
+            raise KeyStoreError(
+                "the token's scp03-master is the published development key: import the "
+                "production key ('python run.py keys import-perso --replace'), or use --dev")
     return created
 
 
@@ -323,8 +332,9 @@ class KeyStore:
         }
         return [label for label, kind in wanted.items() if not self._has(label, kind)]
 
-    def create_missing_keys(self) -> list[str]:
-        """Generate or import every key the server needs that the token lacks."""
+    def create_missing_keys(self, dev: bool = True) -> list[str]:
+        """Generate or import every key the server needs that the token lacks (the SCP03
+        master only with ``dev``: the published development value)."""
         pkcs11 = _pkcs11()
         attr, created = pkcs11.Attribute, []
         secret_template = {attr.SENSITIVE: True, attr.EXTRACTABLE: False, attr.TOKEN: True}
@@ -348,22 +358,10 @@ class KeyStore:
                 template=secret_template,
             )
             created.append(BIOMETRIC_MASTER)
-        if not self._has(SCP03_MASTER, pkcs11.ObjectClass.SECRET_KEY):
-            # Demo only: the simulator derives the same card keys from this known value.
-            self._session.create_object(
-                {
-                    attr.CLASS: pkcs11.ObjectClass.SECRET_KEY,
-                    attr.KEY_TYPE: pkcs11.KeyType.AES,
-                    attr.LABEL: SCP03_MASTER,
-                    attr.VALUE: _demo_scp03_master(self.settings),
-                    attr.SIGN: True,
-                    attr.VERIFY: True,
-                    attr.TOKEN: True,
-                    attr.SENSITIVE: True,
-                    attr.EXTRACTABLE: False,
-                }
-            )
-            created.append(SCP03_MASTER + " (demo value)")
+        if dev and not self._has(SCP03_MASTER, pkcs11.ObjectClass.SECRET_KEY):
+            # Development only: the simulator derives the same card keys from this known value.
+            self._store_scp03_master(_demo_scp03_master(self.settings))
+            created.append(SCP03_MASTER + " (development value)")
         if not self._has(DOCUMENT_SIGNER, pkcs11.ObjectClass.PRIVATE_KEY):
             created += self._create_document_signer()
         if not self._has(AUDIT_SIGNER, pkcs11.ObjectClass.PRIVATE_KEY):
@@ -373,6 +371,46 @@ class KeyStore:
                                                  serialization.PublicFormat.SubjectPublicKeyInfo))
             created.append(AUDIT_SIGNER)
         return created
+
+    def _store_scp03_master(self, value: bytes) -> None:
+        pkcs11 = _pkcs11()
+        attr = pkcs11.Attribute
+        self._session.create_object({
+            attr.CLASS: pkcs11.ObjectClass.SECRET_KEY, attr.KEY_TYPE: pkcs11.KeyType.AES,
+            attr.LABEL: SCP03_MASTER, attr.VALUE: value, attr.SIGN: True, attr.VERIFY: True,
+            attr.TOKEN: True, attr.SENSITIVE: True, attr.EXTRACTABLE: False,
+        })
+        self._cache.pop(SCP03_MASTER, None)
+
+    def scp03_master_is_development(self) -> bool:
+        """True when the token's SCP03 master is the published development key (compared by
+        a CMAC over a fixed probe, the key never leaves the token)."""
+        from chip.scp03 import aes_cmac
+        from chip.softkeys import DEMO_SCP03_MASTER_HEX
+
+        if not self._has(SCP03_MASTER, _pkcs11().ObjectClass.SECRET_KEY):
+            return False
+        probe = b"ktp-printsrv development key probe"
+        return hmac.compare_digest(self.scp03_master().cmac(probe),
+                                   aes_cmac(bytes.fromhex(DEMO_SCP03_MASTER_HEX), probe))
+
+    def import_scp03_master(self, value: bytes, replace: bool = False) -> None:
+        """Import the production SCP03 master (assembled from key components)."""
+        from chip.softkeys import DEMO_SCP03_MASTER_HEX
+
+        pkcs11 = _pkcs11()
+        if len(value) != 16:
+            raise KeyStoreError("the SCP03 master must be an AES-128 key (16 bytes)")
+        if value == bytes.fromhex(DEMO_SCP03_MASTER_HEX):
+            raise KeyStoreError("refused: that is the published development key")
+        existing = list(self._session.get_objects({
+            pkcs11.Attribute.LABEL: SCP03_MASTER,
+            pkcs11.Attribute.CLASS: pkcs11.ObjectClass.SECRET_KEY}))
+        if existing and not replace:
+            raise KeyStoreError("the token already holds scp03-master: use --replace")
+        for obj in existing:
+            obj.destroy()
+        self._store_scp03_master(value)
 
     def _ec_keypair(self, label: str) -> Any:
         """A P-256 key pair made in the token (the private half never leaves it); the public

@@ -30,6 +30,14 @@ def register(sub: Any) -> None:
     s.add_argument("--days", type=int, default=90, help="until the next update (default 90)")
     s.set_defaults(func=cmd_crl)
 
+    s = keys_sub.add_parser("import-perso", help="key ceremony: assemble the SCP03 master "
+                            "from key components (XOR) and import it into the token")
+    s.add_argument("--components", type=int, default=3, choices=[2, 3, 4, 5],
+                   help="number of components (default 3), each 32 hex digits, optionally "
+                   "followed by ':KCV' to check it as entered")
+    s.add_argument("--replace", action="store_true", help="replace an existing scp03-master")
+    s.set_defaults(func=cmd_import_perso)
+
 
 def _serial(text: str) -> int:
     from cryptography import x509
@@ -99,4 +107,63 @@ def cmd_crl(args: argparse.Namespace) -> int:
     print(f"CRL {number}: {len(list(crl))} revoked document signer(s), next update "
           f"{crl.next_update_utc:%Y-%m-%d}; {settings.keys_dir / 'csca.crl'}"
           + (f"; newly revoked {', '.join(revoked)}" if revoked else ""))
+    return 0
+
+
+def _read_component(i: int) -> str:
+    import getpass
+
+    prompt = f"component {i} (32 hex digits[:KCV]): "
+    if sys.stdin.isatty():
+        return getpass.getpass(prompt)
+    line = sys.stdin.readline()
+    if not line:
+        raise SystemExit(f"error: component {i} missing on standard input")
+    return line.strip()
+
+
+def cmd_import_perso(args: argparse.Namespace) -> int:
+    """Each custodian enters a component; its KCV is printed for them to compare with their
+    sealed form; the master is the XOR of the components, its KCV printed last."""
+    from chip.scp03 import key_check_value
+    from printsrv import audit
+    from printsrv.audit import AuditTag
+    from printsrv.db import unit_of_work
+    from printsrv.errors import KeyStoreError
+    from printsrv.keys import SCP03_MASTER, KeyStore
+
+    settings = load_settings()
+    master = bytes(16)
+    kcvs = []
+    for i in range(1, args.components + 1):
+        text, _, expected = _read_component(i).replace(" ", "").partition(":")
+        try:
+            component = bytes.fromhex(text)
+        except ValueError:
+            print(f"error: component {i} is not hex", file=sys.stderr)
+            return 1
+        if len(component) != 16:
+            print(f"error: component {i} has {len(component)} bytes, expected 16",
+                  file=sys.stderr)
+            return 1
+        kcv = key_check_value(component).hex().upper()
+        if expected and expected.upper() != kcv:
+            print(f"error: component {i} KCV is {kcv}, not {expected.upper()}: re-enter it",
+                  file=sys.stderr)
+            return 1
+        print(f"component {i} KCV {kcv}")
+        kcvs.append(kcv)
+        master = bytes(a ^ b for a, b in zip(master, component, strict=True))
+    kcv = key_check_value(master).hex().upper()
+    try:
+        with KeyStore.open(settings) as store:
+            store.import_scp03_master(master, replace=args.replace)
+    except KeyStoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    with unit_of_work(settings) as session:
+        audit.record(session, AuditTag.SYSTEM_KEYS_CREATE, actor="keys import-perso",
+                     details={"key": SCP03_MASTER, "component_kcvs": kcvs, "kcv": kcv,
+                              "replaced": args.replace})
+    print(f"{SCP03_MASTER} KCV {kcv} imported into the token")
     return 0

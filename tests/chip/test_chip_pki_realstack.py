@@ -37,7 +37,7 @@ def test_rotate_revoke_and_verify_in_2045(pcsc_stack: Any, tmp_path: Path) -> No
         assert (proc.returncode == 0) == report["ok"], proc.stderr
         return report
 
-    assert run("init").returncode == 0
+    assert run("init", "--dev").returncode == 0
     assert (keys_dir / "csca.crl").exists()  # init issues the first, empty CRL
     assert run("demo-data", "--count", "8", "--out", str(tmp_path / "batch")).returncode == 0
     assert run("import", str(tmp_path / "batch")).returncode == 0
