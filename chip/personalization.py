@@ -30,6 +30,7 @@ from chip.errors import (
     SecureChannelError,
     StatusWordError,
     VerificationError,
+    WrongCardError,
 )
 from chip.face import compact_signature, fit_face
 from chip.lds import DATA_GROUPS, Ef, HolderData, dg1, dg2, dg7, dg11, dg12, ef_com
@@ -168,7 +169,7 @@ def _sod_size_estimate(signer: DocumentSigner, dgs: tuple[int, ...]) -> int:
     return _SOD_SIZES[key]
 
 
-def build_files(holder: HolderData, keys: PersonalizationKeys, uid: bytes,
+def build_files(holder: HolderData, keys: PersonalizationKeys, card_identity: bytes,
                 free_bytes: int | None, options: PersonalizationOptions) -> dict[Ef, bytes]:
     """Every EF, EF.SOD last, sized to the card: the face takes what memory is left.
 
@@ -182,7 +183,7 @@ def build_files(holder: HolderData, keys: PersonalizationKeys, uid: bytes,
         Ef.DG12: dg12(holder),
     }
     if fingers:
-        groups[Ef.DG3] = biometrics.encrypt_dg3(fingers, keys.biometric_master, uid,
+        groups[Ef.DG3] = biometrics.encrypt_dg3(fingers, keys.biometric_master, card_identity,
                                                 holder.document_number, keys.biometric_key_id)
     present = [ef for ef in DATA_GROUPS if ef in groups or ef is Ef.DG2]
     com = ef_com(present)
@@ -264,9 +265,13 @@ def personalize(channel: CardChannel, holder: HolderData, keys: PersonalizationK
             raise NotBlankError(f"card already holds {facts.used_bytes} bytes of files",
                                 card_state=CardState.PARTIAL)
         with clock.phase("build"):
-            files = build_files(holder, keys, facts.uid, facts.free_bytes, options)
+            if not facts.card_identity:
+                raise WrongCardError("card has no CPLC (GET DATA 9F7F): its keys cannot be "
+                                     "derived", card_state=CardState.FOREIGN)
+            files = build_files(holder, keys, facts.card_identity, facts.free_bytes, options)
         with clock.phase("secure_channel"):
-            static = scp03_static_keys(keys.scp03_master, facts.uid, options.scp03_kvn)
+            static = scp03_static_keys(keys.scp03_master, facts.card_identity,
+                                       options.scp03_kvn)
             host_challenge = os.urandom(8)
             iu = t.transmit(initialize_update(options.scp03_kvn, host_challenge),
                             context="INITIALIZE UPDATE")

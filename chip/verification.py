@@ -168,7 +168,8 @@ def verify_card(channel: CardChannel, csca_der: bytes | None,
     if biometric_master is not None and 3 in files:
         report.biometrics_checked = True
         try:
-            fingers = biometrics.decrypt_dg3(files[3], biometric_master, facts.uid,
+            fingers = biometrics.decrypt_dg3(files[3], biometric_master,
+                                             facts.card_identity or facts.uid,
                                              report.document_number)
             report.fingers_decrypted = len(fingers)
             well_formed = all(f.fmr.startswith(b"FMR\x00") for f in fingers)

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from chip.apdu import CommandApdu, Ins, ResponseApdu, Sw
 from chip.api import KeyDiversifier
+from chip.cardops import cplc_identity
 from chip.diversification import scp03_static_keys
 from chip.errors import CardRemovedError, SecureChannelError
 from chip.lds import LDS_AID
@@ -61,6 +62,20 @@ def make_atr(extended_length: bool = True) -> bytes:
     for b in body:
         tck ^= b
     return b"\x3b" + body + bytes((tck,))
+
+
+def default_cplc(seed: bytes) -> bytes:
+    """A plausible 42-byte CPLC: NXP as IC fabricator, a serial number and batch from
+    ``seed``; the dates and equipment fields zero."""
+    digest = hashlib.sha256(b"cplc" + seed).digest()
+    return (b"\x47\x90" + b"\xd3\x21" + b"\x47\x91" + b"\x00" * 6  # fabricator, type, OS
+            + digest[:4] + digest[4:6]  # IC serial number, IC batch identifier
+            + b"\x00" * 24)
+
+
+def random_uid() -> bytes:
+    """An ISO/IEC 14443-3 random single-size UID (first byte 08)."""
+    return b"\x08" + os.urandom(3)
 
 
 def default_uid(seed: str) -> bytes:
@@ -100,6 +115,10 @@ class CardConfig:
     eeprom_page: int = 64
     eeprom_page_seconds: float = 0.0  # 0 disables the EEPROM write-time model
     state_file: Path | None = None
+    #: GlobalPlatform CPLC (42 bytes, GET DATA 9F7F); default derived from the UID at creation
+    cplc: bytes | None = None
+    #: A new random 4-byte UID (08 xx xx xx, ISO 14443-3) at every power-up, as real chips do
+    random_uid: bool = False
 
 
 @dataclass
@@ -124,18 +143,25 @@ class SimulatedCard:
         self.replaced_keys: StaticKeys | None = None
         self._lock = threading.Lock()
         self.atr = make_atr(config.extended_length)
+        if config.cplc is None:
+            config.cplc = default_cplc(config.uid)
         if config.state_file and config.state_file.exists():
             self._load(config.state_file)
+        if config.random_uid:
+            config.uid = random_uid()
 
     # -- persistence ---------------------------------------------------------------------------
     def _load(self, path: Path) -> None:
         state = json.loads(path.read_text())
         self.config.uid = bytes.fromhex(state["uid"])
+        if state.get("cplc"):
+            self.config.cplc = bytes.fromhex(state["cplc"])
         self.life_cycle = LifeCycle(state["life_cycle"])
         replaced = state.get("replaced_keys")
         if replaced:
-            self.replaced_keys = StaticKeys(*(bytes.fromhex(replaced[k])
-                                              for k in ("enc", "mac", "dek")), replaced["kvn"])
+            self.replaced_keys = StaticKeys(
+                bytes.fromhex(replaced["enc"]), bytes.fromhex(replaced["mac"]),
+                bytes.fromhex(replaced["dek"]), replaced["kvn"])
         self.files = {
             int(fid, 16): CardFile(int(fid, 16), f["sfi"], bytearray.fromhex(f["data"]))
             for fid, f in state["files"].items()
@@ -147,6 +173,7 @@ class SimulatedCard:
             return
         state = {
             "uid": self.config.uid.hex(),
+            "cplc": (self.config.cplc or b"").hex(),
             "life_cycle": int(self.life_cycle),
             "replaced_keys": None if self.replaced_keys is None else {
                 "enc": self.replaced_keys.enc.hex(), "mac": self.replaced_keys.mac.hex(),
@@ -168,8 +195,17 @@ class SimulatedCard:
         return self.config.capacity - self.used_bytes
 
     def reset(self) -> None:
-        """Power cycle: volatile state (selection, secure channel) is lost."""
+        """Power cycle: volatile state (selection, secure channel) is lost; a card with
+        random UIDs shows a new one."""
         self._session = _Session()
+        if self.config.random_uid:
+            self.config.uid = random_uid()
+
+    @property
+    def card_identity(self) -> bytes:
+        """What the card's keys are diversified from: its CPLC serial (see
+        :func:`chip.cardops.cplc_identity`), never the UID."""
+        return cplc_identity(self.config.cplc or b"")
 
     def wipe(self) -> None:
         """Back to a blank card (tests only)."""
@@ -331,6 +367,8 @@ class SimulatedCard:
 
     def _get_data(self, cmd: CommandApdu) -> ResponseApdu:
         tag = (cmd.p1 << 8) | cmd.p2
+        if tag == 0x9F7F and self.config.cplc:
+            return ResponseApdu(tlv(0x9F7F, self.config.cplc), Sw.OK)
         if tag == 0xFF21:
             free = max(0, self.free_bytes + self.faults.overstate_free)
             body = (tlv(0x81, b"\x01") + tlv(0x82, free.to_bytes(4, "big"))
@@ -354,7 +392,7 @@ class SimulatedCard:
         scp = Scp03Session.derive(keys, cmd.data, card_challenge)
         self._session.scp = scp
         iu = InitializeUpdateResponse(
-            self.config.uid.ljust(10, b"\x00"), keys.kvn, 0x03, 0x60,
+            self.card_identity.ljust(10, b"\x00")[:10], keys.kvn, 0x03, 0x60,
             card_challenge, scp.card_cryptogram(), None,
         )
         return ResponseApdu(iu.encode(), Sw.OK)
@@ -364,7 +402,7 @@ class SimulatedCard:
         PUT KEY replaced them."""
         if self.replaced_keys is not None:
             return self.replaced_keys
-        return scp03_static_keys(self.config.scp03_master, self.config.uid)
+        return scp03_static_keys(self.config.scp03_master, self.card_identity)
 
     def _put_key(self, cmd: CommandApdu) -> ResponseApdu:
         """PUT KEY replacing the current key set (P1 = its KVN); keys under the static DEK."""
