@@ -78,7 +78,7 @@ class PersonalizationKeys:
 
 @dataclass(frozen=True)
 class PersonalizationOptions:
-    readback: ReadBack = ReadBack.HASH
+    readback: ReadBack = ReadBack.FULL  # standard; HASH only for card profiles that declare it
     max_face_bytes: int = 12_000
     min_face_bytes: int = 2_000
     scp03_kvn: int = 0x30

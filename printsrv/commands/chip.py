@@ -27,8 +27,12 @@ def register(sub: Any) -> None:
     s = chip_sub.add_parser("personalize", help="write a queued record to the card and lock it")
     s.add_argument("--reader", required=True, help="PC/SC reader name, e.g. 'Virtual PCD 00 00'")
     s.add_argument("--request-id", required=True)
-    s.add_argument("--readback", choices=["hash", "full"], default="hash",
-                   help="check writes by card-side hash (default) or by reading everything back")
+    s.add_argument("--card-profile", default="generic-globalplatform",
+                   help="the chip OS profile (chip/profiles/NAME.toml; default "
+                   "generic-globalplatform: standard commands only)")
+    s.add_argument("--readback", choices=["hash", "full"],
+                   help="check writes by reading everything back under secure messaging "
+                   "(the default) or by the card-side hash (profiles that declare it)")
     s.add_argument("--max-face-bytes", type=int, default=12_000)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_personalize)
@@ -67,21 +71,21 @@ def _emit(payload: dict[str, object], as_json: bool, lines: list[str], stream: A
 
 def cmd_personalize(args: argparse.Namespace) -> int:
     from chip.errors import ChipError
-    from chip.personalization import (
-        PersonalizationKeys,
-        PersonalizationOptions,
-        ReadBack,
-        personalize_reader,
-    )
+    from chip.personalization import PersonalizationKeys, personalize_reader
+    from chip.profiles import ProfileError, get_profile
     from printsrv.keys import KeyStore
     from printsrv.products import holder_data
     from printsrv.records import load_card_input
 
     settings = load_settings()
+    try:
+        options = get_profile(args.card_profile).options(readback=args.readback,
+                                                          max_face_bytes=args.max_face_bytes)
+    except ProfileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     card_input = load_card_input(settings, args.request_id, actor="cli", purpose="chip")
     holder = holder_data(card_input)
-    options = PersonalizationOptions(readback=ReadBack(args.readback),
-                                     max_face_bytes=args.max_face_bytes)
     with KeyStore.open(settings) as store:
         keys = PersonalizationKeys(store.document_signer(), store.scp03_master(),
                                    store.biometric_master())
