@@ -91,13 +91,14 @@ def _name(cn: str) -> x509.Name:
 DEMO_CRL_URL = "http://pkd.ktp-printsrv.invalid/csca-id.crl"
 
 
-def make_demo_pki(now: dt.datetime | None = None,
-                  usage_days: int = pki.DS_USAGE_DAYS) -> DemoPki:
+def make_demo_pki(now: dt.datetime | None = None, usage_days: int = pki.DS_USAGE_DAYS,
+                  document_types: tuple[str, ...] = ("ID",)) -> DemoPki:
     """Generate a fresh demo CSCA and document signer (EC P-256, ICAO 9303-12 profiles)."""
     now = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=1)
     csca_key = ec.generate_private_key(ec.SECP256R1())
     csca = pki.csca_certificate(csca_key, _name("Demo CSCA Indonesia"), DEMO_CRL_URL, now)
     ds_key = ec.generate_private_key(ec.SECP256R1())
     ds = pki.document_signer_certificate(ds_key.public_key(), _name("Demo Document Signer 1"),
-                                         csca, csca_key, now, usage_days=usage_days)
+                                         csca, csca_key, now, usage_days=usage_days,
+                                         document_types=document_types)
     return DemoPki(csca_key, csca, SoftDocumentSigner(ds_key, ds))

@@ -11,12 +11,15 @@ import datetime as dt
 import time
 from dataclasses import dataclass, field
 
+from cryptography.x509 import load_der_x509_certificate
+
 from chip import biometrics
 from chip.api import CardChannel, KeyDiversifier
 from chip.cardops import card_facts, read_ef
 from chip.errors import CardState, FileMissingError, VerificationError
 from chip.face import face_image
 from chip.lds import Ef, biometric_instances, parse_dg1, parse_ef_com
+from chip.pki import document_types
 from chip.sod import parse_sod, passive_authentication
 from chip.tlv import unwrap
 from chip.transport import Transport
@@ -157,6 +160,11 @@ def verify_card(channel: CardChannel, csca_der: bytes | None,
         try:
             report.mrz = parse_dg1(files[1])
             report.document_number = document_number_from_mrz(report.mrz)
+            allowed = document_types(load_der_x509_certificate(sod.signer_certificate_der))
+            code = report.mrz[:2].rstrip("<")
+            if allowed and code not in allowed:
+                report.problems.append(f"the document signer may sign {allowed}, not a "
+                                       f"document of type {code!r}")
         except (ValueError, UnicodeDecodeError) as exc:
             report.problems.append(f"DG1 unreadable: {exc}")
     if 2 in files:

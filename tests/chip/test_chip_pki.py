@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -129,3 +130,18 @@ def test_openssl_reads_the_profile_and_honours_the_crl(pki_: DemoPki, tmp_path: 
     assert ok.returncode == 0 and ds_pem + ": OK" in ok.stdout, ok.stdout + ok.stderr
     bad = verify([_ds(pki_).serial_number])
     assert bad.returncode != 0 and "certificate revoked" in bad.stdout + bad.stderr
+
+
+def test_document_signer_for_passports_cannot_sign_an_id_card(
+        make_card: Any, holder: Any, scp03_master: Any, bio_master: Any) -> None:
+    from chip.personalization import PersonalizationKeys, personalize
+    from chip.simulator.card import SimulatedChannel
+    from chip.verification import verify_card
+
+    passports = make_demo_pki(document_types=("P",))
+    card = make_card()
+    personalize(SimulatedChannel(card), holder,
+                PersonalizationKeys(passports.signer, scp03_master, bio_master))
+    report = verify_card(SimulatedChannel(card), passports.csca_certificate_der, bio_master)
+    assert not report.ok
+    assert report.problems == ["the document signer may sign ['P'], not a document of type 'ID'"]
