@@ -519,12 +519,18 @@ class KeyStore:
             (self.settings.keys_dir / "document-signer.pem").read_bytes()
         )
         period = pki.private_key_usage_period(cert)
-        now = datetime.now(UTC)
-        if period is not None and period[1] is not None and now > period[1]:
-            raise KeyStoreError(
-                f"the document signer's private key usage period ended on {period[1]:%Y-%m-%d}:"
-                " run 'python run.py keys rotate-ds'")
-        return TokenDocumentSigner(key, cert.public_bytes(serialization.Encoding.DER))
+        signer = TokenDocumentSigner(key, cert.public_bytes(serialization.Encoding.DER),
+                                     period[1] if period else None)
+        signer.check_usage_period()
+        return signer
+
+    def document_signer_version(self) -> int:
+        """Changes when ``keys rotate-ds`` issues a new document signer (a long-running
+        station asks before each card and takes the new one)."""
+        try:
+            return (self.settings.keys_dir / "document-signer.pem").stat().st_mtime_ns
+        except FileNotFoundError:
+            return 0
 
     def audit_signer(self) -> TokenDocumentSigner:
         """The checkpoint signer: ECDSA P-256 in the token, DER signatures."""
@@ -623,12 +629,21 @@ class TokenDocumentSigner:
 
     _key: Any
     _certificate_der: bytes
+    usage_end: datetime | None = None  # the certificate's PrivateKeyUsagePeriod notAfter
 
     @property
     def certificate_der(self) -> bytes:
         return self._certificate_der
 
+    def check_usage_period(self) -> None:
+        """:class:`KeyStoreError` once the private-key usage period is over."""
+        if self.usage_end is not None and datetime.now(UTC) > self.usage_end:
+            raise KeyStoreError(
+                f"the document signer's private key usage period ended on "
+                f"{self.usage_end:%Y-%m-%d}: run 'python run.py keys rotate-ds'")
+
     def sign(self, data: bytes) -> bytes:
+        self.check_usage_period()
         pkcs11 = _pkcs11()
         raw = bytes(self._key.sign(hashlib.sha256(data).digest(), mechanism=pkcs11.Mechanism.ECDSA))
         half = len(raw) // 2

@@ -3,6 +3,7 @@ private-key usage period has ended signs nothing."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pkcs11
@@ -20,9 +21,15 @@ def test_rotation_and_the_end_of_the_usage_period(tmp_path: Path) -> None:
     init_token(settings)
     keys_dir = settings.keys_dir
     with KeyStore.open(settings) as store:
-        first = x509.load_der_x509_certificate(store.document_signer().certificate_der)
-        assert store.document_signer().sign(b"x")
+        cached = store.document_signer()  # what a long-running station holds
+        first = x509.load_der_x509_certificate(cached.certificate_der)
+        assert cached.sign(b"x")
+        version = store.document_signer_version()
         old, new = store.rotate_document_signer(usage_days=0)  # ends as it begins
+        assert store.document_signer_version() != version  # the station takes the new one
+        cached.usage_end = datetime.now(UTC) - timedelta(seconds=1)
+        with pytest.raises(KeyStoreError, match="usage period ended"):
+            cached.sign(b"x")  # a signer held past its period signs nothing
         assert old is not None and old.serial_number == first.serial_number
         period = pki.private_key_usage_period(new)
         assert period is not None and period[0] == period[1]
