@@ -18,9 +18,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
+from chip import pki
 from chip.api import DocumentSigner
 from chip.errors import VerificationError
-from chip.pki import ChainCheck, check_chain
 from chip.tlv import tlv, unwrap
 
 LDS_SECURITY_OBJECT_OID = "2.23.136.1.1.1"
@@ -179,7 +179,7 @@ class PassiveAuthentication:
     chain_valid: bool
     dg_hashes_valid: dict[int, bool]
     signer_subject: str
-    chain: ChainCheck | None = None  # the chain-model details (None without a CSCA)
+    chain: pki.ChainCheck | None = None  # the chain-model details (None without a CSCA)
 
     @property
     def ok(self) -> bool:
@@ -229,10 +229,10 @@ def passive_authentication(sod: SodContents, files: dict[int, bytes],
             sig_ok = digest_ok
         except (InvalidSignature, ValueError):
             sig_ok = False
-    chain: ChainCheck | None = None
+    chain: pki.ChainCheck | None = None
     if csca_der is not None:
         csca = cx509.load_der_x509_certificate(csca_der)
-        chain = check_chain(ds, csca, signing_time(sod), at or dt.datetime.now(dt.UTC), crl_der)
+        chain = pki.check_chain(ds, csca, signing_time(sod), at or dt.datetime.now(dt.UTC), crl_der)
     hasher = _HASHES.get(sod.hash_algorithm)
     dg_ok = {
         n: hasher is not None and n in files

@@ -16,7 +16,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from chip import pki
 from chip.scp03 import aes_cmac
 
 # Development-only SCP03 master key (AES-128); the simulator falls back to it when
@@ -91,9 +90,11 @@ def _name(cn: str) -> x509.Name:
 DEMO_CRL_URL = "http://pkd.ktp-printsrv.invalid/csca-id.crl"
 
 
-def make_demo_pki(now: dt.datetime | None = None, usage_days: int = pki.DS_USAGE_DAYS,
+def make_demo_pki(now: dt.datetime | None = None, usage_days: int = 90,
                   document_types: tuple[str, ...] = ("ID",)) -> DemoPki:
-    """Generate a fresh demo CSCA and document signer (EC P-256, ICAO 9303-12 profiles)."""
+    """Generate a fresh demo CSCA and document signer (EC P-256, ICAO 9303-12 profiles; the
+    DS key signs for ``usage_days``)."""
+    from chip import pki
     now = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=1)
     csca_key = ec.generate_private_key(ec.SECP256R1())
     csca = pki.csca_certificate(csca_key, _name("Demo CSCA Indonesia"), DEMO_CRL_URL, now)

@@ -33,8 +33,6 @@ class AuditTag(enum.StrEnum):
 
     SYSTEM_DATABASE_UPGRADE = "system:database:upgrade"
     SYSTEM_KEYS_CREATE = "system:keys:create"
-    SYSTEM_KEYS_ROTATE = "system:keys:rotate"
-    SYSTEM_KEYS_REVOKE = "system:keys:revoke"
     INTAKE_BATCH_IMPORT = "intake:batch:import"
     INTAKE_BATCH_REJECT = "intake:batch:reject"
     INTAKE_RECORD_IMPORT = "intake:record:import"

@@ -566,13 +566,15 @@ _REVOKED_FILE = "csca-revoked.json"
 DS_ARCHIVE = "document-signers"
 
 
-def _csca(settings: Settings) -> tuple[Any, x509.Certificate]:
+def _csca(settings: Settings) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     keys_dir = settings.keys_dir
     try:
         key = serialization.load_pem_private_key((keys_dir / "csca-key.pem").read_bytes(), None)
         cert = x509.load_pem_x509_certificate((keys_dir / "csca.pem").read_bytes())
     except FileNotFoundError as exc:
         raise KeyStoreError(f"CSCA missing ({exc.filename}): run 'python run.py init'") from exc
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise KeyStoreError(f"{keys_dir / 'csca-key.pem'}: the demo CSCA key is not an EC key")
     return key, cert
 
 

@@ -70,7 +70,7 @@ def cmd_rotate_ds(args: argparse.Namespace) -> int:
                "new_serial": f"{new.serial_number:x}",
                "usage_until": until.isoformat() if until else None}
     with unit_of_work(settings) as session:
-        audit.record(session, AuditTag.SYSTEM_KEYS_ROTATE, actor="keys rotate-ds",
+        audit.record(session, AuditTag.SYSTEM_KEYS_CREATE, actor="keys rotate-ds",
                      details=details)
     print(f"document signer {details['new_serial']} signs until {details['usage_until']}"
           + (f"; {details['old_serial']} retired" if old else ""))
@@ -100,8 +100,7 @@ def cmd_crl(args: argparse.Namespace) -> int:
         return 1
     number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
     with unit_of_work(settings) as session:
-        audit.record(session, AuditTag.SYSTEM_KEYS_REVOKE if revoked
-                     else AuditTag.SYSTEM_KEYS_CREATE, actor="keys crl",
+        audit.record(session, AuditTag.SYSTEM_KEYS_CREATE, actor="keys crl",
                      details={"crl_number": number, "revoked": revoked,
                               "entries": len(list(crl))})
     print(f"CRL {number}: {len(list(crl))} revoked document signer(s), next update "
