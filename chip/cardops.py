@@ -13,10 +13,10 @@ from chip.transport import Transport
 LIFE_CYCLE_OPERATIONAL = 0x05
 
 
-def atr_extended_length(atr: bytes) -> bool:
-    """True when the ATR's card capabilities (compact TLV tag 7x) announce extended Lc/Le."""
+def historical_bytes(atr: bytes) -> bytes:
+    """The historical bytes of an ATR (after TS, T0 and the interface bytes)."""
     if len(atr) < 2:
-        return False
+        return b""
     t0 = atr[1]
     k = t0 & 0x0F
     pos, y = 2, t0 >> 4
@@ -30,17 +30,34 @@ def atr_extended_length(atr: bytes) -> bool:
         if td is None:
             break
         y = td >> 4
-    hist = atr[pos : pos + k]
+    return atr[pos : pos + k]
+
+
+def compact_tlv(hist: bytes) -> list[tuple[int, bytes]]:
+    """(tag, value) of the compact-TLV objects of historical bytes with category indicator
+    ``80`` (ISO/IEC 7816-4 §8.1.1); raises ``ValueError`` when they are not well-formed."""
     if not hist or hist[0] != 0x80:
-        return False
-    i = 1
+        raise ValueError("historical bytes without category indicator 80")
+    out, i = [], 1
     while i < len(hist):
         tag, length = hist[i] >> 4, hist[i] & 0x0F
-        value = hist[i + 1 : i + 1 + length]
-        if tag == 7 and len(value) >= 3:
-            return bool(value[2] & 0x40)
+        if tag == 0:
+            raise ValueError(f"compact-TLV tag 0 at offset {i}")
+        if i + 1 + length > len(hist):
+            raise ValueError(f"compact-TLV tag {tag:X} claims {length} bytes, "
+                             f"{len(hist) - i - 1} left")
+        out.append((tag, hist[i + 1 : i + 1 + length]))
         i += 1 + length
-    return False
+    return out
+
+
+def atr_extended_length(atr: bytes) -> bool:
+    """True when the ATR's card capabilities (compact TLV tag 7x) announce extended Lc/Le."""
+    try:
+        objects = compact_tlv(historical_bytes(atr))
+    except ValueError:
+        return False
+    return any(tag == 7 and len(value) >= 3 and bool(value[2] & 0x40) for tag, value in objects)
 
 
 @dataclass(frozen=True)
@@ -55,12 +72,34 @@ class CardFacts:
     extended_length: bool
     max_command_data: int
     max_response_data: int
+    #: The card's serial from its CPLC (:func:`cplc_identity`), b"" when it has none
+    card_identity: bytes = b""
 
     @property
     def state(self) -> CardState:
         if self.life_cycle >= LIFE_CYCLE_OPERATIONAL:
             return CardState.LOCKED
         return CardState.PARTIAL if self.used_bytes else CardState.BLANK
+
+
+def cplc_identity(cplc: bytes) -> bytes:
+    """The card's identity for key diversification from its GlobalPlatform CPLC: IC
+    fabricator (2) ‖ IC type (2) ‖ IC serial number (4) ‖ IC batch identifier (2), the same
+    10 bytes GlobalPlatform cards return as key diversification data. Unlike the ISO 14443
+    UID (random on many chips) it never changes. b"" for a short CPLC."""
+    if len(cplc) < 18:
+        return b""
+    return cplc[0:4] + cplc[12:18]
+
+
+def read_cplc(t: Transport) -> bytes:
+    """GET DATA CPLC (``80 CA 9F 7F 00``): the 42-byte CPLC, b"" when the card has none."""
+    try:
+        resp = t.transmit(CommandApdu(0x80, Ins.GET_DATA, 0x9F, 0x7F, le=256),
+                          context="GET DATA CPLC", secure=False)
+    except StatusWordError:
+        return b""
+    return find(resp.data, 0x9F7F) or resp.data
 
 
 def read_uid(t: Transport) -> bytes:
@@ -86,6 +125,7 @@ def card_facts(t: Transport, atr: bytes) -> CardFacts:
     except StatusWordError as exc:
         raise WrongCardError("card does not report a UID", card_state=CardState.FOREIGN) from exc
     fcp = dict(parse(select_application(t)))
+    identity = cplc_identity(read_cplc(t))
     life_cycle = fcp.get(0x8A, b"\x03")[0]
     used = int.from_bytes(fcp.get(0x81, b"\x00"), "big")
     free: int | None = None
@@ -108,7 +148,7 @@ def card_facts(t: Transport, atr: bytes) -> CardFacts:
                 max_resp = int.from_bytes(values[1], "big")
         except StatusWordError:
             ext = False
-    return CardFacts(uid, atr, life_cycle, used, free, ext, max_cmd, max_resp)
+    return CardFacts(uid, atr, life_cycle, used, free, ext, max_cmd, max_resp, identity)
 
 
 def select_ef(t: Transport, ef: Ef, *, secure: bool = False) -> int:

@@ -1,8 +1,9 @@
 """ICAO Doc 9303 LDS1 elementary files: the file table, the TD1 MRZ and data-group builders.
 
-SEUMUR HIDUP ("valid for life") has no expiry date. The TD1 expiry field then holds six
-fillers ``<<<<<<`` and its check digit is computed by the normal rule, fillers counting as 0,
-which gives ``0`` (see docs/chip.md).
+SEUMUR HIDUP ("valid for life") has no expiry date. ICAO 9303-5 makes the TD1 date of expiry a
+mandatory, check-digited date; a filler-only date is defined only for an unknown date of birth.
+A lifetime card therefore carries the latest date the field can hold, ``991231`` (31 December
+2099), with its normal check digit (see docs/chip.md).
 """
 
 from __future__ import annotations
@@ -106,6 +107,10 @@ def mrz_name(name: str, width: int = 30) -> str:
     return (text + "<<")[:width].ljust(width, "<")
 
 
+#: The TD1 date of expiry of a document valid for life (SEUMUR HIDUP): 31 December 2099.
+LIFETIME_EXPIRY_MRZ = "991231"
+
+
 def _mrz_date(d: dt.date | None) -> str:
     return "<<<<<<" if d is None else d.strftime("%y%m%d")
 
@@ -127,7 +132,7 @@ def td1_mrz(h: HolderData) -> str:
     line1 = f"{h.document_code[:2]:<2}".replace(" ", "<") + h.issuing_state + number_field
     line1 += optional1
     birth = _mrz_date(h.birth_date)
-    expiry = _mrz_date(h.expiry)
+    expiry = LIFETIME_EXPIRY_MRZ if h.expiry is None else _mrz_date(h.expiry)
     if h.sex not in ("M", "F", "<"):
         raise DataError(f"sex must be M, F or <, not {h.sex!r}")
     line2 = (birth + check_digit(birth) + h.sex + expiry + check_digit(expiry)

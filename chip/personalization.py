@@ -27,12 +27,21 @@ from chip.errors import (
     ChipError,
     HostError,
     NotBlankError,
+    SecureChannelError,
     StatusWordError,
     VerificationError,
+    WrongCardError,
 )
 from chip.face import compact_signature, fit_face
 from chip.lds import DATA_GROUPS, Ef, HolderData, dg1, dg2, dg7, dg11, dg12, ef_com
-from chip.scp03 import SecurityLevel, initialize_update, open_host_session
+from chip.scp03 import (
+    SecurityLevel,
+    StaticKeys,
+    initialize_update,
+    key_check_value,
+    open_host_session,
+    put_key_command,
+)
 from chip.sod import build_sod
 from chip.tlv import tlv
 from chip.transport import Transport
@@ -69,10 +78,13 @@ class PersonalizationKeys:
 
 @dataclass(frozen=True)
 class PersonalizationOptions:
-    readback: ReadBack = ReadBack.HASH
+    readback: ReadBack = ReadBack.FULL  # standard; HASH only for card profiles that declare it
     max_face_bytes: int = 12_000
     min_face_bytes: int = 2_000
     scp03_kvn: int = 0x30
+    #: Before locking, replace the personalization keys by random keys nobody keeps (PUT KEY
+    #: under the DEK): a locked card can never open a personalization session again.
+    retire_keys: bool = True
 
 
 @dataclass(frozen=True)
@@ -157,7 +169,7 @@ def _sod_size_estimate(signer: DocumentSigner, dgs: tuple[int, ...]) -> int:
     return _SOD_SIZES[key]
 
 
-def build_files(holder: HolderData, keys: PersonalizationKeys, uid: bytes,
+def build_files(holder: HolderData, keys: PersonalizationKeys, card_identity: bytes,
                 free_bytes: int | None, options: PersonalizationOptions) -> dict[Ef, bytes]:
     """Every EF, EF.SOD last, sized to the card: the face takes what memory is left.
 
@@ -171,7 +183,7 @@ def build_files(holder: HolderData, keys: PersonalizationKeys, uid: bytes,
         Ef.DG12: dg12(holder),
     }
     if fingers:
-        groups[Ef.DG3] = biometrics.encrypt_dg3(fingers, keys.biometric_master, uid,
+        groups[Ef.DG3] = biometrics.encrypt_dg3(fingers, keys.biometric_master, card_identity,
                                                 holder.document_number, keys.biometric_key_id)
     present = [ef for ef in DATA_GROUPS if ef in groups or ef is Ef.DG2]
     com = ef_com(present)
@@ -253,9 +265,13 @@ def personalize(channel: CardChannel, holder: HolderData, keys: PersonalizationK
             raise NotBlankError(f"card already holds {facts.used_bytes} bytes of files",
                                 card_state=CardState.PARTIAL)
         with clock.phase("build"):
-            files = build_files(holder, keys, facts.uid, facts.free_bytes, options)
+            if not facts.card_identity:
+                raise WrongCardError("card has no CPLC (GET DATA 9F7F): its keys cannot be "
+                                     "derived", card_state=CardState.FOREIGN)
+            files = build_files(holder, keys, facts.card_identity, facts.free_bytes, options)
         with clock.phase("secure_channel"):
-            static = scp03_static_keys(keys.scp03_master, facts.uid, options.scp03_kvn)
+            static = scp03_static_keys(keys.scp03_master, facts.card_identity,
+                                       options.scp03_kvn)
             host_challenge = os.urandom(8)
             iu = t.transmit(initialize_update(options.scp03_kvn, host_challenge),
                             context="INITIALIZE UPDATE")
@@ -275,6 +291,8 @@ def personalize(channel: CardChannel, holder: HolderData, keys: PersonalizationK
             with clock.phase("readback"):
                 _check_hashes(t, files)
         with clock.phase("lock"):
+            if options.retire_keys:
+                _retire_keys(t, static)
             tracker.lock_sent = tracker.in_flight = True
             t.transmit(CommandApdu(0x80, Ins.ACTIVATE_FILE, 0, 0), context="ACTIVATE (lock)")
             tracker.in_flight = False
@@ -316,6 +334,16 @@ def _write_file(t: Transport, tracker: _WriteTracker, ef: Ef, data: bytes, chunk
     for cmd in _update_commands(ef, data, chunk, extended):
         t.transmit(cmd, context=f"UPDATE {ef.value.name}")
     tracker.in_flight = False
+
+
+def _retire_keys(t: Transport, static: StaticKeys) -> None:
+    """PUT KEY: replace key set ``static.kvn`` by three random AES keys, forgotten at once."""
+    keys = tuple(os.urandom(16) for _ in range(3))
+    new_kvn = static.kvn + 1
+    resp = t.transmit(put_key_command(static.dek, static.kvn, new_kvn, keys),
+                      context="PUT KEY (retire the personalization keys)")
+    if resp.data != bytes((new_kvn,)) + b"".join(key_check_value(k) for k in keys):
+        raise SecureChannelError("PUT KEY: the card's key check values do not match")
 
 
 def _read_back(t: Transport, ef: Ef, data: bytes, facts: CardFacts) -> None:

@@ -259,3 +259,44 @@ def open_host_session(
     if not hmac.compare_digest(session.card_cryptogram(), iu.card_cryptogram):
         raise SecureChannelError("card cryptogram mismatch: wrong keys or not our card")
     return session, iu
+
+
+# -- PUT KEY (GlobalPlatform 2.3 §11.8, Amendment D key data fields) ---------------------------
+PUT_KEY = 0xD8
+_AES_KEY_TYPE = 0x88
+
+
+def put_key_command(dek: bytes, old_kvn: int, new_kvn: int, keys: tuple[bytes, ...]) -> CommandApdu:
+    """PUT KEY replacing key set ``old_kvn`` by ``keys`` (ENC, MAC, DEK) as ``new_kvn``: each
+    key AES-CBC-encrypted under the static DEK (zero ICV), followed by its KCV."""
+    body = bytes((new_kvn,))
+    for key in keys:
+        if len(key) % 16:
+            raise ValueError("AES key length must be a multiple of 16")
+        encrypted = _aes_cbc(dek, b"\x00" * 16, key)
+        body += (bytes((_AES_KEY_TYPE, 1 + len(encrypted), len(key))) + encrypted
+                 + b"\x03" + key_check_value(key))
+    return CommandApdu(0x80, PUT_KEY, old_kvn, 0x81, body, le=256)
+
+
+def parse_put_key(dek: bytes, data: bytes) -> tuple[int, list[bytes]]:
+    """Card side: (new KVN, clear keys) of a PUT KEY body; raises ``ValueError`` when a key
+    data field is malformed or a KCV does not match."""
+    if not data:
+        raise ValueError("empty PUT KEY")
+    new_kvn, pos, keys = data[0], 1, []
+    while pos < len(data):
+        if data[pos] != _AES_KEY_TYPE or pos + 3 > len(data):
+            raise ValueError("not an AES key data field")
+        field_len, key_len = data[pos + 1], data[pos + 2]
+        encrypted = data[pos + 3:pos + 2 + field_len]
+        if len(encrypted) != key_len or key_len % 16:
+            raise ValueError("bad key length")
+        key = _aes_cbc(dek, b"\x00" * 16, encrypted, decrypt=True)
+        kcv_at = pos + 2 + field_len
+        kcv = data[kcv_at + 1:kcv_at + 4]
+        if data[kcv_at:kcv_at + 1] != b"\x03" or kcv != key_check_value(key):
+            raise ValueError("key check value does not match")
+        keys.append(key)
+        pos = kcv_at + 4
+    return new_kvn, keys

@@ -18,6 +18,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
+from chip import pki
 from chip.api import DocumentSigner
 from chip.errors import MalformedError, VerificationError
 from chip.tlv import tlv, unwrap
@@ -178,6 +179,7 @@ class PassiveAuthentication:
     chain_valid: bool
     dg_hashes_valid: dict[int, bool]
     signer_subject: str
+    chain: pki.ChainCheck | None = None  # the chain-model details (None without a CSCA)
 
     @property
     def ok(self) -> bool:
@@ -185,10 +187,23 @@ class PassiveAuthentication:
                 and all(self.dg_hashes_valid.values()))
 
 
+def signing_time(sod: SodContents) -> dt.datetime | None:
+    """The signingTime signed attribute of EF.SOD's signer, in UTC, or None."""
+    for attr in sod.signed_data["signer_infos"][0]["signed_attrs"]:
+        if attr["type"].native == "signing_time":
+            value = attr["values"][0].native
+            if isinstance(value, dt.datetime):
+                return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return None
+
+
 def passive_authentication(sod: SodContents, files: dict[int, bytes],
                            csca_der: bytes | None,
-                           at: dt.datetime | None = None) -> PassiveAuthentication:
-    """Check the SOD signature, the DS certificate against the CSCA, and each DG hash."""
+                           at: dt.datetime | None = None,
+                           crl_der: bytes | None = None) -> PassiveAuthentication:
+    """Check the SOD signature, the DS certificate against the CSCA by the chain model
+    (:func:`chip.pki.check_chain`: at the SOD's signing time; revocation on ``crl_der``), and
+    each DG hash. ``at`` is the verifier's clock (default now)."""
     sd = sod.signed_data
     signer_info = sd["signer_infos"][0]
     ds = cx509.load_der_x509_certificate(sod.signer_certificate_der)
@@ -214,20 +229,15 @@ def passive_authentication(sod: SodContents, files: dict[int, bytes],
             sig_ok = digest_ok
         except (InvalidSignature, ValueError):
             sig_ok = False
-    chain_ok = False
+    chain: pki.ChainCheck | None = None
     if csca_der is not None:
         csca = cx509.load_der_x509_certificate(csca_der)
-        when = at or dt.datetime.now(dt.UTC)
-        try:
-            ds.verify_directly_issued_by(csca)
-            chain_ok = (ds.not_valid_before_utc <= when <= ds.not_valid_after_utc
-                        and csca.not_valid_before_utc <= when <= csca.not_valid_after_utc)
-        except (InvalidSignature, ValueError, TypeError):
-            chain_ok = False
+        chain = pki.check_chain(ds, csca, signing_time(sod), at or dt.datetime.now(dt.UTC), crl_der)
     hasher = _HASHES.get(sod.hash_algorithm)
     dg_ok = {
         n: hasher is not None and n in files
         and hmac.compare_digest(hasher(files[n]).digest(), h)
         for n, h in sod.dg_hashes.items()
     }
-    return PassiveAuthentication(sig_ok, chain_ok, dg_ok, ds.subject.rfc4514_string())
+    return PassiveAuthentication(sig_ok, chain is not None and chain.ok, dg_ok,
+                                 ds.subject.rfc4514_string(), chain)

@@ -87,45 +87,20 @@ def _name(cn: str) -> x509.Name:
     ])
 
 
-def make_demo_pki(now: dt.datetime | None = None) -> DemoPki:
-    """Generate a fresh demo CSCA and document signer (EC P-256, ICAO-style extensions)."""
-    now = now or dt.datetime.now(dt.UTC)
+#: Where the demo CSCA says its CRL is published.
+DEMO_CRL_URL = "http://pkd.ktp-printsrv.invalid/csca-id.crl"
+
+
+def make_demo_pki(now: dt.datetime | None = None, usage_days: int = 90,
+                  document_types: tuple[str, ...] = ("ID",)) -> DemoPki:
+    """Generate a fresh demo CSCA and document signer (EC P-256, ICAO 9303-12 profiles; the
+    DS key signs for ``usage_days``)."""
+    from chip import pki
+    now = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=1)
     csca_key = ec.generate_private_key(ec.SECP256R1())
-    csca_name = _name("Demo CSCA Indonesia")
-    csca = (
-        x509.CertificateBuilder()
-        .subject_name(csca_name)
-        .issuer_name(csca_name)
-        .public_key(csca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(csca_key.public_key()),
-                       critical=False)
-        .sign(csca_key, hashes.SHA256())
-    )
+    csca = pki.csca_certificate(csca_key, _name("Demo CSCA Indonesia"), DEMO_CRL_URL, now)
     ds_key = ec.generate_private_key(ec.SECP256R1())
-    ds = (
-        x509.CertificateBuilder()
-        .subject_name(_name("Demo Document Signer 1"))
-        .issuer_name(csca_name)
-        .public_key(ds_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=365 * 3))
-        .add_extension(
-            x509.KeyUsage(True, False, False, False, False, False, False, False, False),
-            critical=True,
-        )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(csca_key.public_key()),
-            critical=False,
-        )
-        .sign(csca_key, hashes.SHA256())
-    )
+    ds = pki.document_signer_certificate(ds_key.public_key(), _name("Demo Document Signer 1"),
+                                         csca, csca_key, now, usage_days=usage_days,
+                                         document_types=document_types)
     return DemoPki(csca_key, csca, SoftDocumentSigner(ds_key, ds))

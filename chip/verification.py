@@ -7,8 +7,11 @@ the biometric master key, decrypts DG3.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from dataclasses import dataclass, field
+
+from cryptography.x509 import load_der_x509_certificate
 
 from chip import biometrics
 from chip.api import CardChannel, KeyDiversifier
@@ -16,6 +19,7 @@ from chip.cardops import card_facts, read_ef
 from chip.errors import CardState, FileMissingError, VerificationError
 from chip.face import face_image
 from chip.lds import Ef, biometric_instances, parse_dg1, parse_ef_com
+from chip.pki import document_types
 from chip.sod import parse_sod, passive_authentication
 from chip.tlv import unwrap
 from chip.transport import Transport
@@ -49,6 +53,9 @@ class VerificationReport:
     chain_valid: bool = False
     dg_hashes_valid: dict[int, bool] = field(default_factory=dict)
     signer_subject: str = ""
+    signing_time: str = ""  # EF.SOD's signingTime (ISO 8601), the chain model's reference
+    revocation_checked: bool = False
+    notes: list[str] = field(default_factory=list)  # worth knowing, not a failure
     biometrics_checked: bool = False
     biometrics_ok: bool | None = None
     fingers_decrypted: int = 0
@@ -77,20 +84,27 @@ class VerificationReport:
             "passive_authentication": {
                 "ok": self.passive_authentication_ok, "signature_valid": self.signature_valid,
                 "chain_valid": self.chain_valid, "signer": self.signer_subject,
+                "signing_time": self.signing_time,
+                "revocation_checked": self.revocation_checked,
                 "dg_hashes_valid": {f"DG{n}": v for n, v in self.dg_hashes_valid.items()},
             },
             "biometrics": {"checked": self.biometrics_checked, "ok": self.biometrics_ok,
                            "fingers_decrypted": self.fingers_decrypted,
                            "face_bytes": self.face_bytes},
-            "problems": self.problems, "apdus": self.apdus,
+            "problems": self.problems, "notes": self.notes, "apdus": self.apdus,
             "bytes_received": self.bytes_received, "seconds": self.seconds,
         }
 
 
 def verify_card(channel: CardChannel, csca_der: bytes | None,
                 biometric_master: KeyDiversifier | None = None,
-                expected_fingers: list[bytes] | None = None) -> VerificationReport:
+                expected_fingers: list[bytes] | None = None, *,
+                crl_der: bytes | None = None,
+                at: dt.datetime | None = None) -> VerificationReport:
     """Read and check the card on ``channel``; problems are reported, not raised.
+
+    The document signer is checked by the chain model at the SOD's signing time, and against
+    the CSCA's CRL when ``crl_der`` is given; ``at`` is the verifier's clock (default now).
 
     Raises :class:`~chip.errors.ChipError` only when the card cannot be read at all.
     """
@@ -129,15 +143,28 @@ def verify_card(channel: CardChannel, csca_der: bytes | None,
         except FileMissingError:
             report.problems.append(f"DG{n} listed in EF.SOD is missing")
     report.files = {name: len(raw) for name, raw in report.raw_files.items()}
-    pa = passive_authentication(sod, files, csca_der)
+    pa = passive_authentication(sod, files, csca_der, at, crl_der)
     report.signature_valid, report.chain_valid = pa.signature_valid, pa.chain_valid
     report.dg_hashes_valid, report.signer_subject = pa.dg_hashes_valid, pa.signer_subject
+    if pa.chain is not None:
+        report.problems += pa.chain.problems
+        report.notes += pa.chain.notes
+        report.revocation_checked = pa.chain.revocation_checked
+        if pa.chain.signing_time is not None:
+            report.signing_time = pa.chain.signing_time.isoformat()
+    if csca_der is not None and crl_der is None:
+        report.notes.append("no CRL given: revocation not checked")
     if csca_der is None:
         report.problems.append("no CSCA certificate given: chain not checked")
     if 1 in files:
         try:
             report.mrz = parse_dg1(files[1])
             report.document_number = document_number_from_mrz(report.mrz)
+            allowed = document_types(load_der_x509_certificate(sod.signer_certificate_der))
+            code = report.mrz[:2].rstrip("<")
+            if allowed and code not in allowed:
+                report.problems.append(f"the document signer may sign {allowed}, not a "
+                                       f"document of type {code!r}")
         except (ValueError, UnicodeDecodeError) as exc:
             report.problems.append(f"DG1 unreadable: {exc}")
     if 2 in files:
@@ -149,7 +176,8 @@ def verify_card(channel: CardChannel, csca_der: bytes | None,
     if biometric_master is not None and 3 in files:
         report.biometrics_checked = True
         try:
-            fingers = biometrics.decrypt_dg3(files[3], biometric_master, facts.uid,
+            fingers = biometrics.decrypt_dg3(files[3], biometric_master,
+                                             facts.card_identity or facts.uid,
                                              report.document_number)
             report.fingers_decrypted = len(fingers)
             well_formed = all(f.fmr.startswith(b"FMR\x00") for f in fingers)
@@ -170,13 +198,15 @@ def verify_card(channel: CardChannel, csca_der: bytes | None,
 
 
 def verify_reader(reader: str, csca_der: bytes | None,
-                  biometric_master: KeyDiversifier | None = None) -> VerificationReport:
+                  biometric_master: KeyDiversifier | None = None, *,
+                  crl_der: bytes | None = None,
+                  at: dt.datetime | None = None) -> VerificationReport:
     """:func:`verify_card` on PC/SC reader ``reader``."""
     from chip.pcsc import PcscChannel
 
     channel = PcscChannel(reader, exclusive=False)
     try:
-        return verify_card(channel, csca_der, biometric_master)
+        return verify_card(channel, csca_der, biometric_master, crl_der=crl_der, at=at)
     finally:
         channel.close()
 

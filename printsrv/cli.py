@@ -57,6 +57,8 @@ COMMANDS: dict[str, Command] = {
                       "import a signed batch (directory or .zip)"),
     "init": Command("printsrv.commands.foundation:register",
                     "create or upgrade the database; create development keys"),
+    "keys": Command("printsrv.commands.keys:register",
+                    "document-signer rotation, the CSCA's CRL, personalization key import"),
     "ledger": Command("printsrv.commands.ledger:register",
                       "blank and ribbon stock: receive, move, report, check"),
     "notify": Command("printsrv.commands.notify:register",

@@ -21,6 +21,8 @@ offline CA in a real deployment). Those files live in ``var/keys`` and are for d
 from __future__ import annotations
 
 import hashlib
+import hmac
+import json
 import os
 import secrets
 import subprocess
@@ -37,6 +39,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509.oid import NameOID
 
+from chip import pki
+from chip.softkeys import DEMO_CRL_URL
 from printsrv.config import Settings
 from printsrv.errors import KeyStoreError
 
@@ -223,8 +227,12 @@ def create_demo_registry_pki(keys_dir: Path) -> list[str]:
     return created
 
 
-def init_token(settings: Settings) -> list[str]:
-    """Create the SoftHSM token and its keys when missing; return what was created."""
+def init_token(settings: Settings, dev: bool = True) -> list[str]:
+    """Create the SoftHSM token and its keys when missing; return what was created.
+
+    ``dev``: import the published development SCP03 master (the simulator's). Without it the
+    token gets no SCP03 master (``keys import-perso`` brings the production one) and a token
+    that holds the development value is refused (:class:`KeyStoreError`)."""
     created: list[str] = []
     keys_dir = settings.keys_dir
     keys_dir.mkdir(parents=True, exist_ok=True)
@@ -258,7 +266,11 @@ def init_token(settings: Settings) -> list[str]:
         _save_token_files(settings)
         lib.reinitialize()
     with KeyStore.open(settings) as store:
-        created += store.create_missing_keys()
+        created += store.create_missing_keys(dev=dev)
+        if not dev and store.scp03_master_is_development():
+            raise KeyStoreError(
+                "the token's scp03-master is the published development key: import the "
+                "production key ('python run.py keys import-perso --replace'), or use --dev")
     return created
 
 
@@ -324,8 +336,9 @@ class KeyStore:
         }
         return [label for label, kind in wanted.items() if not self._has(label, kind)]
 
-    def create_missing_keys(self) -> list[str]:
-        """Generate or import every key the server needs that the token lacks."""
+    def create_missing_keys(self, dev: bool = True) -> list[str]:
+        """Generate or import every key the server needs that the token lacks (the SCP03
+        master only with ``dev``: the published development value)."""
         pkcs11 = _pkcs11()
         attr, created = pkcs11.Attribute, []
         secret_template = {attr.SENSITIVE: True, attr.EXTRACTABLE: False, attr.TOKEN: True}
@@ -349,22 +362,10 @@ class KeyStore:
                 template=secret_template,
             )
             created.append(BIOMETRIC_MASTER)
-        if not self._has(SCP03_MASTER, pkcs11.ObjectClass.SECRET_KEY):
-            # Demo only: the simulator derives the same card keys from this known value.
-            self._session.create_object(
-                {
-                    attr.CLASS: pkcs11.ObjectClass.SECRET_KEY,
-                    attr.KEY_TYPE: pkcs11.KeyType.AES,
-                    attr.LABEL: SCP03_MASTER,
-                    attr.VALUE: _demo_scp03_master(self.settings),
-                    attr.SIGN: True,
-                    attr.VERIFY: True,
-                    attr.TOKEN: True,
-                    attr.SENSITIVE: True,
-                    attr.EXTRACTABLE: False,
-                }
-            )
-            created.append(SCP03_MASTER + " (demo value)")
+        if dev and not self._has(SCP03_MASTER, pkcs11.ObjectClass.SECRET_KEY):
+            # Development only: the simulator derives the same card keys from this known value.
+            self._store_scp03_master(_demo_scp03_master(self.settings))
+            created.append(SCP03_MASTER + " (development value)")
         if not self._has(DOCUMENT_SIGNER, pkcs11.ObjectClass.PRIVATE_KEY):
             created += self._create_document_signer()
         if not self._has(AUDIT_SIGNER, pkcs11.ObjectClass.PRIVATE_KEY):
@@ -380,6 +381,46 @@ class KeyStore:
                                                  serialization.PublicFormat.SubjectPublicKeyInfo))
             created.append(SUKET_SIGNER)
         return created
+
+    def _store_scp03_master(self, value: bytes) -> None:
+        pkcs11 = _pkcs11()
+        attr = pkcs11.Attribute
+        self._session.create_object({
+            attr.CLASS: pkcs11.ObjectClass.SECRET_KEY, attr.KEY_TYPE: pkcs11.KeyType.AES,
+            attr.LABEL: SCP03_MASTER, attr.VALUE: value, attr.SIGN: True, attr.VERIFY: True,
+            attr.TOKEN: True, attr.SENSITIVE: True, attr.EXTRACTABLE: False,
+        })
+        self._cache.pop(SCP03_MASTER, None)
+
+    def scp03_master_is_development(self) -> bool:
+        """True when the token's SCP03 master is the published development key (compared by
+        a CMAC over a fixed probe, the key never leaves the token)."""
+        from chip.scp03 import aes_cmac
+        from chip.softkeys import DEMO_SCP03_MASTER_HEX
+
+        if not self._has(SCP03_MASTER, _pkcs11().ObjectClass.SECRET_KEY):
+            return False
+        probe = b"ktp-printsrv development key probe"
+        return hmac.compare_digest(self.scp03_master().cmac(probe),
+                                   aes_cmac(bytes.fromhex(DEMO_SCP03_MASTER_HEX), probe))
+
+    def import_scp03_master(self, value: bytes, replace: bool = False) -> None:
+        """Import the production SCP03 master (assembled from key components)."""
+        from chip.softkeys import DEMO_SCP03_MASTER_HEX
+
+        pkcs11 = _pkcs11()
+        if len(value) != 16:
+            raise KeyStoreError("the SCP03 master must be an AES-128 key (16 bytes)")
+        if value == bytes.fromhex(DEMO_SCP03_MASTER_HEX):
+            raise KeyStoreError("refused: that is the published development key")
+        existing = list(self._session.get_objects({
+            pkcs11.Attribute.LABEL: SCP03_MASTER,
+            pkcs11.Attribute.CLASS: pkcs11.ObjectClass.SECRET_KEY}))
+        if existing and not replace:
+            raise KeyStoreError("the token already holds scp03-master: use --replace")
+        for obj in existing:
+            obj.destroy()
+        self._store_scp03_master(value)
 
     def _ec_keypair(self, label: str) -> Any:
         """A P-256 key pair made in the token (the private half never leaves it); the public
@@ -403,41 +444,51 @@ class KeyStore:
         return serialization.load_der_public_key(encode_ec_public_key(public))
 
     def _create_document_signer(self) -> list[str]:
-        ds_public = self._ec_keypair(DOCUMENT_SIGNER)
         keys_dir = self.settings.keys_dir
-        csca_key_path, csca_path = keys_dir / "csca-key.pem", keys_dir / "csca.pem"
         created = []
-        if not csca_path.exists():
+        if not (keys_dir / "csca.pem").exists():
             csca_key = ec.generate_private_key(ec.SECP256R1())
-            csca = _certificate(
-                "DEMO CSCA Indonesia",
-                csca_key.public_key(),
-                None,
-                csca_key,
-                ca=True,
-                days=3650,
-                key_usage={"key_cert_sign": True, "crl_sign": True},
-            )
-            _write_private(csca_key_path, csca_key)
-            _write_cert(csca_path, csca)
+            csca = pki.csca_certificate(csca_key, _name("DEMO CSCA Indonesia"), CSCA_CRL_URL,
+                                        datetime.now(UTC) - timedelta(minutes=5))
+            _write_private(keys_dir / "csca-key.pem", csca_key)
+            _write_cert(keys_dir / "csca.pem", csca)
             created.append("demo CSCA")
-        loaded = serialization.load_pem_private_key(csca_key_path.read_bytes(), None)
-        if not isinstance(loaded, ec.EllipticCurvePrivateKey):
-            raise KeyStoreError(f"{csca_key_path}: the demo CSCA key is not an EC key")
-        csca_key = loaded
-        csca = x509.load_pem_x509_certificate(csca_path.read_bytes())
-        ds_cert = _certificate(
-            "DEMO Document Signer e-KTP",
-            ds_public,
-            csca.subject,
-            csca_key,
-            ca=False,
-            days=3650,
-            key_usage={"digital_signature": True},
-        )
-        _write_cert(keys_dir / "document-signer.pem", ds_cert)
+        self._issue_document_signer(pki.DS_USAGE_DAYS)
         created.append(DOCUMENT_SIGNER)
+        if not (keys_dir / CRL_FILE).exists():
+            issue_crl(self.settings)
+            created.append("CSCA CRL")
         return created
+
+    def _issue_document_signer(self, usage_days: int) -> x509.Certificate:
+        """A new DS key pair in the token and its certificate from the (demo, file) CSCA."""
+        keys_dir = self.settings.keys_dir
+        csca_key, csca = _csca(self.settings)
+        ds_public = self._ec_keypair(DOCUMENT_SIGNER)
+        ds_cert = pki.document_signer_certificate(
+            ds_public, _name("DEMO Document Signer e-KTP"), csca, csca_key,
+            datetime.now(UTC) - timedelta(minutes=5), usage_days=usage_days)
+        _write_cert(keys_dir / "document-signer.pem", ds_cert)
+        archive = keys_dir / DS_ARCHIVE
+        archive.mkdir(exist_ok=True)
+        _write_cert(archive / f"{ds_cert.serial_number:x}.pem", ds_cert)
+        return ds_cert
+
+    def rotate_document_signer(self, usage_days: int = pki.DS_USAGE_DAYS) -> tuple[
+            x509.Certificate | None, x509.Certificate]:
+        """Retire the current DS key (relabelled ``document-signer-retired-<serial>``, never
+        used again) and issue a new one; returns (old certificate or None, new certificate).
+        The old certificate stays in ``keys/document-signers/``: cards it signed still verify."""
+        pkcs11 = _pkcs11()
+        path = self.settings.keys_dir / "document-signer.pem"
+        old = x509.load_pem_x509_certificate(path.read_bytes()) if path.exists() else None
+        retired = f"{DOCUMENT_SIGNER}-retired-{old.serial_number:x}" if old else (
+            f"{DOCUMENT_SIGNER}-retired-{secrets.token_hex(4)}")
+        for kind in (pkcs11.ObjectClass.PRIVATE_KEY, pkcs11.ObjectClass.PUBLIC_KEY):
+            for obj in self._session.get_objects({pkcs11.Attribute.LABEL: DOCUMENT_SIGNER,
+                                                  pkcs11.Attribute.CLASS: kind}):
+                obj[pkcs11.Attribute.LABEL] = retired
+        return old, self._issue_document_signer(usage_days)
 
     # --- envelope encryption of record media ---------------------------------------------------
     def wrap_data_key(self, data_key: bytes, record_ref: bytes) -> bytes:
@@ -477,7 +528,19 @@ class KeyStore:
         cert = x509.load_pem_x509_certificate(
             (self.settings.keys_dir / "document-signer.pem").read_bytes()
         )
-        return TokenDocumentSigner(key, cert.public_bytes(serialization.Encoding.DER))
+        period = pki.private_key_usage_period(cert)
+        signer = TokenDocumentSigner(key, cert.public_bytes(serialization.Encoding.DER),
+                                     period[1] if period else None)
+        signer.check_usage_period()
+        return signer
+
+    def document_signer_version(self) -> int:
+        """Changes when ``keys rotate-ds`` issues a new document signer (a long-running
+        station asks before each card and takes the new one)."""
+        try:
+            return (self.settings.keys_dir / "document-signer.pem").stat().st_mtime_ns
+        except FileNotFoundError:
+            return 0
 
     def audit_signer(self) -> TokenDocumentSigner:
         """The checkpoint signer: ECDSA P-256 in the token, DER signatures."""
@@ -512,6 +575,67 @@ class KeyStore:
         cert = x509.load_pem_x509_certificate((self.settings.keys_dir / "csca.pem").read_bytes())
         return cert.public_bytes(serialization.Encoding.DER)
 
+    def csca_crl_der(self) -> bytes | None:
+        """The CSCA's latest CRL (``keys/csca.crl``), or None before ``keys crl``."""
+        path = self.settings.keys_dir / CRL_FILE
+        return path.read_bytes() if path.exists() else None
+
+
+# --- CSCA: revocation list (demo: the CSCA key is a file; a real CSCA is offline) ---------
+CSCA_CRL_URL = DEMO_CRL_URL
+CRL_FILE = "csca.crl"
+_REVOKED_FILE = "csca-revoked.json"
+DS_ARCHIVE = "document-signers"
+
+
+def _csca(settings: Settings) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    keys_dir = settings.keys_dir
+    try:
+        key = serialization.load_pem_private_key((keys_dir / "csca-key.pem").read_bytes(), None)
+        cert = x509.load_pem_x509_certificate((keys_dir / "csca.pem").read_bytes())
+    except FileNotFoundError as exc:
+        raise KeyStoreError(f"CSCA missing ({exc.filename}): run 'python run.py init'") from exc
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise KeyStoreError(f"{keys_dir / 'csca-key.pem'}: the demo CSCA key is not an EC key")
+    return key, cert
+
+
+def revoke_document_signer(settings: Settings, serial: int,
+                           reason: x509.ReasonFlags = x509.ReasonFlags.key_compromise) -> bool:
+    """Put a DS serial number on the CSCA's revocation list (issue the CRL afterwards);
+    False when it was there already. The serial must be one of our document signers."""
+    known = {x509.load_pem_x509_certificate(p.read_bytes()).serial_number
+             for p in (settings.keys_dir / DS_ARCHIVE).glob("*.pem")}
+    if serial not in known:
+        raise KeyStoreError(f"no document signer with serial {serial:x} in keys/{DS_ARCHIVE}")
+    path = settings.keys_dir / _REVOKED_FILE
+    state: dict[str, Any] = (json.loads(path.read_text()) if path.exists()
+                             else {"number": 0, "revoked": []})
+    if any(int(r["serial"], 16) == serial for r in state["revoked"]):
+        return False
+    state["revoked"].append({"serial": f"{serial:x}", "reason": reason.value,
+                             "revoked_at": datetime.now(UTC).isoformat()})
+    path.write_text(json.dumps(state, indent=1) + "\n")
+    return True
+
+
+def issue_crl(settings: Settings, days: int = pki.CRL_DAYS) -> x509.CertificateRevocationList:
+    """Issue the CSCA's next CRL (number + 1) to ``keys/csca.crl`` (DER) and
+    ``keys/csca-crl.pem``."""
+    csca_key, csca = _csca(settings)
+    path = settings.keys_dir / _REVOKED_FILE
+    state: dict[str, Any] = (json.loads(path.read_text()) if path.exists()
+                             else {"number": 0, "revoked": []})
+    state["number"] += 1
+    crl = pki.issue_crl(csca, csca_key, [
+        pki.Revocation(int(r["serial"], 16), datetime.fromisoformat(r["revoked_at"]),
+                       x509.ReasonFlags(r["reason"])) for r in state["revoked"]
+    ], state["number"], datetime.now(UTC) - timedelta(minutes=5), days)
+    path.write_text(json.dumps(state, indent=1) + "\n")
+    (settings.keys_dir / CRL_FILE).write_bytes(crl.public_bytes(serialization.Encoding.DER))
+    (settings.keys_dir / "csca-crl.pem").write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+    return crl
+
 
 def _demo_scp03_master(settings: Settings) -> bytes:
     path = settings.keys_dir / "scp03-demo-master.hex"
@@ -529,12 +653,21 @@ class TokenDocumentSigner:
 
     _key: Any
     _certificate_der: bytes
+    usage_end: datetime | None = None  # the certificate's PrivateKeyUsagePeriod notAfter
 
     @property
     def certificate_der(self) -> bytes:
         return self._certificate_der
 
+    def check_usage_period(self) -> None:
+        """:class:`KeyStoreError` once the private-key usage period is over."""
+        if self.usage_end is not None and datetime.now(UTC) > self.usage_end:
+            raise KeyStoreError(
+                f"the document signer's private key usage period ended on "
+                f"{self.usage_end:%Y-%m-%d}: run 'python run.py keys rotate-ds'")
+
     def sign(self, data: bytes) -> bytes:
+        self.check_usage_period()
         pkcs11 = _pkcs11()
         raw = bytes(self._key.sign(hashlib.sha256(data).digest(), mechanism=pkcs11.Mechanism.ECDSA))
         half = len(raw) // 2

@@ -122,7 +122,10 @@ $SYSTEMCTL enable --now printsrv-web.service printsrv-notify.service printsrv-pu
   printsrv-backup.timer \
   printsrv-audit-checkpoint.timer
 
-echo "installed. Check it with:"
+echo "installed. Import the personalization key (key ceremony, one component per custodian):"
+echo "  runuser -u $SERVICE_USER -- env PRINTSRV_CONFIG=$CONF_DIR/printsrv.toml \\"
+echo "      $PREFIX/.venv/bin/python $PREFIX/run.py keys import-perso"
+echo "then check it with:"
 echo "  runuser -u $SERVICE_USER -- env PRINTSRV_CONFIG=$CONF_DIR/printsrv.toml \\"
 echo "      $PREFIX/.venv/bin/python $PREFIX/run.py doctor"
 echo "Add stations to $CONF_DIR/printsrv.toml, then: systemctl enable --now printsrv-station@NAME"

@@ -21,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--state", type=Path, help="keep the card's memory in this JSON file")
     parser.add_argument("--uid", help="chip UID in hex (default: derived from the port)")
+    parser.add_argument("--random-uid", action="store_true",
+                        help="a new random 4-byte UID at every power-up (08 xx xx xx), as "
+                        "real chips do; keys are diversified from the CPLC, never the UID")
     parser.add_argument("--capacity", type=int, default=32768, help="card memory in bytes")
     parser.add_argument("--max-apdu", type=int, default=8192,
                         help="largest command/response data field the card accepts")
@@ -55,6 +58,7 @@ def build_card(args: argparse.Namespace) -> SimulatedCard:
         profile="foreign" if args.foreign else "ktp",
         eeprom_page_seconds=args.eeprom_page_ms / 1000.0,
         state_file=args.state,
+        random_uid=args.random_uid,
     )
     faults = Faults(tear_after=args.tear_after, refuse_writes=args.refuse_writes,
                     overstate_free=args.overstate_free)

@@ -26,10 +26,19 @@ from pathlib import Path
 
 from chip.apdu import CommandApdu, Ins, ResponseApdu, Sw
 from chip.api import KeyDiversifier
+from chip.cardops import cplc_identity
 from chip.diversification import scp03_static_keys
 from chip.errors import CardRemovedError, SecureChannelError
 from chip.lds import LDS_AID
-from chip.scp03 import InitializeUpdateResponse, Scp03Session, SecurityLevel
+from chip.scp03 import (
+    PUT_KEY,
+    InitializeUpdateResponse,
+    Scp03Session,
+    SecurityLevel,
+    StaticKeys,
+    key_check_value,
+    parse_put_key,
+)
 from chip.tlv import find, parse, tlv
 
 FILE_OVERHEAD = 16  # bytes of card memory per EF beyond its content
@@ -42,14 +51,31 @@ class LifeCycle(IntEnum):
 
 
 def make_atr(extended_length: bool = True) -> bytes:
-    """Contactless-style ATR (PC/SC part 3 layout) with card capabilities in compact TLV."""
+    """Contactless-style ATR (PC/SC part 3 layout) whose historical bytes are ISO/IEC 7816-4
+    compact-TLV (category indicator 80): card issuer's data ``"KTP"`` (tag 5), then card
+    capabilities (tag 7): selection by full DF name, by FID and by SFI; data coding byte 01
+    (byte-sized data units); extended Lc/Le when ``extended_length``."""
     third = 0x40 if extended_length else 0x00  # b7: extended Lc and Le fields
-    hist = bytes((0x80, 0x73, 0x00, 0x00, third)) + b"KTP"
+    hist = b"\x80" + b"\x53KTP" + bytes((0x73, 0x94, 0x01, third))
     body = bytes((0x80 | len(hist), 0x80, 0x01)) + hist
     tck = 0
     for b in body:
         tck ^= b
     return b"\x3b" + body + bytes((tck,))
+
+
+def default_cplc(seed: bytes) -> bytes:
+    """A plausible 42-byte CPLC: NXP as IC fabricator, a serial number and batch from
+    ``seed``; the dates and equipment fields zero."""
+    digest = hashlib.sha256(b"cplc" + seed).digest()
+    return (b"\x47\x90" + b"\xd3\x21" + b"\x47\x91" + b"\x00" * 6  # fabricator, type, OS
+            + digest[:4] + digest[4:6]  # IC serial number, IC batch identifier
+            + b"\x00" * 24)
+
+
+def random_uid() -> bytes:
+    """An ISO/IEC 14443-3 random single-size UID (first byte 08)."""
+    return b"\x08" + os.urandom(3)
 
 
 def default_uid(seed: str) -> bytes:
@@ -89,6 +115,10 @@ class CardConfig:
     eeprom_page: int = 64
     eeprom_page_seconds: float = 0.0  # 0 disables the EEPROM write-time model
     state_file: Path | None = None
+    #: GlobalPlatform CPLC (42 bytes, GET DATA 9F7F); default derived from the UID at creation
+    cplc: bytes | None = None
+    #: A new random 4-byte UID (08 xx xx xx, ISO 14443-3) at every power-up, as real chips do
+    random_uid: bool = False
 
 
 @dataclass
@@ -109,16 +139,29 @@ class SimulatedCard:
         self.apdu_count = 0
         self.eeprom_seconds = 0.0
         self._session = _Session()
+        #: The key set that replaced the personalization keys (PUT KEY), None while they hold.
+        self.replaced_keys: StaticKeys | None = None
         self._lock = threading.Lock()
         self.atr = make_atr(config.extended_length)
+        if config.cplc is None:
+            config.cplc = default_cplc(config.uid)
         if config.state_file and config.state_file.exists():
             self._load(config.state_file)
+        if config.random_uid:
+            config.uid = random_uid()
 
     # -- persistence ---------------------------------------------------------------------------
     def _load(self, path: Path) -> None:
         state = json.loads(path.read_text())
         self.config.uid = bytes.fromhex(state["uid"])
+        if state.get("cplc"):
+            self.config.cplc = bytes.fromhex(state["cplc"])
         self.life_cycle = LifeCycle(state["life_cycle"])
+        replaced = state.get("replaced_keys")
+        if replaced:
+            self.replaced_keys = StaticKeys(
+                bytes.fromhex(replaced["enc"]), bytes.fromhex(replaced["mac"]),
+                bytes.fromhex(replaced["dek"]), replaced["kvn"])
         self.files = {
             int(fid, 16): CardFile(int(fid, 16), f["sfi"], bytearray.fromhex(f["data"]))
             for fid, f in state["files"].items()
@@ -130,7 +173,11 @@ class SimulatedCard:
             return
         state = {
             "uid": self.config.uid.hex(),
+            "cplc": (self.config.cplc or b"").hex(),
             "life_cycle": int(self.life_cycle),
+            "replaced_keys": None if self.replaced_keys is None else {
+                "enc": self.replaced_keys.enc.hex(), "mac": self.replaced_keys.mac.hex(),
+                "dek": self.replaced_keys.dek.hex(), "kvn": self.replaced_keys.kvn},
             "files": {f"{f.fid:04X}": {"sfi": f.sfi, "data": f.data.hex()}
                       for f in self.files.values()},
         }
@@ -148,14 +195,24 @@ class SimulatedCard:
         return self.config.capacity - self.used_bytes
 
     def reset(self) -> None:
-        """Power cycle: volatile state (selection, secure channel) is lost."""
+        """Power cycle: volatile state (selection, secure channel) is lost; a card with
+        random UIDs shows a new one."""
         self._session = _Session()
+        if self.config.random_uid:
+            self.config.uid = random_uid()
+
+    @property
+    def card_identity(self) -> bytes:
+        """What the card's keys are diversified from: its CPLC serial (see
+        :func:`chip.cardops.cplc_identity`), never the UID."""
+        return cplc_identity(self.config.cplc or b"")
 
     def wipe(self) -> None:
         """Back to a blank card (tests only)."""
         with self._lock:
             self.files.clear()
             self.life_cycle = LifeCycle.INITIALISATION
+            self.replaced_keys = None
             self.reset()
             self._save()
 
@@ -222,12 +279,13 @@ class SimulatedCard:
             Ins.UPDATE_BINARY_ODD: self._update_binary,
             Ins.ACTIVATE_FILE: self._activate,
             Ins.HASH_FILE: self._hash_file,
+            PUT_KEY: self._put_key,
         }
         handler = handlers.get(ins)
         if handler is None:
             return ResponseApdu(b"", Sw.INS_NOT_SUPPORTED)
         if ins in (Ins.CREATE_FILE, Ins.UPDATE_BINARY, Ins.UPDATE_BINARY_ODD,
-                   Ins.ACTIVATE_FILE):
+                   Ins.ACTIVATE_FILE, PUT_KEY):
             denied = self._write_denied(secure)
             if denied is not None:
                 return ResponseApdu(b"", denied)
@@ -309,6 +367,8 @@ class SimulatedCard:
 
     def _get_data(self, cmd: CommandApdu) -> ResponseApdu:
         tag = (cmd.p1 << 8) | cmd.p2
+        if tag == 0x9F7F and self.config.cplc:
+            return ResponseApdu(tlv(0x9F7F, self.config.cplc), Sw.OK)
         if tag == 0xFF21:
             free = max(0, self.free_bytes + self.faults.overstate_free)
             body = (tlv(0x81, b"\x01") + tlv(0x82, free.to_bytes(4, "big"))
@@ -323,19 +383,42 @@ class SimulatedCard:
     def _initialize_update(self, cmd: CommandApdu) -> ResponseApdu:
         if cmd.cla != 0x80 or len(cmd.data) != 8:
             return ResponseApdu(b"", Sw.WRONG_DATA)
-        if cmd.p1 not in (0x00, 0x30):
+        keys = self._static_keys()
+        if cmd.p1 not in (0x00, keys.kvn):
             return ResponseApdu(b"", Sw.REFERENCED_DATA_NOT_FOUND)
         if not self._session.app_selected:
             return ResponseApdu(b"", Sw.CONDITIONS)
-        keys = scp03_static_keys(self.config.scp03_master, self.config.uid)
         card_challenge = os.urandom(8)
         scp = Scp03Session.derive(keys, cmd.data, card_challenge)
         self._session.scp = scp
         iu = InitializeUpdateResponse(
-            self.config.uid.ljust(10, b"\x00"), keys.kvn, 0x03, 0x60,
+            self.card_identity.ljust(10, b"\x00")[:10], keys.kvn, 0x03, 0x60,
             card_challenge, scp.card_cryptogram(), None,
         )
         return ResponseApdu(iu.encode(), Sw.OK)
+
+    def _static_keys(self) -> StaticKeys:
+        """The current SCP03 key set: the diversified personalization keys (KVN 30) until a
+        PUT KEY replaced them."""
+        if self.replaced_keys is not None:
+            return self.replaced_keys
+        return scp03_static_keys(self.config.scp03_master, self.card_identity)
+
+    def _put_key(self, cmd: CommandApdu) -> ResponseApdu:
+        """PUT KEY replacing the current key set (P1 = its KVN); keys under the static DEK."""
+        current = self._static_keys()
+        if cmd.p1 != current.kvn or cmd.p2 != 0x81:
+            return ResponseApdu(b"", Sw.REFERENCED_DATA_NOT_FOUND)
+        try:
+            new_kvn, keys = parse_put_key(current.dek, cmd.data)
+        except ValueError:
+            return ResponseApdu(b"", Sw.WRONG_DATA)
+        if len(keys) != 3 or new_kvn in (0x00, 0xFF):
+            return ResponseApdu(b"", Sw.WRONG_DATA)
+        self.replaced_keys = StaticKeys(keys[0], keys[1], keys[2], new_kvn)
+        self._save()
+        return ResponseApdu(bytes((new_kvn,)) + b"".join(key_check_value(k) for k in keys),
+                            Sw.OK)
 
     def _external_authenticate(self, cmd: CommandApdu) -> bytes:
         scp = self._session.scp

@@ -27,8 +27,12 @@ def register(sub: Any) -> None:
     s = chip_sub.add_parser("personalize", help="write a queued record to the card and lock it")
     s.add_argument("--reader", required=True, help="PC/SC reader name, e.g. 'Virtual PCD 00 00'")
     s.add_argument("--request-id", required=True)
-    s.add_argument("--readback", choices=["hash", "full"], default="hash",
-                   help="check writes by card-side hash (default) or by reading everything back")
+    s.add_argument("--card-profile", default="generic-globalplatform",
+                   help="the chip OS profile (chip/profiles/NAME.toml; default "
+                   "generic-globalplatform: standard commands only)")
+    s.add_argument("--readback", choices=["hash", "full"],
+                   help="check writes by reading everything back under secure messaging "
+                   "(the default) or by the card-side hash (profiles that declare it)")
     s.add_argument("--max-face-bytes", type=int, default=12_000)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_personalize)
@@ -36,6 +40,10 @@ def register(sub: Any) -> None:
     s = chip_sub.add_parser("verify", help="read a personalized card back and check it")
     s.add_argument("--reader", required=True)
     s.add_argument("--csca", type=Path, help="CSCA certificate (PEM/DER); default: the demo CSCA")
+    s.add_argument("--crl", type=Path, help="the CSCA's CRL (PEM/DER); default: keys/csca.crl "
+                   "with the demo CSCA")
+    s.add_argument("--at", type=_moment, help="verify as of this moment (ISO 8601, e.g. "
+                   "2045-06-01): the verifier's clock; signatures are checked at signing time")
     s.add_argument("--no-biometrics", action="store_true",
                    help="do not use the token's biometric master key")
     s.add_argument("--dump", type=Path, help="write every file read (and the CSCA) here")
@@ -63,21 +71,21 @@ def _emit(payload: dict[str, object], as_json: bool, lines: list[str], stream: A
 
 def cmd_personalize(args: argparse.Namespace) -> int:
     from chip.errors import ChipError
-    from chip.personalization import (
-        PersonalizationKeys,
-        PersonalizationOptions,
-        ReadBack,
-        personalize_reader,
-    )
+    from chip.personalization import PersonalizationKeys, personalize_reader
+    from chip.profiles import ProfileError, get_profile
     from printsrv.keys import KeyStore
     from printsrv.products import holder_data
     from printsrv.records import load_card_input
 
     settings = load_settings()
+    try:
+        options = get_profile(args.card_profile).options(readback=args.readback,
+                                                          max_face_bytes=args.max_face_bytes)
+    except ProfileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     card_input = load_card_input(settings, args.request_id, actor="cli", purpose="chip")
     holder = holder_data(card_input)
-    options = PersonalizationOptions(readback=ReadBack(args.readback),
-                                     max_face_bytes=args.max_face_bytes)
     with KeyStore.open(settings) as store:
         keys = PersonalizationKeys(store.document_signer(), store.scp03_master(),
                                    store.biometric_master())
@@ -102,6 +110,16 @@ def cmd_personalize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _moment(text: str) -> Any:
+    import datetime as dt
+
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 date or time: {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
@@ -119,9 +137,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 else x509.load_der_x509_certificate(raw))
         csca_der = cert.public_bytes(serialization.Encoding.DER)
 
-    def run(master: KeyDiversifier | None, csca: bytes | None) -> int:
+    crl_der = args.crl.read_bytes() if args.crl else None
+
+    def run(master: KeyDiversifier | None, csca: bytes | None,
+            crl: bytes | None = crl_der) -> int:
         try:
-            report = verify_reader(args.reader, csca, master)
+            report = verify_reader(args.reader, csca, master, crl_der=crl, at=args.at)
         except ChipError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
@@ -144,10 +165,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
             f"ATR {report.atr}; locked: {report.locked}",
             f"document number {report.document_number}",
             f"passive authentication: signature {pa['signature_valid']}, chain"
-            f" {pa['chain_valid']}, hashes {pa['dg_hashes_valid']}",
+            f" {pa['chain_valid']} (signed {pa['signing_time'] or 'at an unknown time'},"
+            f" revocation checked: {pa['revocation_checked']}), hashes {pa['dg_hashes_valid']}",
             f"biometrics: checked {bio['checked']}, ok {bio['ok']},"
             f" fingers {bio['fingers_decrypted']}, face {bio['face_bytes']} bytes",
             *[f"problem: {p}" for p in report.problems],
+            *[f"note: {n}" for n in report.notes],
         ], sys.stdout)
         return 0 if report.ok else 1
 
@@ -158,4 +181,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     with KeyStore.open(settings) as store:
         if not args.no_biometrics:
             master = store.biometric_master()
-        return run(master, csca_der if csca_der is not None else store.csca_certificate_der())
+        if csca_der is None:  # the demo CSCA, and its CRL unless one was given
+            return run(master, store.csca_certificate_der(),
+                       crl_der if args.crl else store.csca_crl_der())
+        return run(master, csca_der)

@@ -239,7 +239,7 @@ def _init(console: _Console) -> None:
 
     out = io.StringIO()
     with redirect_stdout(out):
-        cmd_init(argparse.Namespace())
+        cmd_init(argparse.Namespace(dev=True))
     for line in out.getvalue().splitlines():
         console.say(line)
 

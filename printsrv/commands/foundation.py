@@ -13,6 +13,9 @@ from printsrv.config import load_settings
 
 def register(sub: Any) -> None:
     p = sub.add_parser("init", help="create or upgrade the database; create development keys")
+    p.add_argument("--dev", action="store_true",
+                   help="development: import the published SCP03 development key (the "
+                   "simulator's); without it the production key comes by 'keys import-perso'")
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("demo-data", help="write a signed batch of synthetic residents")
@@ -65,7 +68,14 @@ def cmd_init(args: argparse.Namespace) -> int:
     settings.instance_dir.mkdir(parents=True, exist_ok=True)
     before = schema.current_revision(settings)
     revision = schema.upgrade(settings)
-    created = init_token(settings)
+    from printsrv.errors import KeyStoreError
+
+    dev = bool(getattr(args, "dev", False))
+    try:
+        created = init_token(settings, dev=dev)
+    except KeyStoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     if not settings.registry_ca:
         created += create_demo_registry_pki(settings.keys_dir)
     with unit_of_work(settings) as session:
@@ -89,6 +99,13 @@ def cmd_init(args: argparse.Namespace) -> int:
     print(f"database {settings.sqlalchemy_url.split('@')[-1]} at revision {revision}")
     for item in created:
         print(f"created {item}")
+    if not dev:
+        from printsrv.keys import KeyStore
+
+        with KeyStore.open(settings) as store:
+            if "scp03-master" in store.missing_keys():
+                print("no personalization key yet: import it with 'python run.py keys "
+                      "import-perso' (or use 'init --dev' for development)")
     if sealed:
         print(f"sealed {sealed} TOTP secret(s) stored in clear under the token's key")
     if tightened:

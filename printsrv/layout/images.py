@@ -21,6 +21,53 @@ _ORIENTATION = 0x0112  # the EXIF tag
 _STRETCH = [min(255, v * 2) for v in range(256)]
 
 
+#: JPEG segments a decoder needs besides the image data: APP0 (JFIF) and APP14 (Adobe colour
+#: transform). Every other APPn (EXIF, XMP, ICC, vendor data) and every COM is metadata.
+_KEPT_APP = {0xE0, 0xEE}
+
+
+def _segment_spans(jpeg: bytes) -> list[tuple[int, int, int]]:
+    """(marker, start, end) of each segment up to and including SOS's header."""
+    if jpeg[:2] != b"\xff\xd8":
+        raise ValueError("not a JPEG (no SOI)")
+    out: list[tuple[int, int, int]] = []
+    pos = 2
+    while pos + 4 <= len(jpeg):
+        if jpeg[pos] != 0xFF:
+            raise ValueError(f"no marker at offset {pos}")
+        marker = jpeg[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        length = int.from_bytes(jpeg[pos + 2:pos + 4], "big")
+        if length < 2 or pos + 2 + length > len(jpeg):
+            raise ValueError(f"segment {marker:02X} overruns the file")
+        out.append((marker, pos, pos + 2 + length))
+        if marker == 0xDA:
+            return out
+        pos += 2 + length
+    raise ValueError("JPEG ends before its image data (no SOS)")
+
+
+def _is_metadata_segment(marker: int) -> bool:
+    """COM, and every APPn but JFIF (APP0) and Adobe (APP14)."""
+    return marker == 0xFE or (0xE0 <= marker <= 0xEF and marker not in _KEPT_APP)
+
+
+def strip_jpeg_metadata(jpeg: bytes) -> bytes:
+    """The same JPEG without metadata segments, losslessly (the image data is not decoded).
+    Raises ``ValueError`` when the bytes are not a JPEG."""
+    spans = _segment_spans(jpeg)
+    if not any(_is_metadata_segment(m) for m, _, _ in spans):
+        return jpeg
+    out = bytearray(b"\xff\xd8")
+    for marker, start, end in spans:
+        if not _is_metadata_segment(marker):
+            out += jpeg[start:end]
+    out += jpeg[spans[-1][2]:]
+    return bytes(out)
+
+
 def box_px(box: Box, dpi: int = PRINT_DPI) -> tuple[int, int]:
     """Pixel size of ``box`` at ``dpi``."""
     return max(1, round(box.w / 25.4 * dpi)), max(1, round(box.h / 25.4 * dpi))
@@ -69,8 +116,12 @@ def prepare_photo(jpeg: bytes, box: Box) -> PreparedPhoto:
     """
     target = box_px(box)
     image = _open(jpeg, "photo")
-    if image.format == "JPEG" and image.mode in ("RGB", "L") and image.size == target:
-        return PreparedPhoto(jpeg, target, True, image.mode)
+    if (image.format == "JPEG" and image.mode in ("RGB", "L") and image.size == target
+            and image.getexif().get(_ORIENTATION, 1) == 1):
+        try:  # byte for byte, less the source's comments, EXIF, XMP and ICC
+            return PreparedPhoto(strip_jpeg_metadata(jpeg), target, True, image.mode)
+        except ValueError as exc:
+            raise ImageProblem(f"photo is not a well-formed JPEG: {exc}") from exc
     try:
         image.draft("RGB", (target[0], target[1]))  # cheap DCT downscale, never below target
         # No copies of a photo that needs neither (exif_transpose and convert copy anyway).
@@ -82,6 +133,7 @@ def prepare_photo(jpeg: bytes, box: Box) -> PreparedPhoto:
     except (OSError, ValueError) as exc:
         raise ImageProblem(f"photo cannot be decoded: {exc}") from exc
     out = io.BytesIO()
+    fitted.info.clear()  # no comment, EXIF, XMP or ICC of the source in the new JPEG
     fitted.save(out, "JPEG", quality=JPEG_QUALITY, optimize=False)
     prepared = PreparedPhoto(out.getvalue(), target, False)
     # The thumbnail straight from the pixels at hand, instead of decoding the new JPEG again.

@@ -41,6 +41,7 @@ class PcscEncoder:
         self.on_close = on_close
         self.card_wait = card_wait
         self._pkeys: Any = None
+        self._signer_version = 0
         self._csca: bytes | None = None
 
     def bind_keys(self, keys: Any) -> None:
@@ -51,9 +52,12 @@ class PcscEncoder:
     def _personalization_keys(self) -> Any:
         from chip.personalization import PersonalizationKeys
 
+        if self.keys is None:
+            raise ReaderError("no key store bound to the encoder", card_state=CardState.BLANK)
+        version = self.keys.document_signer_version()
+        if version != self._signer_version:  # 'keys rotate-ds' ran: take the new signer
+            self._pkeys, self._signer_version = None, version
         if self._pkeys is None:
-            if self.keys is None:
-                raise ReaderError("no key store bound to the encoder", card_state=CardState.BLANK)
             self._pkeys = PersonalizationKeys(
                 signer=self.keys.document_signer(),
                 scp03_master=self.keys.scp03_master(),

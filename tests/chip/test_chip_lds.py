@@ -49,7 +49,7 @@ def test_td1_long_nik_and_lifelong_expiry(holder: HolderData) -> None:
     assert line1 == "IDIDN352601450<89900013<<<<<<<"
     assert check_digit("3526014508990001") == "3"
     assert line2[:7] == "9908051" and line2[7] == "F"
-    assert line2[8:15] == "<<<<<<0"  # SEUMUR HIDUP
+    assert line2[8:15] == "9912315"  # SEUMUR HIDUP: 31 December 2099
     assert line2[15:18] == "IDN"
     composite = line1[5:30] + line2[0:7] + line2[8:15] + line2[18:29]
     assert line2[29] == check_digit(composite)

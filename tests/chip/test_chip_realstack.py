@@ -172,7 +172,7 @@ def test_cli_with_token_and_queued_record(pcsc_stack: Any, tmp_path: Path) -> No
         return subprocess.run([sys.executable, "run.py", *args], cwd=REPO, env=env,
                               capture_output=True, text=True, check=False, timeout=120)
 
-    assert run("init").returncode == 0
+    assert run("init", "--dev").returncode == 0
     assert run("demo-data", "--count", "1", "--out", str(tmp_path / "batch")).returncode == 0
     assert run("import", str(tmp_path / "batch")).returncode == 0
     request_id = json.loads((tmp_path / "batch" / "records.jsonl").read_text()

@@ -83,7 +83,8 @@ def test_station_and_cli_write_the_same_data_groups(
     monkeypatch.setattr(chip_command, "load_card_input",
                         lambda *a, **k: card, raising=False)
     args = argparse.Namespace(reader="Virtual PCD 00 00", request_id=request_id,
-                              readback="hash", max_face_bytes=12_000, json=True)
+                              readback="full", max_face_bytes=12_000, json=True,
+                              card_profile="generic-globalplatform")
     with pytest.raises(Built) as cli:
         chip_command.cmd_personalize(args)
 

@@ -96,13 +96,22 @@ def test_install_doctor_uninstall(install_root: Path) -> None:
     result = _verify(install_root / "units")
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
 
-    doctor = subprocess.run(
-        ["runuser", "-u", SERVICE_USER, "--", "env",
-         f"PRINTSRV_CONFIG={install_root / 'etc' / 'printsrv.toml'}",
-         str(install_root / "opt" / ".venv" / "bin" / "python"),
-         str(install_root / "opt" / "run.py"), "doctor"],
-        capture_output=True, text=True, timeout=300, cwd=state,
-    )
+    def run_py(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["runuser", "-u", SERVICE_USER, "--", "env",
+             f"PRINTSRV_CONFIG={install_root / 'etc' / 'printsrv.toml'}",
+             str(install_root / "opt" / ".venv" / "bin" / "python"),
+             str(install_root / "opt" / "run.py"), *args],
+            input=stdin, capture_output=True, text=True, timeout=300, cwd=state,
+        )
+
+    # a production install has no personalization key until the key ceremony
+    doctor = run_py("doctor")
+    assert doctor.returncode == 1 and "scp03-master" in doctor.stdout, doctor.stdout
+    ceremony = run_py("keys", "import-perso", "--components", "2",
+                      stdin="404142434445464748494A4B4C4D4E4F\n00112233445566778899AABBCCDDEEFF\n")
+    assert ceremony.returncode == 0, ceremony.stdout + ceremony.stderr
+    doctor = run_py("doctor")
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
     assert "ok   database" in doctor.stdout and "ok   token" in doctor.stdout
 

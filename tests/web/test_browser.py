@@ -98,7 +98,7 @@ class Stack:
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
     st = Stack(tmp_path)
-    st.run("init")
+    st.run("init", "--dev")
     st.run("demo-data", "--count", "6", "--out", str(tmp_path / "batch.zip"), "--seed", "11",
            "--batch-id", "WEB-E2E-1", "--office", OFFICE)
     st.run("user", "add", "sup1", "--role", "supervisor", "--office", OFFICE,
