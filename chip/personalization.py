@@ -15,9 +15,10 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
-from chip import biometrics
+from chip import activeauth, biometrics
 from chip.apdu import CommandApdu, Ins
 from chip.api import CardChannel, DocumentSigner, KeyDiversifier
+from chip.bac import BacKey
 from chip.cardops import CardFacts, card_facts, read_ef
 from chip.diversification import scp03_static_keys
 from chip.errors import (
@@ -31,7 +32,18 @@ from chip.errors import (
     VerificationError,
 )
 from chip.face import compact_signature, fit_face
-from chip.lds import DATA_GROUPS, Ef, HolderData, dg1, dg2, dg7, dg11, dg12, ef_com
+from chip.lds import (
+    DATA_GROUPS,
+    Ef,
+    HolderData,
+    dg1,
+    dg2,
+    dg7,
+    dg11,
+    dg12,
+    ef_com,
+    parse_dg1,
+)
 from chip.scp03 import SecurityLevel, initialize_update, open_host_session
 from chip.sod import build_sod
 from chip.tlv import tlv
@@ -73,6 +85,7 @@ class PersonalizationOptions:
     max_face_bytes: int = 12_000
     min_face_bytes: int = 2_000
     scp03_kvn: int = 0x30
+    active_authentication: bool = True  # the card makes an AA key pair; DG15 holds its key
 
 
 @dataclass(frozen=True)
@@ -158,7 +171,8 @@ def _sod_size_estimate(signer: DocumentSigner, dgs: tuple[int, ...]) -> int:
 
 
 def build_files(holder: HolderData, keys: PersonalizationKeys, uid: bytes,
-                free_bytes: int | None, options: PersonalizationOptions) -> dict[Ef, bytes]:
+                free_bytes: int | None, options: PersonalizationOptions,
+                dg15: bytes | None = None) -> dict[Ef, bytes]:
     """Every EF, EF.SOD last, sized to the card: the face takes what memory is left.
 
     Raises :class:`CapacityError` (card still blank) when the data cannot fit.
@@ -173,6 +187,8 @@ def build_files(holder: HolderData, keys: PersonalizationKeys, uid: bytes,
     if fingers:
         groups[Ef.DG3] = biometrics.encrypt_dg3(fingers, keys.biometric_master, uid,
                                                 holder.document_number, keys.biometric_key_id)
+    if dg15 is not None:
+        groups[Ef.DG15] = dg15
     present = [ef for ef in DATA_GROUPS if ef in groups or ef is Ef.DG2]
     com = ef_com(present)
     sod_size = _sod_size_estimate(keys.signer, tuple(sorted(
@@ -252,8 +268,6 @@ def personalize(channel: CardChannel, holder: HolderData, keys: PersonalizationK
         if facts.state is CardState.PARTIAL:
             raise NotBlankError(f"card already holds {facts.used_bytes} bytes of files",
                                 card_state=CardState.PARTIAL)
-        with clock.phase("build"):
-            files = build_files(holder, keys, facts.uid, facts.free_bytes, options)
         with clock.phase("secure_channel"):
             static = scp03_static_keys(keys.scp03_master, facts.uid, options.scp03_kvn)
             host_challenge = os.urandom(8)
@@ -264,6 +278,11 @@ def personalize(channel: CardChannel, holder: HolderData, keys: PersonalizationK
                        context="EXTERNAL AUTHENTICATE", secure=False)
             t.session = session
         handshake = t.stats.bytes_sent + t.stats.bytes_received
+        with clock.phase("build"):
+            # The AA key pair is made on the card before the files are built (DG15 goes into
+            # EF.SOD); a CapacityError after it still leaves a card without files (blank).
+            dg15 = activeauth.generate_on_card(t) if options.active_authentication else None
+            files = build_files(holder, keys, facts.uid, facts.free_bytes, options, dg15)
         chunk = _chunk_size(facts)
         for ef, data in files.items():
             with clock.phase("write"):
@@ -275,6 +294,8 @@ def personalize(channel: CardChannel, holder: HolderData, keys: PersonalizationK
             with clock.phase("readback"):
                 _check_hashes(t, files)
         with clock.phase("lock"):
+            t.transmit(access_keys_command(BacKey.from_mrz(parse_dg1(files[Ef.DG1]))),
+                       context="PUT DATA (access keys)")
             tracker.lock_sent = tracker.in_flight = True
             t.transmit(CommandApdu(0x80, Ins.ACTIVATE_FILE, 0, 0), context="ACTIVATE (lock)")
             tracker.in_flight = False
@@ -306,6 +327,12 @@ def personalize(channel: CardChannel, holder: HolderData, keys: PersonalizationK
         files={ef.value.name: len(v) for ef, v in files.items()},
         face_bytes=len(files[Ef.DG2]),
     )
+
+
+def access_keys_command(bac: BacKey) -> CommandApdu:
+    """PUT DATA ``00A0``: the BAC keys the card enforces once locked (sent under SCP03)."""
+    k_enc, k_mac = bac.keys()
+    return CommandApdu(0x80, 0xDA, 0x00, 0xA0, tlv(0xA0, tlv(0x80, k_enc) + tlv(0x81, k_mac)))
 
 
 def _write_file(t: Transport, tracker: _WriteTracker, ef: Ef, data: bytes, chunk: int,

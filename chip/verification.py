@@ -1,8 +1,9 @@
 """Read a personalized card back and check it: passive authentication, biometrics, lock.
 
-:func:`verify_card` plays the terminal: it reads EF.COM, EF.SOD and every data group in the
-clear, checks the SOD signature, the document signer against the CSCA and each hash, and, given
-the biometric master key, decrypts DG3.
+:func:`verify_card` plays the terminal: it opens BAC with the MRZ key it is given, reads EF.COM,
+EF.SOD and every data group under secure messaging, checks the SOD signature, the document
+signer against the CSCA and each hash, runs Active Authentication when DG15 is present (a clone
+fails it), and, given the biometric master key, decrypts DG3.
 """
 
 from __future__ import annotations
@@ -10,10 +11,18 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from chip import biometrics
+from chip import activeauth, biometrics
 from chip.api import CardChannel, KeyDiversifier
+from chip.bac import BacKey, perform_bac
 from chip.cardops import card_facts, read_ef
-from chip.errors import CardState, FileMissingError, VerificationError
+from chip.errors import (
+    CardState,
+    ChipError,
+    FileMissingError,
+    SecureChannelError,
+    StatusWordError,
+    VerificationError,
+)
 from chip.face import face_image
 from chip.lds import Ef, biometric_instances, parse_dg1, parse_ef_com
 from chip.sod import parse_sod, passive_authentication
@@ -53,6 +62,8 @@ class VerificationReport:
     biometrics_ok: bool | None = None
     fingers_decrypted: int = 0
     face_bytes: int = 0
+    access_control: str = "none"  # "BAC" once the chip accepted our MRZ key
+    active_authentication: bool | None = None  # None: the card has no DG15
     problems: list[str] = field(default_factory=list)
     apdus: int = 0
     bytes_received: int = 0
@@ -67,12 +78,14 @@ class VerificationReport:
     @property
     def ok(self) -> bool:
         return (self.passive_authentication_ok and self.locked and not self.problems
-                and self.biometrics_ok is not False)
+                and self.biometrics_ok is not False and self.active_authentication is not False)
 
     def as_dict(self) -> dict[str, object]:
         return {
             "ok": self.ok, "reader": self.reader, "chip_uid": self.chip_uid, "atr": self.atr,
             "locked": self.locked, "card_state": self.card_state.value,
+            "access_control": self.access_control,
+            "active_authentication": self.active_authentication,
             "document_number": self.document_number, "mrz": self.mrz, "files": self.files,
             "passive_authentication": {
                 "ok": self.passive_authentication_ok, "signature_valid": self.signature_valid,
@@ -89,8 +102,13 @@ class VerificationReport:
 
 def verify_card(channel: CardChannel, csca_der: bytes | None,
                 biometric_master: KeyDiversifier | None = None,
-                expected_fingers: list[bytes] | None = None) -> VerificationReport:
+                expected_fingers: list[bytes] | None = None, *,
+                access: BacKey | None = None,
+                require_active_authentication: bool = True) -> VerificationReport:
     """Read and check the card on ``channel``; problems are reported, not raised.
+
+    ``access`` is the BAC key from the holder's MRZ (without it a locked card answers 6982).
+    A card without DG15 is a problem unless ``require_active_authentication`` is False.
 
     Raises :class:`~chip.errors.ChipError` only when the card cannot be read at all.
     """
@@ -101,13 +119,26 @@ def verify_card(channel: CardChannel, csca_der: bytes | None,
                                 channel.atr.hex().upper(), facts.state is CardState.LOCKED,
                                 facts.state)
     files: dict[int, bytes] = {}
+    secure = False
+    if access is not None:
+        try:
+            perform_bac(t, access)
+        except (SecureChannelError, StatusWordError) as exc:
+            report.problems.append(f"BAC failed (wrong MRZ or not our card): {exc}")
+            report.seconds = round(time.perf_counter() - started, 6)
+            return report
+        report.access_control, secure = "BAC", True
     try:
-        com = read_ef(t, Ef.COM, facts)
+        com = read_ef(t, Ef.COM, facts, secure=secure)
         report.raw_files["EF.COM"] = com
-        sod_raw = read_ef(t, Ef.SOD, facts)
+        sod_raw = read_ef(t, Ef.SOD, facts, secure=secure)
         report.raw_files["EF.SOD"] = sod_raw
     except FileMissingError as exc:
         report.problems.append(f"card is not personalized: {exc}")
+        report.seconds = round(time.perf_counter() - started, 6)
+        return report
+    except StatusWordError as exc:
+        report.problems.append(f"card refuses to be read: {exc}")
         report.seconds = round(time.perf_counter() - started, 6)
         return report
     try:
@@ -124,7 +155,7 @@ def verify_card(channel: CardChannel, csca_der: bytes | None,
         if ef.value.tag not in listed:
             report.problems.append(f"DG{n} is in EF.SOD but not in EF.COM")
         try:
-            files[n] = read_ef(t, ef, facts)
+            files[n] = read_ef(t, ef, facts, secure=secure)
             report.raw_files[ef.value.name] = files[n]
         except FileMissingError:
             report.problems.append(f"DG{n} listed in EF.SOD is missing")
@@ -161,6 +192,16 @@ def verify_card(channel: CardChannel, csca_der: bytes | None,
         except VerificationError as exc:
             report.biometrics_ok = False
             report.problems.append(str(exc))
+    if 15 in files and report.dg_hashes_valid.get(15):
+        try:
+            problem = activeauth.check(t, files[15])
+        except (ChipError, ValueError) as exc:
+            problem = f"Active Authentication failed: {exc}"
+        report.active_authentication = problem is None
+        if problem:
+            report.problems.append(problem)
+    elif require_active_authentication:
+        report.problems.append("no Active Authentication (DG15 missing or not covered by EF.SOD)")
     if not report.locked:
         report.problems.append("card is not locked")
     report.apdus = t.stats.apdus
@@ -170,13 +211,16 @@ def verify_card(channel: CardChannel, csca_der: bytes | None,
 
 
 def verify_reader(reader: str, csca_der: bytes | None,
-                  biometric_master: KeyDiversifier | None = None) -> VerificationReport:
+                  biometric_master: KeyDiversifier | None = None, *,
+                  access: BacKey | None = None,
+                  require_active_authentication: bool = True) -> VerificationReport:
     """:func:`verify_card` on PC/SC reader ``reader``."""
     from chip.pcsc import PcscChannel
 
     channel = PcscChannel(reader, exclusive=False)
     try:
-        return verify_card(channel, csca_der, biometric_master)
+        return verify_card(channel, csca_der, biometric_master, access=access,
+                           require_active_authentication=require_active_authentication)
     finally:
         channel.close()
 

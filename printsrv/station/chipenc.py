@@ -93,6 +93,8 @@ class PcscEncoder:
     def personalize(self, card: CardInput, *, blank_serial: str) -> ChipResult:
         if card.card_type == "KIA":
             return ChipResult(uid="", details={"chip": False})
+        from chip.bac import BacKey
+        from chip.lds import td1_mrz
         from chip.pcsc import PcscChannel
         from chip.personalization import personalize
         from chip.verification import verify_card
@@ -109,7 +111,9 @@ class PcscEncoder:
             fingers = [
                 x for x in (card.finger_right_index_fmr, card.finger_left_index_fmr) if x
             ]
-            report = verify_card(channel, self._csca, keys.biometric_master, fingers or None)
+            access = BacKey.from_mrz(td1_mrz(holder))  # the verify reads as a terminal: BAC
+            report = verify_card(channel, self._csca, keys.biometric_master, fingers or None,
+                                 access=access)
         finally:
             channel.close()
         if not report.ok:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import pytest
 from PIL import Image
 
+from chip.bac import BacKey
 from chip.errors import (
     CapacityError,
     CardLockedError,
@@ -24,7 +25,7 @@ from chip.errors import (
     SecureChannelError,
     WrongCardError,
 )
-from chip.lds import HolderData
+from chip.lds import HolderData, td1_mrz
 from chip.personalization import (
     PersonalizationKeys,
     PersonalizationOptions,
@@ -42,9 +43,11 @@ CardFactory = Callable[..., SimulatedCard]
 def _good(card: SimulatedCard, pki: DemoPki, bio: SoftKeyDiversifier,
           holder: HolderData) -> None:
     fingers = [holder.finger_right_index_fmr or b"", holder.finger_left_index_fmr or b""]
-    report = verify_card(SimulatedChannel(card), pki.csca_certificate_der, bio, fingers)
+    report = verify_card(SimulatedChannel(card), pki.csca_certificate_der, bio, fingers,
+                         access=BacKey.from_mrz(td1_mrz(holder)))
     assert report.ok, report.problems
     assert report.document_number == holder.document_number
+    assert report.access_control == "BAC" and report.active_authentication is True
 
 
 @pytest.mark.parametrize("readback", list(ReadBack))
@@ -58,7 +61,8 @@ def test_personalize_and_verify(make_card: CardFactory, keys: PersonalizationKey
     assert result.atr == card.atr.hex().upper()
     assert result.apdus == card.apdu_count
     assert result.bytes_sent > result.payload_bytes > 10_000
-    assert set(result.files) == {"EF.COM", "DG1", "DG2", "DG3", "DG7", "DG11", "DG12", "EF.SOD"}
+    assert set(result.files) == {"EF.COM", "DG1", "DG2", "DG3", "DG7", "DG11", "DG12", "DG15",
+                                 "EF.SOD"}
     assert card.life_cycle is LifeCycle.OPERATIONAL
     assert probe_card_state(SimulatedChannel(card)) is CardState.LOCKED
     _good(card, pki, bio_master, holder)
