@@ -35,6 +35,27 @@ CARD_ACCESS_FID, CARD_ACCESS_SFI = 0x011C, 0x1C
 
 
 @dataclass(frozen=True)
+class CanKey:
+    """The card access number printed on the card: the PACE password a terminal is given."""
+
+    can: str
+
+    def __repr__(self) -> str:
+        return "CanKey(<redacted>)"
+
+
+def read_card_access(t: Transport) -> bytes:
+    """EF.CardAccess by SFI from the current DF/MF (public, read in the clear)."""
+    return t.transmit(CommandApdu(0x00, 0xB0, 0x80 | CARD_ACCESS_SFI, 0x00, le=256),
+                      context="READ EF.CardAccess", secure=False).data
+
+
+def perform_pace_can(t: Transport, key: CanKey) -> SecureMessaging:
+    """PACE with the CAN, with the curve EF.CardAccess names."""
+    return perform_pace(t, key.can, PASSWORD_CAN, param_id=parse_card_access(read_card_access(t)))
+
+
+@dataclass(frozen=True)
 class Curve:
     p: int
     a: int

@@ -247,8 +247,10 @@ def _create_command(ef: Ef, size: int) -> CommandApdu:
 
 
 def personalize(channel: CardChannel, holder: HolderData, keys: PersonalizationKeys,
-                options: PersonalizationOptions | None = None) -> PersonalizationResult:
-    """Personalize and lock the card on ``channel``.
+                options: PersonalizationOptions | None = None, *,
+                can: str | None = None) -> PersonalizationResult:
+    """Personalize and lock the card on ``channel``; ``can`` (6 digits, printed on the card)
+    becomes the card's PACE password, besides BAC from the MRZ.
 
     Raises a :class:`~chip.errors.ChipError` whose ``card_state`` says whether the card is
     still blank (retry), partly written (spoil), locked or unknown. Never returns for a card
@@ -294,7 +296,7 @@ def personalize(channel: CardChannel, holder: HolderData, keys: PersonalizationK
             with clock.phase("readback"):
                 _check_hashes(t, files)
         with clock.phase("lock"):
-            t.transmit(access_keys_command(BacKey.from_mrz(parse_dg1(files[Ef.DG1]))),
+            t.transmit(access_keys_command(BacKey.from_mrz(parse_dg1(files[Ef.DG1])), can),
                        context="PUT DATA (access keys)")
             tracker.lock_sent = tracker.in_flight = True
             t.transmit(CommandApdu(0x80, Ins.ACTIVATE_FILE, 0, 0), context="ACTIVATE (lock)")
@@ -329,10 +331,16 @@ def personalize(channel: CardChannel, holder: HolderData, keys: PersonalizationK
     )
 
 
-def access_keys_command(bac: BacKey) -> CommandApdu:
-    """PUT DATA ``00A0``: the BAC keys the card enforces once locked (sent under SCP03)."""
+def access_keys_command(bac: BacKey, can: str | None = None) -> CommandApdu:
+    """PUT DATA ``00A0``: the BAC keys and the CAN the card enforces once locked (sent under
+    SCP03 with C-DECRYPTION)."""
     k_enc, k_mac = bac.keys()
-    return CommandApdu(0x80, 0xDA, 0x00, 0xA0, tlv(0xA0, tlv(0x80, k_enc) + tlv(0x81, k_mac)))
+    body = tlv(0x80, k_enc) + tlv(0x81, k_mac)
+    if can is not None:
+        if not (len(can) == 6 and can.isdigit()):
+            raise ValueError("the CAN is 6 digits")
+        body += tlv(0x82, can.encode("ascii"))
+    return CommandApdu(0x80, 0xDA, 0x00, 0xA0, tlv(0xA0, body))
 
 
 def _write_file(t: Transport, tracker: _WriteTracker, ef: Ef, data: bytes, chunk: int,
@@ -381,7 +389,8 @@ def probe_card_state(channel: CardChannel) -> CardState:
 
 
 def personalize_reader(reader: str, holder: HolderData, keys: PersonalizationKeys,
-                       options: PersonalizationOptions | None = None) -> PersonalizationResult:
+                       options: PersonalizationOptions | None = None, *,
+                       can: str | None = None) -> PersonalizationResult:
     """:func:`personalize` on the card in PC/SC reader ``reader`` (exclusive connection)."""
     from chip.pcsc import PcscChannel
 
@@ -391,7 +400,7 @@ def personalize_reader(reader: str, holder: HolderData, keys: PersonalizationKey
         exc.card_state = CardState.BLANK  # nothing was sent to the card
         raise
     try:
-        return personalize(channel, holder, keys, options)
+        return personalize(channel, holder, keys, options, can=can)
     finally:
         channel.close()
 

@@ -25,6 +25,7 @@ from chip.errors import (
 )
 from chip.face import face_image
 from chip.lds import Ef, biometric_instances, parse_dg1, parse_ef_com
+from chip.pace import CanKey, perform_pace_can
 from chip.sod import parse_sod, passive_authentication
 from chip.tlv import unwrap
 from chip.transport import Transport
@@ -103,11 +104,12 @@ class VerificationReport:
 def verify_card(channel: CardChannel, csca_der: bytes | None,
                 biometric_master: KeyDiversifier | None = None,
                 expected_fingers: list[bytes] | None = None, *,
-                access: BacKey | None = None,
+                access: BacKey | CanKey | None = None,
                 require_active_authentication: bool = True) -> VerificationReport:
     """Read and check the card on ``channel``; problems are reported, not raised.
 
-    ``access`` is the BAC key from the holder's MRZ (without it a locked card answers 6982).
+    ``access`` is the BAC key from the holder's MRZ or the card's CAN for PACE (without it a
+    locked card answers 6982).
     A card without DG15 is a problem unless ``require_active_authentication`` is False.
 
     Raises :class:`~chip.errors.ChipError` only when the card cannot be read at all.
@@ -121,13 +123,17 @@ def verify_card(channel: CardChannel, csca_der: bytes | None,
     files: dict[int, bytes] = {}
     secure = False
     if access is not None:
+        protocol = "PACE" if isinstance(access, CanKey) else "BAC"
         try:
-            perform_bac(t, access)
+            if isinstance(access, CanKey):
+                perform_pace_can(t, access)
+            else:
+                perform_bac(t, access)
         except (SecureChannelError, StatusWordError) as exc:
-            report.problems.append(f"BAC failed (wrong MRZ or not our card): {exc}")
+            report.problems.append(f"{protocol} failed (wrong key or not our card): {exc}")
             report.seconds = round(time.perf_counter() - started, 6)
             return report
-        report.access_control, secure = "BAC", True
+        report.access_control, secure = protocol, True
     try:
         com = read_ef(t, Ef.COM, facts, secure=secure)
         report.raw_files["EF.COM"] = com
@@ -212,7 +218,7 @@ def verify_card(channel: CardChannel, csca_der: bytes | None,
 
 def verify_reader(reader: str, csca_der: bytes | None,
                   biometric_master: KeyDiversifier | None = None, *,
-                  access: BacKey | None = None,
+                  access: BacKey | CanKey | None = None,
                   require_active_authentication: bool = True) -> VerificationReport:
     """:func:`verify_card` on PC/SC reader ``reader``."""
     from chip.pcsc import PcscChannel

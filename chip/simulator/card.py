@@ -6,7 +6,8 @@ session with C-MAC and C-DECRYPTION and only while the application's life cycle 
 *initialisation* (03); reading an EF then also needs that session. ACTIVATE FILE moves it to
 *operational* (05): from then on every write is refused with 6985, for ever, and SELECT of an
 EF or READ BINARY answers 6982 unless the command comes under ICAO secure messaging opened by
-BAC (GET CHALLENGE + EXTERNAL AUTHENTICATE with CLA 00). INTERNAL AUTHENTICATE (Active
+BAC (GET CHALLENGE + EXTERNAL AUTHENTICATE with CLA 00) or by PACE with the CAN (MSE:Set AT +
+GENERAL AUTHENTICATE; EF.CardAccess 011C / SFI 1C is public). INTERNAL AUTHENTICATE (Active
 Authentication) signs the terminal's challenge with the ECDSA key made inside the card.
 
 Extensions (documented in docs/chip.md): ``80 2A 90 80`` HASH FILES with a list of FIDs
@@ -37,6 +38,7 @@ from chip.bac import BacCard
 from chip.diversification import scp03_static_keys
 from chip.errors import CardRemovedError, SecureChannelError
 from chip.lds import LDS_AID
+from chip.pace import CARD_ACCESS_FID, CARD_ACCESS_SFI, PaceCard, card_access
 from chip.scp03 import InitializeUpdateResponse, Scp03Session, SecurityLevel
 from chip.securemessaging import SM_CLA, SecureMessaging
 from chip.tlv import find, parse, tlv
@@ -101,12 +103,14 @@ class CardConfig:
 
 
 # Proprietary personalization commands (documented in docs/chip.md).
-PUT_DATA_ACCESS_KEYS = 0x00A0  # PUT DATA P1-P2: A0 { 80 BAC K_enc, 81 BAC K_mac }
+PUT_DATA_ACCESS_KEYS = 0x00A0  # PUT DATA P1-P2: A0 { 80 BAC K_enc, 81 BAC K_mac, 82 CAN }
 INS_PUT_DATA = 0xDA
 INS_GENERATE_KEY_PAIR = 0x46  # GENERATE ASYMMETRIC KEY PAIR: Active Authentication key
 INS_GET_CHALLENGE = 0x84
 INS_INTERNAL_AUTHENTICATE = 0x88
 INS_MUTUAL_AUTHENTICATE = 0x82
+INS_MSE = 0x22
+INS_GENERAL_AUTHENTICATE = 0x86
 
 
 @dataclass
@@ -116,6 +120,7 @@ class Secrets:
     bac_enc: bytes | None = None
     bac_mac: bytes | None = None
     aa_private_pem: bytes | None = None
+    can: bytes | None = None  # PACE password (6 ASCII digits)
 
     def as_dict(self) -> dict[str, str | None]:
         return {k: (v.hex() if v is not None else None) for k, v in vars(self).items()}
@@ -130,6 +135,7 @@ class _Session:
     scp: Scp03Session | None = None
     sm: SecureMessaging | None = None  # ICAO secure messaging after BAC
     bac: BacCard | None = None
+    pace: PaceCard | None = None
     app_selected: bool = False
     current_ef: CardFile | None = None
 
@@ -225,7 +231,7 @@ class SimulatedCard:
             if cmd.ins == Ins.GET_DATA and cmd.p1 == 0x00:
                 return self.config.uid + _sw(Sw.OK)
             return _sw(Sw.INS_NOT_SUPPORTED)
-        if cmd.cla not in (0x00, 0x80, 0x84, 0x04, SM_CLA):
+        if cmd.cla not in (0x00, 0x10, 0x80, 0x84, 0x04, SM_CLA):  # 10: chaining (PACE)
             return _sw(Sw.CLA_NOT_SUPPORTED)
         session = self._session
         if cmd.cla == SM_CLA:
@@ -282,6 +288,8 @@ class SimulatedCard:
             INS_GENERATE_KEY_PAIR: self._generate_key_pair,
             INS_GET_CHALLENGE: self._get_challenge,
             INS_INTERNAL_AUTHENTICATE: self._internal_authenticate,
+            INS_MSE: self._mse_set_at,
+            INS_GENERAL_AUTHENTICATE: self._general_authenticate,
         }
         if ins == INS_MUTUAL_AUTHENTICATE and cmd.cla == 0x00:
             return self._mutual_authenticate(cmd)
@@ -334,6 +342,12 @@ class SimulatedCard:
             return ResponseApdu(self._app_fcp() if want_fcp else b"", Sw.OK)
         if cmd.p1 in (0x00, 0x02) and len(cmd.data) == 2:
             fid = int.from_bytes(cmd.data, "big")
+            if fid == 0x3F00 and cmd.p1 == 0x00:  # the MF
+                self._session.app_selected, self._session.current_ef = False, None
+                return ResponseApdu(b"", Sw.OK)
+            if fid == CARD_ACCESS_FID and self._card_access() is not None:
+                self._session.current_ef = self._card_access()
+                return ResponseApdu(b"", Sw.OK)
             f = self.files.get(fid) if self._session.app_selected else None
             if f is None:
                 return ResponseApdu(b"", Sw.FILE_NOT_FOUND)
@@ -363,7 +377,22 @@ class SimulatedCard:
             return f, cmd.p2, cmd.data, Sw.OK
         return self._session.current_ef, (cmd.p1 << 8) | cmd.p2, cmd.data, Sw.OK
 
+    def _card_access(self) -> CardFile | None:
+        """EF.CardAccess in the MF, public: present once the card knows its CAN."""
+        if self.secrets.can is None:
+            return None
+        return CardFile(CARD_ACCESS_FID, CARD_ACCESS_SFI, bytearray(card_access()))
+
     def _read_binary(self, cmd: CommandApdu) -> ResponseApdu:
+        current = self._session.current_ef
+        public = self._card_access()
+        if public is not None and not cmd.ins & 1 and (
+                (cmd.p1 & 0x80 and cmd.p1 & 0x1F == CARD_ACCESS_SFI)
+                or (not cmd.p1 & 0x80 and current is not None
+                    and current.fid == CARD_ACCESS_FID)):
+            offset = cmd.p2 if cmd.p1 & 0x80 else (cmd.p1 << 8) | cmd.p2
+            chunk = bytes(public.data[offset : offset + (cmd.le or 256)])
+            return ResponseApdu(chunk, Sw.OK if len(chunk) == (cmd.le or 256) else Sw.END_OF_FILE)
         if not self._session.app_selected:
             return ResponseApdu(b"", Sw.CONDITIONS)
         if not self._read_allowed:
@@ -481,9 +510,11 @@ class SimulatedCard:
             k_enc, k_mac = items[0x80], items[0x81]
         except (ValueError, KeyError):
             return ResponseApdu(b"", Sw.WRONG_DATA)
-        if len(k_enc) != 16 or len(k_mac) != 16:
+        can = items.get(0x82)
+        if len(k_enc) != 16 or len(k_mac) != 16 or (
+                can is not None and not (len(can) == 6 and can.isdigit())):
             return ResponseApdu(b"", Sw.WRONG_DATA)
-        self.secrets.bac_enc, self.secrets.bac_mac = k_enc, k_mac
+        self.secrets.bac_enc, self.secrets.bac_mac, self.secrets.can = k_enc, k_mac, can
         self._save()
         return ResponseApdu(b"", Sw.OK)
 
@@ -517,6 +548,33 @@ class SimulatedCard:
         except SecureChannelError:
             return ResponseApdu(b"", Sw.SECURITY_STATUS)
         self._session.sm = sm
+        return ResponseApdu(reply, Sw.OK)
+
+    def _mse_set_at(self, cmd: CommandApdu) -> ResponseApdu:
+        """MSE:Set AT for PACE (``00 22 C1 A4``) with the CAN as password."""
+        if (cmd.p1, cmd.p2) != (0xC1, 0xA4):
+            return ResponseApdu(b"", Sw.INCORRECT_P1P2)
+        if self.secrets.can is None:
+            return ResponseApdu(b"", Sw.REFERENCED_DATA_NOT_FOUND)
+        pace = PaceCard(self.secrets.can.decode("ascii"))
+        try:
+            pace.set_at(cmd.data)
+        except SecureChannelError:
+            return ResponseApdu(b"", Sw.REFERENCED_DATA_NOT_FOUND)
+        self._session.pace, self._session.sm = pace, None
+        return ResponseApdu(b"", Sw.OK)
+
+    def _general_authenticate(self, cmd: CommandApdu) -> ResponseApdu:
+        pace = self._session.pace
+        if pace is None:
+            return ResponseApdu(b"", Sw.CONDITIONS)
+        try:
+            reply, sm = pace.general_authenticate(cmd.data)
+        except SecureChannelError:
+            self._session.pace = None
+            return ResponseApdu(b"", 0x6300)  # authentication failed (wrong CAN)
+        if sm is not None:
+            self._session.pace, self._session.sm = None, sm
         return ResponseApdu(reply, Sw.OK)
 
     def _internal_authenticate(self, cmd: CommandApdu) -> ResponseApdu:
