@@ -44,6 +44,7 @@ def register(sub: Any) -> None:
     access.add_argument("--request-id",
                         help="open BAC with the MRZ of this record (the card's own record)")
     access.add_argument("--mrz", help="open BAC with this MRZ (TD1 90 or TD3 88 characters)")
+    access.add_argument("--can", help="open PACE with this card access number (6 digits)")
     s.add_argument("--no-access-control", action="store_true",
                    help="read without BAC (a locked card then answers 6982)")
     s.add_argument("--allow-no-aa", action="store_true",
@@ -91,7 +92,8 @@ def cmd_personalize(args: argparse.Namespace) -> int:
         keys = PersonalizationKeys(store.document_signer(), store.scp03_master(),
                                    store.biometric_master())
         try:
-            result = personalize_reader(args.reader, holder, keys, options)
+            result = personalize_reader(args.reader, holder, keys, options,
+                                        can=card_input.card_access_number)
         except ChipError as exc:
             payload = {"ok": False, "error": type(exc).__name__, "message": str(exc),
                        "card_state": exc.card_state.value, "retryable": exc.retryable}
@@ -118,21 +120,28 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from chip.api import KeyDiversifier
     from chip.bac import BacKey
     from chip.errors import ChipError
+    from chip.pace import CanKey
     from chip.verification import sod_content_info, verify_reader
 
     settings = load_settings()
     master: KeyDiversifier | None = None
     csca_der: bytes | None = None
-    access: BacKey | None = None
+    access: BacKey | CanKey | None = None
     try:
-        if args.mrz:
+        if args.can:
+            if not (len(args.can) == 6 and args.can.isdigit()):
+                print("error: --can: the card access number is 6 digits", file=sys.stderr)
+                return 2
+            access = CanKey(args.can)
+        elif args.mrz:
             access = BacKey.from_mrz(args.mrz)
         elif args.request_id:
             from printsrv.products import record_bac_key
 
             access = record_bac_key(settings, args.request_id)
         elif not args.no_access_control:
-            print("error: give --request-id or --mrz (the BAC key), or --no-access-control",
+            print("error: give --can (PACE), --request-id or --mrz (BAC),"
+                  " or --no-access-control",
                   file=sys.stderr)
             return 2
     except (ChipError, PrintSrvError) as exc:

@@ -95,6 +95,7 @@ class PcscEncoder:
             return ChipResult(uid="", details={"chip": False})
         from chip.bac import BacKey
         from chip.lds import td1_mrz
+        from chip.pace import CanKey
         from chip.pcsc import PcscChannel
         from chip.personalization import personalize
         from chip.verification import verify_card
@@ -107,11 +108,13 @@ class PcscEncoder:
             exc.card_state = CardState.BLANK
             raise
         try:
-            result = personalize(channel, holder, keys)
+            result = personalize(channel, holder, keys, can=card.card_access_number)
             fingers = [
                 x for x in (card.finger_right_index_fmr, card.finger_left_index_fmr) if x
             ]
-            access = BacKey.from_mrz(td1_mrz(holder))  # the verify reads as a terminal: BAC
+            # the verify reads as a terminal would: PACE with the CAN, else BAC from the MRZ
+            access: BacKey | CanKey = (CanKey(card.card_access_number) if card.card_access_number
+                                       else BacKey.from_mrz(td1_mrz(holder)))
             report = verify_card(channel, self._csca, keys.biometric_master, fingers or None,
                                  access=access)
         finally:

@@ -27,6 +27,7 @@ from chip.errors import (
     WrongCardError,
 )
 from chip.lds import HolderData, td1_mrz
+from chip.pace import CanKey
 from chip.pcsc import PcscChannel, list_readers
 from chip.personalization import PersonalizationKeys, personalize_reader, probe_card_state
 from chip.softkeys import DemoPki, SoftKeyDiversifier
@@ -107,6 +108,25 @@ def test_locked_card_needs_bac(pcsc_stack: Any, keys: PersonalizationKeys, holde
     assert "BAC failed" in " ".join(report.problems)
     report = verify_reader(reader, pki.csca_certificate_der, None, access=right)
     assert report.ok, report.problems
+
+
+def test_pace_with_the_can(pcsc_stack: Any, keys: PersonalizationKeys, holder: HolderData,
+                           pki: DemoPki) -> None:
+    pcsc_stack.restart_simulator(0)
+    reader = pcsc_stack.reader_name(0)
+    personalize_reader(reader, holder, keys, can="019283")
+    # EF.CardAccess is public: opensc-tool reads the PACEInfo without a key
+    index = list_readers().index(reader)
+    proc = subprocess.run(["opensc-tool", "-r", str(index), "-s", "00A4000C023F00",
+                           "-s", "00B09C0000"],
+                          capture_output=True, text=True, check=False, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert "31 14 30 12 06 0A 04 00 7F 00 07 02 02 04 02 02" in proc.stdout, proc.stdout
+    report = verify_reader(reader, pki.csca_certificate_der, None, access=CanKey("019283"))
+    assert report.ok, report.problems
+    assert report.access_control == "PACE" and report.active_authentication is True
+    wrong = verify_reader(reader, pki.csca_certificate_der, None, access=CanKey("019284"))
+    assert not wrong.ok and not wrong.raw_files
 
 
 @pytest.mark.parametrize("same_uid", [True, False], ids=["same-uid", "other-uid"])

@@ -115,6 +115,18 @@ def test_cli_personalize_writes_the_stations_data_groups(
         with pytest.raises(SystemExit) as done:
             main(["chip", "verify", "--reader", config.reader, "--no-access-control"])
         assert done.value.code == 1
+        # ... and PACE with the CAN the record was given for its card
+        with unit_of_work(settings) as session:
+            can = session.scalar(select(Record.card_access_number)
+                                 .where(Record.request_id == rid))
+        assert can is not None and len(can) == 6 and can.isdigit()
+        with pytest.raises(SystemExit) as done:
+            main(["chip", "verify", "--reader", config.reader, "--can", can])
+        assert done.value.code == 0
+        wrong = f"{(int(can) + 1) % 1_000_000:06d}"
+        with pytest.raises(SystemExit) as done:
+            main(["chip", "verify", "--reader", config.reader, "--can", wrong])
+        assert done.value.code == 1
     finally:
         feeder.stop()
     assert station_chip.uid
