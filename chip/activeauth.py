@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 
+from asn1crypto import core
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -18,12 +19,36 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from chip.apdu import CommandApdu
 from chip.errors import StatusWordError, VerificationError
-from chip.tlv import find, tlv, unwrap
+from chip.tlv import find, parse, tlv, unwrap
 from chip.transport import Transport
 
 INS_GENERATE_KEY_PAIR = 0x46
 INS_INTERNAL_AUTHENTICATE = 0x88
-DG15_TAG = 0x6F
+DG14_TAG, DG15_TAG = 0x6E, 0x6F
+OID_ACTIVE_AUTHENTICATION = "2.23.136.1.1.5"  # id-icao-mrtd-security-aaProtocolObject
+OID_ECDSA_PLAIN_SHA256 = "0.4.0.127.0.7.1.1.4.1.3"  # BSI TR-03111 ecdsa-plain-SHA256
+
+
+def _oid(dotted: str) -> bytes:
+    return tlv(0x06, core.ObjectIdentifier(dotted).contents)
+
+
+def dg14() -> bytes:
+    """DG14 = SecurityInfos { ActiveAuthenticationInfo { aa OID, version 1, ecdsa-plain-SHA256 } },
+    which ICAO 9303-11 §6.1 requires when AA uses ECDSA."""
+    info = tlv(0x30, _oid(OID_ACTIVE_AUTHENTICATION) + tlv(0x02, b"\x01")
+               + _oid(OID_ECDSA_PLAIN_SHA256))
+    return tlv(DG14_TAG, tlv(0x31, info))
+
+
+def dg14_signature_algorithm(dg14_raw: bytes) -> str | None:
+    """The signature algorithm OID DG14 names for Active Authentication (None if absent)."""
+    aa = core.ObjectIdentifier(OID_ACTIVE_AUTHENTICATION).contents
+    for tag, info in parse(unwrap(unwrap(dg14_raw, DG14_TAG), 0x31)):
+        oids = [value for t, value in parse(info) if t == 0x06] if tag == 0x30 else []
+        if len(oids) > 1 and oids[0] == aa:
+            return core.ObjectIdentifier.load(tlv(0x06, oids[1])).dotted
+    return None
 
 
 def generate_on_card(t: Transport) -> bytes:

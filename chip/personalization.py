@@ -188,6 +188,7 @@ def build_files(holder: HolderData, keys: PersonalizationKeys, uid: bytes,
         groups[Ef.DG3] = biometrics.encrypt_dg3(fingers, keys.biometric_master, uid,
                                                 holder.document_number, keys.biometric_key_id)
     if dg15 is not None:
+        groups[Ef.DG14] = activeauth.dg14()
         groups[Ef.DG15] = dg15
     present = [ef for ef in DATA_GROUPS if ef in groups or ef is Ef.DG2]
     com = ef_com(present)

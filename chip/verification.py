@@ -200,6 +200,10 @@ def verify_card(channel: CardChannel, csca_der: bytes | None,
             report.problems.append(str(exc))
     if 15 in files and report.dg_hashes_valid.get(15):
         try:
+            algorithm = (activeauth.dg14_signature_algorithm(files[14]) if 14 in files
+                         else None)
+            if algorithm not in (None, activeauth.OID_ECDSA_PLAIN_SHA256):
+                raise VerificationError(f"DG14 names AA algorithm {algorithm}, not ours")
             problem = activeauth.check(t, files[15])
         except (ChipError, ValueError) as exc:
             problem = f"Active Authentication failed: {exc}"

@@ -100,3 +100,16 @@ def test_card_side_mirrors_terminal_and_rejects_tampering() -> None:
     tampered = CommandApdu(wire.cla, wire.ins, wire.p1, 0x09, wire.data, wire.le)
     with pytest.raises(SecureChannelError):
         card.unwrap_command(tampered)
+
+
+def test_dg14_names_ecdsa_plain_sha256_for_active_authentication() -> None:
+    from chip.activeauth import OID_ECDSA_PLAIN_SHA256, dg14, dg14_signature_algorithm
+
+    raw = dg14()
+    assert raw.startswith(b"\x6e") and dg14_signature_algorithm(raw) == OID_ECDSA_PLAIN_SHA256
+    # openssl reads the same SecurityInfos
+    import subprocess
+
+    out = subprocess.run(["openssl", "asn1parse", "-inform", "DER"], input=raw[2:],
+                         capture_output=True, check=True).stdout.decode()
+    assert "2.23.136.1.1.5" in out and "0.4.0.127.0.7.1.1.4.1.3" in out, out

@@ -62,8 +62,8 @@ def test_personalize_and_verify(make_card: CardFactory, keys: PersonalizationKey
     assert result.atr == card.atr.hex().upper()
     assert result.apdus == card.apdu_count
     assert result.bytes_sent > result.payload_bytes > 10_000
-    assert set(result.files) == {"EF.COM", "DG1", "DG2", "DG3", "DG7", "DG11", "DG12", "DG15",
-                                 "EF.SOD"}
+    assert set(result.files) == {"EF.COM", "DG1", "DG2", "DG3", "DG7", "DG11", "DG12", "DG14",
+                                 "DG15", "EF.SOD"}
     assert card.life_cycle is LifeCycle.OPERATIONAL
     assert probe_card_state(SimulatedChannel(card)) is CardState.LOCKED
     _good(card, pki, bio_master, holder)
