@@ -20,6 +20,7 @@ from printsrv.keys import KeyStore
 from printsrv.localtime import local_date
 from printsrv.models import MediaKind, Record, RecordKey, RecordMedia, RecordState
 from printsrv.offices import office_code
+from printsrv.products import PRODUCTS
 
 S = RecordState
 TRANSITIONS: dict[RecordState, frozenset[RecordState]] = {
@@ -122,8 +123,9 @@ def card_input_for(
         subject=record.request_id,
         details={"purpose": purpose, "media": sorted(k.value for k in media)},
     )
-    if record.card_access_number is None:
-        record.card_access_number = new_card_access_number()
+    if record.card_access_number is None and record.card_type in PRODUCTS and (
+            PRODUCTS[record.card_type].has_chip):
+        record.card_access_number = new_card_access_number()  # kept for the card's life
     return CardInput(
         request_id=record.request_id,
         fields={k: v for k, v in record.data.items() if isinstance(v, str)},
