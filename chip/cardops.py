@@ -167,7 +167,7 @@ def read_ef(t: Transport, ef: Ef, facts: CardFacts, *, secure: bool = False) -> 
     size = select_ef(t, ef, secure=secure)
     out = bytearray()
     # Wrapped responses carry padding and an R-MAC: leave room for them.
-    room = facts.max_response_data - (32 if secure else 0)
+    room = facts.max_response_data - (48 if secure else 0)
     while len(out) < size:
         want = min(room, size - len(out))
         offset = len(out)

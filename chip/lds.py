@@ -41,10 +41,12 @@ class Ef(Enum):
     DG7 = LdsFile("DG7", 0x0107, 0x07, 0x67, 7)
     DG11 = LdsFile("DG11", 0x010B, 0x0B, 0x6B, 11)
     DG12 = LdsFile("DG12", 0x010C, 0x0C, 0x6C, 12)
+    DG14 = LdsFile("DG14", 0x010E, 0x0E, 0x6E, 14)  # SecurityInfos: the AA algorithm
+    DG15 = LdsFile("DG15", 0x010F, 0x0F, 0x6F, 15)  # Active Authentication public key
     SOD = LdsFile("EF.SOD", 0x011D, 0x1D, 0x77, None)
 
 
-DATA_GROUPS = (Ef.DG1, Ef.DG2, Ef.DG3, Ef.DG7, Ef.DG11, Ef.DG12)
+DATA_GROUPS = (Ef.DG1, Ef.DG2, Ef.DG3, Ef.DG7, Ef.DG11, Ef.DG12, Ef.DG14, Ef.DG15)
 
 
 @dataclass(frozen=True, repr=False)

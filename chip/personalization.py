@@ -15,9 +15,10 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
-from chip import biometrics
+from chip import activeauth, biometrics
 from chip.apdu import CommandApdu, Ins
 from chip.api import CardChannel, DocumentSigner, KeyDiversifier
+from chip.bac import BacKey
 from chip.cardops import CardFacts, card_facts, read_ef
 from chip.diversification import scp03_static_keys
 from chip.errors import (
@@ -33,7 +34,18 @@ from chip.errors import (
     WrongCardError,
 )
 from chip.face import compact_signature, fit_face
-from chip.lds import DATA_GROUPS, Ef, HolderData, dg1, dg2, dg7, dg11, dg12, ef_com
+from chip.lds import (
+    DATA_GROUPS,
+    Ef,
+    HolderData,
+    dg1,
+    dg2,
+    dg7,
+    dg11,
+    dg12,
+    ef_com,
+    parse_dg1,
+)
 from chip.scp03 import (
     SecurityLevel,
     StaticKeys,
@@ -85,6 +97,7 @@ class PersonalizationOptions:
     #: Before locking, replace the personalization keys by random keys nobody keeps (PUT KEY
     #: under the DEK): a locked card can never open a personalization session again.
     retire_keys: bool = True
+    active_authentication: bool = True  # the card makes an AA key pair; DG15 holds its key
 
 
 @dataclass(frozen=True)
@@ -170,7 +183,8 @@ def _sod_size_estimate(signer: DocumentSigner, dgs: tuple[int, ...]) -> int:
 
 
 def build_files(holder: HolderData, keys: PersonalizationKeys, card_identity: bytes,
-                free_bytes: int | None, options: PersonalizationOptions) -> dict[Ef, bytes]:
+                free_bytes: int | None, options: PersonalizationOptions,
+                dg15: bytes | None = None) -> dict[Ef, bytes]:
     """Every EF, EF.SOD last, sized to the card: the face takes what memory is left.
 
     Raises :class:`CapacityError` (card still blank) when the data cannot fit.
@@ -185,6 +199,9 @@ def build_files(holder: HolderData, keys: PersonalizationKeys, card_identity: by
     if fingers:
         groups[Ef.DG3] = biometrics.encrypt_dg3(fingers, keys.biometric_master, card_identity,
                                                 holder.document_number, keys.biometric_key_id)
+    if dg15 is not None:
+        groups[Ef.DG14] = activeauth.dg14()
+        groups[Ef.DG15] = dg15
     present = [ef for ef in DATA_GROUPS if ef in groups or ef is Ef.DG2]
     com = ef_com(present)
     sod_size = _sod_size_estimate(keys.signer, tuple(sorted(
@@ -243,8 +260,10 @@ def _create_command(ef: Ef, size: int) -> CommandApdu:
 
 
 def personalize(channel: CardChannel, holder: HolderData, keys: PersonalizationKeys,
-                options: PersonalizationOptions | None = None) -> PersonalizationResult:
-    """Personalize and lock the card on ``channel``.
+                options: PersonalizationOptions | None = None, *,
+                can: str | None = None) -> PersonalizationResult:
+    """Personalize and lock the card on ``channel``; ``can`` (6 digits, printed on the card)
+    becomes the card's PACE password, besides BAC from the MRZ.
 
     Raises a :class:`~chip.errors.ChipError` whose ``card_state`` says whether the card is
     still blank (retry), partly written (spoil), locked or unknown. Never returns for a card
@@ -264,11 +283,9 @@ def personalize(channel: CardChannel, holder: HolderData, keys: PersonalizationK
         if facts.state is CardState.PARTIAL:
             raise NotBlankError(f"card already holds {facts.used_bytes} bytes of files",
                                 card_state=CardState.PARTIAL)
-        with clock.phase("build"):
-            if not facts.card_identity:
-                raise WrongCardError("card has no CPLC (GET DATA 9F7F): its keys cannot be "
-                                     "derived", card_state=CardState.FOREIGN)
-            files = build_files(holder, keys, facts.card_identity, facts.free_bytes, options)
+        if not facts.card_identity:
+            raise WrongCardError("card has no CPLC (GET DATA 9F7F): its keys cannot be "
+                                 "derived", card_state=CardState.FOREIGN)
         with clock.phase("secure_channel"):
             static = scp03_static_keys(keys.scp03_master, facts.card_identity,
                                        options.scp03_kvn)
@@ -280,6 +297,11 @@ def personalize(channel: CardChannel, holder: HolderData, keys: PersonalizationK
                        context="EXTERNAL AUTHENTICATE", secure=False)
             t.session = session
         handshake = t.stats.bytes_sent + t.stats.bytes_received
+        with clock.phase("build"):
+            # The AA key pair is made on the card before the files are built (DG15 goes into
+            # EF.SOD); a CapacityError after it still leaves a card without files (blank).
+            dg15 = activeauth.generate_on_card(t) if options.active_authentication else None
+            files = build_files(holder, keys, facts.card_identity, facts.free_bytes, options, dg15)
         chunk = _chunk_size(facts)
         for ef, data in files.items():
             with clock.phase("write"):
@@ -291,6 +313,8 @@ def personalize(channel: CardChannel, holder: HolderData, keys: PersonalizationK
             with clock.phase("readback"):
                 _check_hashes(t, files)
         with clock.phase("lock"):
+            t.transmit(access_keys_command(BacKey.from_mrz(parse_dg1(files[Ef.DG1])), can),
+                       context="PUT DATA (access keys)")
             if options.retire_keys:
                 _retire_keys(t, static)
             tracker.lock_sent = tracker.in_flight = True
@@ -324,6 +348,18 @@ def personalize(channel: CardChannel, holder: HolderData, keys: PersonalizationK
         files={ef.value.name: len(v) for ef, v in files.items()},
         face_bytes=len(files[Ef.DG2]),
     )
+
+
+def access_keys_command(bac: BacKey, can: str | None = None) -> CommandApdu:
+    """PUT DATA ``00A0``: the BAC keys and the CAN the card enforces once locked (sent under
+    SCP03 with C-DECRYPTION)."""
+    k_enc, k_mac = bac.keys()
+    body = tlv(0x80, k_enc) + tlv(0x81, k_mac)
+    if can is not None:
+        if not (len(can) == 6 and can.isdigit()):
+            raise ValueError("the CAN is 6 digits")
+        body += tlv(0x82, can.encode("ascii"))
+    return CommandApdu(0x80, 0xDA, 0x00, 0xA0, tlv(0xA0, body))
 
 
 def _write_file(t: Transport, tracker: _WriteTracker, ef: Ef, data: bytes, chunk: int,
@@ -382,7 +418,8 @@ def probe_card_state(channel: CardChannel) -> CardState:
 
 
 def personalize_reader(reader: str, holder: HolderData, keys: PersonalizationKeys,
-                       options: PersonalizationOptions | None = None) -> PersonalizationResult:
+                       options: PersonalizationOptions | None = None, *,
+                       can: str | None = None) -> PersonalizationResult:
     """:func:`personalize` on the card in PC/SC reader ``reader`` (exclusive connection)."""
     from chip.pcsc import PcscChannel
 
@@ -392,7 +429,7 @@ def personalize_reader(reader: str, holder: HolderData, keys: PersonalizationKey
         exc.card_state = CardState.BLANK  # nothing was sent to the card
         raise
     try:
-        return personalize(channel, holder, keys, options)
+        return personalize(channel, holder, keys, options, can=can)
     finally:
         channel.close()
 

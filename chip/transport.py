@@ -1,9 +1,9 @@
 """The one choke point for APDUs: tracing, counters, secure messaging and status words.
 
 Every command of the library goes through :meth:`Transport.transmit`, which wraps it in the
-SCP03 session when one is open, sends it on the :class:`~chip.api.CardChannel`, handles
-61xx/6Cxx, checks the R-MAC, and turns error status words into exceptions through
-:data:`chip.apdu.STATUS_WORDS`.
+SCP03 session or ICAO secure messaging (BAC) when one is open, sends it on the
+:class:`~chip.api.CardChannel`, handles 61xx/6Cxx, checks the R-MAC, and turns error status
+words into exceptions through :data:`chip.apdu.STATUS_WORDS`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from chip.apdu import CommandApdu, Ins, ResponseApdu, is_success, status_error
 from chip.api import CardChannel
 from chip.errors import SecureChannelError
 from chip.scp03 import Scp03Session
+from chip.securemessaging import SecureMessaging
 
 log = logging.getLogger("chip.apdu")
 
@@ -38,11 +39,12 @@ class TransportStats:
 
 @dataclass
 class Transport:
-    """APDU exchange on one channel, optionally inside an SCP03 session."""
+    """APDU exchange on one channel, optionally inside an SCP03 session or ICAO secure
+    messaging."""
 
     channel: CardChannel
     stats: TransportStats = field(default_factory=TransportStats)
-    session: Scp03Session | None = None
+    session: Scp03Session | SecureMessaging | None = None
     trace: Callable[[str, bytes], None] | None = None
     before_send: Callable[[CommandApdu], None] | None = None
 
@@ -79,7 +81,18 @@ class Transport:
             resp = self._raw(retry.encode())
             data = resp.data
         resp = ResponseApdu(data, resp.sw)
-        if session:
+        if isinstance(session, SecureMessaging):
+            # ICAO SM: every processed command answers DO 99 + MAC, errors included; a bare
+            # status word means the card dropped the session (6987/6988).
+            if not resp.data:
+                self.session = None
+            else:
+                try:
+                    resp = session.unwrap_response(resp)
+                except SecureChannelError:
+                    self.session = None
+                    raise
+        elif session:
             if not is_success(resp.sw):
                 self.session = None  # the card aborts its session on errors; so do we
             else:

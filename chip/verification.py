@@ -1,8 +1,9 @@
 """Read a personalized card back and check it: passive authentication, biometrics, lock.
 
-:func:`verify_card` plays the terminal: it reads EF.COM, EF.SOD and every data group in the
-clear, checks the SOD signature, the document signer against the CSCA and each hash, and, given
-the biometric master key, decrypts DG3.
+:func:`verify_card` plays the terminal: it opens BAC with the MRZ key it is given, reads EF.COM,
+EF.SOD and every data group under secure messaging, checks the SOD signature, the document
+signer against the CSCA and each hash, runs Active Authentication when DG15 is present (a clone
+fails it), and, given the biometric master key, decrypts DG3.
 """
 
 from __future__ import annotations
@@ -13,12 +14,21 @@ from dataclasses import dataclass, field
 
 from cryptography.x509 import load_der_x509_certificate
 
-from chip import biometrics
+from chip import activeauth, biometrics
 from chip.api import CardChannel, KeyDiversifier
+from chip.bac import BacKey, perform_bac
 from chip.cardops import card_facts, read_ef
-from chip.errors import CardState, FileMissingError, VerificationError
+from chip.errors import (
+    CardState,
+    ChipError,
+    FileMissingError,
+    SecureChannelError,
+    StatusWordError,
+    VerificationError,
+)
 from chip.face import face_image
 from chip.lds import Ef, biometric_instances, parse_dg1, parse_ef_com
+from chip.pace import CanKey, perform_pace_can
 from chip.pki import document_types
 from chip.sod import parse_sod, passive_authentication
 from chip.tlv import unwrap
@@ -60,6 +70,8 @@ class VerificationReport:
     biometrics_ok: bool | None = None
     fingers_decrypted: int = 0
     face_bytes: int = 0
+    access_control: str = "none"  # "BAC" once the chip accepted our MRZ key
+    active_authentication: bool | None = None  # None: the card has no DG15
     problems: list[str] = field(default_factory=list)
     apdus: int = 0
     bytes_received: int = 0
@@ -74,12 +86,14 @@ class VerificationReport:
     @property
     def ok(self) -> bool:
         return (self.passive_authentication_ok and self.locked and not self.problems
-                and self.biometrics_ok is not False)
+                and self.biometrics_ok is not False and self.active_authentication is not False)
 
     def as_dict(self) -> dict[str, object]:
         return {
             "ok": self.ok, "reader": self.reader, "chip_uid": self.chip_uid, "atr": self.atr,
             "locked": self.locked, "card_state": self.card_state.value,
+            "access_control": self.access_control,
+            "active_authentication": self.active_authentication,
             "document_number": self.document_number, "mrz": self.mrz, "files": self.files,
             "passive_authentication": {
                 "ok": self.passive_authentication_ok, "signature_valid": self.signature_valid,
@@ -100,9 +114,14 @@ def verify_card(channel: CardChannel, csca_der: bytes | None,
                 biometric_master: KeyDiversifier | None = None,
                 expected_fingers: list[bytes] | None = None, *,
                 crl_der: bytes | None = None,
-                at: dt.datetime | None = None) -> VerificationReport:
+                at: dt.datetime | None = None,
+                access: BacKey | CanKey | None = None,
+                require_active_authentication: bool = True) -> VerificationReport:
     """Read and check the card on ``channel``; problems are reported, not raised.
 
+    ``access`` is the BAC key from the holder's MRZ or the card's CAN for PACE (without it a
+    locked card answers 6982).
+    A card without DG15 is a problem unless ``require_active_authentication`` is False.
     The document signer is checked by the chain model at the SOD's signing time, and against
     the CSCA's CRL when ``crl_der`` is given; ``at`` is the verifier's clock (default now).
 
@@ -115,13 +134,30 @@ def verify_card(channel: CardChannel, csca_der: bytes | None,
                                 channel.atr.hex().upper(), facts.state is CardState.LOCKED,
                                 facts.state)
     files: dict[int, bytes] = {}
+    secure = False
+    if access is not None:
+        protocol = "PACE" if isinstance(access, CanKey) else "BAC"
+        try:
+            if isinstance(access, CanKey):
+                perform_pace_can(t, access)
+            else:
+                perform_bac(t, access)
+        except (SecureChannelError, StatusWordError) as exc:
+            report.problems.append(f"{protocol} failed (wrong key or not our card): {exc}")
+            report.seconds = round(time.perf_counter() - started, 6)
+            return report
+        report.access_control, secure = protocol, True
     try:
-        com = read_ef(t, Ef.COM, facts)
+        com = read_ef(t, Ef.COM, facts, secure=secure)
         report.raw_files["EF.COM"] = com
-        sod_raw = read_ef(t, Ef.SOD, facts)
+        sod_raw = read_ef(t, Ef.SOD, facts, secure=secure)
         report.raw_files["EF.SOD"] = sod_raw
     except FileMissingError as exc:
         report.problems.append(f"card is not personalized: {exc}")
+        report.seconds = round(time.perf_counter() - started, 6)
+        return report
+    except StatusWordError as exc:
+        report.problems.append(f"card refuses to be read: {exc}")
         report.seconds = round(time.perf_counter() - started, 6)
         return report
     try:
@@ -138,7 +174,7 @@ def verify_card(channel: CardChannel, csca_der: bytes | None,
         if ef.value.tag not in listed:
             report.problems.append(f"DG{n} is in EF.SOD but not in EF.COM")
         try:
-            files[n] = read_ef(t, ef, facts)
+            files[n] = read_ef(t, ef, facts, secure=secure)
             report.raw_files[ef.value.name] = files[n]
         except FileMissingError:
             report.problems.append(f"DG{n} listed in EF.SOD is missing")
@@ -189,6 +225,20 @@ def verify_card(channel: CardChannel, csca_der: bytes | None,
         except VerificationError as exc:
             report.biometrics_ok = False
             report.problems.append(str(exc))
+    if 15 in files and report.dg_hashes_valid.get(15):
+        try:
+            algorithm = (activeauth.dg14_signature_algorithm(files[14]) if 14 in files
+                         else None)
+            if algorithm not in (None, activeauth.OID_ECDSA_PLAIN_SHA256):
+                raise VerificationError(f"DG14 names AA algorithm {algorithm}, not ours")
+            problem = activeauth.check(t, files[15])
+        except (ChipError, ValueError) as exc:
+            problem = f"Active Authentication failed: {exc}"
+        report.active_authentication = problem is None
+        if problem:
+            report.problems.append(problem)
+    elif require_active_authentication:
+        report.problems.append("no Active Authentication (DG15 missing or not covered by EF.SOD)")
     if not report.locked:
         report.problems.append("card is not locked")
     report.apdus = t.stats.apdus
@@ -200,13 +250,17 @@ def verify_card(channel: CardChannel, csca_der: bytes | None,
 def verify_reader(reader: str, csca_der: bytes | None,
                   biometric_master: KeyDiversifier | None = None, *,
                   crl_der: bytes | None = None,
-                  at: dt.datetime | None = None) -> VerificationReport:
+                  at: dt.datetime | None = None,
+                  access: BacKey | CanKey | None = None,
+                  require_active_authentication: bool = True) -> VerificationReport:
     """:func:`verify_card` on PC/SC reader ``reader``."""
     from chip.pcsc import PcscChannel
 
     channel = PcscChannel(reader, exclusive=False)
     try:
-        return verify_card(channel, csca_der, biometric_master, crl_der=crl_der, at=at)
+        return verify_card(channel, csca_der, biometric_master, crl_der=crl_der, at=at,
+                           access=access,
+                           require_active_authentication=require_active_authentication)
     finally:
         channel.close()
 

@@ -21,6 +21,7 @@ class CardInput:
     finger_right_index_fmr: bytes | None = None
     finger_left_index_fmr: bytes | None = None
     issue_date: date = field(default_factory=date.today)
+    card_access_number: str | None = None  # the CAN (PACE password), printed on the card
 
     @property
     def card_type(self) -> str:

@@ -157,6 +157,9 @@ class Record(Base):
     #: When the kept biometrics of an issued record must be shredded (``reprint_window_days``
     #: after the issue); NULL when nothing is waiting (shredded, or the window is 0).
     media_purge_due: Mapped[datetime | None] = mapped_column(index=True)
+    #: The card access number (6 digits) for PACE: made when the record first goes to a card,
+    #: printed on the card face and written to the chip.
+    card_access_number: Mapped[str | None] = mapped_column(String(6))
 
     __table_args__ = (Index("ix_record_office_state", "office_id", "state", "id"),)
 

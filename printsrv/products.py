@@ -22,7 +22,9 @@ from printsrv.cardinput import CardInput
 from printsrv.errors import PrintSrvError
 
 if TYPE_CHECKING:
+    from chip.bac import BacKey
     from chip.lds import HolderData
+    from printsrv.config import Settings
 
 
 @dataclass(frozen=True)
@@ -147,3 +149,17 @@ def holder_data(card: CardInput) -> HolderData:
         occupation=f.get("pekerjaan", ""),
         personal_summary=summary,
     )
+
+
+def record_bac_key(settings: Settings, request_id: str) -> BacKey:
+    """The BAC key (ICAO 9303-11) of a record's chip, from the MRZ its DG1 carries; only the
+    record's fields are read (no media are decrypted)."""
+    from chip.bac import BacKey
+    from chip.lds import td1_mrz
+    from printsrv.db import unit_of_work
+    from printsrv.records import get_record
+
+    with unit_of_work(settings) as session:
+        record = get_record(session, request_id)
+        fields = {k: v for k, v in record.data.items() if isinstance(v, str)}
+    return BacKey.from_mrz(td1_mrz(holder_data(CardInput(request_id, fields, b"", b""))))

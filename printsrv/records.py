@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -19,6 +20,7 @@ from printsrv.keys import KeyStore
 from printsrv.localtime import local_date
 from printsrv.models import MediaKind, Record, RecordKey, RecordMedia, RecordState
 from printsrv.offices import office_code
+from printsrv.products import PRODUCTS
 
 S = RecordState
 TRANSITIONS: dict[RecordState, frozenset[RecordState]] = {
@@ -111,6 +113,11 @@ def decrypt_record_media(
     }
 
 
+def new_card_access_number() -> str:
+    """A random 6-digit CAN (ICAO 9303-11 §4.4 password for PACE)."""
+    return f"{secrets.randbelow(1_000_000):06d}"
+
+
 def card_input_for(
     session: Session, keys: KeyStore, record: Record, *, actor: str, purpose: str
 ) -> CardInput:
@@ -125,6 +132,9 @@ def card_input_for(
         subject=record.request_id,
         details={"purpose": purpose, "media": sorted(k.value for k in media)},
     )
+    if record.card_access_number is None and record.card_type in PRODUCTS and (
+            PRODUCTS[record.card_type].has_chip):
+        record.card_access_number = new_card_access_number()  # kept for the card's life
     return CardInput(
         request_id=record.request_id,
         fields={k: v for k, v in record.data.items() if isinstance(v, str)},
@@ -133,6 +143,7 @@ def card_input_for(
         finger_right_index_fmr=media.get(MediaKind.FINGER_RIGHT_INDEX),
         finger_left_index_fmr=media.get(MediaKind.FINGER_LEFT_INDEX),
         issue_date=local_date(code),  # the office's date, not the server's or UTC's
+        card_access_number=record.card_access_number,
     )
 
 

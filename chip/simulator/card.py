@@ -1,10 +1,14 @@
 """Card side of our e-KTP personalization profile (ISO 7816-4 + GlobalPlatform SCP03).
 
-Files live in one LDS application (AID A0 00 00 02 47 10 01). Access conditions: READ
-always (DG3 is encrypted); CREATE FILE, UPDATE BINARY and ACTIVATE FILE only under an SCP03
+Files live in one LDS application (AID A0 00 00 02 47 10 01). Access conditions: CREATE FILE,
+UPDATE BINARY, PUT DATA (access keys), GENERATE KEY PAIR and ACTIVATE FILE only under an SCP03
 session with C-MAC and C-DECRYPTION and only while the application's life cycle is
-*initialisation* (03). ACTIVATE FILE moves it to *operational* (05): from then on every write
-is refused with 6985, for ever.
+*initialisation* (03); reading an EF then also needs that session. ACTIVATE FILE moves it to
+*operational* (05): from then on every write is refused with 6985, for ever, and SELECT of an
+EF or READ BINARY answers 6982 unless the command comes under ICAO secure messaging opened by
+BAC (GET CHALLENGE + EXTERNAL AUTHENTICATE with CLA 00) or by PACE with the CAN (MSE:Set AT +
+GENERAL AUTHENTICATE; EF.CardAccess 011C / SFI 1C is public). INTERNAL AUTHENTICATE (Active
+Authentication) signs the terminal's challenge with the ECDSA key made inside the card.
 
 Extensions (documented in docs/chip.md): ``80 2A 90 80`` HASH FILES with a list of FIDs
 returns SHA-256 over the SHA-256 of each file's content; GET DATA FF21 (GlobalPlatform) reports
@@ -24,12 +28,18 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
 
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
 from chip.apdu import CommandApdu, Ins, ResponseApdu, Sw
 from chip.api import KeyDiversifier
+from chip.bac import BacCard
 from chip.cardops import cplc_identity
 from chip.diversification import scp03_static_keys
 from chip.errors import CardRemovedError, SecureChannelError
 from chip.lds import LDS_AID
+from chip.pace import CARD_ACCESS_FID, CARD_ACCESS_SFI, PaceCard, card_access
 from chip.scp03 import (
     PUT_KEY,
     InitializeUpdateResponse,
@@ -39,6 +49,7 @@ from chip.scp03 import (
     key_check_value,
     parse_put_key,
 )
+from chip.securemessaging import SM_CLA, SecureMessaging
 from chip.tlv import find, parse, tlv
 
 FILE_OVERHEAD = 16  # bytes of card memory per EF beyond its content
@@ -121,9 +132,40 @@ class CardConfig:
     random_uid: bool = False
 
 
+# Proprietary personalization commands (documented in docs/chip.md).
+PUT_DATA_ACCESS_KEYS = 0x00A0  # PUT DATA P1-P2: A0 { 80 BAC K_enc, 81 BAC K_mac, 82 CAN }
+INS_PUT_DATA = 0xDA
+INS_GENERATE_KEY_PAIR = 0x46  # GENERATE ASYMMETRIC KEY PAIR: Active Authentication key
+INS_GET_CHALLENGE = 0x84
+INS_INTERNAL_AUTHENTICATE = 0x88
+INS_MUTUAL_AUTHENTICATE = 0x82
+INS_MSE = 0x22
+INS_GENERAL_AUTHENTICATE = 0x86
+
+
+@dataclass
+class Secrets:
+    """Card keys that never leave the card (persisted with the state, never readable)."""
+
+    bac_enc: bytes | None = None
+    bac_mac: bytes | None = None
+    aa_private_pem: bytes | None = None
+    can: bytes | None = None  # PACE password (6 ASCII digits)
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {k: (v.hex() if v is not None else None) for k, v in vars(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, str | None]) -> Secrets:
+        return cls(**{k: (bytes.fromhex(v) if v else None) for k, v in d.items()})
+
+
 @dataclass
 class _Session:
     scp: Scp03Session | None = None
+    sm: SecureMessaging | None = None  # ICAO secure messaging after BAC
+    bac: BacCard | None = None
+    pace: PaceCard | None = None
     app_selected: bool = False
     current_ef: CardFile | None = None
 
@@ -135,12 +177,14 @@ class SimulatedCard:
         self.config = config
         self.faults = faults or Faults()
         self.files: dict[int, CardFile] = {}
+        self.secrets = Secrets()
         self.life_cycle = LifeCycle.INITIALISATION
         self.apdu_count = 0
         self.eeprom_seconds = 0.0
         self._session = _Session()
         #: The key set that replaced the personalization keys (PUT KEY), None while they hold.
         self.replaced_keys: StaticKeys | None = None
+        self._read_allowed = False
         self._lock = threading.Lock()
         self.atr = make_atr(config.extended_length)
         if config.cplc is None:
@@ -166,6 +210,7 @@ class SimulatedCard:
             int(fid, 16): CardFile(int(fid, 16), f["sfi"], bytearray.fromhex(f["data"]))
             for fid, f in state["files"].items()
         }
+        self.secrets = Secrets.from_dict(state.get("secrets", {}))
 
     def _save(self) -> None:
         path = self.config.state_file
@@ -180,6 +225,7 @@ class SimulatedCard:
                 "dek": self.replaced_keys.dek.hex(), "kvn": self.replaced_keys.kvn},
             "files": {f"{f.fid:04X}": {"sfi": f.sfi, "data": f.data.hex()}
                       for f in self.files.values()},
+            "secrets": self.secrets.as_dict(),
         }
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(state))
@@ -211,6 +257,7 @@ class SimulatedCard:
         """Back to a blank card (tests only)."""
         with self._lock:
             self.files.clear()
+            self.secrets = Secrets()
             self.life_cycle = LifeCycle.INITIALISATION
             self.replaced_keys = None
             self.reset()
@@ -241,9 +288,12 @@ class SimulatedCard:
             if cmd.ins == Ins.GET_DATA and cmd.p1 == 0x00:
                 return self.config.uid + _sw(Sw.OK)
             return _sw(Sw.INS_NOT_SUPPORTED)
-        if cmd.cla not in (0x00, 0x80, 0x84, 0x04):
+        if cmd.cla not in (0x00, 0x10, 0x80, 0x84, 0x04, SM_CLA):  # 10: chaining (PACE)
             return _sw(Sw.CLA_NOT_SUPPORTED)
         session = self._session
+        if cmd.cla == SM_CLA:
+            return self._process_sm(cmd)
+        session.sm = None  # a plain command ends ICAO secure messaging (9303-11 §9.8.1)
         wrapped = bool(cmd.cla & 0x04)
         if cmd.ins == Ins.EXTERNAL_AUTHENTICATE and cmd.cla & 0x80:
             return self._external_authenticate(cmd)
@@ -263,7 +313,19 @@ class SimulatedCard:
             resp = session.scp.wrap_response(resp)
         return resp.encode()
 
-    def _dispatch(self, cmd: CommandApdu, secure: bool) -> ResponseApdu:
+    def _process_sm(self, cmd: CommandApdu) -> bytes:
+        sm = self._session.sm
+        if sm is None:
+            return _sw(Sw.SECURITY_STATUS)
+        try:
+            plain = sm.unwrap_command(cmd)
+        except SecureChannelError:
+            self._session.sm = None
+            return _sw(SW_SM_OBJECTS_INCORRECT)
+        resp = self._dispatch(plain, False, icao_sm=True)
+        return sm.wrap_response(resp).encode()
+
+    def _dispatch(self, cmd: CommandApdu, secure: bool, *, icao_sm: bool = False) -> ResponseApdu:
         ins = cmd.ins
         if self.config.profile != "ktp" and ins != Ins.GET_DATA:
             return ResponseApdu(b"", Sw.FILE_NOT_FOUND if ins == Ins.SELECT
@@ -280,16 +342,33 @@ class SimulatedCard:
             Ins.ACTIVATE_FILE: self._activate,
             Ins.HASH_FILE: self._hash_file,
             PUT_KEY: self._put_key,
+            INS_PUT_DATA: self._put_data,
+            INS_GENERATE_KEY_PAIR: self._generate_key_pair,
+            INS_GET_CHALLENGE: self._get_challenge,
+            INS_INTERNAL_AUTHENTICATE: self._internal_authenticate,
+            INS_MSE: self._mse_set_at,
+            INS_GENERAL_AUTHENTICATE: self._general_authenticate,
         }
+        if ins == INS_MUTUAL_AUTHENTICATE and cmd.cla == 0x00:
+            return self._mutual_authenticate(cmd)
         handler = handlers.get(ins)
         if handler is None:
             return ResponseApdu(b"", Sw.INS_NOT_SUPPORTED)
         if ins in (Ins.CREATE_FILE, Ins.UPDATE_BINARY, Ins.UPDATE_BINARY_ODD,
-                   Ins.ACTIVATE_FILE, PUT_KEY):
+                   Ins.ACTIVATE_FILE, PUT_KEY, INS_PUT_DATA, INS_GENERATE_KEY_PAIR):
             denied = self._write_denied(secure)
             if denied is not None:
                 return ResponseApdu(b"", denied)
+        self._read_allowed = self._reads_allowed(secure, icao_sm)
+        if ins in (Ins.HASH_FILE, INS_INTERNAL_AUTHENTICATE) and not self._read_allowed:
+            return ResponseApdu(b"", Sw.SECURITY_STATUS)
         return handler(cmd)
+
+    def _reads_allowed(self, secure: bool, icao_sm: bool) -> bool:
+        """EF access: under SCP03 while in initialisation, under BAC secure messaging after."""
+        if self.life_cycle == LifeCycle.INITIALISATION:
+            return secure and self._session.scp is not None
+        return icao_sm and self._session.sm is not None
 
     def _write_denied(self, secure: bool) -> int | None:
         scp = self._session.scp
@@ -317,13 +396,21 @@ class SimulatedCard:
         if cmd.p1 == 0x04:
             if cmd.data != LDS_AID:
                 return ResponseApdu(b"", Sw.FILE_NOT_FOUND)
-            self._session = _Session(app_selected=True)
+            self._session = _Session(app_selected=True, sm=self._session.sm)
             return ResponseApdu(self._app_fcp() if want_fcp else b"", Sw.OK)
         if cmd.p1 in (0x00, 0x02) and len(cmd.data) == 2:
             fid = int.from_bytes(cmd.data, "big")
+            if fid == 0x3F00 and cmd.p1 == 0x00:  # the MF
+                self._session.app_selected, self._session.current_ef = False, None
+                return ResponseApdu(b"", Sw.OK)
+            if fid == CARD_ACCESS_FID and self._card_access() is not None:
+                self._session.current_ef = self._card_access()
+                return ResponseApdu(b"", Sw.OK)
             f = self.files.get(fid) if self._session.app_selected else None
             if f is None:
                 return ResponseApdu(b"", Sw.FILE_NOT_FOUND)
+            if not self._read_allowed:
+                return ResponseApdu(b"", Sw.SECURITY_STATUS)
             self._session.current_ef = f
             return ResponseApdu(self._ef_fcp(f) if want_fcp else b"", Sw.OK)
         return ResponseApdu(b"", Sw.INCORRECT_P1P2)
@@ -348,9 +435,26 @@ class SimulatedCard:
             return f, cmd.p2, cmd.data, Sw.OK
         return self._session.current_ef, (cmd.p1 << 8) | cmd.p2, cmd.data, Sw.OK
 
+    def _card_access(self) -> CardFile | None:
+        """EF.CardAccess in the MF, public: present once the card knows its CAN."""
+        if self.secrets.can is None:
+            return None
+        return CardFile(CARD_ACCESS_FID, CARD_ACCESS_SFI, bytearray(card_access()))
+
     def _read_binary(self, cmd: CommandApdu) -> ResponseApdu:
+        current = self._session.current_ef
+        public = self._card_access()
+        if public is not None and not cmd.ins & 1 and (
+                (cmd.p1 & 0x80 and cmd.p1 & 0x1F == CARD_ACCESS_SFI)
+                or (not cmd.p1 & 0x80 and current is not None
+                    and current.fid == CARD_ACCESS_FID)):
+            offset = cmd.p2 if cmd.p1 & 0x80 else (cmd.p1 << 8) | cmd.p2
+            chunk = bytes(public.data[offset : offset + (cmd.le or 256)])
+            return ResponseApdu(chunk, Sw.OK if len(chunk) == (cmd.le or 256) else Sw.END_OF_FILE)
         if not self._session.app_selected:
             return ResponseApdu(b"", Sw.CONDITIONS)
+        if not self._read_allowed:
+            return ResponseApdu(b"", Sw.SECURITY_STATUS)
         f, offset, _, status = self._file_and_offset(cmd)
         if status != Sw.OK:
             return ResponseApdu(b"", status)
@@ -479,6 +583,95 @@ class SimulatedCard:
         self._save()
         return ResponseApdu(b"", Sw.OK)
 
+    # -- access control and Active Authentication ------------------------------------------------
+    def _put_data(self, cmd: CommandApdu) -> ResponseApdu:
+        """PUT DATA 00A0: the BAC keys (K_enc, K_mac) derived from the MRZ by the host."""
+        if (cmd.p1 << 8) | cmd.p2 != PUT_DATA_ACCESS_KEYS:
+            return ResponseApdu(b"", Sw.REFERENCED_DATA_NOT_FOUND)
+        try:
+            items = dict(parse(find(cmd.data, 0xA0) or b""))
+            k_enc, k_mac = items[0x80], items[0x81]
+        except (ValueError, KeyError):
+            return ResponseApdu(b"", Sw.WRONG_DATA)
+        can = items.get(0x82)
+        if len(k_enc) != 16 or len(k_mac) != 16 or (
+                can is not None and not (len(can) == 6 and can.isdigit())):
+            return ResponseApdu(b"", Sw.WRONG_DATA)
+        self.secrets.bac_enc, self.secrets.bac_mac, self.secrets.can = k_enc, k_mac, can
+        self._save()
+        return ResponseApdu(b"", Sw.OK)
+
+    def _generate_key_pair(self, cmd: CommandApdu) -> ResponseApdu:
+        """A new P-256 key pair for Active Authentication; answers the public key only
+        (``7F49 { 86 uncompressed point }``). The private key never leaves the card."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        self.secrets.aa_private_pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption())
+        self._save()
+        point = key.public_key().public_bytes(serialization.Encoding.X962,
+                                              serialization.PublicFormat.UncompressedPoint)
+        return ResponseApdu(tlv(0x7F49, tlv(0x86, point)), Sw.OK)
+
+    def _get_challenge(self, cmd: CommandApdu) -> ResponseApdu:
+        if cmd.le != 8:
+            return ResponseApdu(b"", Sw.WRONG_LENGTH)
+        if self.secrets.bac_enc is None or self.secrets.bac_mac is None:
+            return ResponseApdu(os.urandom(8), Sw.OK)
+        self._session.bac = BacCard(self.secrets.bac_enc, self.secrets.bac_mac)
+        self._session.sm = None
+        return ResponseApdu(self._session.bac.get_challenge(), Sw.OK)
+
+    def _mutual_authenticate(self, cmd: CommandApdu) -> ResponseApdu:
+        bac, self._session.bac = self._session.bac, None
+        if bac is None:
+            return ResponseApdu(b"", Sw.CONDITIONS)
+        try:
+            reply, sm = bac.mutual_authenticate(cmd.data)
+        except SecureChannelError:
+            return ResponseApdu(b"", Sw.SECURITY_STATUS)
+        self._session.sm = sm
+        return ResponseApdu(reply, Sw.OK)
+
+    def _mse_set_at(self, cmd: CommandApdu) -> ResponseApdu:
+        """MSE:Set AT for PACE (``00 22 C1 A4``) with the CAN as password."""
+        if (cmd.p1, cmd.p2) != (0xC1, 0xA4):
+            return ResponseApdu(b"", Sw.INCORRECT_P1P2)
+        if self.secrets.can is None:
+            return ResponseApdu(b"", Sw.REFERENCED_DATA_NOT_FOUND)
+        pace = PaceCard(self.secrets.can.decode("ascii"))
+        try:
+            pace.set_at(cmd.data)
+        except SecureChannelError:
+            return ResponseApdu(b"", Sw.REFERENCED_DATA_NOT_FOUND)
+        self._session.pace, self._session.sm = pace, None
+        return ResponseApdu(b"", Sw.OK)
+
+    def _general_authenticate(self, cmd: CommandApdu) -> ResponseApdu:
+        pace = self._session.pace
+        if pace is None:
+            return ResponseApdu(b"", Sw.CONDITIONS)
+        try:
+            reply, sm = pace.general_authenticate(cmd.data)
+        except SecureChannelError:
+            self._session.pace = None
+            return ResponseApdu(b"", 0x6300)  # authentication failed (wrong CAN)
+        if sm is not None:
+            self._session.pace, self._session.sm = None, sm
+        return ResponseApdu(reply, Sw.OK)
+
+    def _internal_authenticate(self, cmd: CommandApdu) -> ResponseApdu:
+        """Active Authentication (ICAO 9303-11 §6.1): ECDSA-SHA-256 over the 8-byte challenge,
+        plain r ‖ s (BSI TR-03111)."""
+        if self.secrets.aa_private_pem is None:
+            return ResponseApdu(b"", Sw.REFERENCED_DATA_NOT_FOUND)
+        if len(cmd.data) != 8:
+            return ResponseApdu(b"", Sw.WRONG_DATA)
+        key = serialization.load_pem_private_key(self.secrets.aa_private_pem, None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        r, s = decode_dss_signature(key.sign(cmd.data, ec.ECDSA(hashes.SHA256())))
+        return ResponseApdu(r.to_bytes(32, "big") + s.to_bytes(32, "big"), Sw.OK)
+
     def _hash_file(self, cmd: CommandApdu) -> ResponseApdu:
         """HASH FILES: SHA-256 over the SHA-256 of each listed EF's content, in order."""
         if cmd.p1 != 0x90 or cmd.p2 != 0x80:
@@ -492,6 +685,9 @@ class SimulatedCard:
                 return ResponseApdu(b"", Sw.FILE_NOT_FOUND)
             digests += hashlib.sha256(f.data).digest()
         return ResponseApdu(hashlib.sha256(digests).digest(), Sw.OK)
+
+
+SW_SM_OBJECTS_INCORRECT = 0x6988
 
 
 def _sw(sw: int) -> bytes:

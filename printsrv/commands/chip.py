@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from printsrv.config import load_settings
+from printsrv.errors import PrintSrvError
 
 if TYPE_CHECKING:
     pass
@@ -47,6 +48,15 @@ def register(sub: Any) -> None:
     s.add_argument("--no-biometrics", action="store_true",
                    help="do not use the token's biometric master key")
     s.add_argument("--dump", type=Path, help="write every file read (and the CSCA) here")
+    access = s.add_mutually_exclusive_group()
+    access.add_argument("--request-id",
+                        help="open BAC with the MRZ of this record (the card's own record)")
+    access.add_argument("--mrz", help="open BAC with this MRZ (TD1 90 or TD3 88 characters)")
+    access.add_argument("--can", help="open PACE with this card access number (6 digits)")
+    s.add_argument("--no-access-control", action="store_true",
+                   help="read without BAC (a locked card then answers 6982)")
+    s.add_argument("--allow-no-aa", action="store_true",
+                   help="accept a card without Active Authentication (DG15)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_verify)
 
@@ -90,7 +100,8 @@ def cmd_personalize(args: argparse.Namespace) -> int:
         keys = PersonalizationKeys(store.document_signer(), store.scp03_master(),
                                    store.biometric_master())
         try:
-            result = personalize_reader(args.reader, holder, keys, options)
+            result = personalize_reader(args.reader, holder, keys, options,
+                                        can=card_input.card_access_number)
         except ChipError as exc:
             payload = {"ok": False, "error": type(exc).__name__, "message": str(exc),
                        "card_state": exc.card_state.value, "retryable": exc.retryable}
@@ -125,12 +136,35 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from cryptography.hazmat.primitives import serialization
 
     from chip.api import KeyDiversifier
+    from chip.bac import BacKey
     from chip.errors import ChipError
+    from chip.pace import CanKey
     from chip.verification import sod_content_info, verify_reader
 
     settings = load_settings()
     master: KeyDiversifier | None = None
     csca_der: bytes | None = None
+    access: BacKey | CanKey | None = None
+    try:
+        if args.can:
+            if not (len(args.can) == 6 and args.can.isdigit()):
+                print("error: --can: the card access number is 6 digits", file=sys.stderr)
+                return 2
+            access = CanKey(args.can)
+        elif args.mrz:
+            access = BacKey.from_mrz(args.mrz)
+        elif args.request_id:
+            from printsrv.products import record_bac_key
+
+            access = record_bac_key(settings, args.request_id)
+        elif not args.no_access_control:
+            print("error: give --can (PACE), --request-id or --mrz (BAC),"
+                  " or --no-access-control",
+                  file=sys.stderr)
+            return 2
+    except (ChipError, PrintSrvError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     if args.csca:
         raw = args.csca.read_bytes()
         cert = (x509.load_pem_x509_certificate(raw) if raw.startswith(b"-----")
@@ -142,7 +176,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     def run(master: KeyDiversifier | None, csca: bytes | None,
             crl: bytes | None = crl_der) -> int:
         try:
-            report = verify_reader(args.reader, csca, master, crl_der=crl, at=args.at)
+            report = verify_reader(args.reader, csca, master, crl_der=crl, at=args.at,
+                                   access=access,
+                                   require_active_authentication=not args.allow_no_aa)
         except ChipError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
@@ -162,7 +198,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         bio: dict[str, Any] = d["biometrics"]  # type: ignore[assignment]
         _emit(d, args.json, [
             f"{'OK' if report.ok else 'FAILED'}: chip UID {report.chip_uid} on {report.reader}",
-            f"ATR {report.atr}; locked: {report.locked}",
+            f"ATR {report.atr}; locked: {report.locked}; access control:"
+            f" {report.access_control}; active authentication: {report.active_authentication}",
             f"document number {report.document_number}",
             f"passive authentication: signature {pa['signature_valid']}, chain"
             f" {pa['chain_valid']} (signed {pa['signing_time'] or 'at an unknown time'},"

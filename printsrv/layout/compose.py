@@ -82,13 +82,16 @@ def _add_years(day: date, years: int) -> date:
 
 
 def field_values(template: Template, card: CardInput) -> dict[str, str]:
-    """The record's text fields in upper case, plus the derived ``kab_kota`` and ``tanggal_terbit``.
+    """The record's text fields in upper case, plus the derived ``kab_kota``, ``tanggal_terbit``
+    and, for a chip card, ``card_access_number`` (the CAN).
 
     ``kab_kota`` is ``kabupaten_kota`` prefixed with ``KABUPATEN``/``KOTA`` unless it already is;
     the kind comes from the office code (``PP.KK.CC``, KK >= 71 is a city) or else the NIK.
     """
     values = {k: " ".join(v.split()).upper() for k, v in card.fields.items() if isinstance(v, str)}
     values["tanggal_terbit"] = card.issue_date.strftime("%d-%m-%Y")
+    if card.card_access_number:  # the chip's PACE password, printed for the reader's user
+        values["card_access_number"] = card.card_access_number
     name = values.get("kabupaten_kota", "")
     if name:
         if name.startswith(("KABUPATEN ", "KAB. ", "KOTA ")):

@@ -32,7 +32,7 @@ RECORD_FIELDS = frozenset(
         "nama_kepala_keluarga", "no_akta_lahir",
     }
 )  # fmt: skip
-DERIVED_FIELDS = frozenset({"kab_kota", "tanggal_terbit"})
+DERIVED_FIELDS = frozenset({"kab_kota", "tanggal_terbit", "card_access_number"})
 KNOWN_FIELDS = RECORD_FIELDS | DERIVED_FIELDS
 FORMATS = frozenset({"", "date"})
 KINDS = frozenset({"text", "label", "photo", "signature", "qr"})

@@ -97,6 +97,9 @@ class PcscEncoder:
     def personalize(self, card: CardInput, *, blank_serial: str) -> ChipResult:
         if card.card_type == "KIA":
             return ChipResult(uid="", details={"chip": False})
+        from chip.bac import BacKey
+        from chip.lds import td1_mrz
+        from chip.pace import CanKey
         from chip.pcsc import PcscChannel
         from chip.personalization import personalize
         from chip.verification import verify_card
@@ -109,11 +112,15 @@ class PcscEncoder:
             exc.card_state = CardState.BLANK
             raise
         try:
-            result = personalize(channel, holder, keys)
+            result = personalize(channel, holder, keys, can=card.card_access_number)
             fingers = [
                 x for x in (card.finger_right_index_fmr, card.finger_left_index_fmr) if x
             ]
-            report = verify_card(channel, self._csca, keys.biometric_master, fingers or None)
+            # the verify reads as a terminal would: PACE with the CAN, else BAC from the MRZ
+            access: BacKey | CanKey = (CanKey(card.card_access_number) if card.card_access_number
+                                       else BacKey.from_mrz(td1_mrz(holder)))
+            report = verify_card(channel, self._csca, keys.biometric_master, fingers or None,
+                                 access=access)
         finally:
             channel.close()
         if not report.ok:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import pytest
 from PIL import Image
 
+from chip.bac import BacKey
 from chip.errors import (
     CapacityError,
     CardLockedError,
@@ -24,7 +25,8 @@ from chip.errors import (
     SecureChannelError,
     WrongCardError,
 )
-from chip.lds import HolderData
+from chip.lds import HolderData, td1_mrz
+from chip.pace import CanKey, card_access
 from chip.personalization import (
     PersonalizationKeys,
     PersonalizationOptions,
@@ -42,9 +44,11 @@ CardFactory = Callable[..., SimulatedCard]
 def _good(card: SimulatedCard, pki: DemoPki, bio: SoftKeyDiversifier,
           holder: HolderData) -> None:
     fingers = [holder.finger_right_index_fmr or b"", holder.finger_left_index_fmr or b""]
-    report = verify_card(SimulatedChannel(card), pki.csca_certificate_der, bio, fingers)
+    report = verify_card(SimulatedChannel(card), pki.csca_certificate_der, bio, fingers,
+                         access=BacKey.from_mrz(td1_mrz(holder)))
     assert report.ok, report.problems
     assert report.document_number == holder.document_number
+    assert report.access_control == "BAC" and report.active_authentication is True
 
 
 @pytest.mark.parametrize("readback", list(ReadBack))
@@ -58,7 +62,8 @@ def test_personalize_and_verify(make_card: CardFactory, keys: PersonalizationKey
     assert result.atr == card.atr.hex().upper()
     assert result.apdus == card.apdu_count
     assert result.bytes_sent > result.payload_bytes > 10_000
-    assert set(result.files) == {"EF.COM", "DG1", "DG2", "DG3", "DG7", "DG11", "DG12", "EF.SOD"}
+    assert set(result.files) == {"EF.COM", "DG1", "DG2", "DG3", "DG7", "DG11", "DG12", "DG14",
+                                 "DG15", "EF.SOD"}
     assert card.life_cycle is LifeCycle.OPERATIONAL
     assert probe_card_state(SimulatedChannel(card)) is CardState.LOCKED
     _good(card, pki, bio_master, holder)
@@ -234,3 +239,40 @@ def test_eeprom_write_time_model(make_card: CardFactory, keys: PersonalizationKe
     pages = sum(-(-f.size // 64) for f in card.files.values())
     assert card.eeprom_seconds >= pages * 0.0001 * 0.99
     assert result.phases["wire"] >= card.eeprom_seconds
+
+
+def test_pace_with_the_can_and_public_card_access(make_card: CardFactory,
+                                                  keys: PersonalizationKeys, holder: HolderData,
+                                                  pki: DemoPki) -> None:
+    card = make_card()
+    personalize(SimulatedChannel(card), holder, keys, can="482913")
+    ch = SimulatedChannel(card)
+    # EF.CardAccess is public (MF, SFI 1C); the LDS files are not
+    assert ch.transmit(bytes.fromhex("00A4000C023F00")) == b"\x90\x00"
+    assert ch.transmit(bytes.fromhex("00B09C0000"))[:-2] == card_access()
+    assert ch.transmit(bytes.fromhex("00A4040C07A0000002471001")) == b"\x90\x00"
+    assert ch.transmit(bytes.fromhex("00A4020C020101")) == b"\x69\x82"
+    report = verify_card(SimulatedChannel(card), pki.csca_certificate_der,
+                         access=CanKey("482913"))
+    assert report.ok, report.problems
+    assert report.access_control == "PACE" and report.active_authentication is True
+    wrong = verify_card(SimulatedChannel(card), pki.csca_certificate_der,
+                        access=CanKey("482914"))
+    assert not wrong.ok and not wrong.raw_files
+    assert "PACE failed" in " ".join(wrong.problems)
+    # BAC from the MRZ still works for readers that know only BAC
+    assert verify_card(SimulatedChannel(card), pki.csca_certificate_der,
+                       access=BacKey.from_mrz(td1_mrz(holder))).ok
+
+
+def test_before_the_lock_files_are_read_only_under_scp03(make_card: CardFactory,
+                                                          keys: PersonalizationKeys,
+                                                          holder: HolderData) -> None:
+    card = make_card(faults=Faults(tear_after=12))
+    with pytest.raises(ChipError):
+        personalize(SimulatedChannel(card), holder, keys)
+    assert card.files and card.life_cycle == 0x03
+    ch = SimulatedChannel(card)
+    assert ch.transmit(bytes.fromhex("00A4040C07A0000002471001")) == b"\x90\x00"
+    assert ch.transmit(bytes.fromhex("00A4020C02011E")) == b"\x69\x82"
+    assert ch.transmit(bytes.fromhex("802A9080020101" + "00"))[-2:] == b"\x69\x82"

@@ -57,10 +57,18 @@ def test_station_and_cli_write_the_same_data_groups(
     from printsrv.station.devices import StationConfig
 
     request_id = _import(settings, tmp_path)
+    cans: list[str | None] = []
+
+    def build(holder: Any, keys: Any, options: Any = None, can: str | None = None) -> None:
+        cans.append(can)
+        _build(holder, keys, options)
+
     monkeypatch.setattr(personalization, "personalize",
-                        lambda channel, holder, keys, options=None: _build(holder, keys, options))
+                        lambda channel, holder, keys, options=None, can=None:
+                        build(holder, keys, options, can))
     monkeypatch.setattr(personalization, "personalize_reader",
-                        lambda reader, holder, keys, options=None: _build(holder, keys, options))
+                        lambda reader, holder, keys, options=None, can=None:
+                        build(holder, keys, options, can))
     class NoChannel:
         def __init__(self, reader: str) -> None:
             pass
@@ -89,6 +97,7 @@ def test_station_and_cli_write_the_same_data_groups(
         chip_command.cmd_personalize(args)
 
     ours, theirs = station.value.files, cli.value.files
+    assert cans[0] is not None and cans == [cans[0], cans[0]]  # the record's one CAN
     assert set(ours) == set(theirs)
     for ef in ours:
         if ef is Ef.SOD:  # the same hashes; the ECDSA signature is randomised (and its length)

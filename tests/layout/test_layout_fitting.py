@@ -134,3 +134,22 @@ def test_size_grid_never_drops_below_minimum() -> None:
     for start in (4.0, 4.05, 6.3, 7.0, 8.15, 9.0):
         sizes = _sizes(start, 4.0)
         assert sizes[0] == start and sizes[-1] == 4.0 and min(sizes) >= 4.0
+
+
+def _overlap(a: Box, b: Box) -> bool:
+    return a.x < b.x + b.w and b.x < a.x + a.w and a.y < b.y + b.h and b.y < a.y + a.h
+
+
+def test_card_access_number_printed_when_the_card_has_one(
+        make_card: Callable[..., CardInput]) -> None:
+    template = load_template("ktp-el")
+    with_can = compose(template, replace(make_card(), card_access_number="019283"))
+    assert [r.text for r in with_can.texts if r.field == "card_access_number"] == ["CAN 019283"]
+    (box,) = with_can.boxes["card_access_number"]
+    assert box.y + box.h < 53.98
+    assert not any(_overlap(box, other) for name, boxes in with_can.boxes.items()
+                   if name != "card_access_number" for other in boxes)
+    without = compose(template, make_card())
+    assert "card_access_number" not in without.boxes
+    wna = load_template("ktp-el-wna")
+    assert any(el.id == "card_access_number" for el in wna.elements)

@@ -70,6 +70,7 @@ def test_cli_personalize_writes_the_stations_data_groups(
     from chip.verification import verify_card
     from printsrv.cli import main
     from printsrv.keys import KeyStore
+    from printsrv.products import record_bac_key
     from printsrv.records import load_card_input
     from printsrv.station.chipenc import PcscEncoder
     from printsrv.station.devices import VirtualCardFeeder
@@ -87,8 +88,10 @@ def test_cli_personalize_writes_the_stations_data_groups(
 
     def read_back(keys: Any) -> dict[str, bytes]:
         with PcscChannel(config.reader) as channel:
-            report = verify_card(channel, keys.csca_certificate_der(), keys.biometric_master())
+            report = verify_card(channel, keys.csca_certificate_der(), keys.biometric_master(),
+                                 access=record_bac_key(settings, rid))
         assert report.ok, report.problems
+        assert report.access_control == "BAC" and report.active_authentication
         return report.raw_files
 
     try:
@@ -105,6 +108,25 @@ def test_cli_personalize_writes_the_stations_data_groups(
         assert done.value.code == 0
         with KeyStore.open(settings) as keys:
             by_cli = read_back(keys)
+        # run.py chip verify opens BAC with the record's MRZ; without a key it must not read
+        with pytest.raises(SystemExit) as done:
+            main(["chip", "verify", "--reader", config.reader, "--request-id", rid])
+        assert done.value.code == 0
+        with pytest.raises(SystemExit) as done:
+            main(["chip", "verify", "--reader", config.reader, "--no-access-control"])
+        assert done.value.code == 1
+        # ... and PACE with the CAN the record was given for its card
+        with unit_of_work(settings) as session:
+            can = session.scalar(select(Record.card_access_number)
+                                 .where(Record.request_id == rid))
+        assert can is not None and len(can) == 6 and can.isdigit()
+        with pytest.raises(SystemExit) as done:
+            main(["chip", "verify", "--reader", config.reader, "--can", can])
+        assert done.value.code == 0
+        wrong = f"{(int(can) + 1) % 1_000_000:06d}"
+        with pytest.raises(SystemExit) as done:
+            main(["chip", "verify", "--reader", config.reader, "--can", wrong])
+        assert done.value.code == 1
     finally:
         feeder.stop()
     assert station_chip.uid

@@ -33,6 +33,7 @@ def test_batch_through_cups_and_pcsc_with_faults(
     from chip.pcsc import PcscChannel
     from chip.verification import verify_card
     from printsrv.keys import KeyStore
+    from printsrv.products import record_bac_key
     from printsrv.station.chipenc import PcscEncoder
     from printsrv.station.daemon import Station
     from printsrv.station.devices import StationConfig, VirtualCardFeeder
@@ -54,7 +55,8 @@ def test_batch_through_cups_and_pcsc_with_faults(
             assert first[0].outcome is CardOutcome.ISSUED, first[0].message
             # The card in the encoder is a real, verifiable e-KTP chip.
             with PcscChannel("Virtual PCD 00 00") as channel:
-                report = verify_card(channel, keys.csca_certificate_der(), keys.biometric_master())
+                report = verify_card(channel, keys.csca_certificate_der(), keys.biometric_master(),
+                                     access=record_bac_key(settings, first[0].request_id))
             assert report.ok, report.problems
             assert report.locked
 
