@@ -39,8 +39,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509.oid import NameOID
 
-from chip import pki
-from chip.softkeys import DEMO_CRL_URL
 from printsrv.config import Settings
 from printsrv.errors import KeyStoreError
 
@@ -444,11 +442,13 @@ class KeyStore:
         return serialization.load_der_public_key(encode_ec_public_key(public))
 
     def _create_document_signer(self) -> list[str]:
+        from chip import pki
+        from chip.softkeys import DEMO_CRL_URL
         keys_dir = self.settings.keys_dir
         created = []
         if not (keys_dir / "csca.pem").exists():
             csca_key = ec.generate_private_key(ec.SECP256R1())
-            csca = pki.csca_certificate(csca_key, _name("DEMO CSCA Indonesia"), CSCA_CRL_URL,
+            csca = pki.csca_certificate(csca_key, _name("DEMO CSCA Indonesia"), DEMO_CRL_URL,
                                         datetime.now(UTC) - timedelta(minutes=5))
             _write_private(keys_dir / "csca-key.pem", csca_key)
             _write_cert(keys_dir / "csca.pem", csca)
@@ -462,6 +462,7 @@ class KeyStore:
 
     def _issue_document_signer(self, usage_days: int) -> x509.Certificate:
         """A new DS key pair in the token and its certificate from the (demo, file) CSCA."""
+        from chip import pki
         keys_dir = self.settings.keys_dir
         csca_key, csca = _csca(self.settings)
         ds_public = self._ec_keypair(DOCUMENT_SIGNER)
@@ -474,11 +475,12 @@ class KeyStore:
         _write_cert(archive / f"{ds_cert.serial_number:x}.pem", ds_cert)
         return ds_cert
 
-    def rotate_document_signer(self, usage_days: int = pki.DS_USAGE_DAYS) -> tuple[
+    def rotate_document_signer(self, usage_days: int | None = None) -> tuple[
             x509.Certificate | None, x509.Certificate]:
         """Retire the current DS key (relabelled ``document-signer-retired-<serial>``, never
         used again) and issue a new one; returns (old certificate or None, new certificate).
         The old certificate stays in ``keys/document-signers/``: cards it signed still verify."""
+        from chip import pki
         pkcs11 = _pkcs11()
         path = self.settings.keys_dir / "document-signer.pem"
         old = x509.load_pem_x509_certificate(path.read_bytes()) if path.exists() else None
@@ -488,7 +490,7 @@ class KeyStore:
             for obj in self._session.get_objects({pkcs11.Attribute.LABEL: DOCUMENT_SIGNER,
                                                   pkcs11.Attribute.CLASS: kind}):
                 obj[pkcs11.Attribute.LABEL] = retired
-        return old, self._issue_document_signer(usage_days)
+        return old, self._issue_document_signer(usage_days or pki.DS_USAGE_DAYS)
 
     # --- envelope encryption of record media ---------------------------------------------------
     def wrap_data_key(self, data_key: bytes, record_ref: bytes) -> bytes:
@@ -518,6 +520,7 @@ class KeyStore:
 
     # --- chip ports ----------------------------------------------------------------------------
     def document_signer(self) -> TokenDocumentSigner:
+        from chip import pki
         pkcs11 = _pkcs11()
         try:
             key = self._session.get_key(
@@ -582,7 +585,6 @@ class KeyStore:
 
 
 # --- CSCA: revocation list (demo: the CSCA key is a file; a real CSCA is offline) ---------
-CSCA_CRL_URL = DEMO_CRL_URL
 CRL_FILE = "csca.crl"
 _REVOKED_FILE = "csca-revoked.json"
 DS_ARCHIVE = "document-signers"
@@ -619,9 +621,12 @@ def revoke_document_signer(settings: Settings, serial: int,
     return True
 
 
-def issue_crl(settings: Settings, days: int = pki.CRL_DAYS) -> x509.CertificateRevocationList:
+def issue_crl(
+    settings: Settings, days: int | None = None
+) -> x509.CertificateRevocationList:
     """Issue the CSCA's next CRL (number + 1) to ``keys/csca.crl`` (DER) and
     ``keys/csca-crl.pem``."""
+    from chip import pki
     csca_key, csca = _csca(settings)
     path = settings.keys_dir / _REVOKED_FILE
     state: dict[str, Any] = (json.loads(path.read_text()) if path.exists()
@@ -630,7 +635,7 @@ def issue_crl(settings: Settings, days: int = pki.CRL_DAYS) -> x509.CertificateR
     crl = pki.issue_crl(csca, csca_key, [
         pki.Revocation(int(r["serial"], 16), datetime.fromisoformat(r["revoked_at"]),
                        x509.ReasonFlags(r["reason"])) for r in state["revoked"]
-    ], state["number"], datetime.now(UTC) - timedelta(minutes=5), days)
+    ], state["number"], datetime.now(UTC) - timedelta(minutes=5), days or pki.CRL_DAYS)
     path.write_text(json.dumps(state, indent=1) + "\n")
     (settings.keys_dir / CRL_FILE).write_bytes(crl.public_bytes(serialization.Encoding.DER))
     (settings.keys_dir / "csca-crl.pem").write_bytes(crl.public_bytes(serialization.Encoding.PEM))

@@ -77,3 +77,33 @@ def test_only_the_cups_adapter_imports_cups() -> None:
                 if any(n == "cups" or n.startswith("cups.") for n in names):
                     offenders.append(f"{path.relative_to(PROJECT_ROOT)}:{node.lineno}")
     assert offenders == []
+
+
+def test_operator_requests_are_device_free() -> None:
+    """The CLI and the web ask a station for a batch or a resume through a module that loads
+    no device library and not the daemon."""
+    probe = ("import json, sys, printsrv.station.requests, printsrv.station.journal\n"
+             "print(json.dumps(sorted(sys.modules)))")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout)
+    offenders = [name for name in loaded
+                 if any(name == f or name.startswith(f + ".") for f in FORBIDDEN_IN_WEB)]
+    assert offenders == []
+
+
+def test_a_cards_fate_has_one_home() -> None:
+    """Issue, spoil and release are written once (printsrv/station/fates.py); the daemon,
+    recovery and ``station resolve`` call them."""
+    homes: dict[str, list[str]] = {}
+    station_code = [*(PROJECT_ROOT / "printsrv" / "station").rglob("*.py"),
+                    *(PROJECT_ROOT / "printsrv" / "commands").rglob("*.py")]
+    for path in sorted(station_code):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.FunctionDef) and node.name in {
+                "issue_card", "spoil_card", "release_card"
+            }:
+                homes.setdefault(node.name, []).append(path.relative_to(PROJECT_ROOT).as_posix())
+    assert homes == {name: ["printsrv/station/fates.py"]
+                     for name in ("issue_card", "spoil_card", "release_card")}

@@ -51,12 +51,14 @@ def cmd_station(args: argparse.Namespace) -> int:
     if args.name == "status":
         return cmd_status(args)
     if args.name == "resume":
-        from printsrv.station.daemon import request_resume
+        from printsrv.db import unit_of_work
+        from printsrv.station.requests import request_resume
 
         if not args.rest:
             print("usage: station resume NAME", file=sys.stderr)
             return 2
-        ok = request_resume(load_settings(), args.rest[0])
+        with unit_of_work(load_settings()) as session:
+            ok = request_resume(session, args.rest[0])
         print(f"station {args.rest[0]}: " + ("resume requested" if ok else "has not run yet"))
         return 0 if ok else 1
     if args.name == "batch":
@@ -112,7 +114,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_batch(args: argparse.Namespace) -> int:
     """Ask a station running with ``--on-request`` for ``--count`` cards."""
     from printsrv.db import unit_of_work
-    from printsrv.station.daemon import add_batch_request
+    from printsrv.station.requests import add_batch_request
 
     if not args.rest or not args.count:
         print("usage: station batch NAME --count N", file=sys.stderr)

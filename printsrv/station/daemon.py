@@ -48,15 +48,13 @@ from printsrv.audit_tags import StationTag
 from printsrv.cardinput import CardInput
 from printsrv.config import Settings
 from printsrv.db import unit_of_work
-from printsrv.errors import InvalidValue, StateError
 from printsrv.eventlog import card_fields
-from printsrv.models import Record, RecordState
-from printsrv.offices import office_code
 from printsrv.products import card_types_for_stock, product
-from printsrv.records import after_issue, card_input_for, purge_expired_media, transition
+from printsrv.records import card_input_for, purge_expired_media
 from printsrv.station import reasons, stock
-from printsrv.station.claim import Claim, claim_next, drop_lease, office_ids, renew_lease
+from printsrv.station.claim import Claim, claim_next, office_ids, renew_lease
 from printsrv.station.devices import CardEncoder, ChipResult, StationConfig
+from printsrv.station.fates import issue_card, release_card, spoil_card
 from printsrv.station.journal import (
     CardJob,
     CardOutcome,
@@ -64,9 +62,9 @@ from printsrv.station.journal import (
     StationMode,
     StationRuntime,
     advance,
-    finish,
     title_for,
 )
+from printsrv.station.requests import batch_remaining, current_operator, set_operator
 
 #: Seconds between two reads of the print holds (a supervisor's acknowledgement shows then).
 HOLD_CHECK_SECONDS = 5.0
@@ -550,7 +548,8 @@ class Station:
                     record_id=claim.id,
                     blank_serial=blank.serial,
                     phase=CardPhase.INTENT,
-                    operator=current_operator(session, self.config, runtime),
+                    operator=current_operator(session, self.config.name,
+                                              self.config.operator, runtime),
                 )
                 session.add(job)
                 session.flush()
@@ -772,205 +771,6 @@ class Station:
             request_id = db_job.record.request_id
         return CardResult(job.id, request_id, job.blank_serial, CardOutcome.RELEASED,
                           None, hold or reason or "", timings=timings)
-
-
-def batch_remaining(row: StationRuntime | None) -> int:
-    """The cards still requested of a station's runtime row."""
-    value = (row.details or {}).get("batch", 0) if row is not None else 0
-    return value if isinstance(value, int) and value > 0 else 0
-
-
-def set_operator(session: Session, name: str, operator: str | None) -> None:
-    """Name the person now operating station ``name`` (the last one to start it or ask it
-    for a batch); the cards it makes from now on are theirs."""
-    row = session.get(StationRuntime, name)
-    if row is None:
-        return
-    details = {k: v for k, v in (row.details or {}).items() if k != "operator"}
-    if operator:
-        details["operator"] = operator[:64]
-    row.details = details
-
-
-def current_operator(
-    session: Session, config: StationConfig, row: StationRuntime | None = None
-) -> str | None:
-    """Who operates the station for the card being started (``row``: its runtime row, when
-    the caller holds it)."""
-    row = row or session.get(StationRuntime, config.name)
-    named = (row.details or {}).get("operator") if row is not None else None
-    return str(named) if named else config.operator
-
-
-def add_batch_request(session: Session, name: str, count: int, *, actor: str) -> int | None:
-    """Ask station ``name`` (running with ``on_request``) for ``count`` more cards, in the
-    caller's transaction; returns the cards now requested, ``None`` if it has never run."""
-    if not 1 <= count <= 1000:
-        raise StateError(f"a batch is 1 to 1000 cards, not {count}")
-    row = session.get(StationRuntime, name)
-    if row is None:
-        return None
-    total = batch_remaining(row) + count
-    row.details = {**(row.details or {}), "batch": total}
-    set_operator(session, name, actor)
-    audit.record(
-        session,
-        StationTag.BATCH_REQUEST,
-        actor=actor,
-        subject=name,
-        details={"count": count, "requested": total},
-    )
-    return total
-
-
-def request_resume(settings: Settings, name: str) -> bool:
-    """Ask the running station ``name`` to resume: the operator has cleared the printer."""
-    with unit_of_work(settings) as session:
-        row = session.get(StationRuntime, name)
-        if row is None:
-            return False
-        row.details = {**(row.details or {}), "resume": True}
-    return True
-
-
-# -- fates as service functions (shared with recovery and ``station resolve``) -------------------
-
-
-def issue_card(
-    session: Any,
-    config: StationConfig,
-    job: CardJob,
-    *,
-    actor: str,
-    chip_uid: str | None = None,
-    outcome: PrintOutcome | None = None,
-    resolved_by: str | None = None,
-    reprint_window_days: int = 0,
-) -> None:
-    """The card is good: blank issued, record issued, biometrics shredded (or kept until the
-    reprint window of ``reprint_window_days`` ends), job finished.
-
-    A record may be issued again after an approved reprint (issued → queued): each issue is
-    its own card job and blank; only a record already *in* state issued is refused here."""
-    record = job.record
-    if record.state is RecordState.ISSUED:
-        raise InvalidValue(f"record {record.request_id} is already issued")
-    stock.issue(session, config, job.blank_serial or "", record, chip_uid=chip_uid, actor=actor)
-    transition(session, record, RecordState.ISSUED, actor=actor, reason=f"card job {job.id}")
-    drop_lease(record)
-    purge_due = after_issue(session, record, actor=actor, window_days=reprint_window_days)
-    if outcome is not None:
-        stock.ribbon_used(session, config, outcome, record_id=record.id,
-                          blank_serial=job.blank_serial or "", actor=actor)
-    if chip_uid:
-        job.chip_uid = chip_uid
-    _note_print_job(job, outcome)
-    finish(session, job, CardOutcome.ISSUED, resolved_by=resolved_by)
-    _audit_card(
-        session, StationTag.ISSUE, job, actor=actor, resolved_by=resolved_by,
-        chip_uid=job.chip_uid, print_job=job.print_job_id,
-        printer=outcome.printer if outcome is not None else None,
-        media_purge_due=purge_due.isoformat() if purge_due is not None else None,
-    )  # fmt: skip
-
-
-def _note_print_job(job: CardJob, outcome: PrintOutcome | None) -> None:
-    """The print job that fed the card, noted with the fate (one commit and one UPDATE fewer
-    per card than noting it on its own)."""
-    if outcome is not None and outcome.job_id is not None:
-        job.print_job_id = outcome.job_id
-
-
-def _requeue(session: Any, record: Record, *, actor: str, max_failures: int, why: str) -> None:
-    record.failure_count = (record.failure_count or 0) + 1
-    drop_lease(record)
-    if record.failure_count >= max_failures:
-        transition(session, record, RecordState.HELD, actor=actor,
-                   reason=f"{record.failure_count} failed cards; last: {why}"[:500])
-    else:
-        transition(session, record, RecordState.QUEUED, actor=actor, reason=why[:500])
-
-
-def spoil_card(
-    session: Any,
-    config: StationConfig,
-    job: CardJob,
-    cause: str,
-    message: str,
-    *,
-    actor: str,
-    outcome: PrintOutcome | None = None,
-    resolved_by: str | None = None,
-) -> None:
-    """The blank is spoiled with ``cause``; the record goes back to the queue (held after
-    ``max_failures``); the job finishes."""
-    record = job.record
-    phase = job.phase  # where the card was lost, for the audit event (finish() moves it on)
-    stock.spoil(session, config, job.blank_serial or "", record, cause, note=message, actor=actor)
-    if record.state is RecordState.PRINTING:
-        _requeue(session, record, actor=actor, max_failures=config.max_failures,
-                 why=f"{cause}: {message}")
-    if outcome is not None and outcome.card_consumed and outcome.ribbon_spent is not False:
-        stock.ribbon_used(session, config, outcome, record_id=record.id,
-                          blank_serial=job.blank_serial or "", actor=actor)
-    _note_print_job(job, outcome)
-    finish(session, job, CardOutcome.SPOILED, cause=cause, message=message,
-           resolved_by=resolved_by)
-    _audit_card(
-        session, StationTag.SPOIL, job, actor=actor, resolved_by=resolved_by,
-        chip_uid=job.chip_uid, cause=cause, message=message[:500],
-        phase=phase.value if phase else None,
-    )  # fmt: skip
-
-
-def release_card(
-    session: Any,
-    config: StationConfig,
-    job: CardJob,
-    *,
-    actor: str,
-    hold: str | None = None,
-    reason: str | None = None,
-    resolved_by: str | None = None,
-) -> None:
-    """Nothing physical happened to the blank: back to the hopper; the record back to the
-    queue (or held with ``hold``) without counting a failure."""
-    record = job.record
-    if job.blank_serial:
-        stock.release(session, config, job.blank_serial, actor=actor)
-    if record.state is RecordState.PRINTING:
-        drop_lease(record)
-        if hold:
-            transition(session, record, RecordState.HELD, actor=actor, reason=hold[:500])
-        else:
-            transition(session, record, RecordState.QUEUED, actor=actor,
-                       reason=(reason or "blank released")[:500])
-    finish(session, job, CardOutcome.RELEASED, message=hold or reason, resolved_by=resolved_by)
-    _audit_card(
-        session, StationTag.RELEASE, job, actor=actor, resolved_by=resolved_by,
-        reason=(hold or reason or "")[:500],
-    )  # fmt: skip
-
-
-def _audit_card(
-    session: Any, tag: str, job: CardJob, *, actor: str, resolved_by: str | None, **extra: Any
-) -> None:
-    """The audit event of a card's fate: the job, station and blank, plus the fate's details."""
-    record = job.record
-    audit.record(
-        session,
-        tag,
-        actor=actor,
-        office_code=office_code(session, record.office_id),
-        subject=record.request_id,
-        details={
-            "card_job": job.id,
-            "station": job.station,
-            "blank_serial": job.blank_serial,
-            **extra,
-            "resolved_by": resolved_by,
-        },
-    )
 
 
 def _render_pdf(card: CardInput) -> bytes:

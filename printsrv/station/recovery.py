@@ -83,7 +83,8 @@ def apply(
     chip_uid: str | None = None,
 ) -> Resolution:
     """Give unfinished card job ``job_id`` its outcome in one transaction, audited."""
-    from printsrv.station.daemon import StationTag, issue_card, release_card, spoil_card
+    from printsrv.audit_tags import StationTag
+    from printsrv.station.fates import issue_card, release_card, spoil_card
 
     with unit_of_work(settings, audit_chain=station_chain(config.name)) as session:
         job = session.get(CardJob, job_id, with_for_update=True)

@@ -279,18 +279,15 @@ def request_station_batch(
 ) -> int | None:
     """Ask the station for ``count`` more cards (it makes them when running ``--on-request``),
     in the request's transaction; ``None`` when the station has never run."""
-    from printsrv.station.daemon import add_batch_request
+    from printsrv.station.requests import add_batch_request
 
     return add_batch_request(session, station.name, count, actor=actor)
 
 
 def request_station_resume(session: Session, station: Station) -> bool:
     """Ask the running station to resume (an operator cleared the printer), in the request's
-    transaction: the same flag ``run.py station resume`` sets
-    (:func:`printsrv.station.daemon.request_resume`), which the daemon reads while paused.
-    ``False`` when the station has never run."""
-    row = session.get(StationRuntime, station.name)
-    if row is None:
-        return False
-    row.details = {**(row.details or {}), "resume": True}
-    return True
+    transaction (:func:`printsrv.station.requests.request_resume`, as ``run.py station
+    resume``); ``False`` when the station has never run."""
+    from printsrv.station.requests import request_resume
+
+    return request_resume(session, station.name)

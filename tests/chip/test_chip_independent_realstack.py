@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from mrz.checker.td1 import TD1CodeChecker
 
+from chip.bac import BacKey
 from chip.cardops import compact_tlv, historical_bytes
 from chip.face import face_image
-from chip.lds import HolderData, biometric_instances, parse_dg1
+from chip.lds import HolderData, biometric_instances, parse_dg1, td1_mrz
 from chip.personalization import PersonalizationKeys, personalize_reader
 from chip.softkeys import DemoPki, SoftKeyDiversifier
 from chip.verification import verify_reader
@@ -30,7 +31,8 @@ def test_lifetime_card_through_pcscd(pcsc_stack: Any, keys: PersonalizationKeys,
     pcsc_stack.restart_simulator(0)
     reader = pcsc_stack.reader_name(0)
     personalize_reader(reader, dataclasses.replace(holder, photo_jpeg=dirty_jpeg()), keys)
-    report = verify_reader(reader, pki.csca_certificate_der, bio_master)
+    report = verify_reader(reader, pki.csca_certificate_der, bio_master,
+                           access=BacKey.from_mrz(td1_mrz(holder)))
     assert report.ok, report.problems
 
     mrz = parse_dg1(report.raw_files["DG1"])

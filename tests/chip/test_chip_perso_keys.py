@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 
 from chip.api import CardChannel
+from chip.bac import BacKey
 from chip.cardops import cplc_identity
 from chip.diversification import scp03_static_keys
 from chip.errors import CardState, SecureChannelError, WrongCardError
-from chip.lds import LDS_AID, HolderData
+from chip.lds import LDS_AID, HolderData, td1_mrz
 from chip.personalization import PersonalizationKeys, PersonalizationOptions, personalize
 from chip.scp03 import (
     initialize_update,
@@ -114,7 +115,8 @@ def test_keys_come_from_the_cplc_not_the_uid(
     result = personalize(SimulatedChannel(card), holder, keys)
     card.reset()  # the card leaves the field and comes back: a new UID
     assert card.config.uid != first_uid
-    report = verify_card(SimulatedChannel(card), pki.csca_certificate_der, bio_master)
+    report = verify_card(SimulatedChannel(card), pki.csca_certificate_der, bio_master,
+                         access=BacKey.from_mrz(td1_mrz(holder)))
     assert report.ok, report.problems
     assert report.fingers_decrypted == 2 and report.chip_uid != result.chip_uid
 
@@ -140,6 +142,7 @@ def test_random_uid_card_through_pcscd(pcsc_stack: Any, holder: HolderData,
     result = personalize_reader(reader, holder, keys)
     assert bytes.fromhex(result.chip_uid)[0] == 0x08
     pcsc_stack.restart_simulator(0, args)  # the same card presented again
-    report = verify_reader(reader, pki.csca_certificate_der, bio_master)
+    report = verify_reader(reader, pki.csca_certificate_der, bio_master,
+                           access=BacKey.from_mrz(td1_mrz(holder)))
     assert report.ok, report.problems
     assert report.fingers_decrypted == 2 and report.chip_uid != result.chip_uid

@@ -142,6 +142,10 @@ def test_document_signer_for_passports_cannot_sign_an_id_card(
     card = make_card()
     personalize(SimulatedChannel(card), holder,
                 PersonalizationKeys(passports.signer, scp03_master, bio_master))
-    report = verify_card(SimulatedChannel(card), passports.csca_certificate_der, bio_master)
+    from chip.bac import BacKey
+    from chip.lds import td1_mrz
+
+    report = verify_card(SimulatedChannel(card), passports.csca_certificate_der, bio_master,
+                         access=BacKey.from_mrz(td1_mrz(holder)))
     assert not report.ok
     assert report.problems == ["the document signer may sign ['P'], not a document of type 'ID'"]

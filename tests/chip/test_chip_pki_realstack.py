@@ -31,8 +31,11 @@ def test_rotate_revoke_and_verify_in_2045(pcsc_stack: Any, tmp_path: Path) -> No
         return subprocess.run([sys.executable, "run.py", *args], cwd=REPO, env=env,
                               capture_output=True, text=True, check=False, timeout=120)
 
+    card_of: dict[str, str] = {}  # reader → the record on its card (BAC from its MRZ)
+
     def verify(reader: str, *extra: str) -> dict[str, Any]:
-        proc = run("chip", "verify", "--reader", reader, "--json", *extra)
+        proc = run("chip", "verify", "--reader", reader, "--json",
+                   "--request-id", card_of[reader], *extra)
         report: dict[str, Any] = json.loads(proc.stdout)
         assert (proc.returncode == 0) == report["ok"], proc.stderr
         return report
@@ -66,6 +69,7 @@ def test_rotate_revoke_and_verify_in_2045(pcsc_stack: Any, tmp_path: Path) -> No
     pcsc_stack.restart_simulator(1)
     first, second = pcsc_stack.reader_name(0), pcsc_stack.reader_name(1)
     proc = run("chip", "personalize", "--reader", first, "--request-id", ids[0], "--json")
+    card_of[first] = ids[0]
     assert proc.returncode == 0, proc.stderr + proc.stdout
     report = verify(first, "--dump", str(tmp_path / "dump"))
     assert report["ok"], report["problems"]
@@ -90,6 +94,7 @@ def test_rotate_revoke_and_verify_in_2045(pcsc_stack: Any, tmp_path: Path) -> No
     assert new_ds.serial_number != old_ds.serial_number
     assert f"{old_ds.serial_number:x} retired" in proc.stdout
     proc = run("chip", "personalize", "--reader", second, "--request-id", ids[1], "--json")
+    card_of[second] = ids[1]
     assert proc.returncode == 0, proc.stderr + proc.stdout
     assert verify(second)["ok"] and verify(first)["ok"]
 

@@ -234,7 +234,7 @@ def test_encoder_software_error_releases_blank_and_waits_for_operator(rig: Any) 
     import threading
     import time
 
-    from printsrv.station.daemon import request_resume
+    from printsrv.station.requests import request_resume
 
     calls: list[str] = []
 
@@ -253,7 +253,8 @@ def test_encoder_software_error_releases_blank_and_waits_for_operator(rig: Any) 
             time.sleep(0.01)
         time.sleep(0.3)  # several polls: a software fault does not clear by itself
         seen.append(station.paused_reason)
-        request_resume(rig.settings, "st1")
+        with unit_of_work(rig.settings) as session:
+            request_resume(session, "st1")
 
     t = threading.Thread(target=operator)
     t.start()
@@ -270,7 +271,7 @@ def test_on_request_makes_only_the_cards_asked_for(rig: Any) -> None:
     import threading
     import time
 
-    from printsrv.station.daemon import add_batch_request, batch_remaining
+    from printsrv.station.requests import add_batch_request, batch_remaining
 
     station = rig.station()
     results: list[Any] = []
@@ -303,7 +304,7 @@ def test_each_card_names_the_operator_of_its_station(rig: Any) -> None:
     then goes on the cards (card history and operator spoilage use it)."""
     import dataclasses
 
-    from printsrv.station.daemon import add_batch_request
+    from printsrv.station.requests import add_batch_request
 
     rig.config = dataclasses.replace(rig.config, operator="budi")
     station = rig.station()

@@ -67,9 +67,10 @@ def test_batch_through_cups_and_pcsc_with_faults(
             problem = station.device_problem()
             assert problem is None or "jam" in problem  # CUPS keeps the report until a good job
             cups.clear_faults(queue)
-            from printsrv.station.daemon import request_resume
+            from printsrv.station.requests import request_resume
 
-            request_resume(settings, "virt")  # the operator cleared the jam
+            with unit_of_work(settings) as session:
+                request_resume(session, "virt")  # the operator cleared the jam
             rest = station.run(until_empty=True)
     finally:
         feeder.stop()
