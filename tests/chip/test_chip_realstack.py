@@ -102,7 +102,7 @@ def test_locked_card_needs_bac(pcsc_stack: Any, keys: PersonalizationKeys, holde
     assert not report.ok and not report.raw_files
     assert "6982" in " ".join(report.problems)
     right = BacKey.from_mrz(td1_mrz(holder))
-    wrong = BacKey(right.document_number, right.birth_date, "991231")
+    wrong = BacKey(right.document_number, right.birth_date, "201231")  # lifetime cards say 991231
     report = verify_reader(reader, pki.csca_certificate_der, None, access=wrong)
     assert not report.ok and not report.raw_files
     assert "BAC failed" in " ".join(report.problems)
