@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chip.apdu import CommandApdu, Ins, Sw
-from chip.errors import CardState, FileMissingError, StatusWordError, WrongCardError
+from chip.errors import CardState, FileMissingError, MalformedError, StatusWordError, WrongCardError
 from chip.lds import LDS_AID, Ef
 from chip.tlv import find, parse
 from chip.transport import Transport
@@ -37,14 +37,14 @@ def compact_tlv(hist: bytes) -> list[tuple[int, bytes]]:
     """(tag, value) of the compact-TLV objects of historical bytes with category indicator
     ``80`` (ISO/IEC 7816-4 §8.1.1); raises ``ValueError`` when they are not well-formed."""
     if not hist or hist[0] != 0x80:
-        raise ValueError("historical bytes without category indicator 80")
+        raise MalformedError("historical bytes without category indicator 80")
     out, i = [], 1
     while i < len(hist):
         tag, length = hist[i] >> 4, hist[i] & 0x0F
         if tag == 0:
-            raise ValueError(f"compact-TLV tag 0 at offset {i}")
+            raise MalformedError(f"compact-TLV tag 0 at offset {i}")
         if i + 1 + length > len(hist):
-            raise ValueError(f"compact-TLV tag {tag:X} claims {length} bytes, "
+            raise MalformedError(f"compact-TLV tag {tag:X} claims {length} bytes, "
                              f"{len(hist) - i - 1} left")
         out.append((tag, hist[i + 1 : i + 1 + length]))
         i += 1 + length

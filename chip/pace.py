@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from chip.apdu import CommandApdu
-from chip.errors import SecureChannelError
+from chip.errors import MalformedError, SecureChannelError
 from chip.securemessaging import Cipher3, SecureMessaging, aes_cmac8
 from chip.tlv import find, tlv
 from chip.transport import Transport
@@ -183,7 +183,7 @@ def password_key(password: str, reference: int) -> bytes:
     """K_π from the CAN (digits as they are) or the MRZ information (SHA-1 of it first)."""
     if reference == PASSWORD_CAN:
         if not (password.isdigit() and len(password) == 6):
-            raise ValueError("the CAN is 6 digits")
+            raise MalformedError("the CAN is 6 digits")
         return kdf(password.encode("ascii"), 3)
     return kdf(hashlib.sha1(password.encode("ascii")).digest(), 3)
 

@@ -27,6 +27,7 @@ from chip.errors import (
     CardState,
     ChipError,
     HostError,
+    MalformedError,
     NotBlankError,
     SecureChannelError,
     StatusWordError,
@@ -357,7 +358,7 @@ def access_keys_command(bac: BacKey, can: str | None = None) -> CommandApdu:
     body = tlv(0x80, k_enc) + tlv(0x81, k_mac)
     if can is not None:
         if not (len(can) == 6 and can.isdigit()):
-            raise ValueError("the CAN is 6 digits")
+            raise MalformedError("the CAN is 6 digits")
         body += tlv(0x82, can.encode("ascii"))
     return CommandApdu(0x80, 0xDA, 0x00, 0xA0, tlv(0xA0, body))
 

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.cmac import CMAC
 
 from chip.apdu import CommandApdu, ResponseApdu
-from chip.errors import SecureChannelError
+from chip.errors import MalformedError, SecureChannelError
 
 
 class DerivationConstant(IntEnum):
@@ -272,7 +272,7 @@ def put_key_command(dek: bytes, old_kvn: int, new_kvn: int, keys: tuple[bytes, .
     body = bytes((new_kvn,))
     for key in keys:
         if len(key) % 16:
-            raise ValueError("AES key length must be a multiple of 16")
+            raise MalformedError("AES key length must be a multiple of 16")
         encrypted = _aes_cbc(dek, b"\x00" * 16, key)
         body += (bytes((_AES_KEY_TYPE, 1 + len(encrypted), len(key))) + encrypted
                  + b"\x03" + key_check_value(key))
@@ -283,20 +283,20 @@ def parse_put_key(dek: bytes, data: bytes) -> tuple[int, list[bytes]]:
     """Card side: (new KVN, clear keys) of a PUT KEY body; raises ``ValueError`` when a key
     data field is malformed or a KCV does not match."""
     if not data:
-        raise ValueError("empty PUT KEY")
+        raise MalformedError("empty PUT KEY")
     new_kvn, pos, keys = data[0], 1, []
     while pos < len(data):
         if data[pos] != _AES_KEY_TYPE or pos + 3 > len(data):
-            raise ValueError("not an AES key data field")
+            raise MalformedError("not an AES key data field")
         field_len, key_len = data[pos + 1], data[pos + 2]
         encrypted = data[pos + 3:pos + 2 + field_len]
         if len(encrypted) != key_len or key_len % 16:
-            raise ValueError("bad key length")
+            raise MalformedError("bad key length")
         key = _aes_cbc(dek, b"\x00" * 16, encrypted, decrypt=True)
         kcv_at = pos + 2 + field_len
         kcv = data[kcv_at + 1:kcv_at + 4]
         if data[kcv_at:kcv_at + 1] != b"\x03" or kcv != key_check_value(key):
-            raise ValueError("key check value does not match")
+            raise MalformedError("key check value does not match")
         keys.append(key)
         pos = kcv_at + 4
     return new_kvn, keys

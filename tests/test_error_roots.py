@@ -32,6 +32,10 @@ ALLOWED: dict[tuple[str, str, str], str] = {
         "a second signal stops at once, as Python's own handler does",
     ("printsrv/commands/web.py", "_read_password", "SystemExit"):
         "the CLI ends with its message, as argparse does",
+    ("printsrv/commands/keys.py", "_serial", "SystemExit"):
+        "the CLI ends with its message, as argparse does",
+    ("printsrv/commands/keys.py", "_read_component", "SystemExit"):
+        "the key ceremony ends with its message, as argparse does",
     ("printsrv/regions.py", "names", "KeyError"):
         "a lookup by code, like a mapping's (its callers catch KeyError)",
     ("printsrv/devstack/cups.py", "printer", "KeyError"):

@@ -10,6 +10,7 @@ from typing import cast
 
 from PIL import Image, ImageChops, ImageOps
 
+from printsrv.errors import InvalidValue
 from printsrv.layout.template import Box
 
 PRINT_DPI = 300
@@ -29,24 +30,24 @@ _KEPT_APP = {0xE0, 0xEE}
 def _segment_spans(jpeg: bytes) -> list[tuple[int, int, int]]:
     """(marker, start, end) of each segment up to and including SOS's header."""
     if jpeg[:2] != b"\xff\xd8":
-        raise ValueError("not a JPEG (no SOI)")
+        raise InvalidValue("not a JPEG (no SOI)")
     out: list[tuple[int, int, int]] = []
     pos = 2
     while pos + 4 <= len(jpeg):
         if jpeg[pos] != 0xFF:
-            raise ValueError(f"no marker at offset {pos}")
+            raise InvalidValue(f"no marker at offset {pos}")
         marker = jpeg[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
             continue
         length = int.from_bytes(jpeg[pos + 2:pos + 4], "big")
         if length < 2 or pos + 2 + length > len(jpeg):
-            raise ValueError(f"segment {marker:02X} overruns the file")
+            raise InvalidValue(f"segment {marker:02X} overruns the file")
         out.append((marker, pos, pos + 2 + length))
         if marker == 0xDA:
             return out
         pos += 2 + length
-    raise ValueError("JPEG ends before its image data (no SOS)")
+    raise InvalidValue("JPEG ends before its image data (no SOS)")
 
 
 def _is_metadata_segment(marker: int) -> bool:
