@@ -62,6 +62,10 @@ class Settings:
     #: ``head_nip``, ``head_title``, and sub-tables by office/regency/province code.
     report_signatories: dict[str, Any] = field(default_factory=dict)
 
+    #: The settings file these came from (``None``: defaults and environment only); not a
+    #: setting itself, kept so that errors can name the file and line.
+    config_file: Path | None = field(default=None, compare=False)
+
     @property
     def keys_dir(self) -> Path:
         """Folder with the demo registry CA, the document-signer certificate and the token PIN."""
@@ -143,7 +147,7 @@ def load_settings(
 ) -> Settings:
     """Build the settings; ``path`` defaults to ``$PRINTSRV_CONFIG`` or ``var/printsrv.toml``."""
     defaults = Settings()
-    known = {f.name: f for f in dataclasses.fields(Settings)}
+    known = {f.name: f for f in dataclasses.fields(Settings) if f.name != "config_file"}
     values: dict[str, Any] = {}
 
     env_instance = os.environ.get(_ENV_PREFIX + "INSTANCE_DIR")
@@ -182,7 +186,7 @@ def load_settings(
             raise ConfigError(f"unknown setting {key!r}")
         values[key] = _coerce(key, value, getattr(defaults, key))
 
-    settings = dataclasses.replace(defaults, **values)
+    settings = dataclasses.replace(defaults, **values, config_file=config_path)
     from printsrv import localtime
 
     localtime.use_overrides(settings.office_time_zones)

@@ -1,15 +1,16 @@
 """The station's devices: the encoder port, stand-ins, and building a station from settings.
 
-``Settings.stations[NAME]`` keys: ``office`` (office code), ``cups_queue``, ``reader`` (PC/SC
-reader name), ``profile`` (printer profile id); optional ``printer`` = ``"cups"`` (default) or
-``"directory"`` with ``directory`` (a folder), ``encoder`` = ``"pcsc"`` (default) or
-``"fake"``, ``max_failures``, ``chip_retries``, ``poll_interval``, ``cups_server``,
-``cups_port``, ``simulator_state`` (the virtual card's state file, virtual stations only).
+``Settings.stations[NAME]`` is parsed into the typed :class:`StationConfig` (every key, its
+type and its use are there; an unknown key is an error naming the settings file and line).
+Backends are chosen by name: ``printer`` from :data:`PRINTER_BACKENDS`, ``encoder`` from
+:data:`ENCODER_BACKENDS`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,9 +51,17 @@ class CardEncoder(Protocol):
         ...
 
 
+#: The printer backends a station may name (``printer = "…"``).
+PRINTER_BACKENDS = ("cups", "directory")
+#: The encoder backends (``encoder = "…"``): the chip library over PC/SC, the virtual station's
+#: simulated cards on vpcd, or the in-memory stand-in.
+ENCODER_BACKENDS = ("pcsc", "virtual", "fake")
+RECOVERY_MODES = ("automatic", "operator")
+
+
 @dataclass(frozen=True)
 class StationConfig:
-    """One configured station."""
+    """One configured station (``[stations.NAME]``); every key is typed and used."""
 
     name: str
     office: str
@@ -66,7 +75,22 @@ class StationConfig:
     #: The person operating the station (``station NAME --operator``, or ``operator`` in its
     #: settings); a batch asked for from the web page or ``station batch`` names its own.
     operator: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    printer: str = "cups"
+    #: The directory printer's folder (default ``<instance>/cards/NAME``).
+    directory: str | None = None
+    #: Seconds the directory printer takes per card (a demo that looks like a printer).
+    print_seconds: float = 0.0
+    cups_server: str | None = None
+    cups_port: int | None = None
+    print_timeout: float = 120.0
+    encoder: str = "pcsc"
+    #: Seconds the fake encoder takes per chip.
+    fake_chip_seconds: float = 0.0
+    #: The vpcd port of the virtual station's simulated cards.
+    vpcd_port: int = 35963
+    #: How recovery settles a card whose fate the devices cannot tell: by its rules
+    #: ("automatic") or always by an operator ("operator").
+    recovery: str = "automatic"
 
     @property
     def actor(self) -> str:
@@ -74,28 +98,77 @@ class StationConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings, name: str) -> StationConfig:
-        """The station ``name`` of ``settings.stations``; :class:`ConfigError` if unknown."""
+        """The station ``name`` of ``settings.stations``; :class:`ConfigError` if it is not
+        there, or a key is unknown, missing or of the wrong type (with the settings file and
+        line when the station comes from one)."""
         raw = settings.stations.get(name)
         if not isinstance(raw, dict):
             known = ", ".join(sorted(settings.stations)) or "none"
             raise ConfigError(f"no station {name!r} in settings (configured: {known})")
-        if "office" not in raw:
-            raise ConfigError(f"station {name!r}: 'office' is required")
-        known_keys = {"office", "profile", "cups_queue", "reader", "max_failures",
-                      "chip_retries", "poll_interval", "lease_seconds", "operator"}
-        return cls(
-            name=name,
-            office=str(raw["office"]),
-            profile=str(raw.get("profile", "virtual-ipp-card")),
-            cups_queue=raw.get("cups_queue"),
-            reader=raw.get("reader"),
-            max_failures=int(raw.get("max_failures", 3)),
-            chip_retries=int(raw.get("chip_retries", 1)),
-            poll_interval=float(raw.get("poll_interval", 1.0)),
-            lease_seconds=int(raw.get("lease_seconds", 600)),
-            operator=str(raw["operator"])[:64] if raw.get("operator") else None,
-            extra={k: v for k, v in raw.items() if k not in known_keys},
-        )
+        return parse_station(name, raw, settings.config_file)
+
+
+def _key_line(path: Path | None, station: str, key: str) -> str:
+    """``FILE:LINE: `` of ``key`` in the ``[stations.STATION]`` table of ``path`` (or of the
+    table's header; empty when unknown)."""
+    if path is None or not path.exists():
+        return ""
+    header = re.compile(r'^\s*\[\s*stations\s*\.\s*"?' + re.escape(station) + r'"?\s*\]')
+    inside, header_line = False, 0
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+        if header.match(line):
+            inside, header_line = True, number
+            continue
+        if inside and line.lstrip().startswith("["):
+            break
+        if inside and re.match(r"^\s*" + re.escape(key) + r"\s*=", line):
+            return f"{path}:{number}: "
+    return f"{path}:{header_line}: " if header_line else f"{path}: "
+
+
+def parse_station(name: str, raw: dict[str, Any], source: Path | None = None) -> StationConfig:
+    """``raw`` (one ``[stations.NAME]`` table) as a :class:`StationConfig`."""
+    fields = {f.name: f for f in dataclasses.fields(StationConfig) if f.name != "name"}
+    defaults = StationConfig(name=name, office="")
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        where = _key_line(source, name, key)
+        if key not in fields:
+            raise ConfigError(f"{where}station {name!r}: unknown key {key!r} "
+                              f"(known: {', '.join(sorted(fields))})")  # fmt: skip
+        default = getattr(defaults, key)
+        try:
+            if key in {"cups_port"}:
+                values[key] = None if value in (None, "") else int(value)
+            elif isinstance(default, bool):
+                raise TypeError
+            elif isinstance(default, int):
+                if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                    raise TypeError
+                values[key] = int(value)
+            elif isinstance(default, float):
+                if isinstance(value, bool):
+                    raise TypeError
+                values[key] = float(value)
+            else:
+                if not isinstance(value, str | int):
+                    raise TypeError
+                values[key] = str(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}station {name!r}: {key} = {value!r} is not "
+                              f"{type(default).__name__ if default is not None else 'a value'}"
+                              ) from exc  # fmt: skip
+    if not values.get("office"):
+        raise ConfigError(f"{_key_line(source, name, 'office')}station {name!r}: "
+                          "'office' is required")  # fmt: skip
+    for key, allowed in (("printer", PRINTER_BACKENDS), ("encoder", ENCODER_BACKENDS),
+                         ("recovery", RECOVERY_MODES)):
+        if key in values and values[key] not in allowed:
+            raise ConfigError(f"{_key_line(source, name, key)}station {name!r}: {key} = "
+                              f"{values[key]!r} (one of {', '.join(allowed)})")  # fmt: skip
+    if values.get("operator"):
+        values["operator"] = values["operator"][:64]
+    return StationConfig(name=name, **values)
 
 
 class FakeEncoder:
@@ -149,15 +222,14 @@ def build_printer(settings: Settings, config: StationConfig) -> CardPrinter:
     from printers.profiles import get_profile
 
     profile = get_profile(config.profile)
-    kind = config.extra.get("printer", "cups")
-    if kind == "directory":
+    if config.printer == "directory":
         from printers.directory import DirectoryPrinter
 
         default = settings.instance_dir / "cards" / config.name
-        folder = Path(config.extra.get("directory") or default)
+        folder = Path(config.directory or default)
         folder.mkdir(parents=True, exist_ok=True)
         printer = DirectoryPrinter(folder, profile, name=config.name)
-        delay = float(config.extra.get("print_seconds", 0.0))
+        delay = config.print_seconds
         if delay:
             original = printer.print_card
 
@@ -179,24 +251,24 @@ def build_printer(settings: Settings, config: StationConfig) -> CardPrinter:
     return CupsPrinter(
         config.cups_queue,
         profile,
-        server=config.extra.get("cups_server"),
-        port=config.extra.get("cups_port"),
-        timeout=float(config.extra.get("print_timeout", 120.0)),
+        server=config.cups_server,
+        port=config.cups_port,
+        timeout=config.print_timeout,
     )
 
 
 def build_encoder(settings: Settings, config: StationConfig) -> CardEncoder:
     """The station's encoder: PC/SC through the chip library, or the fake stand-in."""
-    kind = config.extra.get("encoder", "pcsc")
+    kind = config.encoder
     if kind == "fake":
-        return FakeEncoder(seconds=float(config.extra.get("fake_chip_seconds", 0.0)))
+        return FakeEncoder(seconds=config.fake_chip_seconds)
     if not config.reader:
         raise ConfigError(f"station {config.name!r}: 'reader' is required")
     from printsrv.station.chipenc import PcscEncoder
 
     if kind == "virtual":
         feeder = VirtualCardFeeder(
-            int(config.extra.get("vpcd_port", 35963)),
+            config.vpcd_port,
             settings.keys_dir / "scp03-demo-master.hex",
             log_dir=settings.instance_dir / "log",
         )

@@ -138,7 +138,7 @@ def recover(station: Any, *, automatic: bool = True) -> list[Resolution]:
     jobs = pending(station.settings, config)
     if not jobs:
         return []
-    if not automatic or config.extra.get("recovery") == "operator":
+    if not automatic or config.recovery == "operator":
         listing = ", ".join(f"{j.id} ({j.phase.value}, blank {j.blank_serial})" for j in jobs)
         raise StateError(
             f"station {config.name} has unfinished card jobs: {listing}; confirm what happened "

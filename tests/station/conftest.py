@@ -45,7 +45,7 @@ def stock_station(
     assert result.accepted, result.problems
     config = StationConfig(name=name, office=office, profile="virtual-ipp-card",
                            cups_queue="Card1", reader="Virtual PCD 00 00", poll_interval=0.05,
-                           extra={"printer": "directory"})
+                           printer="directory")
     with unit_of_work(settings) as session:
         receive_blanks(session, office_code=office, first=f"KTP-{first_serial:06d}",
                        last=f"KTP-{first_serial + blanks - 1:06d}",
