@@ -68,3 +68,15 @@ def test_an_edit_of_the_stored_details_is_still_found(settings: Settings) -> Non
                   {"d": '{"nik": "3505010101900002"}'})
     report = _verify(settings)
     assert not report.ok and "edited" in report.problems[0].reason
+
+
+def test_progress_counts_every_event_and_event_count_agrees(settings: Settings) -> None:
+    with unit_of_work(settings) as s:
+        for i in range(7):
+            audit.record(s, "test:chain:event", actor="t", details={"i": i},
+                         chain=None if i % 2 else "station:st-x")
+    steps: list[int] = []
+    with session_factory(settings)() as s:
+        report = audit.verify(s, progress=steps.append)
+        expected = audit.event_count(s)
+    assert report.ok and sum(steps) == report.events == expected >= 7
