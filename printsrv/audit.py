@@ -9,12 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, Text, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -142,7 +142,9 @@ _ADVANCE = (
     .values(last_seq=_HEAD.last_seq + 1)
     .returning(_HEAD.last_seq, _HEAD.last_hash)
 )
-_INSERT_EVENT = insert(_EVENT_TABLE)
+# The details go in as their canonical text (what is hashed), not through the JSON type's
+# serializer: verify hashes the stored bytes as they are.
+_INSERT_EVENT = insert(_EVENT_TABLE).values(details=bindparam("details_text", type_=Text))
 _MOVE_HASH = (
     update(_HEAD_TABLE)
     .where(_HEAD.chain == bindparam("head_chain"))
@@ -272,7 +274,7 @@ def record(
             "actor": actor,
             "office_code": office_code,
             "subject": subject,
-            "details": details,
+            "details_text": canonical.decode(),
             "prev_hash": prev_hash,
             "hash": digest,
         },
@@ -298,54 +300,138 @@ class ChainReport:
         return not self.problems
 
 
-def _events(session: Session, chain: str, chunk: int = 5000) -> Iterator[AuditEvent]:
-    last = 0
-    while True:
-        rows = session.scalars(
-            select(AuditEvent)
-            .where(AuditEvent.chain == chain, AuditEvent.chain_seq > last)
-            .order_by(AuditEvent.chain_seq)
-            .limit(chunk)
-        ).all()
-        if not rows:
-            return
-        yield from rows
-        last = rows[-1].chain_seq
-        session.expunge_all()
+def _content_sql(quote: str, at_text: str, details_text: str) -> str:
+    """SQL that builds an event's hashed bytes (the canonical JSON of :func:`_content`) from
+    its stored columns: ``quote`` makes a JSON string of a text (SQLite's ``json_quote``,
+    PostgreSQL's ``to_json``), escaping as ``json.dumps(..., ensure_ascii=False)`` does for
+    every ordinary text. Where it would not (a control character, a time or details not
+    stored in the usual form, an edit), the hash differs and :func:`_rehash` decides."""
+    def q(column: str) -> str:
+        return f"coalesce({quote.format(column)}, 'null')"
+
+    return (
+        f"""'{{"actor":' || {q('actor')} || ',"at":' || {q(at_text)}"""
+        f"""|| ',"chain":' || {q('chain')} || ',"details":' || {details_text}"""
+        f"""|| ',"office_code":' || {q('office_code')} || ',"prev_hash":' || {q('prev_hash')}"""
+        f"""|| ',"seq":' || chain_seq || ',"subject":' || {q('subject')}"""
+        f"""|| ',"tag":' || {q('tag')} || '}}'"""
+    )
 
 
-def verify(session: Session) -> ChainReport:
-    """Walk every chain; report every gap, edit, deletion or reordering found."""
+# One chunk of a chain as plain rows (a DB-API cursor, no ORM objects, no JSON parsing):
+# seq, chain_seq, prev_hash, hash and the bytes the hash covers, built by the database from
+# the stored columns. SQLite stores UTC times as "YYYY-MM-DD HH:MM:SS.ffffff" (SQLAlchemy's
+# format); PostgreSQL formats them.
+_CHUNK_SQLITE = (
+    "SELECT seq, chain_seq, prev_hash, hash, "
+    + _content_sql(
+        "json_quote({})", "substr(at, 1, 10) || 'T' || substr(at, 12) || '+00:00'", "details"
+    )
+    + " FROM audit_event WHERE chain = ? AND chain_seq > ? ORDER BY chain_seq LIMIT ?"
+)
+_CHUNK_PG = (
+    "SELECT seq, chain_seq, prev_hash, hash, "
+    + _content_sql(
+        "to_json({})::text",
+        "to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')",
+        "details::text",
+    )
+    + " FROM audit_event WHERE chain = %s AND chain_seq > %s ORDER BY chain_seq LIMIT %s"
+)
+
+
+def _cursor(session: Session) -> Any:
+    return session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+
+
+def _events(session: Session, chain: str, chunk: int = 20000) -> Iterator[tuple[Any, ...]]:
+    """A chain's events in order, as plain rows read in chunks (keyset on ``chain_seq``)."""
+    pg = session.connection().dialect.name == "postgresql"
+    sql = _CHUNK_PG if pg else _CHUNK_SQLITE
+    cursor = _cursor(session)
+    try:
+        last = 0
+        while True:
+            cursor.execute(sql, (chain, last, chunk))
+            rows = cursor.fetchall()
+            if not rows:
+                return
+            yield from rows
+            last = rows[-1][1]
+    finally:
+        cursor.close()
+
+
+def _rehash(session: Session, chain: str, seq: int) -> str | None:
+    """The slow, exact check of an event whose stored bytes did not hash: read and parse its
+    columns and hash them the way :func:`record` did (details not in canonical form, a time not
+    in the usual text). ``None`` when the row does not even parse (edited)."""
+    pg = session.connection().dialect.name == "postgresql"
+    cursor = _cursor(session)
+    try:
+        cursor.execute(
+            "SELECT chain_seq, at, tag, actor, office_code, subject,"
+            + (" details::text" if pg else " details")
+            + ", prev_hash FROM audit_event WHERE seq = "
+            + ("%s" if pg else "?"),
+            (seq,),
+        )
+        chain_seq, at, tag, actor, office, subject, details, prev_hash = cursor.fetchone()
+    finally:
+        cursor.close()
+    try:
+        when = at if isinstance(at, datetime) else datetime.fromisoformat(at)
+        content = json.loads(details)
+    except (TypeError, ValueError):
+        return None
+    return event_hash(chain, chain_seq, when, tag, actor, office, subject, content, prev_hash)
+
+
+def event_count(session: Session) -> int:
+    """How many events the chains' heads say the log holds (what :func:`verify` will walk)."""
+    return int(session.scalar(select(func.coalesce(func.sum(AuditHead.last_seq), 0))) or 0)
+
+
+def verify(session: Session, progress: Callable[[int], Any] | None = None) -> ChainReport:
+    """Walk every chain; report every gap, edit, deletion or reordering found. ``progress`` is
+    called with the number of events checked since its last call (every chunk)."""
     problems: list[ChainProblem] = []
     heads = {h.chain: (h.last_seq, h.last_hash) for h in session.scalars(select(AuditHead))}
     chains = sorted(set(heads) | set(session.scalars(select(AuditEvent.chain).distinct())))
     count, last_seq = 0, 0
+    sha256 = hashlib.sha256
     for chain in chains:
         expected, prev_hash, last_event = 1, GENESIS_HASH, 0
-        for ev in _events(session, chain):
+        done = 0
+        for seq, chain_seq, stored_prev, stored_hash, content in _events(session, chain):
             count += 1
-            last_seq, last_event = max(last_seq, ev.seq), ev.seq
-            if ev.chain_seq != expected:
+            last_event = seq
+            if seq > last_seq:
+                last_seq = seq
+            if chain_seq != expected:
+                problems.append(
+                    ChainProblem(seq, f"chain {chain}: sequence gap at {expected} (events deleted)")
+                )
+            if stored_prev != prev_hash:
                 problems.append(
                     ChainProblem(
-                        ev.seq, f"chain {chain}: sequence gap at {expected} (events deleted)"
+                        seq, f"chain {chain}: previous-hash link broken (deleted or reordered)"
                     )
                 )
-            if ev.prev_hash != prev_hash:
+            if (
+                (content is None or sha256(content.encode()).hexdigest() != stored_hash)
+                and _rehash(session, chain, seq) != stored_hash
+            ):
                 problems.append(
-                    ChainProblem(
-                        ev.seq, f"chain {chain}: previous-hash link broken (deleted or reordered)"
-                    )
+                    ChainProblem(seq, f"chain {chain}: content does not match its hash (edited)")
                 )
-            digest = event_hash(
-                chain, ev.chain_seq, ev.at, ev.tag, ev.actor, ev.office_code, ev.subject,
-                ev.details, ev.prev_hash,
-            )  # fmt: skip
-            if digest != ev.hash:
-                problems.append(
-                    ChainProblem(ev.seq, f"chain {chain}: content does not match its hash (edited)")
-                )
-            expected, prev_hash = ev.chain_seq + 1, ev.hash
+            expected, prev_hash = chain_seq + 1, stored_hash
+            done += 1
+            if progress is not None and done == 20000:
+                progress(done)
+                done = 0
+        if progress is not None and done:
+            progress(done)
         head = heads.get(chain)
         if head is None:
             problems.append(ChainProblem(last_event, f"chain {chain}: head row missing"))

@@ -115,10 +115,10 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress_bar(total: int, desc: str, enabled: bool) -> Any:
+def _progress_bar(total: int, desc: str, enabled: bool, unit: str = "rec") -> Any:
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="rec", disable=not enabled, file=sys.stderr)
+    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, file=sys.stderr)
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
@@ -185,7 +185,14 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     with session_factory(settings)() as session:
-        report = audit.verify(session)
+        total = audit.event_count(session)
+        # a bar only where it helps: a terminal and a log long enough to take a while
+        show = sys.stderr.isatty() and total >= 200_000
+        if show:
+            with _progress_bar(total, "verifying", True, unit="event") as bar:
+                report = audit.verify(session, progress=bar.update)
+        else:
+            report = audit.verify(session)
         anchored = checkpoints.verify(session, settings)
     ok = report.ok and anchored.ok
     if args.json:

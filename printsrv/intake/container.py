@@ -11,8 +11,10 @@ import stat
 import struct
 import zipfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from printsrv.errors import IntakeError
 
@@ -201,6 +203,38 @@ class BatchContainer:
                 BatchProblem(str(self.source), "uncompressed size exceeds the limit (zip bomb)")
             )
         self._fail(problems)
+
+    def blocks(self, name: str, max_bytes: int | None = None,
+               block: int = 1 << 20) -> Iterator[bytes]:
+        """The bytes of member ``name`` in blocks (a file of any size in bounded memory), with
+        the limits of :meth:`read`: :class:`IntakeError` once past them."""
+        max_bytes = min(max_bytes or self.max_file_bytes, self.max_file_bytes)
+        seen = 0
+        try:
+            if self._zip is not None:
+                info = self._zip_infos[name]
+                fh: Any = self._zip.open(info)
+            else:
+                info = None
+                fh = open(self.source / name, "rb")  # noqa: SIM115
+            with fh:
+                while data := fh.read(block):
+                    seen += len(data)
+                    if seen > max_bytes:
+                        raise IntakeError(f"{name}: larger than {max_bytes} bytes",
+                                          [BatchProblem(name, f"larger than {max_bytes} bytes")])
+                    self._read_total += len(data)
+                    if self._read_total > self.max_total_bytes:
+                        raise IntakeError("batch larger than the limit", [BatchProblem(
+                            name, "batch exceeds the uncompressed size limit (zip bomb)")])
+                    yield data
+        except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError,
+                NotImplementedError) as exc:
+            raise IntakeError(f"{name}: broken zip member",
+                              [BatchProblem(name, f"broken zip member: {exc}")]) from exc
+        if info is not None and seen != info.file_size:
+            raise IntakeError(f"{name}: size differs from its header", [BatchProblem(
+                name, f"{seen} bytes, its zip header says {info.file_size}")])
 
     def read(self, name: str, max_bytes: int | None = None) -> bytes:
         """The bytes of member ``name``; raises :class:`IntakeError` past the size limits."""

@@ -35,35 +35,50 @@ def write_demo_batch(
         raise ConfigError(
             f"demo registry signing key not found in {keys}: run 'python run.py init'"
         )
-    files: dict[str, bytes] = {}
-    lines: list[bytes] = []
-    for resident in synthetic_residents(
-        count, seed=seed, today=date.today(), office_codes=office_codes, held=held
-    ):
-        files.update(resident.files())
-        lines.append(json.dumps(resident.record, ensure_ascii=False).encode())
-        if progress:
-            progress(1)
-    files[RECORDS] = b"\n".join(lines) + b"\n"
-    stamp = datetime.now(UTC)
-    manifest = {
-        "format": FORMAT,
-        "batch_id": batch_id or f"DEMO-{stamp:%Y%m%d-%H%M%S}-{seed}",
-        "issuer": "DISDUKCAPIL DEMO",
-        "created_at": stamp.isoformat(timespec="seconds"),
-        "record_count": count,
-        "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())},
-    }
-    files[MANIFEST] = json.dumps(manifest, indent=1).encode()
-    files[SIGNATURE] = sign_detached(files[MANIFEST], cert.read_bytes(), key.read_bytes())
-    if out.suffix == ".zip":
+    digests: dict[str, str] = {}
+    zf = zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) if out.suffix == ".zip" else None
+    if zf is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-            for name, data in files.items():
-                zf.writestr(name, data)
-    else:
-        for name, data in files.items():
+
+    def put(name: str, data: bytes) -> None:
+        """Write one file as soon as it is made (a batch of any size in bounded memory)."""
+        if zf is not None:
+            zf.writestr(name, data)
+        else:
             target = out / name
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
+
+    try:
+        records = hashlib.sha256()
+        lines: list[bytes] = []
+        for resident in synthetic_residents(
+            count, seed=seed, today=date.today(), office_codes=office_codes, held=held
+        ):
+            for name, data in resident.files().items():
+                digests[name] = hashlib.sha256(data).hexdigest()
+                put(name, data)
+            line = json.dumps(resident.record, ensure_ascii=False).encode() + b"\n"
+            records.update(line)
+            lines.append(line)
+            if progress:
+                progress(1)
+        put(RECORDS, b"".join(lines))
+        digests[RECORDS] = records.hexdigest()
+        del lines
+        stamp = datetime.now(UTC)
+        manifest = {
+            "format": FORMAT,
+            "batch_id": batch_id or f"DEMO-{stamp:%Y%m%d-%H%M%S}-{seed}",
+            "issuer": "DISDUKCAPIL DEMO",
+            "created_at": stamp.isoformat(timespec="seconds"),
+            "record_count": count,
+            "files": dict(sorted(digests.items())),
+        }
+        raw = json.dumps(manifest, indent=1).encode()
+        put(MANIFEST, raw)
+        put(SIGNATURE, sign_detached(raw, cert.read_bytes(), key.read_bytes()))
+    finally:
+        if zf is not None:
+            zf.close()
     return out

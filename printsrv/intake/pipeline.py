@@ -16,7 +16,7 @@ import json
 import re
 import secrets
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -33,7 +33,13 @@ from printsrv.config import Settings
 from printsrv.db import unit_of_work
 from printsrv.errors import IntakeError, KeyStoreError
 from printsrv.intake import strictjson
-from printsrv.intake.container import BatchContainer, BatchProblem, cut, unsafe_path_reason
+from printsrv.intake.container import (
+    MAX_MEMBERS,
+    BatchContainer,
+    BatchProblem,
+    cut,
+    unsafe_path_reason,
+)
 from printsrv.intake.signature import SignatureInvalid, load_trusted_cas, verify_detached
 from printsrv.keys import KeyStore
 from printsrv.media import (
@@ -199,20 +205,46 @@ def _parse_manifest(raw: bytes) -> tuple[dict[str, Any], list[BatchProblem]]:
 MAX_LINE_BYTES = 256 * 1024
 
 
-def _decode_lines(raw: bytes) -> Iterable[tuple[int, object | None, str | None]]:
+def _split_lines(blocks: Iterable[bytes]) -> Iterator[tuple[int, bytes | None, int]]:
+    """(line number, the line's bytes, its length) for every line of a stream of blocks, in
+    bounded memory: a line longer than :data:`MAX_LINE_BYTES` is never held whole (its bytes
+    come as ``None``, skipped up to its end)."""
+    parts: list[bytes] = []  # the start of the current line, from earlier blocks
+    held, length, number = 0, 0, 0  # bytes in parts; the current line's length so far
+
+    def line_end(tail: bytes) -> tuple[int, bytes | None, int]:
+        total = length + len(tail)
+        if total > MAX_LINE_BYTES:
+            return number, None, total
+        return number, b"".join(parts) + tail if parts else tail, total
+
+    for block in blocks:
+        start = 0
+        while (end := block.find(b"\n", start)) >= 0:
+            number += 1
+            yield line_end(block[start:end])
+            parts, held, length = [], 0, 0
+            start = end + 1
+        rest = block[start:] if start else block
+        if rest:
+            length += len(rest)
+            if length <= MAX_LINE_BYTES:
+                parts.append(rest)
+                held += len(rest)
+            elif held:  # an over-long line: count it, hold none of it
+                parts, held = [], 0
+    if length:
+        number += 1
+        yield line_end(b"")
+
+
+def _decode_lines(blocks: Iterable[bytes]) -> Iterable[tuple[int, object | None, str | None]]:
     """(line number, parsed JSON or None, reason) for every non-empty line; a line longer
     than :data:`MAX_LINE_BYTES` is refused before it is decoded or parsed."""
-    start, number = 0, 0
-    while start < len(raw):
-        end = raw.find(b"\n", start)
-        end = len(raw) if end < 0 else end
-        number += 1
-        if end - start > MAX_LINE_BYTES:  # measured before it is copied or decoded
-            yield number, None, f"line of {end - start} bytes (at most {MAX_LINE_BYTES})"
-            start = end + 1
+    for number, line, length in _split_lines(blocks):
+        if line is None:
+            yield number, None, f"line of {length} bytes (at most {MAX_LINE_BYTES})"
             continue
-        line = raw[start:end]
-        start = end + 1
         if not line.strip():
             continue
         try:
@@ -246,21 +278,23 @@ def _verify_media(kind: MediaKind, data: bytes, settings: Settings) -> None:
         parse_fmr(data, finger_position=position)
 
 
-def check_batch(
-    settings: Settings,
-    container: BatchContainer,
-    result: ImportResult,
-    progress: Progress | None,
-    on_total: Progress | None = None,
-) -> tuple[dict[str, Any], list[_Candidate]]:
-    """Every check short of the database; fills ``result.problems``."""
+#: The largest manifest accepted: its file list names at most every zip member
+#: (:data:`~printsrv.intake.container.MAX_MEMBERS`), about 110 bytes each.
+MAX_MANIFEST_BYTES = 200 * MAX_MEMBERS
+
+
+def _check_manifest(
+    settings: Settings, container: BatchContainer, result: ImportResult
+) -> dict[str, Any]:
+    """The batch-level checks (signature and chain, manifest, the file list); fills
+    ``result.problems``."""
     names = set(container.names)
     for required in (MANIFEST, SIGNATURE):
         if required not in names:
             result.problems.append(BatchProblem(required, "missing"))
     if result.problems:
-        return {}, []
-    manifest_raw = container.read(MANIFEST, 10_000_000)
+        return {}
+    manifest_raw = container.read(MANIFEST, MAX_MANIFEST_BYTES)
     try:
         signer = verify_detached(
             manifest_raw,
@@ -269,21 +303,37 @@ def check_batch(
         )
     except SignatureInvalid as exc:
         result.problems.append(BatchProblem(SIGNATURE, str(exc)))
-        return {}, []
+        return {}
     manifest, problems = _parse_manifest(manifest_raw)
     result.problems += problems
     if problems:
-        return manifest, []
+        return manifest
     manifest["_signer"] = signer.subject.rfc4514_string()
     manifest["_sha256"] = hashlib.sha256(manifest_raw).hexdigest()
+    del manifest_raw
     result.batch_id = manifest["batch_id"]
     files: dict[str, str] = manifest["files"]
     for name in sorted(names - files.keys() - {MANIFEST, SIGNATURE}):
         result.problems.append(BatchProblem(name, "present but not listed in the manifest"))
     for name in sorted(files.keys() - names):
         result.problems.append(BatchProblem(name, "listed in the manifest but missing"))
-    if result.problems:
-        return manifest, []
+    return manifest
+
+
+def _candidates(
+    settings: Settings,
+    container: BatchContainer,
+    manifest: dict[str, Any],
+    result: ImportResult,
+    progress: Progress | None,
+    on_total: Progress | None = None,
+) -> Iterator[_Candidate]:
+    """Every record of the batch that passes its checks, one at a time as ``records.jsonl``
+    is read (bounded memory whatever the batch's size); every problem goes to
+    ``result.problems``. The file's hash is known only at its end: when it does not match the
+    manifest, the record problems found are dropped for that batch problem, and the caller,
+    which stores in one transaction, rolls back."""
+    files: dict[str, str] = manifest["files"]
 
     def read_checked(name: str, max_bytes: int) -> bytes | None:
         data = container.read(name, max_bytes)
@@ -292,19 +342,23 @@ def check_batch(
             return None
         return data
 
-    records_raw = read_checked(RECORDS, settings.max_batch_bytes)
-    if records_raw is None:
-        return manifest, []
+    records_hash = hashlib.sha256()
+
+    def hashed(blocks: Iterable[bytes]) -> Iterator[bytes]:
+        for block in blocks:
+            records_hash.update(block)
+            yield block
+
     if on_total is not None:
         on_total(manifest["record_count"])
-
-    candidates: list[_Candidate] = []
     seen_request_ids: dict[str, int] = {}
     seen_niks: dict[str, int] = {}
     used_media: set[str] = set()
     today = date.today()
     lines = 0
-    for number, obj, reason in _decode_lines(records_raw):
+    for number, obj, reason in _decode_lines(
+        hashed(container.blocks(RECORDS, settings.max_batch_bytes))
+    ):
         lines += 1
         if progress:
             progress(1)
@@ -374,8 +428,14 @@ def check_batch(
             result.rejected += 1
             continue
         holds = list(check.hold_reasons) + _print_hold_reasons(check.record, media)
-        candidates.append(_Candidate(number, check.record, holds, media))
+        yield _Candidate(number, check.record, holds, media)
 
+    if records_hash.hexdigest() != files[RECORDS]:
+        # The records are not the ones signed for: their own problems do not count.
+        result.problems[:] = [p for p in result.problems if not isinstance(p, RecordProblem)]
+        result.rejected = 0
+        result.problems.append(BatchProblem(RECORDS, "SHA-256 does not match the manifest"))
+        return
     if lines != manifest["record_count"]:
         result.problems.append(
             BatchProblem(RECORDS, f"{lines} records, manifest says {manifest['record_count']}")
@@ -384,7 +444,6 @@ def check_batch(
     for name in sorted(files.keys() - used_media - {RECORDS}):
         if not any(isinstance(p, BatchProblem) and p.where == name for p in result.problems):
             read_checked(name, settings.max_media_bytes)
-    return manifest, candidates
 
 
 def _office(session: Session, code: str, cache: dict[str, int]) -> int:
@@ -408,49 +467,81 @@ def decrypt_media(
     return AESGCM(data_key).decrypt(nonce, ct, f"{request_id}:{kind.value}".encode())
 
 
-def _store(
-    session: Session,
-    keys: KeyStore,
-    manifest: dict[str, Any],
-    candidates: list[_Candidate],
-    result: ImportResult,
-    actor: str,
-) -> None:
-    batch = session.scalar(select(Batch).where(Batch.batch_id == manifest["batch_id"]))
-    if batch is not None and batch.manifest_sha256 != manifest["_sha256"]:
-        result.problems.append(
-            BatchProblem(
-                MANIFEST, f"batch_id {batch.batch_id} was imported before with other content"
+class _Store:
+    """Writes a batch's records chunk by chunk in the caller's transaction: the batch row
+    first (:meth:`begin`), then :meth:`add` per chunk of candidates, then :meth:`finish`."""
+
+    def __init__(
+        self, session: Session, keys: KeyStore, manifest: dict[str, Any], result: ImportResult,
+        actor: str,
+    ) -> None:  # fmt: skip
+        self.session, self.keys, self.manifest = session, keys, manifest
+        self.result, self.actor = result, actor
+        self.batch: Batch | None = None
+        self.offices: dict[str, int] = {}
+        self.per_office: dict[str, int] = {}  # records stored per office code
+        self.now = datetime.now(UTC)
+
+    def begin(self) -> bool:
+        """The batch row (new, or the one of an earlier import of the same content); false,
+        with a problem, for a batch id imported before with other content."""
+        manifest, session = self.manifest, self.session
+        batch = session.scalar(select(Batch).where(Batch.batch_id == manifest["batch_id"]))
+        if batch is not None and batch.manifest_sha256 != manifest["_sha256"]:
+            self.result.problems.append(
+                BatchProblem(
+                    MANIFEST, f"batch_id {batch.batch_id} was imported before with other content"
+                )
             )
-        )
-        return
-    existing: set[str] = set()
-    ids = [c.record["request_id"] for c in candidates]
-    for start in range(0, len(ids), 500):
-        existing.update(
-            session.scalars(
-                select(Record.request_id).where(Record.request_id.in_(ids[start : start + 500]))
+            return False
+        if batch is None:
+            batch = Batch(
+                batch_id=manifest["batch_id"],
+                issuer=manifest["issuer"],
+                created_at=datetime.fromisoformat(manifest["created_at"]).astimezone(UTC),
+                record_count=manifest["record_count"],
+                manifest_sha256=manifest["_sha256"],
+                signer=manifest["_signer"][:400],
+                imported_by=self.actor,
             )
-        )
-    fresh = [c for c in candidates if c.record["request_id"] not in existing]
-    result.already_imported = len(candidates) - len(fresh)
-    _hold_open_requests(session, fresh)
-    if batch is None:
-        batch = Batch(
-            batch_id=manifest["batch_id"],
-            issuer=manifest["issuer"],
-            created_at=datetime.fromisoformat(manifest["created_at"]).astimezone(UTC),
-            record_count=manifest["record_count"],
-            manifest_sha256=manifest["_sha256"],
-            signer=manifest["_signer"][:400],
-            imported_by=actor,
-        )
-        session.add(batch)
-        session.flush()
-    offices: dict[str, int] = {}
-    now = datetime.now(UTC)
-    for start in range(0, len(fresh), 1000):
-        chunk = fresh[start : start + 1000]
+            session.add(batch)
+            session.flush()
+        self.batch = batch
+        return True
+
+    def add(self, candidates: list[_Candidate]) -> None:
+        """Store one chunk: records, wrapped keys, encrypted media, hold events."""
+        session, result, batch = self.session, self.result, self.batch
+        assert batch is not None
+        ids = [c.record["request_id"] for c in candidates]
+        existing = set(session.scalars(select(Record.request_id)
+                                       .where(Record.request_id.in_(ids))))
+        fresh = [c for c in candidates if c.record["request_id"] not in existing]
+        result.already_imported += len(candidates) - len(fresh)
+        _hold_open_requests(session, fresh)
+        if fresh:
+            self._insert(fresh)
+        for c in fresh:
+            if c.hold_reasons:
+                result.holds.append(
+                    {"request_id": c.record["request_id"], "reason": "; ".join(c.hold_reasons)}
+                )
+                audit.record(
+                    session,
+                    AuditTag.INTAKE_RECORD_HOLD,
+                    actor=self.actor,
+                    office_code=c.record["office_code"],
+                    subject=c.record["request_id"],
+                    details={"reasons": c.hold_reasons},
+                )
+        result.imported += len(fresh)
+        for c in fresh:
+            code = c.record["office_code"]
+            self.per_office[code] = self.per_office.get(code, 0) + 1
+
+    def _insert(self, chunk: list[_Candidate]) -> None:
+        session, batch = self.session, self.batch
+        assert batch is not None
         rows = []
         for c in chunk:
             rec = c.record
@@ -462,12 +553,12 @@ def _store(
                     "nik": rec["nik"],
                     "nama": rec["nama"],
                     "card_type": rec.get("card_type", "KTP-EL"),
-                    "office_id": _office(session, rec["office_code"], offices),
+                    "office_id": _office(session, rec["office_code"], self.offices),
                     "state": RecordState.HELD if c.hold_reasons else RecordState.QUEUED,
                     "hold_reason": "; ".join(c.hold_reasons) or None,
                     "data": {k: v for k, v in rec.items() if k != "media"},
-                    "created_at": now,
-                    "updated_at": now,
+                    "created_at": self.now,
+                    "updated_at": self.now,
                 }
             )
         returned = session.execute(insert(Record).returning(Record.id, Record.request_id), rows)
@@ -480,7 +571,7 @@ def _store(
                 {
                     "record_id": id_by_request[request_id],
                     "key_label": "storage-kek",
-                    "wrapped_key": keys.wrap_data_key(data_key, request_id.encode()),
+                    "wrapped_key": self.keys.wrap_data_key(data_key, request_id.encode()),
                 }
             )
             for kind, plain in c.media.items():
@@ -505,46 +596,39 @@ def _store(
                                       row["state"], row["hold_reason"] or f"batch {batch.id}"))
                 for c, row in zip(chunk, rows, strict=True)
             ),
-            at=now,
+            at=self.now,
         )  # fmt: skip
-    for c in fresh:
-        if c.hold_reasons:
-            result.holds.append(
-                {"request_id": c.record["request_id"], "reason": "; ".join(c.hold_reasons)}
-            )
-            audit.record(
-                session,
-                AuditTag.INTAKE_RECORD_HOLD,
-                actor=actor,
-                office_code=c.record["office_code"],
-                subject=c.record["request_id"],
-                details={"reasons": c.hold_reasons},
-            )
-    result.imported = len(fresh)
-    result.held = len(result.holds)
-    per_office: dict[str, int] = {}
-    for c in fresh:
-        per_office[c.record["office_code"]] = per_office.get(c.record["office_code"], 0) + 1
-    result.offices = [
-        {"code": code, "name": session.get_one(Office, offices[code]).name, "records": n}
-        for code, n in sorted(per_office.items())
-    ]
-    batch.imported_count += len(fresh)
-    batch.rejected_count = result.rejected
-    audit.record(
-        session,
-        AuditTag.INTAKE_BATCH_IMPORT,
-        actor=actor,
-        subject=batch.batch_id,
-        details={
-            "imported": result.imported,
-            "held": result.held,
-            "already_imported": result.already_imported,
-            "rejected": result.rejected,
-            "manifest_sha256": batch.manifest_sha256,
-            "signer": batch.signer,
-        },
-    )
+
+    def finish(self) -> None:
+        """The batch's counts and its import event."""
+        result, batch = self.result, self.batch
+        assert batch is not None
+        result.held = len(result.holds)
+        result.offices = [
+            {"code": code, "name": self.session.get_one(Office, self.offices[code]).name,
+             "records": n}
+            for code, n in sorted(self.per_office.items())
+        ]  # fmt: skip
+        batch.imported_count += result.imported
+        batch.rejected_count = result.rejected
+        audit.record(
+            self.session,
+            AuditTag.INTAKE_BATCH_IMPORT,
+            actor=self.actor,
+            subject=batch.batch_id,
+            details={
+                "imported": result.imported,
+                "held": result.held,
+                "already_imported": result.already_imported,
+                "rejected": result.rejected,
+                "manifest_sha256": batch.manifest_sha256,
+                "signer": batch.signer,
+            },
+        )
+
+
+#: Records stored per round of statements (and held in memory, media included, at once).
+CHUNK = 500
 
 
 def _print_hold_reasons(record: dict[str, Any], media: dict[MediaKind, bytes]) -> list[str]:
@@ -623,44 +707,89 @@ def import_batch(
     ``office_scope`` (an API client token's office): a record for any office outside it (not
     the office nor one of its kecamatan) refuses the whole batch, ``outside_scope`` set."""
     result = ImportResult(source=str(path))
-    candidates: list[_Candidate] = []
     try:
         with BatchContainer(
             path, max_total_bytes=settings.max_batch_bytes, max_file_bytes=settings.max_batch_bytes
         ) as container:
-            manifest, candidates = check_batch(settings, container, result, progress, on_total)
+            manifest = _check_manifest(settings, container, result)
+            if not result.problems:
+                _import_records(settings, container, manifest, result, accept_valid=accept_valid,
+                                actor=actor, progress=progress, on_total=on_total,
+                                office_scope=office_scope)  # fmt: skip
     except IntakeError as exc:
         result.problems += [p for p in exc.problems if isinstance(p, BatchProblem | RecordProblem)]
         if not result.problems:
             result.problems.append(BatchProblem(str(path), str(exc)))
-    if office_scope is not None:
-        for c in candidates:
-            code = str(c.record.get("office_code", ""))
-            if not code_within(code, office_scope):
-                result.outside_scope = True
-                result.problems.append(BatchProblem(
-                    f"{RECORDS}: line {c.line}",
-                    f"office {code[:20]} is outside this client's office {office_scope}",
-                ))
-    batch_problems = [p for p in result.problems if isinstance(p, BatchProblem)]
-    if batch_problems or (result.problems and not accept_valid):
-        _log_rejection(settings, result, actor)
-        return result
-    with KeyStore.open(settings) as keys:
-        with unit_of_work(settings) as session:
-            _store(session, keys, manifest, candidates, result, actor)
-            if any(isinstance(p, BatchProblem) for p in result.problems):
-                session.rollback()
-                result.imported = result.held = 0
-                result.holds = []
-        checkpoints.checkpoint_now(settings, keys, reason="batch")
-    if any(isinstance(p, BatchProblem) for p in result.problems):
+        _undo(result)
+    if _refused(result, accept_valid):
         _log_rejection(settings, result, actor)
         return result
     result.accepted = True
     if result.rejected:
         result.rejection_report = str(write_rejection_report(settings, result))
     return result
+
+
+def _refused(result: ImportResult, accept_valid: bool) -> bool:
+    """A batch problem refuses the batch; a record problem too, unless ``accept_valid``."""
+    return any(isinstance(p, BatchProblem) for p in result.problems) or bool(
+        result.problems and not accept_valid
+    )
+
+
+def _undo(result: ImportResult) -> None:
+    """The counts of a batch whose transaction was rolled back."""
+    result.imported = result.held = result.already_imported = 0
+    result.holds = []
+
+
+def _import_records(
+    settings: Settings,
+    container: BatchContainer,
+    manifest: dict[str, Any],
+    result: ImportResult,
+    *,
+    accept_valid: bool,
+    actor: str,
+    progress: Progress | None,
+    on_total: Progress | None,
+    office_scope: str | None,
+) -> None:
+    """Check and store the records as they are read, :data:`CHUNK` at a time, in one
+    transaction that is rolled back when the batch is refused (a problem found at any point,
+    the file's hash at its end included). Once refused, the rest is still checked (every
+    problem is reported) but no longer stored."""
+    with KeyStore.open(settings) as keys:
+        with unit_of_work(settings) as session:
+            store = _Store(session, keys, manifest, result, actor)
+            if not store.begin():
+                session.rollback()
+                return
+            chunk: list[_Candidate] = []
+            for candidate in _candidates(settings, container, manifest, result, progress,
+                                         on_total):  # fmt: skip
+                code = str(candidate.record.get("office_code", ""))
+                if office_scope is not None and not code_within(code, office_scope):
+                    result.outside_scope = True
+                    result.problems.append(BatchProblem(
+                        f"{RECORDS}: line {candidate.line}",
+                        f"office {code[:20]} is outside this client's office {office_scope}",
+                    ))
+                if _refused(result, accept_valid):
+                    chunk = []
+                    continue
+                chunk.append(candidate)
+                if len(chunk) >= CHUNK:
+                    store.add(chunk)
+                    chunk = []
+            if _refused(result, accept_valid):
+                session.rollback()
+                _undo(result)
+                return
+            if chunk:
+                store.add(chunk)
+            store.finish()
+        checkpoints.checkpoint_now(settings, keys, reason="batch")
 
 
 def _log_rejection(settings: Settings, result: ImportResult, actor: str) -> None:

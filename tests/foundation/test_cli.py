@@ -58,6 +58,35 @@ def test_render_sample_imports_no_database_and_no_flask(tmp_path: object) -> Non
     assert "printsrv.commands.station" not in names
 
 
+def _imported_in(instance: object, *args: str) -> set[str]:
+    """:func:`_imported` against a fresh, migrated instance with an empty audit log."""
+    import os
+
+    env = {**os.environ, "PRINTSRV_INSTANCE_DIR": str(instance),
+           "PRINTSRV_DATABASE_URL": f"sqlite:///{instance}/printsrv.db"}
+    env.pop("PRINTSRV_CONFIG", None)
+    subprocess.run([sys.executable, "-c", "from printsrv import schema; from printsrv.config "
+                    "import load_settings; schema.upgrade(load_settings())"],
+                   env=env, cwd=PROJECT_ROOT, check=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", _PROBE, *args], env=env, capture_output=True,
+                            text=True, timeout=60, cwd=PROJECT_ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    line = next(x for x in result.stderr.splitlines() if x.startswith("MODULES "))
+    return set(line.split()[1:])
+
+
+@pytest.mark.parametrize("args", [["station", "status"], ["audit", "verify"]])
+def test_database_commands_import_no_web_no_chip_no_printers(tmp_path: object,
+                                                             args: list[str]) -> None:
+    """``station status`` and ``audit verify`` (on an empty log) load the database layer they
+    use, not Flask (``printsrv.web`` re-exports its app lazily), the chip or the printers."""
+    names = _imported_in(tmp_path, *args)
+    assert "sqlalchemy" in names  # the probe saw the command's own work
+    assert [n for n in names if n.split(".")[0] in ("flask", "flask_babel", "flask_wtf",
+                                                    "werkzeug", "jinja2", "chip", "printers")
+            or n == "printsrv.web.app"] == []
+
+
 def _registered_by(module_name: str) -> set[str]:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers()
