@@ -10,13 +10,29 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the checker sees the real names; at run time they load on first use
     from printsrv.web.app import (
         CSP as CSP,
+    )
+    from printsrv.web.app import (
         LANGUAGES as LANGUAGES,
+    )
+    from printsrv.web.app import (
         babel as babel,
+    )
+    from printsrv.web.app import (
         create_app as create_app,
+    )
+    from printsrv.web.app import (
         csrf as csrf,
+    )
+    from printsrv.web.app import (
         db as db,
+    )
+    from printsrv.web.app import (
         local_time as local_time,
+    )
+    from printsrv.web.app import (
         read_db as read_db,
+    )
+    from printsrv.web.app import (
         select_locale as select_locale,
     )
 
