@@ -14,14 +14,17 @@ SUBCOMMANDS = {"resolve", "status"}
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "station",
+        add_help=False,
         help="run a print station, resolve its interrupted cards, show station status",
         description="station NAME [--once] [--max-cards N] [--on-request] | "
         "station batch NAME --count N | station resume NAME | "
         "station resolve NAME --job ID "
         "--outcome issued|spoiled|released [--cause C] | station status [--json]",
     )
-    p.add_argument("name", help="station name (from settings [stations.NAME]), or 'resolve' / "
-                   "'status'")
+    p.add_argument("-h", "--help", action="store_true",
+                   help="show this help, or a subcommand's (station status --help)")
+    p.add_argument("name", nargs="?", help="station name (from settings [stations.NAME]), or "
+                   "'status' / 'batch' / 'resume' / 'resolve'")
     p.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
     p.add_argument("--once", action="store_true", help="make one card, then stop")
     p.add_argument("--max-cards", type=int, help="stop after N cards")
@@ -41,11 +44,47 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--json", action="store_true")
     p.add_argument("-v", "--verbose", action="store_true")
-    p.set_defaults(func=cmd_station)
+    p.set_defaults(func=cmd_station, parser_help=p.format_help())
+
+
+#: Each subcommand's own help: usage and what it does.
+HELP: dict[str, str] = {
+    "status": "usage: run.py station status [--json]\n\n"
+              "Every station: its mode (running, paused, stopped), the pause reason, the\n"
+              "printer's state, blanks in the hopper, ribbon panels left, cards issued and\n"
+              "spoiled.\n"
+              "  --json   machine-readable output",
+    "batch": "usage: run.py station batch NAME --count N [--operator USER]\n\n"
+             "Ask station NAME (running with --on-request) for N more cards; the operator is\n"
+             "recorded on the cards.",
+    "resume": "usage: run.py station resume NAME\n\n"
+              "Tell the paused station NAME that the printer was cleared: it tries again.",
+    "resolve": "usage: run.py station resolve NAME [--job ID --outcome issued|spoiled|released\n"
+               "                              [--cause C] --operator USER]\n\n"
+               "List the card jobs station NAME left unfinished, or settle one: what physically\n"
+               "happened to its blank, confirmed by an operator (audited).",
+}
+
+
+def _explain(parser_help: str) -> str:
+    """What ``station`` does and the stations configured here."""
+    try:
+        names = ", ".join(sorted(load_settings().stations)) or "none yet"
+    except Exception as exc:  # settings that do not load are reported by the command itself
+        names = f"unknown ({exc})"
+    return (parser_help.rstrip() + "\n\nsubcommands: " + ", ".join(sorted(HELP))
+            + " (station SUBCOMMAND --help)\nconfigured stations: " + names)
 
 
 def cmd_station(args: argparse.Namespace) -> int:
     from printsrv.eventlog import configure
+
+    if args.help or not args.name:
+        if args.name in HELP:
+            print(HELP[args.name])
+        else:
+            print(_explain(args.parser_help))
+        return 0 if args.help else 2
 
     configure(verbose=args.verbose)
     if args.name == "status":

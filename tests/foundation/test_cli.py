@@ -162,3 +162,23 @@ def test_chosen_command_finds_the_command_after_global_options(
 @given(st.lists(_WORD, max_size=6))
 def test_chosen_command_is_a_known_command_or_none(argv: list[str]) -> None:
     assert chosen_command(argv) in (None, *COMMANDS)
+
+
+def test_station_subcommands_have_their_own_help_and_a_bare_station_explains_itself() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(root / "run.py"), "station", *argv],
+                              capture_output=True, text=True, timeout=60, cwd=root)
+
+    status = run("status", "--help")
+    assert status.returncode == 0 and status.stdout.startswith("usage: run.py station status")
+    assert "--json" in status.stdout and "--max-cards" not in status.stdout
+    assert run("resolve", "--help").stdout.startswith("usage: run.py station resolve NAME")
+    bare = run()
+    assert bare.returncode == 2 and "subcommands: batch, resolve, resume, status" in bare.stdout
+    assert "configured stations:" in bare.stdout
