@@ -278,3 +278,39 @@ def ikd_page() -> Any:
     return render_template("ikd.html", months=months, month=month, form=form,
                            problems=problems, target=settings.ikd_target_percent,
                            today=date.today().isoformat()), (422 if problems else 200)  # fmt: skip
+
+
+class SuketForm(FlaskForm):
+    head_name = StringField("head_name", validators=[DataRequired(), Length(max=120)])
+    head_nip = StringField("head_nip", validators=[DataRequired(), Length(max=32)])
+    head_title = StringField("head_title", validators=[Optional(), Length(max=160)])
+
+
+@bp.route("/records/<int:record_id>/suket", methods=["POST"])
+@permission("suket.issue")
+def issue_suket(record_id: int) -> Any:
+    """A supervisor issues a Surat Keterangan for a queued record while the office has no
+    blanks; the answer is its PDF (the photo is decrypted in the token for it, audited)."""
+    from printsrv.desk import suket
+    from printsrv.keys import KeyStore
+
+    form = SuketForm()
+    if not form.validate_on_submit():
+        abort(400)
+    user = _user()
+    rec = _record(record_id, write=True)
+    settings = current_app.config["PRINTSRV_SETTINGS"]
+    try:
+        with KeyStore.open(settings) as keys:
+            row = suket.issue(db(), keys, rec, by=user.username,
+                              head_name=form.head_name.data or "",
+                              head_nip=form.head_nip.data or "",
+                              head_title=form.head_title.data
+                              or "Kepala Dinas Kependudukan dan Pencatatan Sipil")
+            pdf = suket.suket_pdf(db(), keys, row, actor=user.username)
+    except (suket.SuketError, StateError) as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("views.record", record_id=rec.id))
+    name = row.number.replace("/", "-")
+    return current_app.response_class(pdf, mimetype="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="suket-{name}.pdf"'})  # fmt: skip

@@ -70,6 +70,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "anomaly.view": frozenset({A, S, U}),
     "desk.handover": frozenset({S, OP}),
     "ikd.enter": frozenset({S}),
+    "suket.issue": frozenset({S}),
 }
 
 

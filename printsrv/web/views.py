@@ -5,11 +5,22 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from markupsafe import Markup, escape
+from sqlalchemy import select
 from wtforms import StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
@@ -131,6 +142,13 @@ def record(record_id: int) -> Any:
     from printsrv.notify.sender import for_record
 
     messages = for_record(read_db(), rec.request_id)
+    from printsrv.desk.models import Suket
+    from printsrv.ledger.reports import signatories_from_settings
+
+    sukets = read_db().scalars(select(Suket).where(Suket.record_id == rec.id)
+                               .order_by(Suket.id)).all()
+    signatories = signatories_from_settings(
+        current_app.config["PRINTSRV_SETTINGS"].report_signatories, rec.office.code)
     svc.audit_view(db(), user, WebTag.RECORD_VIEW, subject=rec.request_id,
                    office_code=rec.office.code)
     return render_template(
@@ -139,6 +157,8 @@ def record(record_id: int) -> Any:
         history=history,
         jobs=jobs,
         messages=messages,
+        sukets=sukets,
+        signatories=signatories,
         note_form=NoteForm(),
         reason_form=ReasonForm(),
         allowed=lambda p: svc.can(user, p),

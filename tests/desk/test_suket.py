@@ -128,3 +128,35 @@ def test_the_public_verify_page(settings: Settings, tmp_path: Path) -> None:
     assert 'data-reason="valid"' in page and "SAH" in page and record.nik in page
     bad = client.post("/verify", data={"text": qr[:-6] + "AAAAAA"}).get_data(as_text=True)
     assert 'data-reason="forged"' in bad or 'data-reason="not a Suket"' in bad
+
+
+def test_a_supervisor_issues_a_suket_from_the_record_page(settings: Settings,
+                                                         tmp_path: Path) -> None:
+    from printsrv.models import Role, User
+    from printsrv.web import create_app
+    from printsrv.web.auth_service import hash_password
+    from tests.web.conftest import sign_in
+
+    request_id = _queued(settings, tmp_path, 1)[0]
+    with unit_of_work(settings) as session:
+        record = session.scalar(select(Record).where(Record.request_id == request_id))
+        assert record is not None
+        record_id = record.id
+        for name, role in (("spv1", Role.SUPERVISOR), ("op1", Role.OPERATOR)):
+            session.add(User(username=name, role=role, office_id=record.office_id,
+                             password_hash=hash_password("kata sandi panjang"),
+                             failed_logins=0, active=True))  # fmt: skip
+    app = create_app(settings, {"TESTING": True, "WTF_CSRF_ENABLED": False,
+                                "SESSION_COOKIE_SECURE": False})  # fmt: skip
+    client = app.test_client()
+    form = {"head_name": "Drs. AHMAD FAUZI", "head_nip": "197001011990031002"}
+    sign_in(client, settings, "op1")
+    assert 'id="suket-form"' not in client.get(f"/records/{record_id}").get_data(as_text=True)
+    assert client.post(f"/desk/records/{record_id}/suket", data=form).status_code == 403
+    sign_in(client, settings, "spv1")
+    assert 'id="suket-form"' in client.get(f"/records/{record_id}").get_data(as_text=True)
+    pdf = client.post(f"/desk/records/{record_id}/suket", data=form)
+    assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
+    assert pdf.data.startswith(b"%PDF")
+    page = client.get(f"/records/{record_id}").get_data(as_text=True)
+    assert "470/0001/" in page and 'id="suket-form"' not in page  # one valid Suket
