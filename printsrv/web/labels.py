@@ -64,6 +64,13 @@ _WORDS: dict[str, dict[str, Any]] = {
         "released": _l("blangko kembali ke hopper"),
     },
     "cause": {code: _l(text) for code, text in CAUSE_ID.items()},
+    "sms_report": {
+        "delivered": _l("diterima ponsel"),
+        "undeliverable": _l("tidak sampai ke ponsel"),
+        "buffered": _l("tertahan di operator"),
+        "smsc-accepted": _l("diterima operator seluler"),
+        "smsc-rejected": _l("ditolak operator seluler"),
+    },
     "notification_state": {
         "pending": _l("menunggu dikirim"),
         "sending": _l("sedang dikirim"),

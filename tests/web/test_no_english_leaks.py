@@ -25,6 +25,7 @@ from printsrv.ledger.models import (
     StationState,
 )
 from printsrv.models import Record, RecordState
+from printsrv.notify.models import NotificationState
 from printsrv.station.journal import CardJob, CardOutcome, CardPhase, StationMode, StationRuntime
 from printsrv.web.models import RequestKind, RequestStatus
 from tests.web.conftest import World, sign_in
@@ -33,7 +34,8 @@ from tests.web.stockdata import make_stock, serial
 #: Codes that must never reach an Indonesian page as they are (underscores read as spaces
 #: too: "in stock" is as English as "in_stock").
 ENUMS = (RecordState, CardPhase, CardOutcome, StationState, StationMode, BlankState,
-         HandoverKind, AdjustmentKind, AdjustmentStatus, SpoilCause, RequestKind, RequestStatus)
+         HandoverKind, AdjustmentKind, AdjustmentStatus, SpoilCause, RequestKind, RequestStatus,
+         NotificationState)
 LEAKS = sorted(
     {v.value for e in ENUMS for v in e} | {v.value.replace("_", " ") for e in ENUMS for v in e}
     | {"receipt", "burned", "(burned)"}
