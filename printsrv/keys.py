@@ -490,7 +490,8 @@ class KeyStore:
             for obj in self._session.get_objects({pkcs11.Attribute.LABEL: DOCUMENT_SIGNER,
                                                   pkcs11.Attribute.CLASS: kind}):
                 obj[pkcs11.Attribute.LABEL] = retired
-        return old, self._issue_document_signer(usage_days or pki.DS_USAGE_DAYS)
+        return old, self._issue_document_signer(
+            pki.DS_USAGE_DAYS if usage_days is None else usage_days)
 
     # --- envelope encryption of record media ---------------------------------------------------
     def wrap_data_key(self, data_key: bytes, record_ref: bytes) -> bytes:
@@ -635,7 +636,8 @@ def issue_crl(
     crl = pki.issue_crl(csca, csca_key, [
         pki.Revocation(int(r["serial"], 16), datetime.fromisoformat(r["revoked_at"]),
                        x509.ReasonFlags(r["reason"])) for r in state["revoked"]
-    ], state["number"], datetime.now(UTC) - timedelta(minutes=5), days or pki.CRL_DAYS)
+    ], state["number"], datetime.now(UTC) - timedelta(minutes=5),
+        pki.CRL_DAYS if days is None else days)
     path.write_text(json.dumps(state, indent=1) + "\n")
     (settings.keys_dir / CRL_FILE).write_bytes(crl.public_bytes(serialization.Encoding.DER))
     (settings.keys_dir / "csca-crl.pem").write_bytes(crl.public_bytes(serialization.Encoding.PEM))

@@ -32,6 +32,10 @@ ALLOWED: dict[tuple[str, str, str], str] = {
         "a second signal stops at once, as Python's own handler does",
     ("printsrv/commands/web.py", "_read_password", "SystemExit"):
         "the CLI ends with its message, as argparse does",
+    ("printsrv/station/devices.py", "parse_station", "TypeError"):
+        "caught in the same function and reported as a ConfigError naming the file, line and key",
+    ("printsrv/web/__init__.py", "__getattr__", "AttributeError"):
+        "a module's __getattr__ must raise AttributeError (PEP 562)",
     ("printsrv/commands/keys.py", "_serial", "SystemExit"):
         "the CLI ends with its message, as argparse does",
     ("printsrv/commands/keys.py", "_read_component", "SystemExit"):

@@ -49,7 +49,7 @@ def test_legacy_details_verify_and_the_migration_makes_them_canonical(settings: 
     assert _verify(settings).ok  # the slow, exact path for a row not stored canonically
 
     migration = importlib.import_module(
-        "printsrv.migrations.versions.0021_audit_canonical_details")
+        "printsrv.migrations.versions.0028_audit_canonical_details")
     with unit_of_work(settings) as s:
         conn = s.connection()
         with Operations.context(MigrationContext.configure(conn)):
