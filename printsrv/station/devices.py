@@ -51,11 +51,6 @@ class CardEncoder(Protocol):
         ...
 
 
-#: The printer backends a station may name (``printer = "…"``).
-PRINTER_BACKENDS = ("cups", "directory")
-#: The encoder backends (``encoder = "…"``): the chip library over PC/SC, the virtual station's
-#: simulated cards on vpcd, or the in-memory stand-in.
-ENCODER_BACKENDS = ("pcsc", "virtual", "fake")
 RECOVERY_MODES = ("automatic", "operator")
 
 
@@ -161,8 +156,10 @@ def parse_station(name: str, raw: dict[str, Any], source: Path | None = None) ->
     if not values.get("office"):
         raise ConfigError(f"{_key_line(source, name, 'office')}station {name!r}: "
                           "'office' is required")  # fmt: skip
-    for key, allowed in (("printer", PRINTER_BACKENDS), ("encoder", ENCODER_BACKENDS),
-                         ("recovery", RECOVERY_MODES)):
+    choices: tuple[tuple[str, Any], ...] = (
+        ("printer", PRINTER_BACKENDS), ("encoder", ENCODER_BACKENDS), ("recovery", RECOVERY_MODES),
+    )
+    for key, allowed in choices:
         if key in values and values[key] not in allowed:
             raise ConfigError(f"{_key_line(source, name, key)}station {name!r}: {key} = "
                               f"{values[key]!r} (one of {', '.join(allowed)})")  # fmt: skip
@@ -217,63 +214,88 @@ class FakeEncoder:
         return self.state
 
 
-def build_printer(settings: Settings, config: StationConfig) -> CardPrinter:
-    """The station's printer: a CUPS queue, or a directory printer (``printer = "directory"``)."""
+def _directory_printer(settings: Settings, config: StationConfig) -> CardPrinter:
+    """A folder of PDFs with a simulated printer's journal (tests, demos without CUPS)."""
+    from printers.directory import DirectoryPrinter
     from printers.profiles import get_profile
 
-    profile = get_profile(config.profile)
-    if config.printer == "directory":
-        from printers.directory import DirectoryPrinter
+    folder = Path(config.directory or settings.instance_dir / "cards" / config.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    printer = DirectoryPrinter(folder, get_profile(config.profile), name=config.name)
+    delay = config.print_seconds
+    if delay:
+        original = printer.print_card
 
-        default = settings.instance_dir / "cards" / config.name
-        folder = Path(config.directory or default)
-        folder.mkdir(parents=True, exist_ok=True)
-        printer = DirectoryPrinter(folder, profile, name=config.name)
-        delay = config.print_seconds
-        if delay:
-            original = printer.print_card
+        def slow_print(*args: Any, **kw: Any) -> Any:  # a printer takes time per card
+            import time
 
-            def slow_print(*args: Any, **kw: Any) -> Any:  # a printer takes time per card
-                import time
-
+            time.sleep(delay / 2)
+            try:
+                return original(*args, **kw)
+            finally:
                 time.sleep(delay / 2)
-                try:
-                    return original(*args, **kw)
-                finally:
-                    time.sleep(delay / 2)
 
-            printer.print_card = slow_print  # type: ignore[method-assign]
-        return printer
+        printer.print_card = slow_print  # type: ignore[method-assign]
+    return printer
+
+
+def _cups_printer(settings: Settings, config: StationConfig) -> CardPrinter:
+    """A CUPS queue through pycups (``printers/cups.py``)."""
     if not config.cups_queue:
         raise ConfigError(f"station {config.name!r}: 'cups_queue' is required")
     from printers.cups import CupsPrinter
+    from printers.profiles import get_profile
 
-    return CupsPrinter(
-        config.cups_queue,
-        profile,
-        server=config.cups_server,
-        port=config.cups_port,
-        timeout=config.print_timeout,
-    )
+    return CupsPrinter(config.cups_queue, get_profile(config.profile), server=config.cups_server,
+                       port=config.cups_port, timeout=config.print_timeout)  # fmt: skip
 
 
-def build_encoder(settings: Settings, config: StationConfig) -> CardEncoder:
-    """The station's encoder: PC/SC through the chip library, or the fake stand-in."""
-    kind = config.encoder
-    if kind == "fake":
-        return FakeEncoder(seconds=config.fake_chip_seconds)
+def _fake_encoder(settings: Settings, config: StationConfig) -> CardEncoder:
+    return FakeEncoder(seconds=config.fake_chip_seconds)
+
+
+def _pcsc_encoder(settings: Settings, config: StationConfig) -> CardEncoder:
+    """The chip library over PC/SC, keys from the token."""
     if not config.reader:
         raise ConfigError(f"station {config.name!r}: 'reader' is required")
     from printsrv.station.chipenc import PcscEncoder
 
-    if kind == "virtual":
-        feeder = VirtualCardFeeder(
-            config.vpcd_port,
-            settings.keys_dir / "scp03-demo-master.hex",
-            log_dir=settings.instance_dir / "log",
-        )
-        return PcscEncoder(settings, config, on_present=feeder.present, on_close=feeder.stop)
     return PcscEncoder(settings, config)
+
+
+def _virtual_encoder(settings: Settings, config: StationConfig) -> CardEncoder:
+    """The virtual station: each blank is a fresh simulated card on a vpcd port."""
+    if not config.reader:
+        raise ConfigError(f"station {config.name!r}: 'reader' is required")
+    from printsrv.station.chipenc import PcscEncoder
+
+    feeder = VirtualCardFeeder(config.vpcd_port, settings.keys_dir / "scp03-demo-master.hex",
+                               log_dir=settings.instance_dir / "log")  # fmt: skip
+    return PcscEncoder(settings, config, on_present=feeder.present, on_close=feeder.stop)
+
+
+#: The printer backends by the name a station's ``printer`` setting gives.
+PRINTER_BACKENDS: dict[str, Callable[[Settings, StationConfig], CardPrinter]] = {
+    "cups": _cups_printer,
+    "directory": _directory_printer,
+}
+#: The encoder backends by the name of the ``encoder`` setting: the chip library over PC/SC,
+#: the virtual station's simulated cards on vpcd, or the in-memory stand-in.
+ENCODER_BACKENDS: dict[str, Callable[[Settings, StationConfig], CardEncoder]] = {
+    "pcsc": _pcsc_encoder,
+    "virtual": _virtual_encoder,
+    "fake": _fake_encoder,
+}
+
+
+def build_printer(settings: Settings, config: StationConfig) -> CardPrinter:
+    """The station's printer, from :data:`PRINTER_BACKENDS` by its ``printer`` setting."""
+    return PRINTER_BACKENDS[config.printer](settings, config)
+
+
+def build_encoder(settings: Settings, config: StationConfig) -> CardEncoder:
+    """The station's encoder, from :data:`ENCODER_BACKENDS` by its ``encoder`` setting."""
+    return ENCODER_BACKENDS[config.encoder](settings, config)
 
 
 class VirtualCardFeeder:
