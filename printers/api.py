@@ -196,6 +196,19 @@ class CardPrinter(Protocol):
         """
         ...
 
+    def feed_to_encoder(self) -> None:
+        """Move the next blank from the hopper into the contactless encoder, as the profile's
+        ``[encoder]`` section says: ``vendor-command`` sends its ``to_encoder`` command through
+        the print system; ``cardsim`` (the virtual printer: its card appears in the reader)
+        and ``none`` (an encoder outside the printer) move nothing here. ``vendor-sdk`` raises
+        :class:`~printers.errors.PrinterUnavailableError`: no SDK adapter is installed."""
+        ...
+
+    def reject_from_encoder(self) -> None:
+        """Move the card in the encoder to the reject box (the profile's ``reject`` command; a
+        printer without one moves nothing). A chip that failed is spoiled; its card leaves."""
+        ...
+
     def find_job(self, title: str) -> PrintOutcome | None:
         """Recovery after a crash: the outcome of the newest job named ``title``.
 
@@ -205,6 +218,32 @@ class CardPrinter(Protocol):
         system cannot be asked.
         """
         ...
+
+
+def encoder_command(
+    profile: PrinterProfile, printer: str, which: str = "to_encoder"
+) -> bytes | None:
+    """The raw bytes of the profile's encoder command ``which`` (``to_encoder``: move a blank
+    into the encoder; ``reject``: move the card in it to the reject box), framed as the
+    vendors' raw command protocols take them (ESC, the command, CR); ``None``: nothing to send.
+    Raises for a method this library cannot drive or a ``to_encoder`` the profile lacks."""
+    from printers.errors import PrinterUnavailableError, ProfileError
+
+    spec = profile.encoder
+    if spec.method in ("cardsim", "none"):
+        return None
+    if spec.method == "vendor-sdk":
+        raise PrinterUnavailableError(
+            f"{printer}: profile {profile.id} moves cards to the encoder with the vendor's SDK, "
+            "and no SDK adapter is installed; use a vendor-command profile"
+        )
+    command = spec.reject if which == "reject" else spec.to_encoder
+    if not command:
+        if which == "reject":
+            return None  # the printer has no reject box: the card leaves with the next one
+        raise ProfileError(f"profile {profile.id}: encoder.method vendor-command needs "
+                           "encoder.to_encoder")  # fmt: skip
+    return b"\x1b" + command.encode("ascii") + b"\r"
 
 
 def normalise_reasons(value: str | Sequence[str] | None) -> tuple[str, ...]:

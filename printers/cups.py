@@ -24,6 +24,7 @@ from printers.api import (
     PrinterState,
     PrinterStatus,
     PrintOutcome,
+    encoder_command,
     normalise_reasons,
 )
 from printers.documents import check_card_document
@@ -172,6 +173,29 @@ class CupsPrinter:
         except cups.IPPError as exc:
             raise PrintServerUnavailableError(f"job {job_id}: {exc.args[1]}") from exc
         return attrs
+
+    def feed_to_encoder(self) -> None:
+        """Send the profile's ``to_encoder`` command to the queue as a raw job (see the port)."""
+        self._encoder_job("to_encoder")
+
+    def reject_from_encoder(self) -> None:
+        """Send the profile's ``reject`` command (a failed chip goes to the reject box)."""
+        self._encoder_job("reject")
+
+    def _encoder_job(self, which: str) -> None:
+        command = encoder_command(self._profile, self._queue, which)
+        if command is None:
+            return
+        conn = self._connect()
+        with tempfile.NamedTemporaryFile(prefix="encoder-") as tmp:
+            tmp.write(command)
+            tmp.flush()
+            try:
+                conn.printFile(self._queue, tmp.name, f"encoder-{which}", {"raw": "true"})
+            except cups.IPPError as exc:
+                raise JobRejectedError(
+                    f"{self._queue}: CUPS refused the encoder command: {exc.args[1]}"
+                ) from exc
 
     def find_job(self, title: str) -> PrintOutcome | None:
         """The outcome of this queue's newest job named ``title`` (see the port)."""

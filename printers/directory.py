@@ -10,7 +10,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from printers.api import JobState, Marker, PrinterState, PrinterStatus, PrintOutcome
+from printers.api import (
+    JobState,
+    Marker,
+    PrinterState,
+    PrinterStatus,
+    PrintOutcome,
+    encoder_command,
+)
 from printers.documents import check_card_document
 from printers.errors import PrinterError, QueueRejectingError
 from printers.faults import Verdict, classify, finish_card, rejected
@@ -38,6 +45,8 @@ class DirectoryPrinter:
         self._profile = profile
         self._name = name
         self.simulator = CardSimulator(self.directory / ".printer")
+        #: The encoder commands sent, in order (a vendor-command profile).
+        self.encoder_commands: list[bytes] = []
         self.accepting = True
         self.enabled = True
         if not self.simulator.state_file.exists():
@@ -115,6 +124,18 @@ class DirectoryPrinter:
             message=verdict.message,
             document=written[-1] if written else None,
         )
+
+    def feed_to_encoder(self) -> None:
+        """Note the profile's encoder command in :attr:`encoder_commands` (nothing to move)."""
+        command = encoder_command(self._profile, self._name)
+        if command is not None:
+            self.encoder_commands.append(command)
+
+    def reject_from_encoder(self) -> None:
+        """Note the profile's reject command in :attr:`encoder_commands`."""
+        command = encoder_command(self._profile, self._name, "reject")
+        if command is not None:
+            self.encoder_commands.append(command)
 
     def print_card(
         self,

@@ -593,6 +593,7 @@ class Station:
             attempts += 1
             try:
                 if attempts == 1:
+                    self._feed_to_encoder()
                     self.encoder.present_blank(job.blank_serial or "")
                 chip_result = self.encoder.personalize(card, blank_serial=job.blank_serial or "")
             except ChipError as exc:
@@ -605,6 +606,7 @@ class Station:
                 if exc.card_state is CardState.BLANK and attempts <= self.config.chip_retries:
                     log.warning("station %s: chip retry on blank: %s", self.config.name, exc)
                     continue
+                self._reject_from_encoder()
                 return self._spoil(job, "chip_failure", str(exc), timings=timings)
             except Exception as exc:  # a software fault, not the card's: stop and say so
                 log.exception("station %s: encoder error on card job %s", self.config.name,
@@ -682,6 +684,23 @@ class Station:
         self.paused_reason = None
         self.pause(reason)
         return result
+
+    def _feed_to_encoder(self) -> None:
+        """The printer moves the blank to the encoder as its profile's ``[encoder]`` says; a
+        printer that cannot do it leaves the blank in the hopper (a reader-side stop)."""
+        try:
+            self.printer.feed_to_encoder()
+        except PrinterError as exc:
+            raise ReaderError(f"the printer did not move the blank to the encoder: {exc}",
+                              card_state=CardState.BLANK) from exc  # fmt: skip
+
+    def _reject_from_encoder(self) -> None:
+        """A failed chip's card goes to the reject box; if the printer cannot say so, the
+        operator removes it (the blank is spoiled either way)."""
+        try:
+            self.printer.reject_from_encoder()
+        except PrinterError as exc:
+            log.warning("station %s: reject command failed: %s", self.config.name, exc)
 
     def _note_job(self, job: CardJob, print_job_id: int | None) -> None:
         if print_job_id is None:

@@ -254,13 +254,35 @@ def _fake_encoder(settings: Settings, config: StationConfig) -> CardEncoder:
     return FakeEncoder(seconds=config.fake_chip_seconds)
 
 
+def encoder_reader(config: StationConfig) -> str:
+    """The station's PC/SC reader: its ``reader`` setting, else the one reader whose name holds
+    the printer profile's ``encoder.reader_pattern`` (the encoder inside that printer)."""
+    if config.reader:
+        return config.reader
+    from chip.errors import ChipError
+    from chip.pcsc import list_readers
+    from printers.profiles import get_profile
+
+    pattern = get_profile(config.profile).encoder.reader_pattern
+    try:
+        readers = list_readers()
+    except ChipError as exc:
+        raise ConfigError(f"station {config.name!r}: no 'reader' set and PC/SC cannot list "
+                          f"readers ({exc})") from exc  # fmt: skip
+    matches = [r for r in readers if pattern and pattern in r]
+    if len(matches) != 1:
+        raise ConfigError(
+            f"station {config.name!r}: no 'reader' set, and {len(matches)} readers match the "
+            f"profile's reader_pattern {pattern!r} (readers: {', '.join(readers) or 'none'})"
+        )
+    return matches[0]
+
+
 def _pcsc_encoder(settings: Settings, config: StationConfig) -> CardEncoder:
     """The chip library over PC/SC, keys from the token."""
-    if not config.reader:
-        raise ConfigError(f"station {config.name!r}: 'reader' is required")
     from printsrv.station.chipenc import PcscEncoder
 
-    return PcscEncoder(settings, config)
+    return PcscEncoder(settings, dataclasses.replace(config, reader=encoder_reader(config)))
 
 
 def _virtual_encoder(settings: Settings, config: StationConfig) -> CardEncoder:

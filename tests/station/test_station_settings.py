@@ -76,3 +76,19 @@ def test_settings_without_a_file_still_check_keys() -> None:
     with pytest.raises(ConfigError, match="unknown key 'colour'"):
         parse_station("x", {"office": "35.26.01", "colour": "red"})
     assert parse_station("x", {"office": "35.26.01", "cups_port": "631"}).cups_port == 631
+
+
+def test_without_a_reader_the_profile_names_the_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
+    import chip.pcsc
+    from printsrv.station.devices import encoder_reader
+
+    readers = ["OMNIKEY 5022 00 00", "Evolis Primacy 2 Contactless 01 00"]
+    monkeypatch.setattr(chip.pcsc, "list_readers", lambda: readers)
+    config = parse_station("loket1", {"office": "35.26.01", "profile": "evolis-primacy-2"})
+    assert encoder_reader(config) == "Evolis Primacy 2 Contactless 01 00"
+    named = parse_station("loket1", {"office": "35.26.01", "profile": "evolis-primacy-2",
+                                     "reader": "OMNIKEY 5022 00 00"})
+    assert encoder_reader(named) == "OMNIKEY 5022 00 00"
+    magicard = parse_station("loket1", {"office": "35.26.01", "profile": "magicard-enduro"})
+    with pytest.raises(ConfigError, match="0 readers match the profile's reader_pattern"):
+        encoder_reader(magicard)
