@@ -209,6 +209,12 @@ class CardPrinter(Protocol):
         printer without one moves nothing). A chip that failed is spoiled; its card leaves."""
         ...
 
+    def eject_from_encoder(self) -> None:
+        """Move an untouched card out of the encoder to the output tray (the profile's
+        ``eject`` command; a printer without one moves nothing): the chip could not be reached,
+        the blank is released and the operator puts it back in the hopper."""
+        ...
+
     def find_job(self, title: str) -> PrintOutcome | None:
         """Recovery after a crash: the outcome of the newest job named ``title``.
 
@@ -224,7 +230,8 @@ def encoder_command(
     profile: PrinterProfile, printer: str, which: str = "to_encoder"
 ) -> bytes | None:
     """The raw bytes of the profile's encoder command ``which`` (``to_encoder``: move a blank
-    into the encoder; ``reject``: move the card in it to the reject box), framed as the
+    into the encoder; ``reject``: move the card in it to the reject box; ``eject``: move it
+    out to the output tray), framed as the
     vendors' raw command protocols take them (ESC, the command, CR); ``None``: nothing to send.
     Raises for a method this library cannot drive or a ``to_encoder`` the profile lacks."""
     from printers.errors import PrinterUnavailableError, ProfileError
@@ -237,10 +244,10 @@ def encoder_command(
             f"{printer}: profile {profile.id} moves cards to the encoder with the vendor's SDK, "
             "and no SDK adapter is installed; use a vendor-command profile"
         )
-    command = spec.reject if which == "reject" else spec.to_encoder
+    command = {"reject": spec.reject, "eject": spec.eject}.get(which, spec.to_encoder)
     if not command:
-        if which == "reject":
-            return None  # the printer has no reject box: the card leaves with the next one
+        if which in ("reject", "eject"):
+            return None  # the printer has no such command: the card leaves with the next one
         raise ProfileError(f"profile {profile.id}: encoder.method vendor-command needs "
                            "encoder.to_encoder")  # fmt: skip
     return b"\x1b" + command.encode("ascii") + b"\r"

@@ -182,6 +182,10 @@ class CupsPrinter:
         """Send the profile's ``reject`` command (a failed chip goes to the reject box)."""
         self._encoder_job("reject")
 
+    def eject_from_encoder(self) -> None:
+        """Send the profile's ``eject`` command (an untouched card leaves for the output tray)."""
+        self._encoder_job("eject")
+
     def _encoder_job(self, which: str) -> None:
         command = encoder_command(self._profile, self._queue, which)
         if command is None:

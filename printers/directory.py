@@ -137,6 +137,12 @@ class DirectoryPrinter:
         if command is not None:
             self.encoder_commands.append(command)
 
+    def eject_from_encoder(self) -> None:
+        """Note the profile's eject command in :attr:`encoder_commands`."""
+        command = encoder_command(self._profile, self._name, "eject")
+        if command is not None:
+            self.encoder_commands.append(command)
+
     def print_card(
         self,
         document: Path | bytes,

@@ -203,12 +203,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
     from printsrv.db import unit_of_work
-    from printsrv.station.journal import CardJob, StationRuntime
+    from printsrv.ledger.models import Station
+    from printsrv.station.journal import CardJob
 
     settings = load_settings()
     rows = []
     with unit_of_work(settings) as session:
-        for rt in session.scalars(select(StationRuntime).order_by(StationRuntime.name)):
+        for rt in session.scalars(
+            select(Station).where(Station.pid.is_not(None)).order_by(Station.name)
+        ):
             open_jobs = session.scalars(select(CardJob.id).where(
                 CardJob.station == rt.name, CardJob.outcome.is_(None))).all()
             beat = rt.heartbeat_at
@@ -216,7 +219,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 beat = beat.replace(tzinfo=UTC)
             age = (datetime.now(UTC) - beat).total_seconds() if beat else None
             rows.append({
-                "name": rt.name, "mode": rt.mode.value, "reason": rt.reason, "pid": rt.pid,
+                "name": rt.name, "mode": rt.state.value, "reason": rt.pause_reason, "pid": rt.pid,
                 "heartbeat_age_s": round(age, 1) if age is not None else None,
                 "issued": rt.cards_issued, "spoiled": rt.cards_spoiled,
                 "unfinished_jobs": list(open_jobs),

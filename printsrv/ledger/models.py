@@ -31,10 +31,13 @@ _BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class StationState(enum.StrEnum):
-    IDLE = "idle"
+    """What a station is doing, as its daemon last wrote it (the one state of a station)."""
+
+    OFFLINE = "offline"  # registered, its daemon has never run
+    STARTING = "starting"
     RUNNING = "running"
-    PAUSED = "paused"
-    OFFLINE = "offline"
+    PAUSED = "paused"  # with ``pause_reason``
+    STOPPED = "stopped"  # its daemon stopped (end of shift, or killed and not yet restarted)
 
 
 class BlankState(enum.StrEnum):
@@ -108,10 +111,14 @@ class HandoverKind(enum.StrEnum):
 
 
 class Station(Base):
-    """A print station: a CUPS queue paired with a PC/SC reader, at one office.
+    """A print station: a CUPS queue paired with a PC/SC reader, at one office; one row holds
+    both its ledger identity and what its daemon is doing (migration 0029 merged the former
+    ``station_runtime`` table into it).
 
-    The station daemon records the device state here (``state``, ``printer_status``,
-    ``heartbeat_at``); the web app only reads it.
+    The station daemon writes ``state``, ``pause_reason``, ``pid``, ``heartbeat_at``,
+    ``current_job_id``, the card counters and ``printer_status``; operators' requests (a batch,
+    resume, who operates it) go into ``details`` (:mod:`printsrv.station.requests`); the web
+    app only reads the rest.
     """
 
     __tablename__ = "station"
@@ -126,10 +133,20 @@ class Station(Base):
         _enum(StationState, "station_state"), default=StationState.OFFLINE
     )
     pause_reason: Mapped[str | None] = mapped_column(Text)
+    pid: Mapped[int | None]
     heartbeat_at: Mapped[datetime | None]
+    current_job_id: Mapped[int | None]
+    cards_issued: Mapped[int] = mapped_column(default=0)
+    cards_spoiled: Mapped[int] = mapped_column(default=0)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     printer_status: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    @property
+    def has_run(self) -> bool:
+        """Whether its daemon has ever started."""
+        return self.pid is not None
 
 
 class HandoverRecord(Base):

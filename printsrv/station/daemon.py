@@ -17,8 +17,8 @@ When the queue is empty the station also shreds the biometrics whose reprint win
 (:func:`printsrv.records.purge_expired_media`, at most every ``PURGE_SWEEP_SECONDS``), never
 between the steps of a card.
 
-Faults pause the station with a readable reason (written to ``station_runtime`` and the
-ledger's ``station`` row) and the loop resumes when the device reports ready again.
+Faults pause the station with a readable reason (written to the station's one row,
+``station``) and the loop resumes when the device reports ready again.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from printsrv.cardinput import CardInput
 from printsrv.config import Settings
 from printsrv.db import unit_of_work
 from printsrv.eventlog import card_fields
+from printsrv.ledger.models import StationState
 from printsrv.products import card_types_for_stock, product
 from printsrv.records import card_input_for, purge_expired_media
 from printsrv.station import reasons, stock
@@ -59,12 +60,15 @@ from printsrv.station.journal import (
     CardJob,
     CardOutcome,
     CardPhase,
-    StationMode,
-    StationRuntime,
     advance,
     title_for,
 )
-from printsrv.station.requests import batch_remaining, current_operator, set_operator
+from printsrv.station.requests import (
+    batch_remaining,
+    current_operator,
+    resume_requested,
+    set_operator,
+)
 
 #: Seconds between two reads of the print holds (a supervisor's acknowledgement shows then).
 HOLD_CHECK_SECONDS = 5.0
@@ -159,14 +163,13 @@ class Station:
     # -- life cycle ----------------------------------------------------------------------------
 
     def start(self, *, on_request: bool = False) -> None:
-        """Register the station, write its runtime row (mode starting; ``on_request`` noted
+        """Register the station, write its row (state starting; ``on_request`` noted
         in its details, so that the web page offers "print a batch" only when it applies)."""
         with self._unit() as session:
             stock.ensure_station(session, self.config)
             self._offices = office_ids(session, self.config.office)
-            self._runtime(session, StationMode.STARTING, None)
-            set_operator(session, self.config.name, self.config.operator)
-            row = session.get_one(StationRuntime, self.config.name)
+            row = self._runtime(session, StationState.STARTING, None)
+            set_operator(session, row, self.config.operator)
             row.details = {**(row.details or {}), "on_request": on_request}
             audit.record(
                 session,
@@ -180,7 +183,7 @@ class Station:
 
     def shutdown(self) -> None:
         with self._unit() as session:
-            self._runtime(session, StationMode.STOPPED, None)
+            self._runtime(session, StationState.STOPPED, None)
             audit.record(
                 session,
                 StationTag.STOP,
@@ -410,8 +413,8 @@ class Station:
 
     def _resume_requested(self) -> bool:
         with self._unit() as session:
-            row = session.get(StationRuntime, self.config.name)
-            if row is None or not (row.details or {}).get("resume"):
+            row = stock.station_row(session, self.config)
+            if not resume_requested(row):
                 return False
             row.details = {k: v for k, v in row.details.items() if k != "resume"}
         self.sticky_problem = None
@@ -422,15 +425,13 @@ class Station:
     def _batch_remaining(self) -> int:
         """Cards operators asked for and not yet made (``on_request`` mode)."""
         with self._unit() as session:
-            row = session.get(StationRuntime, self.config.name)
-            return batch_remaining(row)
+            return batch_remaining(stock.station_row(session, self.config))
 
     def _batch_done_one(self) -> None:
         with self._unit() as session:
-            row = session.get(StationRuntime, self.config.name)
-            if row is not None:
-                left = max(batch_remaining(row) - 1, 0)
-                row.details = {**(row.details or {}), "batch": left}
+            row = stock.station_row(session, self.config)
+            left = max(batch_remaining(row) - 1, 0)
+            row.details = {**(row.details or {}), "batch": left}
 
     def wait_ready(self, reason: str | None = None) -> None:
         """Block (paused, with a reason) until the devices are ready or an operator asks to
@@ -454,7 +455,7 @@ class Station:
         log.warning("station %s paused: %s", self.config.name, reason)
         self.paused_reason = reason
         with self._unit() as session:
-            self._runtime(session, StationMode.PAUSED, reason)
+            self._runtime(session, StationState.PAUSED, reason)
             audit.record(
                 session,
                 StationTag.PAUSE,
@@ -469,7 +470,7 @@ class Station:
         cards a reconnection settled)."""
         log.info("station %s resumed", self.config.name)
         with self._unit() as session:
-            self._runtime(session, StationMode.RUNNING, None)
+            self._runtime(session, StationState.RUNNING, None)
             audit.record(
                 session,
                 StationTag.RESUME,
@@ -482,7 +483,7 @@ class Station:
 
     def heartbeat(self, job: CardJob | None = None) -> None:
         with self._unit() as session:
-            mode = StationMode.PAUSED if self.paused_reason else StationMode.RUNNING
+            mode = StationState.PAUSED if self.paused_reason else StationState.RUNNING
             self._runtime(session, mode, self.paused_reason, job)
             if job is not None:
                 renew_lease(session, job.record_id, self.config.actor, lease=self.lease)
@@ -490,27 +491,25 @@ class Station:
     def _runtime(
         self,
         session: Any,
-        mode: StationMode,
+        state: StationState,
         reason: str | None,
         job: CardJob | None = None,
-        row: StationRuntime | None = None,
-    ) -> None:
-        """Mirror the station's mode on its runtime row (``row``, when the caller holds it)
-        and its ledger row."""
+    ) -> Any:
+        """Write what the station is doing on its one row (state, reason, pid, heartbeat,
+        card job, counters, the printer as last read) and return the row."""
         from printsrv.models import utcnow
 
-        row = row or session.get(StationRuntime, self.config.name)
-        if row is None:
-            row = StationRuntime(name=self.config.name, mode=mode, details={})
-            session.add(row)
-        row.mode = mode
-        row.reason = reason
+        row = stock.station_row(session, self.config)
+        row.state = state
+        row.pause_reason = reason
         row.pid = os.getpid()
-        row.heartbeat_at = row.updated_at = utcnow()
+        row.heartbeat_at = utcnow()
         row.current_job_id = job.id if job is not None else None
         row.cards_issued = self.issued
         row.cards_spoiled = self.spoiled
-        stock.station_status(session, self.config, mode.value, reason, self.printer_status)
+        if self.printer_status is not None:
+            row.printer_status = self.printer_status
+        return row
 
     def _phase(self, name: str, job: CardJob) -> None:
         if self.on_phase is not None:
@@ -542,19 +541,18 @@ class Station:
                 stock_type = product(claim.card_type).blank_stock
                 blank = stock.next_blank(session, self.config, stock_type)
                 stock.reserve(session, self.config, blank, claim.id)
-                runtime = session.get(StationRuntime, self.config.name)
+                row = stock.station_row(session, self.config)
                 job = CardJob(
                     station=self.config.name,
                     record_id=claim.id,
                     blank_serial=blank.serial,
                     phase=CardPhase.INTENT,
-                    operator=current_operator(session, self.config.name,
-                                              self.config.operator, runtime),
+                    operator=current_operator(row, self.config.operator),
                 )
                 session.add(job)
                 session.flush()
                 job.print_title = title_for(job, claim.request_id)
-                self._runtime(session, StationMode.RUNNING, None, job, runtime)
+                self._runtime(session, StationState.RUNNING, None, job)
         if problem:
             if problem != self.paused_reason:  # waiting for stock: one pause, not one a poll
                 self.pause(problem)
@@ -589,15 +587,19 @@ class Station:
         t = time.perf_counter()
         chip_result: ChipResult | None = None
         attempts = 0
+        fed = False  # the blank is in the encoder
         while chip_result is None:
             attempts += 1
             try:
                 if attempts == 1:
                     self._feed_to_encoder()
+                    fed = True
                     self.encoder.present_blank(job.blank_serial or "")
                 chip_result = self.encoder.personalize(card, blank_serial=job.blank_serial or "")
             except ChipError as exc:
                 if isinstance(exc, ReaderError) and exc.card_state is CardState.BLANK:
+                    if fed:  # untouched: out to the tray, the operator puts it back
+                        self._eject_from_encoder()
                     gone = f"{reasons.READER_GONE}{exc}"
                     result = self._release(job, reason=gone, timings=timings)
                     self.paused_reason = None
@@ -611,7 +613,7 @@ class Station:
             except Exception as exc:  # a software fault, not the card's: stop and say so
                 log.exception("station %s: encoder error on card job %s", self.config.name,
                               job.id)
-                return self._encoder_fault(job, exc, timings)
+                return self._encoder_fault(job, exc, timings, fed=fed)
         timings["chip"] = time.perf_counter() - t
         # One commit for both phases: nothing physical happens between them, and recovery
         # gives a chip_done job and a print_submitted job without a print job the same fate.
@@ -665,11 +667,12 @@ class Station:
             return self._spoil(job, "qc_reject", reject, outcome=outcome, timings=timings)
         return self._issue(job, chip_result, outcome, timings=timings)
 
-    def _encoder_fault(self, job: CardJob, exc: Exception, timings: dict[str, float]
-                       ) -> CardResult:
+    def _encoder_fault(self, job: CardJob, exc: Exception, timings: dict[str, float], *,
+                       fed: bool) -> CardResult:
         """An unexpected error in the encoder software: the blank is released when the card
-        still probes blank, else spoiled ``chip_failure``; the station then stays paused until
-        an operator resumes it (the next card would most likely fail the same way)."""
+        still probes blank (ejected to the tray if it was ``fed`` to the encoder), else spoiled
+        ``chip_failure`` (to the reject box); the station then stays paused until an operator
+        resumes it (the next card would most likely fail the same way)."""
         reason = (f"{reasons.ENCODER_ERROR}{type(exc).__name__}: {exc}; "
                   f"{reasons.AFTER_FIXING}python run.py station resume {self.config.name}")[:500]
         try:
@@ -677,8 +680,12 @@ class Station:
         except Exception:
             state = CardState.UNKNOWN
         if state is CardState.BLANK:
+            if fed:
+                self._eject_from_encoder()
             result = self._release(job, reason=reason, timings=timings)
         else:
+            if fed:
+                self._reject_from_encoder()
             result = self._spoil(job, "chip_failure", reason, timings=timings)
         self.sticky_problem = reason
         self.paused_reason = None
@@ -701,6 +708,14 @@ class Station:
             self.printer.reject_from_encoder()
         except PrinterError as exc:
             log.warning("station %s: reject command failed: %s", self.config.name, exc)
+
+    def _eject_from_encoder(self) -> None:
+        """An untouched blank leaves the encoder for the output tray (released: the operator
+        puts it back in the hopper); if the printer cannot say so, the operator takes it out."""
+        try:
+            self.printer.eject_from_encoder()
+        except PrinterError as exc:
+            log.warning("station %s: eject command failed: %s", self.config.name, exc)
 
     def _note_job(self, job: CardJob, print_job_id: int | None) -> None:
         if print_job_id is None:

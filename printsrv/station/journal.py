@@ -46,13 +46,6 @@ class CardOutcome(enum.StrEnum):
     RELEASED = "released"  # the blank went back to the hopper untouched
 
 
-class StationMode(enum.StrEnum):
-    STARTING = "starting"
-    RUNNING = "running"
-    PAUSED = "paused"
-    STOPPED = "stopped"
-
-
 class CardJob(Base):
     """One attempt to make one card: which station, which record, which blank, how far."""
 
@@ -83,23 +76,6 @@ class CardJob(Base):
     @property
     def unfinished(self) -> bool:
         return self.outcome is None
-
-
-class StationRuntime(Base):
-    """What a running station is doing, for operators and the web app: its mode, the reason
-    it is paused, its heartbeat and the card job it is on."""
-
-    __tablename__ = "station_runtime"
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    mode: Mapped[StationMode] = mapped_column(_enum(StationMode, "station_mode"))
-    reason: Mapped[str | None] = mapped_column(Text)
-    pid: Mapped[int | None]
-    heartbeat_at: Mapped[datetime | None]
-    current_job_id: Mapped[int | None]
-    cards_issued: Mapped[int] = mapped_column(default=0)
-    cards_spoiled: Mapped[int] = mapped_column(default=0)
-    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 #: The claim query's index: only queued records, in id order (migration 0006). Without it the

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from printers.api import PrintOutcome
-from printsrv.models import Record, utcnow
+from printsrv.models import Record
 from printsrv.station.devices import StationConfig
 
 
@@ -26,20 +26,14 @@ def _profile(name: str) -> Any:
 _STATIONS = "stock.stations"
 
 
-def _station(session: Session, config: StationConfig, *, required: bool = True) -> Any:
-    """The ledger's station row, looked up once per unit of work: the session's identity map
-    holds unchanged rows only weakly, and a lookup by name is a query every time."""
+def _station(session: Session, config: StationConfig) -> Any:
+    """The station's row, looked up once per unit of work: the session's identity map holds
+    unchanged rows only weakly, and a lookup by name is a query every time."""
     from printsrv.ledger.blanks import station_by_name
-    from printsrv.ledger.errors import LedgerError
 
     held: dict[str, Any] = session.info.setdefault(_STATIONS, {})
     if config.name not in held:
-        try:
-            held[config.name] = station_by_name(session, config.name)
-        except LedgerError:
-            if required:
-                raise
-            return None
+        held[config.name] = station_by_name(session, config.name)
     return held[config.name]
 
 
@@ -58,26 +52,10 @@ def ensure_station(session: Session, config: StationConfig) -> Any:
     )
 
 
-def station_status(
-    session: Session, config: StationConfig, mode: str, reason: str | None,
-    printer_status: dict[str, Any] | None = None,
-) -> None:
-    """Mirror the station's mode and pause reason on the ledger's station row."""
-    from printsrv.ledger.models import StationState
-
-    row = _station(session, config, required=False)
-    if row is None:
-        return
-    row.state = {
-        "running": StationState.RUNNING,
-        "paused": StationState.PAUSED,
-        "starting": StationState.RUNNING,
-        "stopped": StationState.OFFLINE,
-    }.get(mode, StationState.IDLE)
-    row.pause_reason = reason
-    row.heartbeat_at = utcnow()
-    if printer_status is not None:
-        row.printer_status = printer_status
+def station_row(session: Session, config: StationConfig) -> Any:
+    """The station's one row (:class:`printsrv.ledger.models.Station`): its ledger identity
+    and what the daemon is doing, looked up once per unit of work."""
+    return _station(session, config)
 
 
 def next_blank(session: Session, config: StationConfig, stock_type: str | None = None) -> Any:

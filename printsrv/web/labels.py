@@ -34,12 +34,7 @@ CAUSE_ID: dict[str, str] = {
 
 _WORDS: dict[str, dict[str, Any]] = {
     "station_state": {
-        "idle": _l("siaga"),
-        "running": _l("berjalan"),
-        "paused": _l("jeda"),
         "offline": _l("tidak aktif"),
-    },
-    "station_mode": {
         "starting": _l("sedang mulai"),
         "running": _l("berjalan"),
         "paused": _l("jeda"),
@@ -115,7 +110,7 @@ METHOD_ID: dict[str, str] = {"burned": "dibakar", "shredded": "dicacah"}
 
 
 def label(kind: str, code: str | None) -> str:
-    """The word for ``code`` of ``kind`` (``station_state``, ``station_mode``, ``card_phase``,
+    """The word for ``code`` of ``kind`` (``station_state``, ``card_phase``,
     ``card_outcome``, ``cause``, ``notification_state``, ``handover_kind``,
     ``adjustment_kind``, ``blank_state``, ``request_kind``, ``destruction_method`` …) in the
     page's language; an unknown code as it is."""

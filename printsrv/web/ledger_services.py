@@ -26,7 +26,7 @@ from printsrv.ledger.ribbons import loaded_consumable
 from printsrv.localtime import office_zone
 from printsrv.models import Office, Record
 from printsrv.offices import visible_office_ids
-from printsrv.station.journal import CardJob, StationRuntime
+from printsrv.station.journal import CardJob
 
 __all__ = [
     "office_text",
@@ -81,7 +81,6 @@ class StationView:
     ribbon: str
     ribbon_remaining: int | None
     reader: str
-    mode: str | None
     #: The daemon runs ``--on-request`` (makes cards only as operators ask for a batch);
     #: ``None`` before it ever started.
     on_request: bool | None
@@ -110,7 +109,6 @@ def _queue_length(session: Session, station: Station) -> int:
 def station_view(session: Session, station: Station, *, jobs: int = 20) -> StationView:
     """What the station daemon last reported, the hopper and ribbon by the ledger's count, and
     the latest card jobs (for the live progress view)."""
-    runtime = session.get(StationRuntime, station.name)
     ribbon = loaded_consumable(session, station, ConsumableKind.RIBBON)
     status = station.printer_status or {}
     beat = station.heartbeat_at
@@ -140,10 +138,9 @@ def station_view(session: Session, station: Station, *, jobs: int = 20) -> Stati
         ribbon=ribbon.serial if ribbon else "",
         ribbon_remaining=ribbon.panels_remaining if ribbon else None,
         reader=station.reader,
-        mode=runtime.mode.value if runtime else None,
-        on_request=bool((runtime.details or {}).get("on_request")) if runtime else None,
-        issued=runtime.cards_issued if runtime else 0,
-        spoiled=runtime.cards_spoiled if runtime else 0,
+        on_request=bool((station.details or {}).get("on_request")) if station.has_run else None,
+        issued=station.cards_issued,
+        spoiled=station.cards_spoiled,
         jobs=[
             {
                 "id": job.id,

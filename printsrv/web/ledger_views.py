@@ -261,7 +261,6 @@ def station_status(station_id: int) -> Any:
         {
             "state": view.state,
             "state_label": label("station_state", view.state),
-            "mode": view.mode,
             "pause_reason": view.pause_reason,
             "pause_reason_label": pause_reason(view.pause_reason, select_locale()),
             "heartbeat_at": view.heartbeat_at,

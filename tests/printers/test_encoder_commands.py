@@ -17,6 +17,7 @@ from printers.profiles import get_profile
 def test_the_command_bytes_follow_the_profile() -> None:
     assert encoder_command(get_profile("evolis-primacy-2"), "p") == b"\x1bSic\r"
     assert encoder_command(get_profile("evolis-primacy-2"), "p", "reject") == b"\x1bSer\r"
+    assert encoder_command(get_profile("evolis-primacy-2"), "p", "eject") == b"\x1bSe\r"
     assert encoder_command(get_profile("magicard-enduro"), "p", "reject") is None
     assert encoder_command(get_profile("virtual-ipp-card"), "p") is None
     with pytest.raises(PrinterUnavailableError, match="SDK"):

@@ -1,6 +1,8 @@
 """The printer profile's ``[encoder]`` section moves the blank: a vendor-command profile sends
-its ``to_encoder`` command through the printer port before each chip, and ``reject`` after a
-failed chip; a vendor-SDK profile (no adapter) stops the station without costing a blank."""
+its ``to_encoder`` command through the printer port before each chip, ``reject`` after a
+failed chip and ``eject`` for an untouched blank the chip could not be reached on (released, back
+to the hopper by the operator); a vendor-SDK profile (no adapter) stops the station without
+costing a blank."""
 
 from __future__ import annotations
 
@@ -10,7 +12,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from chip.errors import CardState, StatusWordError
+import pytest
+
+from chip.errors import CardState, ReaderError, StatusWordError
 from printers.directory import DirectoryPrinter
 from printers.profiles import get_profile
 from printsrv.config import Settings
@@ -63,4 +67,53 @@ def test_a_vendor_sdk_profile_stops_without_spending_a_blank(settings: Settings,
         [result] = station.run(max_cards=1)
     assert result.outcome is CardOutcome.RELEASED
     assert "vendor's SDK" in (station.paused_reason or result.message)
+    assert ledger_problems(settings) == []
+
+
+def _blank_states(settings: Settings) -> dict[str, str]:
+    from sqlalchemy import select
+
+    from printsrv.db import unit_of_work
+    from printsrv.ledger.models import Blank
+
+    with unit_of_work(settings) as s:
+        return {b.serial: b.state.value for b in s.scalars(select(Blank))}
+
+
+def test_an_untouched_blank_the_reader_lost_is_ejected_and_released(
+    settings: Settings, tmp_path: Path
+) -> None:
+    lost = ReaderError("reader unplugged", card_state=CardState.BLANK)
+    with _station(settings, tmp_path, "evolis-primacy-2", FakeEncoder([lost])) as (
+        station, printer
+    ):
+        [result] = station.run(max_cards=1)
+    assert result.outcome is CardOutcome.RELEASED
+    assert (station.paused_reason or "").startswith("reader gone")
+    # ESC Sic CR moved it in; ESC Se CR sends it out to the tray (not the reject box)
+    assert printer.encoder_commands == [b"\x1bSic\r", b"\x1bSe\r"]
+    assert "in_hopper" in _blank_states(settings).values()  # released, nothing spoiled
+    assert "spoiled" not in _blank_states(settings).values()
+    assert ledger_problems(settings) == []
+
+
+@pytest.mark.parametrize(("state", "outcome", "last"), [
+    (CardState.BLANK, CardOutcome.RELEASED, b"\x1bSe\r"),  # untouched: out to the tray
+    (CardState.PARTIAL, CardOutcome.SPOILED, b"\x1bSer\r"),  # written to: the reject box
+])
+def test_an_encoder_software_fault_ejects_a_blank_and_rejects_a_written_one(
+    settings: Settings, tmp_path: Path, state: CardState, outcome: CardOutcome, last: bytes
+) -> None:
+    encoder = FakeEncoder()
+
+    def crash(serial: str) -> None:
+        encoder.hook, encoder.state = None, state
+        raise RuntimeError("driver bug")
+
+    encoder.hook = crash
+    with _station(settings, tmp_path, "evolis-primacy-2", encoder) as (station, printer):
+        [result] = station.run(max_cards=1)
+    assert result.outcome is outcome
+    assert printer.encoder_commands == [b"\x1bSic\r", last]
+    assert (station.paused_reason or "").startswith("encoder software error")
     assert ledger_problems(settings) == []

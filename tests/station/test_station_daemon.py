@@ -8,10 +8,15 @@ from sqlalchemy import select
 
 from chip.errors import CardState, SecureChannelError, StatusWordError
 from printsrv.db import unit_of_work
-from printsrv.ledger.models import Blank, BlankState
+from printsrv.ledger.models import Blank, BlankState, Station
 from printsrv.models import AuditEvent, Record, RecordKey, RecordState
-from printsrv.station.journal import CardJob, CardOutcome, StationRuntime
+from printsrv.station.journal import CardJob, CardOutcome
 from tests.station.conftest import counts, ledger_problems, make_rig
+
+
+def _station_row(session: Any, name: str) -> Station:
+    """The station's one row (ledger identity and what its daemon is doing)."""
+    return session.scalars(select(Station).where(Station.name == name)).one()
 
 
 def _blanks(settings: Any) -> dict[str, BlankState]:
@@ -36,8 +41,8 @@ def test_batch_issued_and_ledger_balanced(rig: Any) -> None:
         for event in issued:  # the print job that fed the card, on the job and in the event
             job = jobs[event.details["card_job"]]
             assert job.print_job_id and event.details["print_job"] == job.print_job_id
-        runtime = session.get(StationRuntime, "st1")
-        assert runtime is not None and runtime.mode.value == "stopped"
+        row = _station_row(session, "st1")
+        assert row.state.value == "stopped" and row.cards_issued == 5 and row.pid
     assert len(list((rig.printer.directory).glob("*.pdf"))) == 5
 
 
@@ -119,7 +124,7 @@ def test_ribbon_out_pauses_and_prints_same_card_after_refill(rig: Any) -> None:
             time.sleep(0.01)
         time.sleep(0.1)
         with unit_of_work(rig.settings) as session:
-            reason = session.get(StationRuntime, "st1").reason
+            reason = _station_row(session, "st1").pause_reason
         seen.append(reason)
         rig.printer.clear_faults()
         rig.printer.simulator.refill(ribbon=True)
@@ -282,7 +287,7 @@ def test_on_request_makes_only_the_cards_asked_for(rig: Any) -> None:
         assert results == [] and counts(rig.settings) == {"queued": 5}  # idle: nothing asked
         with unit_of_work(rig.settings) as session:
             # noted for the web page, which offers "print a batch" only to such a station
-            assert session.get_one(StationRuntime, "st1").details["on_request"] is True
+            assert _station_row(session, "st1").details["on_request"] is True
             assert add_batch_request(session, "st1", 2, actor="op") == 2
         deadline = time.monotonic() + 30
         while counts(rig.settings).get("issued", 0) < 2 and time.monotonic() < deadline:
@@ -290,7 +295,7 @@ def test_on_request_makes_only_the_cards_asked_for(rig: Any) -> None:
         time.sleep(0.5)  # it must not go on to a third card
         assert counts(rig.settings) == {"issued": 2, "queued": 3}
         with unit_of_work(rig.settings) as session:
-            assert batch_remaining(session.get(StationRuntime, "st1")) == 0
+            assert batch_remaining(_station_row(session, "st1")) == 0
             tags = session.scalars(select(AuditEvent.tag)).all()
             assert "station:station:batch_request" in tags
     finally:

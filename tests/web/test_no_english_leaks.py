@@ -26,14 +26,14 @@ from printsrv.ledger.models import (
 )
 from printsrv.models import Record, RecordState
 from printsrv.notify.models import NotificationState
-from printsrv.station.journal import CardJob, CardOutcome, CardPhase, StationMode, StationRuntime
+from printsrv.station.journal import CardJob, CardOutcome, CardPhase
 from printsrv.web.models import RequestKind, RequestStatus
 from tests.web.conftest import World, sign_in
 from tests.web.stockdata import make_stock, serial
 
 #: Codes that must never reach an Indonesian page as they are (underscores read as spaces
 #: too: "in stock" is as English as "in_stock").
-ENUMS = (RecordState, CardPhase, CardOutcome, StationState, StationMode, BlankState,
+ENUMS = (RecordState, CardPhase, CardOutcome, StationState, BlankState,
          HandoverKind, AdjustmentKind, AdjustmentStatus, SpoilCause, RequestKind, RequestStatus,
          NotificationState)
 LEAKS = sorted(
@@ -70,8 +70,7 @@ def busy(settings: Settings, world: World) -> dict[str, dict[str, str]]:
     with unit_of_work(settings) as s:
         station = s.scalars(select(Station).where(Station.name == "ST-OWN")).one()
         station.state, station.pause_reason = StationState.PAUSED, "cover open"
-        s.add(StationRuntime(name="ST-OWN", mode=StationMode.PAUSED, reason="cover open",
-                             details={"on_request": True}))
+        station.pid, station.details = 4242, {"on_request": True}
         records = [world.records["own_issued"], world.records["own_failed"],
                    world.records["own_queued"]]
         fates = [(CardPhase.FINISHED, CardOutcome.ISSUED, None),

@@ -334,7 +334,6 @@ def test_stock_pages_in_english(app_nocsrf: Flask, settings: Settings,
 def test_station_resume_button(app_nocsrf: Flask, settings: Settings,
                                stock: dict[str, dict[str, str]]) -> None:
     from printsrv.ledger.models import Station, StationState
-    from printsrv.station.journal import StationMode, StationRuntime
 
     client = app_nocsrf.test_client()
     sign_in(client, settings, "operator_own")
@@ -344,15 +343,14 @@ def test_station_resume_button(app_nocsrf: Flask, settings: Settings,
     # the station never ran: nothing to resume, said so
     assert _flash(client, client.post(f"/stations/{station}/resume")).startswith("error")
     with unit_of_work(settings) as s:
-        s.add(StationRuntime(name="ST-OWN", mode=StationMode.PAUSED, reason="printer jam",
-                             details={}))
         row = s.scalars(select(Station).where(Station.name == "ST-OWN")).one()
-        row.state = StationState.PAUSED
+        row.state, row.pause_reason, row.pid = StationState.PAUSED, "printer jam", 4242
     page = client.get(f"/stations/{station}").get_data(as_text=True)
     assert f"/stations/{station}/resume" in page
     assert _flash(client, client.post(f"/stations/{station}/resume")).startswith("ok")
     with unit_of_work(settings) as s:
-        assert s.get_one(StationRuntime, "ST-OWN").details.get("resume") is True
+        row = s.scalars(select(Station).where(Station.name == "ST-OWN")).one()
+        assert row.details.get("resume") is True
     assert ("web:station:resume", "operator_own") in _tags(settings)
     sign_in(client, settings, "auditor_own")
     assert client.post(f"/stations/{station}/resume").status_code == 403
@@ -447,19 +445,20 @@ def test_station_page_loads_the_hopper(app_nocsrf: Flask, settings: Settings,
 
 def test_batch_button_is_greyed_out_on_a_continuous_station(
         app_nocsrf: Flask, settings: Settings, stock: dict[str, dict[str, str]]) -> None:
-    from printsrv.station.journal import StationMode, StationRuntime
+    from printsrv.ledger.models import Station, StationState
 
     client = app_nocsrf.test_client()
     sign_in(client, settings, "operator_own")
     station = stock["own"]["station"]
     with unit_of_work(settings) as s:
-        s.add(StationRuntime(name="ST-OWN", mode=StationMode.RUNNING, details={
-            "on_request": False}))
+        row = s.scalars(select(Station).where(Station.name == "ST-OWN")).one()
+        row.state, row.pid, row.details = StationState.RUNNING, 4242, {"on_request": False}
     page = client.get(f"/stations/{station}").get_data(as_text=True)
     form = re.search(r'<form[^>]*id="batch-form".*?</form>', page, re.S).group(0)
     assert "disabled" in form and "--on-request" in form
     with unit_of_work(settings) as s:
-        s.get_one(StationRuntime, "ST-OWN").details = {"on_request": True}
+        s.scalars(select(Station).where(Station.name == "ST-OWN")).one().details = {
+            "on_request": True}
     page = client.get(f"/stations/{station}").get_data(as_text=True)
     form = re.search(r'<form[^>]*id="batch-form".*?</form>', page, re.S).group(0)
     assert "disabled" not in form
