@@ -598,9 +598,10 @@ class Station:
                 chip_result = self.encoder.personalize(card, blank_serial=job.blank_serial or "")
             except ChipError as exc:
                 if isinstance(exc, ReaderError) and exc.card_state is CardState.BLANK:
+                    gone = f"{reasons.READER_GONE}{exc}"
                     if fed:  # untouched: out to the tray, the operator puts it back
                         self._eject_from_encoder()
-                    gone = f"{reasons.READER_GONE}{exc}"
+                        gone += reasons.BLANK_EJECTED
                     result = self._release(job, reason=gone, timings=timings)
                     self.paused_reason = None
                     self.pause(gone)
@@ -682,6 +683,7 @@ class Station:
         if state is CardState.BLANK:
             if fed:
                 self._eject_from_encoder()
+                reason = (reason + reasons.BLANK_EJECTED)[:500]
             result = self._release(job, reason=reason, timings=timings)
         else:
             if fed:

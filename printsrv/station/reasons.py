@@ -63,6 +63,8 @@ PRINTER_ERROR = "printer: "
 DATABASE_GONE = "database unreachable: "
 #: What to run once an encoder error is fixed (after the error's own words).
 AFTER_FIXING = "after fixing it: "
+#: An untouched blank the printer sent out of the encoder (the profile's ``eject``).
+BLANK_EJECTED = "; the blank went out to the tray: put it back in the hopper"
 
 _FIXED_ID: dict[str, str] = {
     PAUSE_TEXT[Fault.JAM]: "Kartu macet: bersihkan jalur kartu",
@@ -97,5 +99,7 @@ def in_indonesian(reason: str) -> str:
     for lead, lead_id in _LEADS_ID:
         if reason.startswith(lead):
             rest = reason[len(lead):].replace(AFTER_FIXING, "setelah diperbaiki, jalankan: ")
+            rest = rest.replace(BLANK_EJECTED, "; blangko keluar ke baki: masukkan kembali ke "
+                                "hopper")
             return lead_id + rest
     return reason

@@ -20,6 +20,7 @@ from printers.profiles import get_profile
 from printsrv.config import Settings
 from printsrv.station.devices import FakeEncoder
 from printsrv.station.journal import CardOutcome
+from printsrv.station.reasons import in_indonesian
 from tests.station.conftest import FAKE_PDF, ledger_problems, stock_station
 
 
@@ -90,6 +91,9 @@ def test_an_untouched_blank_the_reader_lost_is_ejected_and_released(
         [result] = station.run(max_cards=1)
     assert result.outcome is CardOutcome.RELEASED
     assert (station.paused_reason or "").startswith("reader gone")
+    assert in_indonesian(station.paused_reason or "") == (
+        "Pembaca kartu tidak terhubung: reader unplugged [card blank]; blangko keluar ke baki: "
+        "masukkan kembali ke hopper")
     # ESC Sic CR moved it in; ESC Se CR sends it out to the tray (not the reject box)
     assert printer.encoder_commands == [b"\x1bSic\r", b"\x1bSe\r"]
     assert "in_hopper" in _blank_states(settings).values()  # released, nothing spoiled
