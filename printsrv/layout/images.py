@@ -74,25 +74,74 @@ def box_px(box: Box, dpi: int = PRINT_DPI) -> tuple[int, int]:
     return max(1, round(box.w / 25.4 * dpi)), max(1, round(box.h / 25.4 * dpi))
 
 
+#: A photo up to this many times the box's pixel size (each way) is embedded as it is and
+#: scaled by the page; a larger one is resampled (its JPEG would bloat the print job).
+MAX_PASSTHROUGH_SCALE = 3.0
+
+
 @dataclass(frozen=True)
 class PreparedPhoto:
-    """The JPEG to embed (exactly the box size at 300 dpi) and whether it was passed through.
+    """The JPEG to embed and the part of it the box shows.
 
-    ``mode`` is the JPEG's colour mode, ``RGB`` or ``L``.
+    ``size`` is the JPEG's pixel size and ``mode`` its colour mode (``RGB`` or ``L``).
+    ``passthrough``: the source's own image data, byte for byte less its metadata, scaled into
+    the box by the page (no decode, no resample, no re-encode); otherwise a JPEG resampled to
+    the box at 300 dpi. ``crop`` (left, top, right, bottom, in the JPEG's pixels) is the part
+    the box shows, centred as :func:`PIL.ImageOps.fit` would crop it; ``None``: all of it.
     """
 
     jpeg: bytes
     size: tuple[int, int]
     passthrough: bool
     mode: str = "RGB"
+    crop: tuple[float, float, float, float] | None = None
+
+    def _decode(self, at_least: tuple[int, int]) -> Image.Image:
+        """RGB pixels of the box's part, decoded at the smallest DCT scale giving ``at_least``
+        pixels for it."""
+        source = Image.open(io.BytesIO(self.jpeg))
+        w, h = self.size
+        left, top, right, bottom = self.crop or (0.0, 0.0, float(w), float(h))
+        need = (max(1, round(at_least[0] * w / (right - left))),
+                max(1, round(at_least[1] * h / (bottom - top))))  # fmt: skip
+        source.draft("RGB", need)
+        image = source.convert("RGB")
+        if self.crop is not None:
+            sx, sy = image.width / w, image.height / h
+            image = image.crop((round(left * sx), round(top * sy),
+                                round(right * sx), round(bottom * sy)))  # fmt: skip
+        return image
+
+    def pixels(self, size: tuple[int, int]) -> Image.Image:
+        """The box's part as RGB pixels of ``size`` (previews, the reportlab backend)."""
+        image = self._decode(size)
+        return image if image.size == size else image.resize(size, Image.Resampling.BILINEAR)
 
     @cached_property
     def thumbnail(self) -> Image.Image:
-        """An RGB decode at 1/``THUMBNAIL_SCALE`` of the size (the JPEG decoder's own downscale)."""
-        image = Image.open(io.BytesIO(self.jpeg))
+        """The box's part as RGB at about 1/``THUMBNAIL_SCALE`` of the box's 300 dpi size (the
+        JPEG decoder's own downscale): the background check and the ink coverage."""
         w, h = self.size
-        image.draft("RGB", (max(1, w // THUMBNAIL_SCALE), max(1, h // THUMBNAIL_SCALE)))
-        return image.convert("RGB")
+        left, top, right, bottom = self.crop or (0.0, 0.0, float(w), float(h))
+        return self._decode((max(1, round((right - left) / THUMBNAIL_SCALE)),
+                             max(1, round((bottom - top) / THUMBNAIL_SCALE))))  # fmt: skip
+
+
+def fit_crop(size: tuple[int, int], target: tuple[int, int],
+             centering: tuple[float, float] = (0.5, 0.4)) -> tuple[float, float, float, float]:
+    """The part of an image of ``size`` that fills ``target`` without distortion (left, top,
+    right, bottom), centred as :func:`PIL.ImageOps.fit` crops."""
+    w, h = size
+    ratio, wanted = w / h, target[0] / target[1]
+    if ratio == wanted:
+        cw, ch = float(w), float(h)
+    elif ratio > wanted:
+        cw, ch = wanted * h, float(h)
+    else:
+        cw, ch = float(w), w / wanted
+    left = max(0.0, (w - cw) * centering[0])
+    top = max(0.0, (h - ch) * centering[1])
+    return left, top, left + cw, top + ch
 
 
 class ImageProblem(ValueError):
@@ -113,14 +162,22 @@ def _open(data: bytes, what: str) -> Image.Image:
 def prepare_photo(jpeg: bytes, box: Box) -> PreparedPhoto:
     """Crop (centred) and scale the photo to ``box`` at 300 dpi without distortion.
 
-    A baseline RGB or greyscale JPEG already of the box's pixel size is embedded byte for byte.
+    An RGB or greyscale JPEG of at least the box's pixel size (and at most
+    :data:`MAX_PASSTHROUGH_SCALE` times it) is embedded byte for byte, less its metadata, and
+    the page scales and clips it to the box; any other photo is resampled to the box.
     """
     target = box_px(box)
     image = _open(jpeg, "photo")
-    if (image.format == "JPEG" and image.mode in ("RGB", "L") and image.size == target
+    w, h = image.size
+    if (image.format == "JPEG" and image.mode in ("RGB", "L")
+            and target[0] <= w <= target[0] * MAX_PASSTHROUGH_SCALE
+            and target[1] <= h <= target[1] * MAX_PASSTHROUGH_SCALE
             and image.getexif().get(_ORIENTATION, 1) == 1):
+        crop = fit_crop((w, h), target)
+        whole = crop == (0.0, 0.0, float(w), float(h))
         try:  # byte for byte, less the source's comments, EXIF, XMP and ICC
-            return PreparedPhoto(strip_jpeg_metadata(jpeg), target, True, image.mode)
+            return PreparedPhoto(strip_jpeg_metadata(jpeg), (w, h), True, image.mode,
+                                 None if whole else crop)
         except ValueError as exc:
             raise ImageProblem(f"photo is not a well-formed JPEG: {exc}") from exc
     try:

@@ -9,6 +9,7 @@ from reportlab.lib.utils import ImageReader
 from reportlab.pdfgen.canvas import Canvas
 
 from printsrv.layout.compose import CardLayout
+from printsrv.layout.images import box_px
 from printsrv.layout.template import Box
 
 PT_PER_MM = 72 / 25.4
@@ -49,8 +50,12 @@ def _write_pdf(
         return (ox + box.x) * k, (page_h - oy - box.y - box.h) * k, box.w * k, box.h * k
 
     if layout.photo is not None and layout.photo_box is not None:
-        # A JPEG ImageReader is embedded as DCT data, without decoding or re-encoding.
-        canvas.drawImage(ImageReader(io.BytesIO(layout.photo.jpeg)), *rect(layout.photo_box))
+        # A JPEG ImageReader is embedded as DCT data, without decoding or re-encoding; a photo
+        # the box shows part of is cropped here (this backend does not clip).
+        photo = layout.photo
+        source = (ImageReader(io.BytesIO(photo.jpeg)) if photo.crop is None
+                  else ImageReader(photo.pixels(box_px(layout.photo_box))))
+        canvas.drawImage(source, *rect(layout.photo_box))
     if layout.signature is not None and layout.signature_box is not None:
         canvas.drawImage(ImageReader(layout.signature), *rect(layout.signature_box), mask="auto")
     for qr in layout.qrs:

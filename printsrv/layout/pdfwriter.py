@@ -157,8 +157,16 @@ def page_parts(
                                 b"/BitsPerComponent 8/Filter/DCTDecode" % (*photo.size, space),
                                 photo.jpeg))  # fmt: skip
         x, y, w, h = rect(layout.photo_box)
-        ops.append(b"q %s 0 0 %s %s %s cm /Im%d Do Q"
-                   % (_num(w), _num(h), _num(x), _num(y), len(images)))  # fmt: skip
+        if photo.crop is None:
+            ops.append(b"q %s 0 0 %s %s %s cm /Im%d Do Q"
+                       % (_num(w), _num(h), _num(x), _num(y), len(images)))  # fmt: skip
+        else:  # the whole JPEG, scaled so that its crop fills the box, clipped to the box
+            left, top, right, bottom = photo.crop
+            sx, sy = w / (right - left), h / (bottom - top)
+            ox0, oy0 = x - left * sx, y - (photo.size[1] - bottom) * sy
+            ops.append(b"q %s %s %s %s re W n %s 0 0 %s %s %s cm /Im%d Do Q" % (
+                _num(x), _num(y), _num(w), _num(h), _num(photo.size[0] * sx),
+                _num(photo.size[1] * sy), _num(ox0), _num(oy0), len(images)))  # fmt: skip
     signature = layout.signature
     if signature is not None and layout.signature_box is not None:
         size = signature.size

@@ -37,12 +37,7 @@ def rasterize(
 
     if layout.photo is not None and layout.photo_box is not None:
         x, y, w, h = rect(layout.photo_box)
-        photo: Image.Image = Image.open(io.BytesIO(layout.photo.jpeg))
-        photo.draft("RGB", (w, h))
-        photo = photo.convert("RGB")
-        if photo.size != (w, h):
-            photo = photo.resize((w, h), Image.Resampling.BILINEAR)
-        image.paste(photo, (x, y))
+        image.paste(layout.photo.pixels((w, h)), (x, y))
     if layout.signature is not None and layout.signature_box is not None:
         x, y, w, h = rect(layout.signature_box)
         signature = layout.signature

@@ -145,15 +145,20 @@ def test_strip_jpeg_metadata_is_lossless() -> None:
         strip_jpeg_metadata(b"\xff\xd8\xff\xe1\xff\xff")
 
 
-@pytest.mark.parametrize("size", ["box", "other"])
-def test_card_face_photo_carries_no_metadata(size: str) -> None:
+@pytest.mark.parametrize(("scale", "passthrough"), [
+    (1.0, True),  # the box's size: embedded as it is
+    (1.5, True),  # larger, other proportions: embedded as it is, the page scales and clips it
+    (4.0, False),  # far larger: resampled to the box
+    (0.5, False),  # smaller: resampled
+])
+def test_card_face_photo_carries_no_metadata(scale: float, passthrough: bool) -> None:
     from printsrv.layout.images import box_px, prepare_photo
     from printsrv.layout.template import Box
 
     box = Box(0, 0, 25.4, 33.8666)
     w, h = box_px(box)
-    prepared = prepare_photo(dirty_jpeg(w, h) if size == "box" else dirty_jpeg(), box)
-    assert prepared.passthrough is (size == "box")
+    prepared = prepare_photo(dirty_jpeg(round(w * scale), round(h * scale * 1.1)), box)
+    assert prepared.passthrough is passthrough
     assert metadata_markers(prepared.jpeg) == [] and SECRET not in prepared.jpeg
 
 

@@ -15,13 +15,15 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
-from PIL import Image, ImageChops
+from PIL import Image, ImageChops, ImageFilter, ImageStat
 
 from printsrv.cardinput import CardInput
 from printsrv.layout import RenderError, load_template, load_template_file, render_card, sample_card
 from printsrv.layout.pdfwriter import font_objects
+from printsrv.layout.template import Box
 from tests.layout.conftest import ISSUE
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -51,6 +53,23 @@ def run_on_file(tmp_path: Path, pdf: bytes, *args: str) -> str:
 def pdftoppm(pdf: bytes) -> Image.Image:
     png = tool("pdftoppm", "-r", "300", "-png", "-singlefile", "-", pdf=pdf)
     return Image.open(io.BytesIO(png)).convert("RGB")
+
+
+def same_drawing(a: Image.Image, b: Image.Image, photo: Box) -> bool:
+    """``a`` and ``b`` draw the same card: the same pixels outside the photo (at most
+    :data:`MAX_DIFFERING` of them differ), and inside it the same picture up to the scaler's
+    rounding (one renderer scales the JPEG itself, the other gets it resampled)."""
+    px = 300 / 25.4
+    area = (round(photo.x * px), round(photo.y * px), round((photo.x + photo.w) * px),
+            round((photo.y + photo.h) * px))  # fmt: skip
+    blur = ImageFilter.GaussianBlur(3)  # what scalers differ in; a shift of 2 px is ~12
+    inside = ImageStat.Stat(ImageChops.difference(a.crop(area).filter(blur),
+                                                  b.crop(area).filter(blur))).mean
+    a, b = a.copy(), b.copy()
+    edge = (area[0] - 1, area[1] - 1, area[2] + 1, area[3] + 1)  # the clip's rounding
+    for image in (a, b):
+        image.paste((255, 255, 255), edge)
+    return differing(a, b) <= MAX_DIFFERING and max(inside) < 6.0
 
 
 def differing(a: Image.Image, b: Image.Image) -> float:
@@ -106,9 +125,9 @@ def test_pdf_golden_detects_a_change(ktp: CardInput) -> None:
 def test_same_rendering_as_reportlab(name: str) -> None:
     """The reportlab backend (kept for comparison) and the built-in writer draw the same card."""
     card = sample_card(name, ISSUE)
-    native = pdftoppm(render_card(card).pdf)
+    native = render_card(card)
     reference = pdftoppm(render_card(card, backend="reportlab").pdf)
-    assert differing(native, reference) <= MAX_DIFFERING
+    assert same_drawing(pdftoppm(native.pdf), reference, native.boxes["photo"][0])
 
 
 def test_signature_is_transparent_in_the_pdf(ktp: CardInput, white_signature: bytes) -> None:
@@ -183,7 +202,7 @@ def test_qr_code_matches_reportlab(ktp: CardInput, tmp_path: Path) -> None:
         tmp_path, native.pdf, "qpdf", "--check"
     )
     reference = render_card(ktp, template=template, backend="reportlab")
-    assert differing(pdftoppm(native.pdf), pdftoppm(reference.pdf)) <= MAX_DIFFERING
+    assert same_drawing(pdftoppm(native.pdf), pdftoppm(reference.pdf), native.boxes["photo"][0])
     without = render_card(ktp)
     assert native.ink_coverage["C"] > without.ink_coverage["C"]  # the QR ink is bluish
 
@@ -225,3 +244,31 @@ def test_a_title_with_pdf_delimiters_stays_one_string() -> None:
     document = PdfDocument(out, b"cards (a) \\ b")
     document.close()
     assert b"/Title(cards a  b)" in out.getvalue()
+
+
+@pytest.mark.parametrize("size", [(300, 520), (520, 400)])  # taller / wider than the box
+def test_a_larger_photo_is_scaled_and_clipped_by_the_page_as_a_resample_would_crop_it(
+    make_card: Any, size: tuple[int, int]
+) -> None:
+    """A photo of other proportions is embedded as it is; the page shows the same part of it
+    (centred as ``ImageOps.fit`` crops) as the resampled photo would."""
+    from PIL import ImageDraw, ImageOps
+
+    from printsrv.layout.images import box_px
+
+    source = Image.new("RGB", size, (200, 30, 30))
+    draw = ImageDraw.Draw(source)
+    for i in range(0, max(size), 40):  # a grid: any shift of the crop shows
+        draw.line([(i, 0), (i, size[1])], fill=(20, 20, 220), width=6)
+        draw.line([(0, i), (size[0], i)], fill=(20, 200, 20), width=6)
+    raw = io.BytesIO()
+    source.save(raw, "JPEG", quality=95)
+    card = make_card(photo=raw.getvalue())
+    native = render_card(card)
+    assert native.photo_passthrough
+    (box,) = native.boxes["photo"]
+    fitted = ImageOps.fit(source, box_px(box), Image.Resampling.LANCZOS, centering=(0.5, 0.4))
+    out = io.BytesIO()
+    fitted.save(out, "JPEG", quality=95)
+    reference = render_card(make_card(photo=out.getvalue()))
+    assert same_drawing(pdftoppm(native.pdf), pdftoppm(reference.pdf), box)
