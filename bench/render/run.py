@@ -50,7 +50,8 @@ MODES = {
     # mode: (photo size, render_card keyword arguments)
     "pdf, photo print-ready": ((236, 315), {"coverage": False}),
     "pdf+coverage, photo print-ready": ((236, 315), {}),
-    "pdf+coverage, photo resampled": ((300, 400), {}),
+    "pdf+coverage, photo 300x400 (scaled by the page)": ((300, 400), {}),
+    "pdf+coverage, photo 1200x1600 (resampled)": ((1200, 1600), {}),
     "pdf+png 300 dpi+coverage": ((300, 400), {"png": True}),
     "pdf via reportlab, resampled": ((300, 400), {"backend": "reportlab"}),
 }
