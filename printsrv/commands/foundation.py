@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -188,11 +189,13 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         total = audit.event_count(session)
         # a bar only where it helps: a terminal and a log long enough to take a while
         show = sys.stderr.isatty() and total >= 200_000
+        # a long log is shared between processes, one per core this process may use
+        workers = min(len(os.sched_getaffinity(0)), 8) if hasattr(os, "sched_getaffinity") else 1
         if show:
             with _progress_bar(total, "verifying", True, unit="event") as bar:
-                report = audit.verify(session, progress=bar.update)
+                report = audit.verify(session, progress=bar.update, workers=workers)
         else:
-            report = audit.verify(session)
+            report = audit.verify(session, workers=workers)
         anchored = checkpoints.verify(session, settings)
     ok = report.ok and anchored.ok
     if args.json:
