@@ -7,11 +7,12 @@ header cannot get past the limit).
 
 from __future__ import annotations
 
+import os
 import stat
 import struct
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -67,11 +68,19 @@ def unsafe_path_reason(name: str) -> str | None:
     return None
 
 
+def _raise(error: OSError) -> None:
+    raise error
+
+
 class BatchContainer:
     """The files of a batch by relative POSIX path; :meth:`read` enforces the size limits."""
 
-    def __init__(self, source: Path, *, max_total_bytes: int, max_file_bytes: int) -> None:
+    def __init__(self, source: Path, *, max_total_bytes: int, max_file_bytes: int,
+                 on_names: Callable[[list[str]], None] | None = None) -> None:
+        """``on_names``: a directory's file names go there in chunks as they are found,
+        instead of into :attr:`names` (a list of 400,000 names is tens of megabytes)."""
         self.source = source
+        self._on_names = on_names
         self.max_total_bytes = max_total_bytes
         self.max_file_bytes = max_file_bytes
         self._zip: zipfile.ZipFile | None = None
@@ -107,22 +116,38 @@ class BatchContainer:
             raise IntakeError(f"{self.source}: unsafe batch container", problems)
 
     def _scan_directory(self) -> None:
+        """Walk the folder without following any link; every link is refused, so every
+        regular file found lies inside the batch."""
         problems: list[BatchProblem] = []
-        root = self.source.resolve()
-        for path in sorted(self.source.rglob("*")):
-            rel = path.relative_to(self.source).as_posix()
-            mode = path.lstat().st_mode
-            if stat.S_ISLNK(mode):
-                problems.append(BatchProblem(rel, "links are not allowed in a batch"))
-            elif stat.S_ISDIR(mode):
-                continue
-            elif not stat.S_ISREG(mode):
-                problems.append(BatchProblem(rel, "not a regular file"))
-            elif not path.resolve().is_relative_to(root):
-                problems.append(BatchProblem(rel, "path escapes the batch"))
-            else:
-                self.names.append(rel)
-        self._fail(problems)
+        found: list[str] = []
+        base = str(self.source)
+
+        def flush() -> None:
+            if self._on_names is not None:
+                self._on_names(found[:])
+                found.clear()
+
+        for folder, dirs, files in os.walk(base, onerror=_raise):
+            rel_folder = os.path.relpath(folder, base)
+            prefix = "" if rel_folder == "." else PurePosixPath(Path(rel_folder)).as_posix() + "/"
+            for name in sorted(dirs + files):
+                rel = prefix + name
+                mode = os.lstat(os.path.join(folder, name)).st_mode
+                if stat.S_ISLNK(mode):
+                    problems.append(BatchProblem(rel, "links are not allowed in a batch"))
+                elif stat.S_ISDIR(mode):
+                    continue
+                elif not stat.S_ISREG(mode):
+                    problems.append(BatchProblem(rel, "not a regular file"))
+                else:
+                    found.append(rel)
+                    if len(found) >= 10_000:
+                        flush()
+        if self._on_names is None:
+            self.names = sorted(found)
+        else:
+            flush()
+        self._fail(sorted(problems, key=lambda p: p.where))
 
     def _declared_members(self) -> int:
         """The member count of the zip's end record, read before ``zipfile`` builds an object
