@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import stat
 import struct
+import threading
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -87,6 +88,7 @@ class BatchContainer:
         self._zip_infos: dict[str, zipfile.ZipInfo] = {}
         self.names: list[str] = []
         self._read_total = 0
+        self._lock = threading.Lock()
         if not source.exists():
             raise IntakeError(f"{source}: no such batch", [BatchProblem(str(source), "not found")])
         if source.is_dir():
@@ -248,8 +250,10 @@ class BatchContainer:
                     if seen > max_bytes:
                         raise IntakeError(f"{name}: larger than {max_bytes} bytes",
                                           [BatchProblem(name, f"larger than {max_bytes} bytes")])
-                    self._read_total += len(data)
-                    if self._read_total > self.max_total_bytes:
+                    with self._lock:
+                        self._read_total += len(data)
+                        total = self._read_total
+                    if total > self.max_total_bytes:
                         raise IntakeError("batch larger than the limit", [BatchProblem(
                             name, "batch exceeds the uncompressed size limit (zip bomb)")])
                     yield data
@@ -285,8 +289,10 @@ class BatchContainer:
                 f"{name}: larger than {max_bytes} bytes",
                 [BatchProblem(name, f"larger than {max_bytes} bytes")],
             )
-        self._read_total += len(data)
-        if self._read_total > self.max_total_bytes:
+        with self._lock:  # media are read in threads
+            self._read_total += len(data)
+            total = self._read_total
+        if total > self.max_total_bytes:
             raise IntakeError(
                 "batch larger than the limit",
                 [BatchProblem(name, "batch exceeds the uncompressed size limit (zip bomb)")],

@@ -16,7 +16,9 @@ import json
 import re
 import secrets
 import unicodedata
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -365,81 +367,99 @@ def _candidates(
         on_total(manifest["record_count"])
     today = date.today()
     lines = 0
-    for number, obj, reason in _decode_lines(
-        hashed(container.blocks(RECORDS, settings.max_batch_bytes))
-    ):
-        lines += 1
-        if progress:
-            progress(1)
-        request_id, nik = _ident(obj)
-        if reason is not None:
-            result.problems.append(RecordProblem(number, request_id, nik, "-", reason))
-            continue
-        check = validate_record(obj, today=today, religions=settings.religions)
-        problems_here = [
-            RecordProblem(number, request_id, nik, p.field, p.reason) for p in check.problems
-        ]
-        first = index.first_line("request_id", request_id, number)
-        if first is not None and isinstance(obj, dict) and "request_id" in obj:
-            problems_here.append(
-                RecordProblem(
-                    number,
-                    request_id,
-                    nik,
-                    "request_id",
-                    f"duplicate of line {first} in this batch",
-                )
-            )
-        if isinstance(obj, dict) and isinstance(obj.get("nik"), str) and not problems_here:
-            first = index.first_line("nik", obj["nik"], number)
-            if first is not None:
-                problems_here.append(RecordProblem(
-                    number, request_id, nik, "nik",
-                    f"the same person as line {first} in this batch "
-                    "(one print request per NIK)"))
+    # The media of the next records are read, hashed and decoded in threads (Pillow, hashlib
+    # and file reads let go of the GIL) while this one checks the records; each record is
+    # finished in its order, its problems in the order they were always reported.
+    pool = ThreadPoolExecutor(max_workers=MEDIA_THREADS, thread_name_prefix="intake-media")
+    pending: deque[tuple[int, str, str, Any, list[RecordProblem], list[Any]]] = deque()
+
+    def finish(entry: tuple[int, str, str, Any, list[RecordProblem], list[Any]]
+               ) -> Iterator[_Candidate]:
+        number, request_id, nik, check, problems_here, slots = entry
+        if check is None:  # a line that did not parse
+            result.problems += problems_here
+            return
         media: dict[MediaKind, bytes] = {}
-        signature_image = None
-        media_refs = obj.get("media") if isinstance(obj, dict) else None
-        if not problems_here and isinstance(media_refs, dict):
-            for key, path in media_refs.items():
-                kind = MEDIA_KINDS.get(key)
-                if kind is None or not isinstance(path, str):
-                    continue
-                digest = index.digest(path)
-                if digest is None:
-                    problems_here.append(
-                        RecordProblem(
-                            number, request_id, nik, f"media.{key}", f"{path} not in batch"
-                        )
-                    )
-                    continue
-                if not index.use(path):
-                    problems_here.append(
-                        RecordProblem(
-                            number, request_id, nik, f"media.{key}", f"{path} used by two records"
-                        )
-                    )
-                    continue
-                data = read_checked(path, settings.max_media_bytes, digest)
-                if data is None:
-                    continue
-                try:
-                    decoded = _verify_media(kind, data, settings)
-                except MediaError as exc:
-                    problems_here.append(
-                        RecordProblem(number, request_id, nik, f"media.{key}", str(exc))
-                    )
-                    continue
+        blank: bool | None = None
+        for key, kind, path, outcome in slots:
+            if isinstance(outcome, str):
+                problems_here.append(RecordProblem(number, request_id, nik, f"media.{key}",
+                                                   outcome))
+                continue
+            data, hash_ok, error, is_blank = outcome.result()
+            if not hash_ok:
+                result.problems.append(BatchProblem(path, "SHA-256 does not match the manifest"))
+            elif error is not None:
+                problems_here.append(RecordProblem(number, request_id, nik, f"media.{key}",
+                                                   error))
+            else:
                 media[kind] = data
                 if kind is MediaKind.SIGNATURE:
-                    signature_image = decoded
+                    blank = is_blank
         if problems_here:
             result.problems += problems_here
             result.rejected += 1
-            continue
-        holds = list(check.hold_reasons) + _print_hold_reasons(check.record, media,
-                                                               signature_image)
+            return
+        holds = list(check.hold_reasons) + _print_hold_reasons(check.record, media, blank)
         yield _Candidate(number, check.record, holds, media)
+
+    try:
+        for number, obj, reason in _decode_lines(
+            hashed(container.blocks(RECORDS, settings.max_batch_bytes))
+        ):
+            lines += 1
+            if progress:
+                progress(1)
+            request_id, nik = _ident(obj)
+            if reason is not None:
+                pending.append((number, request_id, nik, None,
+                                [RecordProblem(number, request_id, nik, "-", reason)], []))
+                continue
+            check = validate_record(obj, today=today, religions=settings.religions)
+            problems_here = [
+                RecordProblem(number, request_id, nik, p.field, p.reason) for p in check.problems
+            ]
+            first = index.first_line("request_id", request_id, number)
+            if first is not None and isinstance(obj, dict) and "request_id" in obj:
+                problems_here.append(
+                    RecordProblem(
+                        number,
+                        request_id,
+                        nik,
+                        "request_id",
+                        f"duplicate of line {first} in this batch",
+                    )
+                )
+            if isinstance(obj, dict) and isinstance(obj.get("nik"), str) and not problems_here:
+                first = index.first_line("nik", obj["nik"], number)
+                if first is not None:
+                    problems_here.append(RecordProblem(
+                        number, request_id, nik, "nik",
+                        f"the same person as line {first} in this batch "
+                        "(one print request per NIK)"))
+            slots: list[tuple[str, MediaKind, str, Any]] = []  # key, kind, path, the check
+            media_refs = obj.get("media") if isinstance(obj, dict) else None
+            if not problems_here and isinstance(media_refs, dict):
+                for key, path in media_refs.items():
+                    kind = MEDIA_KINDS.get(key)
+                    if kind is None or not isinstance(path, str):
+                        continue
+                    digest = index.digest(path)
+                    if digest is None:
+                        slots.append((key, kind, path, f"{path} not in batch"))
+                        continue
+                    if not index.use(path):
+                        slots.append((key, kind, path, f"{path} used by two records"))
+                        continue
+                    slots.append((key, kind, path, pool.submit(
+                        _check_medium, container, settings, kind, path, digest)))
+            pending.append((number, request_id, nik, check, problems_here, slots))
+            if len(pending) > LOOKAHEAD:
+                yield from finish(pending.popleft())
+        while pending:
+            yield from finish(pending.popleft())
+    finally:
+        pool.shutdown(cancel_futures=True)
 
     if records_hash.hexdigest() != index.digest(RECORDS):
         # The records are not the ones signed for: their own problems do not count.
@@ -642,8 +662,28 @@ class _Store:
 CHUNK = 500
 
 
+def _check_medium(container: BatchContainer, settings: Settings, kind: MediaKind, path: str,
+                  digest: str) -> tuple[bytes, bool, str | None, bool | None]:
+    """One medium read and checked (in a thread): its bytes, whether its hash matches the
+    manifest, why it is refused (``None`` if not) and, for a signature, whether it is blank."""
+    data = container.read(path, settings.max_media_bytes)
+    if hashlib.sha256(data).hexdigest() != digest:
+        return data, False, None, None
+    try:
+        decoded = _verify_media(kind, data, settings)
+    except MediaError as exc:
+        return data, True, str(exc), None
+    blank = signature_is_blank(data, decoded) if kind is MediaKind.SIGNATURE else None
+    return data, True, None, blank
+
+
+#: Records read ahead while their media are checked in threads (their media held meanwhile).
+LOOKAHEAD = 32
+MEDIA_THREADS = 2
+
+
 def _print_hold_reasons(record: dict[str, Any], media: dict[MediaKind, bytes],
-                        signature_image: Any = None) -> list[str]:
+                        blank: bool | None = None) -> list[str]:
     """What would only show at the printer, found at intake: text the card's font cannot draw
     (another script, a combining mark) and a blank signature. Such a record is held."""
     reasons = []
@@ -656,7 +696,7 @@ def _print_hold_reasons(record: dict[str, Any], media: dict[MediaKind, bytes],
             shown = " ".join(f"U+{ord(c):04X}" for c in bad[:5])
             reasons.append(f"{name}: huruf yang tidak dapat dicetak font kartu ({shown})")
     signature = media.get(MediaKind.SIGNATURE)
-    if signature is not None and signature_is_blank(signature, signature_image):
+    if signature is not None and (signature_is_blank(signature) if blank is None else blank):
         reasons.append("tanda tangan kosong (tidak ada goresan)")
     return reasons
 
