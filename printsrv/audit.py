@@ -10,7 +10,6 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -20,10 +19,18 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from printsrv.audit_tags import AuditTag
+from printsrv.auditscan import (  # noqa: F401 - re-exported
+    _CHUNK_PG,
+    _CHUNK_SQLITE,
+    GENESIS_HASH,
+    PARALLEL_MIN,
+    ChainProblem,
+    ChainReport,
+    verify_fast,
+)
 from printsrv.errors import InvalidValue
 from printsrv.models import AuditEvent, AuditHead
 
-GENESIS_HASH = "0" * 64
 MAIN_CHAIN = "main"
 CHAIN_KEY = "audit_chain"
 _TAG = re.compile(r"^[a-z0-9_]+:[a-z0-9_]+:[a-z0-9_]+$")
@@ -282,64 +289,6 @@ def record(
     conn.execute(_MOVE_HASH, {"head_chain": chain, "head_hash": digest})
 
 
-@dataclass(frozen=True)
-class ChainProblem:
-    seq: int
-    reason: str
-
-
-@dataclass(frozen=True)
-class ChainReport:
-    events: int
-    last_seq: int
-    problems: list[ChainProblem]
-    chains: int = 1
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-def _content_sql(quote: str, at_text: str, details_text: str) -> str:
-    """SQL that builds an event's hashed bytes (the canonical JSON of :func:`_content`) from
-    its stored columns: ``quote`` makes a JSON string of a text (SQLite's ``json_quote``,
-    PostgreSQL's ``to_json``), escaping as ``json.dumps(..., ensure_ascii=False)`` does for
-    every ordinary text. Where it would not (a control character, a time or details not
-    stored in the usual form, an edit), the hash differs and :func:`_rehash` decides."""
-    def q(column: str) -> str:
-        return f"coalesce({quote.format(column)}, 'null')"
-
-    return (
-        f"""'{{"actor":' || {q('actor')} || ',"at":' || {q(at_text)}"""
-        f"""|| ',"chain":' || {q('chain')} || ',"details":' || {details_text}"""
-        f"""|| ',"office_code":' || {q('office_code')} || ',"prev_hash":' || {q('prev_hash')}"""
-        f"""|| ',"seq":' || chain_seq || ',"subject":' || {q('subject')}"""
-        f"""|| ',"tag":' || {q('tag')} || '}}'"""
-    )
-
-
-# One chunk of a chain as plain rows (a DB-API cursor, no ORM objects, no JSON parsing):
-# seq, chain_seq, prev_hash, hash and the bytes the hash covers, built by the database from
-# the stored columns. SQLite stores UTC times as "YYYY-MM-DD HH:MM:SS.ffffff" (SQLAlchemy's
-# format); PostgreSQL formats them.
-_CHUNK_SQLITE = (
-    "SELECT seq, chain_seq, prev_hash, hash, "
-    + _content_sql(
-        "json_quote({})", "substr(at, 1, 10) || 'T' || substr(at, 12) || '+00:00'", "details"
-    )
-    + " FROM audit_event WHERE chain = ? AND chain_seq > ? ORDER BY chain_seq LIMIT ?"
-)
-_CHUNK_PG = (
-    "SELECT seq, chain_seq, prev_hash, hash, "
-    + _content_sql(
-        "to_json({})::text",
-        "to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')",
-        "details::text",
-    )
-    + " FROM audit_event WHERE chain = %s AND chain_seq > %s ORDER BY chain_seq LIMIT %s"
-)
-
-
 def _cursor(session: Session) -> Any:
     return session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
 
@@ -392,9 +341,38 @@ def event_count(session: Session) -> int:
     return int(session.scalar(select(func.coalesce(func.sum(AuditHead.last_seq), 0))) or 0)
 
 
-def verify(session: Session, progress: Callable[[int], Any] | None = None) -> ChainReport:
-    """Walk every chain; report every gap, edit, deletion or reordering found. ``progress`` is
-    called with the number of events checked since its last call (every chunk)."""
+def _verify_fast(
+    session: Session, progress: Callable[[int], Any] | None, workers: int
+) -> ChainReport | None:
+    """:func:`printsrv.auditscan.verify_fast` on the session's connection."""
+    conn = session.connection()
+    url = conn.engine.url.render_as_string(hide_password=False)
+    cursor = _cursor(session)
+    try:
+        return verify_fast(cursor, conn.dialect.name == "postgresql", url, progress, workers)
+    finally:
+        cursor.close()
+
+
+def verify(
+    session: Session, progress: Callable[[int], Any] | None = None, *, workers: int = 1
+) -> ChainReport:
+    """Check every chain; report every gap, edit, deletion or reordering found. ``progress``
+    is called with the number of events checked since its last call. A log that is right is
+    confirmed by one scan in the order it was written (``workers`` processes, forked, share
+    a long one: only from a command, never inside a threaded server); any doubt and every
+    chain is walked again in its own order to say exactly what is wrong."""
+    fast = _verify_fast(session, progress, workers)
+    if fast is not None:
+        return fast
+    return _verify_exact(session, progress)
+
+
+def _verify_exact(
+    session: Session, progress: Callable[[int], Any] | None = None
+) -> ChainReport:
+    """Walk every chain in its own order; report every gap, edit, deletion or reordering
+    found. ``progress`` is called with the number of events checked since its last call."""
     problems: list[ChainProblem] = []
     heads = {h.chain: (h.last_seq, h.last_hash) for h in session.scalars(select(AuditHead))}
     chains = sorted(set(heads) | set(session.scalars(select(AuditEvent.chain).distinct())))

@@ -24,20 +24,19 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from printsrv.config import Settings
-from printsrv.models import AuditCheckpoint, AuditEvent, AuditHead
+
+if TYPE_CHECKING:  # loaded where used: verifying on an empty log needs neither
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from sqlalchemy.orm import Session
+
+    from printsrv.models import AuditCheckpoint
 
 #: Write a checkpoint when this many events, or this many minutes, passed since the last.
 DUE_EVENTS = 1000
@@ -60,6 +59,10 @@ def _canonical(data: Any) -> str:
 def write(session: Session, keys: Any, *, reason: str) -> AuditCheckpoint:
     """Sign every chain's head in the caller's transaction; the caller appends the returned
     checkpoint to the file after the commit (:func:`append`)."""
+    from sqlalchemy import select
+
+    from printsrv.models import AuditCheckpoint, AuditHead
+
     heads = {
         h.chain: {"seq": h.last_seq, "hash": h.last_hash}
         for h in session.scalars(select(AuditHead).order_by(AuditHead.chain))
@@ -103,6 +106,10 @@ def checkpoint_now(settings: Settings, keys: Any, *, reason: str,
 
 def due(session: Session, *, events: int = DUE_EVENTS, minutes: int = DUE_MINUTES) -> bool:
     """Whether ``events`` events or ``minutes`` minutes passed since the last checkpoint."""
+    from sqlalchemy import func, select
+
+    from printsrv.models import AuditCheckpoint, AuditEvent
+
     last = session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.id.desc())
                            .limit(1)).first()
     total = session.scalar(select(func.count()).select_from(AuditEvent)) or 0
@@ -138,6 +145,9 @@ class CheckpointReport:
 
 
 def load_public_key(settings: Settings) -> ec.EllipticCurvePublicKey:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     key = serialization.load_pem_public_key(public_key_file(settings).read_bytes())
     assert isinstance(key, ec.EllipticCurvePublicKey)
     return key
@@ -146,6 +156,10 @@ def load_public_key(settings: Settings) -> ec.EllipticCurvePublicKey:
 def _check(body: str, signature: str, key: ec.EllipticCurvePublicKey | None) -> bool:
     if key is None:
         return False
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     try:
         key.verify(base64.b64decode(signature), body.encode(), ec.ECDSA(hashes.SHA256()))
     except (InvalidSignature, ValueError):
@@ -164,8 +178,28 @@ def _file_lines(path: Path) -> Iterator[tuple[int, dict[str, Any] | None]]:
                 yield number, None
 
 
+Rows = Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
+
+
 def verify(session: Session, settings: Settings) -> CheckpointReport:
     """Hold the audit log to every checkpoint in the file and in the table."""
+    pg = session.connection().dialect.name == "postgresql"
+    dbapi = session.connection().connection.dbapi_connection
+
+    def rows(sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        cursor = dbapi.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(sql.replace("?", "%s") if pg else sql, params)
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
+
+    return verify_rows(rows, settings)
+
+
+def verify_rows(rows: Rows, settings: Settings) -> CheckpointReport:
+    """:func:`verify` with a plain cursor: ``rows(sql, params)`` (``?`` placeholders) gives a
+    statement's rows (:class:`printsrv.rawdb.RawDb`), so ``audit verify`` needs no engine."""
     report = CheckpointReport()
     # No key yet (an instance not initialised): nothing can have been signed; any checkpoint
     # found then fails its signature check below.
@@ -180,37 +214,38 @@ def verify(session: Session, settings: Settings) -> CheckpointReport:
         body = json.loads(entry["body"])
         found[body["checkpoint"]] = Signed(body["checkpoint"], body, "file")
     in_table: set[int] = set()
-    for row in session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.id)):
-        in_table.add(row.id)
-        if not _check(row.body, row.signature, key):
-            report.problems.append(f"checkpoint {row.id} in the database: signature does not "
+    for number, body, signature in rows(
+        "SELECT id, body, signature FROM audit_checkpoint ORDER BY id", ()
+    ):
+        in_table.add(number)
+        if not _check(body, signature, key):
+            report.problems.append(f"checkpoint {number} in the database: signature does not "
                                    "verify (edited)")
             continue
-        found.setdefault(row.id, Signed(row.id, json.loads(row.body), "table"))
+        found.setdefault(number, Signed(number, json.loads(body), "table"))
     for number in sorted(n for n, s in found.items() if s.source == "file"):
         if number not in in_table:
             report.problems.append(f"checkpoint {number} is in {path.name} but was deleted "
                                    "from the database")
     report.checkpoints = len(found)
     report.newest = max(found) if found else None
-    report.problems += _hold_chains_to(session, found.values())
+    report.problems += _hold_chains_to(rows, found.values())
     return report
 
 
-def _hold_chains_to(session: Session, checkpoints: Any) -> list[str]:
+def _hold_chains_to(rows: Rows, checkpoints: Any) -> list[str]:
     """Every (chain, sequence, hash) a checkpoint states must still be in the log."""
     wanted: dict[str, dict[int, tuple[str, int]]] = {}
     for cp in checkpoints:
         for chain, head in cp.body["heads"].items():
             wanted.setdefault(chain, {})[int(head["seq"])] = (head["hash"], cp.number)
-    heads = {h.chain: h.last_seq for h in session.scalars(select(AuditHead))}
+    heads: dict[str, int] = dict(rows("SELECT chain, last_seq FROM audit_head", ()))
     problems: list[str] = []
     for chain in sorted(wanted):
         stated = wanted[chain]
         top = max(stated)
         if chain not in heads:
-            present = session.scalar(select(func.count()).select_from(AuditEvent)
-                                     .where(AuditEvent.chain == chain))
+            present = rows("SELECT count(*) FROM audit_event WHERE chain = ?", (chain,))[0][0]
             problems.append(f"chain {chain}: missing (checkpoint {stated[top][1]} saw {top} "
                             f"events; {present} left, head row gone)")
             continue
@@ -218,10 +253,13 @@ def _hold_chains_to(session: Session, checkpoints: Any) -> list[str]:
             problems.append(f"chain {chain}: shorter than checkpoint {stated[top][1]} "
                             f"({heads[chain]} events, the checkpoint saw {top}): events "
                             "deleted at the end")
-        hashes = dict(session.execute(
-            select(AuditEvent.chain_seq, AuditEvent.hash)
-            .where(AuditEvent.chain == chain, AuditEvent.chain_seq.in_(list(stated)))
-        ).all())
+        hashes: dict[int, str] = {}
+        seqs = sorted(stated)
+        for start in range(0, len(seqs), 500):
+            part = seqs[start:start + 500]
+            hashes.update(rows(
+                "SELECT chain_seq, hash FROM audit_event WHERE chain = ? AND chain_seq IN ("
+                + ", ".join("?" * len(part)) + ")", (chain, *part)))
         for seq in sorted(stated):
             digest, number = stated[seq]
             if seq not in hashes:

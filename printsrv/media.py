@@ -193,6 +193,12 @@ def verify_png(data: bytes, *, max_pixels: int) -> ImageInfo:
 
     Raises :class:`MediaError`.
     """
+    return verify_png_image(data, max_pixels=max_pixels)[0]
+
+
+def verify_png_image(data: bytes, *, max_pixels: int) -> tuple[ImageInfo, Image.Image]:
+    """:func:`verify_png`, also giving the decoded image (for :func:`signature_is_blank`,
+    without decoding it twice)."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise MediaError("signature must be bytes")
     data = bytes(data)
@@ -206,16 +212,21 @@ def verify_png(data: bytes, *, max_pixels: int) -> ImageInfo:
     im = _decode(data, "PNG")
     if getattr(im, "n_frames", 1) != 1:
         raise MediaError("signature is an animated PNG")
-    return ImageInfo("PNG", width, height, im.mode)
+    return ImageInfo("PNG", width, height, im.mode), im
 
 
-def signature_is_blank(data: bytes) -> bool:
-    """Whether a signature PNG has (next to) no ink: fewer than 30 dark, visible pixels."""
-    im = _decode(data, "PNG").convert("LA")
+_DARK = [255 if v < 160 else 0 for v in range(256)]
+_SEEN = [255 if v > 32 else 0 for v in range(256)]
+
+
+def signature_is_blank(data: bytes, image: Image.Image | None = None) -> bool:
+    """Whether a signature PNG has (next to) no ink: fewer than 30 dark, visible pixels.
+    ``image``: the PNG already decoded (:func:`verify_png_image`)."""
+    im = (image if image is not None else _decode(data, "PNG")).convert("LA")
     im.thumbnail((400, 200))
     light, alpha = im.split()
-    dark = light.point(lambda v: 255 if v < 160 else 0)
-    seen = alpha.point(lambda v: 255 if v > 32 else 0)
+    dark = light.point(_DARK)
+    seen = alpha.point(_SEEN)
     from PIL import ImageChops
 
     ink = ImageChops.multiply(dark, seen)

@@ -159,7 +159,7 @@ def parse_iso_date(value: str) -> date | None:
 
 
 def _has_control(value: str) -> bool:
-    return any(not ch.isprintable() for ch in value)
+    return not value.isprintable()
 
 
 class _Checker:

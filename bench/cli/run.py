@@ -6,6 +6,11 @@ status`` and ``audit verify`` on a fresh database with an empty audit log (SQLit
 temporary instance removed at the end). Goal: each within 150 ms of Python's own start-up plus
 its own work. The "imports" column is the share of the modules the command loads (from
 ``-X importtime``, one extra run), the rest is its work and the interpreter.
+
+Bytecode: as installed, each module's ``.pyc`` is written once (to a temporary
+``PYTHONPYCACHEPREFIX``, one untimed warm-up run of each command) and read after; with
+``--no-bytecode`` every run compiles the project's sources (``PYTHONDONTWRITEBYTECODE=1``,
+as some development shells set it; measured before 2026-12-05 10:50 UTC that way).
 """
 
 from __future__ import annotations
@@ -52,6 +57,8 @@ def _import_ms(cmd: list[str], env: dict[str, str]) -> tuple[float, list[str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--no-bytecode", action="store_true",
+                        help="compile the sources in every run (no .pyc written)")
     args = parser.parse_args()
     py = sys.executable
     with tempfile.TemporaryDirectory(prefix="bench-cli-") as tmp:
@@ -59,6 +66,11 @@ def main() -> None:
         env = {**os.environ, "PRINTSRV_INSTANCE_DIR": str(work / "instance"),
                "PRINTSRV_DATABASE_URL": f"sqlite:///{work / 'instance' / 'printsrv.db'}"}
         env.pop("PRINTSRV_CONFIG", None)
+        if args.no_bytecode:
+            env["PYTHONDONTWRITEBYTECODE"] = "1"
+        else:
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
         # A migrated database with no audit event at all (init would write two).
         subprocess.run([py, "-c", "from printsrv import schema; from printsrv.config import "
                         "load_settings; schema.upgrade(load_settings())"], env=env, cwd=ROOT,
@@ -74,12 +86,14 @@ def main() -> None:
             "run.py audit verify (empty log)": [*run_py, "audit", "verify"],
         }  # fmt: skip
         times: dict[str, list[float]] = {name: [] for name in commands}
+        for cmd in commands.values():  # warm-up, not timed: writes the .pyc files
+            _time(cmd, env)
         for _ in range(args.runs):
             for name, cmd in commands.items():  # interleaved: load changes hit all alike
                 times[name].append(_time(cmd, env))
         base = statistics.median(times["python -c pass"])
         print(f"{time.strftime('%Y-%m-%d %H:%M %Z')}; {os.cpu_count()} CPU(s); median and min "
-              f"of {args.runs} runs; load average "
+              f"of {args.runs} runs; {'no bytecode' if args.no_bytecode else '.pyc'}; load average "
               + " ".join(f"{v:.2f}" for v in os.getloadavg()))  # fmt: skip
         header = f"{'command':<40} {'median ms':>9} {'min ms':>7} {'- python':>9} {'imports':>8}"
         print(header + "  heaviest imports (ms)")

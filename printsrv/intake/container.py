@@ -7,11 +7,13 @@ header cannot get past the limit).
 
 from __future__ import annotations
 
+import os
 import stat
 import struct
+import threading
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -67,17 +69,26 @@ def unsafe_path_reason(name: str) -> str | None:
     return None
 
 
+def _raise(error: OSError) -> None:
+    raise error
+
+
 class BatchContainer:
     """The files of a batch by relative POSIX path; :meth:`read` enforces the size limits."""
 
-    def __init__(self, source: Path, *, max_total_bytes: int, max_file_bytes: int) -> None:
+    def __init__(self, source: Path, *, max_total_bytes: int, max_file_bytes: int,
+                 on_names: Callable[[list[str]], None] | None = None) -> None:
+        """``on_names``: a directory's file names go there in chunks as they are found,
+        instead of into :attr:`names` (a list of 400,000 names is tens of megabytes)."""
         self.source = source
+        self._on_names = on_names
         self.max_total_bytes = max_total_bytes
         self.max_file_bytes = max_file_bytes
         self._zip: zipfile.ZipFile | None = None
         self._zip_infos: dict[str, zipfile.ZipInfo] = {}
         self.names: list[str] = []
         self._read_total = 0
+        self._lock = threading.Lock()
         if not source.exists():
             raise IntakeError(f"{source}: no such batch", [BatchProblem(str(source), "not found")])
         if source.is_dir():
@@ -107,22 +118,38 @@ class BatchContainer:
             raise IntakeError(f"{self.source}: unsafe batch container", problems)
 
     def _scan_directory(self) -> None:
+        """Walk the folder without following any link; every link is refused, so every
+        regular file found lies inside the batch."""
         problems: list[BatchProblem] = []
-        root = self.source.resolve()
-        for path in sorted(self.source.rglob("*")):
-            rel = path.relative_to(self.source).as_posix()
-            mode = path.lstat().st_mode
-            if stat.S_ISLNK(mode):
-                problems.append(BatchProblem(rel, "links are not allowed in a batch"))
-            elif stat.S_ISDIR(mode):
-                continue
-            elif not stat.S_ISREG(mode):
-                problems.append(BatchProblem(rel, "not a regular file"))
-            elif not path.resolve().is_relative_to(root):
-                problems.append(BatchProblem(rel, "path escapes the batch"))
-            else:
-                self.names.append(rel)
-        self._fail(problems)
+        found: list[str] = []
+        base = str(self.source)
+
+        def flush() -> None:
+            if self._on_names is not None:
+                self._on_names(found[:])
+                found.clear()
+
+        for folder, dirs, files in os.walk(base, onerror=_raise):
+            rel_folder = os.path.relpath(folder, base)
+            prefix = "" if rel_folder == "." else PurePosixPath(Path(rel_folder)).as_posix() + "/"
+            for name in sorted(dirs + files):
+                rel = prefix + name
+                mode = os.lstat(os.path.join(folder, name)).st_mode
+                if stat.S_ISLNK(mode):
+                    problems.append(BatchProblem(rel, "links are not allowed in a batch"))
+                elif stat.S_ISDIR(mode):
+                    continue
+                elif not stat.S_ISREG(mode):
+                    problems.append(BatchProblem(rel, "not a regular file"))
+                else:
+                    found.append(rel)
+                    if len(found) >= 10_000:
+                        flush()
+        if self._on_names is None:
+            self.names = sorted(found)
+        else:
+            flush()
+        self._fail(sorted(problems, key=lambda p: p.where))
 
     def _declared_members(self) -> int:
         """The member count of the zip's end record, read before ``zipfile`` builds an object
@@ -223,8 +250,10 @@ class BatchContainer:
                     if seen > max_bytes:
                         raise IntakeError(f"{name}: larger than {max_bytes} bytes",
                                           [BatchProblem(name, f"larger than {max_bytes} bytes")])
-                    self._read_total += len(data)
-                    if self._read_total > self.max_total_bytes:
+                    with self._lock:
+                        self._read_total += len(data)
+                        total = self._read_total
+                    if total > self.max_total_bytes:
                         raise IntakeError("batch larger than the limit", [BatchProblem(
                             name, "batch exceeds the uncompressed size limit (zip bomb)")])
                     yield data
@@ -260,8 +289,10 @@ class BatchContainer:
                 f"{name}: larger than {max_bytes} bytes",
                 [BatchProblem(name, f"larger than {max_bytes} bytes")],
             )
-        self._read_total += len(data)
-        if self._read_total > self.max_total_bytes:
+        with self._lock:  # media are read in threads
+            self._read_total += len(data)
+            total = self._read_total
+        if total > self.max_total_bytes:
             raise IntakeError(
                 "batch larger than the limit",
                 [BatchProblem(name, "batch exceeds the uncompressed size limit (zip bomb)")],

@@ -16,7 +16,9 @@ import json
 import re
 import secrets
 import unicodedata
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -40,6 +42,7 @@ from printsrv.intake.container import (
     cut,
     unsafe_path_reason,
 )
+from printsrv.intake.index import BatchIndex, DuplicateName
 from printsrv.intake.signature import SignatureInvalid, load_trusted_cas, verify_detached
 from printsrv.keys import KeyStore
 from printsrv.media import (
@@ -48,7 +51,7 @@ from printsrv.media import (
     parse_fmr,
     signature_is_blank,
     verify_jpeg,
-    verify_png,
+    verify_png_image,
 )
 from printsrv.models import (
     Batch,
@@ -158,10 +161,24 @@ class _Candidate:
 Progress = Callable[[int], None]
 
 
-def _parse_manifest(raw: bytes) -> tuple[dict[str, Any], list[BatchProblem]]:
+def _parse_manifest(raw: bytes, index: BatchIndex) -> tuple[dict[str, Any], list[BatchProblem]]:
+    """The manifest's fields; its file list goes into ``index`` as it is parsed (never held
+    as a dict: 400,000 entries would be over 100 MB), ``manifest["files"]`` its count."""
     problems: list[BatchProblem] = []
+
+    def listed(pairs: list[tuple[str, Any]]) -> None:
+        for name, digest in pairs:
+            if reason := unsafe_path_reason(name):
+                problems.append(BatchProblem(f"{MANIFEST}: files: {name}", reason))
+            if not isinstance(digest, str) or not _SHA256.match(digest):
+                problems.append(BatchProblem(f"{MANIFEST}: files: {name}", "not a SHA-256 hex"))
+        try:
+            index.add_listed((name, d if isinstance(d, str) else "") for name, d in pairs)
+        except DuplicateName as exc:
+            raise strictjson.StrictJsonError(f"duplicate key {str(exc)[:40]!r}") from None
+
     try:
-        manifest = strictjson.loads(raw.decode("utf-8"))
+        manifest = strictjson.loads_streaming(raw.decode("utf-8"), "files", listed)
     except UnicodeDecodeError as exc:
         return {}, [BatchProblem(MANIFEST, f"not valid UTF-8 (byte {exc.start})")]
     except ValueError as exc:
@@ -188,16 +205,12 @@ def _parse_manifest(raw: bytes) -> tuple[dict[str, Any], list[BatchProblem]]:
     if not isinstance(count, int) or isinstance(count, bool) or count < 0:
         problems.append(BatchProblem(MANIFEST, "record_count must be a non-negative integer"))
     files = manifest.get("files")
-    if not isinstance(files, dict) or not files:
+    if not isinstance(files, strictjson.Streamed) or not files.count:
         problems.append(BatchProblem(MANIFEST, "files must be a non-empty object"))
-    else:
-        for name, digest in files.items():
-            if reason := unsafe_path_reason(name):
-                problems.append(BatchProblem(f"{MANIFEST}: files: {name}", reason))
-            if not isinstance(digest, str) or not _SHA256.match(digest):
-                problems.append(BatchProblem(f"{MANIFEST}: files: {name}", "not a SHA-256 hex"))
-        if RECORDS not in files:
-            problems.append(BatchProblem(MANIFEST, f"files does not list {RECORDS}"))
+    elif not index.is_listed(RECORDS):
+        problems.append(BatchProblem(MANIFEST, f"files does not list {RECORDS}"))
+    if isinstance(files, strictjson.Streamed):
+        manifest["files"] = files.count
     return manifest, problems
 
 
@@ -264,11 +277,12 @@ def _ident(obj: object) -> tuple[str, str]:
     return "?", "?"
 
 
-def _verify_media(kind: MediaKind, data: bytes, settings: Settings) -> None:
+def _verify_media(kind: MediaKind, data: bytes, settings: Settings) -> Any:
+    """Check one medium; the decoded signature image (for the blank check), else ``None``."""
     if kind is MediaKind.PHOTO:
         verify_jpeg(data, max_pixels=settings.max_image_pixels, min_size=settings.min_photo_size)
     elif kind is MediaKind.SIGNATURE:
-        verify_png(data, max_pixels=settings.max_image_pixels)
+        return verify_png_image(data, max_pixels=settings.max_image_pixels)[1]
     else:
         position = (
             FingerPosition.RIGHT_INDEX
@@ -276,6 +290,7 @@ def _verify_media(kind: MediaKind, data: bytes, settings: Settings) -> None:
             else FingerPosition.LEFT_INDEX
         )
         parse_fmr(data, finger_position=position)
+    return None
 
 
 #: The largest manifest accepted: its file list names at most every zip member
@@ -284,13 +299,12 @@ MAX_MANIFEST_BYTES = 200 * MAX_MEMBERS
 
 
 def _check_manifest(
-    settings: Settings, container: BatchContainer, result: ImportResult
+    settings: Settings, container: BatchContainer, result: ImportResult, index: BatchIndex
 ) -> dict[str, Any]:
     """The batch-level checks (signature and chain, manifest, the file list); fills
-    ``result.problems``."""
-    names = set(container.names)
+    ``result.problems``. The files present are in ``index`` already."""
     for required in (MANIFEST, SIGNATURE):
-        if required not in names:
+        if not index.is_present(required):
             result.problems.append(BatchProblem(required, "missing"))
     if result.problems:
         return {}
@@ -304,7 +318,7 @@ def _check_manifest(
     except SignatureInvalid as exc:
         result.problems.append(BatchProblem(SIGNATURE, str(exc)))
         return {}
-    manifest, problems = _parse_manifest(manifest_raw)
+    manifest, problems = _parse_manifest(manifest_raw, index)
     result.problems += problems
     if problems:
         return manifest
@@ -312,10 +326,9 @@ def _check_manifest(
     manifest["_sha256"] = hashlib.sha256(manifest_raw).hexdigest()
     del manifest_raw
     result.batch_id = manifest["batch_id"]
-    files: dict[str, str] = manifest["files"]
-    for name in sorted(names - files.keys() - {MANIFEST, SIGNATURE}):
+    for name in index.unlisted(exclude={MANIFEST, SIGNATURE}):
         result.problems.append(BatchProblem(name, "present but not listed in the manifest"))
-    for name in sorted(files.keys() - names):
+    for name in index.missing():
         result.problems.append(BatchProblem(name, "listed in the manifest but missing"))
     return manifest
 
@@ -326,18 +339,19 @@ def _candidates(
     manifest: dict[str, Any],
     result: ImportResult,
     progress: Progress | None,
+    index: BatchIndex,
     on_total: Progress | None = None,
 ) -> Iterator[_Candidate]:
     """Every record of the batch that passes its checks, one at a time as ``records.jsonl``
     is read (bounded memory whatever the batch's size); every problem goes to
     ``result.problems``. The file's hash is known only at its end: when it does not match the
     manifest, the record problems found are dropped for that batch problem, and the caller,
-    which stores in one transaction, rolls back."""
-    files: dict[str, str] = manifest["files"]
+    which stores in one transaction, rolls back. What must be remembered across records (the
+    ids seen, the media used) is in ``index``, on disk."""
 
-    def read_checked(name: str, max_bytes: int) -> bytes | None:
+    def read_checked(name: str, max_bytes: int, digest: str | None = None) -> bytes | None:
         data = container.read(name, max_bytes)
-        if hashlib.sha256(data).hexdigest() != files[name]:
+        if hashlib.sha256(data).hexdigest() != (digest or index.digest(name)):
             result.problems.append(BatchProblem(name, "SHA-256 does not match the manifest"))
             return None
         return data
@@ -351,86 +365,103 @@ def _candidates(
 
     if on_total is not None:
         on_total(manifest["record_count"])
-    seen_request_ids: dict[str, int] = {}
-    seen_niks: dict[str, int] = {}
-    used_media: set[str] = set()
     today = date.today()
     lines = 0
-    for number, obj, reason in _decode_lines(
-        hashed(container.blocks(RECORDS, settings.max_batch_bytes))
-    ):
-        lines += 1
-        if progress:
-            progress(1)
-        request_id, nik = _ident(obj)
-        if reason is not None:
-            result.problems.append(RecordProblem(number, request_id, nik, "-", reason))
-            continue
-        check = validate_record(obj, today=today, religions=settings.religions)
-        problems_here = [
-            RecordProblem(number, request_id, nik, p.field, p.reason) for p in check.problems
-        ]
-        if request_id in seen_request_ids and isinstance(obj, dict) and "request_id" in obj:
-            problems_here.append(
-                RecordProblem(
-                    number,
-                    request_id,
-                    nik,
-                    "request_id",
-                    f"duplicate of line {seen_request_ids[request_id]} in this batch",
-                )
-            )
-        else:
-            seen_request_ids.setdefault(request_id, number)
-        if isinstance(obj, dict) and isinstance(obj.get("nik"), str) and not problems_here:
-            if obj["nik"] in seen_niks:
-                problems_here.append(RecordProblem(
-                    number, request_id, nik, "nik",
-                    f"the same person as line {seen_niks[obj['nik']]} in this batch "
-                    "(one print request per NIK)"))
-            else:
-                seen_niks[obj["nik"]] = number
+    # The media of the next records are read, hashed and decoded in threads (Pillow, hashlib
+    # and file reads let go of the GIL) while this one checks the records; each record is
+    # finished in its order, its problems in the order they were always reported.
+    pool = ThreadPoolExecutor(max_workers=MEDIA_THREADS, thread_name_prefix="intake-media")
+    pending: deque[tuple[int, str, str, Any, list[RecordProblem], list[Any]]] = deque()
+
+    def finish(entry: tuple[int, str, str, Any, list[RecordProblem], list[Any]]
+               ) -> Iterator[_Candidate]:
+        number, request_id, nik, check, problems_here, slots = entry
+        if check is None:  # a line that did not parse
+            result.problems += problems_here
+            return
         media: dict[MediaKind, bytes] = {}
-        media_refs = obj.get("media") if isinstance(obj, dict) else None
-        if not problems_here and isinstance(media_refs, dict):
-            for key, path in media_refs.items():
-                kind = MEDIA_KINDS.get(key)
-                if kind is None or not isinstance(path, str):
-                    continue
-                if path not in files:
-                    problems_here.append(
-                        RecordProblem(
-                            number, request_id, nik, f"media.{key}", f"{path} not in batch"
-                        )
-                    )
-                    continue
-                if path in used_media:
-                    problems_here.append(
-                        RecordProblem(
-                            number, request_id, nik, f"media.{key}", f"{path} used by two records"
-                        )
-                    )
-                    continue
-                used_media.add(path)
-                data = read_checked(path, settings.max_media_bytes)
-                if data is None:
-                    continue
-                try:
-                    _verify_media(kind, data, settings)
-                except MediaError as exc:
-                    problems_here.append(
-                        RecordProblem(number, request_id, nik, f"media.{key}", str(exc))
-                    )
-                    continue
+        blank: bool | None = None
+        for key, kind, path, outcome in slots:
+            if isinstance(outcome, str):
+                problems_here.append(RecordProblem(number, request_id, nik, f"media.{key}",
+                                                   outcome))
+                continue
+            data, hash_ok, error, is_blank = outcome.result()
+            if not hash_ok:
+                result.problems.append(BatchProblem(path, "SHA-256 does not match the manifest"))
+            elif error is not None:
+                problems_here.append(RecordProblem(number, request_id, nik, f"media.{key}",
+                                                   error))
+            else:
                 media[kind] = data
+                if kind is MediaKind.SIGNATURE:
+                    blank = is_blank
         if problems_here:
             result.problems += problems_here
             result.rejected += 1
-            continue
-        holds = list(check.hold_reasons) + _print_hold_reasons(check.record, media)
+            return
+        holds = list(check.hold_reasons) + _print_hold_reasons(check.record, media, blank)
         yield _Candidate(number, check.record, holds, media)
 
-    if records_hash.hexdigest() != files[RECORDS]:
+    try:
+        for number, obj, reason in _decode_lines(
+            hashed(container.blocks(RECORDS, settings.max_batch_bytes))
+        ):
+            lines += 1
+            if progress:
+                progress(1)
+            request_id, nik = _ident(obj)
+            if reason is not None:
+                pending.append((number, request_id, nik, None,
+                                [RecordProblem(number, request_id, nik, "-", reason)], []))
+                continue
+            check = validate_record(obj, today=today, religions=settings.religions)
+            problems_here = [
+                RecordProblem(number, request_id, nik, p.field, p.reason) for p in check.problems
+            ]
+            first = index.first_line("request_id", request_id, number)
+            if first is not None and isinstance(obj, dict) and "request_id" in obj:
+                problems_here.append(
+                    RecordProblem(
+                        number,
+                        request_id,
+                        nik,
+                        "request_id",
+                        f"duplicate of line {first} in this batch",
+                    )
+                )
+            if isinstance(obj, dict) and isinstance(obj.get("nik"), str) and not problems_here:
+                first = index.first_line("nik", obj["nik"], number)
+                if first is not None:
+                    problems_here.append(RecordProblem(
+                        number, request_id, nik, "nik",
+                        f"the same person as line {first} in this batch "
+                        "(one print request per NIK)"))
+            slots: list[tuple[str, MediaKind, str, Any]] = []  # key, kind, path, the check
+            media_refs = obj.get("media") if isinstance(obj, dict) else None
+            if not problems_here and isinstance(media_refs, dict):
+                for key, path in media_refs.items():
+                    kind = MEDIA_KINDS.get(key)
+                    if kind is None or not isinstance(path, str):
+                        continue
+                    digest = index.digest(path)
+                    if digest is None:
+                        slots.append((key, kind, path, f"{path} not in batch"))
+                        continue
+                    if not index.use(path):
+                        slots.append((key, kind, path, f"{path} used by two records"))
+                        continue
+                    slots.append((key, kind, path, pool.submit(
+                        _check_medium, container, settings, kind, path, digest)))
+            pending.append((number, request_id, nik, check, problems_here, slots))
+            if len(pending) > LOOKAHEAD:
+                yield from finish(pending.popleft())
+        while pending:
+            yield from finish(pending.popleft())
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+    if records_hash.hexdigest() != index.digest(RECORDS):
         # The records are not the ones signed for: their own problems do not count.
         result.problems[:] = [p for p in result.problems if not isinstance(p, RecordProblem)]
         result.rejected = 0
@@ -441,7 +472,7 @@ def _candidates(
             BatchProblem(RECORDS, f"{lines} records, manifest says {manifest['record_count']}")
         )
     # Every listed file is checked, also those no valid record referenced.
-    for name in sorted(files.keys() - used_media - {RECORDS}):
+    for name in index.unused(exclude={RECORDS}):
         if not any(isinstance(p, BatchProblem) and p.where == name for p in result.problems):
             read_checked(name, settings.max_media_bytes)
 
@@ -631,7 +662,28 @@ class _Store:
 CHUNK = 500
 
 
-def _print_hold_reasons(record: dict[str, Any], media: dict[MediaKind, bytes]) -> list[str]:
+def _check_medium(container: BatchContainer, settings: Settings, kind: MediaKind, path: str,
+                  digest: str) -> tuple[bytes, bool, str | None, bool | None]:
+    """One medium read and checked (in a thread): its bytes, whether its hash matches the
+    manifest, why it is refused (``None`` if not) and, for a signature, whether it is blank."""
+    data = container.read(path, settings.max_media_bytes)
+    if hashlib.sha256(data).hexdigest() != digest:
+        return data, False, None, None
+    try:
+        decoded = _verify_media(kind, data, settings)
+    except MediaError as exc:
+        return data, True, str(exc), None
+    blank = signature_is_blank(data, decoded) if kind is MediaKind.SIGNATURE else None
+    return data, True, None, blank
+
+
+#: Records read ahead while their media are checked in threads (their media held meanwhile).
+LOOKAHEAD = 32
+MEDIA_THREADS = 2
+
+
+def _print_hold_reasons(record: dict[str, Any], media: dict[MediaKind, bytes],
+                        blank: bool | None = None) -> list[str]:
     """What would only show at the printer, found at intake: text the card's font cannot draw
     (another script, a combining mark) and a blank signature. Such a record is held."""
     reasons = []
@@ -639,12 +691,12 @@ def _print_hold_reasons(record: dict[str, Any], media: dict[MediaKind, bytes]) -
     for name, value in record.items():
         if not isinstance(value, str) or name in _NOT_PRINTED:
             continue
-        bad = sorted({c for c in value if c not in chars or unicodedata.combining(c)})
+        bad = sorted(c for c in set(value) if c not in chars or unicodedata.combining(c))
         if bad:
             shown = " ".join(f"U+{ord(c):04X}" for c in bad[:5])
             reasons.append(f"{name}: huruf yang tidak dapat dicetak font kartu ({shown})")
     signature = media.get(MediaKind.SIGNATURE)
-    if signature is not None and signature_is_blank(signature):
+    if signature is not None and (signature_is_blank(signature) if blank is None else blank):
         reasons.append("tanda tangan kosong (tidak ada goresan)")
     return reasons
 
@@ -708,14 +760,16 @@ def import_batch(
     the office nor one of its kecamatan) refuses the whole batch, ``outside_scope`` set."""
     result = ImportResult(source=str(path))
     try:
-        with BatchContainer(
-            path, max_total_bytes=settings.max_batch_bytes, max_file_bytes=settings.max_batch_bytes
+        with BatchIndex(settings.instance_dir / "tmp") as index, BatchContainer(
+            path, max_total_bytes=settings.max_batch_bytes,
+            max_file_bytes=settings.max_batch_bytes, on_names=index.add_present,
         ) as container:
-            manifest = _check_manifest(settings, container, result)
+            index.add_present(container.names)  # a zip's (a folder's went in as found)
+            manifest = _check_manifest(settings, container, result, index)
             if not result.problems:
-                _import_records(settings, container, manifest, result, accept_valid=accept_valid,
-                                actor=actor, progress=progress, on_total=on_total,
-                                office_scope=office_scope)  # fmt: skip
+                _import_records(settings, container, manifest, result, index,
+                                accept_valid=accept_valid, actor=actor, progress=progress,
+                                on_total=on_total, office_scope=office_scope)  # fmt: skip
     except IntakeError as exc:
         result.problems += [p for p in exc.problems if isinstance(p, BatchProblem | RecordProblem)]
         if not result.problems:
@@ -748,6 +802,7 @@ def _import_records(
     container: BatchContainer,
     manifest: dict[str, Any],
     result: ImportResult,
+    index: BatchIndex,
     *,
     accept_valid: bool,
     actor: str,
@@ -767,7 +822,7 @@ def _import_records(
                 return
             chunk: list[_Candidate] = []
             for candidate in _candidates(settings, container, manifest, result, progress,
-                                         on_total):  # fmt: skip
+                                         index, on_total):  # fmt: skip
                 code = str(candidate.record.get("office_code", ""))
                 if office_scope is not None and not code_within(code, office_scope):
                     result.outside_scope = True

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import pytest
 from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 
 from printsrv import audit
 from printsrv.audit import station_chain
@@ -85,3 +89,69 @@ def test_concurrent_writers_on_a_new_chain_keep_it_whole(settings: Settings) -> 
     assert list(seqs) == list(range(1, 61))
     assert head is not None and head.last_seq == 60
     assert _verify(settings).ok
+
+
+def _tamper_edit(s: Session) -> None:
+    s.execute(update(AuditEvent).where(AuditEvent.chain == "main", AuditEvent.chain_seq == 5)
+              .values(actor="mallory"))
+
+
+def _tamper_delete_middle(s: Session) -> None:
+    s.execute(delete(AuditEvent).where(AuditEvent.chain == "station:st-a",
+                                       AuditEvent.chain_seq == 4))
+
+
+def _tamper_delete_tail(s: Session) -> None:
+    s.execute(delete(AuditEvent).where(AuditEvent.chain == "main", AuditEvent.chain_seq == 12))
+
+
+def _tamper_drop_chain(s: Session) -> None:
+    s.execute(delete(AuditHead).where(AuditHead.chain == "station:st-b"))
+
+
+def _tamper_relink(s: Session) -> None:
+    s.execute(update(AuditEvent).where(AuditEvent.chain == "main", AuditEvent.chain_seq == 9)
+              .values(prev_hash="f" * 64))
+
+
+def _mixed_log(settings: Settings) -> None:
+    for _ in range(4):
+        _write(settings, None, 3)
+        _write(settings, station_chain("st-a"), 2)
+        _write(settings, station_chain("st-b"), 1)
+
+
+def test_verify_in_worker_processes_agrees_with_the_walk(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A log split over worker processes (ranges of ``seq`` cutting through every chain) is
+    confirmed with the same counts as the chain-by-chain walk."""
+    _mixed_log(settings)
+    monkeypatch.setattr(audit, "PARALLEL_MIN", 0)
+    with session_factory(settings)() as s:
+        fast = audit._verify_fast(s, None, 2)
+        exact = audit._verify_exact(s)
+    assert fast is not None and fast.ok and exact.ok
+    assert (fast.events, fast.chains) == (exact.events, exact.chains) == (24, 3)
+    assert fast.last_seq == exact.last_seq
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [_tamper_edit, _tamper_delete_middle, _tamper_delete_tail, _tamper_drop_chain,
+     _tamper_relink],
+)
+def test_tampering_is_found_by_the_worker_processes(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tamper: Callable[[Session], None]
+) -> None:
+    """The fast scan never confirms a tampered log (in one process or split over workers);
+    the walk then reports it."""
+    _mixed_log(settings)
+    with unit_of_work(settings) as s:
+        tamper(s)
+    monkeypatch.setattr(audit, "PARALLEL_MIN", 0)
+    with session_factory(settings)() as s:
+        assert audit._verify_fast(s, None, 2) is None
+        assert audit._verify_fast(s, None, 1) is None
+        report = audit.verify(s, workers=2)
+    assert not report.ok and report.problems

@@ -76,15 +76,17 @@ def _imported_in(instance: object, *args: str) -> set[str]:
 
 
 @pytest.mark.parametrize("args", [["station", "status"], ["audit", "verify"]])
-def test_database_commands_import_no_web_no_chip_no_printers(tmp_path: object,
+def test_database_commands_read_without_the_engine(tmp_path: object,
                                                              args: list[str]) -> None:
-    """``station status`` and ``audit verify`` (on an empty log) load the database layer they
-    use, not Flask (``printsrv.web`` re-exports its app lazily), the chip or the printers."""
+    """``station status`` and ``audit verify`` (on an empty log) read with a plain DB-API
+    cursor (:mod:`printsrv.rawdb`): not SQLAlchemy or the table classes, nor Flask, the chip
+    or the printers."""
     names = _imported_in(tmp_path, *args)
-    assert "sqlalchemy" in names  # the probe saw the command's own work
-    assert [n for n in names if n.split(".")[0] in ("flask", "flask_babel", "flask_wtf",
-                                                    "werkzeug", "jinja2", "chip", "printers")
-            or n == "printsrv.web.app"] == []
+    assert "sqlite3" in names and "printsrv.rawdb" in names  # the probe saw the command's work
+    assert [n for n in names if n.split(".")[0] in ("sqlalchemy", "flask", "flask_babel",
+                                                    "flask_wtf", "werkzeug", "jinja2", "chip",
+                                                    "printers", "cryptography")
+            or n in ("printsrv.web.app", "printsrv.models")] == []
 
 
 def _registered_by(module_name: str) -> set[str]:

@@ -1,0 +1,205 @@
+"""Verifying the audit log fast, with nothing but a DB-API cursor: the SQL that builds each
+event's hashed bytes from its stored columns, and one scan of the whole log in the order it was
+written, split over worker processes when it is long. No SQLAlchemy and no table classes, so
+``run.py audit verify`` starts in tens of milliseconds (:mod:`printsrv.audit` is the writer
+and the chain-by-chain walk that words a problem).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+GENESIS_HASH = "0" * 64
+
+
+@dataclass(frozen=True)
+class ChainProblem:
+    seq: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    events: int
+    last_seq: int
+    problems: list[ChainProblem]
+    chains: int = 1
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _content_sql(quote: str, at_text: str, details_text: str) -> str:
+    """SQL that builds an event's hashed bytes (the canonical JSON of :func:`_content`) from
+    its stored columns: ``quote`` makes a JSON string of a text (SQLite's ``json_quote``,
+    PostgreSQL's ``to_json``), escaping as ``json.dumps(..., ensure_ascii=False)`` does for
+    every ordinary text. Where it would not (a control character, a time or details not
+    stored in the usual form, an edit), the hash differs and :func:`_rehash` decides."""
+    def q(column: str) -> str:
+        return f"coalesce({quote.format(column)}, 'null')"
+
+    return (
+        f"""'{{"actor":' || {q('actor')} || ',"at":' || {q(at_text)}"""
+        f"""|| ',"chain":' || {q('chain')} || ',"details":' || {details_text}"""
+        f"""|| ',"office_code":' || {q('office_code')} || ',"prev_hash":' || {q('prev_hash')}"""
+        f"""|| ',"seq":' || chain_seq || ',"subject":' || {q('subject')}"""
+        f"""|| ',"tag":' || {q('tag')} || '}}'"""
+    )
+
+
+# One chunk of a chain as plain rows (a DB-API cursor, no ORM objects, no JSON parsing):
+# seq, chain_seq, prev_hash, hash and the bytes the hash covers, built by the database from
+# the stored columns. SQLite stores UTC times as "YYYY-MM-DD HH:MM:SS.ffffff" (SQLAlchemy's
+# format); PostgreSQL formats them.
+_CHUNK_SQLITE = (
+    "SELECT seq, chain_seq, prev_hash, hash, "
+    + _content_sql(
+        "json_quote({})", "substr(at, 1, 10) || 'T' || substr(at, 12) || '+00:00'", "details"
+    )
+    + " FROM audit_event WHERE chain = ? AND chain_seq > ? ORDER BY chain_seq LIMIT ?"
+)
+_CHUNK_PG = (
+    "SELECT seq, chain_seq, prev_hash, hash, "
+    + _content_sql(
+        "to_json({})::text",
+        "to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')",
+        "details::text",
+    )
+    + " FROM audit_event WHERE chain = %s AND chain_seq > %s ORDER BY chain_seq LIMIT %s"
+)
+
+
+# The whole log in the order it was written (``seq``, the table's own order: no index
+# lookups), with each event's hashed bytes built by the database as in ``_CHUNK_*`` and handed
+# over as bytes (nothing to decode and re-encode). Within a chain ``seq`` order is its order
+# too (the head row serialises a chain's writers), so one scan checks every chain at once.
+_SCAN_SQLITE = (
+    "SELECT seq, chain, chain_seq, prev_hash, hash, CAST("
+    + _CHUNK_SQLITE.split(" hash, ", 1)[1].split(" FROM audit_event", 1)[0]
+    + " AS BLOB) FROM audit_event WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
+)
+_SCAN_PG = (
+    "SELECT seq, chain, chain_seq, prev_hash, hash, convert_to("
+    + _CHUNK_PG.split(" hash, ", 1)[1].split(" FROM audit_event", 1)[0]
+    + ", 'UTF8') FROM audit_event WHERE seq > %s AND seq <= %s ORDER BY seq LIMIT %s"
+)
+
+#: A chain's part of one scanned range: first chain_seq, its prev_hash, last chain_seq, hash.
+Span = list[Any]
+#: Below this many events verify does not start worker processes.
+PARALLEL_MIN = 100_000
+
+
+def _scan(cursor: Any, pg: bool, lo: int, hi: int, chunk: int = 20000
+          ) -> tuple[int, int, dict[str, Span]] | None:
+    """Check the events with ``lo < seq <= hi`` in ``seq`` order: each one's hash over its
+    stored bytes, and within each chain the next ``chain_seq`` and the link to the previous
+    hash. Gives (events, highest seq, each chain's :data:`Span`), or ``None`` at the first
+    event that is not plainly right (:func:`_verify_exact` then says what is wrong)."""
+    sql = _SCAN_PG if pg else _SCAN_SQLITE
+    sha256 = hashlib.sha256
+    spans: dict[str, Span] = {}
+    count, top = 0, lo
+    while True:
+        cursor.execute(sql, (top, hi, chunk))
+        rows = cursor.fetchall()
+        if not rows:
+            return count, top, spans
+        for _seq, chain, chain_seq, prev, digest, content in rows:
+            span = spans.get(chain)
+            if span is None:
+                span = spans[chain] = [chain_seq, prev, chain_seq - 1, prev]
+            if (
+                chain_seq != span[2] + 1
+                or prev != span[3]
+                or content is None
+                or sha256(content).hexdigest() != digest
+            ):
+                return None
+            span[2] = chain_seq
+            span[3] = digest
+        count += len(rows)
+        top = rows[-1][0]
+
+
+def _scan_apart(job: tuple[str, int, int]) -> tuple[int, int, dict[str, Span]] | None:
+    """:func:`_scan` in a worker process, on its own connection."""
+    from printsrv import rawdb
+
+    url, lo, hi = job
+    db = rawdb.connect(url)
+    assert db is not None  # only URLs it handles are split (verify_fast)
+    with db:
+        cursor = db.conn.cursor()
+        try:
+            return _scan(cursor, db.postgresql, lo, hi)
+        finally:
+            cursor.close()
+
+
+def verify_fast(
+    cursor: Any, pg: bool, url: str, progress: Callable[[int], Any] | None, workers: int
+) -> ChainReport | None:
+    """The whole log checked in one scan by ``seq`` (split over ``workers`` processes, each
+    on its own connection to ``url``, when it is long), its ranges stitched chain by chain
+    and held to the heads. ``cursor``: a DB-API cursor of the caller's connection (``pg``:
+    PostgreSQL's placeholders). ``None`` when anything is not plainly right: the chain-by-chain
+    walk (:func:`printsrv.audit.verify`) then finds and words it."""
+    from printsrv import rawdb
+
+    cursor.execute("SELECT chain, last_seq, last_hash FROM audit_head")
+    heads = {chain: (seq, digest) for chain, seq, digest in cursor.fetchall()}
+    cursor.execute("SELECT min(seq), max(seq) FROM audit_event")
+    low, high = cursor.fetchone()
+    parts: list[tuple[int, int, dict[str, Span]] | None] = []
+    if low is not None:
+        splittable = rawdb.connect_handles(url)
+        if workers > 1 and high - low >= PARALLEL_MIN and splittable:
+            import multiprocessing
+
+            pieces = workers * 4
+            bounds = [low - 1 + (high - low + 1) * n // pieces for n in range(pieces + 1)]
+            jobs = [(url, a, b) for a, b in itertools.pairwise(bounds) if b > a]
+            found: dict[int, tuple[int, int, dict[str, Span]] | None] = {}
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                for n, part in pool.imap_unordered(_numbered_scan, list(enumerate(jobs))):
+                    if part is None:
+                        return None
+                    found[n] = part
+                    if progress is not None:
+                        progress(part[0])
+            parts = [found[n] for n in range(len(jobs))]
+        else:
+            parts = [_scan(cursor, pg, low - 1, high)]
+            if parts[0] is not None and progress is not None:
+                progress(parts[0][0])
+    tails: dict[str, tuple[int, str]] = {}  # chain → (last chain_seq, its hash) so far
+    count, last_seq = 0, 0
+    for part in parts:
+        if part is None:
+            return None
+        events, top, spans = part
+        count += events
+        last_seq = max(last_seq, top if events else 0)
+        for chain, (first, first_prev, last, last_hash) in spans.items():
+            if (first, first_prev) != (tails.get(chain, (0, GENESIS_HASH))[0] + 1,
+                                       tails.get(chain, (0, GENESIS_HASH))[1]):
+                return None
+            tails[chain] = (last, last_hash)
+    for chain in set(heads) | set(tails):
+        if heads.get(chain) != tails.get(chain, (0, GENESIS_HASH)):
+            return None
+    return ChainReport(events=count, last_seq=last_seq, problems=[],
+                       chains=len(set(heads) | set(tails)))
+
+
+def _numbered_scan(job: tuple[int, tuple[str, int, int]]
+                   ) -> tuple[int, tuple[int, int, dict[str, Span]] | None]:
+    return job[0], _scan_apart(job[1])
+
+
