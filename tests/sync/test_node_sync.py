@@ -266,3 +266,37 @@ def test_requests_are_signed_counted_and_refused_once_revoked(link: Link) -> Non
         node.sync_once(link.node)
     assert revoked.value.status == 403
     assert node.status(link.node).offline_since is not None
+
+
+def _run(settings: Settings, *argv: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PRINTSRV_INSTANCE_DIR": str(settings.instance_dir),
+           "PRINTSRV_DATABASE_URL": settings.sqlalchemy_url}
+    return subprocess.run([sys.executable, str(PROJECT_ROOT / "run.py"), *argv], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_the_commands_enroll_approve_sync_and_show_status(link: Link, tmp_path: Path) -> None:
+    import json
+    import re
+
+    _import(link.server, tmp_path, 2)
+    enrolled = _run(link.node, "node", "enroll", "--server", link.url, "--office", OFFICE)
+    assert enrolled.returncode == 0, enrolled.stderr
+    node_id = re.search(r"node id: (\S+)", enrolled.stdout)
+    code = re.search(r"pairing code: (\S+)", enrolled.stdout)
+    assert node_id and code
+    refused = _run(link.node, "node", "sync", "--once")
+    assert refused.returncode == 1 and "403" in refused.stderr
+    wrong = _run(link.server, "nodes", "approve", node_id[1], "--code", "AAAAAAAA")
+    assert wrong.returncode == 1
+    assert _run(link.server, "nodes", "approve", node_id[1], "--code", code[1]).returncode == 0
+    synced = _run(link.node, "node", "sync", "--once")
+    assert synced.returncode == 0, synced.stderr
+    assert "2 items down" in synced.stdout
+    status = json.loads(_run(link.node, "node", "status", "--json").stdout)
+    assert status["offline_since"] is None and status["records_queued"] == 2
+    listed = json.loads(_run(link.server, "nodes", "--json").stdout)
+    assert [(n["node"], n["state"], n["records held"]) for n in listed] == [
+        (node_id[1], "active", 2)]
+    assert _run(link.server, "nodes", "revoke", node_id[1]).returncode == 0
+    assert _run(link.node, "node", "sync", "--once").returncode == 1
