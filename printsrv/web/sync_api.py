@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
@@ -16,6 +17,9 @@ from printsrv.sync.protocol import AuthError, SyncError
 from printsrv.web import db
 
 bp = Blueprint("sync_api", __name__, url_prefix=protocol.PREFIX)
+#: One token session at a time in this process (a second login while one is open fails with
+#: UserAlreadyLoggedIn): pulls that re-wrap keys take turns.
+_TOKEN = threading.Lock()
 
 
 def _error(status: int, message: str) -> Any:
@@ -83,7 +87,7 @@ def pull() -> Any:
 
     node = _node()
     after = int(_json().get("after", 0))
-    with KeyStore.open(current_app.config["PRINTSRV_SETTINGS"]) as keys:
+    with _TOKEN, KeyStore.open(current_app.config["PRINTSRV_SETTINGS"]) as keys:
         return jsonify(sync.pull(db(), keys, node, after=after))
 
 

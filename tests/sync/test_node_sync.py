@@ -40,13 +40,17 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(settings: Settings, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """``run.py serve`` for ``settings`` on ``port`` (its own process: its own token session)."""
+def serving(settings: Settings, port: int,
+            log: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """``run.py serve`` for ``settings`` on ``port`` (its own process: its own token session);
+    its output goes to ``log`` (default ``serve.log`` in the instance folder)."""
     env = {**os.environ, "PRINTSRV_INSTANCE_DIR": str(settings.instance_dir),
            "PRINTSRV_DATABASE_URL": settings.sqlalchemy_url}
-    proc = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "run.py"), "serve", "--workers",
-                             "1", "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    log = log or settings.instance_dir / "serve.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "run.py"), "serve",
+                                 "--workers", "1", "--port", str(port)], env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -55,15 +59,13 @@ def serving(settings: Settings, port: int) -> Iterator[subprocess.Popen[bytes]]:
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not start: {proc.stderr.read()!r}"
-                                       if proc.stderr else "server did not start") from None
+                    raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}"
+                                       ) from None
                 time.sleep(0.1)
         yield proc
     finally:
         proc.terminate()
         proc.wait(10)
-        if proc.stderr:
-            proc.stderr.close()
 
 
 @pytest.fixture
