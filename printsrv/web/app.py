@@ -174,6 +174,7 @@ def create_app(
         auth,
         desk_views,
         ledger_views,
+        node_views,
         stock_views,
         sync_api,
         views,
@@ -187,6 +188,7 @@ def create_app(
     csrf.exempt(api.bp)
     app.register_blueprint(ledger_views.bp)
     app.register_blueprint(stock_views.bp)
+    app.register_blueprint(node_views.bp)
     app.register_blueprint(sync_api.bp)
     csrf.exempt(sync_api.bp)
     views.register_error_handlers(app)

@@ -4,6 +4,7 @@ link is down)."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import socket
 import threading
@@ -88,11 +89,7 @@ class FaultyLink:
 
 
 def _close(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    try:
+    with contextlib.suppress(OSError):
         sock.close()
-    except OSError:
-        pass
