@@ -134,7 +134,7 @@ def push_once(settings: Settings, client: ServerClient, *, limit: int = CHUNK) -
     if not events:
         return 0
     answer = client.call("/push", {"events": [_event_json(e) for e in events]})
-    applied = int(answer.get("up_applied", 0))
+    applied = int(answer.get("through", 0))
     done = [e for e in events if e.id <= applied]
     if done:
         with unit_of_work(settings) as session:

@@ -307,25 +307,23 @@ class NodeEvent:
 
 
 def push(session: Session, node: SyncNode, events: Sequence[NodeEvent]) -> int:
-    """Apply ``events`` (ascending node sequence numbers) once each; returns the highest node
-    sequence number applied (the node moves its cursor up to it)."""
+    """Apply ``events`` (ascending node sequence numbers) once each; returns the sequence
+    number of the last event of the chunk, which is now applied (the node moves its cursor up
+    to it). Whether an event was applied before is decided by its id alone (a node whose
+    numbering restarted loses nothing); ``up_applied`` keeps the highest number seen."""
     last = 0
     for event in events:
         if event.seq <= last:
             raise SyncError(f"events out of order at {event.seq}")
         last = event.seq
-        if event.seq <= node.up_applied:
-            continue  # applied before (an answer lost on the way back)
-        if session.get(AppliedEvent, event.event_id) is not None:
-            node.up_applied = event.seq
-            continue
-        _apply(session, node, event)
-        session.add(AppliedEvent(event_id=event.event_id, node_id=node.node_id, seq=event.seq,
-                                 topic=event.topic, subject=event.subject,
-                                 payload=event.payload, applied_at=_now()))
-        node.up_applied = event.seq
-    session.flush()
-    return node.up_applied
+        if session.get(AppliedEvent, event.event_id) is None:
+            _apply(session, node, event)
+            session.add(AppliedEvent(event_id=event.event_id, node_id=node.node_id,
+                                     seq=event.seq, topic=event.topic, subject=event.subject,
+                                     payload=event.payload, applied_at=_now()))
+            session.flush()  # the next event of the chunk may repeat this id
+        node.up_applied = max(node.up_applied, event.seq)
+    return last
 
 
 def _apply(session: Session, node: SyncNode, event: NodeEvent) -> None:

@@ -97,8 +97,8 @@ def push() -> Any:
     events = _json().get("events", [])
     if not isinstance(events, list):
         raise SyncError("events: a list is expected")
-    applied = sync.push(db(), node, [sync.NodeEvent.from_json(e) for e in events])
-    return jsonify({"up_applied": applied})
+    through = sync.push(db(), node, [sync.NodeEvent.from_json(e) for e in events])
+    return jsonify({"through": through, "up_applied": node.up_applied})
 
 
 @bp.post("/hello")
