@@ -124,9 +124,21 @@ class DeskTag(enum.StrEnum):
     IKD_IMPORT = "desk:ikd:import"
 
 
+class SyncTag(enum.StrEnum):
+    """The kecamatan sync: nodes enrolled, approved, revoked; records handed to a node,
+    recalled and released."""
+
+    NODE_ENROL = "sync:node:enrol"
+    NODE_APPROVE = "sync:node:approve"
+    NODE_REVOKE = "sync:node:revoke"
+    RECORD_ASSIGN = "sync:record:assign"
+    RECORD_RECALL = "sync:record:recall"
+    RECORD_RELEASE = "sync:record:release"
+
+
 #: Every enum of tags; a new writer's enum is added here.
 TAG_ENUMS: tuple[type[enum.StrEnum], ...] = (
-    AuditTag, OpsTag, LedgerTag, StationTag, WebTag, DeskTag,
+    AuditTag, OpsTag, LedgerTag, StationTag, WebTag, DeskTag, SyncTag,
 )
 
 #: Every registered tag.

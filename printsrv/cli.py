@@ -61,6 +61,11 @@ COMMANDS: dict[str, Command] = {
                     "document-signer rotation, the CSCA's CRL, personalization key import"),
     "ledger": Command("printsrv.commands.ledger:register",
                       "blank and ribbon stock: receive, move, report, check"),
+    "node": Command("printsrv.commands.sync:register",
+                    "this instance as a kecamatan node: enroll with the kabupaten server, sync, "
+                    "status"),
+    "nodes": Command("printsrv.commands.sync:register",
+                     "kecamatan nodes of this server: list, approve, revoke, recall"),
     "notify": Command("printsrv.commands.notify:register",
                       "pickup SMS: status, send what is due, run the sender"),
     "outbox": Command("printsrv.commands.outbox:register",

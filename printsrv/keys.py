@@ -48,6 +48,9 @@ BIOMETRIC_MASTER = "biometric-master"
 SCP03_MASTER = "scp03-master"
 AUDIT_SIGNER = "audit-signer"
 SUKET_SIGNER = "suket-signer"
+#: A kecamatan node's own key (signs its requests to the kabupaten server, unwraps the data
+#: keys the server re-wraps for it); made by ``node enroll``.
+NODE_KEY = "node-key"
 _NONCE = 12
 
 
@@ -568,6 +571,52 @@ class KeyStore:
         except pkcs11.exceptions.NoSuchKey as exc:
             raise KeyStoreError("suket-signer key missing: run init") from exc
         return TokenDocumentSigner(key, b"")
+
+    # --- a kecamatan node's key -----------------------------------------------------------------
+    def node_public_key(self, *, create: bool = False) -> ec.EllipticCurvePublicKey:
+        """The public half of the node key (P-256, private half in the token); made when
+        ``create`` is set and the token has none. :class:`KeyStoreError` when missing."""
+        pkcs11 = _pkcs11()
+        from pkcs11.util.ec import encode_ec_public_key
+
+        try:
+            public = self._session.get_key(
+                object_class=pkcs11.ObjectClass.PUBLIC_KEY, label=NODE_KEY)
+        except pkcs11.exceptions.NoSuchKey as exc:
+            if not create:
+                raise KeyStoreError("node-key missing: run 'python run.py node enroll'") from exc
+            key = self._ec_keypair(NODE_KEY)
+            assert isinstance(key, ec.EllipticCurvePublicKey)
+            return key
+        key = serialization.load_der_public_key(encode_ec_public_key(public))
+        assert isinstance(key, ec.EllipticCurvePublicKey)
+        return key
+
+    def node_signer(self) -> TokenDocumentSigner:
+        """The node key as a signer (DER ECDSA over SHA-256)."""
+        pkcs11 = _pkcs11()
+        try:
+            key = self._session.get_key(object_class=pkcs11.ObjectClass.PRIVATE_KEY, label=NODE_KEY)
+        except pkcs11.exceptions.NoSuchKey as exc:
+            raise KeyStoreError("node-key missing: run 'python run.py node enroll'") from exc
+        return TokenDocumentSigner(key, b"")
+
+    def node_agree(self, peer_point: bytes) -> bytes:
+        """ECDH of the node key with ``peer_point`` (an uncompressed P-256 point), inside the
+        token; returns the shared secret (the caller derives a key from it and drops it)."""
+        pkcs11 = _pkcs11()
+        try:
+            key = self._session.get_key(object_class=pkcs11.ObjectClass.PRIVATE_KEY, label=NODE_KEY)
+            secret = key.derive_key(
+                pkcs11.KeyType.GENERIC_SECRET, 256,
+                mechanism_param=(pkcs11.KDF.NULL, None, peer_point),
+                template={pkcs11.Attribute.SENSITIVE: False, pkcs11.Attribute.EXTRACTABLE: True},
+            )
+            return bytes(secret[pkcs11.Attribute.VALUE])
+        except pkcs11.exceptions.NoSuchKey as exc:
+            raise KeyStoreError("node-key missing: run 'python run.py node enroll'") from exc
+        except pkcs11.exceptions.PKCS11Error as exc:
+            raise KeyStoreError(f"node key agreement failed: {exc!r}") from exc
 
     def biometric_master(self) -> TokenDiversifier:
         return TokenDiversifier(self._secret(BIOMETRIC_MASTER))

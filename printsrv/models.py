@@ -160,6 +160,9 @@ class Record(Base):
     #: The card access number (6 digits) for PACE: made when the record first goes to a card,
     #: printed on the card face and written to the chip.
     card_access_number: Mapped[str | None] = mapped_column(String(6))
+    #: the kecamatan node that holds this record (kabupaten server): its stations never claim
+    #: it and nothing here changes its state until the node reports its fate or releases it
+    owner_node: Mapped[str | None] = mapped_column(String(64), index=True)
 
     __table_args__ = (Index("ix_record_office_state", "office_id", "state", "id"),)
 
@@ -292,4 +295,5 @@ from printsrv.desk import models as _desk_tables  # noqa: E402,F401
 from printsrv.ledger import models as _ledger_tables  # noqa: E402,F401
 from printsrv.notify import models as _notify_tables  # noqa: E402,F401
 from printsrv.station import journal as _station_tables  # noqa: E402,F401
+from printsrv.sync import models as _sync_tables  # noqa: E402,F401
 from printsrv.web import models as _web_tables  # noqa: E402,F401

@@ -45,6 +45,9 @@ def transition(
 ) -> None:
     """Move ``record`` to ``new`` (audited); raises :class:`StateError` if not allowed."""
     old = record.state
+    if record.owner_node is not None:
+        raise StateError(f"record {record.request_id} is held by kecamatan node "
+                         f"{record.owner_node}: recall it first")
     if new not in TRANSITIONS[old]:
         raise StateError(f"record {record.request_id}: cannot go from {old} to {new}")
     only = REASON_ONLY.get((old, new))

@@ -84,6 +84,7 @@ def claim_next(
             Record.office_id.in_(offices),
             Record.state == RecordState.QUEUED,
             Record.card_type.in_(card_types),
+            Record.owner_node.is_(None),  # a kecamatan node's record is the node's to print
         )
         .order_by(Record.id)
         .limit(1)
@@ -142,7 +143,7 @@ PG_CLAIM = (
     " lease_expires = %(expires)s, updated_at = %(at)s"
     " WHERE id = (SELECT min(next.id) FROM unnest(%(offices)s::int[]) AS o(id), LATERAL"
     " (SELECT id FROM record WHERE office_id BETWEEN o.id AND o.id AND state = 'queued'"
-    " AND card_type = ANY(%(card_types)s::text[])"
+    " AND card_type = ANY(%(card_types)s::text[]) AND owner_node IS NULL"
     " ORDER BY office_id, id LIMIT 1 FOR UPDATE SKIP LOCKED) AS next)"
     " AND state = 'queued' RETURNING id, request_id, office_id, card_type), "
     + audit_log.pg_append_ctes(

@@ -169,7 +169,16 @@ def create_app(
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
 
-    from printsrv.web import api, auth, desk_views, ledger_views, stock_views, views
+    from printsrv.web import (
+        api,
+        auth,
+        desk_views,
+        ledger_views,
+        node_views,
+        stock_views,
+        sync_api,
+        views,
+    )
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(views.bp)
@@ -179,6 +188,9 @@ def create_app(
     csrf.exempt(api.bp)
     app.register_blueprint(ledger_views.bp)
     app.register_blueprint(stock_views.bp)
+    app.register_blueprint(node_views.bp)
+    app.register_blueprint(sync_api.bp)
+    csrf.exempt(sync_api.bp)
     views.register_error_handlers(app)
 
     from printsrv.web.guard import current_user

@@ -71,6 +71,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "desk.handover": frozenset({S, OP}),
     "ikd.enter": frozenset({S}),
     "suket.issue": frozenset({S}),
+    "node.manage": frozenset({A}),
 }
 
 

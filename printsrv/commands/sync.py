@@ -1,0 +1,154 @@
+"""``node`` (on a kecamatan node) and ``nodes`` (on the kabupaten server): the kecamatan sync."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from printsrv.config import load_settings
+
+
+def register(sub: Any) -> None:
+    n = sub.add_parser(
+        "node", help="this instance as a kecamatan node: enroll, sync, status",
+        description="A kecamatan node prints offline and store-and-forwards to its kabupaten "
+        "server (docs/node.md).")
+    node_sub = n.add_subparsers(dest="node_command", required=True)
+    e = node_sub.add_parser("enroll", help="make the node key, register with the server, and "
+                            "print the one-time pairing code its admin confirms")
+    e.add_argument("--server", required=True, help="the kabupaten server's URL")
+    e.add_argument("--office", required=True, help="this kecamatan office's code PP.KK.CC")
+    e.add_argument("--name", default="", help="a name the server's admin recognises")
+    e.set_defaults(func=cmd_enroll)
+    s = node_sub.add_parser("sync", help="exchange with the server (forever, or --once)")
+    s.add_argument("--once", action="store_true", help="one exchange, then exit")
+    s.add_argument("--interval", type=float, default=60.0, help="seconds between exchanges")
+    s.set_defaults(func=cmd_sync)
+    st = node_sub.add_parser("status", help="last contact, offline since, events pending")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=cmd_node_status)
+
+    m = sub.add_parser("nodes", help="kecamatan nodes of this server: list, approve, revoke, "
+                       "recall")
+    m.set_defaults(func=cmd_nodes)
+    m.add_argument("--json", action="store_true")
+    nodes_sub = m.add_subparsers(dest="nodes_command")
+    a = nodes_sub.add_parser("approve", help="confirm a pending node with its pairing code")
+    a.add_argument("node")
+    a.add_argument("--code", required=True)
+    a.add_argument("--actor", default="cli")
+    a.set_defaults(func=cmd_approve)
+    r = nodes_sub.add_parser("revoke", help="end a node's access")
+    r.add_argument("node")
+    r.add_argument("--actor", default="cli")
+    r.set_defaults(func=cmd_revoke)
+    c = nodes_sub.add_parser("recall", help="ask the node that holds a record to give it back")
+    c.add_argument("request_id")
+    c.add_argument("--actor", default="cli")
+    c.set_defaults(func=cmd_recall)
+
+
+def _when(moment: Any) -> str:
+    return moment.isoformat(timespec="seconds") if moment else "—"
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    from printsrv.sync import node
+
+    enrolment = node.enrol(load_settings(), args.server, args.office, name=args.name)
+    print(f"node id: {enrolment.node_id}")
+    print(f"pairing code: {enrolment.pairing_code}")
+    print("the server's admin confirms it: "
+          f"run.py nodes approve {enrolment.node_id} --code {enrolment.pairing_code}")
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from printsrv.sync import node
+    from printsrv.sync.protocol import AuthError, SyncError
+
+    settings = load_settings()
+    while True:
+        try:
+            result = node.sync_once(settings)
+            print(f"sync: {result.pushed} events up, {result.pulled} items down", flush=True)
+        except AuthError as exc:
+            print(f"sync refused by the server ({exc.status}): {exc}", file=sys.stderr)
+            return 1
+        except SyncError as exc:
+            print(f"sync failed (will retry): {exc}", file=sys.stderr, flush=True)
+            if args.once:
+                return 1
+        if args.once:
+            return 0
+        time.sleep(args.interval)
+
+
+def cmd_node_status(args: argparse.Namespace) -> int:
+    from printsrv.sync import node
+
+    st = node.status(load_settings())
+    data = {"node_id": st.node_id, "server": st.server_url, "office": st.office_code,
+            "last_contact_at": _when(st.last_contact_at),
+            "offline_since": _when(st.offline_since) if st.offline_since else None,
+            "events_pending_up": st.events_pending_up, "down_applied": st.down_applied,
+            "records_queued": st.records_queued, "last_error": st.last_error}
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    for key, value in data.items():
+        print(f"{key:18} {'—' if value is None else value}")
+    return 0
+
+
+def cmd_nodes(args: argparse.Namespace) -> int:
+    from printsrv.db import unit_of_work
+    from printsrv.sync import server
+    from printsrv.terminal import table
+
+    with unit_of_work(load_settings()) as session:
+        nodes = server.status(session)
+    rows = [{"node": n.node_id, "office": n.office_code, "state": n.state,
+             "last contact": _when(n.last_contact_at), "pending down": n.down_pending,
+             "applied up": n.up_applied, "records held": n.records_held} for n in nodes]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif not rows:
+        print("no nodes enrolled")
+    else:
+        print(table(rows))
+    return 0
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    from printsrv.db import unit_of_work
+    from printsrv.sync import server
+
+    with unit_of_work(load_settings()) as session:
+        server.approve(session, args.node, args.code, actor=args.actor)
+    print(f"node {args.node} approved")
+    return 0
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    from printsrv.db import unit_of_work
+    from printsrv.sync import server
+
+    with unit_of_work(load_settings()) as session:
+        server.revoke(session, args.node, actor=args.actor)
+    print(f"node {args.node} revoked")
+    return 0
+
+
+def cmd_recall(args: argparse.Namespace) -> int:
+    from printsrv.db import unit_of_work
+    from printsrv.sync import server
+
+    with unit_of_work(load_settings()) as session:
+        asked = server.recall(session, args.request_id, actor=args.actor)
+        node_id = asked.node_id
+    print(f"recall of {args.request_id} asked of node {node_id}; it answers on its next sync")
+    return 0

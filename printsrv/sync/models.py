@@ -1,0 +1,111 @@
+"""Tables of the kecamatan sync: on the server the node registry, what was handed down to each
+node and which node events were applied; on a node its own identity and cursors."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from printsrv.models import Base, _enum, utcnow
+
+
+class NodeState(enum.StrEnum):
+    """A node's standing at the server."""
+
+    PENDING = "pending"  # enrolled, waiting for an admin to confirm the pairing code
+    ACTIVE = "active"
+    REVOKED = "revoked"
+
+
+class SyncNode(Base):
+    """A kecamatan node known to this (kabupaten) server."""
+
+    __tablename__ = "sync_node"
+    node_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    office_code: Mapped[str] = mapped_column(String(8), index=True)
+    name: Mapped[str] = mapped_column(String(120), default="")
+    public_key: Mapped[str] = mapped_column(Text)  # PEM SubjectPublicKeyInfo, P-256
+    state: Mapped[NodeState] = mapped_column(_enum(NodeState, "node_state"))
+    pairing_hash: Mapped[str | None] = mapped_column(String(64))  # SHA-256 of the one-time code
+    enrolled_at: Mapped[datetime] = mapped_column(default=utcnow)
+    approved_at: Mapped[datetime | None]
+    approved_by: Mapped[str | None] = mapped_column(String(64))
+    revoked_at: Mapped[datetime | None]
+    last_contact_at: Mapped[datetime | None]
+    #: the highest request counter seen (a request must carry a higher one: no replay)
+    request_counter: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: server → node: the last sequence number handed down, and the last the node confirmed
+    down_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    down_acked: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: node → server: the highest node sequence number applied
+    up_applied: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class DownItem(Base):
+    """One message for a node, numbered per node (a record handed down, a recall)."""
+
+    __tablename__ = "sync_down_item"
+    __table_args__ = (UniqueConstraint("node_id", "seq"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    node_id: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))  # "record" | "recall"
+    request_id: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AppliedEvent(Base):
+    """A node event applied at the server: its stable id, once."""
+
+    __tablename__ = "sync_applied_event"
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    node_id: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    topic: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str | None] = mapped_column(String(120))
+    payload: Mapped[dict[str, Any]]
+    applied_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+Index("ix_sync_applied_event_node_seq", AppliedEvent.node_id, AppliedEvent.seq)
+
+
+class RecallState(enum.StrEnum):
+    ASKED = "asked"
+    RELEASED = "released"
+    REFUSED = "refused"  # the node had already printed it (or spoiled it for good)
+
+
+class Recall(Base):
+    """The server asked a node to give back a record it owns."""
+
+    __tablename__ = "sync_recall"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    node_id: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str] = mapped_column(String(64), index=True)
+    state: Mapped[RecallState] = mapped_column(_enum(RecallState, "recall_state"))
+    fate: Mapped[str | None] = mapped_column(String(16))  # the node's state when it refused
+    asked_by: Mapped[str] = mapped_column(String(64))
+    asked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    answered_at: Mapped[datetime | None]
+
+
+class NodeIdentity(Base):
+    """On a node: who it is at its server, and its cursors (one row)."""
+
+    __tablename__ = "sync_identity"
+    node_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    server_url: Mapped[str] = mapped_column(String(400))
+    office_code: Mapped[str] = mapped_column(String(8))
+    enrolled_at: Mapped[datetime] = mapped_column(default=utcnow)
+    request_counter: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: the highest down sequence number applied here
+    down_applied: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_contact_at: Mapped[datetime | None]
+    #: when the link was first found down since the last good contact (None: online)
+    offline_since: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)

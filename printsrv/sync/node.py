@@ -1,0 +1,296 @@
+"""The node's side of the kecamatan sync (a server on SQLite at a kecamatan office).
+
+* :func:`enrol` makes the node key in its token, registers it with the server, and returns the
+  one-time pairing code an admin confirms there.
+* :func:`sync_once` is one exchange: ship the node's outbox events (consumer
+  :data:`CONSUMER`) in ordered chunks and move the cursor only up to what the server says it
+  applied; pull what is handed down (records, recalls) and apply each down item once, in order.
+  A link that drops at any point costs a repeat, never a loss or a double: the server applies
+  each event id once and the node each down sequence number once.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from printsrv import outbox
+from printsrv.config import Settings
+from printsrv.db import unit_of_work
+from printsrv.errors import NotFound, StateError
+from printsrv.keys import KeyStore
+from printsrv.models import (
+    Batch,
+    MediaKind,
+    Record,
+    RecordKey,
+    RecordMedia,
+    RecordState,
+)
+from printsrv.offices import ensure_office
+from printsrv.sync import protocol
+from printsrv.sync.client import ServerClient, post_signed
+from printsrv.sync.models import NodeIdentity
+from printsrv.sync.protocol import SyncError, WrappedKey
+from printsrv.sync.server import RECALL_ANSWER
+
+#: The node's outbox consumer that ships its events to the server.
+CONSUMER = "kabupaten-sync"
+#: Events in one chunk up.
+CHUNK = 200
+ACTOR = "sync"
+#: States in which a node answers a recall with the card's fate instead of releasing it.
+FATES = frozenset({RecordState.ISSUED, RecordState.AT_DESK, RecordState.COLLECTED,
+                   RecordState.CANCELLED})
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def identity(session: Session) -> NodeIdentity:
+    node = session.scalar(select(NodeIdentity))
+    if node is None:
+        raise NotFound("this instance is not a node: run 'python run.py node enroll'")
+    return node
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    node_id: str
+    pairing_code: str
+
+
+def enrol(settings: Settings, server_url: str, office: str, *, name: str = "") -> Enrolment:
+    """Make the node key (in the token), send its public half, and keep the node id; the
+    returned pairing code is shown to the operator, who reads it to the server's admin."""
+    import requests
+
+    with unit_of_work(settings) as session:
+        if session.scalar(select(NodeIdentity)) is not None:
+            raise StateError("this node is already enrolled")
+        ensure_office(session, office, actor=ACTOR)
+    code = protocol.new_pairing_code()
+    with KeyStore.open(settings) as keys:
+        public = protocol.public_key_pem(keys.node_public_key(create=True))
+        signer = keys.node_signer()
+        http = requests.Session()
+        answer = post_signed(
+            http, server_url.rstrip("/"), "/enrol",
+            {"office": office, "public_key": public, "pairing_hash": protocol.pairing_hash(code),
+             "name": name}, "", signer.sign, 0)
+    node_id = str(answer["node_id"])
+    with unit_of_work(settings) as session:
+        session.add(NodeIdentity(node_id=node_id, server_url=server_url.rstrip("/"),
+                                 office_code=office, enrolled_at=_now(), request_counter=0,
+                                 down_applied=0))
+        outbox.register(session, CONSUMER, from_now=True)
+    return Enrolment(node_id, code)
+
+
+def _next_counter(settings: Settings) -> Callable[[], int]:
+    def take() -> int:
+        with unit_of_work(settings) as session:
+            node = identity(session)
+            node.request_counter += 1
+            return node.request_counter
+    return take
+
+
+@contextmanager
+def connect(settings: Settings) -> Iterator[tuple[ServerClient, KeyStore]]:
+    """A client for this node's server, signing with the node key in the token."""
+    with unit_of_work(settings) as session:
+        node = identity(session)
+        node_id, url = node.node_id, node.server_url
+    with KeyStore.open(settings) as keys:
+        signer = keys.node_signer()
+        yield ServerClient(url, node_id, signer.sign, _next_counter(settings)), keys
+
+
+# ----------------------------------------------------------------------------------- up
+
+
+def _event_json(event: outbox.Event) -> dict[str, Any]:
+    # On SQLite (a node's database) the outbox id is the commit order: the node's sequence.
+    return {"seq": event.id, "event_id": event.event_id, "topic": event.topic,
+            "subject": event.subject, "payload": event.payload}
+
+
+def push_once(settings: Settings, client: ServerClient, *, limit: int = CHUNK) -> int:
+    """Ship the next chunk of events; returns how many the server confirmed (0: none wait).
+
+    The events are read, sent, and the cursor moved after the answer, in separate
+    transactions: the node's database is never locked while the link is slow."""
+    with unit_of_work(settings) as session:
+        events = outbox.fetch(session, CONSUMER, limit=limit)
+    if not events:
+        return 0
+    answer = client.call("/push", {"events": [_event_json(e) for e in events]})
+    applied = int(answer.get("through", 0))
+    done = [e for e in events if e.id <= applied]
+    if done:
+        with unit_of_work(settings) as session:
+            outbox.acknowledge(session, CONSUMER, done[-1], count=len(done))
+    if len(done) < len(events):
+        raise SyncError(f"server applied up to {applied}, not {events[-1].id}")
+    return len(done)
+
+
+# ----------------------------------------------------------------------------------- down
+
+
+def pull_once(settings: Settings, client: ServerClient, keys: KeyStore) -> int:
+    """Ask for what is handed down after the last applied item and apply it; returns how many
+    items were applied (0: nothing new)."""
+    with unit_of_work(settings) as session:
+        after = identity(session).down_applied
+    answer = client.call("/pull", {"after": after})
+    applied = 0
+    for item in answer.get("items", []):
+        with unit_of_work(settings) as session:
+            node = identity(session)
+            seq = int(item["seq"])
+            if seq <= node.down_applied:
+                continue
+            if seq != node.down_applied + 1:
+                raise SyncError(f"down item {seq} arrived before {node.down_applied + 1}")
+            if item["kind"] == "record":
+                _receive_record(session, keys, item["record"])
+            elif item["kind"] == "recall":
+                if not _answer_recall(session, str(item["request_id"])):
+                    break  # the card is on a station now: answer when its fate is known
+            else:
+                raise SyncError(f"down item {seq}: unknown kind {item['kind']!r}")
+            node.down_applied = seq
+            applied += 1
+    return applied
+
+
+def _receive_record(session: Session, keys: KeyStore, data: dict[str, Any]) -> None:
+    """Insert a record handed down as a queued record (once per request id); its data key is
+    unwrapped with the node key inside the token and re-wrapped with this node's storage key."""
+    request_id = str(data["request_id"])
+    if session.scalar(select(Record.id).where(Record.request_id == request_id)) is not None:
+        return
+    office = ensure_office(session, str(data["office"]), actor=ACTOR)
+    b = data["batch"]
+    batch = session.scalar(select(Batch).where(Batch.batch_id == b["batch_id"]))
+    if batch is None:
+        batch = Batch(batch_id=b["batch_id"], issuer=b["issuer"],
+                      created_at=datetime.fromisoformat(b["created_at"]),
+                      record_count=int(b["record_count"]), imported_count=0, rejected_count=0,
+                      manifest_sha256=b["manifest_sha256"], signer=b["signer"],
+                      imported_by=ACTOR)
+        session.add(batch)
+        session.flush()
+    record = Record(request_id=request_id, batch_id=batch.id, line_no=int(data["line_no"]),
+                    nik=data["nik"], nama=data["nama"], card_type=data["card_type"],
+                    office_id=office.id, state=RecordState.QUEUED, data=data["data"],
+                    failure_count=0)
+    session.add(record)
+    session.flush()
+    batch.imported_count += 1
+    if data.get("key"):
+        wrapped = WrappedKey.from_json(data["key"])
+        data_key = protocol.unwrap_with_shared(
+            wrapped, keys.node_agree(wrapped.ephemeral), request_id)
+        session.add(RecordKey(record_id=record.id, key_label="storage-kek",
+                              wrapped_key=keys.wrap_data_key(data_key, request_id.encode())))
+        del data_key
+        for m in data.get("media", []):
+            session.add(RecordMedia(record_id=record.id, kind=MediaKind(m["kind"]),
+                                    nonce=base64.b64decode(m["nonce"]),
+                                    ciphertext=base64.b64decode(m["ciphertext"])))
+    outbox.publish(session, outbox.Topic.RECORD_STATE, office_code=office.code,
+                   subject=request_id,
+                   payload=outbox.record_state_payload(request_id, office.code, None,
+                                                       RecordState.QUEUED, "from-server"))
+
+
+def _answer_recall(session: Session, request_id: str) -> bool:
+    """Release the record (cancelled here, its media shredded) or refuse with its fate;
+    ``False`` while it is on a station (asked again on the next sync)."""
+    from printsrv.records import transition
+
+    record = session.scalar(select(Record).where(Record.request_id == request_id))
+    if record is None:
+        answer = {"request_id": request_id, "released": True, "fate": None}
+    elif record.state is RecordState.PRINTING:
+        return False
+    elif record.state in FATES:
+        answer = {"request_id": request_id, "released": False, "fate": record.state.value}
+    else:
+        answer = {"request_id": request_id, "released": True, "fate": None}
+    # the answer first: the server hears of the release before the cancellation it causes
+    outbox.publish(session, RECALL_ANSWER, office_code=None, subject=request_id, payload=answer)
+    if record is not None and answer["released"]:
+        transition(session, record, RecordState.CANCELLED, actor=ACTOR, reason="recalled")
+    return True
+
+
+# ----------------------------------------------------------------------------------- a round
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    pushed: int
+    pulled: int
+
+
+def sync_once(settings: Settings) -> SyncResult:
+    """One full exchange: push until nothing waits, pull until nothing new, push the answers.
+    Notes the contact (or since when the link is down) in the node's identity row."""
+    pushed = pulled = 0
+    try:
+        with connect(settings) as (client, keys):
+            while (n := push_once(settings, client)) > 0:
+                pushed += n
+            while (n := pull_once(settings, client, keys)) > 0:
+                pulled += n
+            while (n := push_once(settings, client)) > 0:
+                pushed += n
+    except SyncError as exc:
+        with unit_of_work(settings) as session:
+            node = identity(session)
+            node.offline_since = node.offline_since or _now()
+            node.last_error = str(exc)[:1000]
+        raise
+    with unit_of_work(settings) as session:
+        node = identity(session)
+        node.last_contact_at = _now()
+        node.offline_since = None
+        node.last_error = None
+    return SyncResult(pushed, pulled)
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    node_id: str
+    server_url: str
+    office_code: str
+    last_contact_at: datetime | None
+    offline_since: datetime | None
+    last_error: str | None
+    events_pending_up: int
+    down_applied: int
+    records_queued: int
+
+
+def status(settings: Settings) -> NodeStatus:
+    """What ``run.py node status`` shows."""
+    with unit_of_work(settings) as session:
+        node = identity(session)
+        pending = next((c.pending for c in outbox.status(session) if c.name == CONSUMER), 0)
+        queued = session.scalar(select(func.count()).select_from(Record).where(
+            Record.state == RecordState.QUEUED)) or 0
+        return NodeStatus(node.node_id, node.server_url, node.office_code, node.last_contact_at,
+                          node.offline_since, node.last_error, pending, node.down_applied,
+                          int(queued))

@@ -1,0 +1,429 @@
+"""The kabupaten server's side of the kecamatan sync: plain services over a session (the web
+blueprint :mod:`printsrv.web.sync_api` and ``run.py nodes`` are thin over these).
+
+* **Registry**: :func:`enrol` (pending), :func:`approve` with the node's one-time pairing code,
+  :func:`revoke`; :func:`authenticate` checks each request's signature and counter.
+* **Down**: :func:`pull` hands the node the queued records of its office (``owner_node`` set in
+  the same transaction; the server's stations never claim them), numbered per node, with their
+  encrypted media and the data key re-wrapped for the node's key; and the recalls asked of it.
+* **Up**: :func:`push` applies the node's events in its sequence order, each event id once (the
+  applied-id row in the same transaction as the change), and answers the highest applied.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from printsrv import audit, outbox
+from printsrv.audit_tags import SyncTag
+from printsrv.errors import NotFound, StateError
+from printsrv.keys import KeyStore
+from printsrv.models import Office, Record, RecordKey, RecordMedia, RecordState
+from printsrv.offices import ensure_office, office_code
+from printsrv.records import audit_state_change, state_change_details
+from printsrv.sync import protocol
+from printsrv.sync.models import (
+    AppliedEvent,
+    DownItem,
+    NodeState,
+    Recall,
+    RecallState,
+    SyncNode,
+)
+from printsrv.sync.protocol import AuthError, SyncError
+
+#: Topic of a node's answer to a recall (payload: request_id, released, fate).
+RECALL_ANSWER = "node.recall"
+#: Records handed down in one pull at most.
+PULL_LIMIT = 100
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def node_actor(node_id: str) -> str:
+    return f"node:{node_id}"[:64]
+
+
+# ----------------------------------------------------------------------------------- registry
+
+
+def enrol(session: Session, *, office: str, public_key_pem: str, pairing_hash: str,
+          name: str = "") -> SyncNode:
+    """A node asks to join (pending until an admin confirms its pairing code)."""
+    protocol.load_public_key(public_key_pem)  # a P-256 key, or SyncError
+    if len(pairing_hash) != 64:
+        raise SyncError("pairing hash: 64 hex digits")
+    ensure_office(session, office, actor="sync")
+    node = SyncNode(
+        node_id=f"{office}-{uuid.uuid4().hex[:8]}", office_code=office, name=name[:120],
+        public_key=public_key_pem, state=NodeState.PENDING, pairing_hash=pairing_hash,
+        enrolled_at=_now(), request_counter=0, down_seq=0, down_acked=0, up_applied=0,
+    )  # fmt: skip
+    session.add(node)
+    session.flush()
+    audit.record(session, SyncTag.NODE_ENROL, actor="sync", office_code=office,
+                 subject=node.node_id, details={"name": node.name})
+    return node
+
+
+def get_node(session: Session, node_id: str, *, lock: bool = False) -> SyncNode:
+    stmt = select(SyncNode).where(SyncNode.node_id == node_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    node = session.scalar(stmt)
+    if node is None:
+        raise NotFound(f"no node {node_id!r}")
+    return node
+
+
+def approve(session: Session, node_id: str, code: str, *, actor: str) -> SyncNode:
+    """Confirm a pending node with the one-time code it showed its operator."""
+    node = get_node(session, node_id, lock=True)
+    if node.state is not NodeState.PENDING:
+        raise StateError(f"node {node_id} is {node.state}, not pending")
+    if node.pairing_hash is None or protocol.pairing_hash(code) != node.pairing_hash:
+        raise StateError(f"node {node_id}: the pairing code does not match")
+    node.state = NodeState.ACTIVE
+    node.pairing_hash = None  # one time
+    node.approved_at = _now()
+    node.approved_by = actor[:64]
+    audit.record(session, SyncTag.NODE_APPROVE, actor=actor, office_code=node.office_code,
+                 subject=node_id)
+    return node
+
+
+def revoke(session: Session, node_id: str, *, actor: str) -> SyncNode:
+    """End a node's access; its requests are refused from now on (the records it holds stay
+    its own until a supervisor settles them: they may have been printed offline)."""
+    node = get_node(session, node_id, lock=True)
+    if node.state is not NodeState.REVOKED:
+        node.state = NodeState.REVOKED
+        node.revoked_at = _now()
+        audit.record(session, SyncTag.NODE_REVOKE, actor=actor, office_code=node.office_code,
+                     subject=node_id)
+    return node
+
+
+def authenticate(session: Session, *, node_id: str, counter: str, body_sha256: str,
+                 signature: str, method: str, path: str, body: bytes,
+                 allow_pending: bool = False) -> SyncNode:
+    """The node a signed request comes from (its row locked for the request); raises
+    :class:`AuthError` (401: unknown, bad signature, replay; 403: pending or revoked)."""
+    node = session.scalar(select(SyncNode).where(SyncNode.node_id == node_id).with_for_update())
+    if node is None:
+        raise AuthError("unknown node", 401)
+    try:
+        number = int(counter)
+    except ValueError:
+        raise AuthError("bad request counter", 401) from None
+    if protocol.body_digest(body) != body_sha256:
+        raise AuthError("body does not match its digest", 401)
+    text = protocol.signing_text(method, path, body_sha256, node_id, number)
+    if not protocol.verify_signature(node.public_key, signature, text):
+        raise AuthError("bad signature", 401)
+    if node.state is NodeState.REVOKED:
+        raise AuthError("node revoked", 403)
+    if node.state is NodeState.PENDING and not allow_pending:
+        raise AuthError("node not yet approved", 403)
+    if number <= node.request_counter:
+        raise AuthError("request counter replayed", 401)
+    node.request_counter = number
+    node.last_contact_at = _now()
+    return node
+
+
+# ----------------------------------------------------------------------------------- down
+
+
+def _assign(session: Session, node: SyncNode, limit: int) -> list[str]:
+    """Give the node the oldest queued records of its office that nobody holds; numbered down
+    items in the same transaction. Returns their request ids."""
+    office = session.scalar(select(Office.id).where(Office.code == node.office_code))
+    if office is None or limit <= 0:
+        return []
+    released = select(Recall.request_id).where(
+        Recall.node_id == node.node_id, Recall.state == RecallState.RELEASED
+    )
+    pick = (
+        select(Record.id)
+        .where(Record.office_id == office, Record.state == RecordState.QUEUED,
+               Record.owner_node.is_(None), Record.request_id.not_in(released))
+        .order_by(Record.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    ids = list(session.scalars(pick))
+    if not ids:
+        return []
+    rows = session.execute(
+        update(Record)
+        .where(Record.id.in_(ids), Record.state == RecordState.QUEUED,
+               Record.owner_node.is_(None))
+        .values(owner_node=node.node_id)
+        .returning(Record.id, Record.request_id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    out = []
+    for _id, request_id in sorted(rows):
+        node.down_seq += 1
+        session.add(DownItem(node_id=node.node_id, seq=node.down_seq, kind="record",
+                             request_id=request_id, created_at=_now()))
+        audit.record(session, SyncTag.RECORD_ASSIGN, actor="sync",
+                     office_code=node.office_code, subject=request_id,
+                     details={"node": node.node_id, "seq": node.down_seq})
+        out.append(request_id)
+    session.flush()
+    return out
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def record_payload(session: Session, keys: KeyStore, node: SyncNode,
+                   record: Record) -> dict[str, Any]:
+    """A record as a node receives it: its data, its media as stored (ciphertext) and its data
+    key wrapped for the node's key (never the clear key, never clear media)."""
+    batch = record.batch
+    out: dict[str, Any] = {
+        "request_id": record.request_id,
+        "office": office_code(session, record.office_id),
+        "card_type": record.card_type,
+        "line_no": record.line_no,
+        "nik": record.nik,
+        "nama": record.nama,
+        "data": record.data,
+        "batch": {
+            "batch_id": batch.batch_id, "issuer": batch.issuer,
+            "created_at": batch.created_at.isoformat(), "record_count": batch.record_count,
+            "manifest_sha256": batch.manifest_sha256, "signer": batch.signer,
+        },
+        "media": [],
+        "key": None,
+    }
+    key_row = session.get(RecordKey, record.id)
+    if key_row is not None:
+        data_key = keys.unwrap_data_key(key_row.wrapped_key, record.request_id.encode())
+        wrapped = protocol.wrap_for_node(
+            data_key, protocol.load_public_key(node.public_key), record.request_id
+        )
+        del data_key
+        out["key"] = wrapped.to_json()
+        out["media"] = [
+            {"kind": m.kind.value, "nonce": _b64(m.nonce), "ciphertext": _b64(m.ciphertext)}
+            for m in session.scalars(
+                select(RecordMedia).where(RecordMedia.record_id == record.id)
+                .order_by(RecordMedia.id))
+        ]
+    return out
+
+
+def pull(session: Session, keys: KeyStore, node: SyncNode, *, after: int,
+         limit: int = PULL_LIMIT) -> dict[str, Any]:
+    """The node has applied every down item up to ``after``; hand it new records of its office
+    and answer the items after ``after`` (at most ``limit``), oldest first."""
+    if after > node.down_seq:
+        raise SyncError(f"node {node.node_id} claims down item {after}; newest is "
+                        f"{node.down_seq}")
+    node.down_acked = max(node.down_acked, after)
+    waiting = node.down_seq - after
+    if waiting < limit:
+        _assign(session, node, limit - waiting)
+    items = session.scalars(
+        select(DownItem).where(DownItem.node_id == node.node_id, DownItem.seq > after)
+        .order_by(DownItem.seq).limit(limit)
+    ).all()
+    out: list[dict[str, Any]] = []
+    for item in items:
+        entry: dict[str, Any] = {"seq": item.seq, "kind": item.kind,
+                                 "request_id": item.request_id}
+        if item.kind == "record":
+            record = session.scalar(select(Record).where(Record.request_id == item.request_id))
+            if record is None:
+                raise SyncError(f"down item {item.seq}: record {item.request_id} is gone")
+            entry["record"] = record_payload(session, keys, node, record)
+        out.append(entry)
+    return {"items": out, "newest": node.down_seq, "up_applied": node.up_applied}
+
+
+def recall(session: Session, request_id: str, *, actor: str) -> Recall:
+    """Ask the node that holds ``request_id`` to give it back (it answers on its next sync:
+    released, or refused with the card's fate when it was already printed)."""
+    record = session.scalar(
+        select(Record).where(Record.request_id == request_id).with_for_update()
+    )
+    if record is None:
+        raise NotFound(f"no record with request_id {request_id!r}")
+    if record.owner_node is None:
+        raise StateError(f"record {request_id} is held by no node")
+    pending = session.scalar(select(Recall).where(
+        Recall.request_id == request_id, Recall.node_id == record.owner_node,
+        Recall.state == RecallState.ASKED))
+    if pending is not None:
+        return pending
+    node = get_node(session, record.owner_node, lock=True)
+    node.down_seq += 1
+    session.add(DownItem(node_id=node.node_id, seq=node.down_seq, kind="recall",
+                         request_id=request_id, created_at=_now()))
+    asked = Recall(node_id=node.node_id, request_id=request_id, state=RecallState.ASKED,
+                   asked_by=actor[:64], asked_at=_now())
+    session.add(asked)
+    audit.record(session, SyncTag.RECORD_RECALL, actor=actor, office_code=node.office_code,
+                 subject=request_id, details={"node": node.node_id})
+    session.flush()
+    return asked
+
+
+# ----------------------------------------------------------------------------------- up
+
+
+@dataclass(frozen=True)
+class NodeEvent:
+    """One event a node ships: its outbox event and its node sequence number."""
+
+    seq: int
+    event_id: str
+    topic: str
+    subject: str | None
+    payload: dict[str, Any]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> NodeEvent:
+        try:
+            return cls(int(data["seq"]), str(data["event_id"]), str(data["topic"]),
+                       data.get("subject"), dict(data["payload"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SyncError(f"malformed event: {exc}") from exc
+
+
+def push(session: Session, node: SyncNode, events: Sequence[NodeEvent]) -> int:
+    """Apply ``events`` (ascending node sequence numbers) once each; returns the sequence
+    number of the last event of the chunk, which is now applied (the node moves its cursor up
+    to it). Whether an event was applied before is decided by its id alone (a node whose
+    numbering restarted loses nothing); ``up_applied`` keeps the highest number seen."""
+    last = 0
+    for event in events:
+        if event.seq <= last:
+            raise SyncError(f"events out of order at {event.seq}")
+        last = event.seq
+        if session.get(AppliedEvent, event.event_id) is None:
+            _apply(session, node, event)
+            session.add(AppliedEvent(event_id=event.event_id, node_id=node.node_id,
+                                     seq=event.seq, topic=event.topic, subject=event.subject,
+                                     payload=event.payload, applied_at=_now()))
+            session.flush()  # the next event of the chunk may repeat this id
+        node.up_applied = max(node.up_applied, event.seq)
+    return last
+
+
+def _apply(session: Session, node: SyncNode, event: NodeEvent) -> None:
+    if event.topic == str(outbox.Topic.RECORD_STATE):
+        _apply_record_state(session, node, event.payload)
+    elif event.topic == RECALL_ANSWER:
+        _apply_recall_answer(session, node, event.payload)
+    # blank.movement, ribbon.movement, reprint.decision: kept as applied events (the node's
+    # ledger as the server knows it, :func:`node_ledger`); the server's own blank table is not
+    # moved (blank transfers down to nodes are not built yet).
+
+
+def _apply_record_state(session: Session, node: SyncNode, payload: dict[str, Any]) -> None:
+    request_id = str(payload.get("request_id"))
+    record = session.scalar(
+        select(Record).where(Record.request_id == request_id).with_for_update()
+    )
+    if record is None or record.owner_node != node.node_id:
+        return  # not this node's (a record it created itself is not synced up yet)
+    old, new = payload.get("from"), payload.get("to")
+    if old is None or payload.get("reason") == "recalled" or new == "printing":
+        return  # its arrival at the node, its release after a recall, a claim
+    try:
+        state = RecordState(str(new))
+    except ValueError as exc:
+        raise SyncError(f"record {request_id}: unknown state {new!r}") from exc
+    if state is record.state:
+        return
+    previous = record.state
+    record.state = state
+    record.updated_at = _now()
+    if state is RecordState.ISSUED and record.issued_at is None:
+        record.issued_at = _now()
+    if state is RecordState.HELD:
+        record.hold_reason = payload.get("reason")
+    reason = f"node {node.node_id}: {payload.get('reason') or ''}".strip()
+    audit_state_change(session, record.office_id, request_id,
+                       state_change_details(previous, state, reason),
+                       actor=node_actor(node.node_id))
+    code = office_code(session, record.office_id)
+    outbox.publish(session, outbox.Topic.RECORD_STATE, office_code=code, subject=request_id,
+                   payload=outbox.record_state_payload(request_id, code, previous, state, reason))
+    if state is RecordState.CANCELLED:
+        record.owner_node = None
+
+
+def _apply_recall_answer(session: Session, node: SyncNode, payload: dict[str, Any]) -> None:
+    request_id = str(payload.get("request_id"))
+    asked = session.scalar(select(Recall).where(
+        Recall.request_id == request_id, Recall.node_id == node.node_id,
+        Recall.state == RecallState.ASKED).with_for_update())
+    if asked is None:
+        return
+    asked.answered_at = _now()
+    if payload.get("released"):
+        asked.state = RecallState.RELEASED
+        session.execute(update(Record).where(
+            Record.request_id == request_id, Record.owner_node == node.node_id
+        ).values(owner_node=None, state=RecordState.QUEUED, updated_at=_now())
+         .execution_options(synchronize_session=False))
+        audit.record(session, SyncTag.RECORD_RELEASE, actor=node_actor(node.node_id),
+                     office_code=node.office_code, subject=request_id,
+                     details={"node": node.node_id})
+    else:
+        asked.state = RecallState.REFUSED
+        asked.fate = str(payload.get("fate") or "")[:16]
+
+
+# ----------------------------------------------------------------------------------- status
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    node_id: str
+    office_code: str
+    state: str
+    last_contact_at: datetime | None
+    down_pending: int  # items handed down the node has not confirmed
+    up_applied: int
+    records_held: int
+
+
+def status(session: Session) -> list[NodeStatus]:
+    """Every node with its last contact, what waits for it, and how many records it holds."""
+    held = dict(session.execute(
+        select(Record.owner_node, func.count()).where(
+            Record.owner_node.is_not(None),
+            Record.state.in_([RecordState.QUEUED, RecordState.PRINTING, RecordState.HELD,
+                              RecordState.FAILED]))
+        .group_by(Record.owner_node)).all())
+    return [
+        NodeStatus(n.node_id, n.office_code, n.state.value, n.last_contact_at,
+                   n.down_seq - n.down_acked, n.up_applied, int(held.get(n.node_id, 0)))
+        for n in session.scalars(select(SyncNode).order_by(SyncNode.node_id))
+    ]
+
+
+def node_ledger(session: Session, node_id: str) -> list[dict[str, Any]]:
+    """The blank movements a node reported, in its order (what its ledger says)."""
+    return [e.payload for e in session.scalars(
+        select(AppliedEvent).where(AppliedEvent.node_id == node_id,
+                                   AppliedEvent.topic == str(outbox.Topic.BLANK_MOVEMENT))
+        .order_by(AppliedEvent.seq))]

@@ -1,0 +1,65 @@
+"""The admin page of kecamatan nodes: only an admin sees it; the pairing code approves a node,
+a wrong one does not; revoke ends its access; a recall is asked of the node holding a
+record."""
+
+from __future__ import annotations
+
+from cryptography.hazmat.primitives.asymmetric import ec
+from flask import Flask
+from sqlalchemy import select
+
+from printsrv.config import Settings
+from printsrv.db import unit_of_work
+from printsrv.models import Record
+from printsrv.sync import protocol, server
+from printsrv.sync.models import NodeState, Recall, SyncNode
+from tests.web.conftest import World, sign_in
+
+
+def _pending(settings: Settings, code: str) -> str:
+    pem = protocol.public_key_pem(ec.generate_private_key(ec.SECP256R1()).public_key())
+    with unit_of_work(settings) as session:
+        return server.enrol(session, office="35.26.01", public_key_pem=pem,
+                            pairing_hash=protocol.pairing_hash(code)).node_id
+
+
+def _state(settings: Settings, node_id: str) -> NodeState:
+    with unit_of_work(settings) as session:
+        return server.get_node(session, node_id).state
+
+
+def test_an_admin_approves_with_the_code_and_revokes(app_nocsrf: Flask, settings: Settings,
+                                                      world: World) -> None:
+    node_id = _pending(settings, "ABCD2345")
+    client = app_nocsrf.test_client()
+    sign_in(client, settings, "supervisor_reg")
+    assert client.get("/nodes").status_code == 403
+    sign_in(client, settings, "admin_reg")
+    page = client.get("/nodes")
+    assert page.status_code == 200 and node_id in page.get_data(as_text=True)
+    assert "menunggu persetujuan" in page.get_data(as_text=True)
+    client.post(f"/nodes/{node_id}/approve", data={"code": "WRONG000"})
+    assert _state(settings, node_id) is NodeState.PENDING
+    client.post(f"/nodes/{node_id}/approve", data={"code": "abcd2345"})
+    assert _state(settings, node_id) is NodeState.ACTIVE
+    client.post(f"/nodes/{node_id}/revoke")
+    assert _state(settings, node_id) is NodeState.REVOKED
+
+
+def test_a_recall_is_asked_of_the_node_holding_the_record(app_nocsrf: Flask, settings: Settings,
+                                                          world: World) -> None:
+    node_id = _pending(settings, "ABCD2345")
+    with unit_of_work(settings) as session:
+        record = session.get(Record, world.records["own_queued"])
+        assert record is not None
+        record.owner_node = node_id
+        request_id = record.request_id
+        node = session.scalar(select(SyncNode))
+        assert node is not None
+    client = app_nocsrf.test_client()
+    sign_in(client, settings, "admin_reg")
+    client.post("/nodes/recall", data={"request_id": request_id})
+    with unit_of_work(settings) as session:
+        asked = session.scalars(select(Recall)).all()
+    assert [(r.node_id, r.request_id, r.state.value) for r in asked] == [
+        (node_id, request_id, "asked")]
