@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,26 @@ def postgres_admin_url() -> str | None:
     return _postgres_admin_url()
 
 
+@contextmanager
+def scratch_postgres(admin_url: str, prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database next to ``admin_url``'s, dropped afterwards (its
+    pooled connections closed first); yields its URL."""
+    from printsrv.db import engine_for
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        yield url
+    finally:
+        engine_for(url).dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 def database_url(
     request: pytest.FixtureRequest,
@@ -70,19 +91,9 @@ def database_url(
         return
     if postgres_admin_url is None:
         pytest.skip("PostgreSQL not reachable (set PRINTSRV_TEST_POSTGRES_URL)")
-    name = f"ktp_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = postgres_admin_url.rsplit("/", 1)[0] + f"/{name}"
-    schema.upgrade(load_settings(overrides={"database_url": url}))
-    yield url
-    from printsrv.db import engine_for
-
-    engine_for(url).dispose()
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_postgres(postgres_admin_url, "ktp_test") as url:
+        schema.upgrade(load_settings(overrides={"database_url": url}))
+        yield url
 
 
 def _clean(url: str) -> None:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from json.decoder import scanstring  # type: ignore[attr-defined]
 from typing import Any
 
@@ -55,18 +56,26 @@ def _depth_ok(text: str) -> None:
             depth -= 1
 
 
-def loads(text: str) -> Any:
-    """Parse ``text``; :class:`StrictJsonError` (a ``ValueError``) says what is refused."""
+@contextmanager
+def _refusals(text: str) -> Iterator[None]:
+    """Check ``text``'s nesting first, then turn the decoder's errors into
+    :class:`StrictJsonError` (what both parsers here refuse, worded once)."""
     if text.count("[") + text.count("{") > MAX_DEPTH:  # only then is a scan worth it
         _depth_ok(text)
     try:
-        return json.loads(text, object_pairs_hook=_pairs, parse_int=_int)
+        yield
     except StrictJsonError:
         raise
     except RecursionError as exc:  # pragma: no cover - the depth scan comes first
         raise StrictJsonError(f"nested deeper than {MAX_DEPTH} levels") from exc
     except json.JSONDecodeError as exc:
         raise StrictJsonError(f"malformed JSON: {exc.msg} at column {exc.colno}") from exc
+
+
+def loads(text: str) -> Any:
+    """Parse ``text``; :class:`StrictJsonError` (a ``ValueError``) says what is refused."""
+    with _refusals(text):
+        return json.loads(text, object_pairs_hook=_pairs, parse_int=_int)
 
 
 class Streamed:
@@ -98,12 +107,10 @@ def loads_streaming(
     built: its members go to ``sink`` in lists of up to ``batch`` (key, value) pairs, each
     value parsed strictly, and :class:`Streamed` stands in its place. ``sink`` checks that
     its keys are unique (it holds them), raising :class:`StrictJsonError`."""
-    if text.count("[") + text.count("{") > MAX_DEPTH:
-        _depth_ok(text)
     start = _ws(text, 0)
     if text[start:start + 1] != "{":
         return loads(text)
-    try:
+    with _refusals(text):
         out: dict[str, Any] = {}
         end = _object(text, start, lambda key, at: _top_value(
             text, key, at, out, stream_key, sink, batch))
@@ -111,12 +118,6 @@ def loads_streaming(
         if end != len(text):
             raise json.JSONDecodeError("Extra data", text, end)
         return out
-    except StrictJsonError:
-        raise
-    except RecursionError as exc:  # pragma: no cover - the depth scan comes first
-        raise StrictJsonError(f"nested deeper than {MAX_DEPTH} levels") from exc
-    except json.JSONDecodeError as exc:
-        raise StrictJsonError(f"malformed JSON: {exc.msg} at column {exc.colno}") from exc
 
 
 def _object(text: str, at: int, value: Callable[[str, int], int]) -> int:

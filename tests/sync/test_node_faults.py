@@ -16,19 +16,19 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 
 from printsrv import PROJECT_ROOT, schema
 from printsrv.config import Settings, load_settings
-from printsrv.db import engine_for, unit_of_work
+from printsrv.db import unit_of_work
 from printsrv.models import OutboxEvent, Record, RecordState
+from tests.conftest import scratch_postgres
 from tests.sync.faults import FaultyLink
 from tests.sync.test_node_sync import free_port, serving
 
@@ -88,18 +88,8 @@ class Node:
 def server_db(postgres_admin_url: str | None) -> Iterator[str]:
     if postgres_admin_url is None:
         pytest.skip("PostgreSQL not reachable")
-    name = f"ktp_node_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = postgres_admin_url.rsplit("/", 1)[0] + f"/{name}"
-    try:
+    with scratch_postgres(postgres_admin_url, "ktp_node") as url:
         yield url
-    finally:
-        engine_for(url).dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _node_states(settings: Settings) -> Counter[str]:
