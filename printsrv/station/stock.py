@@ -26,9 +26,10 @@ def _profile(name: str) -> Any:
 _STATIONS = "stock.stations"
 
 
-def _station(session: Session, config: StationConfig) -> Any:
-    """The station's row, looked up once per unit of work: the session's identity map holds
-    unchanged rows only weakly, and a lookup by name is a query every time."""
+def station_row(session: Session, config: StationConfig) -> Any:
+    """The station's one row (:class:`printsrv.ledger.models.Station`): its ledger identity
+    and what the daemon is doing, looked up once per unit of work (the session's identity map
+    holds unchanged rows only weakly, and a lookup by name is a query every time)."""
     from printsrv.ledger.blanks import station_by_name
 
     held: dict[str, Any] = session.info.setdefault(_STATIONS, {})
@@ -52,25 +53,19 @@ def ensure_station(session: Session, config: StationConfig) -> Any:
     )
 
 
-def station_row(session: Session, config: StationConfig) -> Any:
-    """The station's one row (:class:`printsrv.ledger.models.Station`): its ledger identity
-    and what the daemon is doing, looked up once per unit of work."""
-    return _station(session, config)
-
-
 def next_blank(session: Session, config: StationConfig, stock_type: str | None = None) -> Any:
     """The next blank (of ``stock_type``, if given) in the station's hopper (locked on
     PostgreSQL), or ``None``."""
     from printsrv.ledger.blanks import next_blank_for_station
 
-    return next_blank_for_station(session, _station(session, config), stock_type)
+    return next_blank_for_station(session, station_row(session, config), stock_type)
 
 
 def loaded_stock_types(session: Session, config: StationConfig) -> set[str]:
     """The blank stock types in the station's hopper."""
     from printsrv.ledger.blanks import hopper_stock_types
 
-    return hopper_stock_types(session, _station(session, config))
+    return hopper_stock_types(session, station_row(session, config))
 
 
 def missing_stock(session: Session, offices: list[int], loaded: set[str]) -> list[str]:
@@ -155,7 +150,7 @@ def ribbon_used(
     level = next((m.level for m in outcome.markers_after if m.known), None)
     record_ribbon_usage(
         session,
-        _station(session, config),
+        station_row(session, config),
         record_id=record_id,
         blank_serial=blank_serial,
         panels=ribbon.panels_per_card(duplex),
