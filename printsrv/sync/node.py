@@ -12,10 +12,13 @@
 from __future__ import annotations
 
 import base64
+import json
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -35,16 +38,18 @@ from printsrv.models import (
     RecordState,
 )
 from printsrv.offices import ensure_office
-from printsrv.sync import protocol
-from printsrv.sync.client import ServerClient, post_signed
+from printsrv.sync import bundle, protocol
+from printsrv.sync.client import Refused, ServerClient, post_signed
 from printsrv.sync.models import NodeIdentity
 from printsrv.sync.protocol import SyncError, WrappedKey
 from printsrv.sync.server import RECALL_ANSWER
 
 #: The node's outbox consumer that ships its events to the server.
 CONSUMER = "kabupaten-sync"
-#: Events in one chunk up.
-CHUNK = 200
+#: Events in one push at most (one bundle: sent in chunks when large, resumed after a cut).
+CHUNK = 1000
+#: Attempts in a row that move no byte before a transfer gives up until the next sync.
+RETRIES = 3
 ACTOR = "sync"
 #: States in which a node answers a recall with the card's fate instead of releasing it.
 FATES = frozenset({RecordState.ISSUED, RecordState.AT_DESK, RecordState.COLLECTED,
@@ -129,11 +134,24 @@ def push_once(settings: Settings, client: ServerClient, *, limit: int = CHUNK) -
 
     The events are read, sent, and the cursor moved after the answer, in separate
     transactions: the node's database is never locked while the link is slow."""
+    folder = bundle.spool(settings.instance_dir, "node", "up")
+    pending = _pending_upload(folder)
     with unit_of_work(settings) as session:
-        events = outbox.fetch(session, CONSUMER, limit=limit)
+        events = outbox.fetch(session, CONSUMER, limit=int(pending.get("count", limit)))
     if not events:
         return 0
-    answer = client.call("/push", {"events": [_event_json(e) for e in events]})
+    body = {"events": [_event_json(e) for e in events]}
+    data, raw_size = bundle.compress(body)
+    if len(data) <= bundle.UP_CHUNK:
+        answer = client.call("/push", body)  # one request (deflated on the wire)
+    else:
+        manifest = bundle.Manifest.of(data, raw_size=raw_size)
+        # the same events make the same bytes: a push cut before now resumes where it stopped
+        (folder / "pending.json").write_text(json.dumps(
+            {"sha256": manifest.sha256, "count": len(events)}))
+        upload(client, manifest, data)
+        answer = client.call("/push", {"bundle": manifest.sha256})
+        (folder / "pending.json").unlink(missing_ok=True)
     applied = int(answer.get("through", 0))
     done = [e for e in events if e.id <= applied]
     if done:
@@ -144,6 +162,78 @@ def push_once(settings: Settings, client: ServerClient, *, limit: int = CHUNK) -
     return len(done)
 
 
+def _pending_upload(folder: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((folder / "pending.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _retrying(client: ServerClient, held: Callable[[], int],
+              step: Callable[[], None]) -> None:
+    """Run ``step`` until it raises nothing; a link error or a refused chunk is retried (after
+    a short pause) while attempts move bytes, and given up after :data:`RETRIES` in a row
+    that move none."""
+    idle = 0
+    while True:
+        before = held()
+        try:
+            step()
+            return
+        except protocol.AuthError:
+            raise
+        except SyncError as exc:
+            if isinstance(exc, bundle.ChunkRefused | Refused):
+                client.refused += 1
+            idle = 0 if held() > before else idle + 1
+            if idle >= RETRIES:
+                raise
+            time.sleep(0.2 * 2 ** idle)
+
+
+def upload(client: ServerClient, manifest: bundle.Manifest, data: bytes) -> None:
+    """Send a bundle in chunks of :data:`bundle.UP_CHUNK` from where the server's copy ends."""
+    sha = manifest.sha256
+    offset = 0
+
+    def held() -> int:
+        return offset
+
+    def step() -> None:
+        nonlocal offset
+        offset = int(client.call("/upload", {"manifest": manifest.to_json()})["offset"])
+        while offset < manifest.size:
+            try:
+                answer = client.send(f"/upload/{sha}/{offset}",
+                                     data[offset:offset + bundle.UP_CHUNK])
+            except Refused as exc:  # 409: the server holds another length; 422: corrupted
+                offset = int(exc.answer.get("offset", offset))
+                raise
+            offset = int(answer["offset"])
+
+    _retrying(client, held, step)
+
+
+def download(settings: Settings, client: ServerClient, manifest: bundle.Manifest) -> bytes:
+    """A bundle the server handed this node, fetched into the node's spool from where a cut
+    download stopped (every byte that arrived is kept; each block is checked)."""
+    folder = bundle.spool(settings.instance_dir, "node", "down")
+    part = bundle.Part(folder, manifest)
+    bundle.sweep(folder, keep=(part.path.name, part.done.name))
+    size, sha = manifest.size, manifest.sha256
+
+    def step() -> None:
+        while not part.complete:
+            offset = part.received
+            part.write(offset, client.fetch(
+                f"/fetch/{sha}",
+                {"offset": offset, "length": min(bundle.DOWN_CHUNK, size - offset)}))
+
+    _retrying(client, lambda: part.received, step)
+    return part.read()
+
+
 # ----------------------------------------------------------------------------------- down
 
 
@@ -152,7 +242,13 @@ def pull_once(settings: Settings, client: ServerClient, keys: KeyStore) -> int:
     items were applied (0: nothing new)."""
     with unit_of_work(settings) as session:
         after = identity(session).down_applied
-    answer = client.call("/pull", {"after": after})
+    answer = client.call("/pull", {"after": after, "bundle": True})
+    manifest = None
+    if "bundle" in answer:  # a large answer: fetched in chunks, resumable
+        manifest = bundle.Manifest.from_json(answer["bundle"])
+        answer = bundle.decompress(download(settings, client, manifest))
+        if not isinstance(answer, dict):
+            raise SyncError("pull bundle: a JSON object is expected")
     applied = 0
     for item in answer.get("items", []):
         with unit_of_work(settings) as session:
@@ -171,6 +267,8 @@ def pull_once(settings: Settings, client: ServerClient, keys: KeyStore) -> int:
                 raise SyncError(f"down item {seq}: unknown kind {item['kind']!r}")
             node.down_applied = seq
             applied += 1
+    if manifest is not None:
+        bundle.Part(bundle.spool(settings.instance_dir, "node", "down"), manifest).discard()
     return applied
 
 

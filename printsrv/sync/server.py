@@ -228,14 +228,19 @@ def record_payload(session: Session, keys: KeyStore, node: SyncNode,
     return out
 
 
-def pull(session: Session, keys: KeyStore, node: SyncNode, *, after: int,
-         limit: int = PULL_LIMIT) -> dict[str, Any]:
-    """The node has applied every down item up to ``after``; hand it new records of its office
-    and answer the items after ``after`` (at most ``limit``), oldest first."""
+def note_down_applied(node: SyncNode, after: int) -> None:
+    """The node says it has applied every down item up to ``after``."""
     if after > node.down_seq:
         raise SyncError(f"node {node.node_id} claims down item {after}; newest is "
                         f"{node.down_seq}")
     node.down_acked = max(node.down_acked, after)
+
+
+def pull(session: Session, keys: KeyStore, node: SyncNode, *, after: int,
+         limit: int = PULL_LIMIT) -> dict[str, Any]:
+    """The node has applied every down item up to ``after``; hand it new records of its office
+    and answer the items after ``after`` (at most ``limit``), oldest first."""
+    note_down_applied(node, after)
     waiting = node.down_seq - after
     if waiting < limit:
         _assign(session, node, limit - waiting)
