@@ -147,6 +147,7 @@ def push_once(settings: Settings, client: ServerClient, *, limit: int = CHUNK) -
     else:
         manifest = bundle.Manifest.of(data, raw_size=raw_size)
         # the same events make the same bytes: a push cut before now resumes where it stopped
+        folder.mkdir(parents=True, exist_ok=True)
         (folder / "pending.json").write_text(json.dumps(
             {"sha256": manifest.sha256, "count": len(events)}))
         upload(client, manifest, data)

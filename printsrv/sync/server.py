@@ -118,7 +118,8 @@ def authenticate(session: Session, *, node_id: str, counter: str, body_sha256: s
                  signature: str, method: str, path: str, body: bytes,
                  allow_pending: bool = False) -> SyncNode:
     """The node a signed request comes from (its row locked for the request); raises
-    :class:`AuthError` (401: unknown, bad signature, replay; 403: pending or revoked)."""
+    :class:`AuthError` (401: unknown, bad signature, replay; 403: pending or revoked) and
+    :class:`SyncError` for a body that does not match its signed digest."""
     node = session.scalar(select(SyncNode).where(SyncNode.node_id == node_id).with_for_update())
     if node is None:
         raise AuthError("unknown node", 401)
@@ -127,7 +128,8 @@ def authenticate(session: Session, *, node_id: str, counter: str, body_sha256: s
     except ValueError:
         raise AuthError("bad request counter", 401) from None
     if protocol.body_digest(body) != body_sha256:
-        raise AuthError("body does not match its digest", 401)
+        # corrupted on the way (or cut): refused, but not a credential failure: sent again
+        raise SyncError("body does not match its digest: refused")
     text = protocol.signing_text(method, path, body_sha256, node_id, number)
     if not protocol.verify_signature(node.public_key, signature, text):
         raise AuthError("bad signature", 401)
