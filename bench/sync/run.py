@@ -21,8 +21,10 @@ The link: with ``tc netem`` available (root, network namespaces), a namespace jo
 one by a veth pair with ``netem delay 150ms rate 256kbit loss 5%`` on both ends, the node's
 requests made from a thread that entered the namespace (``setns``); removed at the end.
 Otherwise a TCP proxy that shapes each direction to the rate and delays it by 150 ms, and
-models each 1448-byte segment lost with 5 % chance as TCP's fast retransmit does: the segment
-crosses again and the stream stalls one RTT. Either way the same counting proxy carries every
+models each 1448-byte segment lost with 5 % chance as TCP with SACK and fast retransmit
+roughly does: the segment crosses again, reaches the reader one RTT late (the bytes after it
+wait for it), and the sender halves its rate for the next RTT. Either way the same counting
+proxy carries every
 byte between node and server; the table says which link was used.
 
     .venv/bin/python bench/sync/run.py [--records 100] [--cards 600] [--nodes 30]
@@ -129,23 +131,33 @@ class CountingLink:
             finally:
                 _shut(dst)
             return
-        # shaped: a reader paces segments onto the "wire"; a writer delivers them DELAY later
-        due: queue.Queue[tuple[float, bytes] | None] = queue.Queue(maxsize=48)  # ~70 kB buffer
+        # shaped: a reader paces segments onto the "wire"; a writer delivers them DELAY later.
+        # A lost segment crosses again (bandwidth) and reaches the reader one RTT late, the
+        # segments after it no earlier (in order); the link keeps sending meanwhile (SACK),
+        # at half rate for the RTT after the loss (the congestion window halves).
+        due: queue.Queue[tuple[float, bytes] | None] = queue.Queue(maxsize=48)  # ~70 kB
         writer = threading.Thread(target=self._deliver, args=(due, dst), daemon=True)
         writer.start()
         free_at = time.monotonic()
+        slow_until = 0.0
+        last = 0.0
         try:
             while data := src.recv(MSS):
                 self._count(way, len(data))
-                send_time = len(data) * 8 / RATE
-                free_at = max(free_at, time.monotonic()) + send_time
+                depart = max(free_at, time.monotonic())
+                rate = RATE / 2 if depart < slow_until else RATE
+                free_at = depart + len(data) * 8 / rate
+                deliver = free_at + DELAY
                 with self._lock:
                     lost = self._rng.random() < LOSS
                     self.lost += lost
-                if lost:  # sent again after the duplicate acks come back
-                    free_at += 2 * DELAY + send_time
-                due.put((free_at + DELAY, data))
-                # the sender's window: it may run at most the queue ahead of the wire
+                if lost:
+                    free_at += len(data) * 8 / RATE
+                    deliver = free_at + 3 * DELAY  # noticed after an RTT, sent again
+                    slow_until = free_at + 2 * DELAY
+                last = max(last, deliver)
+                due.put((last, data))
+                # the sender's window: it may run at most 0.5 s ahead of the wire
                 wait = free_at - time.monotonic() - 0.5
                 if wait > 0:
                     time.sleep(wait)
@@ -367,12 +379,12 @@ def print_all(node: Any, folder: Path, cards: int) -> None:
         receive_blanks(session, office_code=OFFICE, first="KIA-000001", last="KIA-000100",
                        handover_number="BAST-B2", actor="bench", stock_type="KIA")
         load_blanks(session, station, actor="bench", count=100, stock_type="KIA")
-        for n in range(cards // 250 + 1):
-            receive_consumable(session, kind=ConsumableKind.RIBBON, office_code=OFFICE,
-                               serial=f"RIB-B{n}", type_="YMCKOK", capacity=250, actor="bench")
+        receive_consumable(session, kind=ConsumableKind.RIBBON, office_code=OFFICE,
+                           serial="RIB-B0", type_="YMCKOK", capacity=blanks + 100, actor="bench")
         load_consumable(session, station, kind=ConsumableKind.RIBBON, serial="RIB-B0",
                         actor="bench")
-    printer = DirectoryPrinter(folder / "cards", get_profile(config.profile), name="kec1")
+    printer = DirectoryPrinter(folder / "cards", get_profile(config.profile), name="kec1",
+                               cards=blanks + 100, ribbon_cards=blanks + 100)
     with KeyStore.open(node) as keys:
         Station(node, config, printer, FakeEncoder(), keys=keys, idle_sleep=0.01,
                 render=lambda card: FAKE_PDF).run(until_empty=True)
@@ -405,8 +417,8 @@ def bench_link(args: argparse.Namespace, server: Any, tmp: Path, rows: list[list
     port = free_port()
     netem = netem_link() if not args.no_netem else None
     link_name = ("netns + veth + tc netem (rate 256kbit delay 150ms loss 5% both ends)"
-                 if netem else "TCP proxy shaping 256 kbit/s, 150 ms each way, 5 % segments "
-                 "re-sent after a 1-RTT stall (no netem qdisc here)")
+                 if netem else "TCP proxy shaping 256 kbit/s, 150 ms each way; 5 % of segments "
+                 "lost: re-sent, 1 RTT late, half rate for 1 RTT (no netem qdisc here)")
     try:
         with serving(server, port, workers=args.workers):
             plain = CountingLink(("127.0.0.1", port))

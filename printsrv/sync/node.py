@@ -241,6 +241,11 @@ def download(settings: Settings, client: ServerClient, manifest: bundle.Manifest
 def pull_once(settings: Settings, client: ServerClient, keys: KeyStore) -> int:
     """Ask for what is handed down after the last applied item and apply it; returns how many
     items were applied (0: nothing new)."""
+    return _pull(settings, client, keys)[0]
+
+
+def _pull(settings: Settings, client: ServerClient, keys: KeyStore) -> tuple[int, bool]:
+    """:func:`pull_once`, and whether the server may have more (its answer was full)."""
     with unit_of_work(settings) as session:
         after = identity(session).down_applied
     answer = client.call("/pull", {"after": after, "bundle": True})
@@ -270,7 +275,7 @@ def pull_once(settings: Settings, client: ServerClient, keys: KeyStore) -> int:
             applied += 1
     if manifest is not None:
         bundle.Part(bundle.spool(settings.instance_dir, "node", "down"), manifest).discard()
-    return applied
+    return applied, bool(answer.get("more", True))
 
 
 def _receive_record(session: Session, keys: KeyStore, data: dict[str, Any]) -> None:
@@ -352,8 +357,11 @@ def sync_once(settings: Settings) -> SyncResult:
         with connect(settings) as (client, keys):
             while (n := push_once(settings, client)) > 0:
                 pushed += n
-            while (n := pull_once(settings, client, keys)) > 0:
+            more = True
+            while more:
+                n, more = _pull(settings, client, keys)
                 pulled += n
+                more = more and n > 0
             while (n := push_once(settings, client)) > 0:
                 pushed += n
     except SyncError as exc:

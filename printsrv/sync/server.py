@@ -260,7 +260,9 @@ def pull(session: Session, keys: KeyStore, node: SyncNode, *, after: int,
                 raise SyncError(f"down item {item.seq}: record {item.request_id} is gone")
             entry["record"] = record_payload(session, keys, node, record)
         out.append(entry)
-    return {"items": out, "newest": node.down_seq, "up_applied": node.up_applied}
+    # ``more``: a full answer; there may be more to hand down (the node asks again)
+    return {"items": out, "newest": node.down_seq, "up_applied": node.up_applied,
+            "more": len(out) >= limit}
 
 
 def recall(session: Session, request_id: str, *, actor: str) -> Recall:

@@ -130,6 +130,8 @@ def pull() -> Any:
         if (folder / f"{manifest.sha256}.bundle").exists():
             sync.note_down_applied(node, after)
             return jsonify({"bundle": manifest.to_json()})
+    # what the node was handed for an earlier ``after`` is applied (or abandoned): gone
+    bundle.sweep(folder, keep=("-",))
     with _TOKEN, KeyStore.open(current_app.config["PRINTSRV_SETTINGS"]) as keys:
         answer = sync.pull(db(), keys, node, after=after)
     # committed before the bundle is kept: a cached bundle never names uncommitted down items
@@ -138,8 +140,6 @@ def pull() -> Any:
     if len(data_bytes) <= bundle.INLINE_MAX:
         return jsonify(answer)  # small: one answer (deflated on the wire by _deflate)
     manifest = bundle.Manifest.of(data_bytes, raw_size=raw_size)
-    # what the node was handed for an earlier ``after`` is applied (or abandoned): gone
-    bundle.sweep(folder, keep=("-",))
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f"{manifest.sha256}.tmp"
     tmp.write_bytes(data_bytes)
