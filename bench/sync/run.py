@@ -86,6 +86,7 @@ class CountingLink:
         self.lost = 0
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
+        self._link_free = {"up": 0.0, "down": 0.0}
         self._listener = socket.create_server((host, 0))
         self.host = host
         self.port = int(self._listener.getsockname()[1])
@@ -138,22 +139,23 @@ class CountingLink:
         due: queue.Queue[tuple[float, bytes] | None] = queue.Queue(maxsize=48)  # ~70 kB
         writer = threading.Thread(target=self._deliver, args=(due, dst), daemon=True)
         writer.start()
-        free_at = time.monotonic()
+        free_at = time.monotonic()  # this connection's sender
         slow_until = 0.0
         last = 0.0
         try:
             while data := src.recv(MSS):
                 self._count(way, len(data))
-                depart = max(free_at, time.monotonic())
-                rate = RATE / 2 if depart < slow_until else RATE
-                free_at = depart + len(data) * 8 / rate
-                deliver = free_at + DELAY
-                with self._lock:
+                on_wire = len(data) * 8 / RATE
+                with self._lock:  # the link is shared by the connections of a direction
+                    depart = max(free_at, self._link_free[way], time.monotonic())
                     lost = self._rng.random() < LOSS
                     self.lost += lost
-                if lost:
-                    free_at += len(data) * 8 / RATE
-                    deliver = free_at + 3 * DELAY  # noticed after an RTT, sent again
+                    self._link_free[way] = depart + on_wire * (2 if lost else 1)
+                free_at = depart + on_wire * (2 if depart < slow_until else 1)
+                deliver = depart + on_wire + DELAY
+                if lost:  # noticed after an RTT, sent again
+                    deliver = depart + 2 * on_wire + 3 * DELAY
+                    free_at += on_wire
                     slow_until = free_at + 2 * DELAY
                 last = max(last, deliver)
                 due.put((last, data))
@@ -417,8 +419,8 @@ def bench_link(args: argparse.Namespace, server: Any, tmp: Path, rows: list[list
     port = free_port()
     netem = netem_link() if not args.no_netem else None
     link_name = ("netns + veth + tc netem (rate 256kbit delay 150ms loss 5% both ends)"
-                 if netem else "TCP proxy shaping 256 kbit/s, 150 ms each way; 5 % of segments "
-                 "lost: re-sent, 1 RTT late, half rate for 1 RTT (no netem qdisc here)")
+                 if netem else f"TCP proxy shaping 256 kbit/s, 150 ms each way; {LOSS:.0%} of "
+                 "segments lost: re-sent, 1 RTT late, half rate for 1 RTT (no netem qdisc here)")
     try:
         with serving(server, port, workers=args.workers):
             plain = CountingLink(("127.0.0.1", port))
@@ -611,9 +613,13 @@ def main() -> int:
                         help="run.py serve --workers (default: as serve decides)")
     parser.add_argument("--only", default="download,catchup,nodes")
     parser.add_argument("--no-netem", action="store_true", help="use the shaping proxy")
+    parser.add_argument("--loss", type=float, default=5.0,
+                        help="percent of segments lost (the shaping proxy only)")
     parser.add_argument("--pg", default=DEFAULT_PG)
     args = parser.parse_args()
     only = set(args.only.split(","))
+    global LOSS
+    LOSS = args.loss / 100
 
     from printsrv import schema
     from printsrv.config import load_settings

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -42,7 +43,8 @@ class ServerClient:
         self.node_id = node_id
         self._sign = sign
         self._next_counter = next_counter
-        self._http = requests.Session()
+        self._local = threading.local()  # a connection per thread (parallel ranges)
+        self._count = threading.Lock()
         self.sent = 0
         self.received = 0
         self.refused = 0  # chunks refused (a block that did not match its hash) either way
@@ -64,28 +66,41 @@ class ServerClient:
 
     def fetch(self, path: str, body: dict[str, Any]) -> Iterator[bytes]:
         """POST ``body`` and yield the answer's bytes as they arrive (a link cut while they
-        arrive raises :class:`SyncError` after the bytes that came)."""
+        arrive raises :class:`SyncError` after the bytes that came). For a replayable read
+        (a bundle's range; the server does not check its counter): safe from any thread, on
+        that thread's own connection."""
         raw, encoding = encode_json(body)
-        response = self._post(path, raw, "application/json", encoding, stream=True)
+        response = self._post(path, raw, "application/json", encoding, stream=True,
+                              counter=0)
         with response:
             if response.status_code != 200:
                 answer_json(response, self.base_url)
             try:
                 for piece in response.iter_content(4096):
-                    self.received += len(piece)
+                    with self._count:
+                        self.received += len(piece)
                     yield piece
             except requests.RequestException as exc:
                 raise SyncError(f"link to {self.base_url}: {type(exc).__name__}") from exc
 
+    def _session(self) -> requests.Session:
+        http = getattr(self._local, "http", None)
+        if http is None:
+            http = self._local.http = requests.Session()
+        return http
+
     def _post(self, path: str, raw: bytes, content_type: str, encoding: str | None,
-              *, stream: bool = False) -> requests.Response:
-        headers = signed_headers(path, raw, self.node_id, self._sign, self._next_counter())
+              *, stream: bool = False, counter: int | None = None) -> requests.Response:
+        number = self._next_counter() if counter is None else counter
+        with self._count:  # one signature at a time on the token's session
+            headers = signed_headers(path, raw, self.node_id, self._sign, number)
         headers["Content-Type"] = content_type
         if encoding:
             headers["Content-Encoding"] = encoding
-        self.sent += len(raw)
+        with self._count:
+            self.sent += len(raw)
         try:
-            return self._http.post(self.base_url + protocol.PREFIX + path, data=raw,
+            return self._session().post(self.base_url + protocol.PREFIX + path, data=raw,
                                    headers=headers, timeout=TIMEOUT, stream=stream)
         except requests.RequestException as exc:
             raise SyncError(f"link to {self.base_url}: {type(exc).__name__}") from exc

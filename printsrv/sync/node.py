@@ -48,6 +48,11 @@ from printsrv.sync.server import RECALL_ANSWER
 CONSUMER = "kabupaten-sync"
 #: Events in one push at most (one bundle: sent in chunks when large, resumed after a cut).
 CHUNK = 1000
+#: Stripes of a bundle fetched at once (each on its own connection), and their size.
+PARALLEL = 3
+STRIPE = 64 * 1024
+#: Stripes ahead of the part file's end that may be held in memory.
+AHEAD = 8
 #: Attempts in a row that move no byte before a transfer gives up until the next sync.
 RETRIES = 3
 ACTOR = "sync"
@@ -218,20 +223,78 @@ def upload(client: ServerClient, manifest: bundle.Manifest, data: bytes) -> None
 
 def download(settings: Settings, client: ServerClient, manifest: bundle.Manifest) -> bytes:
     """A bundle the server handed this node, fetched into the node's spool from where a cut
-    download stopped (every byte that arrived is kept; each block is checked)."""
+    download stopped (every byte that arrived is kept; each block is checked).
+
+    :data:`PARALLEL` stripes of :data:`STRIPE` bytes are fetched at once (within the next
+    :data:`AHEAD`), each on its own connection: on a lossy link with a long round trip one
+    TCP connection stalls at each lost segment, and the others keep the link busy meanwhile.
+    Each stripe's bytes are held in memory as they come and written to the part file in
+    order; a stripe cut midway keeps what came and is asked again from there (bytes of later
+    stripes held in memory are lost only if the process ends before the stripes before them
+    arrive)."""
+    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
     folder = bundle.spool(settings.instance_dir, "node", "down")
     part = bundle.Part(folder, manifest)
     bundle.sweep(folder, keep=(part.path.name, part.done.name))
     size, sha = manifest.size, manifest.sha256
+    held: dict[int, tuple[int, bytearray]] = {}  # stripe number -> (first offset, bytes)
+
+    def fetch(stripe: int) -> None:
+        start, data = held[stripe]
+        end = min((stripe + 1) * STRIPE, size)
+        for piece in client.fetch(f"/fetch/{sha}", {"offset": start + len(data),
+                                                    "length": end - start - len(data)}):
+            data += piece
+
+    def unfinished(stripe: int) -> bool:
+        start, data = held[stripe]
+        return start + len(data) < min((stripe + 1) * STRIPE, size)
+
+    def flush(busy: set[int]) -> None:
+        """Write what is held in order from the end of the part file (blocks checked)."""
+        while not part.complete:
+            stripe = part.received // STRIPE
+            if stripe in busy or stripe not in held or held[stripe][0] != part.received:
+                return
+            start, data = held.pop(stripe)
+            if data:
+                part.write(start, [bytes(data)])
+            if start + len(data) < min((stripe + 1) * STRIPE, size):
+                return  # a stripe cut midway: asked again from its end
 
     def step() -> None:
-        while not part.complete:
-            offset = part.received
-            part.write(offset, client.fetch(
-                f"/fetch/{sha}",
-                {"offset": offset, "length": min(bundle.DOWN_CHUNK, size - offset)}))
+        running: dict[Future[None], int] = {}
+        failed: BaseException | None = None
+        with ThreadPoolExecutor(PARALLEL) as pool:
+            while not part.complete:
+                first = part.received // STRIPE
+                for stripe in range(first, min(first + AHEAD, -(-size // STRIPE))):
+                    if failed is not None or len(running) >= PARALLEL:
+                        break
+                    if stripe in running.values():
+                        continue
+                    held.setdefault(stripe, (max(stripe * STRIPE, part.received), bytearray()))
+                    if unfinished(stripe):
+                        running[pool.submit(fetch, stripe)] = stripe
+                if not running:
+                    before = part.received
+                    flush(set())
+                    if failed is not None:
+                        raise failed
+                    if part.received == before and not part.complete:
+                        raise SyncError(f"bundle {sha[:12]}: download stalled at {before}")
+                    continue
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    del running[future]
+                    failed = failed or future.exception()
+                flush(set(running.values()))
 
-    _retrying(client, lambda: part.received, step)
+    def progress() -> int:
+        return part.received + sum(len(d) for _, d in held.values())
+
+    _retrying(client, progress, step)
     return part.read()
 
 
