@@ -45,6 +45,7 @@ class ServerClient:
         self._next_counter = next_counter
         self._local = threading.local()  # a connection per thread (parallel ranges)
         self._count = threading.Lock()
+        self._sessions: list[requests.Session] = []
         self.sent = 0
         self.received = 0
         self.refused = 0  # chunks refused (a block that did not match its hash) either way
@@ -87,7 +88,16 @@ class ServerClient:
         http = getattr(self._local, "http", None)
         if http is None:
             http = self._local.http = requests.Session()
+            with self._count:
+                self._sessions.append(http)
         return http
+
+    def close(self) -> None:
+        """Close every connection this client opened (from any thread)."""
+        with self._count:
+            sessions, self._sessions = self._sessions, []
+        for http in sessions:
+            http.close()
 
     def _post(self, path: str, raw: bytes, content_type: str, encoding: str | None,
               *, stream: bool = False, counter: int | None = None) -> requests.Response:

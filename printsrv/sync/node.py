@@ -122,7 +122,11 @@ def connect(settings: Settings) -> Iterator[tuple[ServerClient, KeyStore]]:
         node_id, url = node.node_id, node.server_url
     with KeyStore.open(settings) as keys:
         signer = keys.node_signer()
-        yield ServerClient(url, node_id, signer.sign, _next_counter(settings)), keys
+        client = ServerClient(url, node_id, signer.sign, _next_counter(settings))
+        try:
+            yield client, keys
+        finally:
+            client.close()
 
 
 # ----------------------------------------------------------------------------------- up

@@ -292,3 +292,31 @@ def test_a_chunk_that_does_not_match_its_block_hash_is_cut_off(tmp_path: Path) -
     assert part.complete and part.read() == data
     with pytest.raises(SyncError, match="block hashes"):
         bundle.Manifest.from_json({**manifest.to_json(), "blocks": manifest.blocks[:-1]})
+
+
+def test_json_travels_deflated_both_ways(link: Link, tmp_path: Path) -> None:
+    import json
+
+    import requests
+
+    from printsrv.keys import KeyStore
+    from printsrv.sync import protocol
+    from printsrv.sync.client import encode_json, signed_headers
+
+    _import(link.server, tmp_path, 3)
+    node_id = _enrol(link)
+    body = {"after": 0, "pad": "x" * 2000}  # above COMPRESS_ABOVE: the request is deflated
+    raw, encoding = encode_json(body)
+    assert encoding == "deflate" and len(raw) < 200
+    with KeyStore.open(link.node) as keys:
+        headers = signed_headers("/pull", raw, node_id, keys.node_signer().sign, 10**6)
+    headers.update({"Content-Type": "application/json", "Content-Encoding": "deflate",
+                    "Accept-Encoding": "deflate"})
+    answer = requests.post(link.url + protocol.PREFIX + "/pull", data=raw, headers=headers,
+                           stream=True, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["Content-Encoding"] == "deflate"
+    on_wire = answer.raw.read(decode_content=False)
+    document = json.loads(zlib.decompress(on_wire))
+    assert len(document["items"]) == 3
+    assert len(on_wire) < len(json.dumps(document)) * 0.9  # media compress little, the rest well
