@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from typing import Any
 
 from printsrv.config import load_settings
@@ -25,7 +24,10 @@ def register(sub: Any) -> None:
     e.set_defaults(func=cmd_enroll)
     s = node_sub.add_parser("sync", help="exchange with the server (forever, or --once)")
     s.add_argument("--once", action="store_true", help="one exchange, then exit")
-    s.add_argument("--interval", type=float, default=60.0, help="seconds between exchanges")
+    s.add_argument("--interval", type=float, help="seconds between exchanges (default: the "
+                   "setting node_sync_interval, 60)")
+    s.add_argument("--max-wait", type=float, help="longest wait after failures in a row (the "
+                   "wait doubles from the interval; default 10 intervals, at most 600 s)")
     s.set_defaults(func=cmd_sync)
     st = node_sub.add_parser("status", help="last contact, offline since, events pending")
     st.add_argument("--json", action="store_true")
@@ -67,24 +69,34 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
     from printsrv.sync import node
     from printsrv.sync.protocol import AuthError, SyncError
 
     settings = load_settings()
-    while True:
+    if args.once:
         try:
             result = node.sync_once(settings)
-            print(f"sync: {result.pushed} events up, {result.pulled} items down", flush=True)
         except AuthError as exc:
             print(f"sync refused by the server ({exc.status}): {exc}", file=sys.stderr)
             return 1
         except SyncError as exc:
-            print(f"sync failed (will retry): {exc}", file=sys.stderr, flush=True)
-            if args.once:
-                return 1
-        if args.once:
-            return 0
-        time.sleep(args.interval)
+            print(f"sync failed: {exc}", file=sys.stderr, flush=True)
+            return 1
+        print(f"sync: {result.pushed} events up, {result.pulled} items down", flush=True)
+        return 0
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+
+    def report(line: str, failed: bool) -> None:
+        print(line, file=sys.stderr if failed else sys.stdout, flush=True)
+
+    interval = args.interval if args.interval is not None else settings.node_sync_interval
+    return node.sync_forever(settings, stop, interval=max(float(interval), 0.1),
+                             ceiling=args.max_wait, report=report)
 
 
 def cmd_node_status(args: argparse.Namespace) -> int:
