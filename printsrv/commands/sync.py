@@ -34,7 +34,7 @@ def register(sub: Any) -> None:
     st.set_defaults(func=cmd_node_status)
 
     m = sub.add_parser("nodes", help="kecamatan nodes of this server: list, approve, revoke, "
-                       "recall")
+                       "recall, lost, fates, settle")
     m.set_defaults(func=cmd_nodes)
     m.add_argument("--json", action="store_true")
     nodes_sub = m.add_subparsers(dest="nodes_command")
@@ -51,6 +51,26 @@ def register(sub: Any) -> None:
     c.add_argument("request_id")
     c.add_argument("--actor", default="cli")
     c.set_defaults(func=cmd_recall)
+    lost = nodes_sub.add_parser(
+        "lost", help="a node whose disk died: revoke it and report what it held as unknown "
+        "fates for a supervisor to settle (then enrol a fresh node for the office)")
+    lost.add_argument("node")
+    lost.add_argument("--reason", required=True, help="why (disk died, stolen, ...)")
+    lost.add_argument("--actor", default="cli")
+    lost.set_defaults(func=cmd_lost)
+    f = nodes_sub.add_parser("fates", help="unknown fates of lost nodes (open ones, or --all)")
+    f.add_argument("--node")
+    f.add_argument("--all", action="store_true", help="settled ones too")
+    f.add_argument("--json", action="store_true")
+    f.set_defaults(func=cmd_fates)
+    t = nodes_sub.add_parser("settle", help="a supervisor's decision on an unknown fate")
+    t.add_argument("fate_id", type=int)
+    t.add_argument("--decision", required=True, choices=["recovered", "spoiled", "lost"],
+                   help="recovered: the card found issued / the blank unused; spoiled: found "
+                   "damaged; lost: not found (a record goes back to the queue)")
+    t.add_argument("--reason", required=True)
+    t.add_argument("--actor", required=True, help="the supervisor who decides")
+    t.set_defaults(func=cmd_settle)
 
 
 def _when(moment: Any) -> str:
@@ -163,4 +183,47 @@ def cmd_recall(args: argparse.Namespace) -> int:
         asked = server.recall(session, args.request_id, actor=args.actor)
         node_id = asked.node_id
     print(f"recall of {args.request_id} asked of node {node_id}; it answers on its next sync")
+    return 0
+
+
+def cmd_lost(args: argparse.Namespace) -> int:
+    from printsrv.db import unit_of_work
+    from printsrv.sync import recovery
+
+    with unit_of_work(load_settings()) as session:
+        lost = recovery.declare_lost(session, args.node, actor=args.actor, reason=args.reason)
+    print(f"node {lost.node_id} revoked; unknown fates reported: {lost.records} records, "
+          f"{lost.blanks} blanks (run.py nodes fates; settle each with run.py nodes settle)")
+    return 0
+
+
+def cmd_fates(args: argparse.Namespace) -> int:
+    from printsrv.db import unit_of_work
+    from printsrv.sync import recovery
+    from printsrv.terminal import table
+
+    with unit_of_work(load_settings()) as session:
+        rows = [{"id": f.id, "node": f.node_id, "kind": f.kind, "subject": f.subject,
+                 "last known": f.last_known, "reported": _when(f.reported_at),
+                 "decision": f.decision.value if f.decision else None,
+                 "by": f.settled_by, "reason": f.reason}
+                for f in recovery.unknown_fates(session, node_id=args.node,
+                                                open_only=not args.all)]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif not rows:
+        print("no unknown fates")
+    else:
+        print(table([{k: ("—" if v is None else v) for k, v in r.items()} for r in rows]))
+    return 0
+
+
+def cmd_settle(args: argparse.Namespace) -> int:
+    from printsrv.db import unit_of_work
+    from printsrv.sync import recovery
+
+    with unit_of_work(load_settings()) as session:
+        fate = recovery.settle(session, args.fate_id, args.decision, actor=args.actor,
+                               reason=args.reason)
+        print(f"{fate.kind} {fate.subject}: {fate.decision} (by {fate.settled_by})")
     return 0
