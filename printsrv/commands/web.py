@@ -123,11 +123,11 @@ def _start_node_sync(settings: Any) -> Any:
 
     if settings.node_sync_interval <= 0 or not is_node(settings):
         return None
-    print(f"node: syncing with the server every {settings.node_sync_interval} s",
+    print(f"node: syncing with the server every {settings.node_sync_interval:g} s",
           file=sys.stderr)
     return subprocess.Popen(
         [sys.executable, str(PROJECT_ROOT / "run.py"), "node", "sync", "--interval",
-         str(settings.node_sync_interval)],
+         f"{settings.node_sync_interval:g}"],
         stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
 
 
