@@ -20,12 +20,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from printsrv import outbox
 from printsrv.config import Settings
 from printsrv.db import unit_of_work
-from printsrv.errors import NotFound, StateError
+from printsrv.errors import NotFound, PrintSrvError, StateError
 from printsrv.keys import KeyStore
 from printsrv.models import (
     Batch,
@@ -345,7 +346,7 @@ def sync_forever(settings: Settings, stop: threading.Event, *, interval: float,
             if report:
                 report(f"sync refused by the server ({exc.status}): {exc}", True)
             return 1
-        except SyncError as exc:
+        except (PrintSrvError, SQLAlchemyError) as exc:  # the link, the token, a busy database
             failures += 1
             wait = backoff(failures, interval, ceiling)
             if report:

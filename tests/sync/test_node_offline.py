@@ -175,11 +175,41 @@ def test_a_node_whose_server_is_unreachable_prints_and_catches_up(link: Link,  #
     assert _banner(client.get("/queue").get_data(as_text=True)) is None
 
 
-def test_the_sync_loop_backs_off_and_stops_when_refused() -> None:
+def test_the_sync_loop_backs_off_and_stops_when_refused(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
     from printsrv.sync import node
+    from printsrv.sync.protocol import AuthError, SyncError
 
     assert [node.backoff(n, 60, 600) for n in range(6)] == [60, 60, 120, 240, 480, 600]
     assert node.backoff(3, 60, 10) == 60  # never below the interval
+
+    outcomes: list[Exception | None] = [SyncError("down"), SyncError("down"), SyncError("down"),
+                                        None, SyncError("down"), AuthError("revoked", 403)]
+
+    def exchange(settings: object) -> node.SyncResult:
+        outcome = outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+        return node.SyncResult(2, 1)
+
+    class Clock(threading.Event):
+        waits: list[float] = []  # noqa: RUF012
+
+        def wait(self, timeout: float | None = None) -> bool:
+            self.waits.append(float(timeout or 0))
+            return False
+
+    monkeypatch.setattr(node, "sync_once", exchange)
+    lines: list[tuple[str, bool]] = []
+    stop = Clock()
+    assert node.sync_forever(None, stop, interval=1.0, ceiling=3.0,  # type: ignore[arg-type]
+                             report=lambda line, failed: lines.append((line, failed))) == 1
+    assert stop.waits == [1.0, 2.0, 3.0, 1.0, 1.0]  # doubling up to the ceiling; back to 1
+    assert [failed for _, failed in lines] == [True, True, True, False, True, True]
+    assert lines[3][0] == "sync: 2 events up, 1 items down"
+    assert "refused by the server (403)" in lines[-1][0]
 
 
 def test_serve_on_a_node_syncs_by_itself_and_shows_the_link_down(
