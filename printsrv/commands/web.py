@@ -119,9 +119,15 @@ def _start_node_sync(settings: Any) -> Any:
 
     from printsrv import PROJECT_ROOT
     from printsrv.commands.demo import _die_with_parent
+    from printsrv.db import engine_for
     from printsrv.sync.node import is_node
 
-    if settings.node_sync_interval <= 0 or not is_node(settings):
+    if settings.node_sync_interval <= 0:
+        return None
+    enrolled = is_node(settings)
+    # gunicorn forks its workers from this process: they must not share its connections
+    engine_for(settings.sqlalchemy_url).dispose()
+    if not enrolled:
         return None
     print(f"node: syncing with the server every {settings.node_sync_interval:g} s",
           file=sys.stderr)

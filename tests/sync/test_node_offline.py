@@ -212,8 +212,9 @@ def test_the_sync_loop_backs_off_and_stops_when_refused(
     assert "refused by the server (403)" in lines[-1][0]
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])  # waitress; gunicorn (forks)
 def test_serve_on_a_node_syncs_by_itself_and_shows_the_link_down(
-        instance_dir: Path, tmp_path: Path, node_key: None) -> None:
+        instance_dir: Path, tmp_path: Path, node_key: None, workers: str) -> None:
     """``run.py serve`` on a node whose server does not answer: its own sync finds the link
     down within a few seconds, and the login page says so."""
     import requests
@@ -236,7 +237,8 @@ def test_serve_on_a_node_syncs_by_itself_and_shows_the_link_down(
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "run.py"), "serve",
-                                 "--workers", "1", "--port", str(port), "--insecure-cookies"],
+                                 "--workers", workers, "--port", str(port),
+                                 "--insecure-cookies"],
                                 env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 40
