@@ -15,8 +15,9 @@ before it answers a single APDU (see ``VICC_DEFECTS`` in test_chip_vicc_realstac
    Python 2 module ``sha``; Debian's ``python3-pycryptodome`` is the same API under the name
    ``Cryptodome``, so ``Crypto`` is made an alias of it;
 3. the ePass card generator is Python 2 code (``raw_input``, ``str`` file names and AIDs,
-   ``PIL`` not a dependency, ``TLVutils.pack`` joins ints), so the file system is built here with vicc's own classes, laid
-   out as its generator does (application DF ``A0000002471001``, EF.COM, EF.DG1);
+   ``PIL`` not a dependency, ``TLVutils.pack`` joins ints), so the file system is built here
+   with vicc's own classes, laid out as its generator does (application DF ``A0000002471001``,
+   EF.COM, EF.DG1; its EF.COM's tag list ``(0x5C, 2, b"6175")`` is fixed to DG1's tag 61);
 4. ``-f FILE`` (a saved card) is parsed and ignored, so a card cannot be handed over that way.
 
 This file is not a test; the tests start it as a process, like a card put on a reader.
@@ -25,6 +26,7 @@ This file is not a test; the tests start it as a process, like a card put on a r
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.abc
 import importlib.machinery
@@ -122,7 +124,7 @@ def build_card(dg1: bytes, sod: bytes | None) -> tuple[object, object]:
 
     mf = MF()
     df = DF(parent=mf, fid=4, dfname=b"\xa0\x00\x00\x02G\x10\x01", bertlv_data=[])
-    com = _tlv(0x60, _tlv(0x5F01, b"0107") + _tlv(0x5F36, b"040000") + _tlv(0x5C, b"61"))
+    com = _tlv(0x60, _tlv(0x5F01, b"0107") + _tlv(0x5F36, b"040000") + _tlv(0x5C, b"\x61"))
     df.append(TransparentStructureEF(parent=df, fid=0x011E, filedescriptor=0, data=com))
     df.append(TransparentStructureEF(parent=df, fid=0x0101, filedescriptor=0, data=dg1))
     if sod is not None:  # vicc's generator puts an empty EF.SOD at 010D; ICAO's FID is 011D
@@ -153,10 +155,8 @@ def main() -> None:
     vicc = VirtualSmartcard.VirtualICC(
         None, "ePass", "localhost", args.port,
         logginglevel=logging.DEBUG if args.verbose else logging.WARNING)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         vicc.run()
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":
