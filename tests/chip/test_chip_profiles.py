@@ -79,7 +79,8 @@ def test_malformed_profiles_are_named(tmp_path: Path, text: str, message: str) -
 def test_default_profile_through_pcscd(pcsc_stack: Any, holder: HolderData,
                                        keys: PersonalizationKeys) -> None:
     """Through pcscd: the default profile checks by reading every file back under the SCP03
-    session (secure-messaging bits in the CLA: 04 for ISO commands, 84 for GP ones), never by HASH FILES; the simulator's profile does the opposite."""
+    session (secure-messaging bits in the CLA: 04 for ISO commands, 84 for GP ones), never by
+    HASH FILES; the simulator's profile does the opposite."""
     from chip.pcsc import PcscChannel
 
     class RecordingPcsc(PcscChannel):
