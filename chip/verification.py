@@ -205,7 +205,7 @@ def verify_card(channel: CardChannel, csca_der: bytes | None,
             report.dg3_withheld = True
         if n == 14 and 14 in files and secure:
             ca = _chip_authentication(t, facts, report, files[14])
-            if report.chip_authentication is False:
+            if report.chip_authentication is False and t.session is None:  # nothing to read
                 report.seconds = round(time.perf_counter() - started, 6)
                 return report
     report.files = {name: len(raw) for name, raw in report.raw_files.items()}
