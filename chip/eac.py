@@ -44,7 +44,7 @@ PUT_DATA_TRUST_POINT = 0x00A1  # PUT DATA 00A1: A1 { 7F21 CVCA certificate, 5F25
 
 
 def oid_bytes(dotted: str) -> bytes:
-    return core.ObjectIdentifier(dotted).contents
+    return bytes(core.ObjectIdentifier(dotted).contents)
 
 
 def dg14(ca_public: ec.EllipticCurvePublicKey | None, *,
