@@ -214,7 +214,10 @@ def verify_card(channel: CardChannel, csca_der: bytes | None,
     report.dg_hashes_valid, report.signer_subject = pa.dg_hashes_valid, pa.signer_subject
     if report.dg3_withheld:
         report.dg_hashes_valid.pop(3, None)
-        if report.terminal_authentication is None:
+        if report.terminal_authentication is True:
+            report.problems.append("the chip refuses DG3 after Terminal Authentication: our "
+                                   "certificate chain does not grant read-DG3 (CHAT)")
+        elif report.terminal_authentication is None:
             report.notes.append("DG3 not read: the chip shows it only after EAC Terminal "
                                 "Authentication (no inspection-system certificate given)")
     if pa.chain is not None:

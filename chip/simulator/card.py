@@ -669,6 +669,10 @@ class SimulatedCard:
     def _store_eac(self, card: eac.EacCard) -> None:
         self.secrets.trust_points = b"".join(tp.raw for tp in card.trust_points)
         self.secrets.eac_date = cvc.encode_date(card.current_date)
+        cvca_file = self.files.get(eac.CVCA_FID)
+        if cvca_file is not None:  # the chip keeps EF.CVCA in step: newest trust point first
+            refs = [tp.chr for tp in reversed(card.trust_points)]
+            cvca_file.data[:] = eac.ef_cvca(*refs[:2])[:cvca_file.size]
         self._save()
 
     def _generate_key_pair(self, cmd: CommandApdu) -> ResponseApdu:
