@@ -104,11 +104,15 @@ def parse_ef_cvca(raw: bytes) -> list[str]:
     return [v.decode("ascii") for tag, v in parse(raw.rstrip(b"\x00")) if tag == 0x42]
 
 
-def trust_point_command(cvca: cvc.CvCertificate, today: dt.date) -> CommandApdu:
+def trust_point_commands(cvca: cvc.CvCertificate, today: dt.date,
+                         chunk: int = 255) -> list[CommandApdu]:
     """PUT DATA ``00A1`` (personalization, under SCP03): the CVCA certificate the chip trusts
-    and its first current date."""
+    and its first current date; ISO 7816-4 command chaining (CLA bit ``10``) in pieces of at
+    most ``chunk`` bytes."""
     body = tlv(0xA1, cvca.raw + tlv(cvc.TAG_EFFECTIVE, cvc.encode_date(today)))
-    return CommandApdu(0x80, 0xDA, 0x00, 0xA1, body)
+    pieces = [body[i : i + chunk] for i in range(0, len(body), chunk)]
+    return [CommandApdu(0x80 if i == len(pieces) - 1 else 0x90, 0xDA, 0x00, 0xA1, piece)
+            for i, piece in enumerate(pieces)]
 
 
 def id_picc(mrz: str) -> bytes:

@@ -182,6 +182,7 @@ class _Session:
     current_ef: CardFile | None = None
     eac: eac.EacCardState = field(default_factory=eac.EacCardState)
     next_sm: SecureMessaging | None = None  # the session Chip Authentication just agreed
+    chained: bytes = b""  # PUT DATA command chaining (CLA bit 10) so far
 
 
 class SimulatedCard:
@@ -303,7 +304,7 @@ class SimulatedCard:
             if cmd.ins == Ins.GET_DATA and cmd.p1 == 0x00:
                 return self.config.uid + _sw(Sw.OK)
             return _sw(Sw.INS_NOT_SUPPORTED)
-        if cmd.cla not in (0x00, 0x10, 0x80, 0x84, 0x04, SM_CLA):  # 10: chaining (PACE)
+        if cmd.cla not in (0x00, 0x10, 0x80, 0x84, 0x94, 0x04, SM_CLA):  # 10: chaining
             return _sw(Sw.CLA_NOT_SUPPORTED)
         session = self._session
         if cmd.cla == SM_CLA:
@@ -630,7 +631,15 @@ class SimulatedCard:
     def _put_data(self, cmd: CommandApdu) -> ResponseApdu:
         """PUT DATA 00A0: the BAC keys (K_enc, K_mac) derived from the MRZ by the host."""
         if (cmd.p1 << 8) | cmd.p2 == eac.PUT_DATA_TRUST_POINT:
-            return self._put_trust_point(cmd)
+            data = self._session.chained + cmd.data
+            if cmd.cla & 0x10:  # more to come
+                if len(data) > 4096:
+                    self._session.chained = b""
+                    return ResponseApdu(b"", Sw.WRONG_LENGTH)
+                self._session.chained = data
+                return ResponseApdu(b"", Sw.OK)
+            self._session.chained = b""
+            return self._put_trust_point(data)
         if (cmd.p1 << 8) | cmd.p2 != PUT_DATA_ACCESS_KEYS:
             return ResponseApdu(b"", Sw.REFERENCED_DATA_NOT_FOUND)
         try:
@@ -646,9 +655,9 @@ class SimulatedCard:
         self._save()
         return ResponseApdu(b"", Sw.OK)
 
-    def _put_trust_point(self, cmd: CommandApdu) -> ResponseApdu:
+    def _put_trust_point(self, data: bytes) -> ResponseApdu:
         """PUT DATA 00A1: the CVCA certificate (self-signed, checked) and the current date."""
-        body = find(cmd.data, 0xA1) or b""
+        body = find(data, 0xA1) or b""
         try:
             cert = cvc.parse_cv_certificate(body)
             date = cvc.decode_date(find(body[len(cert.raw):], cvc.TAG_EFFECTIVE) or b"")
