@@ -104,15 +104,31 @@ def parse_ef_cvca(raw: bytes) -> list[str]:
     return [v.decode("ascii") for tag, v in parse(raw.rstrip(b"\x00")) if tag == 0x42]
 
 
-def trust_point_commands(cvca: cvc.CvCertificate, today: dt.date,
-                         chunk: int = 255) -> list[CommandApdu]:
-    """PUT DATA ``00A1`` (personalization, under SCP03): the CVCA certificate the chip trusts
-    and its first current date; ISO 7816-4 command chaining (CLA bit ``10``) in pieces of at
-    most ``chunk`` bytes."""
-    body = tlv(0xA1, cvca.raw + tlv(cvc.TAG_EFFECTIVE, cvc.encode_date(today)))
-    pieces = [body[i : i + chunk] for i in range(0, len(body), chunk)]
-    return [CommandApdu(0x80 if i == len(pieces) - 1 else 0x90, 0xDA, 0x00, 0xA1, piece)
-            for i, piece in enumerate(pieces)]
+def encode_trust_point(cvca: cvc.CvCertificate) -> bytes:
+    """What the chip keeps of a CVCA: ``A1 { 42 CHR, 86 public point }`` (P-256 implied)."""
+    return tlv(0xA1, tlv(0x42, cvca.chr.encode("ascii")) + tlv(0x86, cvca.public_point))
+
+
+def decode_trust_points(raw: bytes) -> list[cvc.CvCertificate]:
+    """The chip's trust points as (body-less) CVCA certificates."""
+    out = []
+    for tag, value in parse(raw):
+        if tag != 0xA1:
+            raise MalformedError("trust point is not an A1 template")
+        chr_ = (find(value, 0x42) or b"").decode("ascii")
+        point = find(value, 0x86) or b""
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)  # ValueError if bad
+        far = dt.date(2099, 12, 31)
+        out.append(cvc.CvCertificate(b"", b"", b"", chr_, chr_, point, True, cvc.Role.CVCA,
+                                     cvc.READ_DG3 | cvc.READ_DG4, cvc.OID_ID_IS, far, far))
+    return out
+
+
+def trust_point_command(cvca: cvc.CvCertificate, today: dt.date) -> CommandApdu:
+    """PUT DATA ``00A1`` (personalization, under SCP03): the CVCA the chip trusts (its CHR
+    and public key) and the chip's first current date."""
+    body = encode_trust_point(cvca) + tlv(cvc.TAG_EFFECTIVE, cvc.encode_date(today))
+    return CommandApdu(0x80, 0xDA, 0x00, 0xA1, body)
 
 
 def id_picc(mrz: str) -> bytes:

@@ -334,10 +334,9 @@ def personalize(channel: CardChannel, holder: HolderData, keys: PersonalizationK
             t.transmit(access_keys_command(BacKey.from_mrz(parse_dg1(files[Ef.DG1])), can),
                        context="PUT DATA (access keys)")
             if keys.cvca_certificate is not None:
-                for cmd in eac.trust_point_commands(
-                        cvc.parse_cv_certificate(keys.cvca_certificate),
-                        dt.datetime.now(dt.UTC).date(), chunk):
-                    t.transmit(cmd, context="PUT DATA (EAC trust point)")
+                t.transmit(eac.trust_point_command(
+                    cvc.parse_cv_certificate(keys.cvca_certificate),
+                    dt.datetime.now(dt.UTC).date()), context="PUT DATA (EAC trust point)")
             if options.retire_keys:
                 _retire_keys(t, static)
             tracker.lock_sent = tracker.in_flight = True

@@ -182,7 +182,6 @@ class _Session:
     current_ef: CardFile | None = None
     eac: eac.EacCardState = field(default_factory=eac.EacCardState)
     next_sm: SecureMessaging | None = None  # the session Chip Authentication just agreed
-    chained: bytes = b""  # PUT DATA command chaining (CLA bit 10) so far
 
 
 class SimulatedCard:
@@ -304,7 +303,7 @@ class SimulatedCard:
             if cmd.ins == Ins.GET_DATA and cmd.p1 == 0x00:
                 return self.config.uid + _sw(Sw.OK)
             return _sw(Sw.INS_NOT_SUPPORTED)
-        if cmd.cla not in (0x00, 0x10, 0x80, 0x84, 0x94, 0x04, SM_CLA):  # 10: chaining
+        if cmd.cla not in (0x00, 0x10, 0x80, 0x84, 0x04, SM_CLA):  # 10: chaining (PACE)
             return _sw(Sw.CLA_NOT_SUPPORTED)
         session = self._session
         if cmd.cla == SM_CLA:
@@ -631,15 +630,7 @@ class SimulatedCard:
     def _put_data(self, cmd: CommandApdu) -> ResponseApdu:
         """PUT DATA 00A0: the BAC keys (K_enc, K_mac) derived from the MRZ by the host."""
         if (cmd.p1 << 8) | cmd.p2 == eac.PUT_DATA_TRUST_POINT:
-            data = self._session.chained + cmd.data
-            if cmd.cla & 0x10:  # more to come
-                if len(data) > 4096:
-                    self._session.chained = b""
-                    return ResponseApdu(b"", Sw.WRONG_LENGTH)
-                self._session.chained = data
-                return ResponseApdu(b"", Sw.OK)
-            self._session.chained = b""
-            return self._put_trust_point(data)
+            return self._put_trust_point(cmd.data)
         if (cmd.p1 << 8) | cmd.p2 != PUT_DATA_ACCESS_KEYS:
             return ResponseApdu(b"", Sw.REFERENCED_DATA_NOT_FOUND)
         try:
@@ -656,27 +647,26 @@ class SimulatedCard:
         return ResponseApdu(b"", Sw.OK)
 
     def _put_trust_point(self, data: bytes) -> ResponseApdu:
-        """PUT DATA 00A1: the CVCA certificate (self-signed, checked) and the current date."""
-        body = find(data, 0xA1) or b""
+        """PUT DATA 00A1: the CVCA's CHR and public key, and the chip's current date."""
         try:
-            cert = cvc.parse_cv_certificate(body)
-            date = cvc.decode_date(find(body[len(cert.raw):], cvc.TAG_EFFECTIVE) or b"")
-        except (MalformedError, ValueError):
+            items = parse(data)
+            point_raw = tlv(items[0][0], items[0][1])
+            eac.decode_trust_points(point_raw)
+            date = cvc.decode_date(dict(items).get(cvc.TAG_EFFECTIVE, b""))
+        except (MalformedError, ValueError, IndexError, UnicodeDecodeError):
             return ResponseApdu(b"", Sw.WRONG_DATA)
-        if cert.role is not cvc.Role.CVCA or not cert.signed_by(cert.public_key):
-            return ResponseApdu(b"", Sw.WRONG_DATA)
-        self.secrets.trust_points = cert.raw
+        self.secrets.trust_points = point_raw
         self.secrets.eac_date = cvc.encode_date(date)
         self._save()
         return ResponseApdu(b"", Sw.OK)
 
     def _eac_card(self) -> eac.EacCard:
-        raw = self.secrets.trust_points or b""
-        points = [cvc.parse_cv_certificate(tlv(tag, value)) for tag, value in parse(raw)]
+        points = eac.decode_trust_points(self.secrets.trust_points or b"")
         return eac.EacCard(points, cvc.decode_date(self.secrets.eac_date or b"\0" * 6))
 
     def _store_eac(self, card: eac.EacCard) -> None:
-        self.secrets.trust_points = b"".join(tp.raw for tp in card.trust_points)
+        self.secrets.trust_points = b"".join(eac.encode_trust_point(tp)
+                                             for tp in card.trust_points)
         self.secrets.eac_date = cvc.encode_date(card.current_date)
         cvca_file = self.files.get(eac.CVCA_FID)
         if cvca_file is not None:  # the chip keeps EF.CVCA in step: newest trust point first
