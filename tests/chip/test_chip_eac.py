@@ -327,3 +327,42 @@ def test_short_apdu_card_with_the_trust_point(
     report = verify_card(SimulatedChannel(card), pki.csca_certificate_der, bio_master,
                          access=BacKey.from_mrz(td1_mrz(holder)), inspection=cv.inspection())
     assert report.ok and report.terminal_authentication and report.fingers_decrypted == 2
+
+
+@pytest.mark.parametrize("read_finger", [True, False], ids=["read-dg3", "no-rights"])
+def test_an_openpace_cvc_create_certificate_is_accepted_on_its_chat(
+        eac_card: SimulatedCard, holder: HolderData, pki: DemoPki,
+        bio_master: SoftKeyDiversifier, cv: DemoCvPki, tmp_path: Path,
+        read_finger: bool) -> None:
+    """OpenPACE's ``cvc-create`` issues an IS certificate with our DV key: the chip takes it,
+    and opens DG3 only when OpenPACE set the read-fingerprint bit."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    tool = shutil.which("cvc-create")
+    if tool is None:
+        pytest.fail("cvc-create missing: apt-get install openpace (scripts/setup.sh --dev)")
+    (tmp_path / "dv.cvcert").write_bytes(cv.dv_certificate)
+    (tmp_path / "dv.pkcs8").write_bytes(cv.dv.key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    expires = (TODAY + dt.timedelta(days=20)).strftime("%y%m%d")
+    out = subprocess.run(
+        [tool, "--role=terminal", "--type=is", "--chr=IDISOPACE00001", f"--expires={expires}",
+         "--sign-with=dv.pkcs8", "--sign-as=dv.cvcert", "--scheme=ECDSA_SHA_256",
+         "--out-cert=is.cvcert", "--out-key=is.key"] + (["--read-finger"] if read_finger
+                                                          else []),
+        cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    cert = cvc.parse_cv_certificate((tmp_path / "is.cvcert").read_bytes())
+    assert cert.car == cvc.parse_cv_certificate(cv.dv_certificate).chr
+    assert cert.role is cvc.Role.IS and cert.rights == (cvc.READ_DG3 if read_finger else 0)
+    key = serialization.load_der_private_key((tmp_path / "is.key").read_bytes(), None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    inspection = eac.InspectionSystem([cvc.parse_cv_certificate(cv.dv_certificate), cert],
+                                      SoftCvSigner(key))
+    report = verify_card(SimulatedChannel(eac_card), pki.csca_certificate_der, bio_master,
+                         access=BacKey.from_mrz(td1_mrz(holder)), inspection=inspection)
+    assert report.terminal_authentication is True
+    assert report.fingers_decrypted == (2 if read_finger else 0)
+    assert report.ok is read_finger and report.dg3_withheld is not read_finger
