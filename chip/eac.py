@@ -13,7 +13,7 @@ the files lacks the private key: its answers no longer MAC-verify.
 Certificate ``00 2A 00 BE`` for the DV then the IS certificate, MSE:Set AT ``00 22 81 A4
 {83 CHR}``, GET CHALLENGE (8 bytes), EXTERNAL AUTHENTICATE ``00 82 00 00`` with the IS
 signature (ECDSA-SHA-256, plain) over ID_PICC ‖ r_PICC ‖ Comp(PK_PCD); ID_PICC is the document
-number field of the MRZ with its check digit (TD1 line 1, positions 6-15), Comp the
+number with its check digit as BAC's MRZ information has it (the full 16-digit NIK), Comp the
 x-coordinate of the ephemeral key from CA. Only then does the chip let DG3 be read.
 """
 
@@ -132,8 +132,13 @@ def trust_point_command(cvca: cvc.CvCertificate, today: dt.date) -> CommandApdu:
 
 
 def id_picc(mrz: str) -> bytes:
-    """ID_PICC for TA v1: the MRZ's document number field with its check digit."""
-    return mrz[5:15].encode("ascii")
+    """ID_PICC for TA v1 (TR-03110 v1.11, BAC case): the document number with its check digit,
+    as in BAC's MRZ information (a long NIK in full, the check digit over all of it)."""
+    from chip.bac import BacKey
+    from chip.lds import check_digit
+
+    number = BacKey.from_mrz(mrz).document_number.ljust(9, "<")
+    return (number + check_digit(number)).encode("ascii")
 
 
 # -- terminal side ------------------------------------------------------------------------------

@@ -366,3 +366,11 @@ def test_an_openpace_cvc_create_certificate_is_accepted_on_its_chat(
     assert report.terminal_authentication is True
     assert report.fingers_decrypted == (2 if read_finger else 0)
     assert report.ok is read_finger and report.dg3_withheld is not read_finger
+
+
+def test_id_picc_is_the_full_nik_and_its_check_digit(holder: HolderData) -> None:
+    from chip.lds import check_digit
+
+    nik = holder.document_number
+    assert len(nik) == 16
+    assert eac.id_picc(td1_mrz(holder)) == (nik + check_digit(nik)).encode()
