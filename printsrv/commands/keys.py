@@ -12,7 +12,7 @@ from printsrv.config import load_settings
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("keys", help="document-signer rotation, the CSCA's CRL")
+    p = sub.add_parser("keys", help="document-signer rotation, the CSCA's CRL, the EAC CV PKI")
     keys_sub = p.add_subparsers(dest="keys_command", required=True)
 
     s = keys_sub.add_parser("rotate-ds", help="retire the document-signer key and issue a new "
