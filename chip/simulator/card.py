@@ -309,6 +309,7 @@ class SimulatedCard:
         if cmd.cla == SM_CLA:
             return self._process_sm(cmd)
         session.sm = None  # a plain command ends ICAO secure messaging (9303-11 §9.8.1)
+        session.eac = eac.EacCardState()  # and with it whatever CA and TA had granted
         wrapped = bool(cmd.cla & 0x04)
         if cmd.ins == Ins.EXTERNAL_AUTHENTICATE and cmd.cla & 0x80:
             return self._external_authenticate(cmd)
@@ -335,7 +336,7 @@ class SimulatedCard:
         try:
             plain = sm.unwrap_command(cmd)
         except SecureChannelError:
-            self._session.sm = None
+            self._session.sm, self._session.eac = None, eac.EacCardState()
             return _sw(SW_SM_OBJECTS_INCORRECT)
         resp = self._dispatch(plain, False, icao_sm=True)
         wrapped = sm.wrap_response(resp).encode()

@@ -374,3 +374,17 @@ def test_id_picc_is_the_full_nik_and_its_check_digit(holder: HolderData) -> None
     nik = holder.document_number
     assert len(nik) == 16
     assert eac.id_picc(td1_mrz(holder)) == (nik + check_digit(nik)).encode()
+
+
+def test_ta_grant_ends_with_the_session(eac_card: SimulatedCard, holder: HolderData,
+                                        cv: DemoCvPki) -> None:
+    t, facts = _bac(eac_card, holder)
+    ca = _ca(t, facts)
+    mrz = parse_dg1(read_ef(t, Ef.DG1, facts, secure=True))  # type: ignore[arg-type]
+    eac.terminal_authentication(t, cv.inspection(), eac.parse_ef_cvca(
+        read_ef(t, Ef.CVCA, facts, secure=True)), ca, mrz)  # type: ignore[arg-type]
+    assert _read_dg3(t, facts)
+    # A new BAC session on the same power-up (plain commands end the old one): DG3 closed.
+    perform_bac(t, BacKey.from_mrz(td1_mrz(holder)))
+    with pytest.raises(SecurityStatusError):
+        _read_dg3(t, facts)
