@@ -819,6 +819,8 @@ class SimulatedCard:
             f = self.files.get(int.from_bytes(cmd.data[i : i + 2], "big"))
             if f is None:
                 return ResponseApdu(b"", Sw.FILE_NOT_FOUND)
+            if self._eac_denied(f):
+                return ResponseApdu(b"", Sw.SECURITY_STATUS)
             digests += hashlib.sha256(f.data).digest()
         return ResponseApdu(hashlib.sha256(digests).digest(), Sw.OK)
 
