@@ -122,7 +122,7 @@ def test_ta_with_a_valid_is_certificate_then_dg3_is_still_encrypted(
         biometrics.decrypt_dg3(dg3, wrong, eac_card.card_identity, "")
 
 
-@pytest.mark.parametrize("case", ["expired", "not-yet-valid-dv-date", "no-dg3-right",
+@pytest.mark.parametrize("case", ["expired", "dv-moves-the-chip-date", "no-dg3-right",
                                   "dv-without-rights", "foreign-cvca", "wrong-key"])
 def test_ta_refusals_keep_dg3_closed(eac_card: SimulatedCard, holder: HolderData,
                                      cv: DemoCvPki, case: str) -> None:
@@ -133,7 +133,7 @@ def test_ta_refusals_keep_dg3_closed(eac_card: SimulatedCard, holder: HolderData
     signer = SoftCvSigner()
     if case == "expired":  # expired 30 days before the chip's date (its personalization day)
         inspection = _is_cert(cv, signer, effective=TODAY - dt.timedelta(days=60))
-    elif case == "not-yet-valid-dv-date":  # a DV moved the chip's date past the IS expiry
+    elif case == "dv-moves-the-chip-date":  # a DV moved the chip's date past the IS expiry
         inspection = _is_cert(cv, signer, days=1)
         dv_late = cvc.issue(cv.cvca, inspection.chain[0].car, "IDDVKTP00009",
                             cv.dv.public_key, cvc.Role.DV_DOMESTIC, 3,
@@ -156,7 +156,7 @@ def test_ta_refusals_keep_dg3_closed(eac_card: SimulatedCard, holder: HolderData
         inspection = make_demo_cv_pki().inspection()
     else:  # our certificate, somebody else's key signs the challenge
         inspection = replace(cv.inspection(), signer=SoftCvSigner())
-    if case == "not-yet-valid-dv-date":
+    if case == "dv-moves-the-chip-date":
         with pytest.raises(SecurityStatusError):  # the IS expired by the chip's new date
             eac.terminal_authentication(t, inspection, refs, ca, mrz)
         assert eac_card.secrets.eac_date == cvc.encode_date(TODAY + dt.timedelta(days=10))
