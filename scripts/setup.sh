@@ -14,6 +14,8 @@ PKGS=(pcscd libpcsclite-dev vsmartcard-vpcd opensc pcsc-tools
       softhsm2 fonts-liberation fonts-ocr-b swig pkg-config gcc openssl zbar-tools)
 # Browser tests drive Debian's Chromium (Playwright never downloads a browser here).
 [ "$DEV" = 1 ] && PKGS+=(chromium qpdf systemd)
+# The EAC tests check our CV certificates with OpenPACE's cvc-print (an independent parser).
+[ "$DEV" = 1 ] && PKGS+=(openpace)
 # The SMS tests and benchmark run Kannel with its fake SMSC (a gateway of its own per test).
 [ "$DEV" = 1 ] && PKGS+=(kannel kannel-extras)
 # The independent BAC test reads vsmartcard's ePass emulator (vicc); Debian's package needs
