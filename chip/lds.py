@@ -43,6 +43,7 @@ class Ef(Enum):
     DG12 = LdsFile("DG12", 0x010C, 0x0C, 0x6C, 12)
     DG14 = LdsFile("DG14", 0x010E, 0x0E, 0x6E, 14)  # SecurityInfos: the AA algorithm
     DG15 = LdsFile("DG15", 0x010F, 0x0F, 0x6F, 15)  # Active Authentication public key
+    CVCA = LdsFile("EF.CVCA", 0x011C, 0x1C, 0x42, None)  # EAC: the CVCA the chip trusts
     SOD = LdsFile("EF.SOD", 0x011D, 0x1D, 0x77, None)
 
 

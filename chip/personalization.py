@@ -6,6 +6,7 @@ Entry points for the station: :func:`personalize` (any :class:`~chip.api.CardCha
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import os
@@ -15,7 +16,9 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
-from chip import activeauth, biometrics
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from chip import activeauth, biometrics, cvc, eac
 from chip.apdu import CommandApdu, Ins
 from chip.api import CardChannel, DocumentSigner, KeyDiversifier
 from chip.bac import BacKey
@@ -87,6 +90,9 @@ class PersonalizationKeys:
     scp03_master: KeyDiversifier
     biometric_master: KeyDiversifier
     biometric_key_id: bytes = biometrics.DEFAULT_KEY_ID
+    #: The CVCA certificate (CV, ``7F21``) the chip trusts for Terminal Authentication; with
+    #: it the chip lets DG3 be read only after TA (EAC). None: no EAC trust point.
+    cvca_certificate: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,7 @@ class PersonalizationOptions:
     #: under the DEK): a locked card can never open a personalization session again.
     retire_keys: bool = True
     active_authentication: bool = True  # the card makes an AA key pair; DG15 holds its key
+    chip_authentication: bool = True  # the card makes a CA key pair; DG14 holds its key
 
 
 @dataclass(frozen=True)
@@ -185,7 +192,8 @@ def _sod_size_estimate(signer: DocumentSigner, dgs: tuple[int, ...]) -> int:
 
 def build_files(holder: HolderData, keys: PersonalizationKeys, card_identity: bytes,
                 free_bytes: int | None, options: PersonalizationOptions,
-                dg15: bytes | None = None) -> dict[Ef, bytes]:
+                dg15: bytes | None = None,
+                ca_public: ec.EllipticCurvePublicKey | None = None) -> dict[Ef, bytes]:
     """Every EF, EF.SOD last, sized to the card: the face takes what memory is left.
 
     Raises :class:`CapacityError` (card still blank) when the data cannot fit.
@@ -200,15 +208,20 @@ def build_files(holder: HolderData, keys: PersonalizationKeys, card_identity: by
     if fingers:
         groups[Ef.DG3] = biometrics.encrypt_dg3(fingers, keys.biometric_master, card_identity,
                                                 holder.document_number, keys.biometric_key_id)
+    if dg15 is not None or ca_public is not None:
+        groups[Ef.DG14] = eac.dg14(ca_public, active_authentication=dg15 is not None)
     if dg15 is not None:
-        groups[Ef.DG14] = activeauth.dg14()
         groups[Ef.DG15] = dg15
+    cvca = (cvc.parse_cv_certificate(keys.cvca_certificate) if keys.cvca_certificate
+            else None)
     present = [ef for ef in DATA_GROUPS if ef in groups or ef is Ef.DG2]
     com = ef_com(present)
     sod_size = _sod_size_estimate(keys.signer, tuple(sorted(
         [ef.value.dg or 0 for ef in groups] + [2])))
-    fixed = len(com) + sum(len(v) for v in groups.values()) + sod_size
-    n_files = len(present) + 2
+    ef_cvca = eac.ef_cvca(cvca.chr) if cvca is not None else None
+    fixed = (len(com) + sum(len(v) for v in groups.values()) + sod_size
+             + len(ef_cvca or b""))
+    n_files = len(present) + 2 + (ef_cvca is not None)
     face_budget = options.max_face_bytes
     if free_bytes is not None:
         dg2_wrapper = len(dg2(b"")) + 8
@@ -221,6 +234,8 @@ def build_files(holder: HolderData, keys: PersonalizationKeys, card_identity: by
     groups[Ef.DG2] = dg2(fit_face(holder.photo_jpeg, face_budget))
     files = {Ef.COM: com}
     files.update({ef: groups[ef] for ef in DATA_GROUPS if ef in groups})
+    if ef_cvca is not None:
+        files[Ef.CVCA] = ef_cvca
     sod = build_sod({ef.value.dg or 0: raw for ef, raw in files.items() if ef.value.dg},
                     keys.signer)
     files[Ef.SOD] = sod
@@ -302,7 +317,9 @@ def personalize(channel: CardChannel, holder: HolderData, keys: PersonalizationK
             # The AA key pair is made on the card before the files are built (DG15 goes into
             # EF.SOD); a CapacityError after it still leaves a card without files (blank).
             dg15 = activeauth.generate_on_card(t) if options.active_authentication else None
-            files = build_files(holder, keys, facts.card_identity, facts.free_bytes, options, dg15)
+            ca_public = eac.generate_on_card(t) if options.chip_authentication else None
+            files = build_files(holder, keys, facts.card_identity, facts.free_bytes, options,
+                                dg15, ca_public)
         chunk = _chunk_size(facts)
         for ef, data in files.items():
             with clock.phase("write"):
@@ -316,6 +333,10 @@ def personalize(channel: CardChannel, holder: HolderData, keys: PersonalizationK
         with clock.phase("lock"):
             t.transmit(access_keys_command(BacKey.from_mrz(parse_dg1(files[Ef.DG1])), can),
                        context="PUT DATA (access keys)")
+            if keys.cvca_certificate is not None:
+                t.transmit(eac.trust_point_command(
+                    cvc.parse_cv_certificate(keys.cvca_certificate),
+                    dt.datetime.now(dt.UTC).date()), context="PUT DATA (EAC trust point)")
             if options.retire_keys:
                 _retire_keys(t, static)
             tracker.lock_sent = tracker.in_flight = True

@@ -16,6 +16,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from chip import cvc
+from chip.eac import InspectionSystem
 from chip.errors import MalformedError
 from chip.scp03 import aes_cmac
 
@@ -104,3 +106,56 @@ def make_demo_pki(now: dt.datetime | None = None, usage_days: int = 90,
                                          csca, csca_key, now, usage_days=usage_days,
                                          document_types=document_types)
     return DemoPki(csca_key, csca, SoftDocumentSigner(ds_key, ds))
+
+
+class SoftCvSigner:
+    """A CV PKI key (ECDSA P-256) in memory: :class:`chip.cvc.CvSigner`."""
+
+    def __init__(self, key: ec.EllipticCurvePrivateKey | None = None) -> None:
+        self.key = key or ec.generate_private_key(ec.SECP256R1())
+
+    @property
+    def public_key(self) -> ec.EllipticCurvePublicKey:
+        return self.key.public_key()
+
+    def sign(self, data: bytes) -> bytes:
+        return self.key.sign(data, ec.ECDSA(hashes.SHA256()))
+
+
+@dataclass(frozen=True)
+class DemoCvPki:
+    """A demo EAC PKI: CVCA → DV → inspection system, CV certificates and software keys."""
+
+    cvca: SoftCvSigner
+    cvca_certificate: bytes
+    dv: SoftCvSigner
+    dv_certificate: bytes
+    inspection_key: SoftCvSigner
+    is_certificate: bytes
+
+    def inspection(self) -> InspectionSystem:
+        """The inspection system for TA (DV then IS certificate)."""
+        return InspectionSystem([cvc.parse_cv_certificate(self.dv_certificate),
+                                     cvc.parse_cv_certificate(self.is_certificate)],
+                                    self.inspection_key)
+
+
+def make_demo_cv_pki(today: dt.date | None = None, *, country: str = "ID",
+                     is_rights: int | None = None, is_days: int = 30,
+                     is_effective: dt.date | None = None) -> DemoCvPki:
+    """A fresh CVCA (3 years), a domestic DV (90 days) and an IS (``is_days``; CHAT read-DG3
+    unless ``is_rights`` says otherwise), all effective ``today`` (default: yesterday UTC)."""
+    today = today or (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1))
+    cvca, dv, inspection = SoftCvSigner(), SoftCvSigner(), SoftCvSigner()
+    cvca_chr, dv_chr, is_chr = f"{country}CVCAKTP00001", f"{country}DVKTP00001", \
+        f"{country}ISKTP00001"
+    all_rights = cvc.READ_DG3 | cvc.READ_DG4
+    cvca_cert = cvc.issue(cvca, cvca_chr, cvca_chr, cvca.public_key, cvc.Role.CVCA, all_rights,
+                          today, today + dt.timedelta(days=3 * 365))
+    dv_cert = cvc.issue(cvca, cvca_chr, dv_chr, dv.public_key, cvc.Role.DV_DOMESTIC, all_rights,
+                        today, today + dt.timedelta(days=90))
+    start = is_effective or today
+    is_cert = cvc.issue(dv, dv_chr, is_chr, inspection.public_key, cvc.Role.IS,
+                        cvc.READ_DG3 if is_rights is None else is_rights,
+                        start, start + dt.timedelta(days=is_days))
+    return DemoCvPki(cvca, cvca_cert.raw, dv, dv_cert.raw, inspection, is_cert.raw)

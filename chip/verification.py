@@ -4,6 +4,10 @@
 EF.SOD and every data group under secure messaging, checks the SOD signature, the document
 signer against the CSCA and each hash, runs Active Authentication when DG15 is present (a clone
 fails it), and, given the biometric master key, decrypts DG3.
+
+With EAC (DG14 offers Chip Authentication) it runs CA right after reading DG14 (a byte copy of
+the files fails it) and, given an inspection system (:class:`chip.eac.InspectionSystem`),
+Terminal Authentication before reading DG3: an EAC chip shows DG3 to nobody else.
 """
 
 from __future__ import annotations
@@ -14,15 +18,16 @@ from dataclasses import dataclass, field
 
 from cryptography.x509 import load_der_x509_certificate
 
-from chip import activeauth, biometrics
+from chip import activeauth, biometrics, eac
 from chip.api import CardChannel, KeyDiversifier
 from chip.bac import BacKey, perform_bac
-from chip.cardops import card_facts, read_ef
+from chip.cardops import CardFacts, card_facts, read_ef
 from chip.errors import (
     CardState,
     ChipError,
     FileMissingError,
     SecureChannelError,
+    SecurityStatusError,
     StatusWordError,
     VerificationError,
 )
@@ -72,6 +77,9 @@ class VerificationReport:
     face_bytes: int = 0
     access_control: str = "none"  # "BAC" once the chip accepted our MRZ key
     active_authentication: bool | None = None  # None: the card has no DG15
+    chip_authentication: bool | None = None  # None: DG14 offers no Chip Authentication
+    terminal_authentication: bool | None = None  # None: not attempted (no DG3 or no IS key)
+    dg3_withheld: bool = False  # the chip refused DG3 (EAC) and we had no way in
     problems: list[str] = field(default_factory=list)
     apdus: int = 0
     bytes_received: int = 0
@@ -86,7 +94,9 @@ class VerificationReport:
     @property
     def ok(self) -> bool:
         return (self.passive_authentication_ok and self.locked and not self.problems
-                and self.biometrics_ok is not False and self.active_authentication is not False)
+                and self.biometrics_ok is not False and self.active_authentication is not False
+                and self.chip_authentication is not False
+                and self.terminal_authentication is not False)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -94,6 +104,9 @@ class VerificationReport:
             "locked": self.locked, "card_state": self.card_state.value,
             "access_control": self.access_control,
             "active_authentication": self.active_authentication,
+            "chip_authentication": self.chip_authentication,
+            "terminal_authentication": self.terminal_authentication,
+            "dg3_withheld": self.dg3_withheld,
             "document_number": self.document_number, "mrz": self.mrz, "files": self.files,
             "passive_authentication": {
                 "ok": self.passive_authentication_ok, "signature_valid": self.signature_valid,
@@ -116,7 +129,8 @@ def verify_card(channel: CardChannel, csca_der: bytes | None,
                 crl_der: bytes | None = None,
                 at: dt.datetime | None = None,
                 access: BacKey | CanKey | None = None,
-                require_active_authentication: bool = True) -> VerificationReport:
+                require_active_authentication: bool = True,
+                inspection: eac.InspectionSystem | None = None) -> VerificationReport:
     """Read and check the card on ``channel``; problems are reported, not raised.
 
     ``access`` is the BAC key from the holder's MRZ or the card's CAN for PACE (without it a
@@ -124,6 +138,8 @@ def verify_card(channel: CardChannel, csca_der: bytes | None,
     A card without DG15 is a problem unless ``require_active_authentication`` is False.
     The document signer is checked by the chain model at the SOD's signing time, and against
     the CSCA's CRL when ``crl_der`` is given; ``at`` is the verifier's clock (default now).
+    ``inspection`` (IS certificate chain and key) lets us pass Terminal Authentication and read
+    an EAC-protected DG3; without it such a DG3 is reported withheld (its hash unchecked).
 
     Raises :class:`~chip.errors.ChipError` only when the card cannot be read at all.
     """
@@ -166,22 +182,44 @@ def verify_card(channel: CardChannel, csca_der: bytes | None,
         report.problems.append(str(exc))
         return report
     listed = {tag for tag in parse_ef_com(com)}
-    for n in sorted(sod.dg_hashes):
+    ca: eac.ChipAuthenticationResult | None = None
+    # DG14 first (Chip Authentication), DG1 next (TA signs the document number), DG3 last.
+    order = sorted(sod.dg_hashes, key=lambda n: (n != 14, n != 1, n == 3, n))
+    for n in order:
         ef = _BY_DG.get(n)
         if ef is None:
             report.problems.append(f"SOD lists DG{n}, which we do not know")
             continue
         if ef.value.tag not in listed:
             report.problems.append(f"DG{n} is in EF.SOD but not in EF.COM")
+        if n == 3 and ca is not None and inspection is not None:
+            _terminal_authentication(t, facts, report, inspection, ca, files.get(1, b""))
         try:
             files[n] = read_ef(t, ef, facts, secure=secure)
             report.raw_files[ef.value.name] = files[n]
         except FileMissingError:
             report.problems.append(f"DG{n} listed in EF.SOD is missing")
+        except SecurityStatusError:
+            if n != 3:
+                raise
+            report.dg3_withheld = True
+        if n == 14 and 14 in files and secure:
+            ca = _chip_authentication(t, facts, report, files[14])
+            if report.chip_authentication is False and t.session is None:  # nothing to read
+                report.seconds = round(time.perf_counter() - started, 6)
+                return report
     report.files = {name: len(raw) for name, raw in report.raw_files.items()}
     pa = passive_authentication(sod, files, csca_der, at, crl_der)
     report.signature_valid, report.chain_valid = pa.signature_valid, pa.chain_valid
     report.dg_hashes_valid, report.signer_subject = pa.dg_hashes_valid, pa.signer_subject
+    if report.dg3_withheld:
+        report.dg_hashes_valid.pop(3, None)
+        if report.terminal_authentication is True:
+            report.problems.append("the chip refuses DG3 after Terminal Authentication: our "
+                                   "certificate chain does not grant read-DG3 (CHAT)")
+        elif report.terminal_authentication is None:
+            report.notes.append("DG3 not read: the chip shows it only after EAC Terminal "
+                                "Authentication (no inspection-system certificate given)")
     if pa.chain is not None:
         report.problems += pa.chain.problems
         report.notes += pa.chain.notes
@@ -247,12 +285,48 @@ def verify_card(channel: CardChannel, csca_der: bytes | None,
     return report
 
 
+def _chip_authentication(t: Transport, facts: CardFacts, report: VerificationReport,
+                         dg14_raw: bytes) -> eac.ChipAuthenticationResult | None:
+    """CA with DG14's key, then one read under the new keys (a clone fails here)."""
+    try:
+        ca_public = eac.ca_public_key(dg14_raw)
+    except ValueError as exc:
+        report.problems.append(f"DG14 unreadable: {exc}")
+        return None
+    if ca_public is None:
+        return None
+    try:
+        result = eac.chip_authentication(t, ca_public)
+        read_ef(t, Ef.COM, facts, secure=True)
+    except ChipError as exc:
+        report.chip_authentication = False
+        report.problems.append(f"Chip Authentication failed (the chip lacks DG14's private "
+                               f"key: a clone?): {exc}")
+        return None
+    report.chip_authentication = True
+    return result
+
+
+def _terminal_authentication(t: Transport, facts: CardFacts, report: VerificationReport,
+                             inspection: eac.InspectionSystem,
+                             ca: eac.ChipAuthenticationResult, dg1_raw: bytes) -> None:
+    try:
+        refs = eac.parse_ef_cvca(read_ef(t, Ef.CVCA, facts, secure=True))
+        eac.terminal_authentication(t, inspection, refs, ca, parse_dg1(dg1_raw))
+    except (ChipError, ValueError) as exc:
+        report.terminal_authentication = False
+        report.problems.append(f"Terminal Authentication failed: {exc}")
+        return
+    report.terminal_authentication = True
+
+
 def verify_reader(reader: str, csca_der: bytes | None,
                   biometric_master: KeyDiversifier | None = None, *,
                   crl_der: bytes | None = None,
                   at: dt.datetime | None = None,
                   access: BacKey | CanKey | None = None,
-                  require_active_authentication: bool = True) -> VerificationReport:
+                  require_active_authentication: bool = True,
+                  inspection: eac.InspectionSystem | None = None) -> VerificationReport:
     """:func:`verify_card` on PC/SC reader ``reader``."""
     from chip.pcsc import PcscChannel
 
@@ -260,7 +334,8 @@ def verify_reader(reader: str, csca_der: bytes | None,
     try:
         return verify_card(channel, csca_der, biometric_master, crl_der=crl_der, at=at,
                            access=access,
-                           require_active_authentication=require_active_authentication)
+                           require_active_authentication=require_active_authentication,
+                           inspection=inspection)
     finally:
         channel.close()
 

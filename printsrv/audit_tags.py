@@ -134,6 +134,8 @@ class SyncTag(enum.StrEnum):
     RECORD_ASSIGN = "sync:record:assign"
     RECORD_RECALL = "sync:record:recall"
     RECORD_RELEASE = "sync:record:release"
+    NODE_LOST = "sync:node:lost"
+    FATE_SETTLE = "sync:fate:settle"
 
 
 #: Every enum of tags; a new writer's enum is added here.

@@ -65,7 +65,8 @@ COMMANDS: dict[str, Command] = {
                     "this instance as a kecamatan node: enroll with the kabupaten server, sync, "
                     "status"),
     "nodes": Command("printsrv.commands.sync:register",
-                     "kecamatan nodes of this server: list, approve, revoke, recall"),
+                     "kecamatan nodes of this server: list, approve, revoke, recall, lost, "
+                     "settle"),
     "notify": Command("printsrv.commands.notify:register",
                       "pickup SMS: status, send what is due, run the sender"),
     "outbox": Command("printsrv.commands.outbox:register",

@@ -61,6 +61,9 @@ class Settings:
     #: Who signs the monthly stock report: ``prepared_name``, ``prepared_nip``, ``head_name``,
     #: ``head_nip``, ``head_title``, and sub-tables by office/regency/province code.
     report_signatories: dict[str, Any] = field(default_factory=dict)
+    #: On a kecamatan node: seconds between the exchanges ``run.py serve`` runs with its server
+    #: (``run.py node sync`` beside the web app; 0: serve does not sync).
+    node_sync_interval: float = 60.0
 
     #: The settings file these came from (``None``: defaults and environment only); not a
     #: setting itself, kept so that errors can name the file and line.
@@ -131,6 +134,8 @@ def _coerce(name: str, value: Any, target: Any) -> Any:
             if days < 0:
                 raise InvalidValue("must be 0 (shred at issue) or more days")
             return days
+        if isinstance(target, float):
+            return float(value)
         if isinstance(target, int):
             return int(value)
         if isinstance(target, dict):

@@ -12,10 +12,15 @@ The token holds every secret the server uses in operation:
   its public key is ``keys/audit-signer.pem``, which auditors keep.
 * ``suket-signer`` (EC P-256): signs the QR code of every Surat Keterangan pengganti KTP-el
   (:mod:`printsrv.desk.suket`); its public key ``keys/suket-signer.pem`` checks them offline.
+* ``eac-inspection`` (EC P-256): the station's inspection-system key for EAC Terminal
+  Authentication (the chip lets DG3 be read only after it); its CV certificate
+  ``keys/eac/is.cvcert`` is issued by the demo DV.
 
 ``init`` also creates the *demo* PKI outside the token, standing in for parties we do not run:
-the registry CA and its batch-signing key (the registry signs batches), and the CSCA key (an
-offline CA in a real deployment). Those files live in ``var/keys`` and are for development only.
+the registry CA and its batch-signing key (the registry signs batches), the CSCA key (an
+offline CA in a real deployment), and the EAC CV PKI's CVCA and document-verifier (DV) keys
+(``keys/eac/``; national authorities in a real deployment). Those files live in ``var/keys``
+and are for development only.
 """
 
 from __future__ import annotations
@@ -51,6 +56,9 @@ SUKET_SIGNER = "suket-signer"
 #: A kecamatan node's own key (signs its requests to the kabupaten server, unwraps the data
 #: keys the server re-wraps for it); made by ``node enroll``.
 NODE_KEY = "node-key"
+EAC_INSPECTION = "eac-inspection"
+CVCA_CERT, DV_CERT, IS_CERT = "cvca.cvcert", "dv.cvcert", "is.cvcert"  # in keys/eac/
+CVCA_DAYS, DV_DAYS, IS_DAYS = 3 * 365, 90, 30
 _NONCE = 12
 
 
@@ -375,6 +383,7 @@ class KeyStore:
             path.write_bytes(public.public_bytes(serialization.Encoding.PEM,
                                                  serialization.PublicFormat.SubjectPublicKeyInfo))
             created.append(AUDIT_SIGNER)
+        created += self.create_missing_cv_pki()
         if not self._has(SUKET_SIGNER, pkcs11.ObjectClass.PRIVATE_KEY):
             public = self._ec_keypair(SUKET_SIGNER)
             path = self.settings.keys_dir / "suket-signer.pem"
@@ -495,6 +504,68 @@ class KeyStore:
                 obj[pkcs11.Attribute.LABEL] = retired
         return old, self._issue_document_signer(
             pki.DS_USAGE_DAYS if usage_days is None else usage_days)
+
+    # --- EAC: the CV PKI (CVCA → DV as demo files, the inspection-system key in the token) ----
+    def create_missing_cv_pki(self) -> list[str]:
+        """The demo CVCA and DV (files) and the station's IS key (token) with their CV
+        certificates, where missing; returns what was made."""
+        created = []
+        eac_dir = _eac_dir(self.settings)
+        if not (eac_dir / CVCA_CERT).exists():
+            _new_cvca(self.settings, None)
+            created.append("EAC CVCA (demo)")
+        if not (eac_dir / DV_CERT).exists():
+            _new_dv(self.settings)
+            created.append("EAC document verifier (demo)")
+        if not (eac_dir / IS_CERT).exists() or not self._has(
+                EAC_INSPECTION, _pkcs11().ObjectClass.PRIVATE_KEY):
+            self.rotate_inspection_system()
+            created.append(EAC_INSPECTION)
+        return created
+
+    def rotate_inspection_system(self, days: int = IS_DAYS) -> str:
+        """A new IS key in the token (the old one relabelled ``eac-inspection-retired-…``)
+        and its CV certificate from the current DV; returns the new CHR."""
+        from chip import cvc
+
+        pkcs11 = _pkcs11()
+        stamp = secrets.token_hex(4)
+        for kind in (pkcs11.ObjectClass.PRIVATE_KEY, pkcs11.ObjectClass.PUBLIC_KEY):
+            for obj in self._session.get_objects({pkcs11.Attribute.LABEL: EAC_INSPECTION,
+                                                  pkcs11.Attribute.CLASS: kind}):
+                obj[pkcs11.Attribute.LABEL] = f"{EAC_INSPECTION}-retired-{stamp}"
+        public = self._ec_keypair(EAC_INSPECTION)
+        dv_key, dv = _cv_authority(self.settings, "dv")
+        chr_ = _next_chr(self.settings, "IS")
+        today = datetime.now(UTC).date()
+        cert = cvc.issue(_SoftSigner(dv_key), dv.chr, chr_, public, cvc.Role.IS, cvc.READ_DG3,
+                         today, today + timedelta(days=days))
+        (_eac_dir(self.settings) / IS_CERT).write_bytes(cert.raw)
+        return chr_
+
+    def inspection_system(self) -> Any:
+        """The station as an EAC inspection system (:class:`chip.eac.InspectionSystem`):
+        link certificates, DV and IS certificates, the token's IS key. None without a CV PKI."""
+        from chip import cvc, eac
+
+        eac_dir = _eac_dir(self.settings)
+        if not (eac_dir / IS_CERT).exists():
+            return None
+        pkcs11 = _pkcs11()
+        try:
+            key = self._session.get_key(object_class=pkcs11.ObjectClass.PRIVATE_KEY,
+                                        label=EAC_INSPECTION)
+        except pkcs11.exceptions.NoSuchKey as exc:
+            raise KeyStoreError("eac-inspection key missing: run 'keys eac-init'") from exc
+        chain = [cvc.parse_cv_certificate(p.read_bytes()) for p in _link_paths(self.settings)]
+        chain += [cvc.parse_cv_certificate((eac_dir / DV_CERT).read_bytes()),
+                  cvc.parse_cv_certificate((eac_dir / IS_CERT).read_bytes())]
+        return eac.InspectionSystem(chain, TokenDocumentSigner(key, b""))
+
+    def cvca_certificate(self) -> bytes | None:
+        """The current CVCA certificate (the trust point new cards get), None without one."""
+        path = _eac_dir(self.settings) / CVCA_CERT
+        return path.read_bytes() if path.exists() else None
 
     # --- envelope encryption of record media ---------------------------------------------------
     def wrap_data_key(self, data_key: bytes, record_ref: bytes) -> bytes:
@@ -691,6 +762,108 @@ def issue_crl(
     (settings.keys_dir / CRL_FILE).write_bytes(crl.public_bytes(serialization.Encoding.DER))
     (settings.keys_dir / "csca-crl.pem").write_bytes(crl.public_bytes(serialization.Encoding.PEM))
     return crl
+
+
+# --- EAC CV PKI files (demo: CVCA and DV keys are files; real ones are national authorities) --
+_CV_STATE = "sequence.json"
+
+
+def _eac_dir(settings: Settings) -> Path:
+    path = settings.keys_dir / "eac"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _next_chr(settings: Settings, kind: str) -> str:
+    """ID + mnemonic + a 5-digit sequence number, one counter per kind (CVCA, DV, IS)."""
+    path = _eac_dir(settings) / _CV_STATE
+    state: dict[str, int] = json.loads(path.read_text()) if path.exists() else {}
+    state[kind] = state.get(kind, 0) + 1
+    path.write_text(json.dumps(state) + "\n")
+    return f"ID{kind}KTP{state[kind]:05d}"
+
+
+@dataclass
+class _SoftSigner:
+    key: ec.EllipticCurvePrivateKey
+
+    def sign(self, data: bytes) -> bytes:
+        return self.key.sign(data, ec.ECDSA(hashes.SHA256()))
+
+
+def _cv_authority(settings: Settings, name: str) -> tuple[ec.EllipticCurvePrivateKey, Any]:
+    from chip import cvc
+
+    eac_dir = _eac_dir(settings)
+    try:
+        key = serialization.load_pem_private_key((eac_dir / f"{name}-key.pem").read_bytes(), None)
+        cert = cvc.parse_cv_certificate((eac_dir / f"{name}.cvcert").read_bytes())
+    except FileNotFoundError as exc:
+        raise KeyStoreError(f"EAC {name.upper()} missing ({exc.filename}): run "
+                            "'python run.py keys eac-init'") from exc
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise KeyStoreError(f"EAC {name.upper()} key is not an EC key")
+    return key, cert
+
+
+def _link_paths(settings: Settings) -> list[Path]:
+    """The CVCA link certificates, oldest first (named by sequence)."""
+    return sorted((_eac_dir(settings) / "links").glob("*.cvcert"))
+
+
+def _new_cvca(settings: Settings, previous: tuple[ec.EllipticCurvePrivateKey, Any] | None,
+              days: int = CVCA_DAYS) -> str:
+    """A new CVCA key and self-signed certificate; with ``previous``, also the link
+    certificate (the new key certified by the old one) cards that trust the old CVCA accept."""
+    from chip import cvc
+
+    eac_dir = _eac_dir(settings)
+    key = ec.generate_private_key(ec.SECP256R1())
+    chr_ = _next_chr(settings, "CVCA")
+    today = datetime.now(UTC).date()
+    rights = cvc.READ_DG3 | cvc.READ_DG4
+    cert = cvc.issue(_SoftSigner(key), chr_, chr_, key.public_key(), cvc.Role.CVCA, rights,
+                     today, today + timedelta(days=days))
+    if previous is not None:
+        old_key, old = previous
+        link = cvc.issue(_SoftSigner(old_key), old.chr, chr_, key.public_key(), cvc.Role.CVCA,
+                         rights, today, today + timedelta(days=days))
+        (eac_dir / "links").mkdir(exist_ok=True)
+        (eac_dir / "links" / f"{chr_}.cvcert").write_bytes(link.raw)
+        (eac_dir / "archive").mkdir(exist_ok=True)
+        (eac_dir / "archive" / f"{old.chr}.cvcert").write_bytes(old.raw)
+    _write_private(eac_dir / "cvca-key.pem", key)
+    (eac_dir / CVCA_CERT).write_bytes(cert.raw)
+    return chr_
+
+
+def _new_dv(settings: Settings, days: int = DV_DAYS) -> str:
+    """A new DV key (file) and its certificate from the current CVCA."""
+    from chip import cvc
+
+    cvca_key, cvca = _cv_authority(settings, "cvca")
+    key = ec.generate_private_key(ec.SECP256R1())
+    chr_ = _next_chr(settings, "DV")
+    today = datetime.now(UTC).date()
+    cert = cvc.issue(_SoftSigner(cvca_key), cvca.chr, chr_, key.public_key(),
+                     cvc.Role.DV_DOMESTIC, cvc.READ_DG3 | cvc.READ_DG4, today,
+                     today + timedelta(days=days))
+    _write_private(_eac_dir(settings) / "dv-key.pem", key)
+    (_eac_dir(settings) / DV_CERT).write_bytes(cert.raw)
+    return chr_
+
+
+def rotate_cv_authority(store: KeyStore, level: str, days: int | None = None) -> list[str]:
+    """Roll the CV PKI at ``level`` ("cvca", "dv" or "is") and everything below it; returns
+    the new CHRs. A CVCA rollover leaves a link certificate for cards that trust the old one."""
+    settings = store.settings
+    made = []
+    if level == "cvca":
+        made.append(_new_cvca(settings, _cv_authority(settings, "cvca"), days or CVCA_DAYS))
+    if level in ("cvca", "dv"):
+        made.append(_new_dv(settings, days or DV_DAYS if level == "dv" else DV_DAYS))
+    made.append(store.rotate_inspection_system(days or IS_DAYS if level == "is" else IS_DAYS))
+    return made
 
 
 def _demo_scp03_master(settings: Settings) -> bytes:

@@ -14,8 +14,13 @@ PKGS=(pcscd libpcsclite-dev vsmartcard-vpcd opensc pcsc-tools
       softhsm2 fonts-liberation fonts-ocr-b swig pkg-config gcc openssl zbar-tools)
 # Browser tests drive Debian's Chromium (Playwright never downloads a browser here).
 [ "$DEV" = 1 ] && PKGS+=(chromium qpdf systemd)
+# The EAC tests check our CV certificates with OpenPACE's cvc-print (an independent parser).
+[ "$DEV" = 1 ] && PKGS+=(openpace)
 # The SMS tests and benchmark run Kannel with its fake SMSC (a gateway of its own per test).
 [ "$DEV" = 1 ] && PKGS+=(kannel kannel-extras)
+# The independent BAC test reads vsmartcard's ePass emulator (vicc); Debian's package needs
+# pycryptodome and does not depend on it (tests/chip/test_chip_vicc_realstack.py).
+[ "$DEV" = 1 ] && PKGS+=(vsmartcard-vpicc python3-pycryptodome)
 if ! command -v python3.11 >/dev/null && ! python3 -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
   PKGS+=(python3 python3-venv python3-dev)
 fi

@@ -42,6 +42,7 @@ from chip.softkeys import (
     DEMO_BIOMETRIC_MASTER_HEX,
     DEMO_SCP03_MASTER_HEX,
     SoftKeyDiversifier,
+    make_demo_cv_pki,
     make_demo_pki,
 )
 
@@ -93,8 +94,10 @@ def main() -> int:
 
     pki = make_demo_pki()
     scp = SoftKeyDiversifier.from_hex(DEMO_SCP03_MASTER_HEX)
+    # as the station does: AA and CA keys made on the card, the EAC trust point installed
     keys = PersonalizationKeys(pki.signer, scp,
-                               SoftKeyDiversifier.from_hex(DEMO_BIOMETRIC_MASTER_HEX))
+                               SoftKeyDiversifier.from_hex(DEMO_BIOMETRIC_MASTER_HEX),
+                               cvca_certificate=make_demo_cv_pki().cvca_certificate)
     holder = sample_holder()
     rows = []
 

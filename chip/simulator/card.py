@@ -9,6 +9,13 @@ EF or READ BINARY answers 6982 unless the command comes under ICAO secure messag
 BAC (GET CHALLENGE + EXTERNAL AUTHENTICATE with CLA 00) or by PACE with the CAN (MSE:Set AT +
 GENERAL AUTHENTICATE; EF.CardAccess 011C / SFI 1C is public). INTERNAL AUTHENTICATE (Active
 Authentication) signs the terminal's challenge with the ECDSA key made inside the card.
+EAC v1 (:mod:`chip.eac`): Chip Authentication with a second key made inside the card (MSE:Set
+AT 41A4 + GENERAL AUTHENTICATE, then new secure-messaging keys) and Terminal Authentication
+against the CVCA trust point stored at personalization (MSE:Set DST, PSO:Verify Certificate,
+MSE:Set AT 81A4, GET CHALLENGE, EXTERNAL AUTHENTICATE); on a card with a trust point DG3
+answers 6982 until TA succeeded with a chain whose CHAT grants "read DG3". EF.CVCA and
+EF.CardAccess share FID 011C / SFI 1C: a read under secure messaging (or SCP03) with the LDS
+application selected gets EF.CVCA, a plain read gets EF.CardAccess.
 
 Extensions (documented in docs/chip.md): ``80 2A 90 80`` HASH FILES with a list of FIDs
 returns SHA-256 over the SHA-256 of each file's content; GET DATA FF21 (GlobalPlatform) reports
@@ -32,13 +39,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+from chip import cvc, eac
 from chip.apdu import CommandApdu, Ins, ResponseApdu, Sw
 from chip.api import KeyDiversifier
 from chip.bac import BacCard
 from chip.cardops import cplc_identity
 from chip.diversification import scp03_static_keys
-from chip.errors import CardRemovedError, SecureChannelError
-from chip.lds import LDS_AID
+from chip.errors import CardRemovedError, MalformedError, SecureChannelError
+from chip.lds import LDS_AID, parse_dg1
 from chip.pace import CARD_ACCESS_FID, CARD_ACCESS_SFI, PaceCard, card_access
 from chip.scp03 import (
     PUT_KEY,
@@ -141,6 +149,7 @@ INS_INTERNAL_AUTHENTICATE = 0x88
 INS_MUTUAL_AUTHENTICATE = 0x82
 INS_MSE = 0x22
 INS_GENERAL_AUTHENTICATE = 0x86
+INS_PSO = 0x2A  # PSO:Verify Certificate 00 2A 00 BE (HASH FILES is 80 2A 90 80)
 
 
 @dataclass
@@ -151,6 +160,9 @@ class Secrets:
     bac_mac: bytes | None = None
     aa_private_pem: bytes | None = None
     can: bytes | None = None  # PACE password (6 ASCII digits)
+    ca_private_pem: bytes | None = None  # Chip Authentication key (EAC)
+    trust_points: bytes | None = None  # CVCA certificates (7F21 …), one or two, concatenated
+    eac_date: bytes | None = None  # the chip's current date (YYMMDD unpacked BCD)
 
     def as_dict(self) -> dict[str, str | None]:
         return {k: (v.hex() if v is not None else None) for k, v in vars(self).items()}
@@ -168,6 +180,8 @@ class _Session:
     pace: PaceCard | None = None
     app_selected: bool = False
     current_ef: CardFile | None = None
+    eac: eac.EacCardState = field(default_factory=eac.EacCardState)
+    next_sm: SecureMessaging | None = None  # the session Chip Authentication just agreed
 
 
 class SimulatedCard:
@@ -185,6 +199,7 @@ class SimulatedCard:
         #: The key set that replaced the personalization keys (PUT KEY), None while they hold.
         self.replaced_keys: StaticKeys | None = None
         self._read_allowed = False
+        self._icao_sm = False
         self._lock = threading.Lock()
         self.atr = make_atr(config.extended_length)
         if config.cplc is None:
@@ -294,6 +309,7 @@ class SimulatedCard:
         if cmd.cla == SM_CLA:
             return self._process_sm(cmd)
         session.sm = None  # a plain command ends ICAO secure messaging (9303-11 §9.8.1)
+        session.eac = eac.EacCardState()  # and with it whatever CA and TA had granted
         wrapped = bool(cmd.cla & 0x04)
         if cmd.ins == Ins.EXTERNAL_AUTHENTICATE and cmd.cla & 0x80:
             return self._external_authenticate(cmd)
@@ -320,10 +336,13 @@ class SimulatedCard:
         try:
             plain = sm.unwrap_command(cmd)
         except SecureChannelError:
-            self._session.sm = None
+            self._session.sm, self._session.eac = None, eac.EacCardState()
             return _sw(SW_SM_OBJECTS_INCORRECT)
         resp = self._dispatch(plain, False, icao_sm=True)
-        return sm.wrap_response(resp).encode()
+        wrapped = sm.wrap_response(resp).encode()
+        if self._session.next_sm is not None:  # CA: the answer under the old keys, then switch
+            self._session.sm, self._session.next_sm = self._session.next_sm, None
+        return wrapped
 
     def _dispatch(self, cmd: CommandApdu, secure: bool, *, icao_sm: bool = False) -> ResponseApdu:
         ins = cmd.ins
@@ -346,11 +365,17 @@ class SimulatedCard:
             INS_GENERATE_KEY_PAIR: self._generate_key_pair,
             INS_GET_CHALLENGE: self._get_challenge,
             INS_INTERNAL_AUTHENTICATE: self._internal_authenticate,
-            INS_MSE: self._mse_set_at,
+            INS_MSE: self._mse,
             INS_GENERAL_AUTHENTICATE: self._general_authenticate,
         }
+        self._icao_sm = icao_sm
         if ins == INS_MUTUAL_AUTHENTICATE and cmd.cla == 0x00:
+            if icao_sm:
+                return self._ta_external_authenticate(cmd)
             return self._mutual_authenticate(cmd)
+        if ins == INS_PSO and (cmd.p1, cmd.p2) == (0x00, 0xBE):
+            return self._pso_verify_certificate(cmd) if icao_sm else ResponseApdu(
+                b"", Sw.SECURITY_STATUS)
         handler = handlers.get(ins)
         if handler is None:
             return ResponseApdu(b"", Sw.INS_NOT_SUPPORTED)
@@ -396,20 +421,22 @@ class SimulatedCard:
         if cmd.p1 == 0x04:
             if cmd.data != LDS_AID:
                 return ResponseApdu(b"", Sw.FILE_NOT_FOUND)
-            self._session = _Session(app_selected=True, sm=self._session.sm)
+            self._session = _Session(app_selected=True, sm=self._session.sm,
+                                     eac=self._session.eac)
             return ResponseApdu(self._app_fcp() if want_fcp else b"", Sw.OK)
         if cmd.p1 in (0x00, 0x02) and len(cmd.data) == 2:
             fid = int.from_bytes(cmd.data, "big")
             if fid == 0x3F00 and cmd.p1 == 0x00:  # the MF
                 self._session.app_selected, self._session.current_ef = False, None
                 return ResponseApdu(b"", Sw.OK)
-            if fid == CARD_ACCESS_FID and self._card_access() is not None:
+            if (fid == CARD_ACCESS_FID and self._card_access() is not None
+                    and not self._cvca_visible()):
                 self._session.current_ef = self._card_access()
                 return ResponseApdu(b"", Sw.OK)
             f = self.files.get(fid) if self._session.app_selected else None
             if f is None:
                 return ResponseApdu(b"", Sw.FILE_NOT_FOUND)
-            if not self._read_allowed:
+            if not self._read_allowed or self._eac_denied(f):
                 return ResponseApdu(b"", Sw.SECURITY_STATUS)
             self._session.current_ef = f
             return ResponseApdu(self._ef_fcp(f) if want_fcp else b"", Sw.OK)
@@ -435,6 +462,21 @@ class SimulatedCard:
             return f, cmd.p2, cmd.data, Sw.OK
         return self._session.current_ef, (cmd.p1 << 8) | cmd.p2, cmd.data, Sw.OK
 
+    def _cvca_visible(self) -> bool:
+        """011C / SFI 1C means EF.CVCA (not EF.CardAccess) for an authenticated read with the
+        LDS application selected."""
+        return (self._session.app_selected and eac.CVCA_FID in self.files
+                and self._read_allowed)
+
+    def _eac_denied(self, f: CardFile) -> bool:
+        """DG3 on a locked EAC card: only after Terminal Authentication granting read-DG3."""
+        if f.fid != DG3_FID or self.life_cycle != LifeCycle.OPERATIONAL:
+            return False
+        if not self.secrets.trust_points:
+            return False
+        state = self._session.eac
+        return not (state.terminal_authenticated and state.effective_rights & cvc.READ_DG3)
+
     def _card_access(self) -> CardFile | None:
         """EF.CardAccess in the MF, public: present once the card knows its CAN."""
         if self.secrets.can is None:
@@ -444,7 +486,7 @@ class SimulatedCard:
     def _read_binary(self, cmd: CommandApdu) -> ResponseApdu:
         current = self._session.current_ef
         public = self._card_access()
-        if public is not None and not cmd.ins & 1 and (
+        if public is not None and not cmd.ins & 1 and not self._cvca_visible() and (
                 (cmd.p1 & 0x80 and cmd.p1 & 0x1F == CARD_ACCESS_SFI)
                 or (not cmd.p1 & 0x80 and current is not None
                     and current.fid == CARD_ACCESS_FID)):
@@ -460,6 +502,8 @@ class SimulatedCard:
             return ResponseApdu(b"", status)
         if f is None:
             return ResponseApdu(b"", Sw.FILE_NOT_FOUND)
+        if self._eac_denied(f):
+            return ResponseApdu(b"", Sw.SECURITY_STATUS)
         if offset > f.size:
             return ResponseApdu(b"", Sw.WRONG_P1P2)
         le = min(cmd.le or 256, self.config.max_response_data)
@@ -586,6 +630,8 @@ class SimulatedCard:
     # -- access control and Active Authentication ------------------------------------------------
     def _put_data(self, cmd: CommandApdu) -> ResponseApdu:
         """PUT DATA 00A0: the BAC keys (K_enc, K_mac) derived from the MRZ by the host."""
+        if (cmd.p1 << 8) | cmd.p2 == eac.PUT_DATA_TRUST_POINT:
+            return self._put_trust_point(cmd.data)
         if (cmd.p1 << 8) | cmd.p2 != PUT_DATA_ACCESS_KEYS:
             return ResponseApdu(b"", Sw.REFERENCED_DATA_NOT_FOUND)
         try:
@@ -601,13 +647,46 @@ class SimulatedCard:
         self._save()
         return ResponseApdu(b"", Sw.OK)
 
+    def _put_trust_point(self, data: bytes) -> ResponseApdu:
+        """PUT DATA 00A1: the CVCA's CHR and public key, and the chip's current date."""
+        try:
+            items = parse(data)
+            point_raw = tlv(items[0][0], items[0][1])
+            eac.decode_trust_points(point_raw)
+            date = cvc.decode_date(dict(items).get(cvc.TAG_EFFECTIVE, b""))
+        except (MalformedError, ValueError, IndexError, UnicodeDecodeError):
+            return ResponseApdu(b"", Sw.WRONG_DATA)
+        self.secrets.trust_points = point_raw
+        self.secrets.eac_date = cvc.encode_date(date)
+        self._save()
+        return ResponseApdu(b"", Sw.OK)
+
+    def _eac_card(self) -> eac.EacCard:
+        points = eac.decode_trust_points(self.secrets.trust_points or b"")
+        return eac.EacCard(points, cvc.decode_date(self.secrets.eac_date or b"\0" * 6))
+
+    def _store_eac(self, card: eac.EacCard) -> None:
+        self.secrets.trust_points = b"".join(eac.encode_trust_point(tp)
+                                             for tp in card.trust_points)
+        self.secrets.eac_date = cvc.encode_date(card.current_date)
+        cvca_file = self.files.get(eac.CVCA_FID)
+        if cvca_file is not None:  # the chip keeps EF.CVCA in step: newest trust point first
+            refs = [tp.chr for tp in reversed(card.trust_points)]
+            cvca_file.data[:] = eac.ef_cvca(*refs[:2])[:cvca_file.size]
+        self._save()
+
     def _generate_key_pair(self, cmd: CommandApdu) -> ResponseApdu:
-        """A new P-256 key pair for Active Authentication; answers the public key only
-        (``7F49 { 86 uncompressed point }``). The private key never leaves the card."""
+        """A new P-256 key pair for Active Authentication (P2 00) or Chip Authentication
+        (P2 01); answers the public key only (``7F49 { 86 uncompressed point }``). The
+        private key never leaves the card."""
         key = ec.generate_private_key(ec.SECP256R1())
-        self.secrets.aa_private_pem = key.private_bytes(
+        pem = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption())
+        if cmd.p2 == eac.P2_CA_KEY:
+            self.secrets.ca_private_pem = pem
+        else:
+            self.secrets.aa_private_pem = pem
         self._save()
         point = key.public_key().public_bytes(serialization.Encoding.X962,
                                               serialization.PublicFormat.UncompressedPoint)
@@ -616,6 +695,9 @@ class SimulatedCard:
     def _get_challenge(self, cmd: CommandApdu) -> ResponseApdu:
         if cmd.le != 8:
             return ResponseApdu(b"", Sw.WRONG_LENGTH)
+        if self._icao_sm:  # Terminal Authentication's challenge, the session stays
+            self._session.eac.challenge = os.urandom(8)
+            return ResponseApdu(self._session.eac.challenge, Sw.OK)
         if self.secrets.bac_enc is None or self.secrets.bac_mac is None:
             return ResponseApdu(os.urandom(8), Sw.OK)
         self._session.bac = BacCard(self.secrets.bac_enc, self.secrets.bac_mac)
@@ -633,10 +715,51 @@ class SimulatedCard:
         self._session.sm = sm
         return ResponseApdu(reply, Sw.OK)
 
+    def _mse(self, cmd: CommandApdu) -> ResponseApdu:
+        """MSE: Set AT for PACE (C1A4), for Chip Authentication (41A4) and Terminal
+        Authentication (81A4); Set DST (81B6) names the key of the next certificate."""
+        p1p2 = (cmd.p1, cmd.p2)
+        if p1p2 == (0xC1, 0xA4):
+            return self._mse_set_at(cmd)
+        if not self._icao_sm:
+            return ResponseApdu(b"", Sw.SECURITY_STATUS)
+        state = self._session.eac
+        if p1p2 == (0x41, 0xA4):
+            oid = find(cmd.data, 0x80)
+            if self.secrets.ca_private_pem is None or oid != eac.oid_bytes(
+                    eac.OID_CA_ECDH_AES_CBC_CMAC_128):
+                return ResponseApdu(b"", Sw.REFERENCED_DATA_NOT_FOUND)
+            state.ca_pending = True
+            return ResponseApdu(b"", Sw.OK)
+        if p1p2 in ((0x81, 0xB6), (0x81, 0xA4)):
+            if not self.secrets.trust_points:
+                return ResponseApdu(b"", Sw.REFERENCED_DATA_NOT_FOUND)
+            card = self._eac_card()
+            sw = (card.set_dst if p1p2 == (0x81, 0xB6) else card.set_at)(state, cmd.data)
+            return ResponseApdu(b"", sw)
+        return ResponseApdu(b"", Sw.INCORRECT_P1P2)
+
+    def _pso_verify_certificate(self, cmd: CommandApdu) -> ResponseApdu:
+        if not self.secrets.trust_points:
+            return ResponseApdu(b"", Sw.REFERENCED_DATA_NOT_FOUND)
+        card = self._eac_card()
+        sw = card.verify_certificate(self._session.eac, cmd.data)
+        if sw == Sw.OK:
+            self._store_eac(card)  # the date may have advanced, a link certificate arrived
+        return ResponseApdu(b"", sw)
+
+    def _ta_external_authenticate(self, cmd: CommandApdu) -> ResponseApdu:
+        dg1 = self.files.get(DG1_FID)
+        try:
+            mrz = parse_dg1(bytes(dg1.data)) if dg1 is not None else ""
+        except (ValueError, UnicodeDecodeError):
+            mrz = ""
+        sw = self._eac_card().external_authenticate(self._session.eac, cmd.data,
+                                                     eac.id_picc(mrz))
+        return ResponseApdu(b"", sw)
+
     def _mse_set_at(self, cmd: CommandApdu) -> ResponseApdu:
         """MSE:Set AT for PACE (``00 22 C1 A4``) with the CAN as password."""
-        if (cmd.p1, cmd.p2) != (0xC1, 0xA4):
-            return ResponseApdu(b"", Sw.INCORRECT_P1P2)
         if self.secrets.can is None:
             return ResponseApdu(b"", Sw.REFERENCED_DATA_NOT_FOUND)
         pace = PaceCard(self.secrets.can.decode("ascii"))
@@ -648,6 +771,19 @@ class SimulatedCard:
         return ResponseApdu(b"", Sw.OK)
 
     def _general_authenticate(self, cmd: CommandApdu) -> ResponseApdu:
+        state = self._session.eac
+        if state.ca_pending and self._icao_sm and self.secrets.ca_private_pem is not None:
+            state.ca_pending = False
+            pk_pcd = find(find(cmd.data, 0x7C) or b"", 0x80)
+            key = serialization.load_pem_private_key(self.secrets.ca_private_pem, None)
+            assert isinstance(key, ec.EllipticCurvePrivateKey)
+            try:
+                self._session.next_sm = eac.ecdh_session(key, pk_pcd or b"")
+            except SecureChannelError:
+                return ResponseApdu(b"", Sw.WRONG_DATA)
+            # A new session: TA starts from nothing, with this ephemeral key.
+            self._session.eac = eac.EacCardState(pk_pcd=pk_pcd)
+            return ResponseApdu(tlv(0x7C, b""), Sw.OK)
         pace = self._session.pace
         if pace is None:
             return ResponseApdu(b"", Sw.CONDITIONS)
@@ -683,11 +819,14 @@ class SimulatedCard:
             f = self.files.get(int.from_bytes(cmd.data[i : i + 2], "big"))
             if f is None:
                 return ResponseApdu(b"", Sw.FILE_NOT_FOUND)
+            if self._eac_denied(f):
+                return ResponseApdu(b"", Sw.SECURITY_STATUS)
             digests += hashlib.sha256(f.data).digest()
         return ResponseApdu(hashlib.sha256(digests).digest(), Sw.OK)
 
 
 SW_SM_OBJECTS_INCORRECT = 0x6988
+DG1_FID, DG3_FID = 0x0101, 0x0103
 
 
 def _sw(sw: int) -> bytes:

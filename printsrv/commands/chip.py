@@ -98,7 +98,8 @@ def cmd_personalize(args: argparse.Namespace) -> int:
     holder = holder_data(card_input)
     with KeyStore.open(settings) as store:
         keys = PersonalizationKeys(store.document_signer(), store.scp03_master(),
-                                   store.biometric_master())
+                                   store.biometric_master(),
+                                   cvca_certificate=store.cvca_certificate())
         try:
             result = personalize_reader(args.reader, holder, keys, options,
                                         can=card_input.card_access_number)
@@ -174,11 +175,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     crl_der = args.crl.read_bytes() if args.crl else None
 
     def run(master: KeyDiversifier | None, csca: bytes | None,
-            crl: bytes | None = crl_der) -> int:
+            crl: bytes | None = crl_der, inspection: Any = None) -> int:
         try:
             report = verify_reader(args.reader, csca, master, crl_der=crl, at=args.at,
                                    access=access,
-                                   require_active_authentication=not args.allow_no_aa)
+                                   require_active_authentication=not args.allow_no_aa,
+                                   inspection=inspection)
         except ChipError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
@@ -200,6 +202,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
             f"{'OK' if report.ok else 'FAILED'}: chip UID {report.chip_uid} on {report.reader}",
             f"ATR {report.atr}; locked: {report.locked}; access control:"
             f" {report.access_control}; active authentication: {report.active_authentication}",
+            f"chip authentication: {report.chip_authentication}; terminal authentication:"
+            f" {report.terminal_authentication}"
+            + ("; DG3 withheld by the chip" if report.dg3_withheld else ""),
             f"document number {report.document_number}",
             f"passive authentication: signature {pa['signature_valid']}, chain"
             f" {pa['chain_valid']} (signed {pa['signing_time'] or 'at an unknown time'},"
@@ -218,7 +223,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     with KeyStore.open(settings) as store:
         if not args.no_biometrics:
             master = store.biometric_master()
+        # the station's IS key and certificates: Terminal Authentication opens DG3
+        inspection = None if args.no_biometrics else store.inspection_system()
         if csca_der is None:  # the demo CSCA, and its CRL unless one was given
             return run(master, store.csca_certificate_der(),
-                       crl_der if args.crl else store.csca_crl_der())
-        return run(master, csca_der)
+                       crl_der if args.crl else store.csca_crl_der(), inspection)
+        return run(master, csca_der, inspection=inspection)

@@ -1,6 +1,7 @@
 """``demo``: one command for a complete virtual station, stopped cleanly on Ctrl-C.
 
     python run.py demo [--count N] [--no-web] [--port 8080] [--cards-per-minute R]
+    python run.py demo --kecamatan [--count N] [--offline-seconds S]  (demo_kecamatan.py)
 
 In order: ``init`` (idempotent) → a signed demo batch generated and imported (skipped while
 records of an earlier demo batch are still queued) → a carton of blanks received and loaded and a
@@ -78,6 +79,18 @@ def register(sub: Any) -> None:
         default=12.0,
         help="pace of the station, to be watchable (default 12; 0 = as fast as it can)",
     )
+    k = p.add_argument_group(
+        "kecamatan", "--kecamatan: a kabupaten server, a kecamatan node with its virtual station "
+        "and a link that drops for a while; prints what happens, cleans up, exits 0 when the "
+        "node caught up")
+    k.add_argument("--kecamatan", action="store_true", help="run the kecamatan node demo")
+    k.add_argument("--offline-seconds", type=float, default=15.0,
+                   help="how long the link stays down at least (default 15)")
+    k.add_argument("--print-seconds", type=float, default=0.5,
+                   help="seconds the node's printer takes per card (default 0.5)")
+    k.add_argument("--sqlite", action="store_true",
+                   help="the server on SQLite even when PostgreSQL answers on 127.0.0.1:5432")
+    k.add_argument("--keep", action="store_true", help="keep the scratch folder (logs)")
     p.set_defaults(func=cmd_demo)
 
 
@@ -87,6 +100,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 2
     if os.environ.get(_CHILD_ENV) != "1":
         return _supervise()
+    if args.kecamatan:
+        from printsrv.commands.demo_kecamatan import run_kecamatan
+
+        return run_kecamatan(args)
     return run_demo(args)
 
 

@@ -1,4 +1,5 @@
-"""``keys rotate-ds`` and ``keys crl``: the document-signer life cycle and the CSCA's CRL."""
+"""``keys rotate-ds`` and ``keys crl``: the document-signer life cycle and the CSCA's CRL;
+``keys eac-init`` / ``keys eac-rotate``: the EAC CV PKI (CVCA → DV → inspection system)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from printsrv.config import load_settings
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("keys", help="document-signer rotation, the CSCA's CRL")
+    p = sub.add_parser("keys", help="document-signer rotation, the CSCA's CRL, the EAC CV PKI")
     keys_sub = p.add_subparsers(dest="keys_command", required=True)
 
     s = keys_sub.add_parser("rotate-ds", help="retire the document-signer key and issue a new "
@@ -37,6 +38,16 @@ def register(sub: Any) -> None:
                    "followed by ':KCV' to check it as entered")
     s.add_argument("--replace", action="store_true", help="replace an existing scp03-master")
     s.set_defaults(func=cmd_import_perso)
+
+    s = keys_sub.add_parser("eac-init", help="EAC: create the demo CVCA and DV and the "
+                            "station's inspection-system key (token) where missing; show them")
+    s.set_defaults(func=cmd_eac_init)
+    s = keys_sub.add_parser("eac-rotate", help="EAC: a new IS key and certificate; 'dv' also "
+                            "a new DV, 'cvca' also a new CVCA with a link certificate")
+    s.add_argument("level", choices=["is", "dv", "cvca"])
+    s.add_argument("--days", type=int, help="validity of the new top certificate in days "
+                   "(defaults: IS 30, DV 90, CVCA 1095)")
+    s.set_defaults(func=cmd_eac_rotate)
 
 
 def _serial(text: str) -> int:
@@ -165,4 +176,45 @@ def cmd_import_perso(args: argparse.Namespace) -> int:
                      details={"key": SCP03_MASTER, "component_kcvs": kcvs, "kcv": kcv,
                               "replaced": args.replace})
     print(f"{SCP03_MASTER} KCV {kcv} imported into the token")
+    return 0
+
+
+def _show_cv_chain(store: Any) -> None:
+    from chip import cvc
+
+    cvca = store.cvca_certificate()
+    inspection = store.inspection_system()
+    chain = ([cvc.parse_cv_certificate(cvca)] if cvca else []) + (
+        inspection.chain if inspection else [])
+    for cert in chain:
+        print(f"{cert.role.name:12} CHR {cert.chr:16} CAR {cert.car:16} CHAT {cert.chat:02X}"
+              f"  {cert.effective} .. {cert.expiration}")
+
+
+def cmd_eac_init(args: argparse.Namespace) -> int:
+    from printsrv.keys import KeyStore
+
+    settings = load_settings()
+    with KeyStore.open(settings) as store:
+        created = store.create_missing_cv_pki()
+        print("created: " + (", ".join(created) if created else "nothing (all present)"))
+        _show_cv_chain(store)
+    return 0
+
+
+def cmd_eac_rotate(args: argparse.Namespace) -> int:
+    from printsrv import audit
+    from printsrv.audit import AuditTag
+    from printsrv.db import unit_of_work
+    from printsrv.keys import KeyStore, rotate_cv_authority
+
+    settings = load_settings()
+    with KeyStore.open(settings) as store:
+        store.create_missing_cv_pki()
+        made = rotate_cv_authority(store, args.level, args.days)
+        _show_cv_chain(store)
+    with unit_of_work(settings) as session:
+        audit.record(session, AuditTag.SYSTEM_KEYS_CREATE, actor=f"keys eac-rotate {args.level}",
+                     details={"new": made})
+    print("new: " + ", ".join(made))
     return 0

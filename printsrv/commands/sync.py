@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from typing import Any
 
 from printsrv.config import load_settings
@@ -25,14 +24,17 @@ def register(sub: Any) -> None:
     e.set_defaults(func=cmd_enroll)
     s = node_sub.add_parser("sync", help="exchange with the server (forever, or --once)")
     s.add_argument("--once", action="store_true", help="one exchange, then exit")
-    s.add_argument("--interval", type=float, default=60.0, help="seconds between exchanges")
+    s.add_argument("--interval", type=float, help="seconds between exchanges (default: the "
+                   "setting node_sync_interval, 60)")
+    s.add_argument("--max-wait", type=float, help="longest wait after failures in a row (the "
+                   "wait doubles from the interval; default 10 intervals, at most 600 s)")
     s.set_defaults(func=cmd_sync)
     st = node_sub.add_parser("status", help="last contact, offline since, events pending")
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=cmd_node_status)
 
     m = sub.add_parser("nodes", help="kecamatan nodes of this server: list, approve, revoke, "
-                       "recall")
+                       "recall, lost, fates, settle")
     m.set_defaults(func=cmd_nodes)
     m.add_argument("--json", action="store_true")
     nodes_sub = m.add_subparsers(dest="nodes_command")
@@ -49,6 +51,26 @@ def register(sub: Any) -> None:
     c.add_argument("request_id")
     c.add_argument("--actor", default="cli")
     c.set_defaults(func=cmd_recall)
+    lost = nodes_sub.add_parser(
+        "lost", help="a node whose disk died: revoke it and report what it held as unknown "
+        "fates for a supervisor to settle (then enrol a fresh node for the office)")
+    lost.add_argument("node")
+    lost.add_argument("--reason", required=True, help="why (disk died, stolen, ...)")
+    lost.add_argument("--actor", default="cli")
+    lost.set_defaults(func=cmd_lost)
+    f = nodes_sub.add_parser("fates", help="unknown fates of lost nodes (open ones, or --all)")
+    f.add_argument("--node")
+    f.add_argument("--all", action="store_true", help="settled ones too")
+    f.add_argument("--json", action="store_true")
+    f.set_defaults(func=cmd_fates)
+    t = nodes_sub.add_parser("settle", help="a supervisor's decision on an unknown fate")
+    t.add_argument("fate_id", type=int)
+    t.add_argument("--decision", required=True, choices=["recovered", "spoiled", "lost"],
+                   help="recovered: the card found issued / the blank unused; spoiled: found "
+                   "damaged; lost: not found (a record goes back to the queue)")
+    t.add_argument("--reason", required=True)
+    t.add_argument("--actor", required=True, help="the supervisor who decides")
+    t.set_defaults(func=cmd_settle)
 
 
 def _when(moment: Any) -> str:
@@ -67,24 +89,34 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
     from printsrv.sync import node
     from printsrv.sync.protocol import AuthError, SyncError
 
     settings = load_settings()
-    while True:
+    if args.once:
         try:
             result = node.sync_once(settings)
-            print(f"sync: {result.pushed} events up, {result.pulled} items down", flush=True)
         except AuthError as exc:
             print(f"sync refused by the server ({exc.status}): {exc}", file=sys.stderr)
             return 1
         except SyncError as exc:
-            print(f"sync failed (will retry): {exc}", file=sys.stderr, flush=True)
-            if args.once:
-                return 1
-        if args.once:
-            return 0
-        time.sleep(args.interval)
+            print(f"sync failed: {exc}", file=sys.stderr, flush=True)
+            return 1
+        print(f"sync: {result.pushed} events up, {result.pulled} items down", flush=True)
+        return 0
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+
+    def report(line: str, failed: bool) -> None:
+        print(line, file=sys.stderr if failed else sys.stdout, flush=True)
+
+    interval = args.interval if args.interval is not None else settings.node_sync_interval
+    return node.sync_forever(settings, stop, interval=max(float(interval), 0.1),
+                             ceiling=args.max_wait, report=report)
 
 
 def cmd_node_status(args: argparse.Namespace) -> int:
@@ -151,4 +183,47 @@ def cmd_recall(args: argparse.Namespace) -> int:
         asked = server.recall(session, args.request_id, actor=args.actor)
         node_id = asked.node_id
     print(f"recall of {args.request_id} asked of node {node_id}; it answers on its next sync")
+    return 0
+
+
+def cmd_lost(args: argparse.Namespace) -> int:
+    from printsrv.db import unit_of_work
+    from printsrv.sync import recovery
+
+    with unit_of_work(load_settings()) as session:
+        lost = recovery.declare_lost(session, args.node, actor=args.actor, reason=args.reason)
+    print(f"node {lost.node_id} revoked; unknown fates reported: {lost.records} records, "
+          f"{lost.blanks} blanks (run.py nodes fates; settle each with run.py nodes settle)")
+    return 0
+
+
+def cmd_fates(args: argparse.Namespace) -> int:
+    from printsrv.db import unit_of_work
+    from printsrv.sync import recovery
+    from printsrv.terminal import table
+
+    with unit_of_work(load_settings()) as session:
+        rows = [{"id": f.id, "node": f.node_id, "kind": f.kind, "subject": f.subject,
+                 "last known": f.last_known, "reported": _when(f.reported_at),
+                 "decision": f.decision.value if f.decision else None,
+                 "by": f.settled_by, "reason": f.reason}
+                for f in recovery.unknown_fates(session, node_id=args.node,
+                                                open_only=not args.all)]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif not rows:
+        print("no unknown fates")
+    else:
+        print(table([{k: ("—" if v is None else v) for k, v in r.items()} for r in rows]))
+    return 0
+
+
+def cmd_settle(args: argparse.Namespace) -> int:
+    from printsrv.db import unit_of_work
+    from printsrv.sync import recovery
+
+    with unit_of_work(load_settings()) as session:
+        fate = recovery.settle(session, args.fate_id, args.decision, actor=args.actor,
+                               reason=args.reason)
+        print(f"{fate.kind} {fate.subject}: {fate.decision} (by {fate.settled_by})")
     return 0

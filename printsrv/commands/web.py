@@ -93,16 +93,60 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = load_settings()
     config = {"SESSION_COOKIE_SECURE": False} if args.insecure_cookies else None
     app = create_app(settings, config)
-    if args.workers > 1:
-        args.threads = args.threads or 8
-        return _serve_gunicorn(app, args)
-    from waitress import serve
+    syncing = _start_node_sync(settings)
+    try:
+        if args.workers > 1:
+            args.threads = args.threads or 8
+            return _serve_gunicorn(app, args)
+        from waitress import serve
 
-    args.threads = args.threads or 16
+        args.threads = args.threads or 16
 
-    print(f"serving on http://{args.host}:{args.port}", file=sys.stderr)
-    serve(app, host=args.host, port=args.port, threads=args.threads, ident="printsrv")
-    return 0
+        print(f"serving on http://{args.host}:{args.port}", file=sys.stderr)
+        serve(app, host=args.host, port=args.port, threads=args.threads, ident="printsrv")
+        return 0
+    finally:
+        if syncing is not None:
+            _stop_node_sync(syncing)
+
+
+def _start_node_sync(settings: Any) -> Any:
+    """On a kecamatan node: ``run.py node sync`` beside the web app (its own process: its own
+    token session, no thread across gunicorn's fork), every ``node_sync_interval`` seconds with
+    backoff after failures; it dies with this process. ``None`` on a server or when the setting
+    is 0."""
+    import subprocess
+
+    from printsrv import PROJECT_ROOT
+    from printsrv.commands.demo import _die_with_parent
+    from printsrv.db import engine_for
+    from printsrv.sync.node import is_node
+
+    if settings.node_sync_interval <= 0:
+        return None
+    enrolled = is_node(settings)
+    # gunicorn forks its workers from this process: they must not share its connections
+    engine_for(settings.sqlalchemy_url).dispose()
+    if not enrolled:
+        return None
+    print(f"node: syncing with the server every {settings.node_sync_interval:g} s",
+          file=sys.stderr)
+    return subprocess.Popen(
+        [sys.executable, str(PROJECT_ROOT / "run.py"), "node", "sync", "--interval",
+         f"{settings.node_sync_interval:g}"],
+        stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+
+
+def _stop_node_sync(proc: Any) -> None:
+    import subprocess
+
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
 
 def _serve_gunicorn(app: Any, args: argparse.Namespace) -> int:

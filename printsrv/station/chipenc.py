@@ -43,6 +43,7 @@ class PcscEncoder:
         self._pkeys: Any = None
         self._signer_version = 0
         self._csca: bytes | None = None
+        self._inspection: Any = None
 
     def bind_keys(self, keys: Any) -> None:
         """Use the open key store ``keys`` (the daemon opens it once)."""
@@ -62,8 +63,11 @@ class PcscEncoder:
                 signer=self.keys.document_signer(),
                 scp03_master=self.keys.scp03_master(),
                 biometric_master=self.keys.biometric_master(),
+                cvca_certificate=self.keys.cvca_certificate(),
             )
             self._csca = self.keys.csca_certificate_der()
+            # the station's verify is an EAC inspection system: it passes TA to check DG3
+            self._inspection = self.keys.inspection_system()
         return self._pkeys
 
     def ready(self) -> str | None:
@@ -120,7 +124,7 @@ class PcscEncoder:
             access: BacKey | CanKey = (CanKey(card.card_access_number) if card.card_access_number
                                        else BacKey.from_mrz(td1_mrz(holder)))
             report = verify_card(channel, self._csca, keys.biometric_master, fingers or None,
-                                 access=access)
+                                 access=access, inspection=self._inspection)
         finally:
             channel.close()
         if not report.ok:

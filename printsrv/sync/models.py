@@ -109,3 +109,32 @@ class NodeIdentity(Base):
     #: when the link was first found down since the last good contact (None: online)
     offline_since: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class FateDecision(enum.StrEnum):
+    """A supervisor's decision on an unknown fate (a node whose disk died)."""
+
+    RECOVERED = "recovered"  # found: the card issued at the office / the blank unused
+    SPOILED = "spoiled"  # found damaged
+    LOST = "lost"  # not found
+
+
+class UnknownFate(Base):
+    """A record or blank a lost node held whose fate never reached the server, until a
+    supervisor settles it (who, when, why)."""
+
+    __tablename__ = "sync_unknown_fate"
+    __table_args__ = (UniqueConstraint("node_id", "kind", "subject"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    node_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # "record" | "blank"
+    subject: Mapped[str] = mapped_column(String(64))  # request id or blank serial
+    office_code: Mapped[str] = mapped_column(String(8))
+    #: the last state the server knew (record state; blank state as the node last reported)
+    last_known: Mapped[str] = mapped_column(String(20))
+    reported_at: Mapped[datetime] = mapped_column(default=utcnow)
+    reported_by: Mapped[str] = mapped_column(String(64))
+    decision: Mapped[FateDecision | None] = mapped_column(_enum(FateDecision, "fate_decision"))
+    settled_at: Mapped[datetime | None]
+    settled_by: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(Text)

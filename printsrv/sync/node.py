@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,12 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from printsrv import outbox
 from printsrv.config import Settings
 from printsrv.db import unit_of_work
-from printsrv.errors import NotFound, StateError
+from printsrv.errors import NotFound, PrintSrvError, StateError
 from printsrv.keys import KeyStore
 from printsrv.models import (
     Batch,
@@ -41,7 +43,7 @@ from printsrv.offices import ensure_office
 from printsrv.sync import bundle, protocol
 from printsrv.sync.client import Refused, ServerClient, post_signed
 from printsrv.sync.models import NodeIdentity
-from printsrv.sync.protocol import SyncError, WrappedKey
+from printsrv.sync.protocol import AuthError, SyncError, WrappedKey
 from printsrv.sync.server import RECALL_ANSWER
 
 #: The node's outbox consumer that ships its events to the server.
@@ -70,6 +72,12 @@ def identity(session: Session) -> NodeIdentity:
     if node is None:
         raise NotFound("this instance is not a node: run 'python run.py node enroll'")
     return node
+
+
+def is_node(settings: Settings) -> bool:
+    """Whether this instance is enrolled as a kecamatan node."""
+    with unit_of_work(settings) as session:
+        return session.scalar(select(NodeIdentity.node_id)) is not None
 
 
 @dataclass(frozen=True)
@@ -461,10 +469,66 @@ class NodeStatus:
 def status(settings: Settings) -> NodeStatus:
     """What ``run.py node status`` shows."""
     with unit_of_work(settings) as session:
-        node = identity(session)
-        pending = next((c.pending for c in outbox.status(session) if c.name == CONSUMER), 0)
-        queued = session.scalar(select(func.count()).select_from(Record).where(
-            Record.state == RecordState.QUEUED)) or 0
-        return NodeStatus(node.node_id, node.server_url, node.office_code, node.last_contact_at,
-                          node.offline_since, node.last_error, pending, node.down_applied,
-                          int(queued))
+        return session_status(session, identity(session))
+
+
+def session_status(session: Session, node: NodeIdentity) -> NodeStatus:
+    """:func:`status` of ``node`` read through ``session``."""
+    pending = next((c.pending for c in outbox.status(session) if c.name == CONSUMER), 0)
+    queued = session.scalar(select(func.count()).select_from(Record).where(
+        Record.state == RecordState.QUEUED)) or 0
+    return NodeStatus(node.node_id, node.server_url, node.office_code, node.last_contact_at,
+                      node.offline_since, node.last_error, pending, node.down_applied,
+                      int(queued))
+
+
+def offline_status(session: Session) -> NodeStatus | None:
+    """The node's status when its last exchange failed (what the web app's offline banner
+    shows); ``None`` on a server, or on a node whose last exchange succeeded. One small query
+    while online."""
+    node = session.scalar(select(NodeIdentity))
+    if node is None or node.offline_since is None:
+        return None
+    return session_status(session, node)
+
+
+# ----------------------------------------------------------------------------------- the loop
+
+
+def backoff(failures: int, interval: float, ceiling: float) -> float:
+    """Seconds to wait after ``failures`` failed exchanges in a row: the interval after a good
+    one, then doubling from it up to ``ceiling`` (never below the interval)."""
+    if failures <= 0:
+        return interval
+    return min(interval * 2 ** (failures - 1), max(ceiling, interval))
+
+
+def sync_forever(settings: Settings, stop: threading.Event, *, interval: float,
+                 ceiling: float | None = None,
+                 report: Callable[[str, bool], None] | None = None) -> int:
+    """Exchange with the server every ``interval`` seconds until ``stop`` is set, waiting
+    longer after each failure (:func:`backoff`, up to ``ceiling``, default 10 intervals but at
+    most 10 minutes). ``report(line, failed)`` hears of each exchange. Returns 0 when stopped,
+    1 when the server refused the node's credentials (revoked, not approved: retrying does not
+    help)."""
+    ceiling = ceiling if ceiling is not None else min(10 * interval, 600.0)
+    failures = 0
+    while not stop.is_set():
+        try:
+            result = sync_once(settings)
+        except AuthError as exc:
+            if report:
+                report(f"sync refused by the server ({exc.status}): {exc}", True)
+            return 1
+        except (PrintSrvError, SQLAlchemyError) as exc:  # the link, the token, a busy database
+            failures += 1
+            wait = backoff(failures, interval, ceiling)
+            if report:
+                report(f"sync failed (retry in {wait:g} s): {exc}", True)
+        else:
+            failures = 0
+            wait = interval
+            if report:
+                report(f"sync: {result.pushed} events up, {result.pulled} items down", False)
+        stop.wait(wait)
+    return 0

@@ -202,11 +202,13 @@ def create_app(
         pause_reason,
         record_state,
     )
+    from printsrv.web.node_banner import offline_banner
     from printsrv.web.services import can
     from printsrv.web.views import queue_rows_html
 
     app.jinja_env.globals.update(
         current_user=current_user,
+        offline_banner=offline_banner,
         can=can,
         get_locale=select_locale,
         queue_rows_html=queue_rows_html,

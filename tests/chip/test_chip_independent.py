@@ -7,6 +7,8 @@ import dataclasses
 import datetime as dt
 import io
 import struct
+import subprocess
+from pathlib import Path
 
 import pytest
 from mrz.checker.td1 import TD1CodeChecker
@@ -175,3 +177,30 @@ def test_compact_tlv_rejects_the_old_broken_atr() -> None:
     old = bytes.fromhex("3B88800180730000404B5450F5")  # "KTP" read as tag 4, length 11
     with pytest.raises(ValueError, match="tag 4 claims 11"):
         compact_tlv(historical_bytes(old))
+
+
+@pytest.mark.parametrize("scale", [1.0, 5.0], ids=["embedded-as-is", "resampled"])
+def test_card_face_pdf_carries_no_metadata(tmp_path: Path, scale: float) -> None:
+    """The rendered card face, taken apart by poppler's ``pdfimages``: the photo is a JPEG
+    without COM/EXIF/XMP/ICC, and nothing of the sources' metadata is anywhere in the PDF."""
+    from printsrv.layout import load_template, render_card, sample_card
+    from printsrv.layout.images import box_px, prepare_photo
+
+    box = next(e.box for e in load_template("ktp-el").elements if e.kind == "photo")
+    w, h = box_px(box)
+    photo = dirty_jpeg(round(w * scale), round(h * scale))
+    assert prepare_photo(photo, box).passthrough is (scale == 1.0)
+    card = dataclasses.replace(sample_card("ktp-el"), photo_jpeg=photo,
+                               signature_png=dirty_png())
+    pdf = render_card(card).pdf
+    assert SECRET not in pdf
+    (tmp_path / "card.pdf").write_bytes(pdf)
+    done = subprocess.run(["pdfimages", "-all", str(tmp_path / "card.pdf"),
+                           str(tmp_path / "img")], capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    jpegs = sorted(tmp_path.glob("img-*.jpg"))
+    assert jpegs, sorted(p.name for p in tmp_path.iterdir())
+    for jpeg in jpegs:
+        raw = jpeg.read_bytes()
+        assert metadata_markers(raw) == [] and SECRET not in raw, jpeg.name

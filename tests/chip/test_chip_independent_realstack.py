@@ -1,6 +1,6 @@
 """A lifetime card written through pyscard → pcscd → vpcd → simulator and read back the same
-way, checked by parsers we did not write: PyPI ``mrz`` on DG1, JPEG markers of DG2,
-``ATR_analysis`` (pcsc-tools) on the ATR."""
+way, checked by parsers we did not write: PyPI ``mrz`` on DG1, JPEG markers of DG2 and PNG
+chunks of DG7 (from sources full of metadata), ``ATR_analysis`` (pcsc-tools) on the ATR."""
 
 from __future__ import annotations
 
@@ -18,8 +18,15 @@ from chip.face import face_image
 from chip.lds import HolderData, biometric_instances, parse_dg1, td1_mrz
 from chip.personalization import PersonalizationKeys, personalize_reader
 from chip.softkeys import DemoPki, SoftKeyDiversifier
+from chip.tlv import find
 from chip.verification import verify_reader
-from tests.chip.test_chip_independent import SECRET, dirty_jpeg, metadata_markers
+from tests.chip.test_chip_independent import (
+    SECRET,
+    dirty_jpeg,
+    dirty_png,
+    metadata_markers,
+    png_chunks,
+)
 
 pytestmark = pytest.mark.realstack
 
@@ -30,7 +37,8 @@ def test_lifetime_card_through_pcscd(pcsc_stack: Any, keys: PersonalizationKeys,
     assert holder.expiry is None
     pcsc_stack.restart_simulator(0)
     reader = pcsc_stack.reader_name(0)
-    personalize_reader(reader, dataclasses.replace(holder, photo_jpeg=dirty_jpeg()), keys)
+    dirty = dataclasses.replace(holder, photo_jpeg=dirty_jpeg(), signature_image=dirty_png())
+    personalize_reader(reader, dirty, keys)
     report = verify_reader(reader, pki.csca_certificate_der, bio_master,
                            access=BacKey.from_mrz(td1_mrz(holder)))
     assert report.ok, report.problems
@@ -42,6 +50,8 @@ def test_lifetime_card_through_pcscd(pcsc_stack: Any, keys: PersonalizationKeys,
 
     face = face_image(biometric_instances(report.raw_files["DG2"], 0x75)[0][1][0x5F2E])
     assert metadata_markers(face) == []
+    signature = find(find(report.raw_files["DG7"], 0x67) or b"", 0x5F43) or b""
+    assert set(png_chunks(signature)) <= {b"IHDR", b"IDAT", b"IEND", b"pHYs"}
     assert SECRET not in b"".join(report.raw_files.values())
 
     atr = bytes.fromhex(report.atr)

@@ -78,10 +78,31 @@ def test_malformed_profiles_are_named(tmp_path: Path, text: str, message: str) -
 @pytest.mark.realstack
 def test_default_profile_through_pcscd(pcsc_stack: Any, holder: HolderData,
                                        keys: PersonalizationKeys) -> None:
-    from chip.personalization import personalize_reader
+    """Through pcscd: the default profile checks by reading every file back under the SCP03
+    session (secure-messaging bits in the CLA: 04 for ISO commands, 84 for GP ones), never by
+    HASH FILES; the simulator's profile does the opposite."""
+    from chip.pcsc import PcscChannel
 
-    pcsc_stack.restart_simulator(0)
-    result = personalize_reader(pcsc_stack.reader_name(0), holder, keys, get_profile().options())
-    assert result.card_state.value == "locked"
-    # read-back moved every payload byte back over the wire, on top of sending it
-    assert result.bytes_received > result.payload_bytes
+    class RecordingPcsc(PcscChannel):
+        def __init__(self, reader: str) -> None:
+            super().__init__(reader)
+            self.commands: list[bytes] = []
+
+        def transmit(self, apdu: bytes) -> bytes:
+            self.commands.append(apdu[:2])
+            return super().transmit(apdu)
+
+    sent: dict[str, list[bytes]] = {}
+    for profile in (DEFAULT_PROFILE, "ktp-simulator"):
+        pcsc_stack.restart_simulator(0)
+        with RecordingPcsc(pcsc_stack.reader_name(0)) as channel:
+            result = personalize(channel, holder, keys, get_profile(profile).options())
+        assert result.card_state.value == "locked"
+        sent[profile] = channel.commands
+        if profile == DEFAULT_PROFILE:
+            # read-back moved every payload byte back over the wire, on top of sending it
+            assert result.bytes_received > result.payload_bytes
+    reads = [c for c in sent[DEFAULT_PROFILE] if c[1] in (0xB0, 0xB1)]
+    assert reads and all(c[0] & 0x0C == 0x04 for c in reads)  # under secure messaging
+    assert all(c[1] != 0x2A for c in sent[DEFAULT_PROFILE])
+    assert any(c == b"\x84\x2a" for c in sent["ktp-simulator"])

@@ -139,6 +139,21 @@ def test_byte_copy_clone_fails_active_authentication(
     personalize_reader(reader, holder, keys)
     access = BacKey.from_mrz(td1_mrz(holder))
     assert verify_reader(reader, pki.csca_certificate_der, None, access=access).ok
+    csca_pem = tmp_path / "csca.pem"
+    csca_pem.write_bytes(pki.csca_certificate.public_bytes(serialization.Encoding.PEM))
+    env = os.environ | {"PRINTSRV_INSTANCE_DIR": str(tmp_path / "instance")}
+    env.pop("PRINTSRV_CONFIG", None)
+
+    def chip_verify() -> tuple[int, dict[str, Any]]:
+        """``run.py chip verify`` (the operator's command) with BAC from the MRZ."""
+        proc = subprocess.run(
+            [sys.executable, "run.py", "chip", "verify", "--reader", reader, "--mrz",
+             td1_mrz(holder), "--csca", str(csca_pem), "--no-biometrics", "--json"],
+            cwd=REPO, env=env, capture_output=True, text=True, check=False, timeout=120)
+        return proc.returncode, json.loads(proc.stdout)
+
+    code, genuine = chip_verify()
+    assert code == 0 and genuine["ok"] and genuine["active_authentication"] is True, genuine
     # The cloner copies every file byte for byte onto a fresh chip and, knowing the MRZ from
     # DG1, gives it the same BAC keys; the AA private key never left the original card.
     state = json.loads(original.read_text())
@@ -152,6 +167,8 @@ def test_byte_copy_clone_fails_active_authentication(
     assert report.passive_authentication_ok  # the copied files and EF.SOD are genuine ...
     assert report.active_authentication is False and not report.ok  # ... the chip is not
     assert any("Active Authentication failed" in p for p in report.problems)
+    code, cloned = chip_verify()
+    assert code == 1 and not cloned["ok"] and cloned["active_authentication"] is False, cloned
 
 
 def test_already_locked_card(pcsc_stack: Any, keys: PersonalizationKeys,

@@ -1,0 +1,314 @@
+"""Extended Access Control v1 (BSI TR-03110 v1.11; ICAO 9303-11 §6.2): Chip and Terminal
+Authentication, both halves.
+
+**Chip Authentication** (id-CA-ECDH-AES-CBC-CMAC-128): the chip made a static P-256 key pair at
+personalization (``80 46 00 01``; the private key never leaves it); DG14 carries the public key
+(ChipAuthenticationPublicKeyInfo) and is covered by EF.SOD. Under BAC/PACE secure messaging the
+terminal sends MSE:Set AT ``00 22 41 A4 {80 OID}`` and GENERAL AUTHENTICATE ``00 86 00 00
+{7C {80 ephemeral PK_PCD}}``; the chip answers ``7C 00`` under the old keys and both sides
+restart secure messaging (AES, SSC 0) with KS_enc/KS_mac = KDF(x(ECDH), 1/2). A byte copy of
+the files lacks the private key: its answers no longer MAC-verify.
+
+**Terminal Authentication**, after CA: MSE:Set DST ``00 22 81 B6 {83 CAR}``, PSO:Verify
+Certificate ``00 2A 00 BE`` for the DV then the IS certificate, MSE:Set AT ``00 22 81 A4
+{83 CHR}``, GET CHALLENGE (8 bytes), EXTERNAL AUTHENTICATE ``00 82 00 00`` with the IS
+signature (ECDSA-SHA-256, plain) over ID_PICC ‖ r_PICC ‖ Comp(PK_PCD); ID_PICC is the document
+number with its check digit as BAC's MRZ information has it (the full 16-digit NIK), Comp the
+x-coordinate of the ephemeral key from CA. Only then does the chip let DG3 be read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from asn1crypto import core
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from chip import cvc
+from chip.activeauth import DG14_TAG, OID_ACTIVE_AUTHENTICATION, OID_ECDSA_PLAIN_SHA256
+from chip.apdu import CommandApdu
+from chip.errors import MalformedError, SecureChannelError, VerificationError
+from chip.pace import kdf
+from chip.securemessaging import Cipher3, SecureMessaging
+from chip.tlv import find, parse, tlv, unwrap
+from chip.transport import Transport
+
+OID_PK_ECDH = "0.4.0.127.0.7.2.2.1.2"
+OID_CA_ECDH_AES_CBC_CMAC_128 = "0.4.0.127.0.7.2.2.3.2.2"
+OID_TA = "0.4.0.127.0.7.2.2.2"
+CVCA_FID, CVCA_SFI = 0x011C, 0x1C  # EF.CVCA inside the LDS application
+P2_CA_KEY = 0x01  # GENERATE KEY PAIR 80 46 00 01: the Chip Authentication key
+PUT_DATA_TRUST_POINT = 0x00A1  # PUT DATA 00A1: A1 { 7F21 CVCA certificate, 5F25 date }
+
+
+def oid_bytes(dotted: str) -> bytes:
+    return bytes(core.ObjectIdentifier(dotted).contents)
+
+
+def dg14(ca_public: ec.EllipticCurvePublicKey | None, *,
+         active_authentication: bool = True) -> bytes:
+    """DG14 = SecurityInfos: ChipAuthenticationPublicKeyInfo + ChipAuthenticationInfo (v1) +
+    TerminalAuthenticationInfo (v1) when the chip has a CA key; ActiveAuthenticationInfo
+    (ecdsa-plain-SHA256) when it does AA."""
+    infos = b""
+    if ca_public is not None:
+        spki = ca_public.public_bytes(serialization.Encoding.DER,
+                                      serialization.PublicFormat.SubjectPublicKeyInfo)
+        infos += tlv(0x30, cvc.oid_tlv(OID_PK_ECDH) + spki)
+        infos += tlv(0x30, cvc.oid_tlv(OID_CA_ECDH_AES_CBC_CMAC_128) + tlv(0x02, b"\x01"))
+        infos += tlv(0x30, cvc.oid_tlv(OID_TA) + tlv(0x02, b"\x01"))
+    if active_authentication:
+        infos += tlv(0x30, cvc.oid_tlv(OID_ACTIVE_AUTHENTICATION) + tlv(0x02, b"\x01")
+                     + cvc.oid_tlv(OID_ECDSA_PLAIN_SHA256))
+    return tlv(DG14_TAG, tlv(0x31, infos))
+
+
+def ca_public_key(dg14_raw: bytes) -> ec.EllipticCurvePublicKey | None:
+    """The chip's CA public key from DG14 when DG14 offers CA with ECDH-AES-128 (else None)."""
+    offers, key = False, None
+    for tag, info in parse(unwrap(unwrap(dg14_raw, DG14_TAG), 0x31)):
+        if tag != 0x30:
+            continue
+        items = parse(info)
+        if not items or items[0][0] != 0x06:
+            continue
+        oid = items[0][1]
+        if oid == oid_bytes(OID_CA_ECDH_AES_CBC_CMAC_128):
+            offers = True
+        elif oid == oid_bytes(OID_PK_ECDH) and len(items) > 1:
+            loaded = serialization.load_der_public_key(tlv(0x30, items[1][1]))
+            if isinstance(loaded, ec.EllipticCurvePublicKey):
+                key = loaded
+    return key if offers else None
+
+
+def generate_on_card(t: Transport) -> ec.EllipticCurvePublicKey:
+    """Ask the card (under SCP03) for its Chip Authentication key pair; the public key."""
+    resp = t.transmit(CommandApdu(0x80, 0x46, 0x00, P2_CA_KEY, le=256),
+                      context="GENERATE KEY PAIR (Chip Authentication)")
+    raw = find(find(resp.data, 0x7F49) or b"", 0x86)
+    if raw is None:
+        raise VerificationError("GENERATE KEY PAIR: no public point in the answer")
+    return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
+
+
+def ef_cvca(car: str, second: str | None = None) -> bytes:
+    """EF.CVCA: one or two ``42 CAR`` objects, zero-padded to 36 bytes."""
+    body = tlv(0x42, car.encode("ascii")) + (tlv(0x42, second.encode("ascii")) if second else b"")
+    return body.ljust(36, b"\x00")
+
+
+def parse_ef_cvca(raw: bytes) -> list[str]:
+    return [v.decode("ascii") for tag, v in parse(raw.rstrip(b"\x00")) if tag == 0x42]
+
+
+def encode_trust_point(cvca: cvc.CvCertificate) -> bytes:
+    """What the chip keeps of a CVCA: ``A1 { 42 CHR, 86 public point }`` (P-256 implied)."""
+    return tlv(0xA1, tlv(0x42, cvca.chr.encode("ascii")) + tlv(0x86, cvca.public_point))
+
+
+def decode_trust_points(raw: bytes) -> list[cvc.CvCertificate]:
+    """The chip's trust points as (body-less) CVCA certificates."""
+    out = []
+    for tag, value in parse(raw):
+        if tag != 0xA1:
+            raise MalformedError("trust point is not an A1 template")
+        chr_ = (find(value, 0x42) or b"").decode("ascii")
+        point = find(value, 0x86) or b""
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)  # ValueError if bad
+        far = dt.date(2099, 12, 31)
+        out.append(cvc.CvCertificate(b"", b"", b"", chr_, chr_, point, True, cvc.Role.CVCA,
+                                     cvc.READ_DG3 | cvc.READ_DG4, cvc.OID_ID_IS, far, far))
+    return out
+
+
+def trust_point_command(cvca: cvc.CvCertificate, today: dt.date) -> CommandApdu:
+    """PUT DATA ``00A1`` (personalization, under SCP03): the CVCA the chip trusts (its CHR
+    and public key) and the chip's first current date."""
+    body = encode_trust_point(cvca) + tlv(cvc.TAG_EFFECTIVE, cvc.encode_date(today))
+    return CommandApdu(0x80, 0xDA, 0x00, 0xA1, body)
+
+
+def id_picc(mrz: str) -> bytes:
+    """ID_PICC for TA v1 (TR-03110 v1.11, BAC case): the document number with its check digit,
+    as in BAC's MRZ information (a long NIK in full, the check digit over all of it)."""
+    from chip.bac import BacKey
+    from chip.lds import check_digit
+
+    number = BacKey.from_mrz(mrz).document_number.ljust(9, "<")
+    return (number + check_digit(number)).encode("ascii")
+
+
+# -- terminal side ------------------------------------------------------------------------------
+@dataclass
+class ChipAuthenticationResult:
+    """The ephemeral key pair of one CA run (TA signs Comp of its public half)."""
+
+    pk_pcd: bytes  # uncompressed point
+
+
+def chip_authentication(t: Transport, ca_public: ec.EllipticCurvePublicKey) -> (
+        ChipAuthenticationResult):
+    """CA with the chip's DG14 key; afterwards ``t`` speaks the new session.
+    :class:`SecureChannelError` / :class:`StatusWordError` when the chip fails it."""
+    if not isinstance(t.session, SecureMessaging):
+        raise SecureChannelError("Chip Authentication needs BAC or PACE first")
+    ephemeral = ec.generate_private_key(ec.SECP256R1())
+    pk_pcd = cvc.point(ephemeral.public_key())
+    t.transmit(CommandApdu(0x00, 0x22, 0x41, 0xA4,
+                           tlv(0x80, oid_bytes(OID_CA_ECDH_AES_CBC_CMAC_128))),
+               context="MSE:Set AT (Chip Authentication)")
+    t.transmit(CommandApdu(0x00, 0x86, 0x00, 0x00, tlv(0x7C, tlv(0x80, pk_pcd)), le=256),
+               context="GENERAL AUTHENTICATE (Chip Authentication)")
+    shared = ephemeral.exchange(ec.ECDH(), ca_public)
+    t.session = SecureMessaging(kdf(shared, 1), kdf(shared, 2), 0, Cipher3.AES)
+    return ChipAuthenticationResult(pk_pcd)
+
+
+@dataclass
+class InspectionSystem:
+    """What a terminal needs for TA: its chain (link certificates, DV, IS) and the IS key."""
+
+    chain: list[cvc.CvCertificate]  # ordered: [link…], DV, IS
+    signer: cvc.CvSigner
+
+    @property
+    def certificate(self) -> cvc.CvCertificate:
+        return self.chain[-1]
+
+
+def terminal_authentication(t: Transport, inspection: InspectionSystem, cvca_refs: list[str],
+                            ca: ChipAuthenticationResult, mrz: str) -> None:
+    """TA v1 with ``inspection``'s chain, starting at a CVCA named in EF.CVCA.
+    :class:`VerificationError` when the chip trusts none of our chain's roots;
+    :class:`StatusWordError` when it refuses a certificate or the signature."""
+    chain = inspection.chain
+    start = next((i for i, c in enumerate(chain) if c.car in cvca_refs), None)
+    if start is None:
+        raise VerificationError(f"the chip trusts CVCA {cvca_refs}, our chain starts at "
+                                f"{chain[0].car}")
+    for cert in chain[start:]:
+        t.transmit(CommandApdu(0x00, 0x22, 0x81, 0xB6, tlv(0x83, cert.car.encode("ascii"))),
+                   context=f"MSE:Set DST {cert.car}")
+        t.transmit(CommandApdu(0x00, 0x2A, 0x00, 0xBE, cert.pso_data()),
+                   context=f"PSO:Verify Certificate {cert.chr}")
+    t.transmit(CommandApdu(0x00, 0x22, 0x81, 0xA4,
+                           tlv(0x83, inspection.certificate.chr.encode("ascii"))),
+               context="MSE:Set AT (Terminal Authentication)")
+    r_picc = t.transmit(CommandApdu(0x00, 0x84, 0x00, 0x00, le=8),
+                        context="GET CHALLENGE (Terminal Authentication)").data
+    message = id_picc(mrz) + r_picc + ca.pk_pcd[1:33]
+    signature = cvc.plain_signature(inspection.signer.sign(message))
+    t.transmit(CommandApdu(0x00, 0x82, 0x00, 0x00, signature),
+               context="EXTERNAL AUTHENTICATE (Terminal Authentication)")
+
+
+# -- card side ----------------------------------------------------------------------------------
+SW_OK, SW_SECURITY, SW_CONDITIONS, SW_NOT_FOUND, SW_WRONG_DATA = (
+    0x9000, 0x6982, 0x6985, 0x6A88, 0x6A80)
+
+
+@dataclass
+class EacCardState:
+    """The chip's volatile EAC state for one session."""
+
+    ca_pending: bool = False
+    pk_pcd: bytes | None = None  # the terminal's ephemeral key after CA
+    dst_key: cvc.CvCertificate | None = None  # the certificate whose key verifies the next one
+    rights: int = 0x3F  # AND of the chain's CHATs so far
+    verified: cvc.CvCertificate | None = None  # the last certificate verified (IS at the end)
+    ta_chr: str | None = None
+    challenge: bytes | None = None
+    terminal_authenticated: bool = False
+    effective_rights: int = 0  # the rights TA granted (bit 0: DG3)
+    chain: list[cvc.CvCertificate] = field(default_factory=list)
+
+
+def ecdh_session(private: ec.EllipticCurvePrivateKey, pk_pcd: bytes) -> SecureMessaging:
+    """The chip's new session after CA."""
+    try:
+        peer = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), pk_pcd)
+    except ValueError as exc:
+        raise SecureChannelError("CA: the terminal's key is not a P-256 point") from exc
+    shared = private.exchange(ec.ECDH(), peer)
+    return SecureMessaging(kdf(shared, 1), kdf(shared, 2), 0, Cipher3.AES)
+
+
+class EacCard:
+    """The chip's TA logic over its trust points and current date (both persisted by the
+    caller). Each method answers a status word."""
+
+    def __init__(self, trust_points: list[cvc.CvCertificate], current_date: dt.date) -> None:
+        self.trust_points = trust_points
+        self.current_date = current_date
+
+    def set_dst(self, state: EacCardState, data: bytes) -> int:
+        car = (find(data, 0x83) or b"").decode("ascii", "replace")
+        if state.pk_pcd is None:
+            return SW_CONDITIONS  # TA only after CA
+        trust = next((tp for tp in self.trust_points if tp.chr == car), None)
+        if trust is not None:  # a chain starts (again) at a trust point
+            state.dst_key, state.rights, state.chain = trust, trust.rights, [trust]
+            return SW_OK
+        if state.verified is not None and state.verified.chr == car:
+            state.dst_key = state.verified
+            return SW_OK
+        return SW_NOT_FOUND
+
+    def verify_certificate(self, state: EacCardState, data: bytes) -> int:
+        issuer = state.dst_key
+        if issuer is None:
+            return SW_CONDITIONS
+        try:
+            cert = cvc.parse_pso(data)
+        except MalformedError:
+            return SW_WRONG_DATA
+        if cert.car != issuer.chr or cert.chat_oid != cvc.OID_ID_IS:
+            return SW_WRONG_DATA
+        if not cert.signed_by(issuer.public_key):
+            return SW_SECURITY
+        if cert.expiration < self.current_date:
+            return SW_SECURITY
+        if cert.role is cvc.Role.IS and issuer.role not in (cvc.Role.DV_DOMESTIC,
+                                                            cvc.Role.DV_FOREIGN):
+            return SW_SECURITY
+        if cert.role in (cvc.Role.DV_DOMESTIC, cvc.Role.DV_FOREIGN) and (
+                issuer.role is not cvc.Role.CVCA):
+            return SW_SECURITY
+        # TR-03110: CVCA (link), domestic DV certificates advance the chip's date.
+        if cert.role in (cvc.Role.CVCA, cvc.Role.DV_DOMESTIC) and (
+                cert.effective > self.current_date):
+            self.current_date = cert.effective
+        if cert.role is cvc.Role.CVCA:  # a link certificate: a new trust point, two at most
+            if all(tp.chr != cert.chr for tp in self.trust_points):
+                self.trust_points = [*self.trust_points, cert][-2:]
+            state.verified, state.dst_key = cert, None
+            return SW_OK
+        state.rights &= cert.rights
+        state.verified, state.dst_key = cert, None
+        state.chain.append(cert)
+        return SW_OK
+
+    def set_at(self, state: EacCardState, data: bytes) -> int:
+        chr_ = (find(data, 0x83) or b"").decode("ascii", "replace")
+        if state.verified is None or state.verified.role is not cvc.Role.IS or (
+                state.verified.chr != chr_):
+            return SW_NOT_FOUND
+        state.ta_chr = chr_
+        return SW_OK
+
+    def external_authenticate(self, state: EacCardState, signature: bytes,
+                              id_picc_: bytes) -> int:
+        cert, challenge = state.verified, state.challenge
+        state.challenge = None
+        if cert is None or challenge is None or state.ta_chr != cert.chr or state.pk_pcd is None:
+            return SW_CONDITIONS
+        message = id_picc_ + challenge + state.pk_pcd[1:33]
+        if not cvc.verify_plain(cert.public_key, signature, message):
+            return SW_SECURITY
+        state.terminal_authenticated = True
+        state.effective_rights = state.rights
+        return SW_OK
+
