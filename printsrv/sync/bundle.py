@@ -211,16 +211,17 @@ def spool(instance_dir: Path, side: str, *parts: str) -> Path:
     return folder
 
 
-def sweep(folder: Path, *, keep: Iterable[str] = (), max_age: float = STALE_SECONDS) -> None:
-    """Remove files in ``folder`` except those named in ``keep``; with ``keep`` empty only
+def sweep(folder: Path, *, keep: Iterable[str] | None = None,
+          max_age: float = STALE_SECONDS) -> None:
+    """Remove the files in ``folder`` but those named in ``keep``; with ``keep`` None, only
     those older than ``max_age`` seconds."""
-    names = set(keep)
-    now = time.time()
     if not folder.is_dir():
         return
+    names = set(keep) if keep is not None else None
+    now = time.time()
     for path in folder.iterdir():
-        if not path.is_file() or path.name in names:
+        if not path.is_file() or (names is not None and path.name in names):
             continue
         with contextlib.suppress(FileNotFoundError):
-            if names or now - path.stat().st_mtime > max_age:
+            if names is not None or now - path.stat().st_mtime > max_age:
                 path.unlink()

@@ -132,7 +132,7 @@ def pull() -> Any:
             sync.note_down_applied(node, after)
             return jsonify({"bundle": manifest.to_json()})
     # what the node was handed for an earlier ``after`` is applied (or abandoned): gone
-    bundle.sweep(folder, keep=("-",))
+    bundle.sweep(folder, keep=())
     with _TOKEN, KeyStore.open(current_app.config["PRINTSRV_SETTINGS"]) as keys:
         answer = sync.pull(db(), keys, node, after=after)
     # committed before the bundle is kept: a cached bundle never names uncommitted down items
