@@ -276,6 +276,7 @@ def download(settings: Settings, client: ServerClient, manifest: bundle.Manifest
                 return  # a stripe cut midway: asked again from its end
 
     def step() -> None:
+        part.settle()
         running: dict[Future[None], int] = {}
         failed: BaseException | None = None
         with ThreadPoolExecutor(PARALLEL) as pool:

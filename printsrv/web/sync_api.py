@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import zlib
@@ -182,7 +183,10 @@ def upload() -> Any:
                                f"{manifest.sha256}.json"))
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{manifest.sha256}.json").write_text(json.dumps(manifest.to_json()))
-    return jsonify({"offset": bundle.Part(folder, manifest).received})
+    part = bundle.Part(folder, manifest)
+    with contextlib.suppress(bundle.ChunkRefused):  # cut off: sent again from its end
+        part.settle()
+    return jsonify({"offset": part.received})
 
 
 def _upload_part(node: SyncNode, sha: str) -> bundle.Part:

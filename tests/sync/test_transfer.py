@@ -320,3 +320,19 @@ def test_json_travels_deflated_both_ways(link: Link, tmp_path: Path) -> None:
     document = json.loads(zlib.decompress(on_wire))
     assert len(document["items"]) == 3
     assert len(on_wire) < len(json.dumps(document)) * 0.9  # media compress little, the rest well
+
+
+def test_a_part_file_that_holds_every_byte_is_settled(tmp_path: Path) -> None:
+    """A process that ended between the last write and the rename: the next one checks the
+    part and renames it (a bad one is cut off, not taken)."""
+    data = random.Random(2).randbytes(10_000)
+    manifest = bundle.Manifest.of(data, block=4096)
+    part = bundle.Part(tmp_path, manifest)
+    part.path.write_bytes(data)
+    part.settle()
+    assert part.complete and part.read() == data
+    part.discard()
+    part.path.write_bytes(data[:9_000] + bytes(1_000))
+    with pytest.raises(bundle.ChunkRefused):
+        part.settle()
+    assert part.received == 8_192 and not part.complete
