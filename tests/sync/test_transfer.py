@@ -6,6 +6,7 @@ again) and a corrupted chunk is refused."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import random
 import socket
 import threading
@@ -336,3 +337,27 @@ def test_a_part_file_that_holds_every_byte_is_settled(tmp_path: Path) -> None:
     with pytest.raises(bundle.ChunkRefused):
         part.settle()
     assert part.received == 8_192 and not part.complete
+
+
+def test_a_range_read_is_replayable_but_only_by_an_active_node(link: Link,
+                                                               tmp_path: Path) -> None:
+    from printsrv.sync import node, server
+    from printsrv.sync.protocol import AuthError
+
+    _import(link.server, tmp_path, 12)
+    node_id = _enrol(link)
+    with node.connect(link.node) as (client, _keys):
+        answer = client.call("/pull", {"after": 0, "bundle": True})
+        manifest = bundle.Manifest.from_json(answer["bundle"])
+        ask = {"offset": 0, "length": 1000}
+        first = b"".join(client.fetch(f"/fetch/{manifest.sha256}", ask))
+        again = b"".join(client.fetch(f"/fetch/{manifest.sha256}", ask))  # counter 0 again
+        assert first == again and len(first) == 1000
+        whole = b"".join(client.fetch(f"/fetch/{manifest.sha256}",
+                                      {"offset": 0, "length": manifest.size}))
+        assert hashlib.sha256(whole).hexdigest() == manifest.sha256
+        with unit_of_work(link.server) as session:
+            server.revoke(session, node_id, actor="admin")
+        with pytest.raises(AuthError) as revoked:
+            b"".join(client.fetch(f"/fetch/{manifest.sha256}", ask))
+        assert revoked.value.status == 403
