@@ -12,11 +12,14 @@
 from __future__ import annotations
 
 import base64
+import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -37,16 +40,23 @@ from printsrv.models import (
     RecordState,
 )
 from printsrv.offices import ensure_office
-from printsrv.sync import protocol
-from printsrv.sync.client import ServerClient, post_signed
+from printsrv.sync import bundle, protocol
+from printsrv.sync.client import Refused, ServerClient, post_signed
 from printsrv.sync.models import NodeIdentity
 from printsrv.sync.protocol import AuthError, SyncError, WrappedKey
 from printsrv.sync.server import RECALL_ANSWER
 
 #: The node's outbox consumer that ships its events to the server.
 CONSUMER = "kabupaten-sync"
-#: Events in one chunk up.
-CHUNK = 200
+#: Events in one push at most (one bundle: sent in chunks when large, resumed after a cut).
+CHUNK = 1000
+#: Stripes of a bundle fetched at once (each on its own connection), and their size.
+PARALLEL = 3
+STRIPE = 64 * 1024
+#: Stripes ahead of the part file's end that may be held in memory.
+AHEAD = 8
+#: Attempts in a row that move no byte before a transfer gives up until the next sync.
+RETRIES = 3
 ACTOR = "sync"
 #: States in which a node answers a recall with the card's fate instead of releasing it.
 FATES = frozenset({RecordState.ISSUED, RecordState.AT_DESK, RecordState.COLLECTED,
@@ -120,7 +130,11 @@ def connect(settings: Settings) -> Iterator[tuple[ServerClient, KeyStore]]:
         node_id, url = node.node_id, node.server_url
     with KeyStore.open(settings) as keys:
         signer = keys.node_signer()
-        yield ServerClient(url, node_id, signer.sign, _next_counter(settings)), keys
+        client = ServerClient(url, node_id, signer.sign, _next_counter(settings))
+        try:
+            yield client, keys
+        finally:
+            client.close()
 
 
 # ----------------------------------------------------------------------------------- up
@@ -137,11 +151,25 @@ def push_once(settings: Settings, client: ServerClient, *, limit: int = CHUNK) -
 
     The events are read, sent, and the cursor moved after the answer, in separate
     transactions: the node's database is never locked while the link is slow."""
+    folder = bundle.spool(settings.instance_dir, "node", "up")
+    pending = _pending_upload(folder)
     with unit_of_work(settings) as session:
-        events = outbox.fetch(session, CONSUMER, limit=limit)
+        events = outbox.fetch(session, CONSUMER, limit=int(pending.get("count", limit)))
     if not events:
         return 0
-    answer = client.call("/push", {"events": [_event_json(e) for e in events]})
+    body = {"events": [_event_json(e) for e in events]}
+    data, raw_size = bundle.compress(body)
+    if len(data) <= bundle.UP_CHUNK:
+        answer = client.call("/push", body)  # one request (deflated on the wire)
+    else:
+        manifest = bundle.Manifest.of(data, raw_size=raw_size)
+        # the same events make the same bytes: a push cut before now resumes where it stopped
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "pending.json").write_text(json.dumps(
+            {"sha256": manifest.sha256, "count": len(events)}))
+        upload(client, manifest, data)
+        answer = client.call("/push", {"bundle": manifest.sha256})
+        (folder / "pending.json").unlink(missing_ok=True)
     applied = int(answer.get("through", 0))
     done = [e for e in events if e.id <= applied]
     if done:
@@ -152,15 +180,157 @@ def push_once(settings: Settings, client: ServerClient, *, limit: int = CHUNK) -
     return len(done)
 
 
+def _pending_upload(folder: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((folder / "pending.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _retrying(client: ServerClient, held: Callable[[], int],
+              step: Callable[[], None]) -> None:
+    """Run ``step`` until it raises nothing; a link error or a refused chunk is retried (after
+    a short pause) while attempts move bytes, and given up after :data:`RETRIES` in a row
+    that move none."""
+    idle = 0
+    while True:
+        before = held()
+        try:
+            step()
+            return
+        except protocol.AuthError:
+            raise
+        except SyncError as exc:
+            if isinstance(exc, bundle.ChunkRefused | Refused):
+                client.refused += 1
+            idle = 0 if held() > before else idle + 1
+            if idle >= RETRIES:
+                raise
+            time.sleep(0.2 * 2 ** idle)
+
+
+def upload(client: ServerClient, manifest: bundle.Manifest, data: bytes) -> None:
+    """Send a bundle in chunks of :data:`bundle.UP_CHUNK` from where the server's copy ends."""
+    sha = manifest.sha256
+    offset = 0
+
+    def held() -> int:
+        return offset
+
+    def step() -> None:
+        nonlocal offset
+        offset = int(client.call("/upload", {"manifest": manifest.to_json()})["offset"])
+        while offset < manifest.size:
+            try:
+                answer = client.send(f"/upload/{sha}/{offset}",
+                                     data[offset:offset + bundle.UP_CHUNK])
+            except Refused as exc:  # 409: the server holds another length; 422: corrupted
+                offset = int(exc.answer.get("offset", offset))
+                raise
+            offset = int(answer["offset"])
+
+    _retrying(client, held, step)
+
+
+def download(settings: Settings, client: ServerClient, manifest: bundle.Manifest) -> bytes:
+    """A bundle the server handed this node, fetched into the node's spool from where a cut
+    download stopped (every byte that arrived is kept; each block is checked).
+
+    :data:`PARALLEL` stripes of :data:`STRIPE` bytes are fetched at once (within the next
+    :data:`AHEAD`), each on its own connection: on a lossy link with a long round trip one
+    TCP connection stalls at each lost segment, and the others keep the link busy meanwhile.
+    Each stripe's bytes are held in memory as they come and written to the part file in
+    order; a stripe cut midway keeps what came and is asked again from there (bytes of later
+    stripes held in memory are lost only if the process ends before the stripes before them
+    arrive)."""
+    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+    folder = bundle.spool(settings.instance_dir, "node", "down")
+    part = bundle.Part(folder, manifest)
+    bundle.sweep(folder, keep=(part.path.name, part.done.name))
+    size, sha = manifest.size, manifest.sha256
+    held: dict[int, tuple[int, bytearray]] = {}  # stripe number -> (first offset, bytes)
+
+    def fetch(stripe: int) -> None:
+        start, data = held[stripe]
+        end = min((stripe + 1) * STRIPE, size)
+        for piece in client.fetch(f"/fetch/{sha}", {"offset": start + len(data),
+                                                    "length": end - start - len(data)}):
+            data += piece
+
+    def unfinished(stripe: int) -> bool:
+        start, data = held[stripe]
+        return start + len(data) < min((stripe + 1) * STRIPE, size)
+
+    def flush(busy: set[int]) -> None:
+        """Write what is held in order from the end of the part file (blocks checked)."""
+        while not part.complete:
+            stripe = part.received // STRIPE
+            if stripe in busy or stripe not in held or held[stripe][0] != part.received:
+                return
+            start, data = held.pop(stripe)
+            if data:
+                part.write(start, [bytes(data)])
+            if start + len(data) < min((stripe + 1) * STRIPE, size):
+                return  # a stripe cut midway: asked again from its end
+
+    def step() -> None:
+        part.settle()
+        running: dict[Future[None], int] = {}
+        failed: BaseException | None = None
+        with ThreadPoolExecutor(PARALLEL) as pool:
+            while not part.complete:
+                first = part.received // STRIPE
+                for stripe in range(first, min(first + AHEAD, -(-size // STRIPE))):
+                    if failed is not None or len(running) >= PARALLEL:
+                        break
+                    if stripe in running.values():
+                        continue
+                    held.setdefault(stripe, (max(stripe * STRIPE, part.received), bytearray()))
+                    if unfinished(stripe):
+                        running[pool.submit(fetch, stripe)] = stripe
+                if not running:
+                    before = part.received
+                    flush(set())
+                    if failed is not None:
+                        raise failed
+                    if part.received == before and not part.complete:
+                        raise SyncError(f"bundle {sha[:12]}: download stalled at {before}")
+                    continue
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    del running[future]
+                    failed = failed or future.exception()
+                flush(set(running.values()))
+
+    def progress() -> int:
+        return part.received + sum(len(d) for _, d in held.values())
+
+    _retrying(client, progress, step)
+    return part.read()
+
+
 # ----------------------------------------------------------------------------------- down
 
 
 def pull_once(settings: Settings, client: ServerClient, keys: KeyStore) -> int:
     """Ask for what is handed down after the last applied item and apply it; returns how many
     items were applied (0: nothing new)."""
+    return _pull(settings, client, keys)[0]
+
+
+def _pull(settings: Settings, client: ServerClient, keys: KeyStore) -> tuple[int, bool]:
+    """:func:`pull_once`, and whether the server may have more (its answer was full)."""
     with unit_of_work(settings) as session:
         after = identity(session).down_applied
-    answer = client.call("/pull", {"after": after})
+    answer = client.call("/pull", {"after": after, "bundle": True})
+    manifest = None
+    if "bundle" in answer:  # a large answer: fetched in chunks, resumable
+        manifest = bundle.Manifest.from_json(answer["bundle"])
+        answer = bundle.decompress(download(settings, client, manifest))
+        if not isinstance(answer, dict):
+            raise SyncError("pull bundle: a JSON object is expected")
     applied = 0
     for item in answer.get("items", []):
         with unit_of_work(settings) as session:
@@ -179,7 +349,9 @@ def pull_once(settings: Settings, client: ServerClient, keys: KeyStore) -> int:
                 raise SyncError(f"down item {seq}: unknown kind {item['kind']!r}")
             node.down_applied = seq
             applied += 1
-    return applied
+    if manifest is not None:
+        bundle.Part(bundle.spool(settings.instance_dir, "node", "down"), manifest).discard()
+    return applied, bool(answer.get("more", True))
 
 
 def _receive_record(session: Session, keys: KeyStore, data: dict[str, Any]) -> None:
@@ -261,8 +433,11 @@ def sync_once(settings: Settings) -> SyncResult:
         with connect(settings) as (client, keys):
             while (n := push_once(settings, client)) > 0:
                 pushed += n
-            while (n := pull_once(settings, client, keys)) > 0:
+            more = True
+            while more:
+                n, more = _pull(settings, client, keys)
                 pulled += n
+                more = more and n > 0
             while (n := push_once(settings, client)) > 0:
                 pushed += n
     except SyncError as exc:

@@ -29,6 +29,8 @@ from printsrv.errors import PrintSrvError
 #: The API prefix on the server.
 PREFIX = "/sync/v1"
 PROTOCOL_VERSION = 1
+#: JSON bodies (either way) above this many bytes travel deflated (``Content-Encoding``).
+COMPRESS_ABOVE = 1024
 
 H_NODE = "X-Node-Id"
 H_COUNTER = "X-Node-Counter"

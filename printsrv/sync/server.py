@@ -116,10 +116,13 @@ def revoke(session: Session, node_id: str, *, actor: str) -> SyncNode:
 
 def authenticate(session: Session, *, node_id: str, counter: str, body_sha256: str,
                  signature: str, method: str, path: str, body: bytes,
-                 allow_pending: bool = False) -> SyncNode:
+                 allow_pending: bool = False, replayable: bool = False) -> SyncNode:
     """The node a signed request comes from (its row locked for the request); raises
-    :class:`AuthError` (401: unknown, bad signature, replay; 403: pending or revoked)."""
-    node = session.scalar(select(SyncNode).where(SyncNode.node_id == node_id).with_for_update())
+    :class:`AuthError` (401: unknown, bad signature, replay; 403: pending or revoked) and
+    :class:`SyncError` for a body that does not match its signed digest. ``replayable``: a
+    read-only request whose counter is not checked nor kept (nor the row locked)."""
+    stmt = select(SyncNode).where(SyncNode.node_id == node_id)
+    node = session.scalar(stmt if replayable else stmt.with_for_update())
     if node is None:
         raise AuthError("unknown node", 401)
     try:
@@ -127,7 +130,8 @@ def authenticate(session: Session, *, node_id: str, counter: str, body_sha256: s
     except ValueError:
         raise AuthError("bad request counter", 401) from None
     if protocol.body_digest(body) != body_sha256:
-        raise AuthError("body does not match its digest", 401)
+        # corrupted on the way (or cut): refused, but not a credential failure: sent again
+        raise SyncError("body does not match its digest: refused")
     text = protocol.signing_text(method, path, body_sha256, node_id, number)
     if not protocol.verify_signature(node.public_key, signature, text):
         raise AuthError("bad signature", 401)
@@ -135,6 +139,10 @@ def authenticate(session: Session, *, node_id: str, counter: str, body_sha256: s
         raise AuthError("node revoked", 403)
     if node.state is NodeState.PENDING and not allow_pending:
         raise AuthError("node not yet approved", 403)
+    if replayable:
+        # a read of bytes the node was already handed (a bundle's range): a replay gains
+        # nothing the wire did not carry, and parallel ranges arrive in any order
+        return node
     if number <= node.request_counter:
         raise AuthError("request counter replayed", 401)
     node.request_counter = number
@@ -228,14 +236,19 @@ def record_payload(session: Session, keys: KeyStore, node: SyncNode,
     return out
 
 
-def pull(session: Session, keys: KeyStore, node: SyncNode, *, after: int,
-         limit: int = PULL_LIMIT) -> dict[str, Any]:
-    """The node has applied every down item up to ``after``; hand it new records of its office
-    and answer the items after ``after`` (at most ``limit``), oldest first."""
+def note_down_applied(node: SyncNode, after: int) -> None:
+    """The node says it has applied every down item up to ``after``."""
     if after > node.down_seq:
         raise SyncError(f"node {node.node_id} claims down item {after}; newest is "
                         f"{node.down_seq}")
     node.down_acked = max(node.down_acked, after)
+
+
+def pull(session: Session, keys: KeyStore, node: SyncNode, *, after: int,
+         limit: int = PULL_LIMIT) -> dict[str, Any]:
+    """The node has applied every down item up to ``after``; hand it new records of its office
+    and answer the items after ``after`` (at most ``limit``), oldest first."""
+    note_down_applied(node, after)
     waiting = node.down_seq - after
     if waiting < limit:
         _assign(session, node, limit - waiting)
@@ -253,7 +266,9 @@ def pull(session: Session, keys: KeyStore, node: SyncNode, *, after: int,
                 raise SyncError(f"down item {item.seq}: record {item.request_id} is gone")
             entry["record"] = record_payload(session, keys, node, record)
         out.append(entry)
-    return {"items": out, "newest": node.down_seq, "up_applied": node.up_applied}
+    # ``more``: a full answer; there may be more to hand down (the node asks again)
+    return {"items": out, "newest": node.down_seq, "up_applied": node.up_applied,
+            "more": len(out) >= limit}
 
 
 def recall(session: Session, request_id: str, *, actor: str) -> Recall:

@@ -4,13 +4,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import threading
+import zlib
+from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from printsrv.errors import NotFound, PrintSrvError, StateError
-from printsrv.sync import protocol
+from printsrv.sync import bundle, protocol
 from printsrv.sync import server as sync
 from printsrv.sync.models import SyncNode
 from printsrv.sync.protocol import AuthError, SyncError
@@ -45,13 +49,39 @@ def _state_error(exc: PrintSrvError) -> Any:
 
 
 def _json() -> dict[str, Any]:
-    data = request.get_json(silent=True)
+    """The request's JSON object (inflated first when the node sent it deflated)."""
+    if "json" in g:
+        return g.json
+    if request.headers.get("Content-Encoding", "").lower() == "deflate":
+        data = bundle.decompress(request.get_data(cache=True), limit=bundle.MAX_SIZE)
+    else:
+        data = request.get_json(silent=True)
     if not isinstance(data, dict):
         raise SyncError("a JSON object is expected")
+    g.json = data
     return data
 
 
-def _node() -> SyncNode:
+@bp.after_request
+def _deflate(response: Response) -> Response:
+    """JSON answers above :data:`protocol.COMPRESS_ABOVE` bytes go deflated to a client that
+    accepts it (the node's ``requests`` inflates them transparently)."""
+    if (response.mimetype == "application/json" and not response.direct_passthrough
+            and "deflate" in request.headers.get("Accept-Encoding", "").lower()
+            and response.content_length is not None
+            and response.content_length > protocol.COMPRESS_ABOVE):
+        response.set_data(zlib.compress(response.get_data(), 6))
+        response.headers["Content-Encoding"] = "deflate"
+        response.headers["Vary"] = "Accept-Encoding"
+    return response
+
+
+def _spool(*parts: str) -> Path:
+    settings = current_app.config["PRINTSRV_SETTINGS"]
+    return bundle.spool(settings.instance_dir, "server", *parts)
+
+
+def _node(*, replayable: bool = False) -> SyncNode:
     headers = request.headers
     return sync.authenticate(
         db(), node_id=headers.get(protocol.H_NODE, ""),
@@ -59,6 +89,7 @@ def _node() -> SyncNode:
         body_sha256=headers.get(protocol.H_BODY, ""),
         signature=headers.get(protocol.H_SIGNATURE, ""),
         method=request.method, path=request.path, body=request.get_data(cache=True),
+        replayable=replayable,
     )
 
 
@@ -86,15 +117,125 @@ def pull() -> Any:
     from printsrv.keys import KeyStore
 
     node = _node()
-    after = int(_json().get("after", 0))
+    data = _json()
+    after = int(data.get("after", 0))
+    if not data.get("bundle"):
+        with _TOKEN, KeyStore.open(current_app.config["PRINTSRV_SETTINGS"]) as keys:
+            return jsonify(sync.pull(db(), keys, node, after=after))
+    # A node that takes bundles: a large answer is built once per (node, after), kept in the
+    # spool as a compressed bundle the node fetches in chunks (and resumes), and handed again
+    # (the same bytes) when the node asks with the same ``after`` after a cut.
+    folder = _spool("down", node.node_id)
+    index = folder / f"{after}.json"
+    if index.exists():
+        manifest = bundle.Manifest.from_json(json.loads(index.read_text()))
+        if (folder / f"{manifest.sha256}.bundle").exists():
+            sync.note_down_applied(node, after)
+            return jsonify({"bundle": manifest.to_json()})
+    # what the node was handed for an earlier ``after`` is applied (or abandoned): gone
+    bundle.sweep(folder, keep=())
     with _TOKEN, KeyStore.open(current_app.config["PRINTSRV_SETTINGS"]) as keys:
-        return jsonify(sync.pull(db(), keys, node, after=after))
+        answer = sync.pull(db(), keys, node, after=after)
+    # committed before the bundle is kept: a cached bundle never names uncommitted down items
+    db().commit()
+    data_bytes, raw_size = bundle.compress(answer)
+    if len(data_bytes) <= bundle.INLINE_MAX:
+        return jsonify(answer)  # small: one answer (deflated on the wire by _deflate)
+    manifest = bundle.Manifest.of(data_bytes, raw_size=raw_size)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f"{manifest.sha256}.tmp"
+    tmp.write_bytes(data_bytes)
+    tmp.replace(folder / f"{manifest.sha256}.bundle")
+    index.write_text(json.dumps(manifest.to_json()))
+    return jsonify({"bundle": manifest.to_json()})
+
+
+@bp.post("/fetch/<sha>")
+def fetch(sha: str) -> Any:
+    """Bytes ``offset`` .. ``offset + length`` of a bundle handed to this node by a pull (at
+    most :data:`bundle.DOWN_CHUNK`). Ranges may come in parallel, in any order: the request
+    counter is not checked (see :func:`sync.authenticate`)."""
+    node = _node(replayable=True)
+    data = _json()
+    offset, length = int(data.get("offset", 0)), int(data.get("length", bundle.DOWN_CHUNK))
+    path = _spool("down", node.node_id) / f"{sha}.bundle"
+    if not bundle.is_digest(sha) or not path.exists():
+        raise SyncError(f"no bundle {sha[:12]} for this node: pull again")
+    size = path.stat().st_size
+    if not 0 <= offset < size or not 0 < length <= bundle.DOWN_CHUNK:
+        raise SyncError(f"bundle {sha[:12]}: range {offset}+{length} outside 0..{size}")
+    with path.open("rb") as source:
+        source.seek(offset)
+        piece = source.read(length)
+    return Response(piece, mimetype="application/octet-stream",
+                    headers={"X-Bundle-Offset": str(offset)})
+
+
+@bp.post("/upload")
+def upload() -> Any:
+    """A node announces a bundle it will upload in chunks (its signed manifest); the answer is
+    how many bytes of it the server holds (0, or where a cut upload stopped)."""
+    node = _node()
+    manifest = bundle.Manifest.from_json(_json().get("manifest"))
+    folder = _spool("up", node.node_id)
+    # one upload at a time per node: what it sent before and abandoned goes
+    bundle.sweep(folder, keep=(f"{manifest.sha256}.part", f"{manifest.sha256}.bundle",
+                               f"{manifest.sha256}.json"))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{manifest.sha256}.json").write_text(json.dumps(manifest.to_json()))
+    part = bundle.Part(folder, manifest)
+    with contextlib.suppress(bundle.ChunkRefused):  # cut off: sent again from its end
+        part.settle()
+    return jsonify({"offset": part.received})
+
+
+def _upload_part(node: SyncNode, sha: str) -> bundle.Part:
+    folder = _spool("up", node.node_id)
+    index = folder / f"{sha}.json"
+    if not bundle.is_digest(sha) or not index.exists():
+        raise SyncError(f"no upload {sha[:12]} announced by this node")
+    return bundle.Part(folder, bundle.Manifest.from_json(json.loads(index.read_text())))
+
+
+@bp.post("/upload/<sha>/<int:offset>")
+def upload_chunk(sha: str, offset: int) -> Any:
+    """Bytes of an announced bundle at ``offset`` (the body; its digest is signed). Each block
+    is checked against the manifest; a bad one is refused (422) and cut off."""
+    node = _node()
+    part = _upload_part(node, sha)
+    body = request.get_data(cache=True)
+    if len(body) > bundle.UP_CHUNK:
+        raise SyncError(f"a chunk is at most {bundle.UP_CHUNK} bytes")
+    if offset != part.received:
+        return _at(409, f"offset {offset}: {part.received} bytes held", part.received)
+    try:
+        held = part.write(offset, [body])
+    except bundle.ChunkRefused as exc:
+        return _at(422, str(exc), part.received)
+    return jsonify({"offset": held})
+
+
+def _at(status: int, message: str, offset: int) -> Any:
+    """A refused chunk: why, and where the node goes on from (no change is committed but the
+    request counter's, which a refusal rolls back too: the node never reuses one)."""
+    response = jsonify({"error": message, "offset": offset})
+    response.status_code = status
+    return response
 
 
 @bp.post("/push")
 def push() -> Any:
     node = _node()
-    events = _json().get("events", [])
+    data = _json()
+    if "bundle" in data:  # the events came as an uploaded bundle
+        part = _upload_part(node, str(data["bundle"]))
+        if not part.complete:
+            raise SyncError(f"upload {part.manifest.sha256[:12]}: {part.received} of "
+                            f"{part.manifest.size} bytes held")
+        data = bundle.decompress(part.read())
+        if not isinstance(data, dict):
+            raise SyncError("bundle: a JSON object is expected")
+    events = data.get("events", [])
     if not isinstance(events, list):
         raise SyncError("events: a list is expected")
     through = sync.push(db(), node, [sync.NodeEvent.from_json(e) for e in events])
