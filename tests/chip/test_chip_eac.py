@@ -113,7 +113,7 @@ def test_ta_with_a_valid_is_certificate_then_dg3_is_still_encrypted(
     refs = eac.parse_ef_cvca(read_ef(t, Ef.CVCA, facts, secure=True))  # type: ignore[arg-type]
     assert refs == [cvc.parse_cv_certificate(cv.cvca_certificate).chr]
     mrz = parse_dg1(read_ef(t, Ef.DG1, facts, secure=True))  # type: ignore[arg-type]
-    eac.terminal_authentication(t, cv.inspection(), refs, ca, mrz)
+    eac.terminal_authentication(t, cv.inspection(), refs, ca, eac.id_picc(mrz))
     dg3 = _read_dg3(t, facts)
     # The second wall: the templates are encrypted under the biometric master's card key.
     assert holder.finger_right_index_fmr and holder.finger_right_index_fmr[:64] not in dg3
@@ -158,13 +158,13 @@ def test_ta_refusals_keep_dg3_closed(eac_card: SimulatedCard, holder: HolderData
         inspection = replace(cv.inspection(), signer=SoftCvSigner())
     if case == "dv-moves-the-chip-date":
         with pytest.raises(SecurityStatusError):  # the IS expired by the chip's new date
-            eac.terminal_authentication(t, inspection, refs, ca, mrz)
+            eac.terminal_authentication(t, inspection, refs, ca, eac.id_picc(mrz))
         assert eac_card.secrets.eac_date == cvc.encode_date(TODAY + dt.timedelta(days=10))
     elif case in ("no-dg3-right", "dv-without-rights"):
-        eac.terminal_authentication(t, inspection, refs, ca, mrz)  # TA passes ...
+        eac.terminal_authentication(t, inspection, refs, ca, eac.id_picc(mrz))  # TA passes ...
     else:
         with pytest.raises(StatusWordError):
-            eac.terminal_authentication(t, inspection, refs, ca, mrz)
+            eac.terminal_authentication(t, inspection, refs, ca, eac.id_picc(mrz))
     with pytest.raises(SecurityStatusError):  # ... DG3 stays closed
         _read_dg3(t, facts)
 
@@ -241,13 +241,13 @@ def test_cvca_link_certificate_rollover(make_card: CardFactory, keys: Personaliz
     ca = _ca(t, facts)
     mrz = parse_dg1(read_ef(t, Ef.DG1, facts, secure=True))  # type: ignore[arg-type]
     eac.terminal_authentication(t, eac.InspectionSystem([link, dv, is_cert], is_key),
-                                [old.chr], ca, mrz)
+                                [old.chr], ca, eac.id_picc(mrz))
     assert _read_dg3(t, facts)
     # The chip now trusts both CVCA keys; a chain from the new one alone works next time.
     t, facts = _bac(card, holder)
     ca = _ca(t, facts)
     eac.terminal_authentication(t, eac.InspectionSystem([dv, is_cert], is_key),
-                                [old.chr, link.chr], ca, mrz)
+                                [old.chr, link.chr], ca, eac.id_picc(mrz))
     assert _read_dg3(t, facts)
 
 
@@ -382,7 +382,7 @@ def test_ta_grant_ends_with_the_session(eac_card: SimulatedCard, holder: HolderD
     ca = _ca(t, facts)
     mrz = parse_dg1(read_ef(t, Ef.DG1, facts, secure=True))  # type: ignore[arg-type]
     eac.terminal_authentication(t, cv.inspection(), eac.parse_ef_cvca(
-        read_ef(t, Ef.CVCA, facts, secure=True)), ca, mrz)  # type: ignore[arg-type]
+        read_ef(t, Ef.CVCA, facts, secure=True)), ca, eac.id_picc(mrz))  # type: ignore[arg-type]
     assert _read_dg3(t, facts)
     # A new BAC session on the same power-up (plain commands end the old one): DG3 closed.
     perform_bac(t, BacKey.from_mrz(td1_mrz(holder)))
