@@ -65,9 +65,10 @@ def _p256_domain() -> keys.ECDomainParameters:
 def ca_subject_public_key_info(public: ec.EllipticCurvePublicKey) -> bytes:
     """The CA key as ICAO 9303-11 §9.2 wants it: SubjectPublicKeyInfo with id-ecPublicKey
     and *explicit* domain parameters (no named curve), the point uncompressed."""
-    return keys.PublicKeyInfo({
+    der: bytes = keys.PublicKeyInfo({
         "algorithm": {"algorithm": "ec", "parameters": _p256_domain()},
         "public_key": cvc.point(public)}).dump()
+    return der
 
 
 def dg14(ca_public: ec.EllipticCurvePublicKey | None, *,
