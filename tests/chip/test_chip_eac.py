@@ -617,3 +617,22 @@ def test_dg14_ca_key_on_another_curve_is_refused() -> None:
                         + tlv(0x30, cvc.oid_tlv(eac.OID_PK_ECDH) + other)))
     with pytest.raises(ValueError, match="P-256"):
         eac.ca_public_key(raw)
+
+
+@pytest.mark.parametrize("cipher", ["3DES", "AES"])
+def test_chain_pieces_fit_a_short_protected_apdu(cipher: str) -> None:
+    from chip.apdu import CommandChain, chain
+    from chip.securemessaging import Cipher3, SecureMessaging
+
+    sm = SecureMessaging(bytes(16), bytes(16), 0, Cipher3(cipher))
+    piece = sm.max_plain_data(255)
+    fits = sm.wrap_command(CommandApdu(0x00, 0x2A, 0x00, 0xBE, bytes(piece)))
+    over = sm.wrap_command(CommandApdu(0x00, 0x2A, 0x00, 0xBE, bytes(piece + 1)))
+    assert not fits.extended and len(fits.data) <= 255
+    assert over.extended  # one byte more needs extended length
+    links = chain(CommandApdu(0x00, 0x2A, 0x00, 0xBE, bytes(range(256)) * 2), piece)
+    assert [c.cla for c in links] == [0x10] * (len(links) - 1) + [0x00]
+    card = CommandChain()
+    assert all(card.feed(c) is None for c in links[:-1])
+    whole = card.feed(links[-1])
+    assert whole is not None and whole.data == bytes(range(256)) * 2 and not card.pending
