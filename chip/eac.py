@@ -154,8 +154,10 @@ def parse_ef_cvca(raw: bytes) -> list[str]:
 
 
 def encode_trust_point(cvca: cvc.CvCertificate) -> bytes:
-    """What the chip keeps of a CVCA: ``A1 { 42 CHR, 86 public point }`` (P-256 implied)."""
-    return tlv(0xA1, tlv(0x42, cvca.chr.encode("ascii")) + tlv(0x86, cvca.public_point))
+    """What the chip keeps of a CVCA: ``A1 { 42 CHR, 86 public point, 5F24 expiry }`` (P-256
+    implied; the expiry disables it for DV certificates once the chip's date passes it)."""
+    return tlv(0xA1, tlv(0x42, cvca.chr.encode("ascii")) + tlv(0x86, cvca.public_point)
+               + tlv(cvc.TAG_EXPIRATION, cvc.encode_date(cvca.expiration)))
 
 
 def decode_trust_points(raw: bytes) -> list[cvc.CvCertificate]:
@@ -167,9 +169,10 @@ def decode_trust_points(raw: bytes) -> list[cvc.CvCertificate]:
         chr_ = (find(value, 0x42) or b"").decode("ascii")
         point = find(value, 0x86) or b""
         ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)  # ValueError if bad
-        far = dt.date(2099, 12, 31)
+        expiry_raw = find(value, cvc.TAG_EXPIRATION)  # absent on cards personalized before
+        expiry = cvc.decode_date(expiry_raw) if expiry_raw else dt.date(2099, 12, 31)
         out.append(cvc.CvCertificate(b"", b"", b"", chr_, chr_, point, True, cvc.Role.CVCA,
-                                     cvc.READ_DG3 | cvc.READ_DG4, cvc.OID_ID_IS, far, far))
+                                     cvc.READ_DG3 | cvc.READ_DG4, cvc.OID_ID_IS, expiry, expiry))
     return out
 
 
@@ -362,6 +365,11 @@ class EacCard:
             return SW_SECURITY
         if cert.role in (cvc.Role.DV_DOMESTIC, cvc.Role.DV_FOREIGN) and (
                 issuer.role is not cvc.Role.CVCA):
+            return SW_SECURITY
+        # §7.1.4.3.4: an expired trust point no longer verifies DV certificates (it still
+        # verifies the link certificate to its successor).
+        if cert.role is not cvc.Role.CVCA and issuer.role is cvc.Role.CVCA and (
+                issuer.expiration < self.current_date):
             return SW_SECURITY
         # ICAO 9303-11 §7.1.4.3.3/§7.1.4.3.6: CVCA link certificates, DV certificates and
         # "accurate" terminal certificates (issued by a domestic DV) advance the chip's date.

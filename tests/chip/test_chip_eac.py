@@ -515,13 +515,19 @@ def test_a_chain_broken_by_another_command_is_refused(eac_card: SimulatedCard,
 
 def test_an_expired_link_certificate_is_still_accepted(
         eac_card: SimulatedCard, holder: HolderData, cv: DemoCvPki) -> None:
-    """ICAO 9303-11 §7.1.4.3.3: the chip MUST accept expired CVCA link certificates."""
+    """ICAO 9303-11 §7.1.4.3.3: the chip MUST accept expired CVCA link certificates (the key
+    becomes a trust point), but an expired trust point verifies no DV (§7.1.4.3.4)."""
     link, inspection = _rollover(cv, link_expired=True)
     assert link.expiration < TODAY
     t, facts = _bac(eac_card, holder)
     ca = _ca(t, facts)
-    eac.terminal_authentication(t, inspection, [link.car], ca, eac.id_picc(td1_mrz(holder)))
-    assert _read_dg3(t, facts)
+    with pytest.raises(SecurityStatusError) as exc:
+        eac.terminal_authentication(t, inspection, [link.car], ca, eac.id_picc(td1_mrz(holder)))
+    assert inspection.chain[1].chr in str(exc.value)  # the link went in, the DV did not
+    assert link.chr in [tp.chr for tp in eac.decode_trust_points(
+        eac_card.secrets.trust_points or b"")]
+    with pytest.raises(SecurityStatusError):
+        _read_dg3(t, facts)
 
 
 # -- the chip's current date: CVCA link, DV and *accurate* terminal certificates move it -------
@@ -636,3 +642,45 @@ def test_chain_pieces_fit_a_short_protected_apdu(cipher: str) -> None:
     assert all(card.feed(c) is None for c in links[:-1])
     whole = card.feed(links[-1])
     assert whole is not None and whole.data == bytes(range(256)) * 2 and not card.pending
+
+
+def test_an_expired_trust_point_verifies_no_dv_but_still_its_link(
+        make_card: CardFactory, keys: PersonalizationKeys, holder: HolderData) -> None:
+    """ICAO 9303-11 §7.1.4.3.4: once the chip's date passes a trust point's expiry, DV
+    certificates under it are refused; the link certificate to the next CVCA still goes."""
+    cvca_key, dv_key, is_key = SoftCvSigner(), SoftCvSigner(), SoftCvSigner()
+    start = TODAY - dt.timedelta(days=1)
+    cvca = cvc.issue(cvca_key, "IDCVCAKTP00001", "IDCVCAKTP00001", cvca_key.public_key,
+                     cvc.Role.CVCA, 3, start, TODAY + dt.timedelta(days=5))
+    card = make_card()
+    personalize(SimulatedChannel(card), holder, replace(keys, cvca_certificate=cvca.raw))
+    assert [tp.expiration for tp in eac.decode_trust_points(card.secrets.trust_points or b"")
+            ] == [cvca.expiration]
+    # A DV certificate effective after the CVCA's expiry moves the chip's date past it.
+    dv = cvc.issue(cvca_key, cvca.chr, "IDDVKTP00001", dv_key.public_key, cvc.Role.DV_DOMESTIC,
+                   3, TODAY + dt.timedelta(days=10), TODAY + dt.timedelta(days=90))
+    is_cert = cvc.issue(dv_key, dv.chr, "IDISKTP00001", is_key.public_key, cvc.Role.IS,
+                        cvc.READ_DG3, start, TODAY + dt.timedelta(days=30))
+    mrz = td1_mrz(holder)
+    t, facts = _bac(card, holder)
+    ca = _ca(t, facts)
+    eac.terminal_authentication(t, eac.InspectionSystem([dv, is_cert], is_key), [cvca.chr],
+                                ca, eac.id_picc(mrz))
+    assert card.secrets.eac_date == cvc.encode_date(TODAY + dt.timedelta(days=10))
+    t, facts = _bac(card, holder)
+    ca = _ca(t, facts)
+    with pytest.raises(SecurityStatusError):  # the same DV, now under an expired trust point
+        eac.terminal_authentication(t, eac.InspectionSystem([dv, is_cert], is_key),
+                                    [cvca.chr], ca, eac.id_picc(mrz))
+    new_key, dv2_key = SoftCvSigner(), SoftCvSigner()
+    link = cvc.issue(cvca_key, cvca.chr, "IDCVCAKTP00002", new_key.public_key, cvc.Role.CVCA, 3,
+                     start, TODAY + dt.timedelta(days=1000))
+    dv2 = cvc.issue(new_key, link.chr, "IDDVKTP00002", dv2_key.public_key, cvc.Role.DV_DOMESTIC,
+                    3, start, TODAY + dt.timedelta(days=90))
+    is2 = cvc.issue(dv2_key, dv2.chr, "IDISKTP00002", is_key.public_key, cvc.Role.IS,
+                    cvc.READ_DG3, TODAY + dt.timedelta(days=10), TODAY + dt.timedelta(days=30))
+    t, facts = _bac(card, holder)
+    ca = _ca(t, facts)
+    eac.terminal_authentication(t, eac.InspectionSystem([link, dv2, is2], is_key), [cvca.chr],
+                                ca, eac.id_picc(mrz))
+    assert _read_dg3(t, facts)
