@@ -9,6 +9,8 @@ from chip import errors
 
 MAX_SHORT_DATA = 255
 MAX_EXTENDED_DATA = 65535
+CLA_CHAINING = 0x10  # ISO/IEC 7816-4 §5.1.1: b5 of CLA, "command is not the last of a chain"
+SW_LAST_OF_CHAIN_EXPECTED = 0x6883
 
 
 class Ins(IntEnum):
@@ -118,6 +120,55 @@ class CommandApdu:
             raise errors.MalformedError("bad extended Lc")
         le = (int.from_bytes(rest, "big") or 65536) if rest else None
         return cls(cla, ins, p1, p2, data, le, extended=True)
+
+
+def chain(cmd: CommandApdu, piece: int) -> list[CommandApdu]:
+    """ISO/IEC 7816-4 command chaining: ``cmd``'s data in pieces of at most ``piece`` bytes,
+    every command but the last with CLA bit b5 (``10``) set; same INS, P1, P2. Under secure
+    messaging each piece is wrapped on its own (the transport does that per command)."""
+    if piece <= 0:
+        raise errors.MalformedError("chain piece size must be positive")
+    data = cmd.data
+    parts = [data[i : i + piece] for i in range(0, len(data), piece)] or [b""]
+    return [CommandApdu(cmd.cla | (CLA_CHAINING if i < len(parts) - 1 else 0), cmd.ins,
+                        cmd.p1, cmd.p2, part, cmd.le if i == len(parts) - 1 else None)
+            for i, part in enumerate(parts)]
+
+
+class CommandChain:
+    """The card's half of command chaining for one instruction: :meth:`feed` each command;
+    it answers None while the chain goes on (the card replies 9000) and the whole command
+    once the last link (CLA b5 clear) arrives."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        self._head: tuple[int, int, int] | None = None
+        self._data = b""
+
+    @property
+    def pending(self) -> bool:
+        return self._head is not None
+
+    def reset(self) -> None:
+        self._head, self._data = None, b""
+
+    def feed(self, cmd: CommandApdu) -> CommandApdu | None:
+        """None: more to come. :class:`~chip.errors.MalformedError` when the chain is broken
+        (another INS/P1/P2 mid-chain) or grows past ``limit``; the chain is dropped then."""
+        head = (cmd.ins, cmd.p1, cmd.p2)
+        if self._head is not None and self._head != head:
+            self.reset()
+            raise errors.MalformedError("command chain interrupted")
+        data = self._data + cmd.data
+        if len(data) > self.limit:
+            self.reset()
+            raise errors.MalformedError("command chain too long")
+        if cmd.cla & CLA_CHAINING:
+            self._head, self._data = head, data
+            return None
+        self.reset()
+        return CommandApdu(cmd.cla, cmd.ins, cmd.p1, cmd.p2, data, cmd.le,
+                           extended=len(data) > MAX_SHORT_DATA)
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,6 +60,17 @@ def atr_extended_length(atr: bytes) -> bool:
     return any(tag == 7 and len(value) >= 3 and bool(value[2] & 0x40) for tag, value in objects)
 
 
+def atr_command_chaining(atr: bytes) -> bool:
+    """True when the ATR's card capabilities (third software function byte, b8) announce
+    command chaining (ISO/IEC 7816-4 §8.1.1.2.7); ICAO 9303-11 §9.3.2 lets a terminal chain
+    other commands than PACE's GENERAL AUTHENTICATE only when the chip says so."""
+    try:
+        objects = compact_tlv(historical_bytes(atr))
+    except ValueError:
+        return False
+    return any(tag == 7 and len(value) >= 3 and bool(value[2] & 0x80) for tag, value in objects)
+
+
 @dataclass(frozen=True)
 class CardFacts:
     """What the card says about itself before we write."""
@@ -74,6 +85,8 @@ class CardFacts:
     max_response_data: int
     #: The card's serial from its CPLC (:func:`cplc_identity`), b"" when it has none
     card_identity: bytes = b""
+    #: The ATR announces ISO 7816-4 command chaining (what a short-APDU card takes instead)
+    command_chaining: bool = False
 
     @property
     def state(self) -> CardState:
@@ -148,7 +161,8 @@ def card_facts(t: Transport, atr: bytes) -> CardFacts:
                 max_resp = int.from_bytes(values[1], "big")
         except StatusWordError:
             ext = False
-    return CardFacts(uid, atr, life_cycle, used, free, ext, max_cmd, max_resp, identity)
+    return CardFacts(uid, atr, life_cycle, used, free, ext, max_cmd, max_resp, identity,
+                     atr_command_chaining(atr))
 
 
 def select_ef(t: Transport, ef: Ef, *, secure: bool = False) -> int:

@@ -10,11 +10,16 @@ restart secure messaging (AES, SSC 0) with KS_enc/KS_mac = KDF(x(ECDH), 1/2). A 
 the files lacks the private key: its answers no longer MAC-verify.
 
 **Terminal Authentication**, after CA: MSE:Set DST ``00 22 81 B6 {83 CAR}``, PSO:Verify
-Certificate ``00 2A 00 BE`` for the DV then the IS certificate, MSE:Set AT ``00 22 81 A4
-{83 CHR}``, GET CHALLENGE (8 bytes), EXTERNAL AUTHENTICATE ``00 82 00 00`` with the IS
-signature (ECDSA-SHA-256, plain) over ID_PICC ‖ r_PICC ‖ Comp(PK_PCD); ID_PICC is the document
-number with its check digit as BAC's MRZ information has it (the full 16-digit NIK), Comp the
-x-coordinate of the ephemeral key from CA. Only then does the chip let DG3 be read.
+Certificate ``00 2A 00 BE`` for each certificate (CVCA link certificates, DV, IS), MSE:Set AT
+``00 22 81 A4 {83 CHR}``, GET CHALLENGE (8 bytes), EXTERNAL AUTHENTICATE ``00 82 00 00`` with
+the IS signature (ECDSA-SHA-256, plain) over ID_PICC ‖ r_PICC ‖ Comp(PK_PCD), Comp the
+x-coordinate of the ephemeral key from CA. ID_PICC depends on how the session was opened
+(ICAO 9303-11 §7.1.2, TR-03110-1 §3.5): after BAC the document number with its check digit as
+BAC's MRZ information has it (the full 16-digit NIK); after PACE Comp(~PK_PICC), the
+x-coordinate of the chip's ephemeral PACE key-agreement key ("dynamic binding"). Only then
+does the chip let DG3 be read. A link certificate carries the domain parameters (~434 bytes
+under PSO): on a card without extended length that announces command chaining in its ATR,
+PSO:Verify Certificate goes as an ISO 7816-4 chain, each link under secure messaging.
 """
 
 from __future__ import annotations
@@ -22,15 +27,15 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from asn1crypto import core
-from cryptography.hazmat.primitives import serialization
+from asn1crypto import core, keys
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from chip import cvc
 from chip.activeauth import DG14_TAG, OID_ACTIVE_AUTHENTICATION, OID_ECDSA_PLAIN_SHA256
-from chip.apdu import CommandApdu
+from chip.apdu import CommandApdu, chain, status_error
+from chip.cardops import CardFacts
 from chip.errors import MalformedError, SecureChannelError, VerificationError
-from chip.pace import kdf
+from chip.pace import CURVES, PARAM_P256, kdf
 from chip.securemessaging import Cipher3, SecureMessaging
 from chip.tlv import find, parse, tlv, unwrap
 from chip.transport import Transport
@@ -47,22 +52,68 @@ def oid_bytes(dotted: str) -> bytes:
     return bytes(core.ObjectIdentifier(dotted).contents)
 
 
+def _p256_domain() -> keys.ECDomainParameters:
+    """P-256 as explicit ECParameters (prime field, a, b, G uncompressed, order, cofactor)."""
+    c = CURVES[PARAM_P256]
+    return keys.ECDomainParameters(name="specified", value=keys.SpecifiedECDomain({
+        "version": "ecdpVer1",
+        "field_id": {"field_type": "prime_field", "parameters": c.p},
+        "curve": {"a": c.a.to_bytes(c.size, "big"), "b": c.b.to_bytes(c.size, "big")},
+        "base": c.encode(c.g), "order": c.n, "cofactor": 1}))
+
+
+def ca_subject_public_key_info(public: ec.EllipticCurvePublicKey) -> bytes:
+    """The CA key as ICAO 9303-11 §9.2 wants it: SubjectPublicKeyInfo with id-ecPublicKey
+    and *explicit* domain parameters (no named curve), the point uncompressed."""
+    der: bytes = keys.PublicKeyInfo({
+        "algorithm": {"algorithm": "ec", "parameters": _p256_domain()},
+        "public_key": cvc.point(public)}).dump()
+    return der
+
+
 def dg14(ca_public: ec.EllipticCurvePublicKey | None, *,
          active_authentication: bool = True) -> bytes:
-    """DG14 = SecurityInfos: ChipAuthenticationPublicKeyInfo + ChipAuthenticationInfo (v1) +
-    TerminalAuthenticationInfo (v1) when the chip has a CA key; ActiveAuthenticationInfo
-    (ecdsa-plain-SHA256) when it does AA."""
-    infos = b""
+    """DG14 = SecurityInfos: ChipAuthenticationInfo (v1) + ChipAuthenticationPublicKeyInfo
+    (id-PK-ECDH, explicit domain parameters) + TerminalAuthenticationInfo (v1) when the chip
+    has a CA key; ActiveAuthenticationInfo (ecdsa-plain-SHA256) when it does AA. A DER SET OF:
+    the infos sorted by their encodings (which also puts ChipAuthenticationInfo before the
+    public key, the order OpenPACE's parser needs)."""
+    infos: list[bytes] = []
     if ca_public is not None:
-        spki = ca_public.public_bytes(serialization.Encoding.DER,
-                                      serialization.PublicFormat.SubjectPublicKeyInfo)
-        infos += tlv(0x30, cvc.oid_tlv(OID_PK_ECDH) + spki)
-        infos += tlv(0x30, cvc.oid_tlv(OID_CA_ECDH_AES_CBC_CMAC_128) + tlv(0x02, b"\x01"))
-        infos += tlv(0x30, cvc.oid_tlv(OID_TA) + tlv(0x02, b"\x01"))
+        infos.append(tlv(0x30, cvc.oid_tlv(OID_PK_ECDH) + ca_subject_public_key_info(ca_public)))
+        infos.append(tlv(0x30, cvc.oid_tlv(OID_CA_ECDH_AES_CBC_CMAC_128) + tlv(0x02, b"\x01")))
+        infos.append(tlv(0x30, cvc.oid_tlv(OID_TA) + tlv(0x02, b"\x01")))
     if active_authentication:
-        infos += tlv(0x30, cvc.oid_tlv(OID_ACTIVE_AUTHENTICATION) + tlv(0x02, b"\x01")
-                     + cvc.oid_tlv(OID_ECDSA_PLAIN_SHA256))
-    return tlv(DG14_TAG, tlv(0x31, infos))
+        infos.append(tlv(0x30, cvc.oid_tlv(OID_ACTIVE_AUTHENTICATION) + tlv(0x02, b"\x01")
+                         + cvc.oid_tlv(OID_ECDSA_PLAIN_SHA256)))
+    return tlv(DG14_TAG, tlv(0x31, b"".join(sorted(infos))))
+
+
+def _p256_key(spki_der: bytes) -> ec.EllipticCurvePublicKey:
+    """A P-256 key from a SubjectPublicKeyInfo with explicit (or named) domain parameters;
+    ``ValueError`` for any other curve."""
+    info = keys.PublicKeyInfo.load(spki_der)
+    if info["algorithm"]["algorithm"].native != "ec":
+        raise ValueError("the CA key is not an EC key")
+    params = info["algorithm"]["parameters"]
+    if params.name == "named":
+        if params.chosen.native not in ("secp256r1", "1.2.840.10045.3.1.7"):
+            raise ValueError(f"the CA key is on {params.chosen.native}, not P-256")
+    elif params.name == "specified":
+        if params.dump() != _p256_domain().dump():
+            c, got = CURVES[PARAM_P256], params.chosen
+            same = (got["field_id"]["parameters"].native == c.p
+                    and int.from_bytes(got["curve"]["a"].native, "big") == c.a
+                    and int.from_bytes(got["curve"]["b"].native, "big") == c.b
+                    and got["base"].native == c.encode(c.g) and got["order"].native == c.n)
+            if not same:
+                raise ValueError("the CA key's explicit domain parameters are not P-256")
+    else:
+        raise ValueError("the CA key has implicit domain parameters")
+    point = info["public_key"].native
+    if not isinstance(point, bytes):
+        raise ValueError("the CA key's point is not an octet string")
+    return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
 
 
 def ca_public_key(dg14_raw: bytes) -> ec.EllipticCurvePublicKey | None:
@@ -78,9 +129,7 @@ def ca_public_key(dg14_raw: bytes) -> ec.EllipticCurvePublicKey | None:
         if oid == oid_bytes(OID_CA_ECDH_AES_CBC_CMAC_128):
             offers = True
         elif oid == oid_bytes(OID_PK_ECDH) and len(items) > 1:
-            loaded = serialization.load_der_public_key(tlv(0x30, items[1][1]))
-            if isinstance(loaded, ec.EllipticCurvePublicKey):
-                key = loaded
+            key = _p256_key(tlv(0x30, items[1][1]))
     return key if offers else None
 
 
@@ -105,8 +154,10 @@ def parse_ef_cvca(raw: bytes) -> list[str]:
 
 
 def encode_trust_point(cvca: cvc.CvCertificate) -> bytes:
-    """What the chip keeps of a CVCA: ``A1 { 42 CHR, 86 public point }`` (P-256 implied)."""
-    return tlv(0xA1, tlv(0x42, cvca.chr.encode("ascii")) + tlv(0x86, cvca.public_point))
+    """What the chip keeps of a CVCA: ``A1 { 42 CHR, 86 public point, 5F24 expiry }`` (P-256
+    implied; the expiry disables it for DV certificates once the chip's date passes it)."""
+    return tlv(0xA1, tlv(0x42, cvca.chr.encode("ascii")) + tlv(0x86, cvca.public_point)
+               + tlv(cvc.TAG_EXPIRATION, cvc.encode_date(cvca.expiration)))
 
 
 def decode_trust_points(raw: bytes) -> list[cvc.CvCertificate]:
@@ -118,9 +169,10 @@ def decode_trust_points(raw: bytes) -> list[cvc.CvCertificate]:
         chr_ = (find(value, 0x42) or b"").decode("ascii")
         point = find(value, 0x86) or b""
         ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)  # ValueError if bad
-        far = dt.date(2099, 12, 31)
+        expiry_raw = find(value, cvc.TAG_EXPIRATION)  # absent on cards personalized before
+        expiry = cvc.decode_date(expiry_raw) if expiry_raw else dt.date(2099, 12, 31)
         out.append(cvc.CvCertificate(b"", b"", b"", chr_, chr_, point, True, cvc.Role.CVCA,
-                                     cvc.READ_DG3 | cvc.READ_DG4, cvc.OID_ID_IS, far, far))
+                                     cvc.READ_DG3 | cvc.READ_DG4, cvc.OID_ID_IS, expiry, expiry))
     return out
 
 
@@ -132,13 +184,21 @@ def trust_point_command(cvca: cvc.CvCertificate, today: dt.date) -> CommandApdu:
 
 
 def id_picc(mrz: str) -> bytes:
-    """ID_PICC for TA v1 (TR-03110 v1.11, BAC case): the document number with its check digit,
-    as in BAC's MRZ information (a long NIK in full, the check digit over all of it)."""
+    """ID_PICC for TA after **BAC** (ICAO 9303-11 §7.1.2): the document number with its check
+    digit, as in BAC's MRZ information (a long NIK in full, the check digit over all of it)."""
     from chip.bac import BacKey
     from chip.lds import check_digit
 
     number = BacKey.from_mrz(mrz).document_number.ljust(9, "<")
     return (number + check_digit(number)).encode("ascii")
+
+
+def id_picc_pace(session: SecureMessaging) -> bytes:
+    """ID_PICC for TA after **PACE** (ICAO 9303-11 §7.1.2, TR-03110-1 §3.5 dynamic binding):
+    Comp(~PK_PICC), the x-coordinate of the chip's ephemeral PACE public key."""
+    if session.pace_chip_key is None:
+        raise SecureChannelError("this session was not opened by PACE")
+    return session.pace_chip_key
 
 
 # -- terminal side ------------------------------------------------------------------------------
@@ -179,35 +239,62 @@ class InspectionSystem:
         return self.chain[-1]
 
 
+def _verify_certificate(t: Transport, cert: cvc.CvCertificate, facts: CardFacts | None) -> None:
+    """PSO:Verify Certificate, chained (ISO 7816-4, CLA b5) when the card takes no extended
+    length but announces command chaining and the protected command would not fit."""
+    cmd = CommandApdu(0x00, 0x2A, 0x00, 0xBE, cert.pso_data())
+    context = f"PSO:Verify Certificate {cert.chr}"
+    if facts is None or facts.extended_length:
+        t.transmit(cmd, context=context)
+        return
+    limit = min(facts.max_command_data, 255)
+    session = t.session
+    piece = session.max_plain_data(limit) if isinstance(session, SecureMessaging) else limit
+    if len(cmd.data) <= piece:
+        t.transmit(cmd, context=context)
+        return
+    if not facts.command_chaining:
+        raise VerificationError(f"{cert.chr}: {len(cmd.data)} bytes need extended length or "
+                                "command chaining, and the chip announces neither")
+    for link in chain(cmd, piece):
+        t.transmit(link, context=context)
+
+
 def terminal_authentication(t: Transport, inspection: InspectionSystem, cvca_refs: list[str],
-                            ca: ChipAuthenticationResult, mrz: str) -> None:
-    """TA v1 with ``inspection``'s chain, starting at a CVCA named in EF.CVCA.
+                            ca: ChipAuthenticationResult, id_picc_: bytes, *,
+                            facts: CardFacts | None = None) -> None:
+    """TA v1 with ``inspection``'s chain, starting at a CVCA named in EF.CVCA. ``id_picc_`` is
+    :func:`id_picc` (BAC) or :func:`id_picc_pace` (PACE) of this session; ``facts`` (the
+    card's ATR) decide whether long certificates go by command chaining.
     :class:`VerificationError` when the chip trusts none of our chain's roots;
     :class:`StatusWordError` when it refuses a certificate or the signature."""
-    chain = inspection.chain
-    start = next((i for i, c in enumerate(chain) if c.car in cvca_refs), None)
+    chain_ = inspection.chain
+    start = next((i for i, c in enumerate(chain_) if c.car in cvca_refs), None)
     if start is None:
         raise VerificationError(f"the chip trusts CVCA {cvca_refs}, our chain starts at "
-                                f"{chain[0].car}")
-    for cert in chain[start:]:
+                                f"{chain_[0].car}")
+    for cert in chain_[start:]:
         t.transmit(CommandApdu(0x00, 0x22, 0x81, 0xB6, tlv(0x83, cert.car.encode("ascii"))),
                    context=f"MSE:Set DST {cert.car}")
-        t.transmit(CommandApdu(0x00, 0x2A, 0x00, 0xBE, cert.pso_data()),
-                   context=f"PSO:Verify Certificate {cert.chr}")
+        _verify_certificate(t, cert, facts)
     t.transmit(CommandApdu(0x00, 0x22, 0x81, 0xA4,
                            tlv(0x83, inspection.certificate.chr.encode("ascii"))),
                context="MSE:Set AT (Terminal Authentication)")
     r_picc = t.transmit(CommandApdu(0x00, 0x84, 0x00, 0x00, le=8),
                         context="GET CHALLENGE (Terminal Authentication)").data
-    message = id_picc(mrz) + r_picc + ca.pk_pcd[1:33]
+    message = id_picc_ + r_picc + ca.pk_pcd[1:33]
     signature = cvc.plain_signature(inspection.signer.sign(message))
-    t.transmit(CommandApdu(0x00, 0x82, 0x00, 0x00, signature),
-               context="EXTERNAL AUTHENTICATE (Terminal Authentication)")
+    resp = t.transmit(CommandApdu(0x00, 0x82, 0x00, 0x00, signature),
+                      context="EXTERNAL AUTHENTICATE (Terminal Authentication)")
+    if resp.sw != SW_OK:  # 6300: the chip did not verify our signature (ICAO 9303-11 §7.1.5.5)
+        raise status_error(resp.sw, "EXTERNAL AUTHENTICATE (Terminal Authentication): "
+                                    "signature refused")
 
 
 # -- card side ----------------------------------------------------------------------------------
 SW_OK, SW_SECURITY, SW_CONDITIONS, SW_NOT_FOUND, SW_WRONG_DATA = (
     0x9000, 0x6982, 0x6985, 0x6A88, 0x6A80)
+SW_SIGNATURE_FAILED = 0x6300  # EXTERNAL AUTHENTICATE: "signature verification failed"
 
 
 @dataclass
@@ -269,7 +356,9 @@ class EacCard:
             return SW_WRONG_DATA
         if not cert.signed_by(issuer.public_key):
             return SW_SECURITY
-        if cert.expiration < self.current_date:
+        # ICAO 9303-11 §7.1.4.3.3: expired CVCA link certificates are accepted, expired DV
+        # and terminal certificates are not.
+        if cert.role is not cvc.Role.CVCA and cert.expiration < self.current_date:
             return SW_SECURITY
         if cert.role is cvc.Role.IS and issuer.role not in (cvc.Role.DV_DOMESTIC,
                                                             cvc.Role.DV_FOREIGN):
@@ -277,9 +366,16 @@ class EacCard:
         if cert.role in (cvc.Role.DV_DOMESTIC, cvc.Role.DV_FOREIGN) and (
                 issuer.role is not cvc.Role.CVCA):
             return SW_SECURITY
-        # TR-03110: CVCA (link), domestic DV certificates advance the chip's date.
-        if cert.role in (cvc.Role.CVCA, cvc.Role.DV_DOMESTIC) and (
-                cert.effective > self.current_date):
+        # §7.1.4.3.4: an expired trust point no longer verifies DV certificates (it still
+        # verifies the link certificate to its successor).
+        if cert.role is not cvc.Role.CVCA and issuer.role is cvc.Role.CVCA and (
+                issuer.expiration < self.current_date):
+            return SW_SECURITY
+        # ICAO 9303-11 §7.1.4.3.3/§7.1.4.3.6: CVCA link certificates, DV certificates and
+        # "accurate" terminal certificates (issued by a domestic DV) advance the chip's date.
+        accurate = cert.role in (cvc.Role.CVCA, cvc.Role.DV_DOMESTIC, cvc.Role.DV_FOREIGN) or (
+            cert.role is cvc.Role.IS and issuer.role is cvc.Role.DV_DOMESTIC)
+        if accurate and cert.effective > self.current_date:
             self.current_date = cert.effective
         if cert.role is cvc.Role.CVCA:  # a link certificate: a new trust point, two at most
             if all(tp.chr != cert.chr for tp in self.trust_points):
@@ -303,11 +399,13 @@ class EacCard:
                               id_picc_: bytes) -> int:
         cert, challenge = state.verified, state.challenge
         state.challenge = None
+        if state.terminal_authenticated:  # one TA per session (ICAO 9303-11 §7.1.3)
+            return SW_SECURITY
         if cert is None or challenge is None or state.ta_chr != cert.chr or state.pk_pcd is None:
             return SW_CONDITIONS
         message = id_picc_ + challenge + state.pk_pcd[1:33]
         if not cvc.verify_plain(cert.public_key, signature, message):
-            return SW_SECURITY
+            return SW_SIGNATURE_FAILED
         state.terminal_authenticated = True
         state.effective_rights = state.rights
         return SW_OK

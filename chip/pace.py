@@ -252,7 +252,8 @@ def perform_pace(t: Transport, password: str, reference: int = PASSWORD_CAN, *,
     token_ic = find(find(resp.data, 0x7C) or b"", 0x86)
     if token_ic is None or not hmac.compare_digest(token_ic, _token(ks_mac, curve, pk_ifd)):
         raise SecureChannelError("PACE: chip token mismatch")
-    sm = SecureMessaging(ks_enc, ks_mac, 0, Cipher3.AES)
+    sm = SecureMessaging(ks_enc, ks_mac, 0, Cipher3.AES,
+                         pace_chip_key=pk_ic[0].to_bytes(curve.size, "big"))
     t.session = sm
     return sm
 
@@ -303,6 +304,7 @@ class PaceCard:
             if not hmac.compare_digest(token, _token(ks_mac, curve, pk_ic)):
                 raise SecureChannelError("PACE: terminal token mismatch (wrong CAN)")
             reply = tlv(0x7C, tlv(0x86, _token(ks_mac, curve, self._pk_ifd)))
-            return reply, SecureMessaging(ks_enc, ks_mac, 0, Cipher3.AES)
+            return reply, SecureMessaging(ks_enc, ks_mac, 0, Cipher3.AES,
+                                          pace_chip_key=pk_ic[0].to_bytes(curve.size, "big"))
         self._step = 0
         raise SecureChannelError("PACE: step out of order")

@@ -92,6 +92,20 @@ class SecureMessaging:
     ks_mac: bytes
     ssc: int
     cipher: Cipher3 = Cipher3.DES3
+    #: After PACE: x of the chip's ephemeral key-agreement public key, Comp(~PK_PICC), which
+    #: Terminal Authentication signs as ID_PICC (TR-03110 "dynamic binding"); None after BAC
+    pace_chip_key: bytes | None = None
+
+    def max_plain_data(self, limit: int = 255) -> int:
+        """The largest command data (no Le) whose protected form — DO 87 with padding and
+        the padding indicator, DO 8E — still fits a data field of ``limit`` bytes."""
+        def wrapped(n: int) -> int:
+            value = 1 + (n // self.block + 1) * self.block  # 01 ‖ padded ciphertext
+            return 1 + (1 if value < 128 else 2 if value < 256 else 3) + value + 10
+        n = limit
+        while n > 0 and wrapped(n) > limit:
+            n -= 1
+        return n
 
     @property
     def block(self) -> int:

@@ -151,11 +151,12 @@ def verify_card(channel: CardChannel, csca_der: bytes | None,
                                 facts.state)
     files: dict[int, bytes] = {}
     secure = False
+    pace_id: bytes | None = None  # TA's ID_PICC after PACE (Comp of the chip's PACE key)
     if access is not None:
         protocol = "PACE" if isinstance(access, CanKey) else "BAC"
         try:
             if isinstance(access, CanKey):
-                perform_pace_can(t, access)
+                pace_id = eac.id_picc_pace(perform_pace_can(t, access))
             else:
                 perform_bac(t, access)
         except (SecureChannelError, StatusWordError) as exc:
@@ -193,7 +194,8 @@ def verify_card(channel: CardChannel, csca_der: bytes | None,
         if ef.value.tag not in listed:
             report.problems.append(f"DG{n} is in EF.SOD but not in EF.COM")
         if n == 3 and ca is not None and inspection is not None:
-            _terminal_authentication(t, facts, report, inspection, ca, files.get(1, b""))
+            _terminal_authentication(t, facts, report, inspection, ca, files.get(1, b""),
+                                     pace_id)
         try:
             files[n] = read_ef(t, ef, facts, secure=secure)
             report.raw_files[ef.value.name] = files[n]
@@ -309,10 +311,14 @@ def _chip_authentication(t: Transport, facts: CardFacts, report: VerificationRep
 
 def _terminal_authentication(t: Transport, facts: CardFacts, report: VerificationReport,
                              inspection: eac.InspectionSystem,
-                             ca: eac.ChipAuthenticationResult, dg1_raw: bytes) -> None:
+                             ca: eac.ChipAuthenticationResult, dg1_raw: bytes,
+                             pace_id: bytes | None) -> None:
+    """TA bound to this session's access: Comp(~PK_PICC) after PACE, the document number
+    from DG1 after BAC."""
     try:
         refs = eac.parse_ef_cvca(read_ef(t, Ef.CVCA, facts, secure=True))
-        eac.terminal_authentication(t, inspection, refs, ca, parse_dg1(dg1_raw))
+        id_picc = pace_id if pace_id is not None else eac.id_picc(parse_dg1(dg1_raw))
+        eac.terminal_authentication(t, inspection, refs, ca, id_picc, facts=facts)
     except (ChipError, ValueError) as exc:
         report.terminal_authentication = False
         report.problems.append(f"Terminal Authentication failed: {exc}")

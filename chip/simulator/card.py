@@ -40,7 +40,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from chip import cvc, eac
-from chip.apdu import CommandApdu, Ins, ResponseApdu, Sw
+from chip.apdu import (
+    CLA_CHAINING,
+    SW_LAST_OF_CHAIN_EXPECTED,
+    CommandApdu,
+    CommandChain,
+    Ins,
+    ResponseApdu,
+    Sw,
+)
 from chip.api import KeyDiversifier
 from chip.bac import BacCard
 from chip.cardops import cplc_identity
@@ -69,12 +77,12 @@ class LifeCycle(IntEnum):
     OPERATIONAL = 0x05
 
 
-def make_atr(extended_length: bool = True) -> bytes:
+def make_atr(extended_length: bool = True, command_chaining: bool = True) -> bytes:
     """Contactless-style ATR (PC/SC part 3 layout) whose historical bytes are ISO/IEC 7816-4
     compact-TLV (category indicator 80): card issuer's data ``"KTP"`` (tag 5), then card
     capabilities (tag 7): selection by full DF name, by FID and by SFI; data coding byte 01
-    (byte-sized data units); extended Lc/Le when ``extended_length``."""
-    third = 0x40 if extended_length else 0x00  # b7: extended Lc and Le fields
+    (byte-sized data units); third byte b8 command chaining, b7 extended Lc/Le."""
+    third = (0x40 if extended_length else 0x00) | (0x80 if command_chaining else 0x00)
     hist = b"\x80" + b"\x53KTP" + bytes((0x73, 0x94, 0x01, third))
     body = bytes((0x80 | len(hist), 0x80, 0x01)) + hist
     tck = 0
@@ -182,6 +190,9 @@ class _Session:
     current_ef: CardFile | None = None
     eac: eac.EacCardState = field(default_factory=eac.EacCardState)
     next_sm: SecureMessaging | None = None  # the session Chip Authentication just agreed
+    #: TA's ID_PICC for this session: the document number after BAC, Comp(~PK_PICC) after PACE
+    id_picc: bytes | None = None
+    chain: CommandChain = field(default_factory=CommandChain)  # PSO:Verify Certificate
 
 
 class SimulatedCard:
@@ -303,13 +314,14 @@ class SimulatedCard:
             if cmd.ins == Ins.GET_DATA and cmd.p1 == 0x00:
                 return self.config.uid + _sw(Sw.OK)
             return _sw(Sw.INS_NOT_SUPPORTED)
-        if cmd.cla not in (0x00, 0x10, 0x80, 0x84, 0x04, SM_CLA):  # 10: chaining (PACE)
-            return _sw(Sw.CLA_NOT_SUPPORTED)
+        if cmd.cla not in (0x00, 0x10, 0x80, 0x84, 0x04, SM_CLA, SM_CLA | CLA_CHAINING):
+            return _sw(Sw.CLA_NOT_SUPPORTED)  # 10: chaining (PACE; PSO under SM)
         session = self._session
-        if cmd.cla == SM_CLA:
+        if cmd.cla & ~CLA_CHAINING == SM_CLA:
             return self._process_sm(cmd)
         session.sm = None  # a plain command ends ICAO secure messaging (9303-11 §9.8.1)
         session.eac = eac.EacCardState()  # and with it whatever CA and TA had granted
+        session.chain.reset()
         wrapped = bool(cmd.cla & 0x04)
         if cmd.ins == Ins.EXTERNAL_AUTHENTICATE and cmd.cla & 0x80:
             return self._external_authenticate(cmd)
@@ -337,12 +349,36 @@ class SimulatedCard:
             plain = sm.unwrap_command(cmd)
         except SecureChannelError:
             self._session.sm, self._session.eac = None, eac.EacCardState()
+            self._session.chain.reset()
             return _sw(SW_SM_OBJECTS_INCORRECT)
-        resp = self._dispatch(plain, False, icao_sm=True)
+        resp = self._chained(plain)
+        if resp is None:
+            resp = self._dispatch(plain, False, icao_sm=True)
         wrapped = sm.wrap_response(resp).encode()
         if self._session.next_sm is not None:  # CA: the answer under the old keys, then switch
             self._session.sm, self._session.next_sm = self._session.next_sm, None
         return wrapped
+
+    def _chained(self, plain: CommandApdu) -> ResponseApdu | None:
+        """ISO 7816-4 command chaining under secure messaging, for PSO:Verify Certificate (a
+        link certificate with domain parameters is longer than a short APDU): each link is
+        answered 9000 until the last, whose answer is the whole command's. None when
+        ``plain`` is not part of a chain (dispatch it as it is)."""
+        chain = self._session.chain
+        if not (plain.cla & CLA_CHAINING or chain.pending):
+            return None
+        if plain.ins != INS_PSO:
+            if chain.pending:  # another command mid-chain ends the chain
+                chain.reset()
+                return ResponseApdu(b"", SW_LAST_OF_CHAIN_EXPECTED)
+            return ResponseApdu(b"", Sw.CLA_NOT_SUPPORTED)  # chaining only for PSO
+        try:
+            whole = chain.feed(plain)
+        except MalformedError:
+            return ResponseApdu(b"", Sw.WRONG_LENGTH)
+        if whole is None:
+            return ResponseApdu(b"", Sw.OK)
+        return self._dispatch(whole, False, icao_sm=True)
 
     def _dispatch(self, cmd: CommandApdu, secure: bool, *, icao_sm: bool = False) -> ResponseApdu:
         ins = cmd.ins
@@ -422,7 +458,7 @@ class SimulatedCard:
             if cmd.data != LDS_AID:
                 return ResponseApdu(b"", Sw.FILE_NOT_FOUND)
             self._session = _Session(app_selected=True, sm=self._session.sm,
-                                     eac=self._session.eac)
+                                     eac=self._session.eac, id_picc=self._session.id_picc)
             return ResponseApdu(self._app_fcp() if want_fcp else b"", Sw.OK)
         if cmd.p1 in (0x00, 0x02) and len(cmd.data) == 2:
             fid = int.from_bytes(cmd.data, "big")
@@ -712,7 +748,11 @@ class SimulatedCard:
             reply, sm = bac.mutual_authenticate(cmd.data)
         except SecureChannelError:
             return ResponseApdu(b"", Sw.SECURITY_STATUS)
-        self._session.sm = sm
+        try:
+            id_picc: bytes | None = eac.id_picc(self._mrz())
+        except (ValueError, IndexError):
+            id_picc = None  # no DG1 (yet): TA cannot bind to this BAC session
+        self._session.sm, self._session.id_picc = sm, id_picc
         return ResponseApdu(reply, Sw.OK)
 
     def _mse(self, cmd: CommandApdu) -> ResponseApdu:
@@ -748,14 +788,18 @@ class SimulatedCard:
             self._store_eac(card)  # the date may have advanced, a link certificate arrived
         return ResponseApdu(b"", sw)
 
-    def _ta_external_authenticate(self, cmd: CommandApdu) -> ResponseApdu:
+    def _mrz(self) -> str:
         dg1 = self.files.get(DG1_FID)
         try:
-            mrz = parse_dg1(bytes(dg1.data)) if dg1 is not None else ""
+            return parse_dg1(bytes(dg1.data)) if dg1 is not None else ""
         except (ValueError, UnicodeDecodeError):
-            mrz = ""
+            return ""
+
+    def _ta_external_authenticate(self, cmd: CommandApdu) -> ResponseApdu:
+        """TA's last step: the IS signature over ID_PICC ‖ r_PICC ‖ Comp(PK_PCD), ID_PICC the
+        one of the access this session was opened with (BAC or PACE)."""
         sw = self._eac_card().external_authenticate(self._session.eac, cmd.data,
-                                                     eac.id_picc(mrz))
+                                                     self._session.id_picc or b"")
         return ResponseApdu(b"", sw)
 
     def _mse_set_at(self, cmd: CommandApdu) -> ResponseApdu:
@@ -794,6 +838,7 @@ class SimulatedCard:
             return ResponseApdu(b"", 0x6300)  # authentication failed (wrong CAN)
         if sm is not None:
             self._session.pace, self._session.sm = None, sm
+            self._session.id_picc = sm.pace_chip_key  # TA's dynamic binding to this PACE run
         return ResponseApdu(reply, Sw.OK)
 
     def _internal_authenticate(self, cmd: CommandApdu) -> ResponseApdu:

@@ -17,7 +17,7 @@ import pytest
 from chip import cvc, eac
 from chip.bac import BacKey, perform_bac
 from chip.cardops import card_facts, read_ef
-from chip.errors import SecurityStatusError
+from chip.errors import SecurityStatusError, StatusWordError
 from chip.lds import Ef, HolderData, td1_mrz
 from chip.pace import CanKey, perform_pace_can
 from chip.pcsc import PcscChannel
@@ -147,6 +147,86 @@ def test_byte_copy_clone_fails_chip_authentication(
     assert report.chip_authentication is False and not report.ok
     assert any("Chip Authentication failed" in p for p in report.problems)
     assert report.terminal_authentication is None and report.fingers_decrypted == 0
+
+
+@pytest.mark.parametrize("how", ["bac", "pace"])
+def test_ta_binds_to_the_access_and_a_wrong_id_picc_is_refused(
+        eac_reader: str, holder: HolderData, cv: DemoCvPki, how: str) -> None:
+    """PACE+CA+TA and BAC+CA+TA through pcscd: the IS signs the ID_PICC of the session's
+    access (PACE: Comp of the chip's ephemeral PACE key; BAC: the document number); the
+    other one is refused with 6300 and DG3 stays closed."""
+    mrz = td1_mrz(holder)
+    for attempt in ("wrong", "right"):
+        channel = PcscChannel(eac_reader, exclusive=False)
+        try:
+            t = Transport(channel)
+            facts = card_facts(t, channel.atr)
+            if how == "bac":
+                perform_bac(t, BacKey.from_mrz(mrz))
+                right, wrong = eac.id_picc(mrz), bytes(32)
+            else:
+                right = eac.id_picc_pace(perform_pace_can(t, CanKey(CAN)))
+                wrong = eac.id_picc(mrz)  # the BAC rule ("static binding") after PACE
+            key = eac.ca_public_key(read_ef(t, Ef.DG14, facts, secure=True))
+            assert key is not None
+            ca = eac.chip_authentication(t, key)
+            refs = eac.parse_ef_cvca(read_ef(t, Ef.CVCA, facts, secure=True))
+            if attempt == "wrong":
+                with pytest.raises(StatusWordError) as exc:
+                    eac.terminal_authentication(t, cv.inspection(), refs, ca, wrong, facts=facts)
+                assert exc.value.sw == 0x6300
+                with pytest.raises(SecurityStatusError):
+                    read_ef(t, Ef.DG3, facts, secure=True)
+            else:
+                eac.terminal_authentication(t, cv.inspection(), refs, ca, right, facts=facts)
+                assert read_ef(t, Ef.DG3, facts, secure=True)
+        finally:
+            channel.close()
+
+
+def test_short_apdu_card_cvca_rollover_by_command_chaining(
+        pcsc_stack: Any, keys: PersonalizationKeys, holder: HolderData, pki: DemoPki,
+        bio_master: SoftKeyDiversifier, cv: DemoCvPki, tmp_path: Path) -> None:
+    """A card without extended length (``--short-only``) behind pcscd: TA with [link, DV, IS],
+    the link certificate (domain parameters, ~434 bytes) sent as an ISO 7816-4 chain."""
+    pcsc_stack.restart_simulator(0, ["--state", str(tmp_path / "short.json"), "--short-only"])
+    reader = pcsc_stack.reader_name(0)
+    personalize_reader(reader, holder, replace(keys, cvca_certificate=cv.cvca_certificate),
+                       can=CAN)
+    old = cvc.parse_cv_certificate(cv.cvca_certificate)
+    new_key, dv_key, is_key = SoftCvSigner(), SoftCvSigner(), SoftCvSigner()
+    start = TODAY - dt.timedelta(days=1)
+    link = cvc.issue(cv.cvca, old.chr, "IDCVCAKTP00002", new_key.public_key, cvc.Role.CVCA, 3,
+                     start, start + dt.timedelta(days=1000))
+    dv = cvc.issue(new_key, link.chr, "IDDVKTP00002", dv_key.public_key, cvc.Role.DV_DOMESTIC,
+                   3, start, start + dt.timedelta(days=90))
+    is_cert = cvc.issue(dv_key, dv.chr, "IDISKTP00002", is_key.public_key, cvc.Role.IS,
+                        cvc.READ_DG3, start, start + dt.timedelta(days=30))
+    assert len(link.pso_data()) > 400
+    sent: list[bytes] = []
+    channel = PcscChannel(reader, exclusive=False)
+    try:
+        transmit = channel.transmit
+        channel.transmit = lambda apdu: sent.append(apdu) or transmit(apdu)  # type: ignore[method-assign]
+        t = Transport(channel)
+        facts = card_facts(t, channel.atr)
+        assert not facts.extended_length and facts.command_chaining  # from the ATR
+        perform_bac(t, BacKey.from_mrz(td1_mrz(holder)))
+        key = eac.ca_public_key(read_ef(t, Ef.DG14, facts, secure=True))
+        assert key is not None
+        ca = eac.chip_authentication(t, key)
+        eac.terminal_authentication(t, eac.InspectionSystem([link, dv, is_cert], is_key),
+                                    [old.chr], ca, eac.id_picc(td1_mrz(holder)), facts=facts)
+        assert read_ef(t, Ef.DG3, facts, secure=True)
+    finally:
+        channel.close()
+    assert any(a[0] == 0x1C and a[1] == 0x2A for a in sent)  # chained PSO under SM
+    assert all(len(a) <= 4 + 1 + 255 + 1 for a in sent)  # short APDUs only
+    # The card keeps the new trust point: the whole verify, with PACE, after the rollover.
+    report = verify_reader(reader, pki.csca_certificate_der, bio_master, access=CanKey(CAN),
+                           inspection=eac.InspectionSystem([dv, is_cert], is_key))
+    assert report.ok, report.problems
+    assert report.terminal_authentication is True and report.fingers_decrypted == 2
 
 
 def test_cli_keys_eac_and_verify_as_inspection_system(pcsc_stack: Any, tmp_path: Path) -> None:

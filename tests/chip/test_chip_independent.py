@@ -13,7 +13,12 @@ from pathlib import Path
 import pytest
 from mrz.checker.td1 import TD1CodeChecker
 
-from chip.cardops import atr_extended_length, compact_tlv, historical_bytes
+from chip.cardops import (
+    atr_command_chaining,
+    atr_extended_length,
+    compact_tlv,
+    historical_bytes,
+)
 from chip.face import compact_signature, face_image, fit_face
 from chip.lds import HolderData, biometric_instances, dg1, dg2, parse_dg1, td1_mrz
 from chip.samples import sample_photo, sample_signature
@@ -169,8 +174,10 @@ def test_card_face_photo_carries_no_metadata(scale: float, passthrough: bool) ->
 def test_atr_historical_bytes_are_compact_tlv(extended: bool) -> None:
     atr = make_atr(extended)
     objects = compact_tlv(historical_bytes(atr))
-    assert objects == [(5, b"KTP"), (7, bytes((0x94, 0x01, 0x40 if extended else 0x00)))]
+    assert objects == [(5, b"KTP"), (7, bytes((0x94, 0x01, 0xC0 if extended else 0x80)))]
     assert atr_extended_length(atr) is extended
+    assert atr_command_chaining(atr)  # b8 of the third byte: command chaining
+    assert not atr_command_chaining(make_atr(extended, command_chaining=False))
 
 
 def test_compact_tlv_rejects_the_old_broken_atr() -> None:
