@@ -50,6 +50,7 @@ class LedgerTag(enum.StrEnum):
     BLANK_SPOIL = "ledger:blank:spoil"
     BLANK_DESTROY = "ledger:blank:destroy"
     BLANK_ADJUST = "ledger:blank:adjust"
+    BLANK_ACCEPT = "ledger:blank:accept"
     HANDOVER_CREATE = "ledger:handover:create"
     DESTRUCTION_CREATE = "ledger:destruction:create"
     ADJUSTMENT_REQUEST = "ledger:adjustment:request"
@@ -60,6 +61,7 @@ class LedgerTag(enum.StrEnum):
     RIBBON_RECEIVE = "ledger:ribbon:receive"
     RIBBON_LOAD = "ledger:ribbon:load"
     RIBBON_TRANSFER = "ledger:ribbon:transfer"
+    RIBBON_ACCEPT = "ledger:ribbon:accept"
     RIBBON_FINISH = "ledger:ribbon:finish"
     RIBBON_USAGE = "ledger:ribbon:usage"
 
@@ -134,6 +136,7 @@ class SyncTag(enum.StrEnum):
     RECORD_ASSIGN = "sync:record:assign"
     RECORD_RECALL = "sync:record:recall"
     RECORD_RELEASE = "sync:record:release"
+    STOCK_TRANSFER = "sync:stock:transfer"  # blanks and ribbons handed to a node (BAST)
 
 
 #: Every enum of tags; a new writer's enum is added here.

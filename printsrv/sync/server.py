@@ -8,6 +8,11 @@ blueprint :mod:`printsrv.web.sync_api` and ``run.py nodes`` are thin over these)
   encrypted media and the data key re-wrapped for the node's key; and the recalls asked of it.
 * **Up**: :func:`push` applies the node's events in its sequence order, each event id once (the
   applied-id row in the same transaction as the change), and answers the highest applied.
+* **Stock**: :func:`transfer_to_node` hands blanks and ribbons to a node under a BAST: in
+  transit in this ledger, handed down as a ``bast`` item, in transit in the node's ledger too
+  until the node accepts it; the node's blank movements (its acceptance, loads, issues,
+  spoils with their causes) move this server's copy of its blanks the same way, at a mirror
+  station per node station, so the kabupaten's monthly report counts the nodes' cards.
 """
 
 from __future__ import annotations
@@ -23,11 +28,26 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from printsrv import audit, outbox
-from printsrv.audit_tags import SyncTag
+from printsrv.audit_tags import LedgerTag, SyncTag
 from printsrv.errors import NotFound, StateError
 from printsrv.keys import KeyStore
+from printsrv.ledger import blanks as ledger
+from printsrv.ledger.errors import LedgerError
+from printsrv.ledger.models import (
+    Blank,
+    BlankMovement,
+    BlankState,
+    Consumable,
+    ConsumableKind,
+    ConsumableState,
+    HandoverRecord,
+    MovementKind,
+    SpoilCause,
+)
+from printsrv.ledger.ribbons import accept_consumable, transfer_consumable
 from printsrv.models import Office, Record, RecordKey, RecordMedia, RecordState
 from printsrv.offices import ensure_office, office_code
+from printsrv.products import DEFAULT_STOCK_TYPE
 from printsrv.records import audit_state_change, state_change_details
 from printsrv.sync import protocol
 from printsrv.sync.models import (
@@ -284,6 +304,147 @@ def recall(session: Session, request_id: str, *, actor: str) -> Recall:
     return asked
 
 
+# ----------------------------------------------------------------------------------- stock
+
+
+def transfer_to_node(session: Session, node_id: str, *, from_office: str, handover_number: str,
+                     actor: str, serials: Sequence[str] = (),
+                     ribbons: Sequence[tuple[ConsumableKind, str]] = (), giver: str = "",
+                     receiver: str = "", note: str | None = None) -> DownItem:
+    """Hand the in-stock blanks ``serials`` and rolls ``ribbons`` of ``from_office`` to the
+    node's office under the BAST ``handover_number``: in transit here until the node accepts
+    them, and a ``bast`` down item for the node."""
+    node = get_node(session, node_id, lock=True)
+    if node.state is not NodeState.ACTIVE:
+        raise StateError(f"node {node_id} is {node.state}, not active")
+    if not serials and not ribbons:
+        raise StateError("a handover needs blanks or ribbons")
+    if len(handover_number) > 64:
+        raise StateError("a handover number to a node has at most 64 characters")
+    if session.scalar(select(DownItem.id).where(DownItem.kind == "bast",
+                                                DownItem.request_id == handover_number)):
+        raise StateError(f"handover {handover_number} was already sent to a node")
+    if serials:
+        ledger.transfer_blanks(session, from_office_code=from_office,
+                               to_office_code=node.office_code, serials=serials,
+                               handover_number=handover_number, actor=actor, note=note,
+                               giver=giver, receiver=receiver, in_transit=True)
+    for kind, serial in ribbons:
+        transfer_consumable(session, kind=kind, serial=serial, to_office_code=node.office_code,
+                            reference=handover_number, actor=actor, in_transit=True)
+    node.down_seq += 1
+    item = DownItem(node_id=node.node_id, seq=node.down_seq, kind="bast",
+                    request_id=handover_number, created_at=_now())
+    session.add(item)
+    audit.record(session, SyncTag.STOCK_TRANSFER, actor=actor, office_code=node.office_code,
+                 subject=handover_number,
+                 details={"node": node.node_id, "blanks": len(serials), "ribbons": len(ribbons)})
+    session.flush()
+    return item
+
+
+def bast_payload(session: Session, node: SyncNode, number: str) -> dict[str, Any]:
+    """A handover to a node as the node receives it: the blanks with their stock types and
+    cartons, the rolls with their types and capacities."""
+    handover = session.scalar(select(HandoverRecord).where(HandoverRecord.number == number))
+    rows = [] if handover is None else session.execute(
+        select(Blank.serial, Blank.stock_type, Blank.carton)
+        .join(BlankMovement, BlankMovement.blank_id == Blank.id)
+        .where(BlankMovement.handover_id == handover.id,
+               BlankMovement.kind == MovementKind.TRANSFER)
+        .order_by(Blank.prefix, Blank.number)).all()
+    office = session.scalar(select(Office.id).where(Office.code == node.office_code))
+    rolls = session.scalars(select(Consumable).where(
+        Consumable.reference == number, Consumable.office_id == office)
+        .order_by(Consumable.kind, Consumable.serial)).all()
+    return {
+        "number": number,
+        "from": office_code(session, handover.from_office_id)
+        if handover is not None and handover.from_office_id else "",
+        "giver": handover.giver if handover is not None else "",
+        "receiver": handover.receiver if handover is not None else "",
+        "note": handover.note if handover is not None else None,
+        "blanks": [{"serial": serial, "stock_type": stock, "carton": carton}
+                   for serial, stock, carton in rows],
+        "ribbons": [{"kind": r.kind.value, "serial": r.serial, "type": r.type,
+                     "set_panels": r.set_panels,
+                     "capacity": r.capacity_panels // max(r.set_panels, 1)} for r in rolls],
+    }
+
+
+def _mirror_station(session: Session, node: SyncNode, name: str) -> int:
+    """This server's stand-in for a node station (its blanks' place in the server's copy)."""
+    station = ledger.get_or_create_station(
+        session, f"{node.node_id}/{name}"[:64], office_code=node.office_code, cups_queue="",
+        reader="", profile="node", actor=node_actor(node.node_id))
+    return station.id
+
+
+def _apply_blank_movement(session: Session, node: SyncNode, payload: dict[str, Any]) -> None:
+    """Move the server's copy of a node blank as the node moved it (its acceptance of a BAST,
+    a receipt of its own, loads, issues, spoils with their causes...)."""
+    serial, kind = str(payload.get("serial")), MovementKind(str(payload.get("kind")))
+    to_state = BlankState(str(payload.get("to")))
+    actor = node_actor(node.node_id)
+    blank = session.scalar(select(Blank).where(Blank.serial == serial).with_for_update())
+    if kind is MovementKind.RECEIVE:
+        if blank is None:
+            _mirror_receipt(session, node, payload)
+        return  # else: the blanks of a BAST this server sent
+    if blank is None:
+        raise LedgerError(f"node {node.node_id} moved blank {serial} this server never had",
+                          serial=serial)
+    if kind is MovementKind.ACCEPT:
+        ledger.accept_blanks(session, [serial], actor=actor, reference=payload.get("reference"))
+        return
+    station = payload.get("station")
+    station_id = _mirror_station(session, node, str(station)) if station else None
+    record_id = None
+    if payload.get("request_id"):
+        record_id = session.scalar(select(Record.id).where(
+            Record.request_id == str(payload["request_id"])))
+    cause = SpoilCause(str(payload["cause"])) if payload.get("cause") else None
+    if to_state not in ledger.AT_STATION and kind not in (
+            MovementKind.ISSUE, MovementKind.SPOIL, MovementKind.UNLOAD):
+        station_id = None
+    ledger.move(session, blank, kind, to_state, actor=actor, station_id=station_id,
+                record_id=record_id, cause=cause, reference=payload.get("reference"),
+                note=payload.get("note"))
+
+
+def _mirror_receipt(session: Session, node: SyncNode, payload: dict[str, Any]) -> None:
+    """A blank the node received from elsewhere (not from this server): received here too, at
+    the node's office, under the node's handover number marked with the node."""
+    ledger.receive_listed(
+        session, office_code=node.office_code,
+        handover_number=f"{payload.get('reference') or 'receipt'} @{node.node_id}"[:80],
+        blanks=[(str(payload["serial"]), str(payload.get("stock_type") or DEFAULT_STOCK_TYPE),
+                 None)],
+        actor=node_actor(node.node_id), from_party=f"node {node.node_id}")
+
+
+def _apply_ribbon_movement(session: Session, node: SyncNode, payload: dict[str, Any]) -> None:
+    """A node accepted a roll this server handed it (the other roll movements stay the
+    node's: kept as applied events)."""
+    if payload.get("action") != str(LedgerTag.RIBBON_ACCEPT):
+        return
+    kind, _, serial = str(payload.get("item")).partition(":")
+    roll = session.scalar(select(Consumable).where(Consumable.kind == ConsumableKind(kind),
+                                                   Consumable.serial == serial))
+    if roll is not None and roll.state is ConsumableState.IN_TRANSIT:
+        accept_consumable(session, kind=ConsumableKind(kind), serial=serial,
+                          actor=node_actor(node.node_id))
+
+
+def node_stock(session: Session, node_id: str) -> dict[str, int]:
+    """The blanks at a node's office by state, in this server's copy."""
+    node = get_node(session, node_id)
+    office = session.scalar(select(Office.id).where(Office.code == node.office_code))
+    return {state.value: n for state, n in session.execute(
+        select(Blank.state, func.count()).where(Blank.office_id == office)
+        .group_by(Blank.state))}
+
+
 # ----------------------------------------------------------------------------------- up
 
 
@@ -331,9 +492,12 @@ def _apply(session: Session, node: SyncNode, event: NodeEvent) -> None:
         _apply_record_state(session, node, event.payload)
     elif event.topic == RECALL_ANSWER:
         _apply_recall_answer(session, node, event.payload)
-    # blank.movement, ribbon.movement, reprint.decision: kept as applied events (the node's
-    # ledger as the server knows it, :func:`node_ledger`); the server's own blank table is not
-    # moved (blank transfers down to nodes are not built yet).
+    elif event.topic == str(outbox.Topic.BLANK_MOVEMENT):
+        _apply_blank_movement(session, node, event.payload)
+    elif event.topic == str(outbox.Topic.RIBBON_MOVEMENT):
+        _apply_ribbon_movement(session, node, event.payload)
+    # every event is also kept as an applied event (the node's ledger as the node wrote it,
+    # :func:`node_ledger`); reprint.decision only so.
 
 
 def _apply_record_state(session: Session, node: SyncNode, payload: dict[str, Any]) -> None:
