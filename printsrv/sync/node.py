@@ -164,6 +164,8 @@ def pull_once(settings: Settings, client: ServerClient, keys: KeyStore) -> int:
                 raise SyncError(f"down item {seq} arrived before {node.down_applied + 1}")
             if item["kind"] == "record":
                 _receive_record(session, keys, item["record"])
+            elif item["kind"] == "bast":
+                _receive_bast(session, item["bast"], node.office_code)
             elif item["kind"] == "recall":
                 if not _answer_recall(session, str(item["request_id"])):
                     break  # the card is on a station now: answer when its fate is known
@@ -213,6 +215,71 @@ def _receive_record(session: Session, keys: KeyStore, data: dict[str, Any]) -> N
                    subject=request_id,
                    payload=outbox.record_state_payload(request_id, office.code, None,
                                                        RecordState.QUEUED, "from-server"))
+
+
+def _receive_bast(session: Session, data: dict[str, Any], office: str) -> None:
+    """Receive a handover from the server, in transit until an operator here accepts it
+    (:func:`accept_handover`); once per handover number."""
+    from printsrv.ledger.blanks import receive_listed
+    from printsrv.ledger.models import Consumable, ConsumableKind, HandoverRecord
+    from printsrv.ledger.ribbons import receive_consumable
+
+    number = str(data["number"])
+    if session.scalar(select(HandoverRecord.id).where(HandoverRecord.number == number)):
+        return
+    party = f"kabupaten {data.get('from') or ''}".strip()
+    if data.get("blanks"):
+        receive_listed(session, office_code=office, handover_number=number,
+                       blanks=[(b["serial"], b["stock_type"], b.get("carton"))
+                               for b in data["blanks"]],
+                       actor=ACTOR, from_party=party, giver=str(data.get("giver") or ""),
+                       receiver=str(data.get("receiver") or ""), note=data.get("note"),
+                       in_transit=True)
+    for roll in data.get("ribbons", []):
+        kind = ConsumableKind(roll["kind"])
+        if session.scalar(select(Consumable.id).where(Consumable.kind == kind,
+                                                      Consumable.serial == roll["serial"])):
+            continue
+        receive_consumable(session, kind=kind, office_code=office, serial=roll["serial"],
+                           type_=roll["type"], capacity=int(roll["capacity"]), actor=ACTOR,
+                           reference=number, set_panels=int(roll["set_panels"]),
+                           in_transit=True)
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    blanks: int
+    ribbons: int
+
+
+def accept_handover(settings: Settings, number: str, *, actor: str) -> Acceptance:
+    """The node's operator confirms the handover ``number`` arrived: its blanks and rolls go
+    from in transit into the store room here; the movements go up on the next sync, and the
+    server moves its copy the same way (the node's acknowledgement)."""
+    from printsrv.ledger.blanks import accept_blanks
+    from printsrv.ledger.models import (
+        Blank,
+        BlankState,
+        Consumable,
+        ConsumableState,
+        HandoverRecord,
+    )
+    from printsrv.ledger.ribbons import accept_consumable
+
+    with unit_of_work(settings) as session:
+        handover = session.scalar(select(HandoverRecord).where(HandoverRecord.number == number))
+        rolls = session.scalars(select(Consumable).where(
+            Consumable.reference == number,
+            Consumable.state == ConsumableState.IN_TRANSIT)).all()
+        if handover is None and not rolls:
+            raise NotFound(f"no handover {number!r} here (has it been synced down?)")
+        serials = [] if handover is None else list(session.scalars(
+            select(Blank.serial).where(Blank.handover_id == handover.id,
+                                       Blank.state == BlankState.IN_TRANSIT)))
+        moved = accept_blanks(session, serials, actor=actor, reference=number) if serials else []
+        for roll in rolls:
+            accept_consumable(session, kind=roll.kind, serial=roll.serial, actor=actor)
+        return Acceptance(len(moved), len(rolls))
 
 
 def _answer_recall(session: Session, request_id: str) -> bool:

@@ -272,6 +272,8 @@ def pull(session: Session, keys: KeyStore, node: SyncNode, *, after: int,
             if record is None:
                 raise SyncError(f"down item {item.seq}: record {item.request_id} is gone")
             entry["record"] = record_payload(session, keys, node, record)
+        elif item.kind == "bast":
+            entry["bast"] = bast_payload(session, node, item.request_id)
         out.append(entry)
     return {"items": out, "newest": node.down_seq, "up_applied": node.up_applied}
 
@@ -493,7 +495,15 @@ def _apply(session: Session, node: SyncNode, event: NodeEvent) -> None:
     elif event.topic == RECALL_ANSWER:
         _apply_recall_answer(session, node, event.payload)
     elif event.topic == str(outbox.Topic.BLANK_MOVEMENT):
-        _apply_blank_movement(session, node, event.payload)
+        try:
+            with session.begin_nested():
+                _apply_blank_movement(session, node, event.payload)
+        except (LedgerError, ValueError) as exc:
+            # the server's copy disagrees with the node's ledger: said, never a stuck sync
+            audit.record(session, SyncTag.LEDGER_MISMATCH, actor=node_actor(node.node_id),
+                         office_code=node.office_code, subject=str(event.payload.get("serial")),
+                         details={"node": node.node_id, "event": event.event_id,
+                                  "error": str(exc)[:300]})
     elif event.topic == str(outbox.Topic.RIBBON_MOVEMENT):
         _apply_ribbon_movement(session, node, event.payload)
     # every event is also kept as an applied event (the node's ledger as the node wrote it,
@@ -568,6 +578,8 @@ class NodeStatus:
     down_pending: int  # items handed down the node has not confirmed
     up_applied: int
     records_held: int
+    blanks_held: int = 0  # blanks of the node's office in stock, hopper or reserved
+    blanks_in_transit: int = 0  # handed to it, not yet accepted
 
 
 def status(session: Session) -> list[NodeStatus]:
@@ -578,9 +590,17 @@ def status(session: Session) -> list[NodeStatus]:
             Record.state.in_([RecordState.QUEUED, RecordState.PRINTING, RecordState.HELD,
                               RecordState.FAILED]))
         .group_by(Record.owner_node)).all())
+    stock: dict[tuple[str, BlankState], int] = {
+        (code, state): n for code, state, n in session.execute(
+            select(Office.code, Blank.state, func.count())
+            .join(Blank, Blank.office_id == Office.id)
+            .where(Office.code.in_(select(SyncNode.office_code)))
+            .group_by(Office.code, Blank.state))}
     return [
         NodeStatus(n.node_id, n.office_code, n.state.value, n.last_contact_at,
-                   n.down_seq - n.down_acked, n.up_applied, int(held.get(n.node_id, 0)))
+                   n.down_seq - n.down_acked, n.up_applied, int(held.get(n.node_id, 0)),
+                   sum(stock.get((n.office_code, s), 0) for s in ledger.HELD),
+                   stock.get((n.office_code, BlankState.IN_TRANSIT), 0))
         for n in session.scalars(select(SyncNode).order_by(SyncNode.node_id))
     ]
 
