@@ -303,6 +303,67 @@ def _answer_recall(session: Session, request_id: str) -> bool:
     return True
 
 
+# ----------------------------------------------------------------------------------- users
+
+
+def pull_users(settings: Settings, client: ServerClient) -> int:
+    """Bring this office's users up to the server's copy (password hashes, roles, who is
+    revoked), so staff sign in here with the link down; returns how many changed. The server
+    is the users' one owner: a user it no longer lists for this office is made inactive."""
+    from printsrv.models import Role, User
+    from printsrv.sync.server import users_digest
+
+    with unit_of_work(settings) as session:
+        node = identity(session)
+        office = ensure_office(session, node.office_code, actor=ACTOR)
+        mine = {u.username: u for u in session.scalars(
+            select(User).where(User.office_id == office.id))}
+        known = users_digest([
+            {"username": u.username, "full_name": u.full_name, "role": u.role.value,
+             "password_hash": u.password_hash, "active": bool(u.active)}
+            for u in sorted(mine.values(), key=lambda u: u.username)])
+    answer = client.call("/users", {"digest": known})
+    if answer.get("users") is None:
+        return 0
+    changed = 0
+    with unit_of_work(settings) as session:
+        office = ensure_office(session, identity(session).office_code, actor=ACTOR)
+        mine = {u.username: u for u in session.scalars(
+            select(User).where(User.office_id == office.id))}
+        listed = set()
+        for data in answer["users"]:
+            name = str(data["username"])
+            listed.add(name)
+            fields = {"full_name": str(data.get("full_name") or ""),
+                      "role": Role(str(data["role"])),
+                      "password_hash": str(data["password_hash"]),
+                      "active": bool(data["active"])}
+            user = mine.get(name) or session.scalar(select(User).where(
+                func.lower(User.username) == name.lower()))
+            if user is None:
+                session.add(User(username=name, office_id=office.id, failed_logins=0,
+                                 **fields))
+                changed += 1
+                continue
+            if user.office_id != office.id or any(
+                    getattr(user, k) != v for k, v in fields.items()):
+                user.office_id = office.id
+                for k, v in fields.items():
+                    setattr(user, k, v)
+                changed += 1
+        for name, user in mine.items():
+            if name not in listed and user.active:
+                user.active = False  # gone from the server's list: revoked here too
+                changed += 1
+        if changed:
+            from printsrv import audit
+            from printsrv.audit_tags import SyncTag
+
+            audit.record(session, SyncTag.USERS_SYNC, actor=ACTOR, office_code=office.code,
+                         details={"changed": changed, "digest": answer.get("digest")})
+    return changed
+
+
 # ----------------------------------------------------------------------------------- a round
 
 
@@ -322,6 +383,7 @@ def sync_once(settings: Settings) -> SyncResult:
                 pushed += n
             while (n := pull_once(settings, client, keys)) > 0:
                 pulled += n
+            pull_users(settings, client)
             while (n := push_once(settings, client)) > 0:
                 pushed += n
     except SyncError as exc:

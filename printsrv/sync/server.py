@@ -18,6 +18,8 @@ blueprint :mod:`printsrv.web.sync_api` and ``run.py nodes`` are thin over these)
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,7 +47,7 @@ from printsrv.ledger.models import (
     SpoilCause,
 )
 from printsrv.ledger.ribbons import accept_consumable, transfer_consumable
-from printsrv.models import Office, Record, RecordKey, RecordMedia, RecordState
+from printsrv.models import Office, Record, RecordKey, RecordMedia, RecordState, User
 from printsrv.offices import ensure_office, office_code
 from printsrv.products import DEFAULT_STOCK_TYPE
 from printsrv.records import audit_state_change, state_change_details
@@ -304,6 +306,35 @@ def recall(session: Session, request_id: str, *, actor: str) -> Recall:
                  subject=request_id, details={"node": node.node_id})
     session.flush()
     return asked
+
+
+# ----------------------------------------------------------------------------------- users
+
+
+def users_payload(session: Session, node: SyncNode) -> list[dict[str, Any]]:
+    """The users of a node's office as the node keeps them: name, role, password hash and
+    whether they may sign in (a revoked user is sent inactive, never left out). The TOTP
+    secret is sealed under this server's token and stays here."""
+    office = session.scalar(select(Office.id).where(Office.code == node.office_code))
+    return [
+        {"username": u.username, "full_name": u.full_name, "role": u.role.value,
+         "password_hash": u.password_hash, "active": bool(u.active)}
+        for u in session.scalars(select(User).where(User.office_id == office)
+                                 .order_by(User.username))
+    ]
+
+
+def users_digest(users: Sequence[dict[str, Any]]) -> str:
+    return hashlib.sha256(json.dumps(list(users), sort_keys=True,
+                                     separators=(",", ":")).encode()).hexdigest()
+
+
+def users_for_node(session: Session, node: SyncNode, *, known: str) -> dict[str, Any]:
+    """The node's users and their digest; ``users`` is None when the node's copy (``known``,
+    its digest) is current."""
+    users = users_payload(session, node)
+    digest = users_digest(users)
+    return {"digest": digest, "users": None if digest == known else users}
 
 
 # ----------------------------------------------------------------------------------- stock

@@ -91,6 +91,13 @@ def pull() -> Any:
         return jsonify(sync.pull(db(), keys, node, after=after))
 
 
+@bp.post("/users")
+def users() -> Any:
+    """The users of the node's office (hashes, roles, revocations), when its copy differs."""
+    node = _node()
+    return jsonify(sync.users_for_node(db(), node, known=str(_json().get("digest", ""))))
+
+
 @bp.post("/push")
 def push() -> Any:
     node = _node()

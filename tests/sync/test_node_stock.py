@@ -184,3 +184,50 @@ def test_a_bast_is_in_transit_in_both_ledgers_until_the_node_accepts_it_and_node
         asked = session.scalar(select(Recall).where(Recall.request_id == printed))
         assert asked is not None
         assert (asked.state.value, asked.fate) == ("refused", "issued")
+
+
+def test_the_offices_users_sync_down_and_a_revocation_reaches_the_node(link: Link) -> None:
+    from printsrv.models import Role, User
+    from printsrv.offices import ensure_office
+    from printsrv.sync import node
+    from printsrv.web.auth_service import (
+        LoginOutcome,
+        check_password,
+        create_user,
+        set_role,
+        user_by_name,
+    )
+
+    with unit_of_work(link.server) as session:
+        kec = ensure_office(session, OFFICE, actor="test")
+        kab = ensure_office(session, KABUPATEN, actor="test")
+        create_user(session, "siti", Role.OPERATOR, kec, "kata-sandi-siti-1", actor="admin")
+        create_user(session, "joko", Role.SUPERVISOR, kec, "kata-sandi-joko-1", actor="admin")
+        create_user(session, "kadis", Role.ADMIN, kab, "kata-sandi-kadis-1", actor="admin")
+    _enrolled(link)
+    node.sync_once(link.node)
+
+    with unit_of_work(link.node) as session:
+        here = {u.username: (u.role.value, u.active) for u in session.scalars(select(User))}
+        assert here == {"siti": ("operator", True), "joko": ("supervisor", True)}
+        # offline sign-in at the node with the password set at the server
+        assert check_password(session, "siti", "kata-sandi-siti-1").outcome is LoginOutcome.OK
+        assert check_password(session, "siti", "wrong").outcome is not LoginOutcome.OK
+
+    with unit_of_work(link.server) as session:
+        siti = user_by_name(session, "siti")
+        assert siti is not None
+        siti.active = False  # revoked at the server
+        joko = user_by_name(session, "joko")
+        assert joko is not None
+        set_role(session, joko, Role.ADMIN, actor="admin")
+    node.sync_once(link.node)
+    with unit_of_work(link.node) as session:
+        here = {u.username: (u.role.value, u.active) for u in session.scalars(select(User))}
+        assert here == {"siti": ("operator", False), "joko": ("admin", True)}
+        assert check_password(session, "siti", "kata-sandi-siti-1").outcome is not (
+            LoginOutcome.OK)
+    from printsrv.sync.node import connect, pull_users
+
+    with connect(link.node) as (client, _keys):
+        assert pull_users(link.node, client) == 0  # current: nothing sent, nothing changed
