@@ -132,7 +132,8 @@ def cmd_nodes(args: argparse.Namespace) -> int:
     rows = [{"node": n.node_id, "office": n.office_code, "state": n.state,
              "last contact": _when(n.last_contact_at), "pending down": n.down_pending,
              "applied up": n.up_applied, "records held": n.records_held,
-             "blanks held": n.blanks_held, "blanks in transit": n.blanks_in_transit}
+             "blanks held": n.blanks_held, "blanks in transit": n.blanks_in_transit,
+             "audit chain": {None: "—", True: "verifies", False: "BROKEN"}[n.chain_ok]}
             for n in nodes]
     if args.json:
         print(json.dumps(rows, indent=2))

@@ -303,6 +303,45 @@ def _answer_recall(session: Session, request_id: str) -> bool:
     return True
 
 
+# ----------------------------------------------------------------------------------- audit
+
+#: Audit events in one chunk up.
+AUDIT_CHUNK = 500
+
+
+def push_audit(settings: Settings, client: ServerClient) -> int:
+    """Send the audit events and signed checkpoints the server does not hold yet (it says how
+    far it holds them), with this node's checkpoint key; returns how many events went up."""
+    from printsrv import checkpoints
+    from printsrv.models import AuditCheckpoint, AuditEvent
+
+    key_file = checkpoints.public_key_file(settings)
+    audit_key = key_file.read_text() if key_file.exists() else None
+    cursor = client.call("/audit", {"audit_key": audit_key})
+    sent = 0
+    while True:
+        with unit_of_work(settings) as session:
+            rows = session.scalars(select(AuditEvent).where(
+                AuditEvent.seq > int(cursor["through"])).order_by(AuditEvent.seq)
+                .limit(AUDIT_CHUNK)).all()
+            events = [{"seq": e.seq, "chain": e.chain, "chain_seq": e.chain_seq,
+                       "at": (e.at if e.at.tzinfo else e.at.replace(tzinfo=UTC)).isoformat(),
+                       "tag": e.tag, "actor": e.actor, "office_code": e.office_code,
+                       "subject": e.subject, "details": e.details, "prev_hash": e.prev_hash,
+                       "hash": e.hash} for e in rows]
+            marks = [] if len(rows) == AUDIT_CHUNK else [
+                {"number": c.id, "body": c.body, "signature": c.signature}
+                for c in session.scalars(select(AuditCheckpoint).where(
+                    AuditCheckpoint.id > int(cursor["checkpoint"])).order_by(AuditCheckpoint.id))]
+        if not events and not marks:
+            return sent
+        cursor = client.call("/audit", {"events": events, "checkpoints": marks,
+                                        "audit_key": audit_key})
+        sent += len(events)
+        if not events and len(rows) < AUDIT_CHUNK:
+            return sent
+
+
 # ----------------------------------------------------------------------------------- users
 
 
@@ -384,6 +423,7 @@ def sync_once(settings: Settings) -> SyncResult:
             while (n := pull_once(settings, client, keys)) > 0:
                 pulled += n
             pull_users(settings, client)
+            push_audit(settings, client)
             while (n := push_once(settings, client)) > 0:
                 pushed += n
     except SyncError as exc:

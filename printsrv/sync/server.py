@@ -55,6 +55,9 @@ from printsrv.sync import protocol
 from printsrv.sync.models import (
     AppliedEvent,
     DownItem,
+    NodeAuditEvent,
+    NodeAuditKey,
+    NodeCheckpoint,
     NodeState,
     Recall,
     RecallState,
@@ -337,6 +340,118 @@ def users_for_node(session: Session, node: SyncNode, *, known: str) -> dict[str,
     return {"digest": digest, "users": None if digest == known else users}
 
 
+# ----------------------------------------------------------------------------------- audit
+
+
+def audit_cursor(session: Session, node_id: str) -> dict[str, int]:
+    """How far this server holds a node's audit log: its highest event and checkpoint."""
+    return {
+        "through": int(session.scalar(select(func.max(NodeAuditEvent.node_seq)).where(
+            NodeAuditEvent.node_id == node_id)) or 0),
+        "checkpoint": int(session.scalar(select(func.max(NodeCheckpoint.number)).where(
+            NodeCheckpoint.node_id == node_id)) or 0),
+    }
+
+
+def receive_audit(session: Session, node: SyncNode, *, events: Sequence[dict[str, Any]],
+                  checkpoints: Sequence[dict[str, Any]], audit_key: str | None) -> dict[str, int]:
+    """Keep a copy of the node's audit events and signed checkpoints (each once; verified by
+    :func:`verify_node_chains`, never refused for a bad link: a tampered chain is kept as it
+    came and reported). The node's checkpoint key is taken on first sight; another later is a
+    :class:`SyncError`."""
+    if audit_key:
+        protocol.load_public_key(audit_key)
+        known = session.get(NodeAuditKey, node.node_id)
+        if known is None:
+            session.add(NodeAuditKey(node_id=node.node_id, public_key=audit_key,
+                                     received_at=_now()))
+        elif known.public_key.strip() != audit_key.strip():
+            raise SyncError(f"node {node.node_id}: its audit key changed")
+    try:
+        for e in events:
+            exists = session.scalar(select(NodeAuditEvent.id).where(
+                NodeAuditEvent.node_id == node.node_id, NodeAuditEvent.chain == e["chain"],
+                NodeAuditEvent.chain_seq == int(e["chain_seq"])))
+            if exists is None:
+                session.add(NodeAuditEvent(
+                    node_id=node.node_id, node_seq=int(e["seq"]), chain=str(e["chain"]),
+                    chain_seq=int(e["chain_seq"]), at=datetime.fromisoformat(e["at"]),
+                    tag=str(e["tag"]), actor=str(e["actor"]), office_code=e.get("office_code"),
+                    subject=e.get("subject"), details=dict(e["details"]),
+                    prev_hash=str(e["prev_hash"]), hash=str(e["hash"])))
+                session.flush()
+        for c in checkpoints:
+            number = int(c["number"])
+            if session.scalar(select(NodeCheckpoint.id).where(
+                    NodeCheckpoint.node_id == node.node_id,
+                    NodeCheckpoint.number == number)) is None:
+                session.add(NodeCheckpoint(node_id=node.node_id, number=number,
+                                           body=str(c["body"]), signature=str(c["signature"]),
+                                           received_at=_now()))
+                session.flush()
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SyncError(f"malformed audit event: {exc}") from exc
+    return audit_cursor(session, node.node_id)
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """Whether a node's audit chains, as this server holds them, verify."""
+
+    node_id: str
+    events: int
+    checkpoints: int
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_node_chains(session: Session, node_id: str) -> ChainReport:
+    """Hold the node's copy to its hash links (each event's hash recomputed, each chain
+    numbered from 1 without a gap, linked to the one before) and to every checkpoint of the
+    node (signature by the node's audit key; each head it names present with that hash)."""
+    problems: list[str] = []
+    heads: dict[str, dict[int, str]] = {}
+    previous: dict[str, tuple[int, str]] = {}
+    count = 0
+    for e in session.scalars(select(NodeAuditEvent).where(NodeAuditEvent.node_id == node_id)
+                             .order_by(NodeAuditEvent.chain, NodeAuditEvent.chain_seq)):
+        count += 1
+        seq, prev = previous.get(e.chain, (0, audit.GENESIS_HASH))
+        if e.chain_seq != seq + 1:
+            problems.append(f"chain {e.chain}: event {e.chain_seq} follows {seq}")
+        if e.prev_hash != prev:
+            problems.append(f"chain {e.chain}: event {e.chain_seq} does not link to the one "
+                            "before")
+        at = e.at if e.at.tzinfo else e.at.replace(tzinfo=UTC)
+        if audit.event_hash(e.chain, e.chain_seq, at, e.tag, e.actor, e.office_code,
+                            e.subject, e.details, e.prev_hash) != e.hash:
+            problems.append(f"chain {e.chain}: event {e.chain_seq} does not match its hash")
+        previous[e.chain] = (e.chain_seq, e.hash)
+        heads.setdefault(e.chain, {})[e.chain_seq] = e.hash
+    key = session.get(NodeAuditKey, node_id)
+    marks = session.scalars(select(NodeCheckpoint).where(NodeCheckpoint.node_id == node_id)
+                            .order_by(NodeCheckpoint.number)).all()
+    for mark in marks:
+        if key is None or not protocol.verify_signature(key.public_key, mark.signature,
+                                                        mark.body.encode()):
+            problems.append(f"checkpoint {mark.number}: signature does not verify")
+            continue
+        for chain, head in json.loads(mark.body).get("heads", {}).items():
+            if int(head["seq"]) == 0:
+                continue
+            got = heads.get(chain, {}).get(int(head["seq"]))
+            if got is None:
+                problems.append(f"checkpoint {mark.number}: chain {chain} has no event "
+                                f"{head['seq']}")
+            elif got != head["hash"]:
+                problems.append(f"checkpoint {mark.number}: chain {chain} event {head['seq']} "
+                                "is not the one signed")
+    return ChainReport(node_id, count, len(marks), problems)
+
+
 # ----------------------------------------------------------------------------------- stock
 
 
@@ -611,6 +726,7 @@ class NodeStatus:
     records_held: int
     blanks_held: int = 0  # blanks of the node's office in stock, hopper or reserved
     blanks_in_transit: int = 0  # handed to it, not yet accepted
+    chain_ok: bool | None = None  # its audit chains verify here (None: none received yet)
 
 
 def status(session: Session) -> list[NodeStatus]:
@@ -631,9 +747,14 @@ def status(session: Session) -> list[NodeStatus]:
         NodeStatus(n.node_id, n.office_code, n.state.value, n.last_contact_at,
                    n.down_seq - n.down_acked, n.up_applied, int(held.get(n.node_id, 0)),
                    sum(stock.get((n.office_code, s), 0) for s in ledger.HELD),
-                   stock.get((n.office_code, BlankState.IN_TRANSIT), 0))
+                   stock.get((n.office_code, BlankState.IN_TRANSIT), 0), _chain_ok(session, n))
         for n in session.scalars(select(SyncNode).order_by(SyncNode.node_id))
     ]
+
+
+def _chain_ok(session: Session, node: SyncNode) -> bool | None:
+    report = verify_node_chains(session, node.node_id)
+    return None if report.events == 0 and report.checkpoints == 0 else report.ok
 
 
 def node_ledger(session: Session, node_id: str) -> list[dict[str, Any]]:

@@ -98,6 +98,19 @@ def users() -> Any:
     return jsonify(sync.users_for_node(db(), node, known=str(_json().get("digest", ""))))
 
 
+@bp.post("/audit")
+def audit_up() -> Any:
+    """The node's audit events and signed checkpoints (a copy kept, verified on demand);
+    answers how far the server holds them (an empty body asks just that)."""
+    node = _node()
+    body = _json()
+    events, marks = body.get("events", []), body.get("checkpoints", [])
+    if not isinstance(events, list) or not isinstance(marks, list):
+        raise SyncError("events, checkpoints: lists are expected")
+    return jsonify(sync.receive_audit(db(), node, events=events, checkpoints=marks,
+                                      audit_key=body.get("audit_key")))
+
+
 @bp.post("/push")
 def push() -> Any:
     node = _node()

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from printsrv.config import Settings
 from printsrv.db import unit_of_work
@@ -231,3 +231,73 @@ def test_the_offices_users_sync_down_and_a_revocation_reaches_the_node(link: Lin
 
     with connect(link.node) as (client, _keys):
         assert pull_users(link.node, client) == 0  # current: nothing sent, nothing changed
+
+
+def test_node_audit_chains_go_up_verify_at_the_server_and_a_tampered_one_is_caught(
+        link: Link, tmp_path: Path) -> None:
+    from sqlalchemy import update
+
+    from printsrv import checkpoints
+    from printsrv.keys import KeyStore
+    from printsrv.models import AuditEvent
+    from printsrv.sync import node, server
+    from printsrv.sync.models import NodeAuditEvent, NodeCheckpoint
+
+    _import(link.server, tmp_path, 2)
+    node_id = _enrolled(link)
+    node.sync_once(link.node)  # the records' arrival is audited at the node
+    with KeyStore.open(link.node) as keys:
+        checkpoints.checkpoint_now(link.node, keys, reason="test")
+    node.sync_once(link.node)
+    with unit_of_work(link.node) as session:
+        at_node = session.scalar(select(func.count()).select_from(AuditEvent))
+    with unit_of_work(link.server) as session:
+        report = server.verify_node_chains(session, node_id)
+        held = session.scalar(select(func.count()).select_from(NodeAuditEvent))
+        assert session.scalar(select(func.count()).select_from(NodeCheckpoint)) == 1
+        listed = {n.node_id: n.chain_ok for n in server.status(session)}
+    assert report.ok, report.problems
+    assert held == at_node and report.checkpoints == 1
+    assert listed == {node_id: True}
+    node.sync_once(link.node)  # nothing new: nothing doubled
+    with unit_of_work(link.server) as session:
+        assert session.scalar(select(func.count()).select_from(NodeAuditEvent)) == held
+
+    # someone rewrites an event in the server's copy: its hash, and the checkpoint, disagree
+    with unit_of_work(link.server) as session:
+        first = session.scalars(select(NodeAuditEvent).order_by(NodeAuditEvent.id)).first()
+        assert first is not None
+        original = first.actor
+        session.execute(update(NodeAuditEvent).where(NodeAuditEvent.id == first.id)
+                        .values(actor="someone-else"))
+    with unit_of_work(link.server) as session:
+        report = server.verify_node_chains(session, node_id)
+        assert not report.ok
+        assert any("does not match its hash" in p for p in report.problems), report.problems
+        assert {n.node_id: n.chain_ok for n in server.status(session)} == {node_id: False}
+    listed_cli = __import__("tests.sync.test_node_sync", fromlist=["_run"])._run(
+        link.server, "nodes", "--json")
+    assert '"audit chain": "BROKEN"' in listed_cli.stdout, listed_cli.stderr
+    with unit_of_work(link.server) as session:
+        session.execute(update(NodeAuditEvent).where(NodeAuditEvent.id == first.id)
+                        .values(actor=original))
+        assert server.verify_node_chains(session, node_id).ok
+
+    # a node whose own log was rewritten before it went up is caught the same way
+    from printsrv import audit
+    from printsrv.audit_tags import SyncTag
+
+    with unit_of_work(link.node) as session:
+        newest = session.scalar(select(func.max(AuditEvent.seq)))
+        for n in range(3):
+            audit.record(session, SyncTag.USERS_SYNC, actor="operator", office_code=OFFICE,
+                         details={"n": n})
+    with unit_of_work(link.node) as session:
+        # rewritten offline, before the next sync (its owner bypassing the log's guard)
+        session.execute(update(AuditEvent).where(AuditEvent.seq == newest + 2)
+                        .values(subject="forged"))
+    node.sync_once(link.node)
+    with unit_of_work(link.server) as session:
+        report = server.verify_node_chains(session, node_id)
+    assert [p for p in report.problems if "forged" in p or "hash" in p], report.problems
+    assert not report.ok
