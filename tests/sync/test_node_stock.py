@@ -301,3 +301,35 @@ def test_node_audit_chains_go_up_verify_at_the_server_and_a_tampered_one_is_caug
         report = server.verify_node_chains(session, node_id)
     assert [p for p in report.problems if "forged" in p or "hash" in p], report.problems
     assert not report.ok
+
+
+def test_the_commands_transfer_to_a_node_and_accept_there(link: Link) -> None:
+    import json
+
+    from printsrv.ledger.blanks import receive_blanks
+    from tests.sync.test_node_sync import _run
+
+    with unit_of_work(link.server) as session:
+        receive_blanks(session, office_code=KABUPATEN, first="KTP-000101", last="KTP-000104",
+                       handover_number="BAST-PUSAT-2", actor="test")
+    node_id = _enrolled(link)
+    sent = _run(link.server, "nodes", "transfer", node_id, "--from", KABUPATEN, "--bast",
+                "BAST/CLI/1", "--first", "KTP-000101", "--last", "KTP-000103")
+    assert sent.returncode == 0, sent.stderr
+    assert "3 blanks" in sent.stdout
+    again = _run(link.server, "nodes", "transfer", node_id, "--from", KABUPATEN, "--bast",
+                 "BAST/CLI/1", "--first", "KTP-000104", "--last", "KTP-000104")
+    assert again.returncode != 0  # a handover number is used once
+    assert _run(link.node, "node", "sync", "--once").returncode == 0
+    early = _run(link.node, "node", "accept", "BAST/CLI/404")
+    assert early.returncode != 0
+    accepted = _run(link.node, "node", "accept", "BAST/CLI/1")
+    assert accepted.returncode == 0, accepted.stderr
+    assert "3 blanks" in accepted.stdout
+    listed = json.loads(_run(link.server, "nodes", "--json").stdout)
+    assert (listed[0]["blanks held"], listed[0]["blanks in transit"]) == (0, 3)
+    assert _run(link.node, "node", "sync", "--once").returncode == 0
+    listed = json.loads(_run(link.server, "nodes", "--json").stdout)
+    assert (listed[0]["blanks held"], listed[0]["blanks in transit"]) == (3, 0)
+    assert listed[0]["audit chain"] == "verifies"
+    assert _blanks(link.server)["KTP-000104"] == ("in_stock", KABUPATEN, None)
