@@ -137,8 +137,8 @@ class SyncTag(enum.StrEnum):
     RECORD_RECALL = "sync:record:recall"
     RECORD_RELEASE = "sync:record:release"
     STOCK_TRANSFER = "sync:stock:transfer"  # blanks and ribbons handed to a node (BAST)
-    USERS_SYNC = "sync:users:sync"  # a node brought its office's users up to the server's
-    LEDGER_MISMATCH = "sync:ledger:mismatch"  # a node blank movement the server's copy refused
+    USERS_SYNC = "sync:user:update"  # a node brought its office's users up to the server's
+    LEDGER_MISMATCH = "sync:blank:reject"  # a node blank movement the server's copy refused
 
 
 #: Every enum of tags; a new writer's enum is added here.

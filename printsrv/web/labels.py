@@ -149,6 +149,7 @@ _VERBS: dict[str, str] = {
     "handover": N_("menyerahkan kepada pemiliknya"),
     "remind": N_("mengirim SMS pengingat untuk"),
     "return": N_("mengembalikan ke gudang"),
+    "accept": N_("menerima serah terima"),
     "acknowledge": N_("menyetujui"),
     "adjust": N_("menyesuaikan"),
     "approve": N_("menyetujui"),
