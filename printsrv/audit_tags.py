@@ -50,6 +50,7 @@ class LedgerTag(enum.StrEnum):
     BLANK_SPOIL = "ledger:blank:spoil"
     BLANK_DESTROY = "ledger:blank:destroy"
     BLANK_ADJUST = "ledger:blank:adjust"
+    BLANK_ACCEPT = "ledger:blank:accept"
     HANDOVER_CREATE = "ledger:handover:create"
     DESTRUCTION_CREATE = "ledger:destruction:create"
     ADJUSTMENT_REQUEST = "ledger:adjustment:request"
@@ -60,6 +61,7 @@ class LedgerTag(enum.StrEnum):
     RIBBON_RECEIVE = "ledger:ribbon:receive"
     RIBBON_LOAD = "ledger:ribbon:load"
     RIBBON_TRANSFER = "ledger:ribbon:transfer"
+    RIBBON_ACCEPT = "ledger:ribbon:accept"
     RIBBON_FINISH = "ledger:ribbon:finish"
     RIBBON_USAGE = "ledger:ribbon:usage"
 
@@ -136,6 +138,9 @@ class SyncTag(enum.StrEnum):
     RECORD_RELEASE = "sync:record:release"
     NODE_LOST = "sync:node:lost"
     FATE_SETTLE = "sync:fate:settle"
+    STOCK_TRANSFER = "sync:stock:transfer"  # blanks and ribbons handed to a node (BAST)
+    USERS_SYNC = "sync:user:update"  # a node brought its office's users up to the server's
+    LEDGER_MISMATCH = "sync:blank:reject"  # a node blank movement the server's copy refused
 
 
 #: Every enum of tags; a new writer's enum is added here.

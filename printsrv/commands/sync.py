@@ -32,6 +32,11 @@ def register(sub: Any) -> None:
     st = node_sub.add_parser("status", help="last contact, offline since, events pending")
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=cmd_node_status)
+    ac = node_sub.add_parser("accept", help="confirm a BAST from the server arrived: its "
+                             "blanks and ribbons go from in transit into the store room")
+    ac.add_argument("number", help="the handover (BAST) number")
+    ac.add_argument("--actor", default="cli")
+    ac.set_defaults(func=cmd_accept)
 
     m = sub.add_parser("nodes", help="kecamatan nodes of this server: list, approve, revoke, "
                        "recall, lost, fates, settle")
@@ -71,6 +76,19 @@ def register(sub: Any) -> None:
     t.add_argument("--reason", required=True)
     t.add_argument("--actor", required=True, help="the supervisor who decides")
     t.set_defaults(func=cmd_settle)
+    t = nodes_sub.add_parser("transfer", help="hand blanks and ribbons to a node under a BAST "
+                             "(in transit until the node accepts them)")
+    t.add_argument("node")
+    t.add_argument("--from", dest="from_office", required=True, help="the giving office")
+    t.add_argument("--bast", required=True, help="the handover (BAST) number")
+    t.add_argument("--first", help="first blank serial of the range")
+    t.add_argument("--last", help="last blank serial of the range")
+    t.add_argument("--ribbon", action="append", default=[], help="a ribbon serial (repeat)")
+    t.add_argument("--film", action="append", default=[], help="a film serial (repeat)")
+    t.add_argument("--giver", default="", help="NAME / NIP of who hands over")
+    t.add_argument("--receiver", default="", help="NAME / NIP of who receives")
+    t.add_argument("--actor", default="cli")
+    t.set_defaults(func=cmd_transfer)
 
 
 def _when(moment: Any) -> str:
@@ -145,7 +163,10 @@ def cmd_nodes(args: argparse.Namespace) -> int:
         nodes = server.status(session)
     rows = [{"node": n.node_id, "office": n.office_code, "state": n.state,
              "last contact": _when(n.last_contact_at), "pending down": n.down_pending,
-             "applied up": n.up_applied, "records held": n.records_held} for n in nodes]
+             "applied up": n.up_applied, "records held": n.records_held,
+             "blanks held": n.blanks_held, "blanks in transit": n.blanks_in_transit,
+             "audit chain": {None: "—", True: "verifies", False: "BROKEN"}[n.chain_ok]}
+            for n in nodes]
     if args.json:
         print(json.dumps(rows, indent=2))
     elif not rows:
@@ -226,4 +247,30 @@ def cmd_settle(args: argparse.Namespace) -> int:
         fate = recovery.settle(session, args.fate_id, args.decision, actor=args.actor,
                                reason=args.reason)
         print(f"{fate.kind} {fate.subject}: {fate.decision} (by {fate.settled_by})")
+def cmd_transfer(args: argparse.Namespace) -> int:
+    from printsrv.db import unit_of_work
+    from printsrv.ledger.models import ConsumableKind
+    from printsrv.ledger.serials import serial_range
+    from printsrv.sync import server
+
+    if bool(args.first) != bool(args.last):
+        print("give both --first and --last", file=sys.stderr)
+        return 2
+    serials = serial_range(args.first, args.last) if args.first else []
+    rolls = [(ConsumableKind.RIBBON, r) for r in args.ribbon] + [
+        (ConsumableKind.FILM, f) for f in args.film]
+    with unit_of_work(load_settings()) as session:
+        server.transfer_to_node(session, args.node, from_office=args.from_office,
+                                handover_number=args.bast, actor=args.actor, serials=serials,
+                                ribbons=rolls, giver=args.giver, receiver=args.receiver)
+    print(f"BAST {args.bast}: {len(serials)} blanks, {len(rolls)} rolls in transit to node "
+          f"{args.node}; they are its own once it accepts them")
+    return 0
+
+
+def cmd_accept(args: argparse.Namespace) -> int:
+    from printsrv.sync import node
+
+    done = node.accept_handover(load_settings(), args.number, actor=args.actor)
+    print(f"BAST {args.number}: {done.blanks} blanks, {done.ribbons} rolls accepted")
     return 0

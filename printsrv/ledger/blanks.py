@@ -18,7 +18,6 @@ from printsrv import audit, offices, outbox
 from printsrv.errors import NotFound
 from printsrv.ledger.errors import LedgerError
 from printsrv.ledger.models import (
-    ON_HAND,
     Blank,
     BlankMovement,
     BlankState,
@@ -39,19 +38,23 @@ from printsrv.products import DEFAULT_STOCK_TYPE, STOCK_TYPES
 S = BlankState
 #: The legal ``(from_state, to_state)`` pairs of each movement kind. ``ledger check`` replays the
 #: journal against this table too.
+#: On-hand states a blank can be spoiled or adjusted from (not in transit: the node holds it).
+HELD = frozenset({S.IN_STOCK, S.IN_HOPPER, S.RESERVED})
 TRANSITIONS: dict[MovementKind, frozenset[tuple[BlankState | None, BlankState]]] = {
-    MovementKind.RECEIVE: frozenset({(None, S.IN_STOCK)}),
-    MovementKind.TRANSFER: frozenset({(S.IN_STOCK, S.IN_STOCK)}),
+    # a node receives the blanks of a BAST in transit, as the server sent them
+    MovementKind.RECEIVE: frozenset({(None, S.IN_STOCK), (None, S.IN_TRANSIT)}),
+    MovementKind.TRANSFER: frozenset({(S.IN_STOCK, S.IN_STOCK), (S.IN_STOCK, S.IN_TRANSIT)}),
+    MovementKind.ACCEPT: frozenset({(S.IN_TRANSIT, S.IN_STOCK)}),
     MovementKind.LOAD: frozenset({(S.IN_STOCK, S.IN_HOPPER)}),
     MovementKind.UNLOAD: frozenset({(S.IN_HOPPER, S.IN_STOCK)}),
     MovementKind.RESERVE: frozenset({(S.IN_HOPPER, S.RESERVED)}),
     MovementKind.RELEASE: frozenset({(S.RESERVED, S.IN_HOPPER)}),
     MovementKind.ISSUE: frozenset({(S.RESERVED, S.ISSUED)}),
-    MovementKind.SPOIL: frozenset({(s, S.SPOILED) for s in ON_HAND}),
+    MovementKind.SPOIL: frozenset({(s, S.SPOILED) for s in HELD}),
     MovementKind.DESTROY: frozenset({(S.SPOILED, S.DESTROYED)}),
     MovementKind.ADJUST: frozenset(
-        {(a, b) for a in ON_HAND for b in (S.IN_STOCK, S.IN_HOPPER)}
-        | {(a, S.SPOILED) for a in ON_HAND}
+        {(a, b) for a in HELD for b in (S.IN_STOCK, S.IN_HOPPER)}
+        | {(a, S.SPOILED) for a in HELD}
     ),
 }
 #: States in which a blank sits at a station.
@@ -481,9 +484,12 @@ def transfer_blanks(
     at: datetime | None = None,
     giver: str = "",
     receiver: str = "",
+    in_transit: bool = False,
 ) -> HandoverRecord:
     """Hand the in-stock blanks ``serials`` of one office to another under a handover record
-    signed by ``giver`` and ``receiver`` (``NAME / NIP 1234``, empty when not given)."""
+    signed by ``giver`` and ``receiver`` (``NAME / NIP 1234``, empty when not given).
+    ``in_transit``: the other office is a kecamatan node's; the blanks stay in transit there
+    until the node accepts the handover (:func:`accept_blanks`)."""
     if not serials:
         raise LedgerError("no blanks to transfer")
     _check_handover_number(session, handover_number)
@@ -519,7 +525,7 @@ def transfer_blanks(
             session,
             blank,
             MovementKind.TRANSFER,
-            BlankState.IN_STOCK,
+            BlankState.IN_TRANSIT if in_transit else BlankState.IN_STOCK,
             actor=actor,
             to_office_id=target.id,
             handover_id=handover.id,
@@ -527,6 +533,84 @@ def transfer_blanks(
             at=at,
         )
     return handover
+
+
+def receive_listed(
+    session: Session,
+    *,
+    office_code: str,
+    handover_number: str,
+    blanks: Sequence[tuple[str, str, str | None]],
+    actor: str,
+    from_party: str = "",
+    giver: str = "",
+    receiver: str = "",
+    note: str | None = None,
+    in_transit: bool = False,
+    at: datetime | None = None,
+) -> HandoverRecord:
+    """Receive the listed blanks (``serial, stock_type, carton``) at ``office_code`` under the
+    receipt ``handover_number``, created when new (else the blanks are added to it). A node
+    receives a BAST from its server this way, ``in_transit`` until it accepts it."""
+    if not blanks:
+        raise LedgerError("no blanks to receive")
+    for _serial, stock_type, _carton in blanks:
+        _stock_type(stock_type)
+    serials = [str(parse_serial(serial)) for serial, _s, _c in blanks]
+    existing = session.scalar(select(Blank.serial).where(Blank.serial.in_(serials)).limit(1))
+    if existing:
+        raise LedgerError(f"blank {existing} is already in the ledger", serial=existing)
+    office = ensure_office(session, office_code, actor=actor)
+    at = stamp(at)
+    handover = session.scalar(
+        select(HandoverRecord).where(HandoverRecord.number == handover_number))
+    if handover is None:
+        handover = _record_handover(
+            session, audit_office=office.code,
+            audit_details={"from": from_party, "giver": giver, "receiver": receiver},
+            number=handover_number, kind=HandoverKind.RECEIPT, from_party=from_party[:200],
+            giver=giver[:120], receiver=receiver[:120], to_office_id=office.id,
+            first_serial=serials[0], last_serial=serials[-1], count=len(serials), note=note,
+            actor=actor, created_at=at)
+    elif handover.kind is not HandoverKind.RECEIPT or handover.to_office_id != office.id:
+        raise LedgerError(f"handover record {handover_number} is not a receipt at {office.code}")
+    else:
+        handover.count += len(serials)
+        handover.last_serial = max(handover.last_serial, serials[-1])
+    made = []
+    for serial, (_s, stock_type, carton) in zip(serials, blanks, strict=True):
+        parsed = parse_serial(serial)
+        made.append(Blank(serial=serial, prefix=parsed.prefix, number=parsed.number,
+                          office_id=office.id, state=BlankState.IN_STOCK,
+                          handover_id=handover.id, carton=carton, stock_type=stock_type,
+                          updated_at=at))
+    session.add_all(made)
+    session.flush()
+    for blank in made:
+        move(session, blank, MovementKind.RECEIVE,
+             BlankState.IN_TRANSIT if in_transit else BlankState.IN_STOCK, actor=actor,
+             handover_id=handover.id, reference=handover_number, at=at)
+    return handover
+
+
+def accept_blanks(
+    session: Session,
+    serials: Sequence[str],
+    *,
+    actor: str,
+    reference: str | None = None,
+    at: datetime | None = None,
+) -> list[Blank]:
+    """The blanks ``serials``, in transit to their office, are accepted into its store room
+    (a node acknowledged the handover ``reference``); the ones already accepted are left."""
+    moved = []
+    for blank in blanks_by_serials(session, serials):
+        if blank.state is BlankState.IN_STOCK:
+            continue
+        move(session, blank, MovementKind.ACCEPT, BlankState.IN_STOCK, actor=actor,
+             reference=reference, at=at)
+        moved.append(blank)
+    return moved
 
 
 def _stock_type(stock_type: str) -> None:
@@ -563,8 +647,16 @@ def load_blanks(
 ) -> list[Blank]:
     """Load blanks of the station's office into its hopper, in serial order: the ``count``
     lowest in-stock serials of ``stock_type`` (default: KTP-el), or exactly ``serials`` (which
-    must all be of ``stock_type`` when it is given)."""
+    must all be of ``stock_type`` when it is given). On a kabupaten server the blanks of a
+    kecamatan node's office are the node's: no station here loads them."""
+    from printsrv.sync.models import NodeState, SyncNode
+
     office = session.get_one(Office, station.office_id)
+    node = session.scalar(select(SyncNode.node_id).where(
+        SyncNode.office_code == office.code, SyncNode.state != NodeState.REVOKED).limit(1))
+    if node is not None:
+        raise LedgerError(f"the blanks of office {office.code} belong to kecamatan node {node};"
+                          " only its own stations load them")
     if stock_type is not None:
         _stock_type(stock_type)
     if serials:

@@ -49,10 +49,16 @@ class BlankState(enum.StrEnum):
     ISSUED = "issued"  # a good card was made on it
     SPOILED = "spoiled"  # damaged/invalid, corner cut, awaiting destruction (or written off)
     DESTROYED = "destroyed"  # destroyed under a destruction record
+    #: handed over to a kecamatan node's office (BAST), not yet acknowledged by the node: the
+    #: same in the server's ledger and the node's until the node accepts the handover
+    IN_TRANSIT = "in_transit"
 
 
-#: States that count as stock on hand ("closing") of the blank's office.
-ON_HAND = frozenset({BlankState.IN_STOCK, BlankState.IN_HOPPER, BlankState.RESERVED})
+#: States that count as stock on hand ("closing") of the blank's office (a blank in transit
+#: to a node counts at the node's office: the transfer moved it there, the node's acceptance
+#: only puts it in the store room).
+ON_HAND = frozenset({BlankState.IN_STOCK, BlankState.IN_HOPPER, BlankState.RESERVED,
+                     BlankState.IN_TRANSIT})
 
 
 class SpoilCause(enum.StrEnum):
@@ -81,6 +87,7 @@ class MovementKind(enum.StrEnum):
     SPOIL = "spoil"
     DESTROY = "destroy"
     ADJUST = "adjust"
+    ACCEPT = "accept"  # a node accepted blanks in transit to it: into its store room
 
 
 class ConsumableKind(enum.StrEnum):
@@ -92,6 +99,7 @@ class ConsumableState(enum.StrEnum):
     IN_STOCK = "in_stock"
     LOADED = "loaded"
     FINISHED = "finished"
+    IN_TRANSIT = "in_transit"  # handed to a kecamatan node (BAST), not yet accepted there
 
 
 class AdjustmentKind(enum.StrEnum):

@@ -65,8 +65,11 @@ def receive_consumable(
     reference: str | None = None,
     set_panels: int | None = None,
     at: datetime | None = None,
+    in_transit: bool = False,
 ) -> Consumable:
-    """Receive a roll at an office. ``capacity`` is in prints (panel sets), as on the box."""
+    """Receive a roll at an office. ``capacity`` is in prints (panel sets), as on the box.
+    ``in_transit``: a node receives a roll its server handed over, in transit until it
+    accepts the handover (:func:`accept_consumable`)."""
     kind = ConsumableKind(kind)
     if capacity < 1:
         raise LedgerError("capacity must be positive")
@@ -83,7 +86,7 @@ def receive_consumable(
         set_panels=per_set,
         capacity_panels=capacity * per_set,
         panels_used=0,
-        state=ConsumableState.IN_STOCK,
+        state=ConsumableState.IN_TRANSIT if in_transit else ConsumableState.IN_STOCK,
         office_id=office.id,
         reference=reference,
         received_at=at,
@@ -115,8 +118,10 @@ def transfer_consumable(
     to_office_code: str,
     reference: str,
     actor: str,
+    in_transit: bool = False,
 ) -> Consumable:
-    """Hand an in-stock roll to another office under a handover document (``reference``)."""
+    """Hand an in-stock roll to another office under a handover document (``reference``);
+    ``in_transit``: to a kecamatan node, in transit until it accepts the handover."""
     kind = ConsumableKind(kind)
     if not reference.strip():
         raise LedgerError("a handover record (Berita Acara Serah Terima) number is required")
@@ -129,14 +134,35 @@ def transfer_consumable(
         raise LedgerError("a transfer needs two different offices")
     item.office_id = target.id
     item.reference = reference
+    if in_transit:
+        item.state = ConsumableState.IN_TRANSIT
     _journal(
         session,
         LedgerTag.RIBBON_TRANSFER,
         actor=actor,
         office_code=source.code,
         subject=f"{kind.value}:{serial}",
-        details={"from": source.code, "to": target.code, "reference": reference},
+        details={"from": source.code, "to": target.code, "reference": reference,
+                 "in_transit": in_transit},
     )
+    return item
+
+
+def accept_consumable(
+    session: Session, *, kind: ConsumableKind, serial: str, actor: str
+) -> Consumable:
+    """A roll in transit to its office is accepted into its store room (no-op when it was)."""
+    item = consumable_by_serial(session, ConsumableKind(kind), serial)
+    if item.state is ConsumableState.IN_TRANSIT:
+        item.state = ConsumableState.IN_STOCK
+        _journal(
+            session,
+            LedgerTag.RIBBON_ACCEPT,
+            actor=actor,
+            office_code=session.get_one(Office, item.office_id).code,
+            subject=f"{item.kind.value}:{serial}",
+            details={"reference": item.reference},
+        )
     return item
 
 

@@ -18,4 +18,5 @@ MOVEMENT_TAGS = {
     "spoil": LedgerTag.BLANK_SPOIL,
     "destroy": LedgerTag.BLANK_DESTROY,
     "adjust": LedgerTag.BLANK_ADJUST,
+    "accept": LedgerTag.BLANK_ACCEPT,
 }

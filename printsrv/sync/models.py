@@ -7,7 +7,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from printsrv.models import Base, _enum, utcnow
@@ -138,3 +138,49 @@ class UnknownFate(Base):
     settled_at: Mapped[datetime | None]
     settled_by: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str | None] = mapped_column(Text)
+class NodeAuditEvent(Base):
+    """A copy of one event of a node's audit log, as the node sent it (verified by
+    :func:`printsrv.sync.server.verify_node_chains`: hash links and the node's checkpoints)."""
+
+    __tablename__ = "sync_node_audit_event"
+    __table_args__ = (UniqueConstraint("node_id", "chain", "chain_seq"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    node_id: Mapped[str] = mapped_column(String(64))
+    node_seq: Mapped[int] = mapped_column(BigInteger)  # its number in the node's log
+    chain: Mapped[str] = mapped_column(String(64))
+    chain_seq: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[datetime]
+    tag: Mapped[str] = mapped_column(String(80))
+    actor: Mapped[str] = mapped_column(String(64))
+    office_code: Mapped[str | None] = mapped_column(String(8))
+    subject: Mapped[str | None] = mapped_column(String(120))
+    details: Mapped[dict[str, Any]]
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+Index("ix_sync_node_audit_event_node_seq", NodeAuditEvent.node_id, NodeAuditEvent.node_seq)
+
+
+class NodeCheckpoint(Base):
+    """A copy of one of a node's signed audit checkpoints, with the key it was signed by."""
+
+    __tablename__ = "sync_node_checkpoint"
+    __table_args__ = (UniqueConstraint("node_id", "number"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    node_id: Mapped[str] = mapped_column(String(64))
+    number: Mapped[int] = mapped_column(BigInteger)
+    body: Mapped[str] = mapped_column(Text)
+    signature: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class NodeAuditKey(Base):
+    """A node's audit checkpoint key (PEM), as it first sent it over its signed channel; a
+    different key later is refused."""
+
+    __tablename__ = "sync_node_audit_key"
+    node_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    public_key: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -342,6 +342,8 @@ def _pull(settings: Settings, client: ServerClient, keys: KeyStore) -> tuple[int
                 raise SyncError(f"down item {seq} arrived before {node.down_applied + 1}")
             if item["kind"] == "record":
                 _receive_record(session, keys, item["record"])
+            elif item["kind"] == "bast":
+                _receive_bast(session, item["bast"], node.office_code)
             elif item["kind"] == "recall":
                 if not _answer_recall(session, str(item["request_id"])):
                     break  # the card is on a station now: answer when its fate is known
@@ -395,6 +397,71 @@ def _receive_record(session: Session, keys: KeyStore, data: dict[str, Any]) -> N
                                                        RecordState.QUEUED, "from-server"))
 
 
+def _receive_bast(session: Session, data: dict[str, Any], office: str) -> None:
+    """Receive a handover from the server, in transit until an operator here accepts it
+    (:func:`accept_handover`); once per handover number."""
+    from printsrv.ledger.blanks import receive_listed
+    from printsrv.ledger.models import Consumable, ConsumableKind, HandoverRecord
+    from printsrv.ledger.ribbons import receive_consumable
+
+    number = str(data["number"])
+    if session.scalar(select(HandoverRecord.id).where(HandoverRecord.number == number)):
+        return
+    party = f"kabupaten {data.get('from') or ''}".strip()
+    if data.get("blanks"):
+        receive_listed(session, office_code=office, handover_number=number,
+                       blanks=[(b["serial"], b["stock_type"], b.get("carton"))
+                               for b in data["blanks"]],
+                       actor=ACTOR, from_party=party, giver=str(data.get("giver") or ""),
+                       receiver=str(data.get("receiver") or ""), note=data.get("note"),
+                       in_transit=True)
+    for roll in data.get("ribbons", []):
+        kind = ConsumableKind(roll["kind"])
+        if session.scalar(select(Consumable.id).where(Consumable.kind == kind,
+                                                      Consumable.serial == roll["serial"])):
+            continue
+        receive_consumable(session, kind=kind, office_code=office, serial=roll["serial"],
+                           type_=roll["type"], capacity=int(roll["capacity"]), actor=ACTOR,
+                           reference=number, set_panels=int(roll["set_panels"]),
+                           in_transit=True)
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    blanks: int
+    ribbons: int
+
+
+def accept_handover(settings: Settings, number: str, *, actor: str) -> Acceptance:
+    """The node's operator confirms the handover ``number`` arrived: its blanks and rolls go
+    from in transit into the store room here; the movements go up on the next sync, and the
+    server moves its copy the same way (the node's acknowledgement)."""
+    from printsrv.ledger.blanks import accept_blanks
+    from printsrv.ledger.models import (
+        Blank,
+        BlankState,
+        Consumable,
+        ConsumableState,
+        HandoverRecord,
+    )
+    from printsrv.ledger.ribbons import accept_consumable
+
+    with unit_of_work(settings) as session:
+        handover = session.scalar(select(HandoverRecord).where(HandoverRecord.number == number))
+        rolls = session.scalars(select(Consumable).where(
+            Consumable.reference == number,
+            Consumable.state == ConsumableState.IN_TRANSIT)).all()
+        if handover is None and not rolls:
+            raise NotFound(f"no handover {number!r} here (has it been synced down?)")
+        serials = [] if handover is None else list(session.scalars(
+            select(Blank.serial).where(Blank.handover_id == handover.id,
+                                       Blank.state == BlankState.IN_TRANSIT)))
+        moved = accept_blanks(session, serials, actor=actor, reference=number) if serials else []
+        for roll in rolls:
+            accept_consumable(session, kind=roll.kind, serial=roll.serial, actor=actor)
+        return Acceptance(len(moved), len(rolls))
+
+
 def _answer_recall(session: Session, request_id: str) -> bool:
     """Release the record (cancelled here, its media shredded) or refuse with its fate;
     ``False`` while it is on a station (asked again on the next sync)."""
@@ -414,6 +481,106 @@ def _answer_recall(session: Session, request_id: str) -> bool:
     if record is not None and answer["released"]:
         transition(session, record, RecordState.CANCELLED, actor=ACTOR, reason="recalled")
     return True
+
+
+# ----------------------------------------------------------------------------------- audit
+
+#: Audit events in one chunk up.
+AUDIT_CHUNK = 500
+
+
+def push_audit(settings: Settings, client: ServerClient) -> int:
+    """Send the audit events and signed checkpoints the server does not hold yet (it says how
+    far it holds them), with this node's checkpoint key; returns how many events went up."""
+    from printsrv import checkpoints
+    from printsrv.models import AuditCheckpoint, AuditEvent
+
+    key_file = checkpoints.public_key_file(settings)
+    audit_key = key_file.read_text() if key_file.exists() else None
+    cursor = client.call("/audit", {"audit_key": audit_key})
+    sent = 0
+    while True:
+        with unit_of_work(settings) as session:
+            rows = session.scalars(select(AuditEvent).where(
+                AuditEvent.seq > int(cursor["through"])).order_by(AuditEvent.seq)
+                .limit(AUDIT_CHUNK)).all()
+            events = [{"seq": e.seq, "chain": e.chain, "chain_seq": e.chain_seq,
+                       "at": (e.at if e.at.tzinfo else e.at.replace(tzinfo=UTC)).isoformat(),
+                       "tag": e.tag, "actor": e.actor, "office_code": e.office_code,
+                       "subject": e.subject, "details": e.details, "prev_hash": e.prev_hash,
+                       "hash": e.hash} for e in rows]
+            marks = [] if len(rows) == AUDIT_CHUNK else [
+                {"number": c.id, "body": c.body, "signature": c.signature}
+                for c in session.scalars(select(AuditCheckpoint).where(
+                    AuditCheckpoint.id > int(cursor["checkpoint"])).order_by(AuditCheckpoint.id))]
+        if not events and not marks:
+            return sent
+        cursor = client.call("/audit", {"events": events, "checkpoints": marks,
+                                        "audit_key": audit_key})
+        sent += len(events)
+        if not events and len(rows) < AUDIT_CHUNK:
+            return sent
+
+
+# ----------------------------------------------------------------------------------- users
+
+
+def pull_users(settings: Settings, client: ServerClient) -> int:
+    """Bring this office's users up to the server's copy (password hashes, roles, who is
+    revoked), so staff sign in here with the link down; returns how many changed. The server
+    is the users' one owner: a user it no longer lists for this office is made inactive."""
+    from printsrv.models import Role, User
+    from printsrv.sync.server import users_digest
+
+    with unit_of_work(settings) as session:
+        node = identity(session)
+        office = ensure_office(session, node.office_code, actor=ACTOR)
+        mine = {u.username: u for u in session.scalars(
+            select(User).where(User.office_id == office.id))}
+        known = users_digest([
+            {"username": u.username, "full_name": u.full_name, "role": u.role.value,
+             "password_hash": u.password_hash, "active": bool(u.active)}
+            for u in sorted(mine.values(), key=lambda u: u.username)])
+    answer = client.call("/users", {"digest": known})
+    if answer.get("users") is None:
+        return 0
+    changed = 0
+    with unit_of_work(settings) as session:
+        office = ensure_office(session, identity(session).office_code, actor=ACTOR)
+        mine = {u.username: u for u in session.scalars(
+            select(User).where(User.office_id == office.id))}
+        listed = set()
+        for data in answer["users"]:
+            name = str(data["username"])
+            listed.add(name)
+            fields = {"full_name": str(data.get("full_name") or ""),
+                      "role": Role(str(data["role"])),
+                      "password_hash": str(data["password_hash"]),
+                      "active": bool(data["active"])}
+            user = mine.get(name) or session.scalar(select(User).where(
+                func.lower(User.username) == name.lower()))
+            if user is None:
+                session.add(User(username=name, office_id=office.id, failed_logins=0,
+                                 **fields))
+                changed += 1
+                continue
+            if user.office_id != office.id or any(
+                    getattr(user, k) != v for k, v in fields.items()):
+                user.office_id = office.id
+                for k, v in fields.items():
+                    setattr(user, k, v)
+                changed += 1
+        for name, user in mine.items():
+            if name not in listed and user.active:
+                user.active = False  # gone from the server's list: revoked here too
+                changed += 1
+        if changed:
+            from printsrv import audit
+            from printsrv.audit_tags import SyncTag
+
+            audit.record(session, SyncTag.USERS_SYNC, actor=ACTOR, office_code=office.code,
+                         details={"changed": changed, "digest": answer.get("digest")})
+    return changed
 
 
 # ----------------------------------------------------------------------------------- a round
@@ -438,6 +605,8 @@ def sync_once(settings: Settings) -> SyncResult:
                 n, more = _pull(settings, client, keys)
                 pulled += n
                 more = more and n > 0
+            pull_users(settings, client)
+            push_audit(settings, client)
             while (n := push_once(settings, client)) > 0:
                 pushed += n
     except SyncError as exc:

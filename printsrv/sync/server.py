@@ -8,11 +8,18 @@ blueprint :mod:`printsrv.web.sync_api` and ``run.py nodes`` are thin over these)
   encrypted media and the data key re-wrapped for the node's key; and the recalls asked of it.
 * **Up**: :func:`push` applies the node's events in its sequence order, each event id once (the
   applied-id row in the same transaction as the change), and answers the highest applied.
+* **Stock**: :func:`transfer_to_node` hands blanks and ribbons to a node under a BAST: in
+  transit in this ledger, handed down as a ``bast`` item, in transit in the node's ledger too
+  until the node accepts it; the node's blank movements (its acceptance, loads, issues,
+  spoils with their causes) move this server's copy of its blanks the same way, at a mirror
+  station per node station, so the kabupaten's monthly report counts the nodes' cards.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,16 +30,34 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from printsrv import audit, outbox
-from printsrv.audit_tags import SyncTag
+from printsrv.audit_tags import LedgerTag, SyncTag
 from printsrv.errors import NotFound, StateError
 from printsrv.keys import KeyStore
-from printsrv.models import Office, Record, RecordKey, RecordMedia, RecordState
+from printsrv.ledger import blanks as ledger
+from printsrv.ledger.errors import LedgerError
+from printsrv.ledger.models import (
+    Blank,
+    BlankMovement,
+    BlankState,
+    Consumable,
+    ConsumableKind,
+    ConsumableState,
+    HandoverRecord,
+    MovementKind,
+    SpoilCause,
+)
+from printsrv.ledger.ribbons import accept_consumable, transfer_consumable
+from printsrv.models import Office, Record, RecordKey, RecordMedia, RecordState, User
 from printsrv.offices import ensure_office, office_code
+from printsrv.products import DEFAULT_STOCK_TYPE
 from printsrv.records import audit_state_change, state_change_details
 from printsrv.sync import protocol
 from printsrv.sync.models import (
     AppliedEvent,
     DownItem,
+    NodeAuditEvent,
+    NodeAuditKey,
+    NodeCheckpoint,
     NodeState,
     Recall,
     RecallState,
@@ -265,6 +290,8 @@ def pull(session: Session, keys: KeyStore, node: SyncNode, *, after: int,
             if record is None:
                 raise SyncError(f"down item {item.seq}: record {item.request_id} is gone")
             entry["record"] = record_payload(session, keys, node, record)
+        elif item.kind == "bast":
+            entry["bast"] = bast_payload(session, node, item.request_id)
         out.append(entry)
     # ``more``: a full answer; there may be more to hand down (the node asks again)
     return {"items": out, "newest": node.down_seq, "up_applied": node.up_applied,
@@ -297,6 +324,288 @@ def recall(session: Session, request_id: str, *, actor: str) -> Recall:
                  subject=request_id, details={"node": node.node_id})
     session.flush()
     return asked
+
+
+# ----------------------------------------------------------------------------------- users
+
+
+def users_payload(session: Session, node: SyncNode) -> list[dict[str, Any]]:
+    """The users of a node's office as the node keeps them: name, role, password hash and
+    whether they may sign in (a revoked user is sent inactive, never left out). The TOTP
+    secret is sealed under this server's token and stays here."""
+    office = session.scalar(select(Office.id).where(Office.code == node.office_code))
+    return [
+        {"username": u.username, "full_name": u.full_name, "role": u.role.value,
+         "password_hash": u.password_hash, "active": bool(u.active)}
+        for u in session.scalars(select(User).where(User.office_id == office)
+                                 .order_by(User.username))
+    ]
+
+
+def users_digest(users: Sequence[dict[str, Any]]) -> str:
+    return hashlib.sha256(json.dumps(list(users), sort_keys=True,
+                                     separators=(",", ":")).encode()).hexdigest()
+
+
+def users_for_node(session: Session, node: SyncNode, *, known: str) -> dict[str, Any]:
+    """The node's users and their digest; ``users`` is None when the node's copy (``known``,
+    its digest) is current."""
+    users = users_payload(session, node)
+    digest = users_digest(users)
+    return {"digest": digest, "users": None if digest == known else users}
+
+
+# ----------------------------------------------------------------------------------- audit
+
+
+def audit_cursor(session: Session, node_id: str) -> dict[str, int]:
+    """How far this server holds a node's audit log: its highest event and checkpoint."""
+    return {
+        "through": int(session.scalar(select(func.max(NodeAuditEvent.node_seq)).where(
+            NodeAuditEvent.node_id == node_id)) or 0),
+        "checkpoint": int(session.scalar(select(func.max(NodeCheckpoint.number)).where(
+            NodeCheckpoint.node_id == node_id)) or 0),
+    }
+
+
+def receive_audit(session: Session, node: SyncNode, *, events: Sequence[dict[str, Any]],
+                  checkpoints: Sequence[dict[str, Any]], audit_key: str | None) -> dict[str, int]:
+    """Keep a copy of the node's audit events and signed checkpoints (each once; verified by
+    :func:`verify_node_chains`, never refused for a bad link: a tampered chain is kept as it
+    came and reported). The node's checkpoint key is taken on first sight; another later is a
+    :class:`SyncError`."""
+    if audit_key:
+        protocol.load_public_key(audit_key)
+        known = session.get(NodeAuditKey, node.node_id)
+        if known is None:
+            session.add(NodeAuditKey(node_id=node.node_id, public_key=audit_key,
+                                     received_at=_now()))
+        elif known.public_key.strip() != audit_key.strip():
+            raise SyncError(f"node {node.node_id}: its audit key changed")
+    try:
+        for e in events:
+            exists = session.scalar(select(NodeAuditEvent.id).where(
+                NodeAuditEvent.node_id == node.node_id, NodeAuditEvent.chain == e["chain"],
+                NodeAuditEvent.chain_seq == int(e["chain_seq"])))
+            if exists is None:
+                session.add(NodeAuditEvent(
+                    node_id=node.node_id, node_seq=int(e["seq"]), chain=str(e["chain"]),
+                    chain_seq=int(e["chain_seq"]), at=datetime.fromisoformat(e["at"]),
+                    tag=str(e["tag"]), actor=str(e["actor"]), office_code=e.get("office_code"),
+                    subject=e.get("subject"), details=dict(e["details"]),
+                    prev_hash=str(e["prev_hash"]), hash=str(e["hash"])))
+                session.flush()
+        for c in checkpoints:
+            number = int(c["number"])
+            if session.scalar(select(NodeCheckpoint.id).where(
+                    NodeCheckpoint.node_id == node.node_id,
+                    NodeCheckpoint.number == number)) is None:
+                session.add(NodeCheckpoint(node_id=node.node_id, number=number,
+                                           body=str(c["body"]), signature=str(c["signature"]),
+                                           received_at=_now()))
+                session.flush()
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SyncError(f"malformed audit event: {exc}") from exc
+    return audit_cursor(session, node.node_id)
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """Whether a node's audit chains, as this server holds them, verify."""
+
+    node_id: str
+    events: int
+    checkpoints: int
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_node_chains(session: Session, node_id: str) -> ChainReport:
+    """Hold the node's copy to its hash links (each event's hash recomputed, each chain
+    numbered from 1 without a gap, linked to the one before) and to every checkpoint of the
+    node (signature by the node's audit key; each head it names present with that hash)."""
+    problems: list[str] = []
+    heads: dict[str, dict[int, str]] = {}
+    previous: dict[str, tuple[int, str]] = {}
+    count = 0
+    for e in session.scalars(select(NodeAuditEvent).where(NodeAuditEvent.node_id == node_id)
+                             .order_by(NodeAuditEvent.chain, NodeAuditEvent.chain_seq)):
+        count += 1
+        seq, prev = previous.get(e.chain, (0, audit.GENESIS_HASH))
+        if e.chain_seq != seq + 1:
+            problems.append(f"chain {e.chain}: event {e.chain_seq} follows {seq}")
+        if e.prev_hash != prev:
+            problems.append(f"chain {e.chain}: event {e.chain_seq} does not link to the one "
+                            "before")
+        at = e.at if e.at.tzinfo else e.at.replace(tzinfo=UTC)
+        if audit.event_hash(e.chain, e.chain_seq, at, e.tag, e.actor, e.office_code,
+                            e.subject, e.details, e.prev_hash) != e.hash:
+            problems.append(f"chain {e.chain}: event {e.chain_seq} does not match its hash")
+        previous[e.chain] = (e.chain_seq, e.hash)
+        heads.setdefault(e.chain, {})[e.chain_seq] = e.hash
+    key = session.get(NodeAuditKey, node_id)
+    marks = session.scalars(select(NodeCheckpoint).where(NodeCheckpoint.node_id == node_id)
+                            .order_by(NodeCheckpoint.number)).all()
+    for mark in marks:
+        if key is None or not protocol.verify_signature(key.public_key, mark.signature,
+                                                        mark.body.encode()):
+            problems.append(f"checkpoint {mark.number}: signature does not verify")
+            continue
+        for chain, head in json.loads(mark.body).get("heads", {}).items():
+            if int(head["seq"]) == 0:
+                continue
+            got = heads.get(chain, {}).get(int(head["seq"]))
+            if got is None:
+                problems.append(f"checkpoint {mark.number}: chain {chain} has no event "
+                                f"{head['seq']}")
+            elif got != head["hash"]:
+                problems.append(f"checkpoint {mark.number}: chain {chain} event {head['seq']} "
+                                "is not the one signed")
+    return ChainReport(node_id, count, len(marks), problems)
+
+
+# ----------------------------------------------------------------------------------- stock
+
+
+def transfer_to_node(session: Session, node_id: str, *, from_office: str, handover_number: str,
+                     actor: str, serials: Sequence[str] = (),
+                     ribbons: Sequence[tuple[ConsumableKind, str]] = (), giver: str = "",
+                     receiver: str = "", note: str | None = None) -> DownItem:
+    """Hand the in-stock blanks ``serials`` and rolls ``ribbons`` of ``from_office`` to the
+    node's office under the BAST ``handover_number``: in transit here until the node accepts
+    them, and a ``bast`` down item for the node."""
+    node = get_node(session, node_id, lock=True)
+    if node.state is not NodeState.ACTIVE:
+        raise StateError(f"node {node_id} is {node.state}, not active")
+    if not serials and not ribbons:
+        raise StateError("a handover needs blanks or ribbons")
+    if len(handover_number) > 64:
+        raise StateError("a handover number to a node has at most 64 characters")
+    if session.scalar(select(DownItem.id).where(DownItem.kind == "bast",
+                                                DownItem.request_id == handover_number)):
+        raise StateError(f"handover {handover_number} was already sent to a node")
+    if serials:
+        ledger.transfer_blanks(session, from_office_code=from_office,
+                               to_office_code=node.office_code, serials=serials,
+                               handover_number=handover_number, actor=actor, note=note,
+                               giver=giver, receiver=receiver, in_transit=True)
+    for kind, serial in ribbons:
+        transfer_consumable(session, kind=kind, serial=serial, to_office_code=node.office_code,
+                            reference=handover_number, actor=actor, in_transit=True)
+    node.down_seq += 1
+    item = DownItem(node_id=node.node_id, seq=node.down_seq, kind="bast",
+                    request_id=handover_number, created_at=_now())
+    session.add(item)
+    audit.record(session, SyncTag.STOCK_TRANSFER, actor=actor, office_code=node.office_code,
+                 subject=handover_number,
+                 details={"node": node.node_id, "blanks": len(serials), "ribbons": len(ribbons)})
+    session.flush()
+    return item
+
+
+def bast_payload(session: Session, node: SyncNode, number: str) -> dict[str, Any]:
+    """A handover to a node as the node receives it: the blanks with their stock types and
+    cartons, the rolls with their types and capacities."""
+    handover = session.scalar(select(HandoverRecord).where(HandoverRecord.number == number))
+    rows = [] if handover is None else session.execute(
+        select(Blank.serial, Blank.stock_type, Blank.carton)
+        .join(BlankMovement, BlankMovement.blank_id == Blank.id)
+        .where(BlankMovement.handover_id == handover.id,
+               BlankMovement.kind == MovementKind.TRANSFER)
+        .order_by(Blank.prefix, Blank.number)).all()
+    office = session.scalar(select(Office.id).where(Office.code == node.office_code))
+    rolls = session.scalars(select(Consumable).where(
+        Consumable.reference == number, Consumable.office_id == office)
+        .order_by(Consumable.kind, Consumable.serial)).all()
+    return {
+        "number": number,
+        "from": office_code(session, handover.from_office_id)
+        if handover is not None and handover.from_office_id else "",
+        "giver": handover.giver if handover is not None else "",
+        "receiver": handover.receiver if handover is not None else "",
+        "note": handover.note if handover is not None else None,
+        "blanks": [{"serial": serial, "stock_type": stock, "carton": carton}
+                   for serial, stock, carton in rows],
+        "ribbons": [{"kind": r.kind.value, "serial": r.serial, "type": r.type,
+                     "set_panels": r.set_panels,
+                     "capacity": r.capacity_panels // max(r.set_panels, 1)} for r in rolls],
+    }
+
+
+def _mirror_station(session: Session, node: SyncNode, name: str) -> int:
+    """This server's stand-in for a node station (its blanks' place in the server's copy)."""
+    station = ledger.get_or_create_station(
+        session, f"{node.node_id}/{name}"[:64], office_code=node.office_code, cups_queue="",
+        reader="", profile="node", actor=node_actor(node.node_id))
+    return station.id
+
+
+def _apply_blank_movement(session: Session, node: SyncNode, payload: dict[str, Any]) -> None:
+    """Move the server's copy of a node blank as the node moved it (its acceptance of a BAST,
+    a receipt of its own, loads, issues, spoils with their causes...)."""
+    serial, kind = str(payload.get("serial")), MovementKind(str(payload.get("kind")))
+    to_state = BlankState(str(payload.get("to")))
+    actor = node_actor(node.node_id)
+    blank = session.scalar(select(Blank).where(Blank.serial == serial).with_for_update())
+    if kind is MovementKind.RECEIVE:
+        if blank is None:
+            _mirror_receipt(session, node, payload)
+        return  # else: the blanks of a BAST this server sent
+    if blank is None:
+        raise LedgerError(f"node {node.node_id} moved blank {serial} this server never had",
+                          serial=serial)
+    if kind is MovementKind.ACCEPT:
+        ledger.accept_blanks(session, [serial], actor=actor, reference=payload.get("reference"))
+        return
+    station = payload.get("station")
+    station_id = _mirror_station(session, node, str(station)) if station else None
+    record_id = None
+    if payload.get("request_id"):
+        record_id = session.scalar(select(Record.id).where(
+            Record.request_id == str(payload["request_id"])))
+    cause = SpoilCause(str(payload["cause"])) if payload.get("cause") else None
+    if to_state not in ledger.AT_STATION and kind not in (
+            MovementKind.ISSUE, MovementKind.SPOIL, MovementKind.UNLOAD):
+        station_id = None
+    ledger.move(session, blank, kind, to_state, actor=actor, station_id=station_id,
+                record_id=record_id, cause=cause, reference=payload.get("reference"),
+                note=payload.get("note"))
+
+
+def _mirror_receipt(session: Session, node: SyncNode, payload: dict[str, Any]) -> None:
+    """A blank the node received from elsewhere (not from this server): received here too, at
+    the node's office, under the node's handover number marked with the node."""
+    ledger.receive_listed(
+        session, office_code=node.office_code,
+        handover_number=f"{payload.get('reference') or 'receipt'} @{node.node_id}"[:80],
+        blanks=[(str(payload["serial"]), str(payload.get("stock_type") or DEFAULT_STOCK_TYPE),
+                 None)],
+        actor=node_actor(node.node_id), from_party=f"node {node.node_id}")
+
+
+def _apply_ribbon_movement(session: Session, node: SyncNode, payload: dict[str, Any]) -> None:
+    """A node accepted a roll this server handed it (the other roll movements stay the
+    node's: kept as applied events)."""
+    if payload.get("action") != str(LedgerTag.RIBBON_ACCEPT):
+        return
+    kind, _, serial = str(payload.get("item")).partition(":")
+    roll = session.scalar(select(Consumable).where(Consumable.kind == ConsumableKind(kind),
+                                                   Consumable.serial == serial))
+    if roll is not None and roll.state is ConsumableState.IN_TRANSIT:
+        accept_consumable(session, kind=ConsumableKind(kind), serial=serial,
+                          actor=node_actor(node.node_id))
+
+
+def node_stock(session: Session, node_id: str) -> dict[str, int]:
+    """The blanks at a node's office by state, in this server's copy."""
+    node = get_node(session, node_id)
+    office = session.scalar(select(Office.id).where(Office.code == node.office_code))
+    return {state.value: n for state, n in session.execute(
+        select(Blank.state, func.count()).where(Blank.office_id == office)
+        .group_by(Blank.state))}
 
 
 # ----------------------------------------------------------------------------------- up
@@ -346,9 +655,20 @@ def _apply(session: Session, node: SyncNode, event: NodeEvent) -> None:
         _apply_record_state(session, node, event.payload)
     elif event.topic == RECALL_ANSWER:
         _apply_recall_answer(session, node, event.payload)
-    # blank.movement, ribbon.movement, reprint.decision: kept as applied events (the node's
-    # ledger as the server knows it, :func:`node_ledger`); the server's own blank table is not
-    # moved (blank transfers down to nodes are not built yet).
+    elif event.topic == str(outbox.Topic.BLANK_MOVEMENT):
+        try:
+            with session.begin_nested():
+                _apply_blank_movement(session, node, event.payload)
+        except (LedgerError, ValueError) as exc:
+            # the server's copy disagrees with the node's ledger: said, never a stuck sync
+            audit.record(session, SyncTag.LEDGER_MISMATCH, actor=node_actor(node.node_id),
+                         office_code=node.office_code, subject=str(event.payload.get("serial")),
+                         details={"node": node.node_id, "event": event.event_id,
+                                  "error": str(exc)[:300]})
+    elif event.topic == str(outbox.Topic.RIBBON_MOVEMENT):
+        _apply_ribbon_movement(session, node, event.payload)
+    # every event is also kept as an applied event (the node's ledger as the node wrote it,
+    # :func:`node_ledger`); reprint.decision only so.
 
 
 def _apply_record_state(session: Session, node: SyncNode, payload: dict[str, Any]) -> None:
@@ -419,6 +739,9 @@ class NodeStatus:
     down_pending: int  # items handed down the node has not confirmed
     up_applied: int
     records_held: int
+    blanks_held: int = 0  # blanks of the node's office in stock, hopper or reserved
+    blanks_in_transit: int = 0  # handed to it, not yet accepted
+    chain_ok: bool | None = None  # its audit chains verify here (None: none received yet)
 
 
 def status(session: Session) -> list[NodeStatus]:
@@ -429,11 +752,24 @@ def status(session: Session) -> list[NodeStatus]:
             Record.state.in_([RecordState.QUEUED, RecordState.PRINTING, RecordState.HELD,
                               RecordState.FAILED]))
         .group_by(Record.owner_node)).all())
+    stock: dict[tuple[str, BlankState], int] = {
+        (code, state): n for code, state, n in session.execute(
+            select(Office.code, Blank.state, func.count())
+            .join(Blank, Blank.office_id == Office.id)
+            .where(Office.code.in_(select(SyncNode.office_code)))
+            .group_by(Office.code, Blank.state))}
     return [
         NodeStatus(n.node_id, n.office_code, n.state.value, n.last_contact_at,
-                   n.down_seq - n.down_acked, n.up_applied, int(held.get(n.node_id, 0)))
+                   n.down_seq - n.down_acked, n.up_applied, int(held.get(n.node_id, 0)),
+                   sum(stock.get((n.office_code, s), 0) for s in ledger.HELD),
+                   stock.get((n.office_code, BlankState.IN_TRANSIT), 0), _chain_ok(session, n))
         for n in session.scalars(select(SyncNode).order_by(SyncNode.node_id))
     ]
+
+
+def _chain_ok(session: Session, node: SyncNode) -> bool | None:
+    report = verify_node_chains(session, node.node_id)
+    return None if report.events == 0 and report.checkpoints == 0 else report.ok
 
 
 def node_ledger(session: Session, node_id: str) -> list[dict[str, Any]]:

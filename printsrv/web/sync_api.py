@@ -223,6 +223,26 @@ def _at(status: int, message: str, offset: int) -> Any:
     return response
 
 
+@bp.post("/users")
+def users() -> Any:
+    """The users of the node's office (hashes, roles, revocations), when its copy differs."""
+    node = _node()
+    return jsonify(sync.users_for_node(db(), node, known=str(_json().get("digest", ""))))
+
+
+@bp.post("/audit")
+def audit_up() -> Any:
+    """The node's audit events and signed checkpoints (a copy kept, verified on demand);
+    answers how far the server holds them (an empty body asks just that)."""
+    node = _node()
+    body = _json()
+    events, marks = body.get("events", []), body.get("checkpoints", [])
+    if not isinstance(events, list) or not isinstance(marks, list):
+        raise SyncError("events, checkpoints: lists are expected")
+    return jsonify(sync.receive_audit(db(), node, events=events, checkpoints=marks,
+                                      audit_key=body.get("audit_key")))
+
+
 @bp.post("/push")
 def push() -> Any:
     node = _node()

@@ -1,7 +1,7 @@
 """sync: unknown fates of a lost node (a node whose disk died), settled by a supervisor
 
 Revision ID: 0033
-Revises: 0030
+Revises: 0031
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0033"
-down_revision = "0030"
+down_revision = "0031"
 branch_labels = None
 depends_on = None
 
