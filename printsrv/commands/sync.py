@@ -247,6 +247,9 @@ def cmd_settle(args: argparse.Namespace) -> int:
         fate = recovery.settle(session, args.fate_id, args.decision, actor=args.actor,
                                reason=args.reason)
         print(f"{fate.kind} {fate.subject}: {fate.decision} (by {fate.settled_by})")
+    return 0
+
+
 def cmd_transfer(args: argparse.Namespace) -> int:
     from printsrv.db import unit_of_work
     from printsrv.ledger.models import ConsumableKind
