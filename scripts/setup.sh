@@ -16,8 +16,9 @@ PKGS=(pcscd libpcsclite-dev vsmartcard-vpcd opensc pcsc-tools
 [ "$DEV" = 1 ] && PKGS+=(chromium qpdf systemd)
 # The SMS tests and benchmark run Kannel with its fake SMSC (a gateway of its own per test).
 [ "$DEV" = 1 ] && PKGS+=(kannel kannel-extras)
-# The node fault tests: a node's clock set hours off (faketime), a lossy slow link (tc netem).
-[ "$DEV" = 1 ] && PKGS+=(faketime iproute2)
+# The node fault tests: a node's clock hours off (faketime), a lossy link (tc netem; nftables
+# drops the packets on a kernel without sch_netem).
+[ "$DEV" = 1 ] && PKGS+=(faketime iproute2 nftables)
 if ! command -v python3.11 >/dev/null && ! python3 -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
   PKGS+=(python3 python3-venv python3-dev)
 fi

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -472,6 +473,14 @@ class LossyNet:
     def prefix(self) -> tuple[str, ...]:
         return ("ip", "netns", "exec", self.namespace)
 
+    def dropped(self) -> int:
+        """Packets lost so far (the netem qdiscs' or the nftables counters' count)."""
+        if self.shaping == "tc netem":
+            shown = _ip("ip", "netns", "exec", self.namespace, "tc", "-s", "qdisc").stdout
+            return sum(int(n) for n in re.findall(r"dropped (\d+)", shown))
+        shown = _ip("ip", "netns", "exec", self.namespace, "nft", "list", "ruleset").stdout
+        return sum(int(n) for n in re.findall(r"counter packets (\d+)", shown))
+
 
 def _ip(*argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(argv), input=stdin, capture_output=True, text=True, timeout=30)
@@ -517,9 +526,9 @@ def lossy_net() -> Iterator[LossyNet]:
                         " and nftables ('nft') is not installed")
         rules = (f"table inet ktpfault {{\n"
                  f" chain in {{ type filter hook input priority 0; iifname \"{node_if}\" "
-                 f"numgen random mod 100 < {LOSS_PERCENT} drop; }}\n"
+                 f"numgen random mod 100 < {LOSS_PERCENT} counter drop; }}\n"
                  f" chain out {{ type filter hook output priority 0; oifname \"{node_if}\" "
-                 f"numgen random mod 100 < {LOSS_PERCENT} drop; }}\n}}\n")
+                 f"numgen random mod 100 < {LOSS_PERCENT} counter drop; }}\n}}\n")
         done = _ip("ip", "netns", "exec", ns, "nft", "-f", "-", stdin=rules)
         if done.returncode != 0:
             pytest.skip(f"no way to lose packets: tc netem refused ({host_side.stderr.strip()})"
@@ -582,4 +591,7 @@ def test_node_syncs_over_a_lossy_slow_link(
         if node is not None:
             dispose_engine(node.settings.sqlalchemy_url)
     assert figures["applied"] > 0
-    print(f"lossy link ({lossy_net.shaping}): {time.monotonic() - started:.0f} s")
+    lost = lossy_net.dropped()
+    assert lost > 0, "the link lost no packet: the loss is not in effect"
+    print(f"lossy link ({lossy_net.shaping}): {lost} packets lost, "
+          f"{time.monotonic() - started:.0f} s")
