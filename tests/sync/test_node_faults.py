@@ -30,6 +30,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -80,13 +81,26 @@ def _spawn(env: dict[str, str], *argv: str, log: Path,
                                 env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
-def _clock(offset: str | None) -> tuple[str, ...]:
-    """The command prefix that runs a process with its clock ``offset`` off (libfaketime moves
+#: Where Debian's ``faketime`` package puts the library (``faketime`` itself forks and waits:
+#: a SIGKILL to it would orphan the node's process, so the library is preloaded directly).
+LIBFAKETIME = ("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+               "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+               "/usr/lib/faketime/libfaketime.so.1")
+
+
+def _libfaketime() -> str | None:
+    return next((p for p in LIBFAKETIME if Path(p).exists()), None)
+
+
+def _clock(offset: str | None) -> dict[str, str]:
+    """The environment that runs a process with its clock ``offset`` off (libfaketime moves
     the monotonic clock by as much: with it left true, its ``clock_nanosleep`` breaks Python's
     ``time.sleep`` with EINVAL)."""
     if offset is None:
-        return ()
-    return ("faketime", "-f", offset)
+        return {}
+    lib = _libfaketime()
+    assert lib is not None, "libfaketime missing"
+    return {"LD_PRELOAD": lib, "FAKETIME": offset}
 
 
 def _log_tails(logs: Path, chars: int = 3000) -> str:
@@ -172,11 +186,7 @@ class Node:
 
     @property
     def env(self) -> dict[str, str]:
-        return _env(self.settings, self.config)
-
-    @property
-    def prefix(self) -> tuple[str, ...]:
-        return _clock(self.clock)
+        return {**_env(self.settings, self.config), **_clock(self.clock)}
 
 
 @pytest.fixture
@@ -259,7 +269,7 @@ def _enrol(node: Node, server_settings: Settings, url: str,
     from printsrv.sync import server
 
     out = _run(node.env, "node", "enroll", "--server", url, "--office", node.office,
-               prefix=(*netns, *node.prefix), timeout=300)
+               prefix=netns, timeout=300)
     node_id = out.split("node id: ")[1].split()[0]
     code = out.split("pairing code: ")[1].split()[0]
     with unit_of_work(server_settings) as session:
@@ -298,7 +308,7 @@ def run_scenario(seed: int, server_settings: Settings, node_dirs: list[Path],
                 _enrol(node, server_settings, link.url)
                 link.drop = rng.choice([0.0, 0.02, 0.05, 0.1])  # enrolled: the link turns bad
                 _stock(node, i, RECORDS + 4)
-            syncs = [_spawn(n.env, "node", "sync", "--interval", "0.2", prefix=n.prefix,
+            syncs = [_spawn(n.env, "node", "sync", "--interval", "0.2",
                             log=logs / f"sync-{i}.log") for i, n in enumerate(nodes)]
             procs.extend(syncs)
             deadline = time.monotonic() + 120
@@ -307,7 +317,7 @@ def run_scenario(seed: int, server_settings: Settings, node_dirs: list[Path],
                       lambda n=n: _alive(syncs) or sum(_node_states(n.settings).values())
                       == RECORDS)
             # print offline: a link goes down for a while at a random moment
-            stations = [_spawn(n.env, "station", n.station, "--until-empty", prefix=n.prefix,
+            stations = [_spawn(n.env, "station", n.station, "--until-empty",
                                log=logs / f"station-{i}.log") for i, n in enumerate(nodes)]
             procs.extend(stations)
             down = rng.choice(nodes)
@@ -321,7 +331,6 @@ def run_scenario(seed: int, server_settings: Settings, node_dirs: list[Path],
             syncs[victim].send_signal(signal.SIGKILL)
             syncs[victim].wait(10)
             syncs[victim] = _spawn(nodes[victim].env, "node", "sync", "--interval", "0.2",
-                                   prefix=nodes[victim].prefix,
                                    log=logs / f"sync-{victim}-again.log")
             procs.append(syncs[victim])
             # the server killed mid-sync and started again a moment later
@@ -342,6 +351,7 @@ def run_scenario(seed: int, server_settings: Settings, node_dirs: list[Path],
                   == RECORDS * len(nodes))
             _alive(syncs)
             figures = _check(server_settings, nodes, RECORDS)
+            _assert_clock_off(nodes[skewed])
     finally:
         for p in procs:
             if p.poll() is None:
@@ -353,6 +363,18 @@ def run_scenario(seed: int, server_settings: Settings, node_dirs: list[Path],
                 n.link.close()
             dispose_engine(n.settings.sqlalchemy_url)
     return {**figures, "server_starts": srv.starts}
+
+
+def _assert_clock_off(node: Node) -> None:
+    """The skewed node's sync really ran six hours off: its last contact is stamped so."""
+    from printsrv.sync import node as node_side
+
+    seen = node_side.status(node.settings).last_contact_at
+    assert seen is not None
+    seen = seen if seen.tzinfo else seen.replace(tzinfo=UTC)
+    off = (seen - datetime.now(UTC)).total_seconds()
+    assert 5 * 3600 < abs(off) < 7 * 3600 and (off > 0) == node.clock.startswith("+"), (
+        node.clock, seen)
 
 
 def _server_issued(settings: Settings) -> int:
@@ -421,8 +443,8 @@ SEEDS = list(range(10))
 
 @pytest.fixture
 def faketime() -> None:
-    if shutil.which("faketime") is None:
-        pytest.skip("faketime not installed (Debian package faketime; scripts/setup.sh --dev): "
+    if _libfaketime() is None:
+        pytest.skip("libfaketime not installed (Debian package faketime; scripts/setup.sh --dev): "
                     "the runs set a node's clock six hours off with it")
 
 
