@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -73,10 +74,35 @@ def _ping_idle_connections(engine: Engine) -> None:
             raise DisconnectionError(f"stale pooled connection: {err}") from err
 
 
-@lru_cache(maxsize=8)
+#: Engines kept per process; the least recently used one beyond this is disposed.
+ENGINES_KEPT = 8
+_engines: OrderedDict[str, Engine] = OrderedDict()
+_engines_lock = threading.Lock()
+
+
 def engine_for(url: str) -> Engine:
-    """One engine per URL per process."""
-    return make_engine(url)
+    """One engine per URL per process. One pushed out of the cache is disposed (its pooled
+    connections closed now, not left to the garbage collector)."""
+    with _engines_lock:
+        engine = _engines.get(url)
+        if engine is not None:
+            _engines.move_to_end(url)
+            return engine
+        engine = _engines[url] = make_engine(url)
+        evicted = [_engines.popitem(last=False)[1]
+                   for _ in range(len(_engines) - ENGINES_KEPT)]
+    for old in evicted:
+        old.dispose()
+    return engine
+
+
+def dispose_engine(url: str) -> None:
+    """Close the pooled connections of ``url``'s engine and forget it (a database about to be
+    dropped, a test's scratch database done)."""
+    with _engines_lock:
+        engine = _engines.pop(url, None)
+    if engine is not None:
+        engine.dispose()
 
 
 def session_factory(settings: Settings) -> sessionmaker[Session]:

@@ -25,6 +25,7 @@ and are for development only.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import json
@@ -119,6 +120,30 @@ def _mend_token_files(settings: Settings) -> None:
             mending.write_bytes(saved.read_bytes())
             mending.chmod(0o600)
             os.replace(mending, path)
+
+
+@contextmanager
+def _token_guard(settings: Settings) -> Iterator[None]:
+    """Hold the instance's token lock (``flock`` next to the SoftHSM config) across processes.
+
+    SoftHSM rewrites ``token.object`` in place at every login (truncate, then write), and a
+    process that loads the library meanwhile reads a token with no label: "token not found".
+    A node's sync and station processes (the web server and its stations too) open the same
+    token at any moment, so loading, mending, finding and logging in are done one process at
+    a time. Without a writable folder for the lock it goes on unguarded."""
+    path = settings.softhsm_conf_path.parent / "token.flock"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = path.open("a")
+    except OSError:
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _library(settings: Settings) -> Any:
@@ -297,9 +322,10 @@ class KeyStore:
         """Open a logged-in session; raises :class:`KeyStoreError` if the token is unusable."""
         pkcs11 = _pkcs11()
         try:
-            lib = _library(settings)
-            token = lib.get_token(token_label=settings.token_label)
-            session = token.open(rw=True, user_pin=settings.resolved_token_pin())
+            with _token_guard(settings):
+                lib = _library(settings)
+                token = lib.get_token(token_label=settings.token_label)
+                session = token.open(rw=True, user_pin=settings.resolved_token_pin())
         except pkcs11.exceptions.NoSuchToken as exc:
             raise KeyStoreError(
                 f"token {settings.token_label!r} not found: run 'python run.py init'"
@@ -309,7 +335,8 @@ class KeyStore:
         try:
             yield cls(settings, session)
         finally:
-            session.close()
+            with _token_guard(settings):
+                session.close()
 
     # --- keys -------------------------------------------------------------------------------
     def _secret(self, label: str) -> Any:

@@ -21,6 +21,9 @@ PKGS=(pcscd libpcsclite-dev vsmartcard-vpcd opensc pcsc-tools
 # The independent BAC test reads vsmartcard's ePass emulator (vicc); Debian's package needs
 # pycryptodome and does not depend on it (tests/chip/test_chip_vicc_realstack.py).
 [ "$DEV" = 1 ] && PKGS+=(vsmartcard-vpicc python3-pycryptodome)
+# The node fault tests: a node's clock hours off (faketime), a lossy link (tc netem; nftables
+# drops the packets on a kernel without sch_netem).
+[ "$DEV" = 1 ] && PKGS+=(faketime iproute2 nftables)
 if ! command -v python3.11 >/dev/null && ! python3 -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
   PKGS+=(python3 python3-venv python3-dev)
 fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Soak the kecamatan sync: run the fault scenario of ``tests/sync/test_node_faults.py`` for
-many random seeds (a server on PostgreSQL, two SQLite nodes, a faulty link, a SIGKILLed sync)
+many random seeds (a server on PostgreSQL, two SQLite nodes, a faulty link, a SIGKILLed sync,
+the server SIGKILLed and restarted, a node's clock six hours off)
 and print how many runs passed, lost or doubled anything, and how long they took.
 
     .venv/bin/python scripts/soak_node.py            # the 100 seeds of the slow marker

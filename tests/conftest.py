@@ -59,7 +59,7 @@ def postgres_admin_url() -> str | None:
 def scratch_postgres(admin_url: str, prefix: str) -> Iterator[str]:
     """A new, empty PostgreSQL database next to ``admin_url``'s, dropped afterwards (its
     pooled connections closed first); yields its URL."""
-    from printsrv.db import engine_for
+    from printsrv.db import dispose_engine
 
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
@@ -69,7 +69,7 @@ def scratch_postgres(admin_url: str, prefix: str) -> Iterator[str]:
     try:
         yield url
     finally:
-        engine_for(url).dispose()
+        dispose_engine(url)
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
