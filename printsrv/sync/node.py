@@ -592,9 +592,31 @@ class SyncResult:
     pulled: int
 
 
+@contextmanager
+def _one_exchange_at_a_time(settings: Settings) -> Iterator[None]:
+    """Holds the node's exchange lock: two syncs of one node at once (the web app's loop and an
+    operator's ``node sync --once``) would send request counters out of order, and the server
+    would refuse one as a replay. The second waits for the first to finish."""
+    import fcntl
+
+    settings.instance_dir.mkdir(parents=True, exist_ok=True)
+    with (Path(settings.instance_dir) / "node-sync.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def sync_once(settings: Settings) -> SyncResult:
     """One full exchange: push until nothing waits, pull until nothing new, push the answers.
-    Notes the contact (or since when the link is down) in the node's identity row."""
+    Notes the contact (or since when the link is down) in the node's identity row. One
+    exchange of a node at a time (:func:`_one_exchange_at_a_time`)."""
+    with _one_exchange_at_a_time(settings):
+        return _exchange(settings)
+
+
+def _exchange(settings: Settings) -> SyncResult:
     pushed = pulled = 0
     try:
         with connect(settings) as (client, keys):

@@ -307,3 +307,19 @@ def test_the_commands_enroll_approve_sync_and_show_status(link: Link, tmp_path: 
         (node_id[1], "active", 2)]
     assert _run(link.server, "nodes", "revoke", node_id[1]).returncode == 0
     assert _run(link.node, "node", "sync", "--once").returncode == 1
+
+
+def test_syncs_of_one_node_started_together_take_turns(link: Link, tmp_path: Path) -> None:
+    """The web app's background sync and an operator's ``node sync --once`` may overlap: the
+    exchanges take turns, so no request counter reaches the server out of order (which the
+    server refuses as a replay, 401) and every sync succeeds."""
+    _import(link.server, tmp_path, 3)
+    _enrolled(link)
+    env = {**os.environ, "PRINTSRV_INSTANCE_DIR": str(link.node.instance_dir),
+           "PRINTSRV_DATABASE_URL": link.node.sqlalchemy_url}
+    procs = [subprocess.Popen([sys.executable, str(PROJECT_ROOT / "run.py"), "node", "sync",
+                               "--once"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    outcomes = [(p.wait(120), *p.communicate()) for p in procs]
+    assert [rc for rc, _, _ in outcomes] == [0, 0, 0, 0], outcomes
+    assert sorted(_states(link.node).values()) == ["queued"] * 3
