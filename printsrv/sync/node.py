@@ -722,5 +722,14 @@ def sync_forever(settings: Settings, stop: threading.Event, *, interval: float,
             wait = interval
             if report:
                 report(f"sync: {result.pushed} events up, {result.pulled} items down", False)
-        stop.wait(wait)
+        _pause(stop, wait)
     return 0
+
+
+def _pause(stop: threading.Event, seconds: float) -> None:
+    """Wait ``seconds`` or until ``stop`` is set, in short sleeps: ``Event.wait``'s timed
+    wait hung for hours in a node whose clock is moved (libfaketime in the fault test), where
+    ``time.sleep`` and ``time.monotonic`` follow the moved clock consistently."""
+    deadline = time.monotonic() + seconds
+    while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(left, 0.2))

@@ -194,19 +194,14 @@ def test_the_sync_loop_backs_off_and_stops_when_refused(
             raise outcome
         return node.SyncResult(2, 1)
 
-    class Clock(threading.Event):
-        waits: list[float] = []  # noqa: RUF012
-
-        def wait(self, timeout: float | None = None) -> bool:
-            self.waits.append(float(timeout or 0))
-            return False
-
+    waits: list[float] = []
     monkeypatch.setattr(node, "sync_once", exchange)
+    monkeypatch.setattr(node, "_pause", lambda stop, seconds: waits.append(float(seconds)))
     lines: list[tuple[str, bool]] = []
-    stop = Clock()
+    stop = threading.Event()
     assert node.sync_forever(None, stop, interval=1.0, ceiling=3.0,  # type: ignore[arg-type]
                              report=lambda line, failed: lines.append((line, failed))) == 1
-    assert stop.waits == [1.0, 2.0, 3.0, 1.0, 1.0]  # doubling up to the ceiling; back to 1
+    assert waits == [1.0, 2.0, 3.0, 1.0, 1.0]  # doubling up to the ceiling; back to 1
     assert [failed for _, failed in lines] == [True, True, True, False, True, True]
     assert lines[3][0] == "sync: 2 events up, 1 items down"
     assert "refused by the server (403)" in lines[-1][0]
@@ -260,3 +255,19 @@ def test_serve_on_a_node_syncs_by_itself_and_shows_the_link_down(
         proc.wait(15)
     time.sleep(0.5)
     assert "sync failed (retry in" in log.read_text()
+
+
+def test_the_sync_loops_pause_ends_when_stopped() -> None:
+    import threading
+    import time
+
+    from printsrv.sync import node
+
+    stop = threading.Event()
+    started = time.monotonic()
+    node._pause(stop, 0.3)
+    assert 0.3 <= time.monotonic() - started < 2
+    threading.Timer(0.1, stop.set).start()
+    started = time.monotonic()
+    node._pause(stop, 30)
+    assert time.monotonic() - started < 2
