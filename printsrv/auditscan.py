@@ -112,15 +112,27 @@ _CONTENT_PG = (
     f"""|| ',"subject":' || {_plain_pg('subject')} || ',"tag":"' || tag || '"}}'"""
     f" ELSE {_content_sql('to_json({})::text', _AT_PG, 'details::text')} END"
 )
-# One range of the log streamed by COPY in binary (no chunked queries, no hex-encoded bytes):
-# text columns come as they are stored, the hashed bytes as ``bytea``.
+# One range of the log streamed by one COPY in binary, :data:`PG_BLOCK` events to a COPY row:
+# their hashed bytes end to end in one ``bytea`` with each one's length, and their chains,
+# chain positions, previous hashes and hashes as arrays. A row per event would cost a protocol
+# message and a Python tuple each, and hex-encoded ``bytea`` twice the bytes. Every array of
+# a block is aggregated from the same rows in the same pass, so they line up; the blocks and
+# the events in them come in ``seq`` order (an order the checks rely on only to pass: out of
+# order, the chain positions do not follow and the walk takes over).
+PG_BLOCK = 2000
 _COPY_PG = (
-    "COPY (SELECT seq, chain, chain_seq, prev_hash, hash, convert_to("
+    "COPY (SELECT g.n, g.top, g.body, g.lens, g.chains, g.seqs, g.prevs, g.hashes"
+    " FROM generate_series(%(lo)s::bigint, %(hi)s::bigint - 1, %(block)s::bigint) AS b,"
+    " LATERAL (SELECT count(*) AS n, max(seq) AS top, string_agg(c, ''::bytea) AS body,"
+    " array_agg(octet_length(c)) AS lens, array_agg(chain) AS chains,"
+    " array_agg(chain_seq) AS seqs, array_agg(prev_hash) AS prevs, array_agg(hash) AS hashes"
+    " FROM (SELECT seq, chain, chain_seq, prev_hash, hash, convert_to("
     + _CONTENT_PG
-    + ", 'UTF8') FROM audit_event WHERE seq > %(lo)s AND seq <= %(hi)s ORDER BY seq)"
-    " TO STDOUT (FORMAT BINARY)"
+    + ", 'UTF8') AS c FROM audit_event"
+    " WHERE seq > b AND seq <= least(b + %(block)s::bigint, %(hi)s::bigint) ORDER BY seq) AS r)"
+    " AS g WHERE g.n > 0) TO STDOUT (FORMAT BINARY)"
 )
-_COPY_TYPES = ["int8", "text", "int8", "text", "text", "bytea"]
+_COPY_TYPES = ["int8", "int8", "bytea", "int4[]", "text[]", "int8[]", "text[]", "text[]"]
 
 
 class _NotPlain(Exception):
@@ -142,13 +154,17 @@ def _scan(cursor: Any, pg: bool, lo: int, hi: int, chunk: int = 20000
     PostgreSQL streams the range with one COPY; SQLite reads it ``chunk`` rows at a time."""
     spans: dict[str, Span] = {}
     if pg:
+        count, top = 0, lo
         try:
-            with cursor.copy(_COPY_PG, {"lo": int(lo), "hi": int(hi)}) as copy:
+            with cursor.copy(_COPY_PG, {"lo": int(lo), "hi": int(hi), "block": PG_BLOCK}
+                             ) as copy:
                 copy.set_types(_COPY_TYPES)
-                count, top = _check(copy.rows(), spans)
+                for n, block_top, body, lens, chains, seqs, prevs, hashes in copy.rows():
+                    _check_block(n, body, lens, chains, seqs, prevs, hashes, spans)
+                    count, top = count + n, block_top
         except _NotPlain:
             return None
-        return count, top if count else lo, spans
+        return count, top, spans
     count, top = 0, lo
     while True:
         cursor.execute(_SCAN_SQLITE, (top, hi, chunk))
@@ -184,6 +200,36 @@ def _check(rows: Iterable[tuple[Any, ...]], spans: dict[str, Span]) -> tuple[int
         span[3] = digest
         count += 1
     return count, seq
+
+
+def _check_block(n: int, body: bytes, lens: list[int | None], chains: list[str],
+                 seqs: list[int], prevs: list[str], hashes: list[str],
+                 spans: dict[str, Span]) -> None:
+    """:func:`_check` for one block of a PostgreSQL range (:data:`_COPY_PG`)."""
+    if not (len(lens) == len(chains) == len(seqs) == len(prevs) == len(hashes) == n):
+        raise _NotPlain
+    sha256 = hashlib.sha256
+    view = memoryview(body)
+    start = 0
+    for length, chain, chain_seq, prev, digest in zip(lens, chains, seqs, prevs, hashes,
+                                                      strict=True):
+        if length is None:  # no bytes built (string_agg left them out)
+            raise _NotPlain
+        end = start + length
+        span = spans.get(chain)
+        if span is None:
+            span = spans[chain] = [chain_seq, prev, chain_seq - 1, prev]
+        if (
+            chain_seq != span[2] + 1
+            or prev != span[3]
+            or sha256(view[start:end]).hexdigest() != digest
+        ):
+            raise _NotPlain
+        span[2] = chain_seq
+        span[3] = digest
+        start = end
+    if start != len(body):
+        raise _NotPlain
 
 
 def _scan_apart(job: tuple[str, int, int]) -> tuple[int, int, dict[str, Span]] | None:

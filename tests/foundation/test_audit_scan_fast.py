@@ -74,13 +74,16 @@ def _write_awkward(settings: Settings) -> None:
         audit.record(s, "test:scan:plain", actor="t", subject="REQ-2")
 
 
+@pytest.mark.parametrize("block", [2, auditscan.PG_BLOCK])
 def test_awkward_text_is_confirmed_by_the_fast_scan(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, block: int
 ) -> None:
     """Quotes, backslashes, control characters and non-ASCII text in the columns: the fast
-    scan (one process and split over workers) confirms the log, as the walk does."""
+    scan (one process and split over workers; PostgreSQL's blocks of events cut small or
+    not) confirms the log, as the walk does."""
     _write_awkward(settings)
-    monkeypatch.setattr(audit, "PARALLEL_MIN", 0)
+    monkeypatch.setattr(auditscan, "PARALLEL_MIN", 0)
+    monkeypatch.setattr(auditscan, "PG_BLOCK", block)
     with session_factory(settings)() as s:
         for workers in (1, 2):
             fast = audit._verify_fast(s, None, workers)
@@ -96,10 +99,11 @@ def test_awkward_text_is_confirmed_by_the_fast_scan(
      ("a\\b", "a\\\\b")],                # one backslash → two
 )
 def test_an_edit_that_reads_as_the_original_unescaped_is_found(
-    settings: Settings, subject: str, edited: str
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, subject: str, edited: str
 ) -> None:
     """Each edit here puts in the column the escaped text of the original: left unescaped,
     the edited row's bytes would be the original's and its hash would match."""
+    monkeypatch.setattr(auditscan, "PG_BLOCK", 1)
     with unit_of_work(settings) as s:
         audit.record(s, "test:scan:edit", actor="t", subject=subject)
         audit.record(s, "test:scan:edit", actor="t", subject="after")
