@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from printsrv import audit
+from printsrv import audit, auditscan
 from printsrv.audit import station_chain
 from printsrv.config import Settings
 from printsrv.db import session_factory, unit_of_work
@@ -127,7 +127,7 @@ def test_verify_in_worker_processes_agrees_with_the_walk(
     """A log split over worker processes (ranges of ``seq`` cutting through every chain) is
     confirmed with the same counts as the chain-by-chain walk."""
     _mixed_log(settings)
-    monkeypatch.setattr(audit, "PARALLEL_MIN", 0)
+    monkeypatch.setattr(auditscan, "PARALLEL_MIN", 0)
     with session_factory(settings)() as s:
         fast = audit._verify_fast(s, None, 2)
         exact = audit._verify_exact(s)
@@ -149,7 +149,7 @@ def test_tampering_is_found_by_the_worker_processes(
     _mixed_log(settings)
     with unit_of_work(settings) as s:
         tamper(s)
-    monkeypatch.setattr(audit, "PARALLEL_MIN", 0)
+    monkeypatch.setattr(auditscan, "PARALLEL_MIN", 0)
     with session_factory(settings)() as s:
         assert audit._verify_fast(s, None, 2) is None
         assert audit._verify_fast(s, None, 1) is None
