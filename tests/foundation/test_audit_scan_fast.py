@@ -5,7 +5,6 @@ as the original if left unescaped must be found."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -29,15 +28,6 @@ _ROW = ("(SELECT %(actor)s::varchar AS actor, %(at)s::timestamptz AS at, %(chain
         " AS office_code, %(prev)s::varchar AS prev_hash, %(subject)s::varchar AS subject,"
         " %(tag)s::varchar AS tag) AS audit_event")
 _EXACT = auditscan._content_sql("to_json({})::text", auditscan._AT_PG, "details::text")
-
-
-@pytest.fixture(scope="module")
-def pg(postgres_admin_url: str | None) -> Iterator[psycopg.Connection]:
-    if postgres_admin_url is None:
-        pytest.skip("PostgreSQL not reachable (set PRINTSRV_TEST_POSTGRES_URL)")
-    dsn = postgres_admin_url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        yield conn
 
 
 @settings(max_examples=300, deadline=None)

@@ -4,11 +4,9 @@ any text the statement fills in."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,15 +19,6 @@ JSON_VALUE = st.one_of(st.none(), st.booleans(), st.integers(-(2**53), 2**53), T
 # Chain position and previous hash always come from the statement; office and subject may.
 FROM_SQL = {"seq": "%(seq)s::int", "prev_hash": "%(prev)s::text"}
 OPTIONAL = {"office_code": "%(office)s::text", "subject": "%(subject)s::text"}
-
-
-@pytest.fixture(scope="module")
-def pg(postgres_admin_url: str | None) -> Iterator[psycopg.Connection]:
-    if postgres_admin_url is None:
-        pytest.skip("PostgreSQL not reachable (set PRINTSRV_TEST_POSTGRES_URL)")
-    dsn = postgres_admin_url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        yield conn
 
 
 @settings(max_examples=300, deadline=None)
