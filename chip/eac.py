@@ -91,14 +91,14 @@ def dg14(ca_public: ec.EllipticCurvePublicKey | None, *,
 
 def _p256_key(spki_der: bytes) -> ec.EllipticCurvePublicKey:
     """A P-256 key from a SubjectPublicKeyInfo with explicit (or named) domain parameters;
-    ``ValueError`` for any other curve."""
+    :class:`MalformedError` for any other curve."""
     info = keys.PublicKeyInfo.load(spki_der)
     if info["algorithm"]["algorithm"].native != "ec":
-        raise ValueError("the CA key is not an EC key")
+        raise MalformedError("the CA key is not an EC key")
     params = info["algorithm"]["parameters"]
     if params.name == "named":
         if params.chosen.native not in ("secp256r1", "1.2.840.10045.3.1.7"):
-            raise ValueError(f"the CA key is on {params.chosen.native}, not P-256")
+            raise MalformedError(f"the CA key is on {params.chosen.native}, not P-256")
     elif params.name == "specified":
         if params.dump() != _p256_domain().dump():
             c, got = CURVES[PARAM_P256], params.chosen
@@ -107,12 +107,12 @@ def _p256_key(spki_der: bytes) -> ec.EllipticCurvePublicKey:
                     and int.from_bytes(got["curve"]["b"].native, "big") == c.b
                     and got["base"].native == c.encode(c.g) and got["order"].native == c.n)
             if not same:
-                raise ValueError("the CA key's explicit domain parameters are not P-256")
+                raise MalformedError("the CA key's explicit domain parameters are not P-256")
     else:
-        raise ValueError("the CA key has implicit domain parameters")
+        raise MalformedError("the CA key has implicit domain parameters")
     point = info["public_key"].native
     if not isinstance(point, bytes):
-        raise ValueError("the CA key's point is not an octet string")
+        raise MalformedError("the CA key's point is not an octet string")
     return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
 
 

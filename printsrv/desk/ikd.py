@@ -23,7 +23,7 @@ from printsrv import audit
 from printsrv.audit_tags import DeskTag
 from printsrv.desk.models import IkdActivation
 from printsrv.errors import IntakeError
-from printsrv.localtime import month_bounds, office_zone
+from printsrv.localtime import local_date, month_bounds, now_utc, office_zone
 from printsrv.models import Office
 
 IMPORT_TAG = DeskTag.IKD_IMPORT
@@ -49,7 +49,7 @@ def parse_csv(text: str, *, source: str) -> list[IkdLine]:
                           [f"line 1: header: expected {','.join(HEADER)}"])  # fmt: skip
     out: list[IkdLine] = []
     seen: dict[tuple[str, date], int] = {}
-    today = date.today()
+    now = now_utc()
     for number, row in enumerate(rows[1:], start=2):
         if not row or all(not c.strip() for c in row):
             continue
@@ -58,14 +58,16 @@ def parse_csv(text: str, *, source: str) -> list[IkdLine]:
             continue
         raw_day, code, raw_count = (c.strip() for c in row)
         line_problems = []
+        code_ok = _CODE.fullmatch(code) is not None
         try:
             day = date.fromisoformat(raw_day)
-            if day > today:
+            # "today" is the office's own date (WIB/WITA/WIT), not the server's UTC one
+            if day > (local_date(code, now=now) if code_ok else now.date()):
                 line_problems.append(f"line {number}: date: {raw_day} is in the future")
         except ValueError:
             line_problems.append(f"line {number}: date: {raw_day[:20]!r} is not YYYY-MM-DD")
-            day = today
-        if not _CODE.fullmatch(code):
+            day = now.date()
+        if not code_ok:
             line_problems.append(f"line {number}: office_code: {code[:20]!r} is not PP.KK.CC")
         if not raw_count.isdigit() or len(raw_count) > 7:
             line_problems.append(f"line {number}: activations: {raw_count[:20]!r} is not a "

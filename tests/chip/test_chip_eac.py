@@ -15,7 +15,12 @@ from chip import biometrics, cvc, eac
 from chip.apdu import CommandApdu
 from chip.bac import BacKey, perform_bac
 from chip.cardops import card_facts, read_ef
-from chip.errors import SecurityStatusError, StatusWordError, VerificationError
+from chip.errors import (
+    MalformedError,
+    SecurityStatusError,
+    StatusWordError,
+    VerificationError,
+)
 from chip.lds import Ef, HolderData, parse_dg1, td1_mrz
 from chip.pace import CanKey, perform_pace_can
 from chip.personalization import PersonalizationKeys, personalize
@@ -621,7 +626,7 @@ def test_dg14_ca_key_on_another_curve_is_refused() -> None:
     raw = tlv(0x6E, tlv(0x31, tlv(0x30, cvc.oid_tlv(eac.OID_CA_ECDH_AES_CBC_CMAC_128)
                                   + tlv(0x02, b"\x01"))
                         + tlv(0x30, cvc.oid_tlv(eac.OID_PK_ECDH) + other)))
-    with pytest.raises(ValueError, match="P-256"):
+    with pytest.raises(MalformedError, match="P-256"):
         eac.ca_public_key(raw)
 
 
