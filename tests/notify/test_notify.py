@@ -32,6 +32,9 @@ from tests.station.conftest import OFFICE, make_rig
 
 ROOT = Path(__file__).resolve().parents[2]
 N = NotificationState
+# The rounds' clock: a day after the pickup day of any card these tests issue today (a fixed
+# date would stop working once the wall clock passes it).
+DAY = datetime.combine(date.today() + timedelta(days=10), datetime.min.time(), tzinfo=UTC)
 PHONES = ["+6281234500001", "0812-3450-0002", "62 812 3450 0003", "021-555-1234", None]
 
 
@@ -162,11 +165,11 @@ def test_rounds_defer_at_night_retry_with_backoff_and_give_up(settings: Settings
     settings = dataclasses.replace(settings, sms={"max_attempts": 3, "first_retry_seconds": 60})
     _issue(settings, tmp_path, 3)
     collect(settings)
-    night = datetime(2026, 12, 7, 15, 0, tzinfo=UTC)  # 22:00 WIB
+    night = DAY.replace(hour=15)  # 22:00 WIB
     down = ScriptedGateway(Handover(False, True, "gateway unreachable"))
     result = send_due(settings, gateway=down, now=night)
     assert (result.deferred, result.handed_over, down.sent) == (3, 0, [])
-    morning = datetime(2026, 12, 8, 0, 0, tzinfo=UTC)  # 07:00 WIB
+    morning = DAY + timedelta(days=1)  # 07:00 WIB
     assert {n.next_attempt_at.replace(tzinfo=UTC) for n in _notes(settings)
             if n.state is N.PENDING} == {morning}
     assert send_due(settings, gateway=down, now=morning).retry == 3
@@ -184,14 +187,14 @@ def test_a_refusal_that_cannot_pass_fails_at_once(settings: Settings, tmp_path: 
     _issue(settings, tmp_path, 1)
     collect(settings)
     gateway = ScriptedGateway(Handover(False, False, "403 Authorization failed"))
-    assert send_due(settings, gateway=gateway, now=datetime(2026, 12, 7, 3, tzinfo=UTC)).failed == 1
+    assert send_due(settings, gateway=gateway, now=DAY.replace(hour=3)).failed == 1
 
 
 def test_reports_never_move_a_message_backwards(settings: Settings, tmp_path: Path) -> None:
     _issue(settings, tmp_path, 1)
     collect(settings)
     ok = ScriptedGateway(Handover(True, False, "0: Accepted for delivery"))
-    send_due(settings, gateway=ok, now=datetime(2026, 12, 7, 3, tzinfo=UTC))
+    send_due(settings, gateway=ok, now=DAY.replace(hour=3))
     [note] = _notes(settings)
     assert note.state is N.SENT
     assert apply_report(settings, note.message_id, 1) is N.DELIVERED
@@ -246,7 +249,7 @@ def test_messages_reach_the_smsc_and_reports_come_back(
     settings = dataclasses.replace(settings, sms=kannel.sms_settings(callback_url=web_callback))
     ids = _issue(settings, tmp_path, 5)
     collect(settings)
-    result = send_due(settings, now=datetime(2026, 12, 7, 3, tzinfo=UTC))
+    result = send_due(settings, now=DAY.replace(hour=3))
     assert (result.sent, result.failed) == (3, 0)
     got = kannel.wait_received(3)
     notes = {n.phone: n for n in _notes(settings) if n.phone}
@@ -327,7 +330,7 @@ def test_without_any_report_a_message_is_sent_again_after_the_grace_period(
     settings = dataclasses.replace(settings, sms={"unconfirmed_seconds": 120})
     _issue(settings, tmp_path, 1)
     collect(settings)
-    t0 = datetime(2026, 12, 7, 3, tzinfo=UTC)
+    t0 = DAY.replace(hour=3)
     with unit_of_work(settings) as session:  # what a sender killed after its intent leaves
         session.execute(update(Notification).values(state=N.SENDING, attempts=1,
                                                     attempted_at=t0))
