@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parents[2]
 N = NotificationState
 # The rounds' clock: a day after the pickup day of any card these tests issue today (a fixed
 # date would stop working once the wall clock passes it).
-DAY = datetime.combine(date.today() + timedelta(days=10), datetime.min.time(), tzinfo=UTC)
+DAY = datetime.combine(datetime.now(UTC).date() + timedelta(days=10), datetime.min.time(),
+                       tzinfo=UTC)
 PHONES = ["+6281234500001", "0812-3450-0002", "62 812 3450 0003", "021-555-1234", None]
 
 
