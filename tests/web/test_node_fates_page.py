@@ -27,8 +27,12 @@ def _lost_node(settings: Settings, world: World) -> dict[str, int]:
     fate id."""
     pem = protocol.public_key_pem(ec.generate_private_key(ec.SECP256R1()).public_key())
     with unit_of_work(settings) as session:
-        node_id = server.enrol(session, office="35.26.01", public_key_pem=pem,
-                               pairing_hash=protocol.pairing_hash("ABCD2345")).node_id
+        node_id = server.enrol(
+            session,
+            office="35.26.01",
+            public_key_pem=pem,
+            pairing_hash=protocol.pairing_hash("ABCD2345"),
+        ).node_id
         for key in ("own_queued", "own_held"):
             record = session.get(Record, world.records[key])
             assert record is not None
@@ -54,8 +58,9 @@ def _record(settings: Settings, record_id: int) -> tuple[RecordState, str | None
         return record.state, record.owner_node
 
 
-def test_a_supervisor_settles_unknown_fates_on_the_page(app: Flask, settings: Settings,
-                                                        world: World) -> None:
+def test_a_supervisor_settles_unknown_fates_on_the_page(
+    app: Flask, settings: Settings, world: World
+) -> None:
     fates = _lost_node(settings, world)
     queued, held = (f"PC-352601-{n:06d}" for n in (1, 2))
     assert set(fates) == {queued, held}
@@ -68,33 +73,53 @@ def test_a_supervisor_settles_unknown_fates_on_the_page(app: Flask, settings: Se
     token = _token(client)
 
     # without the CSRF token: refused, nothing settled
-    assert client.post(f"/nodes/fates/{fates[queued]}/settle",
-                       data={"decision": "recovered", "reason": "x"}).status_code == 400
+    assert (
+        client.post(
+            f"/nodes/fates/{fates[queued]}/settle", data={"decision": "recovered", "reason": "x"}
+        ).status_code
+        == 400
+    )
     # the card was found issued in the out tray
-    done = client.post(f"/nodes/fates/{fates[queued]}/settle",
-                       data={"decision": "recovered", "reason": "ditemukan di baki keluaran",
-                             "csrf_token": token})
+    done = client.post(
+        f"/nodes/fates/{fates[queued]}/settle",
+        data={"decision": "recovered", "reason": "ditemukan di baki keluaran", "csrf_token": token},
+    )
     assert done.status_code == 303
     assert _record(settings, world.records["own_queued"]) == (RecordState.ISSUED, None)
     # the held one was not found: it stays held for review, released from the lost node
-    client.post(f"/nodes/fates/{fates[held]}/settle",
-                data={"decision": "lost", "reason": "tidak ditemukan", "csrf_token": token})
+    client.post(
+        f"/nodes/fates/{fates[held]}/settle",
+        data={"decision": "lost", "reason": "tidak ditemukan", "csrf_token": token},
+    )
     assert _record(settings, world.records["own_held"]) == (RecordState.HELD, None)
     # a settled fate cannot be settled again
-    again = client.post(f"/nodes/fates/{fates[queued]}/settle",
-                        data={"decision": "lost", "reason": "lagi", "csrf_token": token},
-                        follow_redirects=True)
+    again = client.post(
+        f"/nodes/fates/{fates[queued]}/settle",
+        data={"decision": "lost", "reason": "lagi", "csrf_token": token},
+        follow_redirects=True,
+    )
     assert "sudah ditetapkan sebelumnya" in again.get_data(as_text=True)
     with unit_of_work(settings) as session:
-        settled = {f.subject: (f.decision.value if f.decision else None, f.settled_by, f.reason)
-                   for f in session.scalars(select(UnknownFate))}
-        events = [(e.tag, e.actor, e.subject, e.details["decision"])
-                  for e in session.scalars(select(AuditEvent).where(
-                      AuditEvent.tag == "sync:fate:settle").order_by(AuditEvent.seq))]
-    assert settled == {queued: ("recovered", "supervisor_reg", "ditemukan di baki keluaran"),
-                       held: ("lost", "supervisor_reg", "tidak ditemukan")}
-    assert events == [("sync:fate:settle", "supervisor_reg", queued, "recovered"),
-                      ("sync:fate:settle", "supervisor_reg", held, "lost")]
+        settled = {
+            f.subject: (f.decision.value if f.decision else None, f.settled_by, f.reason)
+            for f in session.scalars(select(UnknownFate))
+        }
+        events = [
+            (e.tag, e.actor, e.subject, e.details["decision"])
+            for e in session.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.tag == "sync:fate:settle")
+                .order_by(AuditEvent.seq)
+            )
+        ]
+    assert settled == {
+        queued: ("recovered", "supervisor_reg", "ditemukan di baki keluaran"),
+        held: ("lost", "supervisor_reg", "tidak ditemukan"),
+    }
+    assert events == [
+        ("sync:fate:settle", "supervisor_reg", queued, "recovered"),
+        ("sync:fate:settle", "supervisor_reg", held, "lost"),
+    ]
     assert "Tidak ada nasib kartu" in client.get("/nodes/fates").get_data(as_text=True)
     history = client.get("/nodes/fates?all=1").get_data(as_text=True)
     assert "ditemukan di baki keluaran" in history and "tidak ditemukan" in history
@@ -104,13 +129,18 @@ def test_a_supervisor_settles_unknown_fates_on_the_page(app: Flask, settings: Se
     assert "Unknown card fates" in english and "not found" in english
 
 
-def test_who_may_see_and_settle_unknown_fates(app: Flask, app_nocsrf: Flask, settings: Settings,
-                                              world: World) -> None:
+def test_who_may_see_and_settle_unknown_fates(
+    app: Flask, app_nocsrf: Flask, settings: Settings, world: World
+) -> None:
     fates = _lost_node(settings, world)
     fate = next(iter(fates.values()))
     settle = {"decision": "recovered", "reason": "ditemukan"}
-    for role, view, post in (("auditor_reg", 200, 403), ("admin_reg", 200, 403),
-                             ("operator_reg", 403, 403), ("supervisor_own", 200, None)):
+    for role, view, post in (
+        ("auditor_reg", 200, 403),
+        ("admin_reg", 200, 403),
+        ("operator_reg", 403, 403),
+        ("supervisor_own", 200, None),
+    ):
         client = app_nocsrf.test_client()
         sign_in(client, settings, role)
         page = client.get("/nodes/fates")
@@ -131,8 +161,11 @@ def test_who_may_see_and_settle_unknown_fates(app: Flask, app_nocsrf: Flask, set
     # a reason of blanks only is refused by the service, as on the command line
     own = app_nocsrf.test_client()
     sign_in(own, settings, "supervisor_own")
-    refused = own.post(f"/nodes/fates/{fate}/settle", data={"decision": "lost", "reason": "  "},
-                       follow_redirects=True)
+    refused = own.post(
+        f"/nodes/fates/{fate}/settle",
+        data={"decision": "lost", "reason": "  "},
+        follow_redirects=True,
+    )
     assert refused.status_code in (200, 400)
     with unit_of_work(settings) as session:
         assert all(f.decision is None for f in session.scalars(select(UnknownFate)))
