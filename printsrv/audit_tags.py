@@ -141,6 +141,8 @@ class SyncTag(enum.StrEnum):
     STOCK_TRANSFER = "sync:stock:transfer"  # blanks and ribbons handed to a node (BAST)
     USERS_SYNC = "sync:user:update"  # a node brought its office's users up to the server's
     LEDGER_MISMATCH = "sync:blank:reject"  # a node blank movement the server's copy refused
+    AUDIT_REJECT = "sync:audit:reject"  # an audit upload signed by a key not the node's
+    AUDIT_KEY_PIN = "sync:keys:accept"  # a node enrolled before 0035: its key on first sight
 
 
 #: Every enum of tags; a new writer's enum is added here.

@@ -76,6 +76,11 @@ def register(sub: Any) -> None:
     t.add_argument("--reason", required=True)
     t.add_argument("--actor", required=True, help="the supervisor who decides")
     t.set_defaults(func=cmd_settle)
+    v = nodes_sub.add_parser(
+        "verify", help="the full check of node audit chains: every event and checkpoint read "
+        "again (the listing verifies only what is new); exit 1 when one does not verify")
+    v.add_argument("node", nargs="?", help="one node (default: every node)")
+    v.set_defaults(func=cmd_verify)
     t = nodes_sub.add_parser("transfer", help="hand blanks and ribbons to a node under a BAST "
                              "(in transit until the node accepts them)")
     t.add_argument("node")
@@ -165,7 +170,9 @@ def cmd_nodes(args: argparse.Namespace) -> int:
              "last contact": _when(n.last_contact_at), "pending down": n.down_pending,
              "applied up": n.up_applied, "records held": n.records_held,
              "blanks held": n.blanks_held, "blanks in transit": n.blanks_in_transit,
-             "audit chain": {None: "—", True: "verifies", False: "BROKEN"}[n.chain_ok]}
+             "audit chain": {None: "—", True: "verifies", False: "BROKEN"}[n.chain_ok],
+             "verified through": f"{n.chain_verified} events, checkpoint "
+                                 f"{n.checkpoint_verified} ({n.chain_checked} new)"}
             for n in nodes]
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -174,6 +181,28 @@ def cmd_nodes(args: argparse.Namespace) -> int:
     else:
         print(table(rows))
     return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from printsrv.db import unit_of_work
+    from printsrv.sync import server
+    from printsrv.sync.models import SyncNode
+
+    broken = 0
+    with unit_of_work(load_settings()) as session:
+        from sqlalchemy import select
+
+        ids = [args.node] if args.node else list(session.scalars(
+            select(SyncNode.node_id).order_by(SyncNode.node_id)))
+        for node_id in ids:
+            report = server.check_node_chains(session, node_id)
+            verdict = "verifies" if report.ok else "BROKEN"
+            print(f"{node_id}: {verdict}: {report.events} events, {report.checkpoints} "
+                  "checkpoints read")
+            for problem in report.problems:
+                print(f"  {problem}")
+            broken += not report.ok
+    return 1 if broken else 0
 
 
 def cmd_approve(args: argparse.Namespace) -> int:

@@ -43,6 +43,13 @@ class SyncNode(Base):
     down_acked: Mapped[int] = mapped_column(BigInteger, default=0)
     #: node → server: the highest node sequence number applied
     up_applied: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: the audit checkpoint key (PEM) the node sent with its enrolment; pinned at approval
+    audit_key: Mapped[str | None] = mapped_column(Text)
+    #: the highest of its checkpoints verified here, and the first problem any check found in
+    #: its audit chains (kept until a full check passes: ``run.py nodes verify``)
+    audit_checkpoint_verified: Mapped[int] = mapped_column(BigInteger, default=0,
+                                                           server_default="0")
+    audit_problem: Mapped[str | None] = mapped_column(Text)
 
 
 class DownItem(Base):
@@ -177,10 +184,26 @@ class NodeCheckpoint(Base):
 
 
 class NodeAuditKey(Base):
-    """A node's audit checkpoint key (PEM), as it first sent it over its signed channel; a
-    different key later is refused."""
+    """A node's audit checkpoint key (PEM): bound at enrolment (sent with the pairing, pinned
+    when the admin approved), or, for a node enrolled before that, taken on first sight over
+    its signed channel. Uploads carrying or signed by another key are refused."""
 
     __tablename__ = "sync_node_audit_key"
     node_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     public_key: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: "enrolment" or "first-sight"
+    bound: Mapped[str] = mapped_column(String(16), default="first-sight",
+                                       server_default="first-sight")
+
+
+class NodeChainMark(Base):
+    """How far one of a node's audit chains is verified at the server: the sequence number and
+    hash of the last event verified (the listing checks only the events after it)."""
+
+    __tablename__ = "sync_node_chain_mark"
+    node_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    chain: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+    verified_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -87,7 +87,8 @@ class Enrolment:
 
 
 def enrol(settings: Settings, server_url: str, office: str, *, name: str = "") -> Enrolment:
-    """Make the node key (in the token), send its public half, and keep the node id; the
+    """Make the node key (in the token), send its public half with this instance's audit
+    checkpoint key (bound to the node when the admin approves it), and keep the node id; the
     returned pairing code is shown to the operator, who reads it to the server's admin."""
     import requests
 
@@ -96,6 +97,12 @@ def enrol(settings: Settings, server_url: str, office: str, *, name: str = "") -
             raise StateError("this node is already enrolled")
         ensure_office(session, office, actor=ACTOR)
     code = protocol.new_pairing_code()
+    from printsrv import checkpoints
+
+    key_file = checkpoints.public_key_file(settings)  # made by 'keys init'
+    if not key_file.exists():
+        raise StateError(f"no audit checkpoint key ({key_file}): run 'python run.py keys init' "
+                         "before enrolling")
     with KeyStore.open(settings) as keys:
         public = protocol.public_key_pem(keys.node_public_key(create=True))
         signer = keys.node_signer()
@@ -103,7 +110,7 @@ def enrol(settings: Settings, server_url: str, office: str, *, name: str = "") -
         answer = post_signed(
             http, server_url.rstrip("/"), "/enrol",
             {"office": office, "public_key": public, "pairing_hash": protocol.pairing_hash(code),
-             "name": name}, "", signer.sign, 0)
+             "name": name, "audit_key": key_file.read_text()}, "", signer.sign, 0)
     node_id = str(answer["node_id"])
     with unit_of_work(settings) as session:
         session.add(NodeIdentity(node_id=node_id, server_url=server_url.rstrip("/"),

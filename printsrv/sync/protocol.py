@@ -57,6 +57,11 @@ class AuthError(SyncError):
         self.status = status
 
 
+class AuditKeyRefused(SyncError):
+    """An audit upload carrying, or signed by, a key other than the node's checkpoint key
+    (audited at the server, which answers 409)."""
+
+
 def body_digest(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
@@ -83,6 +88,14 @@ def load_public_key(pem: str) -> ec.EllipticCurvePublicKey:
     if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
         raise SyncError("a node key must be EC P-256")
     return key
+
+
+def key_fingerprint(pem: str) -> str:
+    """SHA-256 of a public key's DER SubjectPublicKeyInfo (hex): the same key in any PEM
+    layout has the same fingerprint."""
+    der = load_public_key(pem).public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()
 
 
 def verify_signature(public_pem: str, signature_b64: str, text: bytes) -> bool:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from printsrv import audit, outbox
@@ -90,24 +90,36 @@ def declare_lost(session: Session, node_id: str, *, actor: str, reason: str) -> 
     return LostNode(node_id, records, blanks)
 
 
-def unknown_fates(session: Session, *, node_id: str | None = None,
-                  open_only: bool = True) -> list[UnknownFate]:
+def _within(scope: str) -> ColumnElement[bool]:
+    """Fates of office ``scope`` or its kecamatan offices (a regency sees its kecamatan)."""
+    return or_(UnknownFate.office_code == scope, UnknownFate.office_code.startswith(scope + "."))
+
+
+def unknown_fates(session: Session, *, node_id: str | None = None, open_only: bool = True,
+                  within: str | None = None) -> list[UnknownFate]:
+    """Unknown fates in reporting order; ``within``: only those of that office's scope."""
     stmt = select(UnknownFate).order_by(UnknownFate.id)
     if node_id:
         stmt = stmt.where(UnknownFate.node_id == node_id)
+    if within:
+        stmt = stmt.where(_within(within))
     if open_only:
         stmt = stmt.where(UnknownFate.decision.is_(None))
     return list(session.scalars(stmt))
 
 
 def settle(session: Session, fate_id: int, decision: FateDecision | str, *, actor: str,
-           reason: str) -> UnknownFate:
-    """A supervisor's decision on one unknown fate (see the module's text)."""
+           reason: str, within: str | None = None) -> UnknownFate:
+    """A supervisor's decision on one unknown fate (see the module's text); ``within``: the
+    decider's office scope (a fate outside it is :class:`NotFound`, as one that does not
+    exist)."""
     decision = FateDecision(decision)
     if not reason.strip():
         raise InvalidValue("a decision on an unknown fate needs a reason")
-    fate = session.scalar(select(UnknownFate).where(UnknownFate.id == fate_id)
-                          .with_for_update())
+    stmt = select(UnknownFate).where(UnknownFate.id == fate_id)
+    if within:
+        stmt = stmt.where(_within(within))
+    fate = session.scalar(stmt.with_for_update())
     if fate is None:
         raise NotFound(f"no unknown fate {fate_id}")
     if fate.decision is not None:

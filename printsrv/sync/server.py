@@ -22,7 +22,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,6 +57,7 @@ from printsrv.sync.models import (
     DownItem,
     NodeAuditEvent,
     NodeAuditKey,
+    NodeChainMark,
     NodeCheckpoint,
     NodeState,
     Recall,
@@ -83,9 +84,12 @@ def node_actor(node_id: str) -> str:
 
 
 def enrol(session: Session, *, office: str, public_key_pem: str, pairing_hash: str,
-          name: str = "") -> SyncNode:
-    """A node asks to join (pending until an admin confirms its pairing code)."""
+          name: str = "", audit_key: str | None = None) -> SyncNode:
+    """A node asks to join (pending until an admin confirms its pairing code). ``audit_key``:
+    its audit checkpoint key (PEM), pinned when the admin approves the node."""
     protocol.load_public_key(public_key_pem)  # a P-256 key, or SyncError
+    if audit_key:
+        protocol.load_public_key(audit_key)
     if len(pairing_hash) != 64:
         raise SyncError("pairing hash: 64 hex digits")
     ensure_office(session, office, actor="sync")
@@ -93,6 +97,7 @@ def enrol(session: Session, *, office: str, public_key_pem: str, pairing_hash: s
         node_id=f"{office}-{uuid.uuid4().hex[:8]}", office_code=office, name=name[:120],
         public_key=public_key_pem, state=NodeState.PENDING, pairing_hash=pairing_hash,
         enrolled_at=_now(), request_counter=0, down_seq=0, down_acked=0, up_applied=0,
+        audit_key=audit_key or None, audit_checkpoint_verified=0,
     )  # fmt: skip
     session.add(node)
     session.flush()
@@ -122,8 +127,12 @@ def approve(session: Session, node_id: str, code: str, *, actor: str) -> SyncNod
     node.pairing_hash = None  # one time
     node.approved_at = _now()
     node.approved_by = actor[:64]
+    if node.audit_key:  # the checkpoint key it enrolled with: the only one accepted from now
+        session.merge(NodeAuditKey(node_id=node_id, public_key=node.audit_key,
+                                   received_at=_now(), bound="enrolment"))
     audit.record(session, SyncTag.NODE_APPROVE, actor=actor, office_code=node.office_code,
-                 subject=node_id)
+                 subject=node_id, details={"audit_key": protocol.key_fingerprint(node.audit_key)
+                                           if node.audit_key else None})
     return node
 
 
@@ -371,17 +380,30 @@ def audit_cursor(session: Session, node_id: str) -> dict[str, int]:
 def receive_audit(session: Session, node: SyncNode, *, events: Sequence[dict[str, Any]],
                   checkpoints: Sequence[dict[str, Any]], audit_key: str | None) -> dict[str, int]:
     """Keep a copy of the node's audit events and signed checkpoints (each once; verified by
-    :func:`verify_node_chains`, never refused for a bad link: a tampered chain is kept as it
-    came and reported). The node's checkpoint key is taken on first sight; another later is a
-    :class:`SyncError`."""
+    :func:`verify_new_events` and :func:`check_node_chains`, never refused for a bad link: a
+    tampered chain is kept as it came and reported). The node's checkpoint key is the one it
+    enrolled with (pinned at approval); a node enrolled before keys were bound pins the first
+    one it sends. An upload carrying another key, or a checkpoint that key did not sign, is
+    refused whole (:class:`protocol.AuditKeyRefused`, audited ``sync:audit:reject``)."""
+    known = session.get(NodeAuditKey, node.node_id)
     if audit_key:
-        protocol.load_public_key(audit_key)
-        known = session.get(NodeAuditKey, node.node_id)
+        offered = protocol.key_fingerprint(audit_key)
         if known is None:
-            session.add(NodeAuditKey(node_id=node.node_id, public_key=audit_key,
-                                     received_at=_now()))
-        elif known.public_key.strip() != audit_key.strip():
-            raise SyncError(f"node {node.node_id}: its audit key changed")
+            known = NodeAuditKey(node_id=node.node_id, public_key=audit_key,
+                                 received_at=_now(), bound="first-sight")
+            session.add(known)
+            audit.record(session, SyncTag.AUDIT_KEY_PIN, actor=node_actor(node.node_id),
+                         office_code=node.office_code, subject=node.node_id,
+                         details={"audit_key": offered, "bound": "first-sight"})
+        elif protocol.key_fingerprint(known.public_key) != offered:
+            _refuse_audit(session, node, known, f"the upload carries audit key {offered[:16]}, "
+                          "not the node's", offered=offered)
+    if known is not None:
+        for c in checkpoints:
+            if not protocol.verify_signature(known.public_key, str(c.get("signature", "")),
+                                             str(c.get("body", "")).encode()):
+                _refuse_audit(session, node, known, f"checkpoint {c.get('number')} is not "
+                              "signed by the node's audit key")
     try:
         for e in events:
             exists = session.scalar(select(NodeAuditEvent.id).where(
@@ -409,18 +431,38 @@ def receive_audit(session: Session, node: SyncNode, *, events: Sequence[dict[str
     return audit_cursor(session, node.node_id)
 
 
+def _refuse_audit(session: Session, node: SyncNode, known: NodeAuditKey, why: str, *,
+                  offered: str | None = None) -> None:
+    """Audit the refusal (the API commits it although the answer is an error) and raise."""
+    audit.record(session, SyncTag.AUDIT_REJECT, actor=node_actor(node.node_id),
+                 office_code=node.office_code, subject=node.node_id,
+                 details={"why": why, "bound": known.bound, "offered": offered,
+                          "audit_key": protocol.key_fingerprint(known.public_key)})
+    raise protocol.AuditKeyRefused(
+        f"node {node.node_id}: audit upload refused: {why} (its key was bound at "
+        f"{known.bound}; a node with a new checkpoint key enrols afresh)")
+
+
 @dataclass(frozen=True)
 class ChainReport:
     """Whether a node's audit chains, as this server holds them, verify."""
 
     node_id: str
-    events: int
-    checkpoints: int
+    events: int  # events read by this check
+    checkpoints: int  # checkpoints read by this check
     problems: list[str]
+    #: chain → the sequence number it is verified through (after this check)
+    through: dict[str, int] = field(default_factory=dict)
+    checkpoint_through: int = 0  # the highest checkpoint verified
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def verified_events(self) -> int:
+        """How many events are verified (chains are numbered from 1 without a gap)."""
+        return sum(self.through.values())
 
 
 def verify_node_chains(session: Session, node_id: str) -> ChainReport:
@@ -434,16 +476,7 @@ def verify_node_chains(session: Session, node_id: str) -> ChainReport:
     for e in session.scalars(select(NodeAuditEvent).where(NodeAuditEvent.node_id == node_id)
                              .order_by(NodeAuditEvent.chain, NodeAuditEvent.chain_seq)):
         count += 1
-        seq, prev = previous.get(e.chain, (0, audit.GENESIS_HASH))
-        if e.chain_seq != seq + 1:
-            problems.append(f"chain {e.chain}: event {e.chain_seq} follows {seq}")
-        if e.prev_hash != prev:
-            problems.append(f"chain {e.chain}: event {e.chain_seq} does not link to the one "
-                            "before")
-        at = e.at if e.at.tzinfo else e.at.replace(tzinfo=UTC)
-        if audit.event_hash(e.chain, e.chain_seq, at, e.tag, e.actor, e.office_code,
-                            e.subject, e.details, e.prev_hash) != e.hash:
-            problems.append(f"chain {e.chain}: event {e.chain_seq} does not match its hash")
+        problems.extend(_event_problems(e, *previous.get(e.chain, (0, audit.GENESIS_HASH))))
         previous[e.chain] = (e.chain_seq, e.hash)
         heads.setdefault(e.chain, {})[e.chain_seq] = e.hash
     key = session.get(NodeAuditKey, node_id)
@@ -464,7 +497,129 @@ def verify_node_chains(session: Session, node_id: str) -> ChainReport:
             elif got != head["hash"]:
                 problems.append(f"checkpoint {mark.number}: chain {chain} event {head['seq']} "
                                 "is not the one signed")
-    return ChainReport(node_id, count, len(marks), problems)
+    return ChainReport(node_id, count, len(marks), problems,
+                       {chain: seq for chain, (seq, _) in previous.items()},
+                       marks[-1].number if marks else 0)
+
+
+def _event_problems(e: NodeAuditEvent, seq: int, prev: str) -> list[str]:
+    """What is wrong with event ``e`` of a chain verified through ``seq`` (hash ``prev``)."""
+    problems = []
+    if e.chain_seq != seq + 1:
+        problems.append(f"chain {e.chain}: event {e.chain_seq} follows {seq}")
+    if e.prev_hash != prev:
+        problems.append(f"chain {e.chain}: event {e.chain_seq} does not link to the one before")
+    at = e.at if e.at.tzinfo else e.at.replace(tzinfo=UTC)
+    if audit.event_hash(e.chain, e.chain_seq, at, e.tag, e.actor, e.office_code, e.subject,
+                        e.details, e.prev_hash) != e.hash:
+        problems.append(f"chain {e.chain}: event {e.chain_seq} does not match its hash")
+    return problems
+
+
+def verify_new_events(session: Session, node_id: str) -> ChainReport:
+    """Verify only what arrived since the last check: each chain's events after its mark
+    (:class:`NodeChainMark`: the seq and hash of the last event verified, which the first new
+    one must link to) and the checkpoints after the last verified (each head it names looked up
+    by its key). Marks move over what verifies; a problem is kept on the node
+    (``audit_problem``) until a full check (:func:`check_node_chains`) passes. An event already
+    verified is not read again: rewriting one is caught by the full check, not here."""
+    node = get_node(session, node_id, lock=True)
+    marks = {m.chain: m for m in session.scalars(
+        select(NodeChainMark).where(NodeChainMark.node_id == node_id))}
+    problems: list[str] = []
+    broken: set[str] = set()
+    count = 0
+    rows = session.scalars(
+        select(NodeAuditEvent)
+        .outerjoin(NodeChainMark, (NodeChainMark.node_id == NodeAuditEvent.node_id)
+                   & (NodeChainMark.chain == NodeAuditEvent.chain))
+        .where(NodeAuditEvent.node_id == node_id,
+               NodeChainMark.seq.is_(None) | (NodeAuditEvent.chain_seq > NodeChainMark.seq))
+        .order_by(NodeAuditEvent.chain, NodeAuditEvent.chain_seq)
+        .execution_options(yield_per=2000))
+    now = _now()
+    for e in rows:
+        count += 1
+        if e.chain in broken:
+            continue
+        mark = marks.get(e.chain)
+        found = _event_problems(e, mark.seq if mark else 0,
+                                mark.hash if mark else audit.GENESIS_HASH)
+        if found:
+            problems.extend(found)
+            broken.add(e.chain)
+            continue
+        if mark is None:
+            mark = marks[e.chain] = NodeChainMark(node_id=node_id, chain=e.chain, seq=0, hash="")
+            session.add(mark)
+        mark.seq, mark.hash, mark.verified_at = e.chain_seq, e.hash, now
+    key = session.get(NodeAuditKey, node_id)
+    checked = 0
+    for cp in session.scalars(select(NodeCheckpoint).where(
+            NodeCheckpoint.node_id == node_id,
+            NodeCheckpoint.number > node.audit_checkpoint_verified)
+            .order_by(NodeCheckpoint.number)):
+        checked += 1
+        found = _checkpoint_problems(session, cp, key)
+        if found:
+            problems.extend(found)
+            break
+        node.audit_checkpoint_verified = cp.number
+    if problems and node.audit_problem is None:
+        node.audit_problem = problems[0][:500]
+    if node.audit_problem is not None and not problems:
+        problems = [f"earlier: {node.audit_problem}"]
+    session.flush()
+    return ChainReport(node_id, count, checked, problems,
+                       {chain: m.seq for chain, m in marks.items()},
+                       node.audit_checkpoint_verified)
+
+
+def _checkpoint_problems(session: Session, mark: NodeCheckpoint,
+                         key: NodeAuditKey | None) -> list[str]:
+    if key is None or not protocol.verify_signature(key.public_key, mark.signature,
+                                                    mark.body.encode()):
+        return [f"checkpoint {mark.number}: signature does not verify"]
+    problems = []
+    for chain, head in json.loads(mark.body).get("heads", {}).items():
+        if int(head["seq"]) == 0:
+            continue
+        got = session.scalar(select(NodeAuditEvent.hash).where(
+            NodeAuditEvent.node_id == mark.node_id, NodeAuditEvent.chain == chain,
+            NodeAuditEvent.chain_seq == int(head["seq"])))
+        if got is None:
+            problems.append(f"checkpoint {mark.number}: chain {chain} has no event "
+                            f"{head['seq']}")
+        elif got != head["hash"]:
+            problems.append(f"checkpoint {mark.number}: chain {chain} event {head['seq']} "
+                            "is not the one signed")
+    return problems
+
+
+def check_node_chains(session: Session, node_id: str) -> ChainReport:
+    """The full check (``run.py nodes verify``): every event and checkpoint of the node read
+    again (:func:`verify_node_chains`). Its verdict is kept: a problem shows in the listing
+    from now on; when it passes, the marks move to every chain's head and the problem kept
+    from an earlier check is cleared."""
+    node = get_node(session, node_id, lock=True)
+    report = verify_node_chains(session, node_id)
+    if report.problems:
+        node.audit_problem = report.problems[0][:500]
+        return report
+    node.audit_problem = None
+    node.audit_checkpoint_verified = report.checkpoint_through
+    heads = dict(session.execute(
+        select(NodeAuditEvent.chain, func.max(NodeAuditEvent.chain_seq))
+        .where(NodeAuditEvent.node_id == node_id).group_by(NodeAuditEvent.chain)).all())
+    now = _now()
+    for chain, seq in heads.items():
+        last = session.scalar(select(NodeAuditEvent.hash).where(
+            NodeAuditEvent.node_id == node_id, NodeAuditEvent.chain == chain,
+            NodeAuditEvent.chain_seq == seq))
+        session.merge(NodeChainMark(node_id=node_id, chain=chain, seq=int(seq),
+                                    hash=str(last), verified_at=now))
+    session.flush()
+    return report
 
 
 # ----------------------------------------------------------------------------------- stock
@@ -742,10 +897,15 @@ class NodeStatus:
     blanks_held: int = 0  # blanks of the node's office in stock, hopper or reserved
     blanks_in_transit: int = 0  # handed to it, not yet accepted
     chain_ok: bool | None = None  # its audit chains verify here (None: none received yet)
+    chain_verified: int = 0  # events verified, in all its chains
+    chain_checked: int = 0  # of which read by this listing (the new ones)
+    checkpoint_verified: int = 0  # its highest checkpoint verified
 
 
 def status(session: Session) -> list[NodeStatus]:
-    """Every node with its last contact, what waits for it, and how many records it holds."""
+    """Every node with its last contact, what waits for it, and how many records it holds;
+    its audit chains verified as far as they reached (only the events new since the last
+    listing are read: :func:`verify_new_events`). Writes the verification marks."""
     held = dict(session.execute(
         select(Record.owner_node, func.count()).where(
             Record.owner_node.is_not(None),
@@ -758,18 +918,19 @@ def status(session: Session) -> list[NodeStatus]:
             .join(Blank, Blank.office_id == Office.id)
             .where(Office.code.in_(select(SyncNode.office_code)))
             .group_by(Office.code, Blank.state))}
-    return [
-        NodeStatus(n.node_id, n.office_code, n.state.value, n.last_contact_at,
-                   n.down_seq - n.down_acked, n.up_applied, int(held.get(n.node_id, 0)),
-                   sum(stock.get((n.office_code, s), 0) for s in ledger.HELD),
-                   stock.get((n.office_code, BlankState.IN_TRANSIT), 0), _chain_ok(session, n))
-        for n in session.scalars(select(SyncNode).order_by(SyncNode.node_id))
-    ]
-
-
-def _chain_ok(session: Session, node: SyncNode) -> bool | None:
-    report = verify_node_chains(session, node.node_id)
-    return None if report.events == 0 and report.checkpoints == 0 else report.ok
+    listing = []
+    for node_id in session.scalars(select(SyncNode.node_id).order_by(SyncNode.node_id)).all():
+        report = verify_new_events(session, node_id)
+        n = get_node(session, node_id)
+        listing.append(NodeStatus(
+            n.node_id, n.office_code, n.state.value, n.last_contact_at,
+            n.down_seq - n.down_acked, n.up_applied, int(held.get(n.node_id, 0)),
+            sum(stock.get((n.office_code, s), 0) for s in ledger.HELD),
+            stock.get((n.office_code, BlankState.IN_TRANSIT), 0),
+            None if not report.through and not report.problems
+            and report.checkpoint_through == 0 else report.ok,
+            report.verified_events, report.events, report.checkpoint_through))
+    return listing
 
 
 def node_ledger(session: Session, node_id: str) -> list[dict[str, Any]]:

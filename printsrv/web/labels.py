@@ -103,6 +103,15 @@ _WORDS: dict[str, dict[str, Any]] = {
         "burned": _l("dibakar"),
         "shredded": _l("dicacah"),
     },
+    "fate_kind": {
+        "record": _l("rekaman"),
+        "blank": _l("blangko"),
+    },
+    "fate_decision": {
+        "recovered": _l("ditemukan (kartu terbit / blangko utuh)"),
+        "spoiled": _l("ditemukan rusak"),
+        "lost": _l("tidak ditemukan"),
+    },
 }
 
 #: Destruction methods as the Berita Acara Pemusnahan (always Indonesian) names them.

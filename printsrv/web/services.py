@@ -72,6 +72,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "ikd.enter": frozenset({S}),
     "suket.issue": frozenset({S}),
     "node.manage": frozenset({A}),
+    "node.fates.view": frozenset({A, S, U}),  # unknown fates of a lost node (read-only)
+    "node.fates.settle": frozenset({S}),  # as 'run.py nodes settle --actor SUPERVISOR'
 }
 
 

@@ -107,7 +107,8 @@ def enrol() -> Any:
         raise AuthError("the enrolment is not signed by the key it carries", 401)
     node = sync.enrol(db(), office=str(data.get("office", "")), public_key_pem=pem,
                       pairing_hash=str(data.get("pairing_hash", "")),
-                      name=str(data.get("name", "")))
+                      name=str(data.get("name", "")),
+                      audit_key=str(data.get("audit_key") or "") or None)
     return jsonify({"node_id": node.node_id, "state": node.state.value,
                     "protocol": protocol.PROTOCOL_VERSION})
 
@@ -239,8 +240,12 @@ def audit_up() -> Any:
     events, marks = body.get("events", []), body.get("checkpoints", [])
     if not isinstance(events, list) or not isinstance(marks, list):
         raise SyncError("events, checkpoints: lists are expected")
-    return jsonify(sync.receive_audit(db(), node, events=events, checkpoints=marks,
-                                      audit_key=body.get("audit_key")))
+    try:
+        return jsonify(sync.receive_audit(db(), node, events=events, checkpoints=marks,
+                                          audit_key=body.get("audit_key")))
+    except protocol.AuditKeyRefused:
+        g.commit_on_error = True  # the refusal's audit event (nothing of the upload) sticks
+        raise
 
 
 @bp.post("/push")

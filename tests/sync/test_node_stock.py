@@ -270,18 +270,26 @@ def test_node_audit_chains_go_up_verify_at_the_server_and_a_tampered_one_is_caug
         original = first.actor
         session.execute(update(NodeAuditEvent).where(NodeAuditEvent.id == first.id)
                         .values(actor="someone-else"))
+    run = __import__("tests.sync.test_node_sync", fromlist=["_run"])._run
     with unit_of_work(link.server) as session:
         report = server.verify_node_chains(session, node_id)
         assert not report.ok
         assert any("does not match its hash" in p for p in report.problems), report.problems
-        assert {n.node_id: n.chain_ok for n in server.status(session)} == {node_id: False}
-    listed_cli = __import__("tests.sync.test_node_sync", fromlist=["_run"])._run(
-        link.server, "nodes", "--json")
+        # the listing reads only what is new since it last verified: the rewritten event was
+        # verified before, so it is the full check that catches it
+        (listed,) = server.status(session)
+        assert listed.chain_ok is True and listed.chain_checked == 0
+    verified = run(link.server, "nodes", "verify")
+    assert verified.returncode == 1 and "does not match its hash" in verified.stdout
+    listed_cli = run(link.server, "nodes", "--json")  # the full check's verdict is kept
     assert '"audit chain": "BROKEN"' in listed_cli.stdout, listed_cli.stderr
     with unit_of_work(link.server) as session:
         session.execute(update(NodeAuditEvent).where(NodeAuditEvent.id == first.id)
                         .values(actor=original))
         assert server.verify_node_chains(session, node_id).ok
+    assert run(link.server, "nodes", "verify", node_id).returncode == 0
+    with unit_of_work(link.server) as session:
+        assert [n.chain_ok for n in server.status(session)] == [True]
 
     # a node whose own log was rewritten before it went up is caught the same way
     from printsrv import audit
@@ -299,8 +307,10 @@ def test_node_audit_chains_go_up_verify_at_the_server_and_a_tampered_one_is_caug
     node.sync_once(link.node)
     with unit_of_work(link.server) as session:
         report = server.verify_node_chains(session, node_id)
+        (listed,) = server.status(session)  # new events: the listing reads and catches it
     assert [p for p in report.problems if "forged" in p or "hash" in p], report.problems
     assert not report.ok
+    assert listed.chain_ok is False and listed.chain_checked == 3
 
 
 def test_the_commands_transfer_to_a_node_and_accept_there(link: Link) -> None:

@@ -63,3 +63,19 @@ def test_a_recall_is_asked_of_the_node_holding_the_record(app_nocsrf: Flask, set
         asked = session.scalars(select(Recall)).all()
     assert [(r.node_id, r.request_id, r.state.value) for r in asked] == [
         (node_id, request_id, "asked")]
+
+
+def test_the_page_says_how_far_each_node_chain_is_verified(app_nocsrf: Flask, settings: Settings,
+                                                            world: World) -> None:
+    from tests.sync.test_node_chain_marks import _append, _node
+
+    node_id, _signer = _node(settings)
+    _append(settings, node_id, "main", 4)
+    client = app_nocsrf.test_client()
+    sign_in(client, settings, "admin_reg")
+    page = client.get("/nodes").get_data(as_text=True)
+    assert "terverifikasi" in page
+    assert "sampai 4 kejadian, titik periksa 0 (4 baru diperiksa)" in page
+    _append(settings, node_id, "main", 2)
+    again = client.get("/nodes").get_data(as_text=True)
+    assert "sampai 6 kejadian, titik periksa 0 (2 baru diperiksa)" in again
