@@ -141,6 +141,7 @@ class SyncTag(enum.StrEnum):
     STOCK_TRANSFER = "sync:stock:transfer"  # blanks and ribbons handed to a node (BAST)
     USERS_SYNC = "sync:user:update"  # a node brought its office's users up to the server's
     LEDGER_MISMATCH = "sync:blank:reject"  # a node blank movement the server's copy refused
+    RIBBON_MISMATCH = "sync:ribbon:reject"  # a node roll movement the server's copy refused
 
 
 #: Every enum of tags; a new writer's enum is added here.
