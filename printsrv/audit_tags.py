@@ -142,6 +142,7 @@ class SyncTag(enum.StrEnum):
     USERS_SYNC = "sync:user:update"  # a node brought its office's users up to the server's
     LEDGER_MISMATCH = "sync:blank:reject"  # a node blank movement the server's copy refused
     RIBBON_MISMATCH = "sync:ribbon:reject"  # a node roll movement the server's copy refused
+    MEDIA_SHRED = "sync:media:purge"  # a node confirmed it crypto-shredded a record's biometrics
 
 
 #: Every enum of tags; a new writer's enum is added here.

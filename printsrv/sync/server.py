@@ -741,13 +741,19 @@ def _apply_shred(session: Session, node: SyncNode, event: NodeEvent) -> None:
         at = datetime.fromisoformat(str(p["at"])) if p.get("at") else None
     except ValueError:
         at = None
-    session.add(NodeShred(
+    shred = NodeShred(
         event_id=event.event_id, node_id=node.node_id,
         request_id=str(p.get("request_id") or event.subject)[:64],
         reason=str(p["reason"])[:200] if p.get("reason") else None, shredded_at=at,
         destroyed={"data_key": bool(p.get("data_key")),
                    "media": [str(m) for m in p.get("media") or []]},
-        received_at=_now()))
+        received_at=_now())
+    session.add(shred)
+    # in the server's audit log too, where its auditor reads (one event per confirmation)
+    audit.record(session, SyncTag.MEDIA_SHRED, actor=node_actor(node.node_id),
+                 office_code=node.office_code, subject=shred.request_id,
+                 details={"node": node.node_id, "reason": shred.reason,
+                          "at": at.isoformat() if at else None, **shred.destroyed})
 
 
 def shred_confirmations(session: Session, *, node_id: str | None = None,

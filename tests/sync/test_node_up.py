@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from printsrv.db import unit_of_work
 from printsrv.ledger.models import Consumable, ConsumableState, RibbonUsage
-from printsrv.models import OutboxEvent, Record, RecordKey, RecordMedia
+from printsrv.models import AuditEvent, OutboxEvent, Record, RecordKey, RecordMedia
 from tests.sync.test_node_stock import BAST, KABUPATEN, _check, _print_from_stock
 from tests.sync.test_node_sync import OFFICE, Link, _enrolled, _import, _run, link
 
@@ -95,6 +95,13 @@ def test_shreds_stations_and_ribbon_usage_go_up_and_apply_once(link: Link,
         assert all(r.media_purged_at is not None for r in session.scalars(select(Record)))
         listed = {n.node_id: n for n in server.status(session)}[node_id]
     assert listed.shreds_confirmed == 3
+    with unit_of_work(link.server) as session:
+        audited = session.scalars(select(AuditEvent).where(
+            AuditEvent.tag == "sync:media:purge")).all()
+        assert sorted(e.subject for e in audited) == requests
+        assert {e.actor for e in audited} == {f"node:{node_id}"}
+        assert all(e.details["data_key"] is True and e.details["node"] == node_id
+                   for e in audited)
     with unit_of_work(link.node) as session:
         assert session.scalar(select(func.count()).select_from(RecordKey)) == 0  # the node's
 
@@ -141,6 +148,9 @@ def test_shreds_stations_and_ribbon_usage_go_up_and_apply_once(link: Link,
 
     # replaying every event the node ever sent (an answer lost on the way back) changes nothing
     before = _counts(link.server)
+    with unit_of_work(link.server) as session:
+        audited_before = session.scalar(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.tag == "sync:media:purge"))
     with unit_of_work(link.node) as session:
         sent = session.scalars(select(OutboxEvent).order_by(OutboxEvent.id)).all()
         events = [{"seq": e.id, "event_id": e.event_id, "topic": e.topic,
@@ -151,6 +161,9 @@ def test_shreds_stations_and_ribbon_usage_go_up_and_apply_once(link: Link,
     assert answer["through"] == events[-1]["seq"]
     node.sync_once(link.node)  # the stations again: updated in place, not added
     assert _counts(link.server) == before
+    with unit_of_work(link.server) as session:
+        assert session.scalar(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.tag == "sync:media:purge")) == audited_before == 3
     assert _roll(link.server, "RIB-K1")[1] == node_roll[1]
     _check(link.server)
 
