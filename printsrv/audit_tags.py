@@ -143,6 +143,8 @@ class SyncTag(enum.StrEnum):
     LEDGER_MISMATCH = "sync:blank:reject"  # a node blank movement the server's copy refused
     AUDIT_REJECT = "sync:audit:reject"  # an audit upload signed by a key not the node's
     AUDIT_KEY_PIN = "sync:keys:accept"  # a node enrolled before 0035: its key on first sight
+    RIBBON_MISMATCH = "sync:ribbon:reject"  # a node roll movement the server's copy refused
+    MEDIA_SHRED = "sync:media:purge"  # a node confirmed it crypto-shredded a record's biometrics
 
 
 #: Every enum of tags; a new writer's enum is added here.

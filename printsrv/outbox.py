@@ -1,8 +1,9 @@
 """The event outbox: state changes that others must learn of, durable and in order.
 
 A change (a record queued, held, released, cancelled or issued; every blank and ribbon movement;
-a reprint decision) appends one :class:`~printsrv.models.OutboxEvent` with :func:`publish` **in
-the same transaction** as the change: if the change commits, so does its event, and if it rolls
+a reprint decision; a record's biometrics crypto-shredded) appends one
+:class:`~printsrv.models.OutboxEvent` with :func:`publish` **in the same transaction** as the
+change: if the change commits, so does its event, and if it rolls
 back, no consumer ever hears of it.
 
 Consumers (the SMS sender, the kecamatan sync…) each keep a cursor in ``outbox_consumer`` and get
@@ -44,6 +45,9 @@ class Topic(enum.StrEnum):
     RIBBON_MOVEMENT = "ribbon.movement"
     #: request_id, office, approved, by, requested_by, from_state, previous_card
     REPRINT_DECISION = "reprint.decision"
+    #: request_id, office, reason, at, data_key (bool), media (kinds): a record's biometrics
+    #: crypto-shredded (what was destroyed, never the data)
+    MEDIA_SHRED = "record.shred"
 
 
 class OutboxError(PrintSrvError):

@@ -164,18 +164,28 @@ def purge_media(session: Session, record: Record, *, actor: str, reason: str | N
     """Crypto-shred the record's biometrics: delete its wrapped data key and ciphertexts."""
     # Marked first: the record's pending changes and these go out in one UPDATE when the
     # deletes flush the session.
-    record.media_purged_at = datetime.now(UTC)
+    record.media_purged_at = now = datetime.now(UTC)
     record.media_purge_due = None
-    session.execute(delete(RecordMedia).where(RecordMedia.record_id == record.id))
-    session.execute(delete(RecordKey).where(RecordKey.record_id == record.id))
+    media = session.scalars(
+        delete(RecordMedia).where(RecordMedia.record_id == record.id).returning(RecordMedia.kind)
+    ).all()
+    keys = session.scalars(
+        delete(RecordKey).where(RecordKey.record_id == record.id).returning(RecordKey.record_id)
+    ).all()
+    code = office_code(session, record.office_id)
     audit.record(
         session,
         AuditTag.RECORD_MEDIA_PURGE,
         actor=actor,
-        office_code=office_code(session, record.office_id),
+        office_code=code,
         subject=record.request_id,
         details={"reason": reason} if reason else None,
     )
+    # the confirmation others learn of (a node sends it up to its server): what was destroyed
+    outbox.publish(session, outbox.Topic.MEDIA_SHRED, office_code=code, subject=record.request_id,
+                   payload={"request_id": record.request_id, "office": code, "reason": reason,
+                            "at": now.isoformat(), "data_key": bool(keys),
+                            "media": sorted(MediaKind(k).value for k in media)})
 
 
 def media_purged(session: Session, record: Record) -> bool:

@@ -38,8 +38,8 @@ def register(sub: Any) -> None:
     ac.add_argument("--actor", default="cli")
     ac.set_defaults(func=cmd_accept)
 
-    m = sub.add_parser("nodes", help="kecamatan nodes of this server: list, approve, revoke, "
-                       "recall, lost, fates, settle")
+    m = sub.add_parser("nodes", help="kecamatan nodes of this server: list (with their "
+                       "stations), approve, revoke, recall, lost, fates, settle, shreds")
     m.set_defaults(func=cmd_nodes)
     m.add_argument("--json", action="store_true")
     nodes_sub = m.add_subparsers(dest="nodes_command")
@@ -81,6 +81,12 @@ def register(sub: Any) -> None:
         "again (the listing verifies only what is new); exit 1 when one does not verify")
     v.add_argument("node", nargs="?", help="one node (default: every node)")
     v.set_defaults(func=cmd_verify)
+    sh = nodes_sub.add_parser("shreds", help="the nodes' confirmations that they crypto-"
+                              "shredded a record's biometrics (what was destroyed, when)")
+    sh.add_argument("--node")
+    sh.add_argument("--request", help="one record's request id")
+    sh.add_argument("--json", action="store_true")
+    sh.set_defaults(func=cmd_shreds)
     t = nodes_sub.add_parser("transfer", help="hand blanks and ribbons to a node under a BAST "
                              "(in transit until the node accepts them)")
     t.add_argument("node")
@@ -172,14 +178,57 @@ def cmd_nodes(args: argparse.Namespace) -> int:
              "blanks held": n.blanks_held, "blanks in transit": n.blanks_in_transit,
              "audit chain": {None: "—", True: "verifies", False: "BROKEN"}[n.chain_ok],
              "verified through": f"{n.chain_verified} events, checkpoint "
-                                 f"{n.checkpoint_verified} ({n.chain_checked} new)"}
+                                 f"{n.checkpoint_verified} ({n.chain_checked} new)",
+             "shreds confirmed": n.shreds_confirmed}
             for n in nodes]
+    stations = [_station_row(n.node_id, n.office_code, st) for n in nodes for st in n.stations]
     if args.json:
+        for row, n in zip(rows, nodes, strict=True):
+            row["stations"] = [r for r in stations if r["node"] == n.node_id]
         print(json.dumps(rows, indent=2))
     elif not rows:
         print("no nodes enrolled")
     else:
         print(table(rows))
+        if stations:
+            print()
+            print(table([{k: ("—" if v is None else v) for k, v in r.items()}
+                         for r in stations]))
+    return 0
+
+
+def _station_row(node_id: str, office: str, st: Any) -> dict[str, Any]:
+    """A node station as ``nodes`` lists it: its last heartbeat in the office's local time."""
+    from printsrv.localtime import office_zone
+
+    zone = office_zone(office)
+    return {"node": node_id, "station": st.name,
+            "state": st.state + (f" ({st.pause_reason})" if st.pause_reason else ""),
+            "last heartbeat": zone.format(st.heartbeat_at, seconds=True) or None,
+            "printer": st.printer_state or None, "ribbon": st.ribbon or None,
+            "ribbon panels left": st.ribbon_remaining, "issued": st.cards_issued,
+            "spoiled": st.cards_spoiled, "reported": zone.format(st.reported_at, seconds=True)}
+
+
+def cmd_shreds(args: argparse.Namespace) -> int:
+    from printsrv.db import unit_of_work
+    from printsrv.sync import server
+    from printsrv.terminal import table
+
+    with unit_of_work(load_settings()) as session:
+        rows = [{"node": c.node_id, "request id": c.request_id, "reason": c.reason,
+                 "shredded (node clock)": _when(c.shredded_at),
+                 "data key destroyed": bool(c.destroyed.get("data_key")),
+                 "media destroyed": ",".join(c.destroyed.get("media", [])) or None,
+                 "received": _when(c.received_at), "event": c.event_id}
+                for c in server.shred_confirmations(session, node_id=args.node,
+                                                    request_id=args.request)]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif not rows:
+        print("no crypto-shred confirmations")
+    else:
+        print(table([{k: ("—" if v is None else v) for k, v in r.items()} for r in rows]))
     return 0
 
 

@@ -25,7 +25,7 @@ from printsrv.ledger.models import (
     Station,
 )
 from printsrv.ledger.tags import LedgerTag
-from printsrv.models import Office
+from printsrv.models import Office, Record
 
 _CLASSES: dict[ConsumableKind, type[Consumable]] = {
     ConsumableKind.RIBBON: Ribbon,
@@ -326,6 +326,7 @@ def record_ribbon_usage(
         details["film_panels"] = film_panels
     if ribbon is None or (film_panels and film is None):
         details["problem"] = "no roll loaded in our books"
+    record = session.get(Record, record_id) if record_id is not None else None
     _journal(
         session,
         LedgerTag.RIBBON_USAGE,
@@ -333,6 +334,9 @@ def record_ribbon_usage(
         office_code=offices.office_code(session, station.office_id),
         subject=blank_serial,
         details=details,
+        # the card's request id travels with the event (a node's server has its own record ids)
+        extra={"request_id": record.request_id if record is not None else None,
+               "film_panels": film_panels},
     )
     return usage
 
@@ -345,9 +349,12 @@ def _journal(
     office_code: str,
     subject: str,
     details: dict[str, Any],
+    extra: dict[str, Any] | None = None,
 ) -> None:
-    """A roll's movement: its audit event and its outbox event, in the caller's transaction."""
+    """A roll's movement: its audit event and its outbox event (``details`` and ``extra``), in
+    the caller's transaction."""
     audit.record(session, tag, actor=actor, office_code=office_code, subject=subject,
                  details=details)
     outbox.publish(session, outbox.Topic.RIBBON_MOVEMENT, office_code=office_code,
-                   subject=subject, payload={"action": str(tag), "item": subject, **details})
+                   subject=subject,
+                   payload={"action": str(tag), "item": subject, **details, **(extra or {})})

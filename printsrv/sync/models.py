@@ -207,3 +207,42 @@ class NodeChainMark(Base):
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
     verified_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class NodeShred(Base):
+    """A node's confirmation that it crypto-shredded a record's biometrics (its wrapped data
+    key and encrypted media deleted): what was destroyed, never the data. Kept once per node
+    event id, for an auditor at the server."""
+
+    __tablename__ = "sync_node_shred"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    node_id: Mapped[str] = mapped_column(String(64), index=True)
+    request_id: Mapped[str] = mapped_column(String(64), index=True)
+    reason: Mapped[str | None] = mapped_column(String(200))
+    #: when the node shredded it, by the node's clock (it may be off: ordering never uses it)
+    shredded_at: Mapped[datetime | None]
+    #: what was destroyed: {"data_key": bool, "media": [kinds]}
+    destroyed: Mapped[dict[str, Any]]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class NodeStation(Base):
+    """The last status a node reported of one of its print stations (sent with each sync).
+    ``heartbeat_at`` is on this server's clock: the node sends the heartbeat's age."""
+
+    __tablename__ = "sync_node_station"
+    node_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    pause_reason: Mapped[str | None] = mapped_column(Text)
+    heartbeat_at: Mapped[datetime | None]
+    printer_state: Mapped[str] = mapped_column(String(32), default="")
+    reader: Mapped[str] = mapped_column(String(200), default="")
+    ribbon: Mapped[str] = mapped_column(String(64), default="")
+    ribbon_remaining: Mapped[int | None]
+    cards_issued: Mapped[int] = mapped_column(default=0)
+    cards_spoiled: Mapped[int] = mapped_column(default=0)
+    #: the rest as the node sent it (printer reasons and levels, hopper, current job)
+    details: Mapped[dict[str, Any]]
+    reported_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -590,6 +590,50 @@ def pull_users(settings: Settings, client: ServerClient) -> int:
     return changed
 
 
+# ----------------------------------------------------------------------------------- stations
+
+
+def station_reports(session: Session) -> list[dict[str, Any]]:
+    """This node's stations as ``run.py station status`` and the station page see them: state,
+    the heartbeat's age (measured on this node's clock, so the server can place it on its
+    own), the printer's state and supplies, the loaded ribbon and its panels left by the
+    ledger's count, the hopper, the card counters."""
+    from printsrv.ledger.blanks import blanks_at_station
+    from printsrv.ledger.models import ConsumableKind, Station
+    from printsrv.ledger.ribbons import loaded_consumable
+
+    now = _now()
+    out = []
+    for st in session.scalars(select(Station).order_by(Station.name)):
+        beat = st.heartbeat_at
+        if beat is not None and beat.tzinfo is None:
+            beat = beat.replace(tzinfo=UTC)
+        ribbon = loaded_consumable(session, st, ConsumableKind.RIBBON)
+        printer = st.printer_status or {}
+        out.append({
+            "name": st.name, "state": st.state.value, "pause_reason": st.pause_reason,
+            "heartbeat_age_s": round((now - beat).total_seconds(), 1) if beat else None,
+            "printer_state": str(printer.get("state", "")),
+            "printer_reasons": [str(r) for r in printer.get("reasons", [])],
+            "accepting": printer.get("accepting"), "markers": printer.get("markers", []),
+            "reader": st.reader, "profile": st.profile,
+            "ribbon": ribbon.serial if ribbon else "",
+            "ribbon_remaining": ribbon.panels_remaining if ribbon else None,
+            "blanks_in_hopper": len(blanks_at_station(session, st)),
+            "current_job": st.current_job_id,
+            "cards_issued": st.cards_issued, "cards_spoiled": st.cards_spoiled,
+        })  # fmt: skip
+    return out
+
+
+def push_stations(settings: Settings, client: ServerClient) -> int:
+    """Send the status of this node's stations (each sync); returns how many the server
+    kept."""
+    with unit_of_work(settings) as session:
+        stations = station_reports(session)
+    return int(client.call("/stations", {"stations": stations}).get("kept", 0))
+
+
 # ----------------------------------------------------------------------------------- a round
 
 
@@ -635,6 +679,7 @@ def _exchange(settings: Settings) -> SyncResult:
                 pulled += n
                 more = more and n > 0
             pull_users(settings, client)
+            push_stations(settings, client)
             push_audit(settings, client)
             while (n := push_once(settings, client)) > 0:
                 pushed += n

@@ -23,7 +23,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -45,12 +45,20 @@ from printsrv.ledger.models import (
     HandoverRecord,
     MovementKind,
     SpoilCause,
+    Station,
 )
-from printsrv.ledger.ribbons import accept_consumable, transfer_consumable
+from printsrv.ledger.ribbons import (
+    accept_consumable,
+    finish_consumable,
+    load_consumable,
+    receive_consumable,
+    record_ribbon_usage,
+    transfer_consumable,
+)
 from printsrv.models import Office, Record, RecordKey, RecordMedia, RecordState, User
 from printsrv.offices import ensure_office, office_code
 from printsrv.products import DEFAULT_STOCK_TYPE
-from printsrv.records import audit_state_change, state_change_details
+from printsrv.records import audit_state_change, purge_media, state_change_details
 from printsrv.sync import protocol
 from printsrv.sync.models import (
     AppliedEvent,
@@ -59,7 +67,9 @@ from printsrv.sync.models import (
     NodeAuditKey,
     NodeChainMark,
     NodeCheckpoint,
+    NodeShred,
     NodeState,
+    NodeStation,
     Recall,
     RecallState,
     SyncNode,
@@ -692,10 +702,13 @@ def bast_payload(session: Session, node: SyncNode, number: str) -> dict[str, Any
 
 def _mirror_station(session: Session, node: SyncNode, name: str) -> int:
     """This server's stand-in for a node station (its blanks' place in the server's copy)."""
-    station = ledger.get_or_create_station(
+    return _mirror_station_row(session, node, name).id
+
+
+def _mirror_station_row(session: Session, node: SyncNode, name: str) -> Station:
+    return ledger.get_or_create_station(
         session, f"{node.node_id}/{name}"[:64], office_code=node.office_code, cups_queue="",
         reader="", profile="node", actor=node_actor(node.node_id))
-    return station.id
 
 
 def _apply_blank_movement(session: Session, node: SyncNode, payload: dict[str, Any]) -> None:
@@ -742,16 +755,59 @@ def _mirror_receipt(session: Session, node: SyncNode, payload: dict[str, Any]) -
 
 
 def _apply_ribbon_movement(session: Session, node: SyncNode, payload: dict[str, Any]) -> None:
-    """A node accepted a roll this server handed it (the other roll movements stay the
-    node's: kept as applied events)."""
-    if payload.get("action") != str(LedgerTag.RIBBON_ACCEPT):
+    """Move the server's copy of a node's rolls as the node moved them: its acceptance of a
+    roll handed to it, a roll it received from elsewhere, loads and finishes at the mirror
+    station of each node station, transfers, and the panels each card spent (a usage row at
+    the mirror station, with the server's record of the same request id), so the kabupaten's
+    ribbon reconciliation includes the node's consumption."""
+    action, actor = str(payload.get("action")), node_actor(node.node_id)
+    if action == str(LedgerTag.RIBBON_USAGE):
+        station = _mirror_station_row(session, node, str(payload.get("station")))
+        record_id = None
+        if payload.get("request_id"):
+            record_id = session.scalar(select(Record.id).where(
+                Record.request_id == str(payload["request_id"])))
+        level = payload.get("printer_level")
+        record_ribbon_usage(session, station, record_id=record_id,
+                            blank_serial=str(payload.get("item"))[:32],
+                            panels=int(payload.get("panels") or 0),
+                            film_panels=int(payload.get("film_panels") or 0),
+                            printer_level=int(level) if level is not None else None, actor=actor)
         return
-    kind, _, serial = str(payload.get("item")).partition(":")
-    roll = session.scalar(select(Consumable).where(Consumable.kind == ConsumableKind(kind),
+    text, _, serial = str(payload.get("item")).partition(":")
+    kind = ConsumableKind(text)
+    roll = session.scalar(select(Consumable).where(Consumable.kind == kind,
                                                    Consumable.serial == serial))
-    if roll is not None and roll.state is ConsumableState.IN_TRANSIT:
-        accept_consumable(session, kind=ConsumableKind(kind), serial=serial,
-                          actor=node_actor(node.node_id))
+    if action == str(LedgerTag.RIBBON_RECEIVE):
+        if roll is None:  # else: a roll of a BAST this server sent (in transit here)
+            per_set = max(int(payload.get("set_panels") or 1), 1)
+            receive_consumable(
+                session, kind=kind, office_code=node.office_code, serial=serial,
+                type_=str(payload.get("type") or "YMCKO"),
+                capacity=max(int(payload.get("capacity_panels") or per_set) // per_set, 1),
+                set_panels=per_set, actor=actor,
+                reference=f"{payload.get('reference') or 'receipt'} @{node.node_id}"[:120])
+        return
+    if roll is None:
+        raise LedgerError(f"node {node.node_id} moved {kind.value} {serial} this server never "
+                          "had", serial=serial)
+    if action == str(LedgerTag.RIBBON_ACCEPT):
+        if roll.state is ConsumableState.IN_TRANSIT:
+            accept_consumable(session, kind=kind, serial=serial, actor=actor)
+    elif action == str(LedgerTag.RIBBON_LOAD):
+        station = _mirror_station_row(session, node, str(payload.get("station")))
+        if roll.state is ConsumableState.IN_TRANSIT:  # loaded there before its acceptance
+            accept_consumable(session, kind=kind, serial=serial, actor=actor)
+        load_consumable(session, station, kind=kind, serial=serial, actor=actor)
+    elif action == str(LedgerTag.RIBBON_FINISH):
+        level = payload.get("printer_level")
+        finish_consumable(session, roll, actor=actor,
+                          printer_level=int(level) if level is not None else None)
+    elif action == str(LedgerTag.RIBBON_TRANSFER):
+        transfer_consumable(session, kind=kind, serial=serial,
+                            to_office_code=str(payload.get("to")),
+                            reference=str(payload.get("reference") or f"@{node.node_id}"),
+                            actor=actor)
 
 
 def node_stock(session: Session, node_id: str) -> dict[str, int]:
@@ -810,20 +866,60 @@ def _apply(session: Session, node: SyncNode, event: NodeEvent) -> None:
         _apply_record_state(session, node, event.payload)
     elif event.topic == RECALL_ANSWER:
         _apply_recall_answer(session, node, event.payload)
-    elif event.topic == str(outbox.Topic.BLANK_MOVEMENT):
+    elif event.topic in (str(outbox.Topic.BLANK_MOVEMENT), str(outbox.Topic.RIBBON_MOVEMENT)):
+        blank = event.topic == str(outbox.Topic.BLANK_MOVEMENT)
         try:
             with session.begin_nested():
-                _apply_blank_movement(session, node, event.payload)
-        except (LedgerError, ValueError) as exc:
+                if blank:
+                    _apply_blank_movement(session, node, event.payload)
+                else:
+                    _apply_ribbon_movement(session, node, event.payload)
+        except (LedgerError, ValueError, TypeError) as exc:
             # the server's copy disagrees with the node's ledger: said, never a stuck sync
-            audit.record(session, SyncTag.LEDGER_MISMATCH, actor=node_actor(node.node_id),
-                         office_code=node.office_code, subject=str(event.payload.get("serial")),
+            subject = event.payload.get("serial") if blank else event.payload.get("item")
+            audit.record(session, SyncTag.LEDGER_MISMATCH if blank else SyncTag.RIBBON_MISMATCH,
+                         actor=node_actor(node.node_id), office_code=node.office_code,
+                         subject=str(subject)[:120],
                          details={"node": node.node_id, "event": event.event_id,
                                   "error": str(exc)[:300]})
-    elif event.topic == str(outbox.Topic.RIBBON_MOVEMENT):
-        _apply_ribbon_movement(session, node, event.payload)
+    elif event.topic == str(outbox.Topic.MEDIA_SHRED):
+        _apply_shred(session, node, event)
     # every event is also kept as an applied event (the node's ledger as the node wrote it,
     # :func:`node_ledger`); reprint.decision only so.
+
+
+def _apply_shred(session: Session, node: SyncNode, event: NodeEvent) -> None:
+    """Keep a node's confirmation that it crypto-shredded a record's biometrics (what was
+    destroyed and when by its clock; never the data)."""
+    p = event.payload
+    try:
+        at = datetime.fromisoformat(str(p["at"])) if p.get("at") else None
+    except ValueError:
+        at = None
+    shred = NodeShred(
+        event_id=event.event_id, node_id=node.node_id,
+        request_id=str(p.get("request_id") or event.subject)[:64],
+        reason=str(p["reason"])[:200] if p.get("reason") else None, shredded_at=at,
+        destroyed={"data_key": bool(p.get("data_key")),
+                   "media": [str(m) for m in p.get("media") or []]},
+        received_at=_now())
+    session.add(shred)
+    # in the server's audit log too, where its auditor reads (one event per confirmation)
+    audit.record(session, SyncTag.MEDIA_SHRED, actor=node_actor(node.node_id),
+                 office_code=node.office_code, subject=shred.request_id,
+                 details={"node": node.node_id, "reason": shred.reason,
+                          "at": at.isoformat() if at else None, **shred.destroyed})
+
+
+def shred_confirmations(session: Session, *, node_id: str | None = None,
+                        request_id: str | None = None) -> list[NodeShred]:
+    """The crypto-shred confirmations nodes sent, in the order they arrived."""
+    stmt = select(NodeShred).order_by(NodeShred.id)
+    if node_id:
+        stmt = stmt.where(NodeShred.node_id == node_id)
+    if request_id:
+        stmt = stmt.where(NodeShred.request_id == request_id)
+    return list(session.scalars(stmt))
 
 
 def _apply_record_state(session: Session, node: SyncNode, payload: dict[str, Any]) -> None:
@@ -856,6 +952,11 @@ def _apply_record_state(session: Session, node: SyncNode, payload: dict[str, Any
     code = office_code(session, record.office_id)
     outbox.publish(session, outbox.Topic.RECORD_STATE, office_code=code, subject=request_id,
                    payload=outbox.record_state_payload(request_id, code, previous, state, reason))
+    if state in (RecordState.ISSUED, RecordState.CANCELLED) and record.media_purged_at is None:
+        # the server's own copy of the biometrics: never printed here (a reprint is the
+        # node's decision, from the node's copy), so shredded now
+        purge_media(session, record, actor=node_actor(node.node_id),
+                    reason=f"{state.value} at node {node.node_id}")
     if state is RecordState.CANCELLED:
         record.owner_node = None
 
@@ -882,6 +983,79 @@ def _apply_recall_answer(session: Session, node: SyncNode, payload: dict[str, An
         asked.fate = str(payload.get("fate") or "")[:16]
 
 
+# ----------------------------------------------------------------------------------- stations
+
+
+def receive_stations(session: Session, node: SyncNode,
+                     stations: Sequence[dict[str, Any]]) -> int:
+    """Keep the status a node reports of its stations (sent with each sync: the latest wins,
+    the node's exchanges take turns). The last heartbeat is put on this server's clock from
+    the age the node measured on its own, so a node clock hours off does not move it."""
+    now = _now()
+    kept = 0
+    try:
+        for data in stations:
+            name = str(data["name"])[:64]
+            age = data.get("heartbeat_age_s")
+            row = session.get(NodeStation, (node.node_id, name))
+            if row is None:
+                row = NodeStation(node_id=node.node_id, name=name)
+                session.add(row)
+            row.state = str(data.get("state") or "")[:16]
+            row.pause_reason = data.get("pause_reason")
+            row.heartbeat_at = (now - timedelta(seconds=max(float(age), 0.0))
+                                if age is not None else None)
+            row.printer_state = str(data.get("printer_state") or "")[:32]
+            row.reader = str(data.get("reader") or "")[:200]
+            row.ribbon = str(data.get("ribbon") or "")[:64]
+            remaining = data.get("ribbon_remaining")
+            row.ribbon_remaining = int(remaining) if remaining is not None else None
+            row.cards_issued = int(data.get("cards_issued") or 0)
+            row.cards_spoiled = int(data.get("cards_spoiled") or 0)
+            row.details = {k: data[k] for k in ("printer_reasons", "accepting", "markers",
+                                                 "blanks_in_hopper", "current_job", "profile")
+                           if k in data}
+            row.reported_at = now
+            kept += 1
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SyncError(f"malformed station status: {exc}") from exc
+    session.flush()
+    return kept
+
+
+@dataclass(frozen=True)
+class StationReport:
+    """A node station as its node last reported it."""
+
+    name: str
+    state: str
+    pause_reason: str | None
+    heartbeat_at: datetime | None  # this server's clock
+    printer_state: str
+    ribbon: str
+    ribbon_remaining: int | None
+    cards_issued: int
+    cards_spoiled: int
+    reported_at: datetime
+    details: dict[str, Any]
+
+
+def node_stations(session: Session) -> dict[str, list[StationReport]]:
+    """Each node's stations as last reported, by node id."""
+    out: dict[str, list[StationReport]] = {}
+    for r in session.scalars(select(NodeStation).order_by(NodeStation.node_id,
+                                                          NodeStation.name)):
+        out.setdefault(r.node_id, []).append(StationReport(
+            r.name, r.state, r.pause_reason, _aware(r.heartbeat_at), r.printer_state,
+            r.ribbon, r.ribbon_remaining, r.cards_issued, r.cards_spoiled,
+            _aware(r.reported_at) or _now(), dict(r.details or {})))
+    return out
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
 # ----------------------------------------------------------------------------------- status
 
 
@@ -900,6 +1074,8 @@ class NodeStatus:
     chain_verified: int = 0  # events verified, in all its chains
     chain_checked: int = 0  # of which read by this listing (the new ones)
     checkpoint_verified: int = 0  # its highest checkpoint verified
+    shreds_confirmed: int = 0  # crypto-shred confirmations received from it
+    stations: tuple[StationReport, ...] = ()  # as it last reported them
 
 
 def status(session: Session) -> list[NodeStatus]:
@@ -918,6 +1094,9 @@ def status(session: Session) -> list[NodeStatus]:
             .join(Blank, Blank.office_id == Office.id)
             .where(Office.code.in_(select(SyncNode.office_code)))
             .group_by(Office.code, Blank.state))}
+    shreds = dict(session.execute(select(NodeShred.node_id, func.count())
+                                  .group_by(NodeShred.node_id)).all())
+    stations = node_stations(session)
     listing = []
     for node_id in session.scalars(select(SyncNode.node_id).order_by(SyncNode.node_id)).all():
         report = verify_new_events(session, node_id)
@@ -929,7 +1108,8 @@ def status(session: Session) -> list[NodeStatus]:
             stock.get((n.office_code, BlankState.IN_TRANSIT), 0),
             None if not report.through and not report.problems
             and report.checkpoint_through == 0 else report.ok,
-            report.verified_events, report.events, report.checkpoint_through))
+            report.verified_events, report.events, report.checkpoint_through,
+            int(shreds.get(n.node_id, 0)), tuple(stations.get(n.node_id, ()))))
     return listing
 
 

@@ -248,6 +248,16 @@ def audit_up() -> Any:
         raise
 
 
+@bp.post("/stations")
+def stations() -> Any:
+    """The status of the node's stations (state, heartbeat age, printer, ribbon), each sync."""
+    node = _node()
+    rows = _json().get("stations", [])
+    if not isinstance(rows, list):
+        raise SyncError("stations: a list is expected")
+    return jsonify({"kept": sync.receive_stations(db(), node, rows)})
+
+
 @bp.post("/push")
 def push() -> Any:
     node = _node()

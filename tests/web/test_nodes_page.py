@@ -79,3 +79,34 @@ def test_the_page_says_how_far_each_node_chain_is_verified(app_nocsrf: Flask, se
     _append(settings, node_id, "main", 2)
     again = client.get("/nodes").get_data(as_text=True)
     assert "sampai 6 kejadian, titik periksa 0 (2 baru diperiksa)" in again
+
+
+def test_the_page_shows_each_nodes_stations_and_shred_confirmations(
+        app_nocsrf: Flask, settings: Settings, world: World) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from printsrv.localtime import office_zone
+    from printsrv.sync.server import NodeEvent, push
+
+    node_id = _pending(settings, "ABCD2345")
+    with unit_of_work(settings) as session:
+        node = server.get_node(session, node_id)
+        server.receive_stations(session, node, [
+            {"name": "kec-st1", "state": "paused", "pause_reason": "pita habis",
+             "heartbeat_age_s": 30, "printer_state": "stopped", "ribbon": "RIB-77",
+             "ribbon_remaining": 42, "cards_issued": 7, "cards_spoiled": 1}])
+        push(session, node, [NodeEvent(1, "6f1c0d52-0000-4000-8000-000000000001",
+                                       "record.shred", "REQ-1",
+                                       {"request_id": "REQ-1", "reason": "issued",
+                                        "at": datetime.now(UTC).isoformat(), "data_key": True,
+                                        "media": ["photo", "signature"]})])
+        (st,) = {n.node_id: n for n in server.status(session)}[node_id].stations
+    assert st.heartbeat_at is not None
+    assert abs((datetime.now(UTC) - timedelta(seconds=30) - st.heartbeat_at).total_seconds()) < 5
+    client = app_nocsrf.test_client()
+    sign_in(client, settings, "admin_reg")
+    page = client.get("/nodes").get_data(as_text=True)
+    assert "kec-st1" in page and "pita habis" in page and "RIB-77" in page
+    assert office_zone("35.26.01").format(st.heartbeat_at, seconds=True) in page
+    assert "WIB" in page and "Detak terakhir" in page and "Biometrik dimusnahkan" in page
+    assert '<td class="shreds">1</td>' in page

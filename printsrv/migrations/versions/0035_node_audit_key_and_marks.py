@@ -1,7 +1,7 @@
 """sync: a node's checkpoint key bound at enrolment, and how far each node chain is verified
 
 Revision ID: 0035
-Revises: 0033
+Revises: 0034
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0035"
-down_revision = "0033"
+down_revision = "0034"
 branch_labels = None
 depends_on = None
 
