@@ -6,6 +6,7 @@ import re
 import string
 from dataclasses import dataclass, field, replace
 from datetime import date
+from functools import lru_cache
 
 from PIL import Image
 
@@ -112,10 +113,22 @@ class _Missing(Exception):
         self.name = name
 
 
+@lru_cache(maxsize=1024)
+def _parsed(value: str) -> tuple[tuple[str, str | None, str | None], ...]:
+    """The literal text, field name and format of each part of a template value."""
+    return tuple((lit, name, spec) for lit, name, spec, _ in string.Formatter().parse(value))
+
+
+@lru_cache(maxsize=1024)
+def _shifted(el: Element, up: float) -> Element:
+    """``el`` moved up by ``up`` mm (a stack's unused lines), made once per distinct shift."""
+    return replace(el, box=replace(el.box, y=el.box.y - up))
+
+
 def expand(value: str, values: dict[str, str]) -> str:
     """Fill ``{field}`` / ``{field:date}`` slots; raises _Missing for an absent or empty field."""
     out = []
-    for literal, name, spec, _ in string.Formatter().parse(value):
+    for literal, name, spec in _parsed(value):
         out.append(literal)
         if name is None:
             continue
@@ -136,7 +149,7 @@ def _text_element(
     """Fit one text element; in a ``stack`` it moves up by the lines earlier ones left unused."""
     template = layout.template
     if el.stack and shifts.get(el.stack):
-        el = replace(el, box=replace(el.box, y=el.box.y - shifts[el.stack]))
+        el = _shifted(el, shifts[el.stack])
     assert el.style is not None
     style = el.style
     try:

@@ -16,6 +16,7 @@ Overlapping elements would be counted twice (each channel is clamped to 1). The 
 
 from __future__ import annotations
 
+import operator
 from collections import Counter
 from functools import lru_cache
 
@@ -41,14 +42,15 @@ def _levels(color: tuple[int, int, int]) -> tuple[CMYK, ...]:
     return tuple(table)
 
 
+@lru_cache(maxsize=64)
+def _channels(color: tuple[int, int, int]) -> tuple[tuple[float, ...], ...]:
+    """:func:`_levels` as four columns (C, M, Y, K by opacity), opacity 0 counting nothing."""
+    return tuple((0.0, *column[1:]) for column in zip(*_levels(color), strict=True))
+
+
 def _weigh(histogram: list[int], color: tuple[int, int, int]) -> CMYK:
     """Summed C, M, Y, K (in pixels) of an alpha histogram inked in ``color``."""
-    levels = _levels(color)
-    c = m = y = k = 0.0
-    for a, n in enumerate(histogram):
-        if n and a:
-            lc, lm, ly, lk = levels[a]
-            c, m, y, k = c + n * lc, m + n * lm, y + n * ly, k + n * lk
+    c, m, y, k = (sum(map(operator.mul, histogram, column)) for column in _channels(color))
     return c, m, y, k
 
 
