@@ -170,10 +170,8 @@ def test_record_many_chains_like_record_one_by_one(settings: Settings) -> None:
     report = _verify(settings)
     assert report.ok and report.events == 8 and report.chains == 1
     with session_factory(settings)() as s:
-        rows = s.execute(
-            select(AuditEvent.chain_seq, AuditEvent.subject, AuditEvent.office_code)
-            .order_by(AuditEvent.seq)
-        ).all()
+        columns = (AuditEvent.chain_seq, AuditEvent.subject, AuditEvent.office_code)
+        rows = s.execute(select(*columns).order_by(AuditEvent.seq)).all()
         head = s.scalar(select(AuditHead.last_seq).where(AuditHead.chain == "main"))
     assert [r.chain_seq for r in rows] == list(range(1, 9)) and head == 8
     assert [r.subject for r in rows[2:7]] == [f"R{i}" for i in range(5)]
