@@ -35,8 +35,7 @@ from printsrv.cardinput import CardInput
 from printsrv.config import Settings
 from printsrv.db import engine_for, unit_of_work
 from printsrv.errors import KeyStoreError, PrintSrvError
-from printsrv.intake.pipeline import decrypt_media
-from printsrv.keys import KeyStore
+from printsrv.keys import KeyStore, decrypt_media
 from printsrv.layout import PdfDocument, RenderError, TemplateError, render_page
 from printsrv.layout.pdfwriter import PageParts
 from printsrv.localtime import local_date
@@ -97,7 +96,8 @@ def load_cards(
     session: Session, keys: KeyStore, ids: Sequence[int], *, actor: str
 ) -> tuple[list[CardInput], list[str]]:
     """Decrypt the face media of the records ``ids`` (bulk reads; one audit event per record
-    decrypted). Returns the cards in the order of ``ids`` and a problem per record left out."""
+    decrypted, all written together). Returns the cards in the order of ``ids`` and a problem
+    per record left out."""
     rows = session.execute(
         select(Record.id, Record.request_id, Record.data, Record.state, Office.code)
         .join(Office, Office.id == Record.office_id)
@@ -117,6 +117,7 @@ def load_cards(
     by_id = {row.id: row for row in rows}
     cards: list[CardInput] = []
     problems: list[str] = []
+    events: list[tuple[str | None, str | None, dict[str, object]]] = []
     for record_id in ids:
         row = by_id.get(record_id)
         if row is None or row.state is not RecordState.QUEUED:
@@ -135,14 +136,8 @@ def load_cards(
                 f"record {row.request_id}: media: does not decrypt (wrong key or tampered)"
             )
             continue
-        audit.record(
-            session,
-            AuditTag.RECORD_MEDIA_DECRYPT,
-            actor=actor,
-            office_code=row.code,
-            subject=row.request_id,
-            details={"purpose": "render", "media": sorted(k.value for k in plain)},
-        )
+        media_names = sorted(k.value for k in plain)
+        events.append((row.code, row.request_id, {"purpose": "render", "media": media_names}))
         cards.append(CardInput(
             request_id=row.request_id,
             fields={k: v for k, v in row.data.items() if isinstance(v, str)},
@@ -150,6 +145,7 @@ def load_cards(
             signature_png=plain.get(MediaKind.SIGNATURE, b""),
             issue_date=local_date(row.code),  # the office's date, as for one card
         ))  # fmt: skip
+    audit.record_many(session, AuditTag.RECORD_MEDIA_DECRYPT, events, actor=actor)
     return cards, problems
 
 

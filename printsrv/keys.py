@@ -37,16 +37,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.x509.oid import NameOID
 
 from printsrv.config import Settings
 from printsrv.errors import KeyStoreError
+
+if TYPE_CHECKING:
+    from printsrv.models import MediaKind
 
 STORAGE_KEK = "storage-kek"
 DOCUMENT_SIGNER = "document-signer"
@@ -61,6 +65,16 @@ EAC_INSPECTION = "eac-inspection"
 CVCA_CERT, DV_CERT, IS_CERT = "cvca.cvcert", "dv.cvcert", "is.cvcert"  # in keys/eac/
 CVCA_DAYS, DV_DAYS, IS_DAYS = 3 * 365, 90, 30
 _NONCE = 12
+
+
+def decrypt_media(
+    data_key: bytes, request_id: str, kind: MediaKind, nonce: bytes, ct: bytes
+) -> bytes:
+    """A record's medium decrypted with its data key (AES-256-GCM; the AAD binds the blob to
+    its record and kind, as :func:`printsrv.intake.pipeline.encrypt_media` wrote it); raises
+    ``InvalidTag`` when tampered with. Here, not in intake, so that readers of media (render)
+    do not import intake."""
+    return AESGCM(data_key).decrypt(nonce, ct, f"{request_id}:{kind.value}".encode())
 
 
 def _pkcs11() -> Any:

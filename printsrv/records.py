@@ -15,8 +15,7 @@ from printsrv.cardinput import CardInput
 from printsrv.config import Settings
 from printsrv.db import unit_of_work
 from printsrv.errors import NotFound, StateError
-from printsrv.intake.pipeline import decrypt_media
-from printsrv.keys import KeyStore
+from printsrv.keys import KeyStore, decrypt_media
 from printsrv.localtime import local_date
 from printsrv.models import MediaKind, Record, RecordKey, RecordMedia, RecordState
 from printsrv.offices import office_code

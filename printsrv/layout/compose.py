@@ -6,6 +6,7 @@ import re
 import string
 from dataclasses import dataclass, field, replace
 from datetime import date
+from functools import lru_cache
 
 from PIL import Image
 
@@ -112,10 +113,22 @@ class _Missing(Exception):
         self.name = name
 
 
+@lru_cache(maxsize=1024)
+def _parsed(value: str) -> tuple[tuple[str, str | None, str | None], ...]:
+    """The literal text, field name and format of each part of a template value."""
+    return tuple((lit, name, spec) for lit, name, spec, _ in string.Formatter().parse(value))
+
+
+@lru_cache(maxsize=1024)
+def _shifted(el: Element, up: float) -> Element:
+    """``el`` moved up by ``up`` mm (a stack's unused lines), made once per distinct shift."""
+    return replace(el, box=replace(el.box, y=el.box.y - up))
+
+
 def expand(value: str, values: dict[str, str]) -> str:
     """Fill ``{field}`` / ``{field:date}`` slots; raises _Missing for an absent or empty field."""
     out = []
-    for literal, name, spec, _ in string.Formatter().parse(value):
+    for literal, name, spec in _parsed(value):
         out.append(literal)
         if name is None:
             continue
@@ -130,15 +143,30 @@ def _age(born: date, on: date) -> int:
     return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
 
 
+@dataclass(frozen=True)
+class _PlacedText:
+    """A text element fitted and turned into runs (cached per element and text)."""
+
+    size: float
+    boxes: tuple[Box, ...]
+    runs: tuple[TextRun, ...]
+    unused: float  # mm of the box's lines left unused (a stack moves up by it)
+
+
+#: (id(template), id(element), text) → (template, element, placed): labels and common values
+#: repeat from card to card. Template and element are kept to check identity (a reloaded or
+#: replaced template shares no entry, even with the same elements).
+_PLACED: dict[tuple[int, int, str], tuple[Template, Element, _PlacedText]] = {}
+_PLACED_MAX = 8192
+
+
 def _text_element(
     layout: CardLayout, el: Element, values: dict[str, str], shifts: dict[str, float]
 ) -> None:
     """Fit one text element; in a ``stack`` it moves up by the lines earlier ones left unused."""
     template = layout.template
     if el.stack and shifts.get(el.stack):
-        el = replace(el, box=replace(el.box, y=el.box.y - shifts[el.stack]))
-    assert el.style is not None
-    style = el.style
+        el = _shifted(el, shifts[el.stack])
     try:
         text = expand(el.value, values)
     except _Missing as missing:
@@ -147,6 +175,27 @@ def _text_element(
         raise RenderError(missing.name, "missing or empty", el.id) from None
     if el.kind == "text" or template.uppercase_labels:
         text = text.upper()
+    key = (id(template), id(el), text)
+    hit = _PLACED.get(key)
+    if hit is not None and hit[0] is template and hit[1] is el:
+        placed = hit[2]
+    else:
+        placed = _place_text(template, el, text, values)
+        if len(_PLACED) >= _PLACED_MAX:
+            _PLACED.clear()
+        _PLACED[key] = (template, el, placed)
+    if placed.unused:
+        shifts[el.stack] = shifts.get(el.stack, 0.0) + placed.unused
+    layout.sizes[el.id] = placed.size
+    layout.boxes[el.id] = placed.boxes
+    layout.texts.extend(placed.runs)
+
+
+def _place_text(template: Template, el: Element, text: str, values: dict[str, str]) -> _PlacedText:
+    """Check the glyphs of ``text``, fit it into ``el``'s box and make its runs (and those of
+    its label); raises :class:`RenderError` naming the field at fault."""
+    assert el.style is not None
+    style = el.style
     font = face(template.fonts[style.font])
     slots = [name for name, _ in el.slots]
     unprintable = font.missing(text)
@@ -169,14 +218,11 @@ def _text_element(
             f"at {style.min_size:g} pt or more",
             el.id,
         )
+    unused = 0.0
     if el.stack and el.lines > len(fitted.lines) > 0:
         unused = el.box.h * (el.lines - len(fitted.lines)) / el.lines
-        shifts[el.stack] = shifts.get(el.stack, 0.0) + unused
-    layout.sizes[el.id] = fitted.size
-    layout.boxes[el.id] = tuple(line.box for line in fitted.lines)
-    for line in fitted.lines:
-        layout.texts.append(TextRun(font, fitted.size, style.color, line.box.x, line.baseline_y,
-                                    line.text, slots[0] if len(slots) == 1 else el.id))  # fmt: skip
+    runs = [TextRun(font, fitted.size, style.color, line.box.x, line.baseline_y, line.text,
+                    slots[0] if len(slots) == 1 else el.id) for line in fitted.lines]  # fmt: skip
     if el.kind == "text" and el.label and not template.labels_preprinted and fitted.lines:
         assert el.label_style is not None and el.label_x is not None
         ls = el.label_style
@@ -188,10 +234,11 @@ def _text_element(
                 f"{label_font.missing(label + ':')!r}", el.id,
             )  # fmt: skip
         baseline = fitted.lines[0].baseline_y
-        layout.texts.append(TextRun(label_font, ls.size, ls.color, el.label_x, baseline, label,
-                                    el.id))  # fmt: skip
+        runs.append(TextRun(label_font, ls.size, ls.color, el.label_x, baseline, label, el.id))
         colon_x = el.box.x - el.colon_gap
-        layout.texts.append(TextRun(label_font, ls.size, ls.color, colon_x, baseline, ":", el.id))
+        runs.append(TextRun(label_font, ls.size, ls.color, colon_x, baseline, ":", el.id))
+    boxes = tuple(line.box for line in fitted.lines)
+    return _PlacedText(fitted.size, boxes, tuple(runs), unused)
 
 
 def _photo_element(

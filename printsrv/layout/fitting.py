@@ -6,6 +6,7 @@ Nothing is ever truncated: a value that fits in no allowed way is refused by the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from printsrv.layout.fonts import MM_PER_PT, FontFace
 from printsrv.layout.template import Box
@@ -61,6 +62,12 @@ def _sizes(style_size: float, min_size: float) -> list[float]:
     return sizes
 
 
+#: Distinct (text, font, box, style) fittings kept per process: labels and the common values
+#: (religion, status, occupation, dates) repeat on most cards of a batch.
+FIT_CACHE_SIZE = 8192
+
+
+@lru_cache(maxsize=FIT_CACHE_SIZE)
 def fit_text(
     text: str, face: FontFace, box: Box, size: float, min_size: float, leading: float,
     max_lines: int, align: str,
@@ -69,7 +76,8 @@ def fit_text(
 
     First one line at the largest size from ``size`` down to ``min_size``; then 2..``max_lines``
     lines, each again from the largest size down. Lines are ``size * leading`` high, stacked from
-    the top of the box; words are never broken.
+    the top of the box; words are never broken. The result is immutable and cached per
+    argument tuple (the same text in the same box fits the same way).
     """
     words = text.split()
     if not words:

@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 from reportlab.pdfbase.ttfonts import makeToUnicodeCMap
 
-from printsrv.layout.compose import CardLayout
+from printsrv.layout.compose import CardLayout, TextRun
 from printsrv.layout.errors import RenderError
 from printsrv.layout.fonts import FontFace, face
 from printsrv.layout.template import Box
@@ -136,6 +136,12 @@ class PageParts:
     title: bytes
 
 
+#: (run, offset, page height) → its "Tm … Tj" operators, for ASCII runs (labels and common
+#: values repeat from card to card).
+_SHOW_TEXT: dict[tuple[TextRun, float, float, float], bytes] = {}
+_SHOW_TEXT_MAX = 16384
+
+
 def page_parts(
     layout: CardLayout, page_mm: tuple[float, float], offset_mm: tuple[float, float]
 ) -> PageParts:
@@ -216,9 +222,17 @@ def page_parts(
             if run.color != color:
                 color = run.color
                 ops.append(b"%.4f %.4f %.4f rg" % tuple(c / 255 for c in run.color))
-            ops.append(b"1 0 0 1 %s %s Tm (%s) Tj" % (
-                _num((ox + run.x) * k), _num((page_h - oy - run.baseline_y) * k),
-                fonts[run.font].encode(run.text, run.field)))  # fmt: skip
+            key = (run, ox, oy, page_h)
+            op = _SHOW_TEXT.get(key) if run.text.isascii() else None
+            if op is None:
+                op = b"1 0 0 1 %s %s Tm (%s) Tj" % (
+                    _num((ox + run.x) * k), _num((page_h - oy - run.baseline_y) * k),
+                    fonts[run.font].encode(run.text, run.field))  # fmt: skip
+                if run.text.isascii():  # ASCII codes are the same in every subset
+                    if len(_SHOW_TEXT) >= _SHOW_TEXT_MAX:
+                        _SHOW_TEXT.clear()
+                    _SHOW_TEXT[key] = op
+            ops.append(op)
         ops.append(b"ET")
     return PageParts(
         size_pt=(page_w * k, page_h * k),

@@ -61,6 +61,10 @@ def rasterize(
     return image
 
 
+#: 255 / (max + 0.001) for each max 0..255 (the C, M, Y scale of :func:`ink_coverage`).
+_SCALE = [255 / (v + 0.001) for v in range(256)]
+
+
 def ink_coverage(image: Image.Image) -> dict[str, float]:
     """Mean C, M, Y, K coverage (0..1 of the area) of an RGB raster, full black generation.
 
@@ -70,12 +74,12 @@ def ink_coverage(image: Image.Image) -> dict[str, float]:
     r, g, b = image.split()
     peak = ImageChops.lighter(ImageChops.lighter(r, g), b)
     result = {"K": 1.0 - _mean(peak)}
-    peak_f = peak.convert("F")
+    scale = peak.point(_SCALE, "F")  # 255 / (max + 0.001), from a table: one pass
     for name, band in (("C", r), ("M", g), ("Y", b)):
         channel = ImageMath.lambda_eval(
-            lambda a: (a["p"] - a["x"]) * 255 / (a["p"] + 0.001) + 0.5,
-            p=peak_f,
-            x=band.convert("F"),
+            lambda a: a["d"] * a["s"] + 0.5,
+            d=ImageChops.subtract(peak, band).convert("F"),  # max - band, exact in 8 bits
+            s=scale,
         )
         result[name] = _mean(channel.convert("L"))
     return {k: round(result[k], 5) for k in ("C", "M", "Y", "K")}

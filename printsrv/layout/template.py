@@ -11,7 +11,7 @@ import re
 import string
 import tomllib
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -93,11 +93,13 @@ class Element:
     @property
     def slots(self) -> tuple[tuple[str, str], ...]:
         """The ``(field, format)`` pairs referenced by ``value``."""
-        return tuple(
-            (name, spec or "")
-            for _, name, spec, _ in string.Formatter().parse(self.value)
-            if name is not None
-        )
+        return _slots(self.value)
+
+
+@lru_cache(maxsize=1024)
+def _slots(value: str) -> tuple[tuple[str, str], ...]:
+    parts = string.Formatter().parse(value)
+    return tuple((name, spec or "") for _, name, spec, _ in parts if name is not None)
 
 
 @dataclass(frozen=True)

@@ -155,3 +155,35 @@ def test_tampering_is_found_by_the_worker_processes(
         assert audit._verify_fast(s, None, 1) is None
         report = audit.verify(s, workers=2)
     assert not report.ok and report.problems
+
+
+def test_record_many_chains_like_record_one_by_one(settings: Settings) -> None:
+    """``record_many`` (one head move on SQLite) continues the chain exactly where one-by-one
+    events left it, in order, and the chain verifies; an edit among them is found."""
+    _write(settings, None, 2)
+    events = [("35.26", f"R{i}", {"purpose": "render", "media": ["photo"], "i": i})
+              for i in range(5)]  # fmt: skip
+    with unit_of_work(settings) as s:
+        audit.record_many(s, "test:chain:many", events, actor="t")
+        audit.record_many(s, "test:chain:many", [], actor="t")  # nothing, no head move
+    _write(settings, None, 1)
+    report = _verify(settings)
+    assert report.ok and report.events == 8 and report.chains == 1
+    with session_factory(settings)() as s:
+        columns = (AuditEvent.chain_seq, AuditEvent.subject, AuditEvent.office_code)
+        rows = s.execute(select(*columns).order_by(AuditEvent.seq)).all()
+        head = s.scalar(select(AuditHead.last_seq).where(AuditHead.chain == "main"))
+    assert [r.chain_seq for r in rows] == list(range(1, 9)) and head == 8
+    assert [r.subject for r in rows[2:7]] == [f"R{i}" for i in range(5)]
+    assert {r.office_code for r in rows[2:7]} == {"35.26"}
+    with unit_of_work(settings) as s:
+        s.execute(update(AuditEvent).where(AuditEvent.subject == "R3").values(actor="mallory"))
+    assert not _verify(settings).ok
+
+
+def test_record_many_starts_a_new_chain(settings: Settings) -> None:
+    with unit_of_work(settings) as s:
+        audit.record_many(s, "test:chain:many", [(None, "A", {}), (None, "B", {})], actor="t",
+                          chain=station_chain("st-new"))  # fmt: skip
+    report = _verify(settings)
+    assert report.ok and report.events == 2 and report.chains == 1
