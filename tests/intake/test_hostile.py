@@ -166,6 +166,27 @@ def test_a_jpeg_with_too_many_scans(settings: Settings, batch: Path) -> None:
     assert_rejected(settings, import_batch(settings, batch), "scans (at most 100)")
 
 
+def _corrupt_scan_header(data: bytes) -> bytes:
+    sos = data.index(b"\xff\xda")
+    return data[: sos + 2] + b"\xff\xff" + data[sos + 4 :]  # SOS length nonsense
+
+
+def _cut_scan(data: bytes) -> bytes:
+    return data[: len(data) * 2 // 3]  # the scan cut short, no end-of-image marker
+
+
+@pytest.mark.parametrize(("damage", "reason"), [(_corrupt_scan_header, "cannot be decoded"),
+                                                (_cut_scan, "truncated")])
+def test_a_corrupt_photo_is_refused(settings: Settings, batch: Path, damage: Any,
+                                    reason: str) -> None:
+    """Intake decodes photos at 1/8 scale: a damaged scan is still a named refusal."""
+    photo = first_media(batch, "photo")
+    photo.write_bytes(damage(photo.read_bytes()))
+    resign(batch, settings.keys_dir)
+    assert_rejected(settings, import_batch(settings, batch), "record 1 (", "media.photo",
+                    reason)
+
+
 # --- one person twice -----------------------------------------------------------------------
 
 

@@ -132,6 +132,36 @@ def test_corrupt_scan_data_is_refused() -> None:
         verify_jpeg(bytes(data), max_pixels=MAX)
 
 
+@pytest.mark.parametrize("progressive", [False, True])
+def test_draft_decode_refuses_whatever_a_full_decode_refuses(progressive: bool) -> None:
+    """verify_jpeg decodes at 1/8 scale; every corruption a full-size decode fails on (cuts,
+    overwritten and deleted bytes, 300 of them) must still be refused."""
+    import random
+
+    good = noisy_jpeg(progressive=progressive)
+    rng = random.Random(19)
+    full_failures = 0
+    for _ in range(300):
+        data = bytearray(good)
+        op = rng.randrange(3)
+        if op == 0:
+            data = data[: rng.randrange(len(data))]
+        elif op == 1:
+            for _ in range(rng.randrange(1, 5)):
+                data[rng.randrange(len(data))] = rng.randrange(256)
+        else:
+            at = rng.randrange(len(data))
+            del data[at : at + rng.randrange(1, 50)]
+        try:
+            full = Image.open(io.BytesIO(bytes(data)), formats=["JPEG"])
+            full.load()
+        except Exception:  # any failure of the full decode is the oracle
+            full_failures += 1
+            with pytest.raises(MediaError):
+                verify_jpeg(bytes(data), max_pixels=MAX)
+    assert full_failures > 50  # the sample really exercises the decoder's refusals
+
+
 def test_not_bytes() -> None:
     with pytest.raises(MediaError):
         verify_jpeg("photo.jpg", max_pixels=MAX)  # type: ignore[arg-type]
