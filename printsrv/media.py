@@ -222,22 +222,21 @@ def verify_png_image(data: bytes, *, max_pixels: int) -> tuple[ImageInfo, Image.
     return ImageInfo("PNG", width, height, im.mode), im
 
 
-_DARK = [255 if v < 160 else 0 for v in range(256)]
 _SEEN = [255 if v > 32 else 0 for v in range(256)]
+#: Lightness below which a visible pixel is ink.
+_INK_BELOW = 160
 
 
 def signature_is_blank(data: bytes, image: Image.Image | None = None) -> bool:
     """Whether a signature PNG has (next to) no ink: fewer than 30 dark, visible pixels.
-    ``image``: the PNG already decoded (:func:`verify_png_image`)."""
+    ``image``: the PNG already decoded (:func:`verify_png_image`).
+
+    The dark pixels are counted in one histogram of the lightness, masked by the visible
+    (alpha > 32) ones."""
     im = (image if image is not None else _decode(data, "PNG")).convert("LA")
     im.thumbnail((400, 200))
     light, alpha = im.split()
-    dark = light.point(_DARK)
-    seen = alpha.point(_SEEN)
-    from PIL import ImageChops
-
-    ink = ImageChops.multiply(dark, seen)
-    return sum(ink.histogram()[255:]) < 30
+    return sum(light.histogram(mask=alpha.point(_SEEN))[:_INK_BELOW]) < 30
 
 
 def expected_background_colour(birth_year: int, *, wna: bool = False) -> BackgroundColour:

@@ -23,6 +23,7 @@ from printsrv.media import (
     expected_background_colour,
     parse_fmr,
     photo_background_colour,
+    signature_is_blank,
     verify_jpeg,
     verify_png,
 )
@@ -206,6 +207,33 @@ def test_png_ihdr_lies_about_size() -> None:
 
 
 # -- background colour --------------------------------------------------------------------
+
+
+def _signature(ink: int, *, lightness: int = 0, alpha: int = 255) -> Image.Image:
+    """A transparent 400x150 LA signature with ``ink`` pixels of that lightness and alpha."""
+    im = Image.new("LA", (400, 150), (255, 0))
+    for i in range(ink):
+        im.putpixel((i % 400, i // 400), (lightness, alpha))
+    return im
+
+
+def test_blank_signature_threshold() -> None:
+    """Fewer than 30 dark (lightness < 160), visible (alpha > 32) pixels is blank."""
+    assert signature_is_blank(b"", _signature(29))
+    assert not signature_is_blank(b"", _signature(30))
+    assert not signature_is_blank(b"", _signature(30, lightness=159, alpha=33))
+    assert signature_is_blank(b"", _signature(500, lightness=160))
+    assert signature_is_blank(b"", _signature(500, alpha=32))
+    white_ground = Image.new("LA", (400, 150), (255, 255))
+    assert signature_is_blank(b"", white_ground)
+    buf = io.BytesIO()
+    _signature(400).save(buf, "PNG")
+    assert not signature_is_blank(buf.getvalue())  # decoded from its bytes
+    big = Image.new("LA", (1600, 600), (255, 0))
+    for x in range(0, 1600, 4):  # a stroke 4 px high: still ink once thumbnailed to 400x150
+        for y in range(300, 304):
+            big.putpixel((x, y), (0, 255))
+    assert not signature_is_blank(b"", big)
 
 
 def test_background_colour() -> None:
