@@ -367,6 +367,22 @@ class FingerMinutiaeRecord:
         return sum(len(v.minutiae) for v in self.views)
 
 
+_MINUTIA = struct.Struct(">HHBB")
+_MINUTIA_TYPES = tuple(MinutiaType)  # indexed by the 2-bit type (3 is reserved)
+
+
+def _refuse_minutia(what: str, tx: int, ry: int, quality: int, width: int, height: int) -> None:
+    """Raise the first thing wrong with one minutia (its bytes ``tx``, ``ry``, quality)."""
+    mtype, x, y = tx >> 14, tx & 0x3FFF, ry & 0x3FFF
+    if mtype > 2:
+        raise MediaError(f"{what}: type {mtype} is reserved")
+    if ry >> 14:
+        raise MediaError(f"{what}: reserved bits are set")
+    if x >= width or y >= height:
+        raise MediaError(f"{what}: ({x}, {y}) lies outside the {width}x{height} image")
+    raise MediaError(f"{what}: quality {quality} is above 100")
+
+
 def parse_fmr(data: bytes, *, finger_position: int | None = None) -> FingerMinutiaeRecord:
     """Parse and check an ISO/IEC 19794-2:2005 finger minutiae record.
 
@@ -430,19 +446,11 @@ def parse_fmr(data: bytes, *, finger_position: int | None = None) -> FingerMinut
                 f"only {len(data) - pos} remain"
             )
         minutiae = []
-        for m in range(count):
-            tx, ry, angle, mq = struct.unpack_from(">HHBB", data, pos + m * FMR_MINUTIA_LEN)
-            mtype, x, reserved_bits, y = tx >> 14, tx & 0x3FFF, ry >> 14, ry & 0x3FFF
-            what = f"{where}, minutia {m + 1}"
-            if mtype > 2:
-                raise MediaError(f"{what}: type {mtype} is reserved")
-            if reserved_bits:
-                raise MediaError(f"{what}: reserved bits are set")
-            if x >= width or y >= height:
-                raise MediaError(f"{what}: ({x}, {y}) lies outside the {width}x{height} image")
-            if mq > 100:
-                raise MediaError(f"{what}: quality {mq} is above 100")
-            minutiae.append(Minutia(MinutiaType(mtype), x, y, angle, mq))
+        for m, (tx, ry, angle, mq) in enumerate(_MINUTIA.iter_unpack(data[pos:end])):
+            mtype, x, y = tx >> 14, tx & 0x3FFF, ry & 0x3FFF
+            if mtype > 2 or ry >> 14 or x >= width or y >= height or mq > 100:
+                _refuse_minutia(f"{where}, minutia {m + 1}", tx, ry, mq, width, height)
+            minutiae.append(Minutia(_MINUTIA_TYPES[mtype], x, y, angle, mq))
         pos = end
         if pos + 2 > len(data):
             raise MediaError(f"{where}: extended data block length is missing")
