@@ -691,8 +691,8 @@ def _print_hold_reasons(record: dict[str, Any], media: dict[MediaKind, bytes],
     for name, value in record.items():
         if not isinstance(value, str) or name in _NOT_PRINTED:
             continue
-        bad = sorted(c for c in set(value) if c not in chars or unicodedata.combining(c))
-        if bad:
+        if missing := set(value).difference(chars):
+            bad = sorted(missing)
             shown = " ".join(f"U+{ord(c):04X}" for c in bad[:5])
             reasons.append(f"{name}: huruf yang tidak dapat dicetak font kartu ({shown})")
     signature = media.get(MediaKind.SIGNATURE)
@@ -715,13 +715,15 @@ def _template_name(record: dict[str, Any]) -> str:
 
 @lru_cache(maxsize=8)
 def _drawable_chars(template: str) -> frozenset[str]:
-    """Characters every text font of ``template`` can draw (OCR-B is for the NIK digits)."""
+    """Characters every text font of ``template`` can draw (OCR-B is for the NIK digits),
+    combining marks left out (a record's text is checked with one set difference)."""
     from printsrv.layout.fonts import face
     from printsrv.layout.template import load_template
 
     tpl = load_template(template)
     sets = [face(path).chars for name, path in tpl.fonts.items() if "ocr" not in name.lower()]
-    return frozenset.intersection(*sets) if sets else frozenset()
+    common = frozenset.intersection(*sets) if sets else frozenset()
+    return frozenset(c for c in common if not unicodedata.combining(c))
 
 
 #: States in which a NIK already has a card on its way: a new request for it waits for review.
