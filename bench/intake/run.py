@@ -6,8 +6,9 @@ For each size a batch is generated once with ``demo-data``'s writer (not timed);
 backend a fresh database (SQLite in the temporary folder; PostgreSQL a database created and
 dropped here) is migrated and the batch imported by a whole ``run.py import`` process: its wall
 time and its peak resident memory (``ru_maxrss`` of that child, from ``os.wait4``). The import
-is the full pipeline: signature and chain, every hash, every record validated, every photo and
-signature fully decoded, every FMR parsed, media encrypted, one transaction. Goals: ≥ 500
+is the full pipeline: signature and chain, every hash, every record validated, every photo
+decoded (at 1/8 scale: every scan read to its end) and every signature fully decoded, every
+FMR parsed, media encrypted, one transaction. Goals: ≥ 500
 records/s; peak memory ≤ 300 MiB whatever the size; 120,000 records in ≤ 4 min. Everything is
 written under one temporary folder, removed at the end (also on failure).
 

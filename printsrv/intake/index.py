@@ -86,11 +86,19 @@ class BatchIndex:
         row = self.db.execute("SELECT digest FROM listed WHERE name = ?", (name,)).fetchone()
         return None if row is None else str(row[0])
 
-    def use(self, name: str) -> bool:
-        """Mark listed file ``name`` as used by a record; false when it already was."""
-        return self.db.execute(
-            "UPDATE listed SET used = 1 WHERE name = ? AND used = 0", (name,)
-        ).rowcount == 1
+    def claim(self, names: Iterable[str]) -> dict[str, tuple[str, bool]]:
+        """Mark the listed files among ``names`` as used, in one statement (a record's media):
+        name → (the manifest's digest, whether this was its first use). A name not listed is
+        not in the answer; a name given twice is claimed once (the caller sees the second)."""
+        unique = list(dict.fromkeys(names))
+        if not unique:
+            return {}
+        rows = self.db.execute(
+            "UPDATE listed SET used = used + 1 WHERE name IN "
+            f"({', '.join('?' * len(unique))}) RETURNING name, digest, used",
+            unique,
+        ).fetchall()
+        return {str(name): (str(digest), used == 1) for name, digest, used in rows}
 
     def is_listed(self, name: str) -> bool:
         return self.digest(name) is not None

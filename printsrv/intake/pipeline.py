@@ -371,22 +371,23 @@ def _candidates(
     # and file reads let go of the GIL) while this one checks the records; each record is
     # finished in its order, its problems in the order they were always reported.
     pool = ThreadPoolExecutor(max_workers=MEDIA_THREADS, thread_name_prefix="intake-media")
-    pending: deque[tuple[int, str, str, Any, list[RecordProblem], list[Any]]] = deque()
+    pending: deque[tuple[int, str, str, Any, list[RecordProblem], list[Any], Any]] = deque()
 
-    def finish(entry: tuple[int, str, str, Any, list[RecordProblem], list[Any]]
+    def finish(entry: tuple[int, str, str, Any, list[RecordProblem], list[Any], Any]
                ) -> Iterator[_Candidate]:
-        number, request_id, nik, check, problems_here, slots = entry
+        number, request_id, nik, check, problems_here, slots, future = entry
         if check is None:  # a line that did not parse
             result.problems += problems_here
             return
         media: dict[MediaKind, bytes] = {}
         blank: bool | None = None
+        outcomes = future.result() if future is not None else []
         for key, kind, path, outcome in slots:
             if isinstance(outcome, str):
                 problems_here.append(RecordProblem(number, request_id, nik, f"media.{key}",
                                                    outcome))
                 continue
-            data, hash_ok, error, is_blank = outcome.result()
+            data, hash_ok, error, is_blank = outcomes[outcome]
             if not hash_ok:
                 result.problems.append(BatchProblem(path, "SHA-256 does not match the manifest"))
             elif error is not None:
@@ -413,7 +414,7 @@ def _candidates(
             request_id, nik = _ident(obj)
             if reason is not None:
                 pending.append((number, request_id, nik, None,
-                                [RecordProblem(number, request_id, nik, "-", reason)], []))
+                                [RecordProblem(number, request_id, nik, "-", reason)], [], None))
                 continue
             check = validate_record(obj, today=today, religions=settings.religions)
             problems_here = [
@@ -437,23 +438,28 @@ def _candidates(
                         number, request_id, nik, "nik",
                         f"the same person as line {first} in this batch "
                         "(one print request per NIK)"))
-            slots: list[tuple[str, MediaKind, str, Any]] = []  # key, kind, path, the check
+            # key, kind, path, and why it is refused already or the index of its check
+            slots: list[tuple[str, MediaKind, str, str | int]] = []
+            checks: list[tuple[MediaKind, str, str]] = []  # kind, path, digest: one task
             media_refs = obj.get("media") if isinstance(obj, dict) else None
             if not problems_here and isinstance(media_refs, dict):
-                for key, path in media_refs.items():
-                    kind = MEDIA_KINDS.get(key)
-                    if kind is None or not isinstance(path, str):
-                        continue
-                    digest = index.digest(path)
-                    if digest is None:
+                refs = [(key, MEDIA_KINDS[key], path) for key, path in media_refs.items()
+                        if key in MEDIA_KINDS and isinstance(path, str)]  # fmt: skip
+                claimed = index.claim(path for _, _, path in refs)  # one statement a record
+                claimed_here: set[str] = set()
+                for key, kind, path in refs:
+                    if path not in claimed:
                         slots.append((key, kind, path, f"{path} not in batch"))
                         continue
-                    if not index.use(path):
+                    digest, first_use = claimed[path]
+                    if not first_use or path in claimed_here:
                         slots.append((key, kind, path, f"{path} used by two records"))
                         continue
-                    slots.append((key, kind, path, pool.submit(
-                        _check_medium, container, settings, kind, path, digest)))
-            pending.append((number, request_id, nik, check, problems_here, slots))
+                    claimed_here.add(path)
+                    slots.append((key, kind, path, len(checks)))
+                    checks.append((kind, path, digest))
+            future = pool.submit(_check_media, container, settings, checks) if checks else None
+            pending.append((number, request_id, nik, check, problems_here, slots, future))
             if len(pending) > LOOKAHEAD:
                 yield from finish(pending.popleft())
         while pending:
@@ -677,6 +683,14 @@ def _check_medium(container: BatchContainer, settings: Settings, kind: MediaKind
     return data, True, None, blank
 
 
+def _check_media(container: BatchContainer, settings: Settings,
+                 checks: list[tuple[MediaKind, str, str]]
+                 ) -> list[tuple[bytes, bool, str | None, bool | None]]:
+    """A record's media (kind, path, digest) read and checked in one task, in order."""
+    return [_check_medium(container, settings, kind, path, digest)
+            for kind, path, digest in checks]
+
+
 #: Records read ahead while their media are checked in threads (their media held meanwhile).
 LOOKAHEAD = 32
 MEDIA_THREADS = 2
@@ -691,8 +705,8 @@ def _print_hold_reasons(record: dict[str, Any], media: dict[MediaKind, bytes],
     for name, value in record.items():
         if not isinstance(value, str) or name in _NOT_PRINTED:
             continue
-        bad = sorted(c for c in set(value) if c not in chars or unicodedata.combining(c))
-        if bad:
+        if missing := set(value).difference(chars):
+            bad = sorted(missing)
             shown = " ".join(f"U+{ord(c):04X}" for c in bad[:5])
             reasons.append(f"{name}: huruf yang tidak dapat dicetak font kartu ({shown})")
     signature = media.get(MediaKind.SIGNATURE)
@@ -715,13 +729,15 @@ def _template_name(record: dict[str, Any]) -> str:
 
 @lru_cache(maxsize=8)
 def _drawable_chars(template: str) -> frozenset[str]:
-    """Characters every text font of ``template`` can draw (OCR-B is for the NIK digits)."""
+    """Characters every text font of ``template`` can draw (OCR-B is for the NIK digits),
+    combining marks left out (a record's text is checked with one set difference)."""
     from printsrv.layout.fonts import face
     from printsrv.layout.template import load_template
 
     tpl = load_template(template)
     sets = [face(path).chars for name, path in tpl.fonts.items() if "ocr" not in name.lower()]
-    return frozenset.intersection(*sets) if sets else frozenset()
+    common = frozenset.intersection(*sets) if sets else frozenset()
+    return frozenset(c for c in common if not unicodedata.combining(c))
 
 
 #: States in which a NIK already has a card on its way: a new request for it waits for review.

@@ -28,7 +28,7 @@ from sqlalchemy import select
 from printsrv.config import Settings
 from printsrv.db import unit_of_work
 from printsrv.intake import container
-from printsrv.intake.pipeline import import_batch
+from printsrv.intake.pipeline import RecordProblem, import_batch
 from printsrv.intake.signature import SignatureInvalid, verify_detached
 from printsrv.models import AuditEvent, Record, RecordState
 from tests.intake.conftest import edit_records, resign, zip_dir
@@ -164,6 +164,46 @@ def test_a_jpeg_with_too_many_scans(settings: Settings, batch: Path) -> None:
     photo.write_bytes(data[:-2] + sos * 150 + b"\xff\xd9")
     resign(batch, settings.keys_dir)
     assert_rejected(settings, import_batch(settings, batch), "scans (at most 100)")
+
+
+def _corrupt_scan_header(data: bytes) -> bytes:
+    sos = data.index(b"\xff\xda")
+    return data[: sos + 2] + b"\xff\xff" + data[sos + 4 :]  # SOS length nonsense
+
+
+def _cut_scan(data: bytes) -> bytes:
+    return data[: len(data) * 2 // 3]  # the scan cut short, no end-of-image marker
+
+
+@pytest.mark.parametrize(("damage", "reason"), [(_corrupt_scan_header, "cannot be decoded"),
+                                                (_cut_scan, "truncated")])
+def test_a_corrupt_photo_is_refused(settings: Settings, batch: Path, damage: Any,
+                                    reason: str) -> None:
+    """Intake decodes photos at 1/8 scale: a damaged scan is still a named refusal."""
+    photo = first_media(batch, "photo")
+    photo.write_bytes(damage(photo.read_bytes()))
+    resign(batch, settings.keys_dir)
+    assert_rejected(settings, import_batch(settings, batch), "record 1 (", "media.photo",
+                    reason)
+
+
+def test_media_used_twice_or_not_in_the_batch(settings: Settings, batch: Path) -> None:
+    """Each medium belongs to one record: a photo taken again by a later record, a record
+    naming one minutiae file for both fingers, a path the manifest does not list."""
+    def reuse(lines: list[dict[str, Any]]) -> None:
+        lines[2]["media"]["photo"] = lines[0]["media"]["photo"]
+        lines[3]["media"]["finger_left_index"] = lines[3]["media"]["finger_right_index"]
+        lines[4]["media"]["finger_left_index"] = "media/0000000000000000/finger.fmr"
+
+    edit_records(batch, reuse)
+    resign(batch, settings.keys_dir)
+    result = import_batch(settings, batch)
+    assert_rejected(settings, result, "used by two records", "not in batch")
+    problems = {(p.line, p.field, p.reason.split(" ", 1)[1]) for p in result.problems
+                if isinstance(p, RecordProblem)}  # fmt: skip
+    assert problems == {(3, "media.photo", "used by two records"),
+                        (4, "media.finger_left_index", "used by two records"),
+                        (5, "media.finger_left_index", "not in batch")}, problems
 
 
 # --- one person twice -----------------------------------------------------------------------

@@ -23,6 +23,7 @@ from printsrv.media import (
     expected_background_colour,
     parse_fmr,
     photo_background_colour,
+    signature_is_blank,
     verify_jpeg,
     verify_png,
 )
@@ -132,6 +133,36 @@ def test_corrupt_scan_data_is_refused() -> None:
         verify_jpeg(bytes(data), max_pixels=MAX)
 
 
+@pytest.mark.parametrize("progressive", [False, True])
+def test_draft_decode_refuses_whatever_a_full_decode_refuses(progressive: bool) -> None:
+    """verify_jpeg decodes at 1/8 scale; every corruption a full-size decode fails on (cuts,
+    overwritten and deleted bytes, 300 of them) must still be refused."""
+    import random
+
+    good = noisy_jpeg(progressive=progressive)
+    rng = random.Random(19)
+    full_failures = 0
+    for _ in range(300):
+        data = bytearray(good)
+        op = rng.randrange(3)
+        if op == 0:
+            data = data[: rng.randrange(len(data))]
+        elif op == 1:
+            for _ in range(rng.randrange(1, 5)):
+                data[rng.randrange(len(data))] = rng.randrange(256)
+        else:
+            at = rng.randrange(len(data))
+            del data[at : at + rng.randrange(1, 50)]
+        try:
+            full = Image.open(io.BytesIO(bytes(data)), formats=["JPEG"])
+            full.load()
+        except Exception:  # any failure of the full decode is the oracle
+            full_failures += 1
+            with pytest.raises(MediaError):
+                verify_jpeg(bytes(data), max_pixels=MAX)
+    assert full_failures > 50  # the sample really exercises the decoder's refusals
+
+
 def test_not_bytes() -> None:
     with pytest.raises(MediaError):
         verify_jpeg("photo.jpg", max_pixels=MAX)  # type: ignore[arg-type]
@@ -176,6 +207,33 @@ def test_png_ihdr_lies_about_size() -> None:
 
 
 # -- background colour --------------------------------------------------------------------
+
+
+def _signature(ink: int, *, lightness: int = 0, alpha: int = 255) -> Image.Image:
+    """A transparent 400x150 LA signature with ``ink`` pixels of that lightness and alpha."""
+    im = Image.new("LA", (400, 150), (255, 0))
+    for i in range(ink):
+        im.putpixel((i % 400, i // 400), (lightness, alpha))
+    return im
+
+
+def test_blank_signature_threshold() -> None:
+    """Fewer than 30 dark (lightness < 160), visible (alpha > 32) pixels is blank."""
+    assert signature_is_blank(b"", _signature(29))
+    assert not signature_is_blank(b"", _signature(30))
+    assert not signature_is_blank(b"", _signature(30, lightness=159, alpha=33))
+    assert signature_is_blank(b"", _signature(500, lightness=160))
+    assert signature_is_blank(b"", _signature(500, alpha=32))
+    white_ground = Image.new("LA", (400, 150), (255, 255))
+    assert signature_is_blank(b"", white_ground)
+    buf = io.BytesIO()
+    _signature(400).save(buf, "PNG")
+    assert not signature_is_blank(buf.getvalue())  # decoded from its bytes
+    big = Image.new("LA", (1600, 600), (255, 0))
+    for x in range(0, 1600, 4):  # a stroke 4 px high: still ink once thumbnailed to 400x150
+        for y in range(300, 304):
+            big.putpixel((x, y), (0, 255))
+    assert not signature_is_blank(b"", big)
 
 
 def test_background_colour() -> None:
