@@ -67,14 +67,26 @@ CVCA_DAYS, DV_DAYS, IS_DAYS = 3 * 365, 90, 30
 _NONCE = 12
 
 
+def _media_aad(request_id: str, kind: MediaKind) -> bytes:
+    return f"{request_id}:{kind.value}".encode()
+
+
+def encrypt_media(
+    data_key: bytes, request_id: str, kind: MediaKind, plain: bytes
+) -> tuple[bytes, bytes]:
+    """A record's medium encrypted with its data key: ``(nonce, ciphertext)``, AES-256-GCM,
+    the AAD binding the blob to its record and kind."""
+    nonce = secrets.token_bytes(_NONCE)
+    return nonce, AESGCM(data_key).encrypt(nonce, plain, _media_aad(request_id, kind))
+
+
 def decrypt_media(
     data_key: bytes, request_id: str, kind: MediaKind, nonce: bytes, ct: bytes
 ) -> bytes:
-    """A record's medium decrypted with its data key (AES-256-GCM; the AAD binds the blob to
-    its record and kind, as :func:`printsrv.intake.pipeline.encrypt_media` wrote it); raises
-    ``InvalidTag`` when tampered with. Here, not in intake, so that readers of media (render)
-    do not import intake."""
-    return AESGCM(data_key).decrypt(nonce, ct, f"{request_id}:{kind.value}".encode())
+    """A record's medium decrypted with its data key (written by :func:`encrypt_media`);
+    raises ``InvalidTag`` when tampered with. Here, not in intake, so that readers of media
+    (render) do not import intake."""
+    return AESGCM(data_key).decrypt(nonce, ct, _media_aad(request_id, kind))
 
 
 def _pkcs11() -> Any:

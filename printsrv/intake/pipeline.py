@@ -14,7 +14,6 @@ import contextlib
 import hashlib
 import json
 import re
-import secrets
 import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -44,7 +43,7 @@ from printsrv.intake.container import (
 )
 from printsrv.intake.index import BatchIndex, DuplicateName
 from printsrv.intake.signature import SignatureInvalid, load_trusted_cas, verify_detached
-from printsrv.keys import KeyStore
+from printsrv.keys import KeyStore, encrypt_media
 from printsrv.media import (
     FingerPosition,
     MediaError,
@@ -488,20 +487,6 @@ def _office(session: Session, code: str, cache: dict[str, int]) -> int:
     if code not in cache:
         cache[code] = ensure_office(session, code, actor="intake").id
     return cache[code]
-
-
-def encrypt_media(
-    data_key: bytes, request_id: str, kind: MediaKind, plain: bytes
-) -> tuple[bytes, bytes]:
-    """AES-256-GCM with the record's data key; the AAD binds the blob to its record and kind."""
-    nonce = secrets.token_bytes(12)
-    return nonce, AESGCM(data_key).encrypt(nonce, plain, f"{request_id}:{kind.value}".encode())
-
-
-def decrypt_media(
-    data_key: bytes, request_id: str, kind: MediaKind, nonce: bytes, ct: bytes
-) -> bytes:
-    return AESGCM(data_key).decrypt(nonce, ct, f"{request_id}:{kind.value}".encode())
 
 
 class _Store:
