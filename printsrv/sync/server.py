@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.orm import Session, joinedload
 
 from printsrv import audit, outbox
 from printsrv.audit_tags import LedgerTag, SyncTag
@@ -181,20 +181,10 @@ def authenticate(session: Session, *, node_id: str, counter: str, body_sha256: s
 def _assign(session: Session, node: SyncNode, limit: int) -> list[str]:
     """Give the node the oldest queued records of its office that nobody holds; numbered down
     items in the same transaction. Returns their request ids."""
-    office = session.scalar(select(Office.id).where(Office.code == node.office_code))
-    if office is None or limit <= 0:
+    unheld = _unheld(session, node)
+    if unheld is None or limit <= 0:
         return []
-    released = select(Recall.request_id).where(
-        Recall.node_id == node.node_id, Recall.state == RecallState.RELEASED
-    )
-    pick = (
-        select(Record.id)
-        .where(Record.office_id == office, Record.state == RecordState.QUEUED,
-               Record.owner_node.is_(None), Record.request_id.not_in(released))
-        .order_by(Record.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
+    pick = unheld.order_by(Record.id).limit(limit).with_for_update(skip_locked=True)
     ids = list(session.scalars(pick))
     if not ids:
         return []
@@ -219,14 +209,35 @@ def _assign(session: Session, node: SyncNode, limit: int) -> list[str]:
     return out
 
 
+def _unheld(session: Session, node: SyncNode) -> Select[tuple[int]] | None:
+    """The queued records of the node's office that nobody holds (nor this node released
+    after a recall): what a pull may hand it. None: the office is unknown here."""
+    office = session.scalar(select(Office.id).where(Office.code == node.office_code))
+    if office is None:
+        return None
+    released = select(Recall.request_id).where(
+        Recall.node_id == node.node_id, Recall.state == RecallState.RELEASED
+    )
+    return select(Record.id).where(
+        Record.office_id == office, Record.state == RecordState.QUEUED,
+        Record.owner_node.is_(None), Record.request_id.not_in(released))
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def record_payload(session: Session, keys: KeyStore, node: SyncNode,
-                   record: Record) -> dict[str, Any]:
+def record_payload(session: Session, keys: KeyStore, node: SyncNode, record: Record,
+                   blobs: list[str] | None = None,
+                   wrapping: protocol.Wrapping | None = None,
+                   media: Sequence[RecordMedia] | None = None) -> dict[str, Any]:
     """A record as a node receives it: its data, its media as stored (ciphertext) and its data
-    key wrapped for the node's key (never the clear key, never clear media)."""
+    key wrapped for the node's key (never the clear key, never clear media). With ``blobs``,
+    each medium's ciphertext (base64) is appended there and the medium names its index
+    (``"blob"``) instead of carrying it: an answer puts its blobs after every record's text, so
+    deflate sees the records' text together and the incompressible ciphertext apart.
+    ``wrapping``: the ephemeral key the answer's data keys are wrapped with (one ECDH at each
+    end for the answer); ``media``: the record's, when the caller read them already."""
     batch = record.batch
     out: dict[str, Any] = {
         "request_id": record.request_id,
@@ -247,17 +258,21 @@ def record_payload(session: Session, keys: KeyStore, node: SyncNode,
     key_row = session.get(RecordKey, record.id)
     if key_row is not None:
         data_key = keys.unwrap_data_key(key_row.wrapped_key, record.request_id.encode())
-        wrapped = protocol.wrap_for_node(
-            data_key, protocol.load_public_key(node.public_key), record.request_id
-        )
+        wrapping = wrapping or protocol.Wrapping(protocol.load_public_key(node.public_key))
+        wrapped = wrapping.wrap(data_key, record.request_id)
         del data_key
         out["key"] = wrapped.to_json()
-        out["media"] = [
-            {"kind": m.kind.value, "nonce": _b64(m.nonce), "ciphertext": _b64(m.ciphertext)}
-            for m in session.scalars(
-                select(RecordMedia).where(RecordMedia.record_id == record.id)
-                .order_by(RecordMedia.id))
-        ]
+        if media is None:
+            media = session.scalars(select(RecordMedia).where(
+                RecordMedia.record_id == record.id).order_by(RecordMedia.id)).all()
+        for m in media:
+            entry = {"kind": m.kind.value, "nonce": _b64(m.nonce)}
+            if blobs is None:
+                entry["ciphertext"] = _b64(m.ciphertext)
+            else:
+                entry["blob"] = len(blobs)
+                blobs.append(_b64(m.ciphertext))
+            out["media"].append(entry)
     return out
 
 
@@ -282,20 +297,42 @@ def pull(session: Session, keys: KeyStore, node: SyncNode, *, after: int,
         .order_by(DownItem.seq).limit(limit)
     ).all()
     out: list[dict[str, Any]] = []
+    blobs: list[str] = []
+    wrapping = protocol.Wrapping(protocol.load_public_key(node.public_key))
+    # the answer's records, their keys and media in three queries (not three per record)
+    records = {r.request_id: r for r in session.scalars(
+        select(Record).options(joinedload(Record.batch))
+        .where(Record.request_id.in_([i.request_id for i in items if i.kind == "record"])))}
+    ids = [r.id for r in records.values()]
+    session.scalars(select(RecordKey).where(RecordKey.record_id.in_(ids))).all()  # cached
+    media: dict[int, list[RecordMedia]] = {i: [] for i in ids}
+    for m in session.scalars(select(RecordMedia).where(RecordMedia.record_id.in_(ids))
+                             .order_by(RecordMedia.id)):
+        media[m.record_id].append(m)
     for item in items:
         entry: dict[str, Any] = {"seq": item.seq, "kind": item.kind,
                                  "request_id": item.request_id}
         if item.kind == "record":
-            record = session.scalar(select(Record).where(Record.request_id == item.request_id))
+            record = records.get(item.request_id)
             if record is None:
                 raise SyncError(f"down item {item.seq}: record {item.request_id} is gone")
-            entry["record"] = record_payload(session, keys, node, record)
+            entry["record"] = record_payload(session, keys, node, record, blobs, wrapping,
+                                             media[record.id])
         elif item.kind == "bast":
             entry["bast"] = bast_payload(session, node, item.request_id)
         out.append(entry)
-    # ``more``: a full answer; there may be more to hand down (the node asks again)
+    # ``more``: there is more to hand down (the node asks again): items after this answer's
+    # last, or (a full answer) queued records of the office nobody holds yet
+    last = items[-1].seq if items else after
+    more = node.down_seq > last or (len(out) >= limit and _assignable(session, node))
     return {"items": out, "newest": node.down_seq, "up_applied": node.up_applied,
-            "more": len(out) >= limit}
+            "more": more, "blobs": blobs}
+
+
+def _assignable(session: Session, node: SyncNode) -> bool:
+    """Whether a pull would hand the node another record."""
+    unheld = _unheld(session, node)
+    return unheld is not None and session.scalar(unheld.limit(1)) is not None
 
 
 def recall(session: Session, request_id: str, *, actor: str) -> Recall:

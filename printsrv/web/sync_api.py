@@ -119,9 +119,10 @@ def pull() -> Any:
     node = _node()
     data = _json()
     after = int(data.get("after", 0))
+    side = _side_answers(node, data)
     if not data.get("bundle"):
         with _TOKEN, KeyStore.open(current_app.config["PRINTSRV_SETTINGS"]) as keys:
-            return jsonify(sync.pull(db(), keys, node, after=after))
+            return jsonify(sync.pull(db(), keys, node, after=after) | side)
     # A node that takes bundles: a large answer is built once per (node, after), kept in the
     # spool as a compressed bundle the node fetches in chunks (and resumes), and handed again
     # (the same bytes) when the node asks with the same ``after`` after a cut.
@@ -131,23 +132,36 @@ def pull() -> Any:
         manifest = bundle.Manifest.from_json(json.loads(index.read_text()))
         if (folder / f"{manifest.sha256}.bundle").exists():
             sync.note_down_applied(node, after)
-            return jsonify({"bundle": manifest.to_json()})
+            return jsonify({"bundle": manifest.to_json()} | side)
     # what the node was handed for an earlier ``after`` is applied (or abandoned): gone
     bundle.sweep(folder, keep=())
     with _TOKEN, KeyStore.open(current_app.config["PRINTSRV_SETTINGS"]) as keys:
         answer = sync.pull(db(), keys, node, after=after)
     # committed before the bundle is kept: a cached bundle never names uncommitted down items
     db().commit()
-    data_bytes, raw_size = bundle.compress(answer)
+    data_bytes, raw_size, encoding = bundle.pack(answer)
     if len(data_bytes) <= bundle.INLINE_MAX:
-        return jsonify(answer)  # small: one answer (deflated on the wire by _deflate)
-    manifest = bundle.Manifest.of(data_bytes, raw_size=raw_size)
+        return jsonify(answer | side)  # small: one answer (deflated by _deflate)
+    manifest = bundle.Manifest.of(data_bytes, raw_size=raw_size, encoding=encoding)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f"{manifest.sha256}.tmp"
     tmp.write_bytes(data_bytes)
     tmp.replace(folder / f"{manifest.sha256}.bundle")
     index.write_text(json.dumps(manifest.to_json()))
-    return jsonify({"bundle": manifest.to_json()})
+    return jsonify({"bundle": manifest.to_json()} | side)
+
+
+def _side_answers(node: SyncNode, data: dict[str, Any]) -> dict[str, Any]:
+    """What a pull may ask besides the down items, to save the round trips of ``/users`` and
+    the first ``/audit``: ``users`` (the digest of the node's copy) is answered as ``/users``
+    answers it, ``audit`` (``{"audit_key": ...}``) as an ``/audit`` with no events."""
+    side: dict[str, Any] = {}
+    if "users" in data:
+        side["users"] = sync.users_for_node(db(), node, known=str(data["users"]))
+    if isinstance(data.get("audit"), dict):
+        side["audit"] = sync.receive_audit(db(), node, events=[], checkpoints=[],
+                                           audit_key=data["audit"].get("audit_key"))
+    return side
 
 
 @bp.post("/fetch/<sha>")
