@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session, joinedload
@@ -32,7 +32,6 @@ from sqlalchemy.orm import Session, joinedload
 from printsrv import audit, outbox
 from printsrv.audit_tags import LedgerTag, SyncTag
 from printsrv.errors import NotFound, StateError
-from printsrv.keys import KeyStore
 from printsrv.ledger import blanks as ledger
 from printsrv.ledger.errors import LedgerError
 from printsrv.ledger.models import (
@@ -209,6 +208,12 @@ def _assign(session: Session, node: SyncNode, limit: int) -> list[str]:
     return out
 
 
+class DataKeys(Protocol):
+    """What a pull needs of the server's token (a :class:`printsrv.keys.KeyStore`)."""
+
+    def unwrap_data_key(self, wrapped: bytes, record_ref: bytes) -> bytes: ...
+
+
 def _unheld(session: Session, node: SyncNode) -> Select[tuple[int]] | None:
     """The queued records of the node's office that nobody holds (nor this node released
     after a recall): what a pull may hand it. None: the office is unknown here."""
@@ -227,7 +232,7 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def record_payload(session: Session, keys: KeyStore, node: SyncNode, record: Record,
+def record_payload(session: Session, keys: DataKeys, node: SyncNode, record: Record,
                    blobs: list[str] | None = None,
                    wrapping: protocol.Wrapping | None = None,
                    media: Sequence[RecordMedia] | None = None) -> dict[str, Any]:
@@ -284,7 +289,7 @@ def note_down_applied(node: SyncNode, after: int) -> None:
     node.down_acked = max(node.down_acked, after)
 
 
-def pull(session: Session, keys: KeyStore, node: SyncNode, *, after: int,
+def pull(session: Session, keys: DataKeys, node: SyncNode, *, after: int,
          limit: int = PULL_LIMIT) -> dict[str, Any]:
     """The node has applied every down item up to ``after``; hand it new records of its office
     and answer the items after ``after`` (at most ``limit``), oldest first."""
@@ -673,17 +678,21 @@ def push(session: Session, node: SyncNode, events: Sequence[NodeEvent]) -> int:
     to it). Whether an event was applied before is decided by its id alone (a node whose
     numbering restarted loses nothing); ``up_applied`` keeps the highest number seen."""
     last = 0
+    # the ids applied before, in one query for the chunk (not one per event)
+    seen = set(session.scalars(select(AppliedEvent.event_id).where(
+        AppliedEvent.event_id.in_([e.event_id for e in events])))) if events else set()
     for event in events:
         if event.seq <= last:
             raise SyncError(f"events out of order at {event.seq}")
         last = event.seq
-        if session.get(AppliedEvent, event.event_id) is None:
+        if event.event_id not in seen:
+            seen.add(event.event_id)  # the chunk may repeat an id
             _apply(session, node, event)
             session.add(AppliedEvent(event_id=event.event_id, node_id=node.node_id,
                                      seq=event.seq, topic=event.topic, subject=event.subject,
                                      payload=event.payload, applied_at=_now()))
-            session.flush()  # the next event of the chunk may repeat this id
         node.up_applied = max(node.up_applied, event.seq)
+    session.flush()
     return last
 
 
@@ -710,14 +719,14 @@ def _apply(session: Session, node: SyncNode, event: NodeEvent) -> None:
 
 def _apply_record_state(session: Session, node: SyncNode, payload: dict[str, Any]) -> None:
     request_id = str(payload.get("request_id"))
+    old, new = payload.get("from"), payload.get("to")
+    if old is None or payload.get("reason") == "recalled" or new == "printing":
+        return  # its arrival at the node, its release after a recall, a claim
     record = session.scalar(
         select(Record).where(Record.request_id == request_id).with_for_update()
     )
     if record is None or record.owner_node != node.node_id:
         return  # not this node's (a record it created itself is not synced up yet)
-    old, new = payload.get("from"), payload.get("to")
-    if old is None or payload.get("reason") == "recalled" or new == "printing":
-        return  # its arrival at the node, its release after a recall, a claim
     try:
         state = RecordState(str(new))
     except ValueError as exc:

@@ -363,15 +363,19 @@ def test_a_range_read_is_replayable_but_only_by_an_active_node(link: Link,
         assert revoked.value.status == 403
 
 
-def test_a_sync_asks_users_and_audit_with_its_pull(
+def test_a_sync_asks_users_and_audit_with_its_pull_and_audits_on_the_nodes_chain(
         link: Link, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The first pull of a sync carries the ``/users`` and ``/audit`` questions (two round
     trips saved); a pull that hands everything down says there is no more (no empty pull
-    after it); the media come as blobs apart from the records' text and arrive intact."""
+    after it); the media come as blobs apart from the records' text and arrive intact; what
+    the node's requests audit at the server goes to the node's own chain."""
+    from printsrv import audit
+    from printsrv.audit_tags import SyncTag
+    from printsrv.models import AuditEvent
     from printsrv.sync import client, node
 
     _import(link.server, tmp_path, 3)
-    _enrol(link)
+    node_id = _enrol(link)
     paths: list[str] = []
     post = client.ServerClient._post
 
@@ -388,6 +392,10 @@ def test_a_sync_asks_users_and_audit_with_its_pull(
     paths.clear()
     node.sync_once(link.node)
     assert paths[0] == "/pull" and paths.count("/pull") == 1 and "/users" not in paths, paths
+    with unit_of_work(link.server) as session:
+        chains = set(session.scalars(select(AuditEvent.chain).where(
+            AuditEvent.tag == str(SyncTag.RECORD_ASSIGN))))
+    assert chains == {audit.node_chain(node_id)}
 
 
 def test_a_pull_bundle_carries_its_media_raw_after_the_deflated_text() -> None:
