@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, func, select, tuple_, update
 from sqlalchemy.orm import Session, joinedload
 
 from printsrv import audit, outbox
@@ -425,18 +425,20 @@ def receive_audit(session: Session, node: SyncNode, *, events: Sequence[dict[str
         elif known.public_key.strip() != audit_key.strip():
             raise SyncError(f"node {node.node_id}: its audit key changed")
     try:
+        # the events of the request held already, in one query (not one per event)
+        held = set(session.execute(select(NodeAuditEvent.chain, NodeAuditEvent.chain_seq).where(
+            NodeAuditEvent.node_id == node.node_id,
+            tuple_(NodeAuditEvent.chain, NodeAuditEvent.chain_seq).in_(
+                [(str(e["chain"]), int(e["chain_seq"])) for e in events])))) if events else set()
         for e in events:
-            exists = session.scalar(select(NodeAuditEvent.id).where(
-                NodeAuditEvent.node_id == node.node_id, NodeAuditEvent.chain == e["chain"],
-                NodeAuditEvent.chain_seq == int(e["chain_seq"])))
-            if exists is None:
+            if (str(e["chain"]), int(e["chain_seq"])) not in held:
+                held.add((str(e["chain"]), int(e["chain_seq"])))
                 session.add(NodeAuditEvent(
                     node_id=node.node_id, node_seq=int(e["seq"]), chain=str(e["chain"]),
                     chain_seq=int(e["chain_seq"]), at=datetime.fromisoformat(e["at"]),
                     tag=str(e["tag"]), actor=str(e["actor"]), office_code=e.get("office_code"),
                     subject=e.get("subject"), details=dict(e["details"]),
                     prev_hash=str(e["prev_hash"]), hash=str(e["hash"])))
-                session.flush()
         for c in checkpoints:
             number = int(c["number"])
             if session.scalar(select(NodeCheckpoint.id).where(
