@@ -259,7 +259,14 @@ def bench_link(args: argparse.Namespace, server: Any, tmp: Path, rows: list[list
 
     from printsrv.db import unit_of_work
     from printsrv.devstack.cups import free_port
-    from printsrv.models import Batch, OutboxEvent, Record, RecordMedia, RecordState
+    from printsrv.models import (
+        AuditEvent,
+        Batch,
+        OutboxEvent,
+        Record,
+        RecordMedia,
+        RecordState,
+    )
     from printsrv.sync import node as sync_node
     from printsrv.sync.linkproxy import LinkProxy, Shaping, serving
     from printsrv.sync.node import CONSUMER
@@ -288,6 +295,7 @@ def bench_link(args: argparse.Namespace, server: Any, tmp: Path, rows: list[list
                 pass
             with unit_of_work(node) as session:
                 first = session.scalar(select(func.max(OutboxEvent.id))) or 0
+                first_audit = session.scalar(select(func.max(AuditEvent.seq))) or 0
             point_at(node, "http://127.0.0.1:9")  # the link is down while it prints
             t_print = time.monotonic()
             print_all(node, tmp, args.cards)
@@ -300,7 +308,14 @@ def bench_link(args: argparse.Namespace, server: Any, tmp: Path, rows: list[list
                      "subject": e.subject, "payload": e.payload}
                     for e in session.scalars(select(OutboxEvent).where(OutboxEvent.id > first)
                                              .order_by(OutboxEvent.id))]
-            pending = sync_node.status(node).events_pending_up
+                # the audit events go up too (their chains, as push_audit sends them)
+                audit_events = [
+                    {c: getattr(e, c) for c in ("seq", "chain", "chain_seq", "tag", "actor",
+                                                "office_code", "subject", "details",
+                                                "prev_hash", "hash")} | {"at": str(e.at)}
+                    for e in session.scalars(select(AuditEvent).where(
+                        AuditEvent.seq > first_audit).order_by(AuditEvent.seq))]
+            n_outbox, events = len(events), events + audit_events
             cards = int(issued or 0)
             raw = len(json.dumps(events, separators=(",", ":")).encode())
             deflated = len(zlib.compress(json.dumps(events, separators=(",", ":")).encode(), 6))
@@ -313,7 +328,8 @@ def bench_link(args: argparse.Namespace, server: Any, tmp: Path, rows: list[list
             assert sync_node.status(node).events_pending_up == 0
             per_card = wire / cards
             rows.append([
-                f"catch-up: {cards} card fates, {pending} events ({result.pushed} pushed)",
+                f"catch-up: {cards} card fates, {n_outbox} outbox events ({result.pushed} "
+                f"pushed) and {len(audit_events)} audit events",
                 f"{seconds:.1f} s",
                 f"wire {wire / 1024:.0f} KiB = {per_card:.0f} B/card; events {raw / cards:.0f} "
                 f"B/card as JSON, {deflated / cards:.0f} B/card deflated → overhead "
