@@ -6,7 +6,8 @@
 2. **Catch-up after three days offline**: the node prints 600 cards on its virtual station
    (directory printer, fake encoder) with the link down, then syncs over the same link:
    seconds, and bytes on the wire per card fate beyond its events (goal: protocol overhead
-   ≤ 1 KB per card). "Its events" are the node's outbox events as compact JSON; the overhead is
+   ≤ 1 KB per card). "Its events" are the node's outbox events and the audit events of its
+   chains (they go up in the same sync) as compact JSON; the overhead is
    what crossed the wire (both ways, HTTP heads and bodies, TCP payload) minus the events
    deflated, and is also given against the events uncompressed.
 3. **Thirty nodes** syncing against one server (``run.py serve``, gunicorn as the README runs
