@@ -315,4 +315,3 @@ def serving(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
