@@ -43,6 +43,12 @@ def station_chain(station: str) -> str:
     return f"station:{station}"[:64]
 
 
+def node_chain(node_id: str) -> str:
+    """The audit chain of what a kecamatan node's sync requests change at the server: each
+    node's own, so that thirty nodes' syncs never queue on one chain's head."""
+    return f"node:{node_id}"[:64]
+
+
 def user_chain(username: str) -> str:
     """The audit chain of what a web user saw, exported or approved: each user's own, so that
     concurrent page views never queue on one chain's head."""

@@ -6,7 +6,8 @@
 2. **Catch-up after three days offline**: the node prints 600 cards on its virtual station
    (directory printer, fake encoder) with the link down, then syncs over the same link:
    seconds, and bytes on the wire per card fate beyond its events (goal: protocol overhead
-   ≤ 1 KB per card). "Its events" are the node's outbox events as compact JSON; the overhead is
+   ≤ 1 KB per card). "Its events" are the node's outbox events and the audit events of its
+   chains (they go up in the same sync) as compact JSON; the overhead is
    what crossed the wire (both ways, HTTP heads and bodies, TCP payload) minus the events
    deflated, and is also given against the events uncompressed.
 3. **Thirty nodes** syncing against one server (``run.py serve``, gunicorn as the README runs
@@ -22,11 +23,10 @@
 The link: with ``tc netem`` available (root, network namespaces), a namespace joined to this
 one by a veth pair with ``netem delay 150ms rate 256kbit loss 5%`` on both ends, the node's
 requests made from a thread that entered the namespace (``setns``); removed at the end.
-Otherwise a TCP proxy that shapes each direction to the rate and delays it by 150 ms, and
-models each 1448-byte segment lost with 5 % chance as TCP with SACK and fast retransmit
-roughly does: the segment crosses again, reaches the reader one RTT late (the bytes after it
-wait for it), and the sender halves its rate for the next RTT. Either way the same counting
-proxy carries every
+Otherwise the link proxy (``printsrv.sync.linkproxy`` with a ``Shaping``) shapes each
+direction to the rate and delays it by 150 ms, and models each 1448-byte segment lost with
+5 % chance as TCP with SACK and fast retransmit roughly does (see ``Shaping``). Either way a
+counting proxy carries every
 byte between node and server; the table says which link was used.
 
     .venv/bin/python bench/sync/run.py [--records 100] [--cards 600] [--nodes 30]
@@ -42,10 +42,8 @@ import argparse
 import contextlib
 import ctypes
 import os
-import queue
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -72,122 +70,6 @@ FAKE_PDF = b"%PDF-1.4\n% bench card\n"
 
 
 # ----------------------------------------------------------------------------------- the link
-
-
-class CountingLink:
-    """``host:port`` → ``upstream``, counting the TCP payload bytes each way; with ``shaped``
-    each direction is paced at :data:`RATE`, delayed by :data:`DELAY`, and a lost segment
-    (:data:`LOSS`) crosses again after a stall of one RTT."""
-
-    def __init__(self, upstream: tuple[str, int], *, host: str = "127.0.0.1",
-                 shaped: bool = False, seed: int = 16) -> None:
-        self.upstream = upstream
-        self.shaped = shaped
-        self.up = 0
-        self.down = 0
-        self.lost = 0
-        self._rng = random.Random(seed)
-        self._lock = threading.Lock()
-        self._link_free = {"up": 0.0, "down": 0.0}
-        self._listener = socket.create_server((host, 0))
-        self.host = host
-        self.port = int(self._listener.getsockname()[1])
-        self._closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def close(self) -> None:
-        self._closed = True
-        with contextlib.suppress(OSError):
-            self._listener.close()
-
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(self.upstream)
-            for sock in (client, server):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            for src, dst, way in ((client, server, "up"), (server, client, "down")):
-                threading.Thread(target=self._pipe, args=(src, dst, way), daemon=True).start()
-
-    def _count(self, way: str, n: int) -> None:
-        with self._lock:
-            if way == "up":
-                self.up += n
-            else:
-                self.down += n
-
-    def _pipe(self, src: socket.socket, dst: socket.socket, way: str) -> None:
-        if not self.shaped:
-            try:
-                while data := src.recv(65536):
-                    self._count(way, len(data))
-                    dst.sendall(data)
-            except OSError:
-                pass
-            finally:
-                _shut(dst)
-            return
-        # shaped: a reader paces segments onto the "wire"; a writer delivers them DELAY later.
-        # A lost segment crosses again (bandwidth) and reaches the reader one RTT late, the
-        # segments after it no earlier (in order); the link keeps sending meanwhile (SACK),
-        # at half rate for the RTT after the loss (the congestion window halves).
-        due: queue.Queue[tuple[float, bytes] | None] = queue.Queue(maxsize=48)  # ~70 kB
-        writer = threading.Thread(target=self._deliver, args=(due, dst), daemon=True)
-        writer.start()
-        free_at = time.monotonic()  # this connection's sender
-        slow_until = 0.0
-        last = 0.0
-        try:
-            while data := src.recv(MSS):
-                self._count(way, len(data))
-                on_wire = len(data) * 8 / RATE
-                with self._lock:  # the link is shared by the connections of a direction
-                    depart = max(free_at, self._link_free[way], time.monotonic())
-                    lost = self._rng.random() < LOSS
-                    self.lost += lost
-                    self._link_free[way] = depart + on_wire * (2 if lost else 1)
-                free_at = depart + on_wire * (2 if depart < slow_until else 1)
-                deliver = depart + on_wire + DELAY
-                if lost:  # noticed after an RTT, sent again
-                    deliver = depart + 2 * on_wire + 3 * DELAY
-                    free_at += on_wire
-                    slow_until = free_at + 2 * DELAY
-                last = max(last, deliver)
-                due.put((last, data))
-                # the sender's window: it may run at most 0.5 s ahead of the wire
-                wait = free_at - time.monotonic() - 0.5
-                if wait > 0:
-                    time.sleep(wait)
-        except OSError:
-            pass
-        finally:
-            due.put(None)
-
-    @staticmethod
-    def _deliver(due: queue.Queue[tuple[float, bytes] | None], dst: socket.socket) -> None:
-        try:
-            while (item := due.get()) is not None:
-                at, data = item
-                pause = at - time.monotonic()
-                if pause > 0:
-                    time.sleep(pause)
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            _shut(dst)
-
-
-def _shut(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_WR)
 
 
 def _ip(*args: str, ns: bool = False) -> subprocess.CompletedProcess[str]:
@@ -253,12 +135,6 @@ def in_netns(path: str | None, work: Callable[[], Any]) -> Any:
 # ----------------------------------------------------------------------------------- set-up
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def scratch_database(admin_url: str) -> Iterator[str]:
     from sqlalchemy import create_engine, text
@@ -278,37 +154,6 @@ def scratch_database(admin_url: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
-
-
-@contextlib.contextmanager
-def serving(settings: Any, port: int, workers: int | None = None) -> Iterator[None]:
-    """``run.py serve`` as the README runs it (gunicorn, a worker per CPU up to 4)."""
-    env = {**os.environ, "PRINTSRV_INSTANCE_DIR": str(settings.instance_dir),
-           "PRINTSRV_DATABASE_URL": settings.sqlalchemy_url}
-    argv = [sys.executable, str(ROOT / "run.py"), "serve", "--port", str(port)]
-    if workers:
-        argv += ["--workers", str(workers)]
-    log = settings.instance_dir / "serve.log"
-    with log.open("ab") as out:
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(log.read_text()[-2000:]) from None
-                time.sleep(0.2)
-        yield
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def node_settings(server: Any, folder: Path, label: str) -> Any:
@@ -414,8 +259,17 @@ def bench_link(args: argparse.Namespace, server: Any, tmp: Path, rows: list[list
     from sqlalchemy import func, select
 
     from printsrv.db import unit_of_work
-    from printsrv.models import Batch, OutboxEvent, Record, RecordMedia, RecordState
+    from printsrv.devstack.cups import free_port
+    from printsrv.models import (
+        AuditEvent,
+        Batch,
+        OutboxEvent,
+        Record,
+        RecordMedia,
+        RecordState,
+    )
     from printsrv.sync import node as sync_node
+    from printsrv.sync.linkproxy import LinkProxy, Shaping, serving
     from printsrv.sync.node import CONSUMER
 
     port = free_port()
@@ -424,12 +278,13 @@ def bench_link(args: argparse.Namespace, server: Any, tmp: Path, rows: list[list
                  if netem else f"TCP proxy shaping 256 kbit/s, 150 ms each way; {LOSS:.0%} of "
                  "segments lost: re-sent, 1 RTT late, half rate for 1 RTT (no netem qdisc here)")
     try:
-        with serving(server, port, workers=args.workers):
-            plain = CountingLink(("127.0.0.1", port))
+        with serving(server, port, workers=args.workers, timeout=60):
+            plain = LinkProxy(("127.0.0.1", port))
             if netem:
-                shaped = CountingLink(("127.0.0.1", port), host=netem[0])
+                shaped = LinkProxy(("127.0.0.1", port), listen=netem[0])
             else:
-                shaped = CountingLink(("127.0.0.1", port), shaped=True)
+                shaped = LinkProxy(("127.0.0.1", port), seed=16, delay=DELAY,
+                                   shaping=Shaping(RATE, LOSS, MSS))
             ns_path = netem[1] if netem else None
             node = node_settings(server, tmp / "node", "bench-node")
             enrol_node(server, node, plain.url, OFFICE)
@@ -441,6 +296,7 @@ def bench_link(args: argparse.Namespace, server: Any, tmp: Path, rows: list[list
                 pass
             with unit_of_work(node) as session:
                 first = session.scalar(select(func.max(OutboxEvent.id))) or 0
+                first_audit = session.scalar(select(func.max(AuditEvent.seq))) or 0
             point_at(node, "http://127.0.0.1:9")  # the link is down while it prints
             t_print = time.monotonic()
             print_all(node, tmp, args.cards)
@@ -453,20 +309,28 @@ def bench_link(args: argparse.Namespace, server: Any, tmp: Path, rows: list[list
                      "subject": e.subject, "payload": e.payload}
                     for e in session.scalars(select(OutboxEvent).where(OutboxEvent.id > first)
                                              .order_by(OutboxEvent.id))]
-            pending = sync_node.status(node).events_pending_up
+                # the audit events go up too (their chains, as push_audit sends them)
+                audit_events = [
+                    {c: getattr(e, c) for c in ("seq", "chain", "chain_seq", "tag", "actor",
+                                                "office_code", "subject", "details",
+                                                "prev_hash", "hash")} | {"at": str(e.at)}
+                    for e in session.scalars(select(AuditEvent).where(
+                        AuditEvent.seq > first_audit).order_by(AuditEvent.seq))]
+            n_outbox, events = len(events), events + audit_events
             cards = int(issued or 0)
             raw = len(json.dumps(events, separators=(",", ":")).encode())
             deflated = len(zlib.compress(json.dumps(events, separators=(",", ":")).encode(), 6))
             point_at(node, shaped.url)
-            up0, down0, lost0 = shaped.up, shaped.down, shaped.lost
+            up0, down0, lost0 = shaped.up_bytes, shaped.down_bytes, shaped.lost
             t0 = time.monotonic()
             result = in_netns(ns_path, lambda: sync_node.sync_once(node))
             seconds = time.monotonic() - t0
-            wire = (shaped.up - up0) + (shaped.down - down0)
+            wire = (shaped.up_bytes - up0) + (shaped.down_bytes - down0)
             assert sync_node.status(node).events_pending_up == 0
             per_card = wire / cards
             rows.append([
-                f"catch-up: {cards} card fates, {pending} events ({result.pushed} pushed)",
+                f"catch-up: {cards} card fates, {n_outbox} outbox events ({result.pushed} "
+                f"pushed) and {len(audit_events)} audit events",
                 f"{seconds:.1f} s",
                 f"wire {wire / 1024:.0f} KiB = {per_card:.0f} B/card; events {raw / cards:.0f} "
                 f"B/card as JSON, {deflated / cards:.0f} B/card deflated → overhead "
@@ -484,7 +348,7 @@ def bench_link(args: argparse.Namespace, server: Any, tmp: Path, rows: list[list
                     .join(Batch, Batch.id == Record.batch_id)
                     .where(Batch.batch_id == "BENCH-DOWN"))
             point_at(node, shaped.url)
-            up0, down0, lost0 = shaped.up, shaped.down, shaped.lost
+            up0, down0, lost0 = shaped.up_bytes, shaped.down_bytes, shaped.lost
             t0 = time.monotonic()
             result = in_netns(ns_path, lambda: sync_node.sync_once(node))
             seconds = time.monotonic() - t0
@@ -494,7 +358,8 @@ def bench_link(args: argparse.Namespace, server: Any, tmp: Path, rows: list[list
                 f"download {args.records} records with media", f"{seconds:.1f} s",
                 f"raw media {int(media) / 1024:.0f} KiB / 256 kbit/s = {ideal:.1f} s → "
                 f"{seconds / ideal:.2f}× (goal ≤ 1.2×); wire down "
-                f"{(shaped.down - down0) / 1024:.0f} KiB, up {(shaped.up - up0) / 1024:.0f} KiB"
+                f"{(shaped.down_bytes - down0) / 1024:.0f} KiB, "
+                f"up {(shaped.up_bytes - up0) / 1024:.0f} KiB"
                 + ("" if netem else f", {shaped.lost - lost0} segments re-sent"),
                 load()])
 
@@ -572,11 +437,14 @@ def node_loop(spec: dict[str, Any], out: Any) -> None:
 def bench_nodes(args: argparse.Namespace, server: Any, tmp: Path, rows: list[list[str]]) -> None:
     import multiprocessing as mp
 
+    from printsrv.devstack.cups import free_port
+    from printsrv.sync.linkproxy import serving
+
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     offices = [f"35.{26 + i // 9:02d}.{i % 9 + 1:02d}" for i in range(args.nodes)]
     t_setup = time.monotonic()
-    with serving(server, port, workers=args.workers):
+    with serving(server, port, workers=args.workers, timeout=60):
         specs: list[tuple[str, dict[str, Any]]] = []
         for i, office in enumerate(offices):
             node = node_settings(server, tmp / f"n{i:02d}", f"bench-n{i:02d}")

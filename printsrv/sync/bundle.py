@@ -14,6 +14,7 @@ chunks: a request body is applied whole or not at all).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
@@ -42,6 +43,9 @@ MAX_SIZE = 64 * 1024 * 1024
 #: Part files older than this are removed (a transfer abandoned for a week).
 STALE_SECONDS = 8 * 24 * 3600
 ENCODING = "deflate"
+#: A pull answer's bundle: its document deflated without its media, then the media raw (see
+#: :func:`pack`): ciphertext neither deflates nor needs base64 on the wire.
+BLOBS = "deflate+blobs"
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -73,6 +77,41 @@ def decompress(data: bytes, *, limit: int = 8 * MAX_SIZE) -> Any:
         raise SyncError(f"bundle: {exc}") from exc
 
 
+def pack(document: dict[str, Any]) -> tuple[bytes, int, str]:
+    """A document whose ``blobs`` (a list of base64 strings) go apart: the bytes, the size of
+    the JSON and the encoding. Without blobs, :func:`compress` (``deflate``); with them,
+    ``deflate+blobs``: 4 bytes (big-endian) giving the length of the deflated JSON of the
+    document without ``blobs`` but with ``blob_sizes``, that JSON, then every blob raw."""
+    blobs = document.get("blobs") or []
+    if not blobs:
+        data, raw_size = compress(document)
+        return data, raw_size, ENCODING
+    raw_blobs = [base64.b64decode(b) for b in blobs]
+    head, raw_size = compress({**{k: v for k, v in document.items() if k != "blobs"},
+                               "blob_sizes": [len(b) for b in raw_blobs]})
+    return b"".join([len(head).to_bytes(4, "big"), head, *raw_blobs]), raw_size, BLOBS
+
+
+def unpack(data: bytes, encoding: str) -> Any:
+    """The document of a bundle packed by :func:`pack`; with ``deflate+blobs`` its ``blobs``
+    are bytes."""
+    if encoding == ENCODING:
+        return decompress(data)
+    if encoding != BLOBS or len(data) < 4:
+        raise SyncError(f"bundle: cannot unpack {encoding!r}")
+    end = 4 + int.from_bytes(data[:4], "big")
+    document = decompress(data[4:end])
+    sizes = document.pop("blob_sizes", None) if isinstance(document, dict) else None
+    if not isinstance(sizes, list) or end + sum(int(n) for n in sizes) != len(data):
+        raise SyncError("bundle: its blobs do not add up to its size")
+    blobs = []
+    for n in sizes:
+        blobs.append(data[end:end + int(n)])
+        end += int(n)
+    document["blobs"] = blobs
+    return document
+
+
 @dataclass(frozen=True)
 class Manifest:
     """What a receiver checks a bundle against."""
@@ -85,11 +124,12 @@ class Manifest:
     raw_size: int = 0
 
     @classmethod
-    def of(cls, data: bytes, *, raw_size: int = 0, block: int = BLOCK) -> Manifest:
+    def of(cls, data: bytes, *, raw_size: int = 0, block: int = BLOCK,
+           encoding: str = ENCODING) -> Manifest:
         return cls(hashlib.sha256(data).hexdigest(), len(data),
                    tuple(hashlib.sha256(data[i:i + block]).hexdigest()
                          for i in range(0, len(data), block)),
-                   block, ENCODING, raw_size)
+                   block, encoding, raw_size)
 
     def to_json(self) -> dict[str, Any]:
         return {"sha256": self.sha256, "size": self.size, "block": self.block,
@@ -106,7 +146,7 @@ class Manifest:
             raise SyncError(f"malformed manifest: {exc}") from exc
         if not is_digest(manifest.sha256) or not all(is_digest(b) for b in manifest.blocks):
             raise SyncError("manifest: hashes must be 64 hex digits")
-        if manifest.encoding != ENCODING:
+        if manifest.encoding not in (ENCODING, BLOBS):
             raise SyncError(f"manifest: unknown encoding {manifest.encoding!r}")
         if not 0 < manifest.size <= MAX_SIZE or not 1024 <= manifest.block <= 1024 * 1024:
             raise SyncError("manifest: size or block size out of bounds")

@@ -144,17 +144,28 @@ def _kek(shared: bytes, request_id: str) -> bytes:
     )
 
 
+class Wrapping:
+    """Wraps data keys for one node with one ephemeral key (one ECDH for a whole answer: the
+    key-encryption key is still each record's own, bound to its request id by the HKDF)."""
+
+    def __init__(self, node_public: ec.EllipticCurvePublicKey) -> None:
+        ephemeral = ec.generate_private_key(ec.SECP256R1())
+        self._shared = ephemeral.exchange(ec.ECDH(), node_public)
+        self._point = ephemeral.public_key().public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
+
+    def wrap(self, data_key: bytes, request_id: str) -> WrappedKey:
+        nonce = os.urandom(12)
+        ct = AESGCM(_kek(self._shared, request_id)).encrypt(nonce, data_key,
+                                                            request_id.encode())
+        return WrappedKey(self._point, nonce, ct)
+
+
 def wrap_for_node(data_key: bytes, node_public: ec.EllipticCurvePublicKey,
                   request_id: str) -> WrappedKey:
     """Wrap ``data_key`` so that only the holder of the node key can unwrap it."""
-    ephemeral = ec.generate_private_key(ec.SECP256R1())
-    shared = ephemeral.exchange(ec.ECDH(), node_public)
-    nonce = os.urandom(12)
-    ct = AESGCM(_kek(shared, request_id)).encrypt(nonce, data_key, request_id.encode())
-    point = ephemeral.public_key().public_bytes(
-        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-    )
-    return WrappedKey(point, nonce, ct)
+    return Wrapping(node_public).wrap(data_key, request_id)
 
 
 def unwrap_with_shared(wrapped: WrappedKey, shared: bytes, request_id: str) -> bytes:

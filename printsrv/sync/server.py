@@ -24,15 +24,14 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, func, select, tuple_, update
+from sqlalchemy.orm import Session, joinedload
 
 from printsrv import audit, outbox
 from printsrv.audit_tags import LedgerTag, SyncTag
 from printsrv.errors import NotFound, StateError
-from printsrv.keys import KeyStore
 from printsrv.ledger import blanks as ledger
 from printsrv.ledger.errors import LedgerError
 from printsrv.ledger.models import (
@@ -200,20 +199,10 @@ def authenticate(session: Session, *, node_id: str, counter: str, body_sha256: s
 def _assign(session: Session, node: SyncNode, limit: int) -> list[str]:
     """Give the node the oldest queued records of its office that nobody holds; numbered down
     items in the same transaction. Returns their request ids."""
-    office = session.scalar(select(Office.id).where(Office.code == node.office_code))
-    if office is None or limit <= 0:
+    unheld = _unheld(session, node)
+    if unheld is None or limit <= 0:
         return []
-    released = select(Recall.request_id).where(
-        Recall.node_id == node.node_id, Recall.state == RecallState.RELEASED
-    )
-    pick = (
-        select(Record.id)
-        .where(Record.office_id == office, Record.state == RecordState.QUEUED,
-               Record.owner_node.is_(None), Record.request_id.not_in(released))
-        .order_by(Record.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
+    pick = unheld.order_by(Record.id).limit(limit).with_for_update(skip_locked=True)
     ids = list(session.scalars(pick))
     if not ids:
         return []
@@ -238,14 +227,41 @@ def _assign(session: Session, node: SyncNode, limit: int) -> list[str]:
     return out
 
 
+class DataKeys(Protocol):
+    """What a pull needs of the server's token (a :class:`printsrv.keys.KeyStore`)."""
+
+    def unwrap_data_key(self, wrapped: bytes, record_ref: bytes) -> bytes: ...
+
+
+def _unheld(session: Session, node: SyncNode) -> Select[tuple[int]] | None:
+    """The queued records of the node's office that nobody holds (nor this node released
+    after a recall): what a pull may hand it. None: the office is unknown here."""
+    office = session.scalar(select(Office.id).where(Office.code == node.office_code))
+    if office is None:
+        return None
+    released = select(Recall.request_id).where(
+        Recall.node_id == node.node_id, Recall.state == RecallState.RELEASED
+    )
+    return select(Record.id).where(
+        Record.office_id == office, Record.state == RecordState.QUEUED,
+        Record.owner_node.is_(None), Record.request_id.not_in(released))
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def record_payload(session: Session, keys: KeyStore, node: SyncNode,
-                   record: Record) -> dict[str, Any]:
+def record_payload(session: Session, keys: DataKeys, node: SyncNode, record: Record,
+                   blobs: list[str] | None = None,
+                   wrapping: protocol.Wrapping | None = None,
+                   media: Sequence[RecordMedia] | None = None) -> dict[str, Any]:
     """A record as a node receives it: its data, its media as stored (ciphertext) and its data
-    key wrapped for the node's key (never the clear key, never clear media)."""
+    key wrapped for the node's key (never the clear key, never clear media). With ``blobs``,
+    each medium's ciphertext (base64) is appended there and the medium names its index
+    (``"blob"``) instead of carrying it: an answer puts its blobs after every record's text, so
+    deflate sees the records' text together and the incompressible ciphertext apart.
+    ``wrapping``: the ephemeral key the answer's data keys are wrapped with (one ECDH at each
+    end for the answer); ``media``: the record's, when the caller read them already."""
     batch = record.batch
     out: dict[str, Any] = {
         "request_id": record.request_id,
@@ -266,17 +282,21 @@ def record_payload(session: Session, keys: KeyStore, node: SyncNode,
     key_row = session.get(RecordKey, record.id)
     if key_row is not None:
         data_key = keys.unwrap_data_key(key_row.wrapped_key, record.request_id.encode())
-        wrapped = protocol.wrap_for_node(
-            data_key, protocol.load_public_key(node.public_key), record.request_id
-        )
+        wrapping = wrapping or protocol.Wrapping(protocol.load_public_key(node.public_key))
+        wrapped = wrapping.wrap(data_key, record.request_id)
         del data_key
         out["key"] = wrapped.to_json()
-        out["media"] = [
-            {"kind": m.kind.value, "nonce": _b64(m.nonce), "ciphertext": _b64(m.ciphertext)}
-            for m in session.scalars(
-                select(RecordMedia).where(RecordMedia.record_id == record.id)
-                .order_by(RecordMedia.id))
-        ]
+        if media is None:
+            media = session.scalars(select(RecordMedia).where(
+                RecordMedia.record_id == record.id).order_by(RecordMedia.id)).all()
+        for m in media:
+            entry = {"kind": m.kind.value, "nonce": _b64(m.nonce)}
+            if blobs is None:
+                entry["ciphertext"] = _b64(m.ciphertext)
+            else:
+                entry["blob"] = len(blobs)
+                blobs.append(_b64(m.ciphertext))
+            out["media"].append(entry)
     return out
 
 
@@ -288,7 +308,7 @@ def note_down_applied(node: SyncNode, after: int) -> None:
     node.down_acked = max(node.down_acked, after)
 
 
-def pull(session: Session, keys: KeyStore, node: SyncNode, *, after: int,
+def pull(session: Session, keys: DataKeys, node: SyncNode, *, after: int,
          limit: int = PULL_LIMIT) -> dict[str, Any]:
     """The node has applied every down item up to ``after``; hand it new records of its office
     and answer the items after ``after`` (at most ``limit``), oldest first."""
@@ -301,20 +321,42 @@ def pull(session: Session, keys: KeyStore, node: SyncNode, *, after: int,
         .order_by(DownItem.seq).limit(limit)
     ).all()
     out: list[dict[str, Any]] = []
+    blobs: list[str] = []
+    wrapping = protocol.Wrapping(protocol.load_public_key(node.public_key))
+    # the answer's records, their keys and media in three queries (not three per record)
+    records = {r.request_id: r for r in session.scalars(
+        select(Record).options(joinedload(Record.batch))
+        .where(Record.request_id.in_([i.request_id for i in items if i.kind == "record"])))}
+    ids = [r.id for r in records.values()]
+    session.scalars(select(RecordKey).where(RecordKey.record_id.in_(ids))).all()  # cached
+    media: dict[int, list[RecordMedia]] = {i: [] for i in ids}
+    for m in session.scalars(select(RecordMedia).where(RecordMedia.record_id.in_(ids))
+                             .order_by(RecordMedia.id)):
+        media[m.record_id].append(m)
     for item in items:
         entry: dict[str, Any] = {"seq": item.seq, "kind": item.kind,
                                  "request_id": item.request_id}
         if item.kind == "record":
-            record = session.scalar(select(Record).where(Record.request_id == item.request_id))
+            record = records.get(item.request_id)
             if record is None:
                 raise SyncError(f"down item {item.seq}: record {item.request_id} is gone")
-            entry["record"] = record_payload(session, keys, node, record)
+            entry["record"] = record_payload(session, keys, node, record, blobs, wrapping,
+                                             media[record.id])
         elif item.kind == "bast":
             entry["bast"] = bast_payload(session, node, item.request_id)
         out.append(entry)
-    # ``more``: a full answer; there may be more to hand down (the node asks again)
+    # ``more``: there is more to hand down (the node asks again): items after this answer's
+    # last, or (a full answer) queued records of the office nobody holds yet
+    last = items[-1].seq if items else after
+    more = node.down_seq > last or (len(out) >= limit and _assignable(session, node))
     return {"items": out, "newest": node.down_seq, "up_applied": node.up_applied,
-            "more": len(out) >= limit}
+            "more": more, "blobs": blobs}
+
+
+def _assignable(session: Session, node: SyncNode) -> bool:
+    """Whether a pull would hand the node another record."""
+    unheld = _unheld(session, node)
+    return unheld is not None and session.scalar(unheld.limit(1)) is not None
 
 
 def recall(session: Session, request_id: str, *, actor: str) -> Recall:
@@ -415,18 +457,20 @@ def receive_audit(session: Session, node: SyncNode, *, events: Sequence[dict[str
                 _refuse_audit(session, node, known, f"checkpoint {c.get('number')} is not "
                               "signed by the node's audit key")
     try:
+        # the events of the request held already, in one query (not one per event)
+        held = set(session.execute(select(NodeAuditEvent.chain, NodeAuditEvent.chain_seq).where(
+            NodeAuditEvent.node_id == node.node_id,
+            tuple_(NodeAuditEvent.chain, NodeAuditEvent.chain_seq).in_(
+                [(str(e["chain"]), int(e["chain_seq"])) for e in events])))) if events else set()
         for e in events:
-            exists = session.scalar(select(NodeAuditEvent.id).where(
-                NodeAuditEvent.node_id == node.node_id, NodeAuditEvent.chain == e["chain"],
-                NodeAuditEvent.chain_seq == int(e["chain_seq"])))
-            if exists is None:
+            if (str(e["chain"]), int(e["chain_seq"])) not in held:
+                held.add((str(e["chain"]), int(e["chain_seq"])))
                 session.add(NodeAuditEvent(
                     node_id=node.node_id, node_seq=int(e["seq"]), chain=str(e["chain"]),
                     chain_seq=int(e["chain_seq"]), at=datetime.fromisoformat(e["at"]),
                     tag=str(e["tag"]), actor=str(e["actor"]), office_code=e.get("office_code"),
                     subject=e.get("subject"), details=dict(e["details"]),
                     prev_hash=str(e["prev_hash"]), hash=str(e["hash"])))
-                session.flush()
         for c in checkpoints:
             number = int(c["number"])
             if session.scalar(select(NodeCheckpoint.id).where(
@@ -847,17 +891,21 @@ def push(session: Session, node: SyncNode, events: Sequence[NodeEvent]) -> int:
     to it). Whether an event was applied before is decided by its id alone (a node whose
     numbering restarted loses nothing); ``up_applied`` keeps the highest number seen."""
     last = 0
+    # the ids applied before, in one query for the chunk (not one per event)
+    seen = set(session.scalars(select(AppliedEvent.event_id).where(
+        AppliedEvent.event_id.in_([e.event_id for e in events])))) if events else set()
     for event in events:
         if event.seq <= last:
             raise SyncError(f"events out of order at {event.seq}")
         last = event.seq
-        if session.get(AppliedEvent, event.event_id) is None:
+        if event.event_id not in seen:
+            seen.add(event.event_id)  # the chunk may repeat an id
             _apply(session, node, event)
             session.add(AppliedEvent(event_id=event.event_id, node_id=node.node_id,
                                      seq=event.seq, topic=event.topic, subject=event.subject,
                                      payload=event.payload, applied_at=_now()))
-            session.flush()  # the next event of the chunk may repeat this id
         node.up_applied = max(node.up_applied, event.seq)
+    session.flush()
     return last
 
 
@@ -924,14 +972,14 @@ def shred_confirmations(session: Session, *, node_id: str | None = None,
 
 def _apply_record_state(session: Session, node: SyncNode, payload: dict[str, Any]) -> None:
     request_id = str(payload.get("request_id"))
+    old, new = payload.get("from"), payload.get("to")
+    if old is None or payload.get("reason") == "recalled" or new == "printing":
+        return  # its arrival at the node, its release after a recall, a claim
     record = session.scalar(
         select(Record).where(Record.request_id == request_id).with_for_update()
     )
     if record is None or record.owner_node != node.node_id:
         return  # not this node's (a record it created itself is not synced up yet)
-    old, new = payload.get("from"), payload.get("to")
-    if old is None or payload.get("reason") == "recalled" or new == "printing":
-        return  # its arrival at the node, its release after a recall, a claim
     try:
         state = RecordState(str(new))
     except ValueError as exc:

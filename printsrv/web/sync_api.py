@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
+from printsrv import audit
 from printsrv.errors import NotFound, PrintSrvError, StateError
 from printsrv.sync import bundle, protocol
 from printsrv.sync import server as sync
@@ -82,9 +83,12 @@ def _spool(*parts: str) -> Path:
 
 
 def _node(*, replayable: bool = False) -> SyncNode:
+    """The node the request comes from; what the request audits goes to its own chain."""
     headers = request.headers
+    session = db()
+    session.info[audit.CHAIN_KEY] = audit.node_chain(headers.get(protocol.H_NODE, ""))
     return sync.authenticate(
-        db(), node_id=headers.get(protocol.H_NODE, ""),
+        session, node_id=headers.get(protocol.H_NODE, ""),
         counter=headers.get(protocol.H_COUNTER, ""),
         body_sha256=headers.get(protocol.H_BODY, ""),
         signature=headers.get(protocol.H_SIGNATURE, ""),
@@ -113,16 +117,39 @@ def enrol() -> Any:
                     "protocol": protocol.PROTOCOL_VERSION})
 
 
+class _TokenOnDemand:
+    """The server's token for a pull, opened (one session at a time in this process) only
+    when the pull has a data key to re-wrap: most pulls hand nothing down and need no login."""
+
+    def __init__(self) -> None:
+        self._stack = contextlib.ExitStack()
+        self._keys: Any = None
+
+    def unwrap_data_key(self, wrapped: bytes, record_ref: bytes) -> bytes:
+        if self._keys is None:
+            from printsrv.keys import KeyStore
+
+            self._stack.enter_context(_TOKEN)
+            self._keys = self._stack.enter_context(
+                KeyStore.open(current_app.config["PRINTSRV_SETTINGS"]))
+        return bytes(self._keys.unwrap_data_key(wrapped, record_ref))
+
+    def __enter__(self) -> _TokenOnDemand:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+
 @bp.post("/pull")
 def pull() -> Any:
-    from printsrv.keys import KeyStore
-
     node = _node()
     data = _json()
     after = int(data.get("after", 0))
+    side = _side_answers(node, data)
     if not data.get("bundle"):
-        with _TOKEN, KeyStore.open(current_app.config["PRINTSRV_SETTINGS"]) as keys:
-            return jsonify(sync.pull(db(), keys, node, after=after))
+        with _TokenOnDemand() as keys:
+            return jsonify(sync.pull(db(), keys, node, after=after) | side)
     # A node that takes bundles: a large answer is built once per (node, after), kept in the
     # spool as a compressed bundle the node fetches in chunks (and resumes), and handed again
     # (the same bytes) when the node asks with the same ``after`` after a cut.
@@ -132,23 +159,39 @@ def pull() -> Any:
         manifest = bundle.Manifest.from_json(json.loads(index.read_text()))
         if (folder / f"{manifest.sha256}.bundle").exists():
             sync.note_down_applied(node, after)
-            return jsonify({"bundle": manifest.to_json()})
+            return jsonify({"bundle": manifest.to_json()} | side)
     # what the node was handed for an earlier ``after`` is applied (or abandoned): gone
     bundle.sweep(folder, keep=())
-    with _TOKEN, KeyStore.open(current_app.config["PRINTSRV_SETTINGS"]) as keys:
+    with _TokenOnDemand() as keys:
         answer = sync.pull(db(), keys, node, after=after)
     # committed before the bundle is kept: a cached bundle never names uncommitted down items
     db().commit()
-    data_bytes, raw_size = bundle.compress(answer)
+    data_bytes, raw_size, encoding = bundle.pack(answer)
     if len(data_bytes) <= bundle.INLINE_MAX:
-        return jsonify(answer)  # small: one answer (deflated on the wire by _deflate)
-    manifest = bundle.Manifest.of(data_bytes, raw_size=raw_size)
+        return jsonify(answer | side)  # small: one answer (deflated by _deflate)
+    manifest = bundle.Manifest.of(data_bytes, raw_size=raw_size, encoding=encoding)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f"{manifest.sha256}.tmp"
     tmp.write_bytes(data_bytes)
     tmp.replace(folder / f"{manifest.sha256}.bundle")
     index.write_text(json.dumps(manifest.to_json()))
-    return jsonify({"bundle": manifest.to_json()})
+    return jsonify({"bundle": manifest.to_json()} | side)
+
+
+def _side_answers(node: SyncNode, data: dict[str, Any]) -> dict[str, Any]:
+    """What a pull may ask besides the down items, to save the round trips of ``/users`` and
+    the first ``/audit``: ``users`` (the digest of the node's copy) is answered as ``/users``
+    answers it, ``audit`` (``{"audit_key": ...}``) as an ``/audit`` with no events."""
+    side: dict[str, Any] = {}
+    if "users" in data:
+        side["users"] = sync.users_for_node(db(), node, known=str(data["users"]))
+    if isinstance(data.get("audit"), dict):
+        # a refused checkpoint key must not stop the records coming down: the side answer is
+        # left out (and its refusal rolled back), the node's own /audit gets the 409, audited
+        with contextlib.suppress(protocol.AuditKeyRefused), db().begin_nested():
+            side["audit"] = sync.receive_audit(db(), node, events=[], checkpoints=[],
+                                               audit_key=data["audit"].get("audit_key"))
+    return side
 
 
 @bp.post("/fetch/<sha>")

@@ -76,6 +76,11 @@ def test_the_checkpoint_key_is_bound_at_enrolment_and_another_is_refused(link: L
         pytest.raises(SyncError, match="checkpoint 999 is not signed"),
     ):
         client.call("/audit", {"events": [], "checkpoints": [forged], "audit_key": own})
+    # the same key asked beside a pull: the pull still answers (records keep coming down),
+    # without the audit side answer; only the node's own /audit is refused and audited
+    with node.connect(link.node) as (client, _keys):
+        answer = client.call("/pull", {"after": 0, "audit": {"audit_key": other_pem}})
+    assert "items" in answer and "audit" not in answer, answer
     refused = _tags(link.server, "sync:audit:reject")
     assert [d["offered"] is not None for d in refused] == [True, False]
     assert all(d["bound"] == "enrolment" for d in refused)

@@ -39,10 +39,10 @@ from sqlalchemy import func, select
 from printsrv import PROJECT_ROOT, schema
 from printsrv.config import Settings, load_settings
 from printsrv.db import dispose_engine, unit_of_work
+from printsrv.devstack.cups import free_port
 from printsrv.models import OutboxEvent, Record, RecordState
+from printsrv.sync.linkproxy import LinkProxy
 from tests.conftest import scratch_postgres
-from tests.sync.faults import FaultyLink
-from tests.sync.test_node_sync import free_port
 
 OFFICES = ("35.26.01", "35.26.02")
 RECORDS = 6
@@ -180,7 +180,7 @@ class Node:
     office: str
     settings: Settings
     config: Path
-    link: FaultyLink | None
+    link: LinkProxy | None
     station: str
     clock: str | None = None
 
@@ -250,7 +250,7 @@ def _stock(node: Node, i: int, count: int) -> None:
 
 
 def _make_node(i: int, office: str, folder: Path, tmp: Path, print_seconds: float,
-               link: FaultyLink | None, clock: str | None) -> Node:
+               link: LinkProxy | None, clock: str | None) -> Node:
     settings = load_settings(overrides={"instance_dir": folder,
                                         "database_url": f"sqlite:///{tmp / f'node-{i}.db'}"})
     schema.upgrade(settings)
@@ -301,7 +301,7 @@ def run_scenario(seed: int, server_settings: Settings, node_dirs: list[Path],
         with _explained(logs):
             srv.start()
             for i, (office, folder) in enumerate(zip(OFFICES, node_dirs, strict=True)):
-                link = FaultyLink(("127.0.0.1", srv.port), seed=seed * 100 + i)
+                link = LinkProxy(("127.0.0.1", srv.port), seed=seed * 100 + i)
                 node = _make_node(i, office, folder, tmp, rng.choice([0.0, 0.05, 0.1]), link,
                                   rng.choice(CLOCK_OFFSETS) if i == skewed else None)
                 nodes.append(node)
@@ -586,13 +586,13 @@ def test_node_syncs_over_a_lossy_slow_link(
     logs.mkdir()
     srv = Server(server_settings, free_port(), logs / "server.log")
     procs: list[subprocess.Popen[bytes]] = []
-    link: FaultyLink | None = None
+    link: LinkProxy | None = None
     node: Node | None = None
     started = time.monotonic()
     try:
         with _explained(logs):
             srv.start()
-            link = FaultyLink(("127.0.0.1", srv.port), seed=0, delay=lossy_net.proxy_delay,
+            link = LinkProxy(("127.0.0.1", srv.port), seed=0, delay=lossy_net.proxy_delay,
                               listen=lossy_net.host_ip)
             node = _make_node(0, OFFICES[0], node_instances[0], tmp_path, 0.0, None, None)
             _enrol(node, server_settings, link.url, netns=lossy_net.prefix)

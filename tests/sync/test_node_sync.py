@@ -5,12 +5,9 @@ printing at the node, its events applied once at the server, recall and revocati
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +17,9 @@ from sqlalchemy import func, select
 from printsrv import PROJECT_ROOT, schema
 from printsrv.config import Settings, load_settings
 from printsrv.db import unit_of_work
+from printsrv.devstack.cups import free_port
 from printsrv.models import Record
+from printsrv.sync.linkproxy import serving
 from tests.station.conftest import FAKE_PDF
 
 OFFICE = "35.26.01"
@@ -31,41 +30,6 @@ class Link:
     server: Settings
     node: Settings
     url: str
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def serving(settings: Settings, port: int,
-            log: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    """``run.py serve`` for ``settings`` on ``port`` (its own process: its own token session);
-    its output goes to ``log`` (default ``serve.log`` in the instance folder)."""
-    env = {**os.environ, "PRINTSRV_INSTANCE_DIR": str(settings.instance_dir),
-           "PRINTSRV_DATABASE_URL": settings.sqlalchemy_url}
-    log = log or settings.instance_dir / "serve.log"
-    with log.open("ab") as out:
-        proc = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "run.py"), "serve",
-                                 "--workers", "1", "--port", str(port)], env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}"
-                                       ) from None
-                time.sleep(0.1)
-        yield proc
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 @pytest.fixture

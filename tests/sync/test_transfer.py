@@ -361,3 +361,55 @@ def test_a_range_read_is_replayable_but_only_by_an_active_node(link: Link,
         with pytest.raises(AuthError) as revoked:
             b"".join(client.fetch(f"/fetch/{manifest.sha256}", ask))
         assert revoked.value.status == 403
+
+
+def test_a_sync_asks_users_and_audit_with_its_pull_and_audits_on_the_nodes_chain(
+        link: Link, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first pull of a sync carries the ``/users`` and ``/audit`` questions (two round
+    trips saved); a pull that hands everything down says there is no more (no empty pull
+    after it); the media come as blobs apart from the records' text and arrive intact; what
+    the node's requests audit at the server goes to the node's own chain."""
+    from printsrv import audit
+    from printsrv.audit_tags import SyncTag
+    from printsrv.models import AuditEvent
+    from printsrv.sync import client, node
+
+    _import(link.server, tmp_path, 3)
+    node_id = _enrol(link)
+    paths: list[str] = []
+    post = client.ServerClient._post
+
+    def counted(self: client.ServerClient, path: str, *args: object, **kw: object) -> object:
+        paths.append(path)
+        return post(self, path, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(client.ServerClient, "_post", counted)
+    assert node.sync_once(link.node).pulled == 3
+    assert paths.count("/pull") == 1 and "/users" not in paths, paths
+    arrived = sorted(_media(link.node).values())
+    assert len(arrived) == len(_media(link.server)) > 0
+    assert arrived == sorted(_media(link.server).values())
+    paths.clear()
+    node.sync_once(link.node)
+    assert paths[0] == "/pull" and paths.count("/pull") == 1 and "/users" not in paths, paths
+    with unit_of_work(link.server) as session:
+        chains = set(session.scalars(select(AuditEvent.chain).where(
+            AuditEvent.tag == str(SyncTag.RECORD_ASSIGN))))
+    assert chains == {audit.node_chain(node_id)}
+
+
+def test_a_pull_bundle_carries_its_media_raw_after_the_deflated_text() -> None:
+    import base64
+    import os
+
+    media = [os.urandom(n) for n in (7000, 1900, 300)]
+    document = {"items": [{"seq": i, "media": [{"blob": i}]} for i in range(3)],
+                "more": False, "blobs": [base64.b64encode(m).decode() for m in media]}
+    data, _, encoding = bundle.pack(document)
+    assert encoding == bundle.BLOBS
+    assert len(data) < len(bundle.compress(document)[0])  # no base64 left to deflate
+    assert sum(len(m) for m in media) < len(data) < sum(len(m) for m in media) + 200
+    assert bundle.unpack(data, encoding) == {**document, "blobs": media}
+    with pytest.raises(SyncError, match="add up"):
+        bundle.unpack(data[:-1], encoding)
+    assert bundle.pack({"items": [], "blobs": []})[2] == bundle.ENCODING
