@@ -42,7 +42,6 @@ class CuttingLink:
         self.heads = {"down": 0, "up": 0}  # HTTP answers that came down
         self.corrupt: dict[str, bytes | None] = {"down": None, "up": None}
         self.corrupted = {"down": 0, "up": 0}
-        self._flip: dict[str, int | None] = {"down": None, "up": None}
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._listener.getsockname()[1])
@@ -66,23 +65,29 @@ class CuttingLink:
                 threading.Thread(target=self._pump, args=(src, dst, way), daemon=True).start()
 
     def _pump(self, src: socket.socket, dst: socket.socket, way: str) -> None:
+        # where to flip a byte on this connection (the stripes of a download are parallel
+        # connections: the flip belongs to the one whose answer named the mark)
+        flip: int | None = None
         try:
             while chunk := src.recv(4096):
                 cut = False
                 with self._lock:
                     start = self.count[way]
                     mark = self.corrupt[way]
-                    if mark is not None and mark in chunk and b"\r\n\r\n" in chunk:
+                    # the head that names ``mark`` ends after it (a chunk may also hold the
+                    # end of the previous answer on the kept-alive connection)
+                    end = chunk.find(b"\r\n\r\n", chunk.find(mark)) if mark else -1
+                    if mark is not None and mark in chunk and end >= 0:
                         self.corrupt[way] = None  # 50 bytes into the body: flip one
-                        self._flip[way] = chunk.index(b"\r\n\r\n") + 4 + 50
-                    at = self._flip[way]
+                        flip = end + 4 + 50
+                    at = flip
                     if at is not None:
                         if at < len(chunk):
                             chunk = chunk[:at] + bytes([chunk[at] ^ 0x5A]) + chunk[at + 1:]
-                            self._flip[way] = None
+                            flip = None
                             self.corrupted[way] += 1
                         else:
-                            self._flip[way] = at - len(chunk)
+                            flip = at - len(chunk)
                     due = [c for c in self.cuts[way] if start < c <= start + len(chunk)]
                     if due:
                         chunk = chunk[: due[0] - start]
