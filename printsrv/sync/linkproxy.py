@@ -285,6 +285,7 @@ def serving(
     worker per CPU); its output goes to ``log`` (default ``serve.log`` in the instance
     folder). Stopped (terminated, killed if it lingers) at the end."""
     from printsrv import PROJECT_ROOT
+    from printsrv.errors import PrintSrvError
 
     env = {
         **os.environ,
@@ -305,7 +306,8 @@ def serving(
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}") from None
+                    raise PrintSrvError(
+                        f"server did not start: {log.read_text()[-2000:]}") from None
                 time.sleep(0.1)
         yield proc
     finally:

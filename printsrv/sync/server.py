@@ -233,7 +233,7 @@ class DataKeys(Protocol):
     def unwrap_data_key(self, wrapped: bytes, record_ref: bytes) -> bytes: ...
 
 
-def _unheld(session: Session, node: SyncNode) -> Select[tuple[int]] | None:
+def _unheld(session: Session, node: SyncNode) -> Select[Any] | None:
     """The queued records of the node's office that nobody holds (nor this node released
     after a recall): what a pull may hand it. None: the office is unknown here."""
     office = session.scalar(select(Office.id).where(Office.code == node.office_code))
@@ -290,7 +290,7 @@ def record_payload(session: Session, keys: DataKeys, node: SyncNode, record: Rec
             media = session.scalars(select(RecordMedia).where(
                 RecordMedia.record_id == record.id).order_by(RecordMedia.id)).all()
         for m in media:
-            entry = {"kind": m.kind.value, "nonce": _b64(m.nonce)}
+            entry: dict[str, Any] = {"kind": m.kind.value, "nonce": _b64(m.nonce)}
             if blobs is None:
                 entry["ciphertext"] = _b64(m.ciphertext)
             else:
@@ -458,10 +458,13 @@ def receive_audit(session: Session, node: SyncNode, *, events: Sequence[dict[str
                               "signed by the node's audit key")
     try:
         # the events of the request held already, in one query (not one per event)
-        held = set(session.execute(select(NodeAuditEvent.chain, NodeAuditEvent.chain_seq).where(
-            NodeAuditEvent.node_id == node.node_id,
-            tuple_(NodeAuditEvent.chain, NodeAuditEvent.chain_seq).in_(
-                [(str(e["chain"]), int(e["chain_seq"])) for e in events])))) if events else set()
+        wanted = [(str(e["chain"]), int(e["chain_seq"])) for e in events]
+        held: set[tuple[str, int]] = {
+            (chain, seq) for chain, seq in session.execute(
+                select(NodeAuditEvent.chain, NodeAuditEvent.chain_seq).where(
+                    NodeAuditEvent.node_id == node.node_id,
+                    tuple_(NodeAuditEvent.chain, NodeAuditEvent.chain_seq).in_(wanted)))
+        } if events else set()
         for e in events:
             if (str(e["chain"]), int(e["chain_seq"])) not in held:
                 held.add((str(e["chain"]), int(e["chain_seq"])))
