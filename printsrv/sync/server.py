@@ -21,7 +21,7 @@ import base64
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -540,20 +540,8 @@ def verify_node_chains(session: Session, node_id: str) -> ChainReport:
     marks = session.scalars(select(NodeCheckpoint).where(NodeCheckpoint.node_id == node_id)
                             .order_by(NodeCheckpoint.number)).all()
     for mark in marks:
-        if key is None or not protocol.verify_signature(key.public_key, mark.signature,
-                                                        mark.body.encode()):
-            problems.append(f"checkpoint {mark.number}: signature does not verify")
-            continue
-        for chain, head in json.loads(mark.body).get("heads", {}).items():
-            if int(head["seq"]) == 0:
-                continue
-            got = heads.get(chain, {}).get(int(head["seq"]))
-            if got is None:
-                problems.append(f"checkpoint {mark.number}: chain {chain} has no event "
-                                f"{head['seq']}")
-            elif got != head["hash"]:
-                problems.append(f"checkpoint {mark.number}: chain {chain} event {head['seq']} "
-                                "is not the one signed")
+        problems += _checkpoint_problems(
+            mark, key, lambda chain, seq: heads.get(chain, {}).get(seq))
     return ChainReport(node_id, count, len(marks), problems,
                        {chain: seq for chain, (seq, _) in previous.items()},
                        marks[-1].number if marks else 0)
@@ -617,7 +605,10 @@ def verify_new_events(session: Session, node_id: str) -> ChainReport:
             NodeCheckpoint.number > node.audit_checkpoint_verified)
             .order_by(NodeCheckpoint.number)):
         checked += 1
-        found = _checkpoint_problems(session, cp, key)
+        found = _checkpoint_problems(cp, key, lambda chain, seq: session.scalar(
+            select(NodeAuditEvent.hash).where(
+                NodeAuditEvent.node_id == node_id, NodeAuditEvent.chain == chain,
+                NodeAuditEvent.chain_seq == seq)))
         if found:
             problems.extend(found)
             break
@@ -632,8 +623,10 @@ def verify_new_events(session: Session, node_id: str) -> ChainReport:
                        node.audit_checkpoint_verified)
 
 
-def _checkpoint_problems(session: Session, mark: NodeCheckpoint,
-                         key: NodeAuditKey | None) -> list[str]:
+def _checkpoint_problems(mark: NodeCheckpoint, key: NodeAuditKey | None,
+                         hash_of: Callable[[str, int], str | None]) -> list[str]:
+    """What is wrong with one node checkpoint: its signature by the node's key, and each
+    chain head it names against the held event's hash (``hash_of(chain, seq)``)."""
     if key is None or not protocol.verify_signature(key.public_key, mark.signature,
                                                     mark.body.encode()):
         return [f"checkpoint {mark.number}: signature does not verify"]
@@ -641,9 +634,7 @@ def _checkpoint_problems(session: Session, mark: NodeCheckpoint,
     for chain, head in json.loads(mark.body).get("heads", {}).items():
         if int(head["seq"]) == 0:
             continue
-        got = session.scalar(select(NodeAuditEvent.hash).where(
-            NodeAuditEvent.node_id == mark.node_id, NodeAuditEvent.chain == chain,
-            NodeAuditEvent.chain_seq == int(head["seq"])))
+        got = hash_of(chain, int(head["seq"]))
         if got is None:
             problems.append(f"checkpoint {mark.number}: chain {chain} has no event "
                             f"{head['seq']}")
