@@ -154,7 +154,27 @@ text = "No service"
                     self._smsc_out, stdin=subprocess.PIPE)  # fmt: skip
         smsbox = self._spawn(["smsbox", str(conf)], self.dir / "smsbox.out")
         _wait_port(self.sendsms_port, 15, smsbox, self.dir / "smsbox.out")
+        self._wait_smsc_online(15)
         return self
+
+    def _wait_smsc_online(self, timeout: float) -> bool:
+        """Wait until the bearerbox says its link to the fake SMSC is online (a message handed
+        over before that waits for the SMSC's reconnect); False when it never said so."""
+        import urllib.request
+
+        url = f"http://127.0.0.1:{self.admin_port}/status.txt?password={PASSWORD}"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as answer:
+                    status = answer.read().decode(errors="replace")
+                if "SMSC connections:" in status and "(online" in status.split(
+                        "SMSC connections:", 1)[1]:
+                    return True
+            except OSError:
+                pass
+            time.sleep(0.1)
+        return False
 
     def received(self) -> list[Received]:
         """Every message the fake SMSC has got so far, in order."""
