@@ -149,7 +149,11 @@ def _chunks(fh: IO[bytes], key: bytes) -> Iterator[bytes]:
             f"wrong backup key: the backup needs key {header.get('key_id')}, "
             f"this key is {key_id(key)}"
         )
-    aead, prefix = AESGCM(key), bytes.fromhex(header["nonce_prefix"])
+    try:
+        prefix = bytes.fromhex(str(header["nonce_prefix"]))
+    except (KeyError, ValueError) as exc:
+        raise BackupError("the backup's header is damaged: its nonce prefix is not hex") from exc
+    aead = AESGCM(key)
     index = 0
     while True:
         size_bytes = fh.read(4)

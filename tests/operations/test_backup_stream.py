@@ -50,6 +50,14 @@ def test_any_changed_byte_fails(where: int) -> None:
         _open(bytes(sealed))
 
 
+def test_a_damaged_nonce_prefix_in_the_header_is_a_backup_error() -> None:
+    sealed = bytearray(_seal(b"x" * 500))
+    at = sealed.index(b'"nonce_prefix": "') + len(b'"nonce_prefix": "')
+    sealed[at] = ord("g")  # not a hex digit (a flipped bit can make one)
+    with pytest.raises(BackupError, match="nonce prefix"):
+        _open(bytes(sealed))
+
+
 def test_a_cut_file_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(backup, "CHUNK", 100)
     sealed = _seal(b"y" * 1000)
