@@ -14,16 +14,14 @@ reported by request id and field; the others are rendered.
 
 from __future__ import annotations
 
-import io
 import multiprocessing
 import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from multiprocessing.pool import AsyncResult
+from multiprocessing.pool import AsyncResult, Pool
 from pathlib import Path
-from typing import Literal
 
 from cryptography.exceptions import InvalidTag
 from sqlalchemy import select
@@ -36,11 +34,12 @@ from printsrv.config import Settings
 from printsrv.db import engine_for, unit_of_work
 from printsrv.errors import KeyStoreError, PrintSrvError
 from printsrv.keys import KeyStore, decrypt_media
-from printsrv.layout import PdfDocument, RenderError, TemplateError, render_page
-from printsrv.layout.pdfwriter import PageParts
+from printsrv.layout.batch import PageOptions, Rendered, render_chunk, warm_up
+from printsrv.layout.pdfwriter import PdfDocument
 from printsrv.localtime import local_date
 from printsrv.models import MediaKind, Office, Record, RecordKey, RecordMedia, RecordState
 from printsrv.offices import code_within_clause
+from printsrv.renderpool import start_workers
 
 #: Records per unit of work and per task of a worker: large enough that the bulk reads and the
 #: hand-over to a worker cost little per card, small enough for a smooth progress bar.
@@ -53,28 +52,20 @@ _FACE_MEDIA = (MediaKind.PHOTO, MediaKind.SIGNATURE)
 
 @dataclass
 class BatchRenderResult:
-    """What ``render --queued`` did: ``problems`` name each record not rendered and why."""
+    """What ``render --queued`` did: ``problems`` name each record not rendered and why,
+    ``warnings`` each rendered record's warnings."""
 
     out: Path
     selected: int = 0
     rendered: int = 0
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # e.g. a photo background of the wrong colour
     ink_total: dict[str, float] = field(default_factory=dict)
 
     @property
     def ink_mean(self) -> dict[str, float]:
         """Mean ink coverage per channel over the rendered cards."""
         return {k: v / self.rendered for k, v in self.ink_total.items()} if self.rendered else {}
-
-
-@dataclass(frozen=True)
-class PageOptions:
-    """How every face is laid out (the same for the whole run)."""
-
-    page: Literal["card", "bleed"] = "card"
-    bleed_mm: tuple[float, float] | None = None
-    coverage: bool = True
-    template: str | None = None  # None: each record's own (by card type)
 
 
 def queued_ids(
@@ -149,44 +140,6 @@ def load_cards(
     return cards, problems
 
 
-@dataclass(frozen=True)
-class _Rendered:
-    """A worker's answer for one card: its page (``None`` once written to the folder)."""
-
-    page: PageParts | None
-    ink_coverage: dict[str, float]
-
-
-def _render_chunk(
-    cards: list[CardInput], options: PageOptions, folder: str | None
-) -> list[_Rendered | str]:
-    """Worker: each card's page, or with ``folder`` its PDF written there; a card that cannot
-    be rendered gives a problem naming the record and the field."""
-    out: list[_Rendered | str] = []
-    for card in cards:
-        try:
-            face = render_page(card, template=options.template, page=options.page,
-                               bleed_mm=options.bleed_mm, coverage=options.coverage)
-        except RenderError as exc:
-            out.append(f"record {card.request_id}: {exc.field}: {exc}")
-            continue
-        if folder is None:
-            out.append(_Rendered(face.page, face.ink_coverage))
-            continue
-        buffer = io.BytesIO()
-        document = PdfDocument(buffer, face.page.title)
-        document.add_page(face.page)
-        document.close()
-        (Path(folder) / f"{_file_name(card.request_id)}.pdf").write_bytes(buffer.getvalue())
-        out.append(_Rendered(None, face.ink_coverage))
-    return out
-
-
-def _file_name(request_id: str) -> str:
-    """A request id as a file name (ids are ``[A-Za-z0-9-]``; anything else is replaced)."""
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in request_id).lstrip(".")
-
-
 def _chunks(ids: Sequence[int], size: int) -> Iterator[Sequence[int]]:
     for start in range(0, len(ids), size):
         yield ids[start : start + size]
@@ -203,12 +156,15 @@ def render_queued(
     actor: str = "cli",
     progress: Callable[[int], object] | None = None,
     on_total: Callable[[int], object] | None = None,
+    workers: Pool | None = None,
 ) -> BatchRenderResult:
     """Render the queued records (in queue order) to ``out``: one PDF with a page per card
     when ``out`` ends in ``.pdf``, else a folder with ``REQUEST_ID.pdf`` per card.
 
-    ``processes`` workers lay out the faces (default: one per CPU; 1 renders in this process).
-    ``progress(n)`` is called as cards are done, ``on_total(n)`` once the records are counted.
+    ``processes`` workers lay out the faces (default: one per CPU; 1 renders in this process);
+    ``workers`` is a pool already started (:func:`printsrv.renderpool.start_workers`), which
+    the caller closes. ``progress(n)`` is called as cards are done, ``on_total(n)`` once the
+    records are counted.
     """
     options = options or PageOptions()
     processes = max(1, processes or os.cpu_count() or 1)
@@ -229,15 +185,15 @@ def render_queued(
     engine_for(settings.sqlalchemy_url).dispose()
     folder = None if as_document else str(out)
     partial = out.with_name(out.name + ".part") if as_document else None
-    pool = None
-    if processes > 1 and len(ids) > CHUNK:
-        _warm_up()
-        pool = multiprocessing.get_context("fork").Pool(min(processes, -(-len(ids) // CHUNK)))
+    pool = workers
+    if pool is None and processes > 1 and len(ids) > CHUNK:
+        warm_up()  # before the fork: every worker starts with the templates and fonts
+        pool = start_workers(min(processes, -(-len(ids) // CHUNK)))
     try:
         with KeyStore.open(settings) as keys, _document(partial) as document:
-            pending: deque[AsyncResult[list[_Rendered | str]]] = deque()
+            pending: deque[AsyncResult[list[Rendered | str]]] = deque()
 
-            def collect(pages: list[_Rendered | str]) -> None:
+            def collect(pages: list[Rendered | str]) -> None:
                 for page in pages:
                     if isinstance(page, str):
                         result.problems.append(page)
@@ -245,6 +201,7 @@ def render_queued(
                     if document is not None and page.page is not None:
                         document.add_page(page.page)
                     result.rendered += 1
+                    result.warnings += page.warnings
                     for k, v in page.ink_coverage.items():
                         result.ink_total[k] = result.ink_total.get(k, 0.0) + v
                 if progress:
@@ -257,9 +214,9 @@ def render_queued(
                 if progress and len(cards) < len(chunk):  # refused or no longer queued
                     progress(len(chunk) - len(cards))
                 if pool is None:
-                    collect(_render_chunk(cards, options, folder))
+                    collect(render_chunk(cards, options, folder))
                     continue
-                pending.append(pool.apply_async(_render_chunk, (cards, options, folder)))
+                pending.append(pool.apply_async(render_chunk, (cards, options, folder)))
                 while len(pending) > 2 * processes:  # bounded: pages are written in order
                     collect(_answer(pending.popleft()))
             while pending:
@@ -269,7 +226,7 @@ def render_queued(
             partial.unlink(missing_ok=True)
         raise
     finally:
-        if pool is not None:
+        if pool is not None and workers is None:
             pool.terminate()
             pool.join()
     if partial is not None:
@@ -280,7 +237,7 @@ def render_queued(
     return result
 
 
-def _answer(task: AsyncResult[list[_Rendered | str]]) -> list[_Rendered | str]:
+def _answer(task: AsyncResult[list[Rendered | str]]) -> list[Rendered | str]:
     try:
         return task.get(CHUNK_TIMEOUT)
     except multiprocessing.TimeoutError:
@@ -299,13 +256,3 @@ def _document(path: Path | None) -> Iterator[PdfDocument | None]:
         document = PdfDocument(file, b"ktp-printsrv card faces")
         yield document
         document.close()
-
-
-def _warm_up() -> None:
-    """Load the shipped templates and their fonts before forking, so that each worker
-    starts with them instead of loading them again."""
-    from printsrv.layout import load_template, template_names
-
-    for name in template_names():
-        with suppress(TemplateError):  # a broken template fails only the records using it
-            load_template(name)

@@ -6,7 +6,8 @@ The face is the sum of its elements, which do not overlap on the shipped templat
   from Pillow's anti-aliased glyph mask (the same rasterizer as the preview) and cached;
 - photo: the C, M, Y, K means of a small (1/4 scale, DCT-downscaled) decode of the JPEG, times
   the photo's area;
-- signature: exact, from the histogram of its 300 dpi alpha mask and the ink colour;
+- signature: from the histogram of its alpha mask and the ink colour, scaled to the
+  box's area at 300 dpi;
 - QR code: dark modules times the cell area, in the QR ink.
 
 Overlapping elements would be counted twice (each channel is clamped to 1). The error against
@@ -95,9 +96,12 @@ def estimate_coverage(layout: CardLayout) -> dict[str, float]:
         means = ink_coverage(layout.photo.thumbnail)
         area = box.w * box.h * px_per_mm * px_per_mm
         add((means["C"], means["M"], means["Y"], means["K"]), area)
-    if layout.signature is not None:
-        ink = layout.signature.getpixel((0, 0))[:3]  # type: ignore[index]
-        add(_weigh(layout.signature.getchannel("A").histogram(), tuple(ink)))
+    if layout.signature is not None and layout.signature_box is not None:
+        signature, box = layout.signature, layout.signature_box
+        ink = signature.getpixel((0, 0))[:3]  # type: ignore[index]
+        # Its pixels may be finer than 300 dpi (the page scales them into the box).
+        scale = box.w * box.h * px_per_mm * px_per_mm / (signature.width * signature.height)
+        add(_weigh(signature.getchannel("A").histogram(), tuple(ink)), scale)
     for qr in layout.qrs:
         n = len(qr.modules)
         cell_px = qr.box.w / (n + 8) * px_per_mm

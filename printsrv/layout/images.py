@@ -17,8 +17,6 @@ JPEG_QUALITY = 90
 #: The photo thumbnail (background check, ink coverage) is decoded at this fraction of the size.
 THUMBNAIL_SCALE = 4
 _ORIENTATION = 0x0112  # the EXIF tag
-#: Signature opacity stretch: the faintest useful ink prints solid, not grey.
-_STRETCH = [min(255, v * 2) for v in range(256)]
 
 
 #: JPEG segments a decoder needs besides the image data: APP0 (JFIF) and APP14 (Adobe colour
@@ -95,10 +93,15 @@ class PreparedPhoto:
     mode: str = "RGB"
     crop: tuple[float, float, float, float] | None = None
 
+    def __getstate__(self) -> dict[str, object]:
+        """Pickled without the opened source image (a file object)."""
+        return {k: v for k, v in self.__dict__.items() if k != "_opened"}
+
     def _decode(self, at_least: tuple[int, int]) -> Image.Image:
         """RGB pixels of the box's part, decoded at the smallest DCT scale giving ``at_least``
         pixels for it."""
-        source = Image.open(io.BytesIO(self.jpeg))
+        # The image prepare_photo opened (header parsed, pixels not decoded), used once.
+        source = self.__dict__.pop("_opened", None) or Image.open(io.BytesIO(self.jpeg))
         w, h = self.size
         left, top, right, bottom = self.crop or (0.0, 0.0, float(w), float(h))
         need = (max(1, round(at_least[0] * w / (right - left))),
@@ -175,10 +178,12 @@ def prepare_photo(jpeg: bytes, box: Box) -> PreparedPhoto:
         crop = fit_crop((w, h), target)
         whole = crop == (0.0, 0.0, float(w), float(h))
         try:  # byte for byte, less the source's comments, EXIF, XMP and ICC
-            return PreparedPhoto(strip_jpeg_metadata(jpeg), (w, h), True, image.mode,
-                                 None if whole else crop)
+            prepared = PreparedPhoto(strip_jpeg_metadata(jpeg), (w, h), True, image.mode,
+                                     None if whole else crop)
         except ValueError as exc:
             raise ImageProblem(f"photo is not a well-formed JPEG: {exc}") from exc
+        prepared.__dict__["_opened"] = image  # its thumbnail needs no second header parse
+        return prepared
     try:
         image.draft("RGB", (target[0], target[1]))  # cheap DCT downscale, never below target
         # No copies of a photo that needs neither (exif_transpose and convert copy anyway).
@@ -198,20 +203,28 @@ def prepare_photo(jpeg: bytes, box: Box) -> PreparedPhoto:
     return prepared
 
 
+#: Signature ink up to this many times the box's pixel size (each way) is embedded at its own
+#: resolution and scaled by the page, like a photo; a larger or smaller one is resampled.
+MAX_SIGNATURE_PASSTHROUGH_SCALE = 3.0
+
+
 def prepare_signature(png: bytes, box: Box, ink: tuple[int, int, int]) -> tuple[Image.Image, Box]:
     """The signature as an ``ink``-coloured RGBA image fitted inside ``box`` (aspect kept).
 
     Opacity is the image's own alpha times its darkness, so both transparent and
-    dark-on-white scans print as dark ink with no white patch. Returns the image and its box.
+    dark-on-white scans print as dark ink with no white patch. Returns the image and the box
+    it fills. Ink of at least the box's 300 dpi size (and at most
+    :data:`MAX_SIGNATURE_PASSTHROUGH_SCALE` times it) keeps its own pixels, which the page
+    scales into the box; any other is LANCZOS-resampled to the box at 300 dpi.
     """
     image = _open(png, "signature")
     try:
         if image.mode in ("RGB", "L"):  # a scan without transparency: opacity is darkness
-            alpha = ImageOps.invert(image.convert("L"))
+            alpha = ImageChops.invert(image.convert("L"))
         else:  # opacity = darkness × alpha / 255, in one pass
             if image.mode != "LA":
                 image = image.convert("RGBA")
-            darkness = ImageOps.invert(image.convert("L"))
+            darkness = ImageChops.invert(image.convert("L"))
             alpha = ImageChops.multiply(darkness, image.getchannel("A"))
     except (OSError, ValueError) as exc:
         raise ImageProblem(f"signature cannot be decoded: {exc}") from exc
@@ -222,8 +235,10 @@ def prepare_signature(png: bytes, box: Box, ink: tuple[int, int, int]) -> tuple[
     tw, th = box_px(box)
     scale = min(tw / alpha.width, th / alpha.height)
     size = (max(1, round(alpha.width * scale)), max(1, round(alpha.height * scale)))
-    alpha = alpha.resize(size, Image.Resampling.LANCZOS).point(_STRETCH)
-    rgba = Image.new("RGBA", size, (*ink, 0))
+    if not 1 / MAX_SIGNATURE_PASSTHROUGH_SCALE <= scale <= 1:
+        alpha = alpha.resize(size, Image.Resampling.LANCZOS)
+    alpha = ImageChops.add(alpha, alpha)  # opacity doubled (saturating): faint ink prints solid
+    rgba = Image.new("RGBA", alpha.size, (*ink, 0))
     rgba.putalpha(alpha)
     w_mm, h_mm = size[0] / PRINT_DPI * 25.4, size[1] / PRINT_DPI * 25.4
     placed = Box(box.x + (box.w - w_mm) / 2, box.y + (box.h - h_mm) / 2, w_mm, h_mm)

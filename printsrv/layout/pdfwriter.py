@@ -100,12 +100,6 @@ def font_objects(face: FontFace, extras: tuple[str, ...] = ()) -> FontObjects:
     return FontObjects(codes, font, descriptor, file, to_unicode)
 
 
-@lru_cache(maxsize=32)
-def _ink_plane(size: tuple[int, int], ink: tuple[int, int, int]) -> bytes:
-    """A compressed RGB plane of one colour (the signature's colour; its shape is the SMask)."""
-    return zlib.compress(bytes(ink) * (size[0] * size[1]), 9)
-
-
 def _num(v: float) -> bytes:
     return b"%.4f" % v
 
@@ -180,9 +174,10 @@ def page_parts(
         smask = PageImage(b"/Type/XObject/Subtype/Image/Width %d/Height %d/ColorSpace"
                           b"/DeviceGray/BitsPerComponent 8/Filter/FlateDecode" % size, alpha)
         ink = signature.getpixel((0, 0))[:3]  # type: ignore[index]
-        images.append(PageImage(b"/Type/XObject/Subtype/Image/Width %d/Height %d/ColorSpace"
-                                b"/DeviceRGB/BitsPerComponent 8/Filter/FlateDecode" % size,
-                                _ink_plane(size, tuple(ink)), smask))  # fmt: skip
+        # One pixel of ink: its soft mask, with no /Matte, is scaled to the same unit square
+        # (ISO 32000-1, 11.6.5.3), so the ink's shape is the mask's, at the mask's resolution.
+        images.append(PageImage(b"/Type/XObject/Subtype/Image/Width 1/Height 1/ColorSpace"
+                                b"/DeviceRGB/BitsPerComponent 8", bytes(ink), smask))
         x, y, w, h = rect(layout.signature_box)
         ops.append(b"q %s 0 0 %s %s %s cm /Im%d Do Q"
                    % (_num(w), _num(h), _num(x), _num(y), len(images)))  # fmt: skip

@@ -42,7 +42,7 @@ def rasterize(
         x, y, w, h = rect(layout.signature_box)
         signature = layout.signature
         if signature.size != (w, h):
-            signature = signature.resize((w, h), Image.Resampling.BILINEAR)
+            signature = signature.resize((w, h), Image.Resampling.LANCZOS)
         image.paste(signature, (x, y), signature)
     draw = ImageDraw.Draw(image)
     for qr in layout.qrs:

@@ -152,6 +152,33 @@ def test_the_command(
     assert info.value.code == 2
 
 
+def test_ink_is_estimated_on_request_and_warnings_name_the_record(
+    settings: Settings, queued: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The mean ink only with ``--ink``; a photo whose background does not match the birth
+    year's colour is rendered, with a warning naming the record."""
+    from printsrv.cli import main
+
+    with unit_of_work(settings) as session:
+        record = session.scalar(select(Record).where(Record.request_id == queued[0]))
+        assert record is not None and record.data["card_type"] == "KTP-EL"
+        year, rest = record.data["tanggal_lahir"].split("-", 1)
+        record.data = {**record.data, "tanggal_lahir": f"{int(year) + 1}-{rest}"}
+    monkeypatch.setenv("PRINTSRV_INSTANCE_DIR", str(settings.instance_dir))
+    monkeypatch.setenv("PRINTSRV_DATABASE_URL", settings.sqlalchemy_url)
+    out = tmp_path / "cards.pdf"
+    for extra in ([], ["--ink"]):
+        with pytest.raises(SystemExit) as info:
+            main(["render", "--queued", "--limit", "3", "--out", str(out), *extra])
+        assert info.value.code == 0
+        printed = capsys.readouterr()
+        assert ("mean ink C=" in printed.out) == bool(extra)
+        warnings = [line for line in printed.err.splitlines() if line.startswith("warning:")]
+        assert len(warnings) == 1
+        assert warnings[0].startswith(f"warning: record {queued[0]}: photo background looks ")
+
+
 def _hang(*_args: object) -> list[object]:
     import time
 
@@ -165,7 +192,7 @@ def test_a_silent_worker_fails_the_run_and_leaves_no_pdf(
     from printsrv import batchrender
     from printsrv.errors import PrintSrvError
 
-    monkeypatch.setattr(batchrender, "_render_chunk", _hang)
+    monkeypatch.setattr(batchrender, "render_chunk", _hang)
     monkeypatch.setattr(batchrender, "CHUNK_TIMEOUT", 0.5)
     with pytest.raises(PrintSrvError, match="gave no answer"):
         render_queued(settings, tmp_path / "cards.pdf", processes=2)
@@ -201,17 +228,18 @@ def test_each_card_carries_its_office_local_issue_date(
     1 January in WIB: the issue date printed is the office's, as for one card."""
     from datetime import UTC, datetime
 
-    from printsrv import batchrender, localtime
+    from printsrv import localtime
+    from printsrv.layout import batch
 
     monkeypatch.setattr(localtime, "now_utc", lambda: datetime(2026, 1, 1, 16, 30, tzinfo=UTC))
     seen: dict[str, object] = {}
-    render_page = batchrender.render_page
+    render_page = batch.render_page
 
     def spy(card, **kw):  # type: ignore[no-untyped-def]
         seen[card.fields["office_code"]] = card.issue_date
         return render_page(card, **kw)
 
-    monkeypatch.setattr(batchrender, "render_page", spy)
+    monkeypatch.setattr(batch, "render_page", spy)
     render_queued(settings, tmp_path / "c.pdf", processes=1)
     assert seen and all(day == localtime.local_date(code) for code, day in seen.items())
     assert len(set(seen.values())) == 2  # the demo batch spans zones on both sides of midnight

@@ -1,0 +1,22 @@
+"""The worker processes of ``run.py render --queued``, started before anything heavy is loaded.
+
+Forking first lets the workers import the renderer and warm it up (templates, fonts, font
+subsets: :func:`printsrv.layout.batch.warm_up`) on the other cores while the calling process
+loads its data layer; this module imports nothing of the project at its top for that reason.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from multiprocessing.pool import Pool
+
+
+def _worker_start() -> None:
+    from printsrv.layout.batch import warm_up
+
+    warm_up()
+
+
+def start_workers(processes: int) -> Pool:
+    """``processes`` forked workers, each warming the renderer up as it starts."""
+    return multiprocessing.get_context("fork").Pool(processes, initializer=_worker_start)
