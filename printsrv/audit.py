@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -19,6 +18,22 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from printsrv.audit_tags import AuditTag
+from printsrv.auditchain import (  # noqa: F401 - re-exported
+    _FROM_HEAD,
+    _HASHED,
+    MAIN_CHAIN,
+    PG_RECORD,
+    _canonical,
+    _content,
+    _hash_params,
+    append_many,
+    canonical_json,
+    checked_tag,
+    event_hash,
+    pg_append_ctes,
+    pg_append_params,
+    pg_hash_expression,
+)
 from printsrv.auditscan import (  # noqa: F401 - re-exported
     _CHUNK_PG,
     _CHUNK_SQLITE,
@@ -28,12 +43,9 @@ from printsrv.auditscan import (  # noqa: F401 - re-exported
     ChainReport,
     verify_fast,
 )
-from printsrv.errors import InvalidValue
 from printsrv.models import AuditEvent, AuditHead
 
-MAIN_CHAIN = "main"
 CHAIN_KEY = "audit_chain"
-_TAG = re.compile(r"^[a-z0-9_]+:[a-z0-9_]+:[a-z0-9_]+$")
 
 __all__ = ["AuditTag"]  # its home is printsrv.audit_tags
 
@@ -55,95 +67,6 @@ def user_chain(username: str) -> str:
     return f"user:{username}"[:64]
 
 
-def _canonical(fields: Any) -> bytes:
-    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def canonical_json(details: dict[str, Any]) -> str:
-    """An event's details as they are hashed and stored."""
-    return _canonical(details).decode()
-
-
-def event_hash(
-    chain: str,
-    chain_seq: int,
-    at: datetime,
-    tag: str,
-    actor: str,
-    office_code: str | None,
-    subject: str | None,
-    details: dict[str, Any],
-    prev_hash: str,
-) -> str:
-    """SHA-256 over the canonical JSON of an event's content, its place in its chain and the
-    previous hash of that chain."""
-    content = _content(chain, chain_seq, at, tag, actor, office_code, subject, details, prev_hash)
-    return hashlib.sha256(_canonical(content)).hexdigest()
-
-
-def _content(
-    chain: str,
-    chain_seq: int | None,
-    at: datetime,
-    tag: str,
-    actor: str,
-    office_code: str | None,
-    subject: str | None,
-    details: dict[str, Any],
-    prev_hash: str | None,
-) -> dict[str, Any]:
-    """What an event's hash covers (the canonical JSON of this, keys sorted)."""
-    if at.tzinfo is None:  # SQLite hands back naive datetimes; they were written in UTC
-        at = at.replace(tzinfo=UTC)
-    return {
-        "chain": chain,
-        "seq": chain_seq,
-        "at": at.astimezone(UTC).isoformat(timespec="microseconds"),
-        "tag": tag,
-        "actor": actor,
-        "office_code": office_code,
-        "subject": subject,
-        "details": details,
-        "prev_hash": prev_hash,
-    }
-
-
-_HASHED = sorted(_content("", 0, datetime.now(UTC), "", "", None, None, {}, ""))
-
-
-def pg_hash_expression(from_sql: dict[str, str]) -> str:
-    """:func:`event_hash` as a PostgreSQL expression, for an event written by the same
-    statement that learns some of its fields (``from_sql``: field name → SQL expression, e.g.
-    the chain position from the locked head row). The other fields come as parameters
-    ``%(hashed0)s``, ``%(hashed1)s``… (see :func:`pg_append_params`). The canonical JSON is built
-    by concatenation: ``to_json(text)`` escapes exactly as Python's ``json.dumps`` with
-    ``ensure_ascii=False`` does (tested against :func:`event_hash`)."""
-    pieces: list[str] = []
-    for key in _HASHED:
-        if key in from_sql:
-            pieces += [
-                f"%(hashed{len(pieces) // 2})s::text",
-                f"coalesce(to_json({from_sql[key]})::text, 'null')",
-            ]
-    pieces.append(f"%(hashed{len(pieces) // 2})s::text")
-    return f"encode(sha256(convert_to({' || '.join(pieces)}, 'UTF8')), 'hex')"
-
-
-def _hash_params(from_sql: dict[str, str], known: dict[str, Any]) -> dict[str, str]:
-    """The parameters of :func:`pg_hash_expression`: the canonical JSON of ``known`` (an
-    event's :func:`_content`) cut around the fields the statement fills in."""
-    texts, current = [], "{"
-    for n, key in enumerate(_HASHED):
-        current += ("," if n else "") + f'"{key}":'
-        if key in from_sql:
-            texts.append(current)
-            current = ""
-        else:
-            current += _canonical(known[key]).decode()
-    texts.append(current + "}")
-    return {f"hashed{n}": text for n, text in enumerate(texts)}
-
-
 _HEAD_TABLE = cast(Table, AuditHead.__table__)
 _EVENT_TABLE = cast(Table, AuditEvent.__table__)
 _HEAD = _HEAD_TABLE.c
@@ -163,68 +86,6 @@ _MOVE_HASH = (
     .where(_HEAD.chain == bindparam("head_chain"))
     .values(last_hash=bindparam("head_hash"))
 )
-
-def pg_append_ctes(head: str, from_sql: dict[str, str]) -> str:
-    """The common table expressions that append one event on PostgreSQL, inside a statement
-    that may do more (a station's claim): ``head`` is a SELECT that locks the chain's head row
-    (``FOR UPDATE`` hands back its newest version, so writers on one chain queue there) and
-    gives ``seq`` (its ``last_seq + 1``), ``prev_hash`` and whatever else ``from_sql`` names
-    (field → column of ``head``). The event is hashed from them in SQL
-    (:func:`pg_hash_expression`), written, and the head moves on; ``moved`` returns the new
-    ``last_seq``, no row when the chain has no head yet. Parameters: :func:`pg_append_params`.
-    """
-    office = from_sql.get("office_code", "%(office_code)s")
-    subject = from_sql.get("subject", "%(subject)s")
-    return (
-        f"head AS ({head}),"
-        f" event AS (SELECT head.*, {pg_hash_expression(from_sql)} AS hash FROM head),"
-        " written AS (INSERT INTO audit_event (chain, chain_seq, at, tag, actor, office_code,"
-        " subject, details, prev_hash, hash) SELECT %(chain)s, seq, %(at)s, %(tag)s,"
-        f" %(actor)s, {office}, {subject}, %(details)s::json, prev_hash, hash FROM event),"
-        " moved AS (UPDATE audit_head SET last_seq = event.seq, last_hash = event.hash"
-        " FROM event WHERE audit_head.chain = %(chain)s RETURNING audit_head.last_seq)"
-    )
-
-
-def pg_append_params(
-    from_sql: dict[str, str],
-    *,
-    chain: str,
-    at: datetime,
-    tag: str,
-    actor: str,
-    details: dict[str, Any],
-    office_code: str | None = None,
-    subject: str | None = None,
-) -> dict[str, Any]:
-    """The parameters of :func:`pg_append_ctes` (``details`` as :func:`canonical_json`
-    gives them: what is stored is what was hashed). ``office_code`` and ``subject`` count only
-    where ``from_sql`` does not name them."""
-    known = _content(chain, None, at, tag, actor, office_code, subject, details, None)
-    return {
-        "chain": chain,
-        "at": at,
-        "tag": tag,
-        "actor": actor,
-        "office_code": office_code,
-        "subject": subject,
-        "details": canonical_json(details),
-        **_hash_params(from_sql, known),
-    }
-
-
-# An event on its own: one statement, one round trip (eight events per card).
-_FROM_HEAD = {"seq": "seq", "prev_hash": "prev_hash"}
-_PG_RECORD = (
-    "WITH "
-    + pg_append_ctes(
-        "SELECT last_seq + 1 AS seq, last_hash AS prev_hash FROM audit_head"
-        " WHERE chain = %(chain)s FOR UPDATE",
-        _FROM_HEAD,
-    )
-    + " SELECT last_seq FROM moved"
-)
-
 
 def _create_head(conn: Connection, chain: str) -> None:
     """The head row of a new chain (a no-op when another writer made it first)."""
@@ -253,9 +114,7 @@ def record(
     chain. Core statements on the session's connection: no ORM flush or identity-map work on
     this hot path.
     """
-    tag = str(tag)
-    if not _TAG.match(tag):
-        raise InvalidValue(f"audit tag {tag!r} is not source:subject:action")
+    tag = checked_tag(tag)
     chain = chain or str(session.info.get(CHAIN_KEY, MAIN_CHAIN))
     canonical = _canonical(details or {})
     details = json.loads(canonical)  # store exactly what was hashed
@@ -266,9 +125,9 @@ def record(
             _FROM_HEAD, chain=chain, at=at, tag=tag, actor=actor, details=details,
             office_code=office_code, subject=subject,
         )  # fmt: skip
-        if conn.exec_driver_sql(_PG_RECORD, params).first() is None:
+        if conn.exec_driver_sql(PG_RECORD, params).first() is None:
             _create_head(conn, chain)
-            conn.exec_driver_sql(_PG_RECORD, params).one()
+            conn.exec_driver_sql(PG_RECORD, params).one()
         return
     # SQLite: the UPDATE comes first because it takes the write lock before we read the head.
     row = conn.execute(_ADVANCE, {"head_chain": chain}).first()
@@ -295,15 +154,6 @@ def record(
     conn.execute(_MOVE_HASH, {"head_chain": chain, "head_hash": digest})
 
 
-# Many events at once (SQLite): the head moves by their number in one statement.
-_ADVANCE_BY = (
-    update(_HEAD_TABLE)
-    .where(_HEAD.chain == bindparam("head_chain"))
-    .values(last_seq=_HEAD.last_seq + bindparam("count"))
-    .returning(_HEAD.last_seq, _HEAD.last_hash)
-)
-
-
 def record_many(
     session: Session,
     tag: AuditTag | str,
@@ -313,42 +163,18 @@ def record_many(
     chain: str | None = None,
 ) -> None:
     """Append one event per ``(office_code, subject, details)`` of ``events``, in that order,
-    as :func:`record` would one by one (same chain, same hashes) but, on SQLite, in three
-    statements in all: the head moves by ``len(events)``, the events are inserted together,
-    the head takes the last hash. On PostgreSQL each event is one :func:`record` statement."""
+    as :func:`record` would one by one (same chain, same hashes), in the session's
+    transaction: on SQLite in three statements in all, on PostgreSQL one per event
+    (:func:`printsrv.auditchain.append_many`)."""
     if not events:
         return
-    conn = session.connection()
-    if conn.dialect.name == "postgresql":
-        for office_code, subject, details in events:
-            record(session, tag, actor=actor, office_code=office_code, subject=subject,
-                   details=details, chain=chain)  # fmt: skip
-        return
-    tag = str(tag)
-    if not _TAG.match(tag):
-        raise InvalidValue(f"audit tag {tag!r} is not source:subject:action")
     chain = chain or str(session.info.get(CHAIN_KEY, MAIN_CHAIN))
-    params = {"head_chain": chain, "count": len(events)}
-    row = conn.execute(_ADVANCE_BY, params).first()
-    if row is None:
-        _create_head(conn, chain)
-        row = conn.execute(_ADVANCE_BY, params).one()
-    chain_seq, prev_hash = int(row[0]) - len(events), str(row[1])
-    at = datetime.now(UTC)
-    rows = []
-    for office_code, subject, details in events:
-        chain_seq += 1
-        canonical = _canonical(details)
-        stored = json.loads(canonical)  # hash exactly what is stored
-        digest = event_hash(chain, chain_seq, at, tag, actor, office_code, subject, stored,
-                            prev_hash)  # fmt: skip
-        rows.append({"chain": chain, "chain_seq": chain_seq, "at": at, "tag": tag,
-                     "actor": actor, "office_code": office_code, "subject": subject,
-                     "details_text": canonical.decode(), "prev_hash": prev_hash,
-                     "hash": digest})  # fmt: skip
-        prev_hash = digest
-    conn.execute(_INSERT_EVENT, rows)
-    conn.execute(_MOVE_HASH, {"head_chain": chain, "head_hash": prev_hash})
+    postgresql = session.connection().dialect.name == "postgresql"
+    cursor = _cursor(session)
+    try:
+        append_many(cursor, postgresql, tag, events, actor=actor, chain=chain)
+    finally:
+        cursor.close()
 
 
 def _cursor(session: Session) -> Any:

@@ -67,8 +67,8 @@ CVCA_DAYS, DV_DAYS, IS_DAYS = 3 * 365, 90, 30
 _NONCE = 12
 
 
-def _media_aad(request_id: str, kind: MediaKind) -> bytes:
-    return f"{request_id}:{kind.value}".encode()
+def _media_aad(request_id: str, kind: MediaKind | str) -> bytes:
+    return f"{request_id}:{kind}".encode()  # a MediaKind is its value as text
 
 
 def encrypt_media(
@@ -81,7 +81,7 @@ def encrypt_media(
 
 
 def decrypt_media(
-    data_key: bytes, request_id: str, kind: MediaKind, nonce: bytes, ct: bytes
+    data_key: bytes, request_id: str, kind: MediaKind | str, nonce: bytes, ct: bytes
 ) -> bytes:
     """A record's medium decrypted with its data key (written by :func:`encrypt_media`);
     raises ``InvalidTag`` when tampered with. Here, not in intake, so that readers of media

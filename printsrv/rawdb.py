@@ -1,5 +1,6 @@
-"""A plain DB-API connection for commands that only read a few rows (``station status``,
-``audit verify``): no SQLAlchemy, no table classes, so they start in tens of milliseconds.
+"""A plain DB-API connection for commands that read a few rows (``station status``, ``audit
+verify``) or read and audit in bulk (``render --queued``): no SQLAlchemy, no table classes, so
+they start in tens of milliseconds.
 
 :func:`connect` understands the URLs the project writes (``sqlite:///PATH`` and
 ``postgresql[+psycopg]://…``); for any other it gives ``None`` and the caller uses the
@@ -8,6 +9,8 @@ engine (:mod:`printsrv.db`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +33,27 @@ class RawDb:
         try:
             cursor.execute(self.sql(text), params)
             return list(cursor.fetchall())
+        finally:
+            cursor.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """A cursor in one transaction, committed when the block ends, rolled back if it
+        raises. On SQLite the write lock is taken at the start (``BEGIN IMMEDIATE``, as the
+        engine's units of work do), so a read-then-write block cannot deadlock."""
+        if self.postgresql:
+            with self.conn.transaction(), self.conn.cursor() as cursor:
+                yield cursor
+            return
+        cursor = self.conn.cursor()
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                yield cursor
+            except BaseException:
+                self.conn.rollback()
+                raise
+            self.conn.commit()
         finally:
             cursor.close()
 
@@ -63,6 +87,7 @@ def connect(url: str) -> RawDb | None:
             return None
         conn = sqlite3.connect(path, timeout=30, isolation_level=None)
         conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute("PRAGMA synchronous=NORMAL")  # as the engine's connections (WAL)
         return RawDb(conn, False, url)
     for scheme in ("postgresql+psycopg://", "postgresql://"):
         if url.startswith(scheme):

@@ -209,7 +209,9 @@ def test_progress_reaches_the_total_with_refused_and_skipped_records(
     with unit_of_work(settings) as session:
         session.execute(delete(RecordKey).where(RecordKey.record_id == select(Record.id).where(
             Record.request_id == queued[1]).scalar_subquery()))  # fmt: skip
-        selected = batchrender.queued_ids(session)
+    with batchrender.open_database(settings) as db:
+        selected = batchrender.queued_ids(db)
+    with unit_of_work(settings) as session:
         session.execute(update(Record).where(Record.request_id == queued[2])
                         .values(state=RecordState.PRINTING))  # fmt: skip
     monkeypatch.setattr(batchrender, "queued_ids", lambda *a, **k: selected)
