@@ -89,8 +89,11 @@ def estimate_coverage(layout: CardLayout) -> dict[str, float]:
         for i in range(4):
             total[i] += values[i] * weight
 
+    c = m = y = k = 0.0
     for run in layout.texts:  # ~400 glyphs a card: one cached sum per run
-        add(_run_ink(run.font, run.size, run.text, run.color))
+        rc, rm, ry, rk = _run_ink(run.font, run.size, run.text, run.color)
+        c, m, y, k = c + rc, m + rm, y + ry, k + rk
+    add((c, m, y, k))
     if layout.photo is not None and layout.photo_box is not None:
         box = layout.photo_box
         means = ink_coverage(layout.photo.thumbnail)
