@@ -81,10 +81,6 @@ def open_database(settings: Settings) -> rawdb.RawDb:
     return db
 
 
-def _marks(values: Sequence[object]) -> str:
-    return ", ".join("?" * len(values))
-
-
 def queued_ids(
     db: rawdb.RawDb, *, office: str | None = None, limit: int | None = None
 ) -> list[int]:
@@ -96,6 +92,7 @@ def queued_ids(
         sql += " JOIN office ON office.id = record.office_id"
     sql += " WHERE record.state = ?"
     if office:
+        # The office or its kecamatan offices (offices.code_within), with no LIKE wildcards.
         sql += " AND (office.code = ? OR substr(office.code, 1, ?) = ?)"
         params += [office, len(office) + 1, office + "."]
     sql += " ORDER BY record.id"
@@ -116,7 +113,7 @@ def load_cards(
         cursor.execute(db.sql(sql), tuple(params))
         return list(cursor.fetchall())
 
-    marks = _marks(ids)
+    marks = rawdb.marks(len(ids))
     by_id = {
         int(row[0]): row for row in rows(
             "SELECT record.id, record.request_id, record.data, record.state, office.code"
@@ -132,7 +129,7 @@ def load_cards(
     media: dict[int, list[tuple[str, bytes, bytes]]] = {}
     for record_id, kind, nonce, ciphertext in rows(
         "SELECT record_id, kind, nonce, ciphertext FROM record_media"
-        f" WHERE record_id IN ({marks}) AND kind IN ({_marks(_FACE_MEDIA)})",
+        f" WHERE record_id IN ({marks}) AND kind IN ({rawdb.marks(len(_FACE_MEDIA))})",
         [*ids, *_FACE_MEDIA],
     ):
         media.setdefault(int(record_id), []).append((str(kind), bytes(nonce), bytes(ciphertext)))

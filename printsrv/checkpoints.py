@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from printsrv import rawdb
 from printsrv.config import Settings
 
 if TYPE_CHECKING:  # loaded where used: verifying on an empty log needs neither
@@ -259,7 +260,7 @@ def _hold_chains_to(rows: Rows, checkpoints: Any) -> list[str]:
             part = seqs[start:start + 500]
             hashes.update(rows(
                 "SELECT chain_seq, hash FROM audit_event WHERE chain = ? AND chain_seq IN ("
-                + ", ".join("?" * len(part)) + ")", (chain, *part)))
+                + rawdb.marks(len(part)) + ")", (chain, *part)))
         for seq in sorted(stated):
             digest, number = stated[seq]
             if seq not in hashes:

@@ -67,6 +67,12 @@ class RawDb:
         self.close()
 
 
+def marks(count: int) -> str:
+    """``count`` placeholders, ``?, ?, …``, for an ``IN (…)`` list (:meth:`RawDb.sql` turns
+    them into the driver's style)."""
+    return ", ".join("?" * count)
+
+
 def connect_handles(url: str) -> bool:
     """Whether :func:`connect` handles ``url`` (a SQLite file, PostgreSQL)."""
     if url.startswith("sqlite:///"):

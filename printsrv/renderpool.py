@@ -8,13 +8,17 @@ loads its data layer; this module imports nothing of the project at its top for 
 from __future__ import annotations
 
 import multiprocessing
+from contextlib import suppress
 from multiprocessing.pool import Pool
 
 
 def _worker_start() -> None:
-    from printsrv.layout.batch import warm_up
+    # Never fatal: a pool replaces a worker whose initializer raised, forever. A warm-up that
+    # fails (a sample's file missing, say) only leaves the first chunk to fill the caches.
+    with suppress(Exception):
+        from printsrv.layout.batch import warm_up
 
-    warm_up()
+        warm_up()
 
 
 def start_workers(processes: int) -> Pool:

@@ -179,6 +179,30 @@ def test_ink_is_estimated_on_request_and_warnings_name_the_record(
         assert warnings[0].startswith(f"warning: record {queued[0]}: photo background looks ")
 
 
+def test_a_failing_warm_up_does_not_stop_the_workers(
+    settings: Settings, queued: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The workers' warm-up is only an optimisation: if it raises, they still render (a pool
+    would otherwise replace the failing workers forever and never answer)."""
+    from printsrv.layout import batch
+    from printsrv.renderpool import start_workers
+
+    def broken() -> None:
+        raise OSError("sample photo missing")
+
+    from printsrv import batchrender
+
+    monkeypatch.setattr(batch, "warm_up", broken)
+    monkeypatch.setattr(batchrender, "CHUNK_TIMEOUT", 20.0)  # a failure shows in 20 s, not 300
+    workers = start_workers(2)
+    try:
+        result = render_queued(settings, tmp_path / "c.pdf", workers=workers, limit=CHUNK + 5)
+    finally:
+        workers.terminate()
+        workers.join()
+    assert (result.rendered, result.problems) == (CHUNK + 5, [])
+
+
 def _hang(*_args: object) -> list[object]:
     import time
 
