@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -133,9 +132,7 @@ def test_the_listing_verifies_only_new_events_and_the_full_check_still_catches_a
     station = _append(settings, node_id, "station:kec1", 500)
     _checkpoint(settings, node_id, signer, 1, {"main": main, "station:kec1": station})
 
-    started = time.perf_counter()
     first = _listing(settings)
-    full_listing = time.perf_counter() - started
     assert first.chain_ok is True
     assert (first.chain_checked, first.chain_verified, first.checkpoint_verified) == (3500, 3500, 1)
     assert len(checked) == 3500
@@ -143,13 +140,10 @@ def test_the_listing_verifies_only_new_events_and_the_full_check_still_catches_a
     checked.clear()
     main = _append(settings, node_id, "main", 7)
     _checkpoint(settings, node_id, signer, 2, {"main": main, "station:kec1": station})
-    started = time.perf_counter()
     second = _listing(settings)
-    new_listing = time.perf_counter() - started
     assert second.chain_ok is True
     assert (second.chain_checked, second.chain_verified, second.checkpoint_verified) == (7, 3507, 2)
     assert checked == list(range(3001, 3008))  # only the new events were read and hashed
-    assert new_listing < full_listing, (new_listing, full_listing)
 
     # an event verified before is rewritten in the server's copy
     with unit_of_work(settings) as session:
