@@ -114,6 +114,20 @@ def _listing(settings: Settings) -> server.NodeStatus:
         return listed
 
 
+def _set_main_actor(settings: Settings, node_id: str, seq: int, actor: str) -> None:
+    """Rewrite the actor of event ``seq`` of the node's main chain in the server's copy."""
+    with unit_of_work(settings) as session:
+        session.execute(
+            update(NodeAuditEvent)
+            .where(
+                NodeAuditEvent.node_id == node_id,
+                NodeAuditEvent.chain == "main",
+                NodeAuditEvent.chain_seq == seq,
+            )
+            .values(actor=actor)
+        )
+
+
 def test_the_listing_verifies_only_new_events_and_the_full_check_still_catches_a_rewrite(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -146,16 +160,7 @@ def test_the_listing_verifies_only_new_events_and_the_full_check_still_catches_a
     assert checked == list(range(3001, 3008))  # only the new events were read and hashed
 
     # an event verified before is rewritten in the server's copy
-    with unit_of_work(settings) as session:
-        session.execute(
-            update(NodeAuditEvent)
-            .where(
-                NodeAuditEvent.node_id == node_id,
-                NodeAuditEvent.chain == "main",
-                NodeAuditEvent.chain_seq == 10,
-            )
-            .values(actor="someone-else")
-        )
+    _set_main_actor(settings, node_id, 10, "someone-else")
     checked.clear()
     third = _listing(settings)
     assert (third.chain_ok, third.chain_checked, checked) == (True, 0, [])  # not re-read
@@ -164,16 +169,7 @@ def test_the_listing_verifies_only_new_events_and_the_full_check_still_catches_a
     assert not report.ok and report.events == 3507
     assert "chain main: event 10 does not match its hash" in report.problems
     assert _listing(settings).chain_ok is False  # its verdict is kept for the listing
-    with unit_of_work(settings) as session:
-        session.execute(
-            update(NodeAuditEvent)
-            .where(
-                NodeAuditEvent.node_id == node_id,
-                NodeAuditEvent.chain == "main",
-                NodeAuditEvent.chain_seq == 10,
-            )
-            .values(actor="operator")
-        )
+    _set_main_actor(settings, node_id, 10, "operator")
     with unit_of_work(settings) as session:
         assert server.check_node_chains(session, node_id).ok
     assert _listing(settings).chain_ok is True
